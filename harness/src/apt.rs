@@ -1,0 +1,168 @@
+//! A private apt configuration that fetches Debian packages of other architectures and
+//! suites without touching the host's apt setup.
+
+use anyhow::{bail, Context, Result};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+
+/// Which archive of the host's mirrors a suite lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Archive {
+    Debian,
+    Security,
+}
+
+impl Archive {
+    fn label(self) -> &'static str {
+        match self {
+            Archive::Debian => "Debian",
+            Archive::Security => "Debian-Security",
+        }
+    }
+}
+
+/// One private apt root: its own sources list, lists and package cache.
+pub struct Apt {
+    dir: PathBuf,
+}
+
+/// The mirror URI the host's own apt uses for `archive`.
+pub fn host_mirror(archive: Archive) -> Result<String> {
+    let out = Command::new("apt-get")
+        .args([
+            "indextargets",
+            "--format",
+            "$(REPO_URI)",
+            "Identifier: Packages",
+        ])
+        .arg(format!("Label: {}", archive.label()))
+        .output()
+        .context("running apt-get indextargets (is this a Debian host?)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.lines().map(str::trim).find(|l| !l.is_empty()) {
+        Some(uri) => Ok(uri.trim_end_matches('/').to_string()),
+        None => bail!(
+            "the host's apt sources have no {} archive; add one to /etc/apt/sources.list",
+            archive.label()
+        ),
+    }
+}
+
+impl Apt {
+    /// Set up (or reuse) the private root for `suites` of `archive`.
+    pub fn new(cache: &Path, archive: Archive, suites: &[&str]) -> Result<Apt> {
+        if !Path::new(KEYRING).exists() {
+            bail!("{KEYRING} is missing; run: apt-get install debian-archive-keyring");
+        }
+        let mirror = host_mirror(archive)?;
+        let sources: String = suites
+            .iter()
+            .map(|s| format!("deb [arch=arm64,amd64 signed-by={KEYRING}] {mirror} {s} main\n"))
+            .collect();
+        let key = crate::cache::Key::new().part("sources", &sources).short();
+        let dir = cache.join(format!("apt-{key}"));
+        for sub in ["etc/apt.conf.d", "etc/preferences.d", "etc/sources.list.d", "state/lists/partial", "cache/archives/partial"] {
+            fs::create_dir_all(dir.join(sub))?;
+        }
+        fs::write(dir.join("etc/sources.list"), sources)?;
+        let d = dir.display();
+        let conf = format!(
+            "Dir::Etc \"{d}/etc\";\n\
+             Dir::Etc::SourceList \"{d}/etc/sources.list\";\n\
+             Dir::Etc::SourceParts \"{d}/etc/sources.list.d\";\n\
+             Dir::Etc::Parts \"{d}/etc/apt.conf.d\";\n\
+             Dir::Etc::Preferences \"{d}/etc/preferences\";\n\
+             Dir::Etc::PreferencesParts \"{d}/etc/preferences.d\";\n\
+             Dir::State \"{d}/state\";\n\
+             Dir::State::status \"/dev/null\";\n\
+             Dir::Cache \"{d}/cache\";\n\
+             APT::Architecture \"amd64\";\n\
+             APT::Architectures {{ \"amd64\"; \"arm64\"; }};\n\
+             APT::Sandbox::User \"root\";\n\
+             Acquire::Languages \"none\";\n\
+             Acquire::Check-Valid-Until \"false\";\n"
+        );
+        fs::write(dir.join("apt.conf"), conf)?;
+        Ok(Apt { dir })
+    }
+
+    fn cmd(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env("APT_CONFIG", self.dir.join("apt.conf"));
+        cmd
+    }
+
+    fn run(&self, mut cmd: Command, what: &str) -> Result<String> {
+        let out = cmd.output().with_context(|| format!("running {what}"))?;
+        if !out.status.success() {
+            bail!(
+                "{what} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Refresh the package lists, unless they were fetched already and `force` is off.
+    pub fn update(&self, force: bool) -> Result<()> {
+        let has_lists = fs::read_dir(self.dir.join("state/lists"))?
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().ends_with("_Packages"));
+        if has_lists && !force {
+            return Ok(());
+        }
+        let mut cmd = self.cmd("apt-get");
+        cmd.args(["-q", "update"]);
+        self.run(cmd, "apt-get update (private root)")?;
+        Ok(())
+    }
+
+    /// Names of all known packages that start with `prefix`.
+    pub fn pkgnames(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut cmd = self.cmd("apt-cache");
+        cmd.args(["pkgnames", prefix]);
+        let out = self.run(cmd, "apt-cache pkgnames")?;
+        Ok(out.lines().map(str::to_string).collect())
+    }
+
+    /// The candidate version and sha256 of `name` (`name:arch` or plain).
+    pub fn candidate(&self, name: &str) -> Result<(String, String)> {
+        let mut cmd = self.cmd("apt-cache");
+        cmd.args(["show", "--no-all-versions", name]);
+        let out = self.run(cmd, &format!("apt-cache show {name}"))?;
+        let field = |key: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
+                .with_context(|| format!("apt-cache show {name} has no {key}"))
+        };
+        Ok((field("Version:")?, field("SHA256:")?))
+    }
+
+    /// Download `name=version` into `dest` and return the .deb's path.
+    pub fn download(&self, name: &str, version: &str, dest: &Path) -> Result<PathBuf> {
+        fs::create_dir_all(dest)?;
+        let before: Vec<_> = list_debs(dest)?;
+        let mut cmd = self.cmd("apt-get");
+        cmd.current_dir(dest)
+            .args(["-q", "download"])
+            .arg(format!("{name}={version}"));
+        self.run(cmd, &format!("apt-get download {name}={version}"))?;
+        let after = list_debs(dest)?;
+        after
+            .into_iter()
+            .find(|p| !before.contains(p))
+            .with_context(|| format!("apt-get download {name} left no .deb"))
+    }
+}
+
+fn list_debs(dir: &Path) -> Result<Vec<PathBuf>> {
+    Ok(fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+        .collect())
+}

@@ -1,0 +1,332 @@
+//! Parses the kernel log into typed values: the module's structured lines and every
+//! kernel splat.
+//!
+//! Architecture invariant: this module does no I/O; it works on strings.
+
+use crate::protocol::{parse_fields, Fields};
+use serde::Serialize;
+
+/// One /dev/kmsg record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub level: u8,
+    pub seq: u64,
+    pub usec: u64,
+    pub text: String,
+}
+
+/// Parse `prio,seq,usec[,flags];text` as /dev/kmsg gives it.
+pub fn parse_record(raw: &str) -> Option<Record> {
+    let (head, text) = raw.split_once(';')?;
+    let mut parts = head.split(',');
+    let prio: u32 = parts.next()?.parse().ok()?;
+    let seq = parts.next()?.parse().ok()?;
+    let usec = parts.next()?.parse().ok()?;
+    Some(Record { level: (prio & 7) as u8, seq, usec, text: text.to_string() })
+}
+
+/// Strip the `[    1.234567] ` stamp of a console line.
+pub fn strip_console_stamp(line: &str) -> &str {
+    let trimmed = line.trim_start();
+    if let Some(rest) = trimmed.strip_prefix('[') {
+        if let Some((stamp, text)) = rest.split_once("] ") {
+            if stamp.trim().chars().all(|c| c.is_ascii_digit() || c == '.') {
+                return text;
+            }
+        }
+    }
+    line
+}
+
+/// The kinds of kernel complaint that fail a scenario (oracle O3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SplatKind {
+    Panic,
+    Oops,
+    Bug,
+    Warning,
+    BadPageMap,
+    BadRssCounter,
+    BadPageState,
+    Kasan,
+    SoftLockup,
+    RcuStall,
+    ListCorruption,
+    Ubsan,
+}
+
+/// A kernel splat: its kind, the line that opened it, and a title with addresses and
+/// numbers stripped, fit for deduplication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Splat {
+    pub kind: SplatKind,
+    pub line: String,
+    pub title: String,
+}
+
+/// Patterns in priority order: the first that matches names the kind.
+const PATTERNS: &[(&str, SplatKind)] = &[
+    ("Kernel panic - not syncing", SplatKind::Panic),
+    ("Bad page map", SplatKind::BadPageMap),
+    ("Bad rss-counter", SplatKind::BadRssCounter),
+    ("Bad page state", SplatKind::BadPageState),
+    ("KASAN:", SplatKind::Kasan),
+    ("soft lockup", SplatKind::SoftLockup),
+    ("rcu_sched self-detected stall", SplatKind::RcuStall),
+    ("rcu_preempt self-detected stall", SplatKind::RcuStall),
+    ("detected stalls on CPUs", SplatKind::RcuStall),
+    ("list_del corruption", SplatKind::ListCorruption),
+    ("list_add corruption", SplatKind::ListCorruption),
+    ("UBSAN:", SplatKind::Ubsan),
+    ("Internal error: Oops", SplatKind::Oops),
+    ("Unable to handle kernel", SplatKind::Oops),
+    ("kernel BUG at", SplatKind::Bug),
+    ("BUG: ", SplatKind::Bug),
+    ("WARNING: ", SplatKind::Warning),
+];
+
+/// The splat this log line opens, if any.
+pub fn detect_splat(text: &str) -> Option<Splat> {
+    // Our own module lines quote user input; they are never splats.
+    if text.starts_with("rmapcheck: ") {
+        return None;
+    }
+    let (_, kind) = PATTERNS.iter().find(|(pat, _)| text.contains(pat))?;
+    Some(Splat { kind: *kind, line: text.to_string(), title: normalise_title(text) })
+}
+
+/// Replace addresses, numbers and process names so the same bug gets the same title.
+pub fn normalise_title(text: &str) -> String {
+    let text = text.split(" pid:").next().unwrap_or(text);
+    let mut out = String::new();
+    for word in text.split_whitespace() {
+        let w = word.trim_matches(|c: char| c == ',' || c == ':' || c == '(' || c == ')' || c == '[' || c == ']');
+        let hexish = w.strip_prefix("0x").unwrap_or(w);
+        let is_num = !w.is_empty() && w.chars().all(|c| c.is_ascii_digit());
+        let is_addr = w.starts_with("0x") || (hexish.len() >= 8 && hexish.chars().all(|c| c.is_ascii_hexdigit()));
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        if is_num || is_addr {
+            out.push('#');
+        } else if let Some((name, _)) = word.split_once("+0x") {
+            out.push_str(name);
+        } else {
+            out.push_str(word);
+        }
+    }
+    out
+}
+
+/// Every splat in a list of log lines.
+pub fn splats<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<Splat> {
+    lines.into_iter().filter_map(detect_splat).collect()
+}
+
+/// A parsed `rmapcheck:` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModuleLine {
+    Cmd { req: u64, fields: Fields },
+    Page { req: u64, page: PageLine },
+    Vma { req: u64, vma: VmaLine },
+    Task { req: u64, pid: u32, comm: String, vmas: u32 },
+    Error { req: u64, rc: i32, msg: String },
+    End { req: u64, rc: i32, mapped: u32, visited: u32 },
+}
+
+impl ModuleLine {
+    pub fn req(&self) -> u64 {
+        match self {
+            ModuleLine::Cmd { req, .. }
+            | ModuleLine::Page { req, .. }
+            | ModuleLine::Vma { req, .. }
+            | ModuleLine::Task { req, .. }
+            | ModuleLine::Error { req, .. }
+            | ModuleLine::End { req, .. } => *req,
+        }
+    }
+}
+
+/// What the module says about the page it walked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PageLine {
+    pub pfn: u64,
+    pub order: u32,
+    pub kind: String,
+    pub mapcount: i64,
+    pub page_mapcount: Option<i64>,
+    pub refcount: i64,
+    pub flags: u64,
+    pub mcsem: String,
+}
+
+/// One VMA the walk visited, or one VMA of a findtask listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VmaLine {
+    pub pid: u32,
+    pub comm: String,
+    pub start: u64,
+    pub end: u64,
+    pub flags: u64,
+    pub prot: String,
+    pub pgoff: u64,
+    pub file: Option<String>,
+    pub ops: Option<String>,
+    pub anon_vma: bool,
+    pub addr: Option<u64>,
+    pub state: VmaState,
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VmaState {
+    Mapped,
+    Visited,
+    /// A findtask listing, which says nothing about a page.
+    Listed,
+}
+
+/// A module line that has the prefix but does not parse: the module and this parser
+/// disagree, which is a bug worth reporting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad module line ({why}): {line}")]
+pub struct BadLine {
+    pub line: String,
+    pub why: String,
+}
+
+fn hex(fields: &Fields, key: &str) -> Result<u64, String> {
+    let v = fields.get(key).ok_or_else(|| format!("no {key}"))?;
+    let digits = v.strip_prefix("0x").ok_or_else(|| format!("{key} is not 0x-hex"))?;
+    u64::from_str_radix(digits, 16).map_err(|e| format!("{key}: {e}"))
+}
+
+fn num<T: std::str::FromStr>(fields: &Fields, key: &str) -> Result<T, String> {
+    fields
+        .get(key)
+        .ok_or_else(|| format!("no {key}"))?
+        .parse()
+        .map_err(|_| format!("{key} is not a number"))
+}
+
+fn text(fields: &Fields, key: &str) -> Result<String, String> {
+    fields.get(key).cloned().ok_or_else(|| format!("no {key}"))
+}
+
+fn optional(fields: &Fields, key: &str) -> Option<String> {
+    fields.get(key).filter(|v| v.as_str() != "-").cloned()
+}
+
+/// Parse one log line; `None` when it is not the module's.
+pub fn parse_module_line(line: &str) -> Option<Result<ModuleLine, BadLine>> {
+    let rest = line.strip_prefix("rmapcheck: ")?;
+    let mut words = rest.splitn(3, ' ');
+    let req = words.next()?.strip_prefix("req=")?;
+    let parsed = (|| -> Result<ModuleLine, String> {
+        let req: u64 = req.parse().map_err(|_| "req is not a number".to_string())?;
+        let tag = words.next().unwrap_or("");
+        let body = words.next().unwrap_or("");
+        let f = parse_fields(body);
+        Ok(match tag {
+            t if t.starts_with("cmd=") => {
+                let mut fields = f;
+                fields.insert("cmd".into(), t["cmd=".len()..].to_string());
+                ModuleLine::Cmd { req, fields }
+            }
+            "page" => ModuleLine::Page {
+                req,
+                page: PageLine {
+                    pfn: hex(&f, "pfn")?,
+                    order: num(&f, "order")?,
+                    kind: text(&f, "kind")?,
+                    mapcount: num(&f, "mapcount")?,
+                    page_mapcount: optional(&f, "pagemapcount").and_then(|v| v.parse().ok()),
+                    refcount: num(&f, "refcount")?,
+                    flags: hex(&f, "flags")?,
+                    mcsem: text(&f, "mcsem")?,
+                },
+            },
+            "vma" => {
+                let state = match f.get("state").map(String::as_str) {
+                    Some("mapped") => VmaState::Mapped,
+                    Some("visited") => VmaState::Visited,
+                    Some("-") => VmaState::Listed,
+                    other => return Err(format!("bad state {other:?}")),
+                };
+                ModuleLine::Vma {
+                    req,
+                    vma: VmaLine {
+                        pid: num(&f, "pid")?,
+                        comm: text(&f, "comm")?,
+                        start: hex(&f, "start")?,
+                        end: hex(&f, "end")?,
+                        flags: hex(&f, "flags")?,
+                        prot: text(&f, "prot")?,
+                        pgoff: hex(&f, "pgoff")?,
+                        file: optional(&f, "file"),
+                        ops: optional(&f, "ops"),
+                        anon_vma: f.get("anon_vma").is_some_and(|v| v == "1"),
+                        addr: optional(&f, "addr").map(|_| hex(&f, "addr")).transpose()?,
+                        state,
+                        level: optional(&f, "level"),
+                    },
+                }
+            }
+            "task" => ModuleLine::Task {
+                req,
+                pid: num(&f, "pid")?,
+                comm: text(&f, "comm")?,
+                vmas: num(&f, "vmas")?,
+            },
+            "error" => ModuleLine::Error { req, rc: num(&f, "rc")?, msg: f.get("msg").cloned().unwrap_or_default() },
+            "end" => ModuleLine::End {
+                req,
+                rc: num(&f, "rc")?,
+                mapped: f.get("mapped").and_then(|v| v.parse().ok()).unwrap_or(0),
+                visited: f.get("visited").and_then(|v| v.parse().ok()).unwrap_or(0),
+            },
+            other => return Err(format!("unknown tag '{other}'")),
+        })
+    })();
+    Some(parsed.map_err(|why| BadLine { line: line.to_string(), why }))
+}
+
+/// Everything the module said about one request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Walk {
+    pub req: u64,
+    pub cmd: Option<Fields>,
+    pub page: Option<PageLine>,
+    pub vmas: Vec<VmaLine>,
+    pub task: Option<(u32, String, u32)>,
+    pub errors: Vec<(i32, String)>,
+    /// `(rc, mapped, visited)` of the closing line; `None` means lines were lost.
+    pub end: Option<(i32, u32, u32)>,
+    pub bad_lines: Vec<BadLine>,
+}
+
+/// Gather the lines of request `req` from a list of log lines.
+pub fn collect_walk<'a>(lines: impl IntoIterator<Item = &'a str>, req: u64) -> Walk {
+    let mut walk = Walk { req, ..Walk::default() };
+    for line in lines {
+        match parse_module_line(line) {
+            None => {}
+            Some(Err(bad)) => walk.bad_lines.push(bad),
+            Some(Ok(ml)) if ml.req() != req => {}
+            Some(Ok(ml)) => match ml {
+                ModuleLine::Cmd { fields, .. } => walk.cmd = Some(fields),
+                ModuleLine::Page { page, .. } => walk.page = Some(page),
+                ModuleLine::Vma { vma, .. } => walk.vmas.push(vma),
+                ModuleLine::Task { pid, comm, vmas, .. } => walk.task = Some((pid, comm, vmas)),
+                ModuleLine::Error { rc, msg, .. } => walk.errors.push((rc, msg)),
+                ModuleLine::End { rc, mapped, visited, .. } => walk.end = Some((rc, mapped, visited)),
+            },
+        }
+    }
+    walk
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,237 @@
+//! Builds what runs inside the guest: the agent (a static /init) and rmapcheck.ko,
+//! the latter with the same compiler major that built the kernel.
+
+use crate::cache;
+use crate::kernels::Kernel;
+use anyhow::{bail, Context, Result};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const CROSS: &str = "aarch64-linux-gnu-";
+
+/// The gcc major version named by a kernel's CONFIG_CC_VERSION_TEXT.
+pub fn kernel_gcc_major(config: &str) -> Result<u32> {
+    let text = config
+        .lines()
+        .find_map(|l| l.strip_prefix("CONFIG_CC_VERSION_TEXT="))
+        .context("the kernel config has no CONFIG_CC_VERSION_TEXT")?
+        .trim_matches('"');
+    if !text.contains("gcc") {
+        bail!("the kernel was not built with gcc ({text}); only gcc-built kernels are supported");
+    }
+    let version = text
+        .split_whitespace()
+        .last()
+        .context("empty CONFIG_CC_VERSION_TEXT")?;
+    version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .with_context(|| format!("cannot read a gcc version from '{text}'"))
+}
+
+fn have(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The host cross compiler of exactly `major`, or an error saying why there is none.
+/// There is no fallback: a module built by another major can crash the kernel at load.
+pub fn cross_gcc(major: u32, kernel: &str) -> Result<String> {
+    let gcc = format!("{CROSS}gcc-{major}");
+    if have(&gcc) {
+        return Ok(gcc);
+    }
+    bail!(
+        "kernel {kernel} was built with gcc-{major}, and this host has no {gcc}; \
+         refusing to build rmapcheck.ko with another compiler (a mismatched module can \
+         crash the kernel at load)"
+    )
+}
+
+fn guest_dir() -> PathBuf {
+    crate::project_root().join("guest")
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<()> {
+    let out = cmd.output().with_context(|| format!("running {what}"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let tail: Vec<_> = stdout.lines().chain(stderr.lines()).collect();
+        let tail = tail[tail.len().saturating_sub(30)..].join("\n");
+        bail!("{what} failed:\n{tail}");
+    }
+    Ok(())
+}
+
+/// Build the static agent, cached by its sources.
+pub fn agent() -> Result<PathBuf> {
+    let src = guest_dir().join("agent");
+    let key = cache::Key::new().tree(&src)?.short();
+    let dir = cache::subdir("agent")?.join(key);
+    cache::ensure_dir(&dir, |tmp| {
+        let gcc = format!("{CROSS}gcc");
+        if !have(&gcc) {
+            bail!("{gcc} is missing; run: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross");
+        }
+        let mut sources: Vec<PathBuf> = fs::read_dir(&src)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "c"))
+            .collect();
+        sources.sort();
+        run(
+            Command::new(&gcc)
+                .args(["-static", "-O2", "-Wall", "-Wextra", "-o"])
+                .arg(tmp.join("init"))
+                .args(&sources),
+            "building the agent",
+        )
+    })?;
+    Ok(dir.join("init"))
+}
+
+/// Build rmapcheck.ko for `kernel`, cached by the module sources and the kernel.
+pub fn module(kernel: &Kernel) -> Result<PathBuf> {
+    let src = guest_dir().join("module");
+    let config = kernel.config()?;
+    let major = kernel_gcc_major(&config)?;
+    let key = cache::Key::new()
+        .tree(&src)?
+        .part("release", &kernel.release)
+        .part("config", &config)
+        .part("build", kernel.build_dir.to_string_lossy().as_bytes())
+        .short();
+    let dir = cache::subdir("modules")?.join(format!("{}-{key}", kernel.key));
+    cache::ensure_dir(&dir, |tmp| {
+        let gcc = cross_gcc(major, &kernel.key)?;
+        let build = tmp.join("build");
+        fs::create_dir_all(&build)?;
+        for entry in fs::read_dir(&src)? {
+            let path = entry?.path();
+            if path.is_file() {
+                fs::copy(&path, build.join(path.file_name().unwrap()))?;
+            }
+        }
+        let mut cmd = Command::new("make");
+        cmd.arg("-C")
+            .arg(&kernel.build_dir)
+            .arg(format!("M={}", build.display()))
+            .arg("ARCH=arm64")
+            .arg(format!("CROSS_COMPILE={CROSS}"))
+            .arg(format!("CC={gcc}"))
+            .arg("KBUILD_MODPOST_WARN=1");
+        if !have("pahole") {
+            cmd.arg("CONFIG_DEBUG_INFO_BTF_MODULES=");
+        }
+        cmd.arg("modules");
+        run(&mut cmd, &format!("building rmapcheck.ko for {}", kernel.key))?;
+        let ko = build.join("rmapcheck.ko");
+        verify_module(&fs::read(&ko)?, &kernel.release, major)?;
+        fs::rename(&ko, tmp.join("rmapcheck.ko"))?;
+        fs::remove_dir_all(&build)?;
+        Ok(())
+    })?;
+    Ok(dir.join("rmapcheck.ko"))
+}
+
+/// Check a built module: vermagic names the kernel's release, the .comment names the
+/// expected gcc major, and ftrace's patchable entries are there.
+pub fn verify_module(ko: &[u8], release: &str, major: u32) -> Result<()> {
+    let text = String::from_utf8_lossy(ko);
+    let vermagic = text
+        .split('\0')
+        .find_map(|s| s.strip_prefix("vermagic="))
+        .context("rmapcheck.ko has no vermagic")?;
+    if vermagic.split_whitespace().next() != Some(release) {
+        bail!("rmapcheck.ko has vermagic '{vermagic}', not for {release}");
+    }
+    let gcc = text
+        .split('\0')
+        .find(|s| s.starts_with("GCC: "))
+        .context("rmapcheck.ko has no GCC .comment")?;
+    let built = gcc.split_whitespace().last().unwrap_or("");
+    if !built.starts_with(&format!("{major}.")) {
+        bail!("rmapcheck.ko was built by '{gcc}', not gcc-{major}");
+    }
+    if !text.contains("__patchable_function_entries") {
+        bail!("rmapcheck.ko lacks __patchable_function_entries; ftrace would reject it");
+    }
+    Ok(())
+}
+
+/// The kernel's own modules (paths relative to its modules dir) that the guest must load
+/// before the agent can talk, in load order. Empty when they are built in.
+pub fn needed_modules(kernel: &Kernel) -> Result<Vec<PathBuf>> {
+    let config = kernel.config()?;
+    let is_module = |opt: &str| config.lines().any(|l| l == format!("CONFIG_{opt}=m"));
+    // Order matters: the PCI transport before the console that rides on it.
+    let wanted = [
+        ("VIRTIO_PCI_LIB", "virtio_pci_modern_dev"),
+        ("VIRTIO_PCI_LIB_LEGACY", "virtio_pci_legacy_dev"),
+        ("VIRTIO_PCI", "virtio_pci"),
+        ("VIRTIO_CONSOLE", "virtio_console"),
+    ];
+    let mut out = Vec::new();
+    for (opt, name) in wanted {
+        if !is_module(opt) {
+            continue;
+        }
+        let dir = kernel
+            .modules_dir
+            .as_ref()
+            .with_context(|| format!("kernel {} builds {name} as a module but has no modules tree", kernel.key))?;
+        out.push(find_module(dir, name)?);
+    }
+    Ok(out)
+}
+
+fn find_module(dir: &Path, name: &str) -> Result<PathBuf> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path
+                .file_name()
+                .and_then(|f| f.to_str())
+                .is_some_and(|f| f == format!("{name}.ko") || f.starts_with(&format!("{name}.ko.")))
+            {
+                return Ok(path);
+            }
+        }
+    }
+    bail!("module {name} not found under {}", dir.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_gcc_major_from_config() {
+        let cfg = "CONFIG_X=y\nCONFIG_CC_VERSION_TEXT=\"aarch64-linux-gnu-gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0\"\n";
+        assert_eq!(kernel_gcc_major(cfg).unwrap(), 12);
+        let cfg16 = "CONFIG_CC_VERSION_TEXT=\"aarch64-linux-gnu-gcc-16 (Debian 16.1.0-3) 16.1.0\"\n";
+        assert_eq!(kernel_gcc_major(cfg16).unwrap(), 16);
+        assert!(kernel_gcc_major("CONFIG_CC_VERSION_TEXT=\"clang version 18\"").is_err());
+    }
+
+    #[test]
+    fn refuses_a_compiler_it_does_not_have() {
+        let err = cross_gcc(99, "test-kernel").unwrap_err().to_string();
+        assert!(err.contains("gcc-99") && err.contains("refusing"), "{err}");
+    }
+
+    #[test]
+    fn verify_module_checks_vermagic_and_compiler() {
+        let ko = b"\0vermagic=6.12.117+deb12-arm64 SMP preempt mod_unload aarch64\0GCC: (Debian 12.2.0-14) 12.2.0\0__patchable_function_entries\0";
+        verify_module(ko, "6.12.117+deb12-arm64", 12).unwrap();
+        assert!(verify_module(ko, "6.1.0-30-arm64", 12).is_err());
+        assert!(verify_module(ko, "6.12.117+deb12-arm64", 14).is_err());
+    }
+}

@@ -1,0 +1,26 @@
+//! rmapcheck: boots arm64 kernels in QEMU, plays scenarios in a guest agent, walks the
+//! rmap of user pages with a kernel module, and checks what it reports.
+//!
+//! The data flow, one module each:
+//! `kernels` → `guest_build` → `initramfs` → `qemu` → `protocol` → `guest` → `runner`
+//! → `dmesg` → `oracle`/`model` → `report`. See ARCHITECTURE.md.
+
+pub mod apt;
+pub mod cache;
+pub mod dmesg;
+pub mod guest_build;
+pub mod initramfs;
+pub mod kernels;
+pub mod protocol;
+pub mod qemu;
+pub mod scenario;
+
+use std::path::PathBuf;
+
+/// The project checkout: `$RMAPCHECK_ROOT`, else the workspace this crate was built in.
+pub fn project_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("RMAPCHECK_ROOT") {
+        return PathBuf::from(dir);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}

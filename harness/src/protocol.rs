@@ -1,0 +1,242 @@
+//! The line protocol with the guest agent (docs/PROTOCOL.md): a framed request/reply
+//! channel over the virtio-serial port, with deadlines on every read.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub type Fields = BTreeMap<String, String>;
+
+/// One line from the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    Ready(Fields),
+    /// A raw /dev/kmsg record, `prio,seq,usec;message`.
+    Kmsg(String),
+    Data(Fields),
+    Reply { id: u64, ok: bool, fields: Fields },
+    /// Anything else; kept for the transcript, never fatal.
+    Other(String),
+}
+
+/// Split `a=1 b=2` into fields; words without `=` get an empty value.
+pub fn parse_fields(text: &str) -> Fields {
+    text.split_whitespace()
+        .map(|w| match w.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (w.to_string(), String::new()),
+        })
+        .collect()
+}
+
+pub fn parse_line(line: &str) -> Line {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if let Some(rest) = line.strip_prefix("READY") {
+        if rest.is_empty() || rest.starts_with(' ') {
+            return Line::Ready(parse_fields(rest));
+        }
+    }
+    if let Some(rest) = line.strip_prefix("K ") {
+        return Line::Kmsg(rest.to_string());
+    }
+    if let Some(rest) = line.strip_prefix("D ") {
+        return Line::Data(parse_fields(rest));
+    }
+    if let Some(rest) = line.strip_prefix("R ") {
+        let mut words = rest.splitn(3, ' ');
+        let id = words.next().and_then(|w| w.parse().ok());
+        let status = words.next();
+        if let (Some(id), Some(status @ ("ok" | "err"))) = (id, status) {
+            return Line::Reply { id, ok: status == "ok", fields: parse_fields(words.next().unwrap_or("")) };
+        }
+    }
+    Line::Other(line.to_string())
+}
+
+/// The agent's answer to one request.
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    pub id: u64,
+    pub ok: bool,
+    pub fields: Fields,
+    pub data: Vec<Fields>,
+    pub kmsg: Vec<String>,
+}
+
+impl Reply {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).map(String::as_str)
+    }
+    pub fn errno(&self) -> Option<i32> {
+        self.get("errno").and_then(|e| e.parse().ok())
+    }
+}
+
+/// Why the channel failed; callers classify guest faults by it.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error("no answer to '{op}' within {secs:.1} s")]
+    Timeout { op: String, secs: f64 },
+    #[error("the guest closed the channel during '{op}'")]
+    Closed { op: String },
+    #[error("channel I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The host end of the protocol.
+pub struct Channel {
+    stream: UnixStream,
+    buf: Vec<u8>,
+    next_id: u64,
+    /// Lines that were neither data nor replies, for diagnosis.
+    pub stray: Vec<String>,
+}
+
+impl Channel {
+    /// Connect to the QEMU chardev socket, retrying while `alive()` holds until `deadline`.
+    pub fn connect(path: &Path, deadline: Instant, alive: impl Fn() -> bool) -> Result<Channel, ChannelError> {
+        loop {
+            match UnixStream::connect(path) {
+                Ok(stream) => {
+                    return Ok(Channel { stream, buf: Vec::new(), next_id: 1, stray: Vec::new() });
+                }
+                Err(e) => {
+                    if !alive() {
+                        return Err(ChannelError::Closed { op: "connect".into() });
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(ChannelError::Io(e));
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+
+    /// Read one line, waiting at most until `deadline`.
+    pub fn read_line(&mut self, op: &str, deadline: Instant) -> Result<String, ChannelError> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                return Ok(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ChannelError::Timeout { op: op.into(), secs: 0.0 });
+            }
+            self.stream.set_read_timeout(Some((deadline - now).max(Duration::from_millis(1))))?;
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(ChannelError::Closed { op: op.into() }),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    continue
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Wait for the READY line; lines before it are kept as stray.
+    pub fn wait_ready(&mut self, deadline: Instant) -> Result<Fields, ChannelError> {
+        loop {
+            match parse_line(&self.read_line("boot", deadline)?) {
+                Line::Ready(fields) => return Ok(fields),
+                other => self.stray.push(format!("{other:?}")),
+            }
+        }
+    }
+
+    /// Send one request and collect its reply. `args` is already `key=value ...`.
+    pub fn request(&mut self, op: &str, args: &str, timeout: Duration) -> Result<Reply, ChannelError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let line = if args.is_empty() { format!("{id} {op}\n") } else { format!("{id} {op} {args}\n") };
+        self.stream.write_all(line.as_bytes())?;
+        self.collect(id, op, timeout)
+    }
+
+    /// Send a request that gets no reply (the guest dies or stops answering).
+    pub fn send_only(&mut self, op: &str) -> Result<(), ChannelError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.stream.write_all(format!("{id} {op}\n").as_bytes())?;
+        Ok(())
+    }
+
+    fn collect(&mut self, id: u64, op: &str, timeout: Duration) -> Result<Reply, ChannelError> {
+        let start = Instant::now();
+        let deadline = start + timeout;
+        let mut reply = Reply { id, ..Reply::default() };
+        loop {
+            let line = self.read_line(op, deadline).map_err(|e| match e {
+                ChannelError::Timeout { op, .. } => ChannelError::Timeout { op, secs: start.elapsed().as_secs_f64() },
+                other => other,
+            })?;
+            match parse_line(&line) {
+                Line::Kmsg(k) => reply.kmsg.push(k),
+                Line::Data(d) => reply.data.push(d),
+                Line::Reply { id: got, ok, fields } if got == id => {
+                    reply.ok = ok;
+                    reply.fields = fields;
+                    return Ok(reply);
+                }
+                other => self.stray.push(format!("{other:?}")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_line_kind() {
+        assert_eq!(
+            parse_line("READY page_size=4096 release=6.12.1 module=1"),
+            Line::Ready(parse_fields("page_size=4096 release=6.12.1 module=1"))
+        );
+        assert_eq!(parse_line("K 6,812,1234;rmapcheck: req=3 end rc=0"), Line::Kmsg("6,812,1234;rmapcheck: req=3 end rc=0".into()));
+        let Line::Reply { id, ok, fields } = parse_line("R 17 err errno=3 msg=no-proc") else { panic!() };
+        assert_eq!((id, ok, fields["errno"].as_str()), (17, false, "3"));
+        assert!(matches!(parse_line("R 5 ok"), Line::Reply { id: 5, ok: true, .. }));
+        assert!(matches!(parse_line("R x ok"), Line::Other(_)));
+        assert!(matches!(parse_line("READYX"), Line::Other(_)));
+        let Line::Data(d) = parse_line("D proc=p0 pid=7 name=shm pfns=0x1,-") else { panic!() };
+        assert_eq!(d["pfns"], "0x1,-");
+    }
+
+    #[test]
+    fn request_collects_kmsg_and_data_until_its_reply() {
+        let (host, mut guest) = UnixStream::pair().unwrap();
+        let mut chan = Channel { stream: host, buf: Vec::new(), next_id: 1, stray: Vec::new() };
+        let t = std::thread::spawn(move || {
+            let mut req = [0u8; 64];
+            let n = guest.read(&mut req).unwrap();
+            assert_eq!(&req[..n], b"1 pagemap\n");
+            guest.write_all(b"K 6,1,2;hello\nD proc=p0 pfns=0x5\nR 0 ok\nR 1 ok n=1\n").unwrap();
+            guest
+        });
+        let reply = chan.request("pagemap", "", Duration::from_secs(5)).unwrap();
+        assert!(reply.ok);
+        assert_eq!(reply.kmsg, vec!["6,1,2;hello"]);
+        assert_eq!(reply.data[0]["pfns"], "0x5");
+        assert_eq!(chan.stray.len(), 1);
+        let guest = t.join().unwrap();
+        drop(guest);
+        let err = chan.request("ping", "", Duration::from_secs(5)).unwrap_err();
+        assert!(matches!(err, ChannelError::Closed { .. } | ChannelError::Io(_)), "{err}");
+    }
+
+    #[test]
+    fn silence_is_a_timeout() {
+        let (host, _guest) = UnixStream::pair().unwrap();
+        let mut chan = Channel { stream: host, buf: Vec::new(), next_id: 1, stray: Vec::new() };
+        let err = chan.request("ping", "", Duration::from_millis(50)).unwrap_err();
+        assert!(matches!(err, ChannelError::Timeout { .. }), "{err}");
+    }
+}

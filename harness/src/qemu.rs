@@ -1,0 +1,250 @@
+//! Owns every QEMU process: its command line, its console log, and its lifetime.
+//!
+//! Architecture invariant: no QEMU outlives its [`Qemu`] guard. Dropping the guard kills
+//! and reaps the process; SIGINT, SIGTERM and SIGHUP to the harness kill every live QEMU
+//! before the harness exits (see [`install_signal_handlers`]).
+
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, Once};
+use std::time::Duration;
+
+/// The fast settings measured in the design: a CPU without slow pointer auth, no KASLR
+/// and no mitigations (syscalls ~10x cheaper under TCG).
+pub const DEFAULT_CPU: &str = "neoverse-n1";
+pub const BASE_APPEND: &str = "console=ttyAMA0 quiet panic=-1 nokaslr mitigations=off rdinit=/init";
+pub const PORT_NAME: &str = "rmapcheck.0";
+
+/// How to start one guest.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub image: PathBuf,
+    pub initrd: PathBuf,
+    pub memory_mb: u32,
+    pub cpus: u32,
+    pub cpu: String,
+    pub extra_append: String,
+    /// Where the console log and sockets go.
+    pub workdir: PathBuf,
+    /// Resume from a saved state instead of booting (`-incoming`).
+    pub incoming: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn new(image: &Path, initrd: &Path, workdir: &Path) -> Config {
+        Config {
+            image: image.to_path_buf(),
+            initrd: initrd.to_path_buf(),
+            memory_mb: 512,
+            cpus: 1,
+            cpu: DEFAULT_CPU.to_string(),
+            extra_append: String::new(),
+            workdir: workdir.to_path_buf(),
+            incoming: None,
+        }
+    }
+
+    pub fn console_log(&self) -> PathBuf {
+        self.workdir.join("console.log")
+    }
+    pub fn port_socket(&self) -> PathBuf {
+        self.workdir.join("port.sock")
+    }
+    pub fn qmp_socket(&self) -> PathBuf {
+        self.workdir.join("qmp.sock")
+    }
+    pub fn stderr_log(&self) -> PathBuf {
+        self.workdir.join("qemu.stderr")
+    }
+
+    /// The full argument list (without the program name).
+    pub fn args(&self) -> Vec<String> {
+        let mut append = BASE_APPEND.to_string();
+        if !self.extra_append.is_empty() {
+            append = format!("{append} {}", self.extra_append);
+        }
+        let mut args: Vec<String> = vec![
+            "-M".into(),
+            "virt".into(),
+            "-cpu".into(),
+            self.cpu.clone(),
+            "-m".into(),
+            self.memory_mb.to_string(),
+            "-smp".into(),
+            self.cpus.to_string(),
+            "-nic".into(),
+            "none".into(),
+            "-no-reboot".into(),
+            "-display".into(),
+            "none".into(),
+            "-monitor".into(),
+            "none".into(),
+            "-serial".into(),
+            format!("file:{}", self.console_log().display()),
+            "-kernel".into(),
+            self.image.display().to_string(),
+            "-initrd".into(),
+            self.initrd.display().to_string(),
+            "-append".into(),
+            append,
+            "-device".into(),
+            "virtio-serial-pci".into(),
+            "-chardev".into(),
+            format!("socket,id=port0,path={},server=on,wait=off", self.port_socket().display()),
+            "-device".into(),
+            format!("virtserialport,chardev=port0,name={PORT_NAME}"),
+            "-qmp".into(),
+            format!("unix:{},server=on,wait=off", self.qmp_socket().display()),
+            "-global".into(),
+            "migration.store-global-state=off".into(),
+        ];
+        if let Some(state) = &self.incoming {
+            args.push("-incoming".into());
+            args.push(format!("exec:cat {}", state.display()));
+        }
+        args
+    }
+}
+
+static LIVE: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+fn live() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Kill every QEMU this process started and has not reaped yet.
+pub fn kill_all() {
+    for pid in live().iter() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// On SIGINT, SIGTERM or SIGHUP: run `on_signal` (to save partial results), kill every
+/// live QEMU, and exit with 128 + the signal number. Installed once per process.
+pub fn install_signal_handlers(on_signal: fn()) {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+            return;
+        };
+        std::thread::spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                kill_all();
+                on_signal();
+                kill_all();
+                eprintln!("rmapcheck: interrupted by signal {sig}; every guest was killed");
+                std::process::exit(128 + sig);
+            }
+        });
+    });
+}
+
+/// A running QEMU. Dropping it kills and reaps the process.
+pub struct Qemu {
+    handle: duct::Handle,
+    pid: u32,
+    pub config: Config,
+}
+
+impl Qemu {
+    pub fn spawn(config: &Config) -> Result<Qemu> {
+        std::fs::create_dir_all(&config.workdir)?;
+        for stale in [config.port_socket(), config.qmp_socket()] {
+            let _ = std::fs::remove_file(stale);
+        }
+        let program = "qemu-system-aarch64";
+        if which(program).is_none() {
+            bail!("{program} is missing; run: apt-get install qemu-system-arm");
+        }
+        let mut guard = live();
+        let handle = duct::cmd(program, config.args())
+            .stdin_null()
+            .stdout_null()
+            .stderr_path(config.stderr_log())
+            .unchecked()
+            .start()
+            .context("starting qemu-system-aarch64")?;
+        let pid = *handle.pids().first().context("qemu has no pid")?;
+        guard.insert(pid);
+        drop(guard);
+        Ok(Qemu { handle, pid, config: config.clone() })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The exit status if QEMU has ended.
+    pub fn exited(&self) -> Option<String> {
+        match self.handle.try_wait() {
+            Ok(Some(out)) => Some(format!("{}", out.status)),
+            Ok(None) => None,
+            Err(e) => Some(format!("wait failed: {e}")),
+        }
+    }
+
+    /// Wait up to `timeout` for QEMU to exit by itself.
+    pub fn wait_exit(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if self.exited().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// QEMU's stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.config.stderr_log()).unwrap_or_default()
+    }
+
+    /// The last `lines` lines of the guest console.
+    pub fn console_tail(&self, lines: usize) -> String {
+        let text = String::from_utf8_lossy(&std::fs::read(self.config.console_log()).unwrap_or_default())
+            .into_owned();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    pub fn console(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(self.config.console_log()).unwrap_or_default()).into_owned()
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        // duct's kill() sends SIGKILL and reaps.
+        let _ = self.handle.kill();
+        live().remove(&self.pid);
+    }
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_uses_the_fast_flags() {
+        let c = Config::new(Path::new("/k/Image"), Path::new("/k/initrd"), Path::new("/w"));
+        let args = c.args().join(" ");
+        for want in ["-cpu neoverse-n1", "nokaslr", "mitigations=off", "-nic none", "-no-reboot", "name=rmapcheck.0", "file:/w/console.log"] {
+            assert!(args.contains(want), "missing {want} in {args}");
+        }
+        assert!(!args.contains("-cpu max"));
+    }
+}
