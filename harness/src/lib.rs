@@ -8,11 +8,17 @@
 pub mod apt;
 pub mod cache;
 pub mod dmesg;
+pub mod guest;
 pub mod guest_build;
 pub mod initramfs;
 pub mod kernels;
+pub mod model;
+pub mod oracle;
+pub mod prepare;
 pub mod protocol;
 pub mod qemu;
+pub mod report;
+pub mod runner;
 pub mod scenario;
 
 use std::path::PathBuf;

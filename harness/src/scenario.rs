@@ -29,6 +29,7 @@ pub struct Scenario {
     /// One line saying what the scenario exercises.
     pub about: String,
     /// The steps, run in order.
+    #[serde(deserialize_with = "serde_yaml::with::singleton_map_recursive::deserialize")]
     pub steps: Vec<Step>,
     /// Assertions on the findpage and findtask results.
     #[serde(default)]

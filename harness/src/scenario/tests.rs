@@ -1,1 +1,55 @@
+//! Data-driven tests: every file in tests/malformed/ names, on its first line, the
+//! `line:col: message` its error must carry.
 
+use super::*;
+
+fn malformed_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/malformed")
+}
+
+#[test]
+fn every_malformed_file_gets_its_positioned_error() {
+    let mut files: Vec<_> = std::fs::read_dir(malformed_dir()).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(files.len() >= 20, "only {} malformed fixtures", files.len());
+    let mut failures = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let want = text.lines().next().unwrap().strip_prefix("# error: ").expect("first line names the error");
+        let (pos, msg) = want.split_once(": ").unwrap();
+        let got = match load(file) {
+            Ok(_) => "accepted".to_string(),
+            Err(e) => e.to_string(),
+        };
+        let prefix = format!("{}:{pos}: ", file.display());
+        let hit = got.lines().any(|l| l.starts_with(&prefix) && l.contains(msg));
+        if !hit {
+            failures.push(format!("{}:\n  want {prefix}..{msg}..\n  got  {got}", file.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_shipped_scenarios_are_valid() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    for f in discover(&[dir]).unwrap() {
+        if let Err(e) = load(&f) {
+            panic!("{e}");
+        }
+    }
+}
+
+#[test]
+fn several_errors_are_reported_at_once() {
+    let text = "name: t\nabout: t\nsteps:\n  - write: { map: a, page: 0 }\n  - write: { proc: zz, map: a, page: 0 }\n";
+    let errs = parse(Path::new("x.yaml"), text).unwrap_err();
+    assert_eq!(errs.0.len(), 2, "{errs}");
+}
+
+#[test]
+fn committed_schema_matches_the_types() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/schema.json");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(committed == json_schema(), "scenarios/schema.json is stale; run: cargo run -q -- schema > scenarios/schema.json");
+}

@@ -1,0 +1,197 @@
+//! One booted guest: a QEMU guard plus the protocol channel, with every kernel log record
+//! it has forwarded, and faults classified by cause.
+
+use crate::dmesg::{self, Record};
+use crate::kernels::Kernel;
+use crate::protocol::{Channel, ChannelError, Fields, Reply};
+use crate::qemu::{self, Qemu};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// TCG is slow and the machine is shared: every deadline is a base time times this.
+/// `RMAPCHECK_TIMEOUT_SCALE` raises it on slower hosts.
+pub fn timeout_scale() -> f64 {
+    std::env::var("RMAPCHECK_TIMEOUT_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0)
+}
+
+pub fn scaled(base: Duration) -> Duration {
+    base.mul_f64(timeout_scale())
+}
+
+/// Base deadline for boot to READY (measured 1.5-2.4 s; leave room for a loaded host).
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Base deadline for one request.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a guest stopped being usable.
+#[derive(Debug, thiserror::Error)]
+pub enum Fault {
+    #[error("boot failed: {why}\n--- console tail ---\n{console}")]
+    Boot { why: String, console: String },
+    #[error("the guest died during '{op}' ({status}){panic}\n--- console tail ---\n{console}")]
+    Died { op: String, status: String, panic: String, console: String },
+    #[error("the guest hung: {detail}\n--- console tail ---\n{console}")]
+    Hang { detail: String, console: String },
+    #[error("protocol: {0}")]
+    Protocol(String),
+}
+
+impl Fault {
+    /// A one-word cause for reports: boot, panic, died, hang, protocol.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            Fault::Boot { .. } => "boot",
+            Fault::Died { panic, .. } if !panic.is_empty() => "panic",
+            Fault::Died { .. } => "died",
+            Fault::Hang { .. } => "hang",
+            Fault::Protocol(_) => "protocol",
+        }
+    }
+}
+
+/// What the agent said at READY.
+#[derive(Debug, Clone)]
+pub struct Info {
+    pub key: String,
+    pub release: String,
+    pub page_size: u64,
+    pub module_loaded: bool,
+}
+
+pub struct Guest {
+    qemu: Qemu,
+    chan: Channel,
+    pub info: Info,
+    /// Seconds from spawn to READY.
+    pub boot_secs: f64,
+    /// Every kernel log record forwarded so far.
+    pub kmsg: Vec<Record>,
+    /// The console log's directory; kept after the guest is gone.
+    pub workdir: PathBuf,
+}
+
+impl Guest {
+    /// Boot `kernel` with `initrd` and wait for READY.
+    pub fn boot(kernel: &Kernel, initrd: &Path, workdir: &Path) -> Result<Guest, Fault> {
+        let config = qemu::Config::new(&kernel.image, initrd, workdir);
+        Self::start(&kernel.key, &config)
+    }
+
+    /// Start QEMU with `config` and wait for READY.
+    pub fn start(key: &str, config: &qemu::Config) -> Result<Guest, Fault> {
+        let started = Instant::now();
+        let qemu = Qemu::spawn(config).map_err(|e| Fault::Boot { why: format!("{e:#}"), console: String::new() })?;
+        let deadline = started + scaled(BOOT_TIMEOUT);
+        let boot_fault = |qemu: &Qemu, why: String| Fault::Boot {
+            why: match qemu.exited() {
+                Some(status) => format!("{why}; qemu exited ({status}): {}", qemu.stderr().trim()),
+                None => why,
+            },
+            console: qemu.console_tail(40),
+        };
+        let mut chan = Channel::connect(&config.port_socket(), deadline, || qemu.exited().is_none())
+            .map_err(|e| boot_fault(&qemu, format!("cannot connect to the port: {e}")))?;
+        let fields = loop {
+            // Short slices so a dead QEMU is noticed at once, not at the deadline.
+            let slice = (Instant::now() + Duration::from_millis(200)).min(deadline);
+            match chan.wait_ready(slice) {
+                Ok(f) => break f,
+                Err(ChannelError::Timeout { .. }) if Instant::now() < deadline && qemu.exited().is_none() => continue,
+                Err(e) => return Err(boot_fault(&qemu, format!("no READY: {e}"))),
+            }
+        };
+        let info = ready_info(key, &fields).map_err(|why| boot_fault(&qemu, why))?;
+        Ok(Guest {
+            boot_secs: started.elapsed().as_secs_f64(),
+            workdir: config.workdir.clone(),
+            qemu,
+            chan,
+            info,
+            kmsg: Vec::new(),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.qemu.pid()
+    }
+
+    pub fn console(&self) -> String {
+        self.qemu.console()
+    }
+
+    pub fn console_log(&self) -> PathBuf {
+        self.qemu.config.console_log()
+    }
+
+    /// Send one request with the default deadline.
+    pub fn request(&mut self, op: &str, args: &str) -> Result<Reply, Fault> {
+        self.request_within(op, args, scaled(STEP_TIMEOUT))
+    }
+
+    /// Send one request; kernel log records in the reply are parsed and kept.
+    pub fn request_within(&mut self, op: &str, args: &str, timeout: Duration) -> Result<Reply, Fault> {
+        let result = self.chan.request(op, args, timeout);
+        match result {
+            Ok(reply) => {
+                self.kmsg.extend(reply.kmsg.iter().filter_map(|k| dmesg::parse_record(k)));
+                Ok(reply)
+            }
+            Err(e) => Err(self.classify(op, e)),
+        }
+    }
+
+    /// Send a request that is expected to kill or hang the guest (fault injection).
+    pub fn send_only(&mut self, op: &str) -> Result<(), Fault> {
+        self.chan.send_only(op).map_err(|e| Fault::Protocol(e.to_string()))
+    }
+
+    /// Turn a channel error into the cause a person needs: died (with the panic line if
+    /// the console has one), hung, or a protocol problem.
+    fn classify(&self, op: &str, err: ChannelError) -> Fault {
+        // QEMU exits right after a panic with -no-reboot; give it a moment to do so.
+        let exited = self.qemu.exited().is_some() || self.qemu.wait_exit(Duration::from_millis(500));
+        let console = self.qemu.console_tail(40);
+        if exited {
+            let panic = self
+                .qemu
+                .console()
+                .lines()
+                .map(dmesg::strip_console_stamp)
+                .find(|l| l.contains("Kernel panic"))
+                .map(|l| format!(": {l}"))
+                .unwrap_or_default();
+            let status = self.qemu.exited().unwrap_or_default();
+            return Fault::Died { op: op.into(), status, panic, console };
+        }
+        match err {
+            ChannelError::Timeout { op, secs } => Fault::Hang { detail: format!("no answer to '{op}' in {secs:.1} s"), console },
+            other => Fault::Protocol(other.to_string()),
+        }
+    }
+
+    /// Every splat seen on the forwarded log or the console since record `seq`.
+    pub fn splats_since(&self, seq: u64) -> Vec<dmesg::Splat> {
+        dmesg::splats(self.kmsg.iter().filter(|r| r.seq >= seq).map(|r| r.text.as_str()))
+    }
+
+    /// The next kmsg sequence number, to mark the start of a scenario.
+    pub fn kmsg_mark(&self) -> u64 {
+        self.kmsg.last().map(|r| r.seq + 1).unwrap_or(0)
+    }
+
+    /// Power off politely, then make sure QEMU is gone.
+    pub fn shutdown(mut self) {
+        let _ = self.chan.request("poweroff", "", Duration::from_secs(2));
+        self.qemu.wait_exit(Duration::from_secs(2));
+    }
+}
+
+fn ready_info(key: &str, f: &Fields) -> Result<Info, String> {
+    let page_size = f.get("page_size").and_then(|p| p.parse().ok()).ok_or("READY without page_size")?;
+    Ok(Info {
+        key: key.to_string(),
+        release: f.get("release").cloned().unwrap_or_default(),
+        page_size,
+        module_loaded: f.get("module").is_some_and(|m| m == "1"),
+    })
+}

@@ -1,0 +1,31 @@
+//! Readies a kernel for booting: fetch it, build the agent and its module, and pack the
+//! initramfs. Each part is cached, so a warm call costs milliseconds.
+
+use crate::kernels::{self, FetchProgress, Kernel, Manifest};
+use crate::{guest_build, initramfs};
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+
+/// A kernel and the initramfs to boot it with.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub kernel: Kernel,
+    pub initrd: PathBuf,
+}
+
+pub fn prepare(manifest: &Manifest, key: &str, progress: &dyn FetchProgress) -> Result<Prepared> {
+    let kernel = kernels::fetch(manifest, key, progress).with_context(|| format!("fetching kernel {key}"))?;
+    prepare_kernel(kernel, progress)
+}
+
+/// Build the guest side for an already available kernel.
+pub fn prepare_kernel(kernel: Kernel, progress: &dyn FetchProgress) -> Result<Prepared> {
+    progress.step(&format!("{}: building the agent", kernel.key));
+    let agent = guest_build::agent().context("building the agent")?;
+    progress.step(&format!("{}: building rmapcheck.ko", kernel.key));
+    let module = guest_build::module(&kernel).with_context(|| format!("building rmapcheck.ko for {}", kernel.key))?;
+    let preload = guest_build::needed_modules(&kernel)?;
+    let initrd = initramfs::build(&initramfs::Contents { agent: &agent, module: &module, preload: &preload })
+        .context("packing the initramfs")?;
+    Ok(Prepared { kernel, initrd })
+}

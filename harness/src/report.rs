@@ -1,0 +1,133 @@
+//! Turns outcomes into what people and tools read: a text report, JSON, the normalised
+//! snapshot text, diffs and JUnit XML.
+//!
+//! Architecture invariant: the snapshot text holds labels only (processes, mappings,
+//! page indices, prot): no pid, address, pfn or kernel release.
+
+use crate::runner::{Outcome, Status};
+use serde_json::json;
+
+/// The normalised text that snapshots hold. The CLI and the tests both use this one
+/// function.
+pub fn snapshot(o: &Outcome) -> String {
+    let mut out = String::new();
+    for f in &o.findpages {
+        out.push_str(&format!("findpage {} {}: {} order={} mapcount={}\n", f.proc, f.at, f.kind, f.order, f.mapcount));
+        for v in &f.vmas {
+            out.push_str(&format!("  {v}\n"));
+        }
+    }
+    for t in &o.findtasks {
+        out.push_str(&format!("findtask {}:\n", t.proc));
+        for v in &t.vmas {
+            out.push_str(&format!("  {v}\n"));
+        }
+    }
+    if o.problems.is_empty() {
+        out.push_str("problems: none\n");
+    } else {
+        for p in &o.problems {
+            out.push_str(&format!("problem {:?}: {}\n", p.check, p.message));
+        }
+    }
+    for m in &o.model_mismatches {
+        out.push_str(&format!("model: {}\n", m.message));
+    }
+    for n in &o.notes {
+        out.push_str(&format!("note: {n}\n"));
+    }
+    out
+}
+
+/// A human-readable report of several outcomes.
+pub fn text(outcomes: &[Outcome]) -> String {
+    let mut out = String::new();
+    for o in outcomes {
+        let status = match o.status {
+            Status::Pass => "PASS",
+            Status::Fail => "FAIL",
+            Status::Error => "ERROR",
+        };
+        out.push_str(&format!(
+            "{status} {} on {} ({}, {}k pages) in {} ms\n",
+            o.scenario,
+            o.kernel,
+            o.release,
+            o.page_size / 1024,
+            o.duration_ms
+        ));
+        for line in snapshot(o).lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    let pass = outcomes.iter().filter(|o| o.status == Status::Pass).count();
+    out.push_str(&format!("{pass} passed, {} failed\n", outcomes.len() - pass));
+    out
+}
+
+/// The `--format json` object.
+pub fn json(outcomes: &[Outcome]) -> serde_json::Value {
+    json!({ "results": outcomes })
+}
+
+/// A unified line diff of `expected` against `actual`.
+pub fn diff(expected: &str, actual: &str) -> String {
+    let d = similar::TextDiff::from_lines(expected, actual);
+    let mut out = String::new();
+    for change in d.iter_all_changes() {
+        let sign = match change.tag() {
+            similar::ChangeTag::Delete => "-",
+            similar::ChangeTag::Insert => "+",
+            similar::ChangeTag::Equal => " ",
+        };
+        out.push_str(&format!("{sign}{}", change.value()));
+        if !change.value().ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    format!("--- expected\n+++ actual\n{out}")
+}
+
+/// JUnit XML: one suite per kernel, one case per scenario.
+pub fn junit(outcomes: &[Outcome]) -> String {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let mut report = Report::new("rmapcheck");
+    let mut kernels: Vec<&str> = outcomes.iter().map(|o| o.kernel.as_str()).collect();
+    kernels.dedup();
+    kernels.sort();
+    kernels.dedup();
+    for k in kernels {
+        let mut suite = TestSuite::new(k);
+        for o in outcomes.iter().filter(|o| o.kernel == k) {
+            let status = match o.status {
+                Status::Pass => TestCaseStatus::success(),
+                Status::Fail => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    s.set_description(snapshot(o));
+                    s
+                }
+                Status::Error => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+                    s.set_description(snapshot(o));
+                    s
+                }
+            };
+            let mut case = TestCase::new(format!("{}::{}", o.scenario, o.kernel), status);
+            case.set_time(std::time::Duration::from_millis(o.duration_ms));
+            suite.add_test_case(case);
+        }
+        report.add_test_suite(suite);
+    }
+    report.to_string().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_marks_both_sides() {
+        let d = diff("mapcount: 2\nkind: anon\n", "mapcount: 1\nkind: anon\n");
+        assert!(d.contains("-mapcount: 2") && d.contains("+mapcount: 1") && d.contains(" kind: anon"), "{d}");
+    }
+}

@@ -1,0 +1,494 @@
+//! Plays one scenario on a guest: translates steps into agent requests, gathers the
+//! module's walks and the pagemap ground truth, and runs the oracle and the model.
+
+use crate::dmesg::{self, VmaLine, VmaState, Walk};
+use crate::guest::{Fault, Guest, Info};
+use crate::model::{Frame, Model, Slot};
+use crate::oracle::{self, Check, Problem, Truth};
+use crate::protocol::Reply;
+use crate::scenario::{Backing, Expect, Facts, Loaded, Share, Step};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+/// What one findpage found, labelled (no pids or addresses).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Findpage {
+    pub at: String,
+    pub proc: String,
+    pub kind: String,
+    pub order: u32,
+    pub mapcount: i64,
+    pub mapped_by: Vec<String>,
+    pub visited_not_mapped: Vec<String>,
+    /// Normalised VMA lines, sorted.
+    pub vmas: Vec<String>,
+    #[serde(skip)]
+    pub mcsem: String,
+}
+
+/// What one findtask listed, normalised.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Findtask {
+    pub proc: String,
+    pub vmas: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Fail,
+    Error,
+}
+
+/// The result of one scenario on one kernel.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub scenario: String,
+    pub file: String,
+    pub kernel: String,
+    pub release: String,
+    pub page_size: u64,
+    pub status: Status,
+    pub findpages: Vec<Findpage>,
+    pub findtasks: Vec<Findtask>,
+    /// O1-O3, expectations and failed steps.
+    pub problems: Vec<Problem>,
+    /// O4: where the kernel differs from the model, with the model's reason.
+    pub model_mismatches: Vec<Problem>,
+    /// Things worth knowing that are not failures ("unsupported on this kernel").
+    pub notes: Vec<String>,
+    pub splats: Vec<dmesg::Splat>,
+    pub duration_ms: u64,
+}
+
+impl Outcome {
+    pub fn new(loaded: &Loaded, info: &Info) -> Outcome {
+        Outcome {
+            scenario: loaded.scenario.name.clone(),
+            file: loaded.path.display().to_string(),
+            kernel: info.key.clone(),
+            release: info.release.clone(),
+            page_size: info.page_size,
+            status: Status::Pass,
+            findpages: Vec::new(),
+            findtasks: Vec::new(),
+            problems: Vec::new(),
+            model_mismatches: Vec::new(),
+            notes: Vec::new(),
+            splats: Vec::new(),
+            duration_ms: 0,
+        }
+    }
+
+    /// A scenario that could not finish because the guest failed.
+    pub fn errored(loaded: &Loaded, info: &Info, fault: &Fault) -> Outcome {
+        let mut o = Outcome::new(loaded, info);
+        o.status = Status::Error;
+        o.problems.push(Problem::new(Check::Step, format!("guest fault ({}): {fault}", fault.cause())));
+        o
+    }
+}
+
+/// State of one run: the model, map sizes and pids as they evolve.
+struct Run<'a> {
+    guest: &'a mut Guest,
+    outcome: Outcome,
+    model: Model,
+    sizes: BTreeMap<(String, String), u64>,
+}
+
+/// Run `loaded` on `guest`. A guest fault ends the run with `Err`; the caller decides
+/// whether to replace the guest.
+pub fn run(guest: &mut Guest, loaded: &Loaded) -> Result<Outcome, Fault> {
+    let started = Instant::now();
+    let mark = guest.kmsg_mark();
+    let reset = guest.request("reset", "")?;
+    if !reset.ok {
+        return Err(Fault::Protocol(format!("reset failed: {:?}", reset.fields)));
+    }
+    let outcome = Outcome::new(loaded, &guest.info);
+    let mut run = Run { guest, outcome, model: Model::new(), sizes: BTreeMap::new() };
+    for (i, step) in loaded.scenario.steps.iter().enumerate() {
+        run.step(i + 1, step)?;
+        run.model.apply(step);
+    }
+    let splats = run.guest.splats_since(mark);
+    for s in &splats {
+        run.outcome.problems.push(Problem::new(Check::O3, format!("kernel splat: {}", s.line)));
+    }
+    run.outcome.splats = splats;
+    let mut outcome = run.outcome;
+    check_expectations(&loaded.scenario.expect, &mut outcome);
+    if !outcome.problems.is_empty() {
+        outcome.status = Status::Fail;
+    }
+    outcome.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(outcome)
+}
+
+/// A distinct default byte per step, so unrelated pages never hold equal contents.
+fn default_value(step: usize) -> u8 {
+    (step % 250 + 1) as u8
+}
+
+impl Run<'_> {
+    fn fail(&mut self, n: usize, step: &Step, reply: &Reply) {
+        let errno = reply.errno().unwrap_or(0);
+        let msg = reply.get("msg").unwrap_or("");
+        self.outcome.problems.push(Problem::new(Check::Step, format!("step {n} ({}): failed with errno {errno} ({msg})", step.op())));
+    }
+
+    /// Send a request; a refusal becomes a step problem and `None`.
+    fn send(&mut self, n: usize, step: &Step, op: &str, args: String) -> Result<Option<Reply>, Fault> {
+        let reply = self.guest.request(op, &args)?;
+        if reply.ok {
+            Ok(Some(reply))
+        } else {
+            self.fail(n, step, &reply);
+            Ok(None)
+        }
+    }
+
+    fn size(&self, proc: &str, map: &str) -> u64 {
+        self.sizes.get(&(proc.to_string(), map.to_string())).copied().unwrap_or(0)
+    }
+
+    fn step(&mut self, n: usize, step: &Step) -> Result<(), Fault> {
+        match step {
+            Step::Mmap(m) => {
+                let backing = match m.backing {
+                    Backing::Anon => "anon",
+                    Backing::DevZero => "devzero",
+                    Backing::Memfd => "memfd",
+                    Backing::File => "file",
+                };
+                let share = if m.share == Share::Shared { "shared" } else { "private" };
+                let huge = m.huge.map(|h| format!(" huge={}", h as u8)).unwrap_or_default();
+                let args = format!("proc={} name={} pages={} backing={backing} share={share}{huge}", m.proc, m.name, m.pages);
+                if self.send(n, step, "mmap", args)?.is_some() {
+                    self.sizes.insert((m.proc.clone(), m.name.clone()), m.pages);
+                }
+            }
+            Step::Munmap(r) => {
+                let (page, count) = match r.page {
+                    Some(p) => (p, r.pages.unwrap_or(1)),
+                    None => (0, r.pages.unwrap_or(self.size(&r.proc, &r.map))),
+                };
+                self.send(n, step, "munmap", format!("proc={} name={} page={page} count={count}", r.proc, r.map))?;
+            }
+            Step::Mprotect(x) => {
+                let count = x.pages.unwrap_or(self.size(&x.proc, &x.map).saturating_sub(x.page));
+                let prot = format!("{:?}", x.prot).to_lowercase();
+                self.send(n, step, "mprotect", format!("proc={} name={} page={} count={count} prot={prot}", x.proc, x.map, x.page))?;
+            }
+            Step::Mremap(x) => {
+                let mut args = format!("proc={} name={} pages={}", x.proc, x.map, x.pages);
+                if x.move_ || x.dontunmap {
+                    args.push_str(" move=1");
+                }
+                if x.dontunmap {
+                    args.push_str(" dontunmap=1");
+                }
+                if self.send(n, step, "mremap", args)?.is_some() {
+                    self.sizes.insert((x.proc.clone(), x.map.clone()), x.pages);
+                }
+            }
+            Step::Madvise(x) => {
+                let count = x.pages.unwrap_or(self.size(&x.proc, &x.map).saturating_sub(x.page));
+                let args = format!("proc={} name={} page={} count={count} advice={}", x.proc, x.map, x.page, x.advice.wire());
+                let reply = self.guest.request("madvise", &args)?;
+                if !reply.ok {
+                    if reply.errno() == Some(22) {
+                        self.outcome.notes.push(format!("step {n}: madvise {} is unsupported on this kernel", x.advice.wire()));
+                    } else {
+                        self.fail(n, step, &reply);
+                    }
+                }
+            }
+            Step::Write(a) | Step::Read(a) => {
+                let op = step.op();
+                let mut args = format!("proc={} name={} page={} count={}", a.proc, a.map, a.page, a.pages);
+                if op == "write" {
+                    args.push_str(&format!(" value={}", a.value.unwrap_or(default_value(n))));
+                }
+                self.send(n, step, op, args)?;
+            }
+            Step::Fork(f) => {
+                if self.send(n, step, "fork", format!("proc={} child={}", f.proc, f.child))?.is_some() {
+                    let inherited: Vec<_> = self.sizes.iter().filter(|((p, _), _)| *p == f.proc).map(|((_, m), s)| (m.clone(), *s)).collect();
+                    for (m, s) in inherited {
+                        self.sizes.insert((f.child.clone(), m), s);
+                    }
+                }
+            }
+            Step::Exit(p) => {
+                self.send(n, step, "exit", format!("proc={}", p.proc))?;
+            }
+            Step::Findpage(r) => {
+                let truth = self.truth()?;
+                self.findpage(n, step, &(r.proc.clone(), r.map.clone(), r.page), &truth, true)?;
+            }
+            Step::Findtask(p) => self.findtask(n, step, &p.proc)?,
+            Step::Check(_) => self.check_all(n, step)?,
+            Step::Ksm(k) => {
+                let args = format!("timeout_ms={}", k.timeout_ms.unwrap_or(2000));
+                self.send(n, step, "ksm", args)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ground truth: pagemap of every named mapping of every live process.
+    fn truth(&mut self) -> Result<Truth, Fault> {
+        let reply = self.guest.request("pagemap", "")?;
+        if !reply.ok {
+            return Err(Fault::Protocol(format!("pagemap failed: {:?}", reply.fields)));
+        }
+        Truth::from_data(&reply.data, self.guest.info.page_size).map_err(Fault::Protocol)
+    }
+
+    /// Walk one slot, check O1/O2 (and O4 against the model when `model` is set), and
+    /// record the labelled result.
+    fn findpage(&mut self, n: usize, step: &Step, slot: &Slot, truth: &Truth, record: bool) -> Result<(), Fault> {
+        let (proc, map, page) = slot;
+        let Some(reply) = self.send(n, step, "findpage", format!("proc={proc} name={map} page={page}"))? else { return Ok(()) };
+        let lines: Vec<String> = reply.kmsg.iter().filter_map(|k| dmesg::parse_record(k)).map(|r| r.text).collect();
+        let walk = dmesg::collect_walk(lines.iter().map(String::as_str), reply.id);
+        let pfn = reply.get("pfn").and_then(|p| u64::from_str_radix(p.trim_start_matches("0x"), 16).ok()).filter(|p| *p != 0);
+        let kpagecount = reply.get("kpagecount").and_then(|k| k.parse().ok());
+        let at = format!("{map}[{page}]");
+        let problems = oracle::check_walk(&walk, truth, slot, pfn, kpagecount);
+        self.outcome.problems.extend(problems);
+        self.check_model(slot, pfn, truth);
+        if record {
+            let fp = labelled(&walk, truth, proc, &at);
+            self.outcome.findpages.push(fp);
+        }
+        Ok(())
+    }
+
+    /// O4 for one slot: the model's sharers against pagemap's.
+    fn check_model(&mut self, slot: &Slot, pfn: Option<u64>, truth: &Truth) {
+        if let Some(why) = self.model.unpredictable.get(slot) {
+            let _ = why;
+            return;
+        }
+        let at = oracle::slot_text(slot);
+        let predicted = self.model.frame(&slot.0, &slot.1, slot.2);
+        let observed: BTreeSet<Slot> = pfn.map(|p| truth.holders(p)).unwrap_or_default();
+        let expected = self.model.sharers(&slot.0, &slot.1, slot.2);
+        let mismatch = match predicted {
+            None => pfn.is_some(),
+            Some(Frame::Zero) => false,
+            Some(_) => pfn.is_none() || observed != expected,
+        };
+        if mismatch {
+            let show = |s: &BTreeSet<Slot>| s.iter().map(oracle::slot_text).collect::<Vec<_>>().join(", ");
+            self.outcome.model_mismatches.push(Problem::new(
+                Check::O4,
+                format!("{at}: the model expects it shared by [{}] ({}), the kernel has [{}]", show(&expected), self.model.why(slot), show(&observed)),
+            ));
+        }
+    }
+
+    fn findtask(&mut self, n: usize, step: &Step, proc: &str) -> Result<(), Fault> {
+        let truth = self.truth()?;
+        let Some(reply) = self.send(n, step, "findtask", format!("proc={proc}"))? else { return Ok(()) };
+        let lines: Vec<String> = reply.kmsg.iter().filter_map(|k| dmesg::parse_record(k)).map(|r| r.text).collect();
+        let walk = dmesg::collect_walk(lines.iter().map(String::as_str), reply.id);
+        if walk.end.is_none() {
+            self.outcome.problems.push(Problem::new(Check::Module, format!("findtask {proc}: incomplete module output")));
+        }
+        let vmas = walk.vmas.iter().filter_map(|v| task_vma_line(v, &truth)).collect();
+        self.outcome.findtasks.push(Findtask { proc: proc.to_string(), vmas });
+        Ok(())
+    }
+
+    /// `check: all`: O1/O2 on one slot of every distinct present page, O4 on all slots.
+    fn check_all(&mut self, n: usize, step: &Step) -> Result<(), Fault> {
+        let truth = self.truth()?;
+        let mut seen = BTreeSet::new();
+        for (slot, pfn) in truth.slots() {
+            self.check_model(&slot, Some(pfn), &truth);
+            if seen.insert(pfn) {
+                self.findpage(n, step, &slot, &truth, false)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn flags_text(v: &VmaLine) -> String {
+    if v.anon_vma {
+        format!("{} anon_vma", v.prot)
+    } else {
+        v.prot.clone()
+    }
+}
+
+/// Label a findpage walk: processes and slots, never pids or addresses.
+pub fn labelled(walk: &Walk, truth: &Truth, proc: &str, at: &str) -> Findpage {
+    let page = walk.page.clone();
+    let mut mapped = BTreeSet::new();
+    let mut visited = BTreeSet::new();
+    let mut vmas = Vec::new();
+    for v in &walk.vmas {
+        let who = truth.label(v.pid).map(str::to_string).unwrap_or_else(|| "?".into());
+        let what = v.addr.and_then(|a| truth.locate(v.pid, a)).map(|(_, m, i)| format!("{m}[{i}]")).unwrap_or_else(|| "?".into());
+        let state = match v.state {
+            VmaState::Mapped => {
+                mapped.insert(who.clone());
+                "mapped"
+            }
+            VmaState::Visited => {
+                visited.insert(who.clone());
+                "visited, not mapped"
+            }
+            VmaState::Listed => "listed",
+        };
+        vmas.push(format!("{who} {what} {} {state}", flags_text(v)));
+    }
+    vmas.sort();
+    Findpage {
+        at: at.to_string(),
+        proc: proc.to_string(),
+        kind: page.as_ref().map(|p| p.kind.clone()).unwrap_or_else(|| "none".into()),
+        order: page.as_ref().map(|p| p.order).unwrap_or(0),
+        mapcount: page.as_ref().map(|p| p.mapcount).unwrap_or(0),
+        mapped_by: mapped.into_iter().collect(),
+        visited_not_mapped: visited.into_iter().collect(),
+        vmas,
+        mcsem: page.map(|p| p.mcsem).unwrap_or_default(),
+    }
+}
+
+/// A findtask VMA line with labels: the named mappings it covers, else what backs it.
+fn task_vma_line(v: &VmaLine, truth: &Truth) -> Option<String> {
+    let proc = truth.procs.iter().find(|p| p.pid == v.pid);
+    let mut names = Vec::new();
+    if let Some(p) = proc {
+        for m in &p.maps {
+            let size = m.pfns.len() as u64 * truth.page_size;
+            let (lo, hi) = (m.addr.max(v.start), (m.addr + size).min(v.end));
+            if lo < hi {
+                let first = (lo - m.addr) / truth.page_size;
+                let last = (hi - m.addr) / truth.page_size - 1;
+                names.push(if first == last { format!("{}[{first}]", m.name) } else { format!("{}[{first}..{last}]", m.name) });
+            }
+        }
+    }
+    let what = if !names.is_empty() {
+        names.join("+")
+    } else if let Some(f) = &v.file {
+        // Name the agent's own binary by role, not by path.
+        let base = f.rsplit('/').next().unwrap_or(f);
+        if base == "init" { "[agent]".to_string() } else { base.to_string() }
+    } else {
+        match v.ops.as_deref() {
+            Some(ops) if ops.contains("special_mapping") || ops.contains("vdso") => "[special]".to_string(),
+            _ if v.flags & 0x100 != 0 => "[stack]".to_string(),
+            _ => "[anon]".to_string(),
+        }
+    };
+    Some(format!("{what} {}", flags_text(v)))
+}
+
+/// Compare the outcome against the scenario's `expect:` block.
+pub fn check_expectations(expect: &[Expect], outcome: &mut Outcome) {
+    for e in expect {
+        if e.on.as_ref().is_some_and(|keys| !keys.contains(&outcome.kernel)) {
+            continue;
+        }
+        let alternatives: Vec<&Facts> = match &e.any_of {
+            Some(alts) => alts.iter().collect(),
+            None => vec![&e.facts],
+        };
+        let (what, actual) = if let Some(at) = &e.findpage {
+            let found = outcome.findpages.iter().rev().find(|f| &f.at == at && e.proc.as_ref().is_none_or(|p| p == &f.proc));
+            let Some(found) = found else {
+                outcome.problems.push(Problem::new(Check::Expect, format!("expect findpage {at}: no result (the step failed?)")));
+                continue;
+            };
+            (format!("findpage {} {at}", found.proc), facts_of_findpage(found))
+        } else if let Some(proc) = &e.findtask {
+            let Some(found) = outcome.findtasks.iter().rev().find(|f| &f.proc == proc) else {
+                outcome.problems.push(Problem::new(Check::Expect, format!("expect findtask {proc}: no result")));
+                continue;
+            };
+            (format!("findtask {proc}"), Facts { vmas: Some(found.vmas.clone()), ..Facts::default() })
+        } else {
+            continue;
+        };
+        let extra = (e.any_of.is_some()).then_some(&e.facts);
+        let holds = |f: &Facts| facts_hold(f, &actual) && extra.is_none_or(|x| facts_hold(x, &actual));
+        if !alternatives.iter().any(|f| holds(f)) {
+            let expected: Vec<String> = alternatives.iter().map(|f| facts_text(f)).collect();
+            let diff = crate::report::diff(&expected.join("\n-- or --\n"), &facts_text(&actual));
+            outcome.problems.push(Problem::new(Check::Expect, format!("expect {what} does not hold:\n{diff}")));
+        }
+    }
+}
+
+fn facts_of_findpage(f: &Findpage) -> Facts {
+    Facts {
+        kind: Some(f.kind.clone()),
+        order: Some(f.order),
+        mapcount: Some(f.mapcount),
+        mapped_by: Some(f.mapped_by.clone()),
+        visited_not_mapped: Some(f.visited_not_mapped.clone()),
+        vmas: None,
+    }
+}
+
+/// Whether every fact `want` states is true of `got`. Label lists compare as sets.
+fn facts_hold(want: &Facts, got: &Facts) -> bool {
+    fn same<T: PartialEq>(w: &Option<T>, g: &Option<T>) -> bool {
+        w.is_none() || w == g
+    }
+    fn same_set(w: &Option<Vec<String>>, g: &Option<Vec<String>>) -> bool {
+        let sorted = |v: &Vec<String>| v.iter().cloned().collect::<BTreeSet<_>>();
+        match (w, g) {
+            (None, _) => true,
+            (Some(w), Some(g)) => sorted(w) == sorted(g),
+            (Some(_), None) => false,
+        }
+    }
+    same(&want.kind, &got.kind)
+        && same(&want.order, &got.order)
+        && same(&want.mapcount, &got.mapcount)
+        && same_set(&want.mapped_by, &got.mapped_by)
+        && same_set(&want.visited_not_mapped, &got.visited_not_mapped)
+        && same(&want.vmas, &got.vmas)
+}
+
+/// Facts as text, one per line, for diffs.
+fn facts_text(f: &Facts) -> String {
+    let mut out = Vec::new();
+    if let Some(k) = &f.kind {
+        out.push(format!("kind: {k}"));
+    }
+    if let Some(o) = f.order {
+        out.push(format!("order: {o}"));
+    }
+    if let Some(m) = f.mapcount {
+        out.push(format!("mapcount: {m}"));
+    }
+    let list = |v: &Vec<String>| {
+        let mut v = v.clone();
+        v.sort();
+        format!("[{}]", v.join(", "))
+    };
+    if let Some(v) = &f.mapped_by {
+        out.push(format!("mapped_by: {}", list(v)));
+    }
+    if let Some(v) = &f.visited_not_mapped {
+        out.push(format!("visited_not_mapped: {}", list(v)));
+    }
+    if let Some(v) = &f.vmas {
+        out.push("vmas:".into());
+        out.extend(v.iter().map(|l| format!("  - {l}")));
+    }
+    out.join("\n")
+}
