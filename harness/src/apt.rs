@@ -33,22 +33,14 @@ pub struct Apt {
 /// The mirror URI the host's own apt uses for `archive`.
 pub fn host_mirror(archive: Archive) -> Result<String> {
     let out = Command::new("apt-get")
-        .args([
-            "indextargets",
-            "--format",
-            "$(REPO_URI)",
-            "Identifier: Packages",
-        ])
+        .args(["indextargets", "--format", "$(REPO_URI)", "Identifier: Packages"])
         .arg(format!("Label: {}", archive.label()))
         .output()
         .context("running apt-get indextargets (is this a Debian host?)")?;
     let text = String::from_utf8_lossy(&out.stdout);
     match text.lines().map(str::trim).find(|l| !l.is_empty()) {
         Some(uri) => Ok(uri.trim_end_matches('/').to_string()),
-        None => bail!(
-            "the host's apt sources have no {} archive; add one to /etc/apt/sources.list",
-            archive.label()
-        ),
+        None => bail!("the host's apt sources have no {} archive; add one to /etc/apt/sources.list", archive.label()),
     }
 }
 
@@ -59,13 +51,17 @@ impl Apt {
             bail!("{KEYRING} is missing; run: apt-get install debian-archive-keyring");
         }
         let mirror = host_mirror(archive)?;
-        let sources: String = suites
-            .iter()
-            .map(|s| format!("deb [arch=arm64,amd64 signed-by={KEYRING}] {mirror} {s} main\n"))
-            .collect();
+        let sources: String =
+            suites.iter().map(|s| format!("deb [arch=arm64,amd64 signed-by={KEYRING}] {mirror} {s} main\n")).collect();
         let key = crate::cache::Key::new().part("sources", &sources).short();
         let dir = cache.join(format!("apt-{key}"));
-        for sub in ["etc/apt.conf.d", "etc/preferences.d", "etc/sources.list.d", "state/lists/partial", "cache/archives/partial"] {
+        for sub in [
+            "etc/apt.conf.d",
+            "etc/preferences.d",
+            "etc/sources.list.d",
+            "state/lists/partial",
+            "cache/archives/partial",
+        ] {
             fs::create_dir_all(dir.join(sub))?;
         }
         fs::write(dir.join("etc/sources.list"), sources)?;
@@ -99,10 +95,7 @@ impl Apt {
     fn run(&self, mut cmd: Command, what: &str) -> Result<String> {
         let out = cmd.output().with_context(|| format!("running {what}"))?;
         if !out.status.success() {
-            bail!(
-                "{what} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -147,15 +140,10 @@ impl Apt {
         fs::create_dir_all(dest)?;
         let before: Vec<_> = list_debs(dest)?;
         let mut cmd = self.cmd("apt-get");
-        cmd.current_dir(dest)
-            .args(["-q", "download"])
-            .arg(format!("{name}={version}"));
+        cmd.current_dir(dest).args(["-q", "download"]).arg(format!("{name}={version}"));
         self.run(cmd, &format!("apt-get download {name}={version}"))?;
         let after = list_debs(dest)?;
-        after
-            .into_iter()
-            .find(|p| !before.contains(p))
-            .with_context(|| format!("apt-get download {name} left no .deb"))
+        after.into_iter().find(|p| !before.contains(p)).with_context(|| format!("apt-get download {name} left no .deb"))
     }
 }
 

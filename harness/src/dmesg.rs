@@ -96,27 +96,23 @@ pub fn detect_splat(text: &str) -> Option<Splat> {
     Some(Splat { kind: *kind, line: text.to_string(), title: normalise_title(text) })
 }
 
-/// Replace addresses, numbers and process names so the same bug gets the same title.
+/// Replace addresses and numbers so the same bug gets the same title.
 pub fn normalise_title(text: &str) -> String {
-    let text = text.split(" pid:").next().unwrap_or(text);
-    let mut out = String::new();
-    for word in text.split_whitespace() {
-        let w = word.trim_matches(|c: char| c == ',' || c == ':' || c == '(' || c == ')' || c == '[' || c == ']');
-        let hexish = w.strip_prefix("0x").unwrap_or(w);
-        let is_num = !w.is_empty() && w.chars().all(|c| c.is_ascii_digit());
-        let is_addr = w.starts_with("0x") || (hexish.len() >= 8 && hexish.chars().all(|c| c.is_ascii_hexdigit()));
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        if is_num || is_addr {
-            out.push('#');
-        } else if let Some((name, _)) = word.split_once("+0x") {
-            out.push_str(name);
-        } else {
-            out.push_str(word);
-        }
-    }
-    out
+    use std::sync::OnceLock;
+    static RES: OnceLock<[regex::Regex; 4]> = OnceLock::new();
+    let res = RES.get_or_init(|| {
+        [
+            // Function offsets: `folio_add+0x2a4/0x2f0` keeps the name.
+            regex::Regex::new(r"\+0x[0-9a-f]+/0x[0-9a-f]+").unwrap(),
+            regex::Regex::new(r"0x[0-9a-fA-F]+|\b[0-9a-f]{8,}\b").unwrap(),
+            regex::Regex::new(r"\d+").unwrap(),
+            regex::Regex::new(r"\s+").unwrap(),
+        ]
+    });
+    let t = res[0].replace_all(text, "");
+    let t = res[1].replace_all(&t, "#");
+    let t = res[2].replace_all(&t, "#");
+    res[3].replace_all(t.trim(), " ").into_owned()
 }
 
 /// Every splat in a list of log lines.
@@ -204,11 +200,7 @@ fn hex(fields: &Fields, key: &str) -> Result<u64, String> {
 }
 
 fn num<T: std::str::FromStr>(fields: &Fields, key: &str) -> Result<T, String> {
-    fields
-        .get(key)
-        .ok_or_else(|| format!("no {key}"))?
-        .parse()
-        .map_err(|_| format!("{key} is not a number"))
+    fields.get(key).ok_or_else(|| format!("no {key}"))?.parse().map_err(|_| format!("{key} is not a number"))
 }
 
 fn text(fields: &Fields, key: &str) -> Result<String, String> {
@@ -274,12 +266,7 @@ pub fn parse_module_line(line: &str) -> Option<Result<ModuleLine, BadLine>> {
                     },
                 }
             }
-            "task" => ModuleLine::Task {
-                req,
-                pid: num(&f, "pid")?,
-                comm: text(&f, "comm")?,
-                vmas: num(&f, "vmas")?,
-            },
+            "task" => ModuleLine::Task { req, pid: num(&f, "pid")?, comm: text(&f, "comm")?, vmas: num(&f, "vmas")? },
             "error" => ModuleLine::Error { req, rc: num(&f, "rc")?, msg: f.get("msg").cloned().unwrap_or_default() },
             "end" => ModuleLine::End {
                 req,

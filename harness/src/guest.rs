@@ -164,7 +164,9 @@ impl Guest {
             return Fault::Died { op: op.into(), status, panic, console };
         }
         match err {
-            ChannelError::Timeout { op, secs } => Fault::Hang { detail: format!("no answer to '{op}' in {secs:.1} s"), console },
+            ChannelError::Timeout { op, secs } => {
+                Fault::Hang { detail: format!("no answer to '{op}' in {secs:.1} s"), console }
+            }
             other => Fault::Protocol(other.to_string()),
         }
     }

@@ -20,10 +20,7 @@ pub fn kernel_gcc_major(config: &str) -> Result<u32> {
     if !text.contains("gcc") {
         bail!("the kernel was not built with gcc ({text}); only gcc-built kernels are supported");
     }
-    let version = text
-        .split_whitespace()
-        .last()
-        .context("empty CONFIG_CC_VERSION_TEXT")?;
+    let version = text.split_whitespace().last().context("empty CONFIG_CC_VERSION_TEXT")?;
     version
         .split('.')
         .next()
@@ -32,10 +29,7 @@ pub fn kernel_gcc_major(config: &str) -> Result<u32> {
 }
 
 fn have(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success())
 }
 
 /// The host cross compiler of exactly `major`, or an error saying why there is none.
@@ -84,10 +78,7 @@ pub fn agent() -> Result<PathBuf> {
             .collect();
         sources.sort();
         run(
-            Command::new(&gcc)
-                .args(["-static", "-O2", "-Wall", "-Wextra", "-o"])
-                .arg(tmp.join("init"))
-                .args(&sources),
+            Command::new(&gcc).args(["-static", "-O2", "-Wall", "-Wextra", "-o"]).arg(tmp.join("init")).args(&sources),
             "building the agent",
         )
     })?;
@@ -142,17 +133,12 @@ pub fn module(kernel: &Kernel) -> Result<PathBuf> {
 /// expected gcc major, and ftrace's patchable entries are there.
 pub fn verify_module(ko: &[u8], release: &str, major: u32) -> Result<()> {
     let text = String::from_utf8_lossy(ko);
-    let vermagic = text
-        .split('\0')
-        .find_map(|s| s.strip_prefix("vermagic="))
-        .context("rmapcheck.ko has no vermagic")?;
+    let vermagic =
+        text.split('\0').find_map(|s| s.strip_prefix("vermagic=")).context("rmapcheck.ko has no vermagic")?;
     if vermagic.split_whitespace().next() != Some(release) {
         bail!("rmapcheck.ko has vermagic '{vermagic}', not for {release}");
     }
-    let gcc = text
-        .split('\0')
-        .find(|s| s.starts_with("GCC: "))
-        .context("rmapcheck.ko has no GCC .comment")?;
+    let gcc = text.split('\0').find(|s| s.starts_with("GCC: ")).context("rmapcheck.ko has no GCC .comment")?;
     let built = gcc.split_whitespace().last().unwrap_or("");
     if !built.starts_with(&format!("{major}.")) {
         bail!("rmapcheck.ko was built by '{gcc}', not gcc-{major}");

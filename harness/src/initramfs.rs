@@ -61,11 +61,7 @@ fn write_cpio(files: &[(String, Vec<u8>, u32)]) -> Result<Vec<u8>> {
         ino
     };
     for dir in ["dev", "proc", "sys", "tmp", "modules"] {
-        let w = cpio::newc::Builder::new(dir)
-            .ino(next())
-            .mode(S_IFDIR | 0o755)
-            .nlink(2)
-            .write(&mut gz, 0);
+        let w = cpio::newc::Builder::new(dir).ino(next()).mode(S_IFDIR | 0o755).nlink(2).write(&mut gz, 0);
         w.finish()?;
     }
     let w = cpio::newc::Builder::new("dev/console")

@@ -95,10 +95,8 @@ impl Manifest {
     }
 
     pub fn load_from(path: &Path) -> Result<Manifest> {
-        let text =
-            fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let manifest: Manifest =
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let manifest: Manifest = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         if !manifest.kernels.contains_key(&manifest.default) {
             bail!("{}: default kernel '{}' is not a key", path.display(), manifest.default);
         }
@@ -115,11 +113,7 @@ impl Manifest {
 
     /// The keys tagged `tag`, in manifest order.
     pub fn tagged(&self, tag: &str) -> Vec<String> {
-        self.kernels
-            .iter()
-            .filter(|(_, e)| e.tags.iter().any(|t| t == tag))
-            .map(|(k, _)| k.clone())
-            .collect()
+        self.kernels.iter().filter(|(_, e)| e.tags.iter().any(|t| t == tag)).map(|(k, _)| k.clone()).collect()
     }
 }
 
@@ -165,19 +159,13 @@ fn apt_name(name: &str, arch: &str) -> String {
 
 /// Order ABI strings like `6.12.117+deb12` by their numbers.
 fn version_numbers(abi: &str) -> Vec<u64> {
-    abi.split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| s.parse().ok())
-        .collect()
+    abi.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).filter_map(|s| s.parse().ok()).collect()
 }
 
 /// Pick the newest ABI among package names that match the entry's first package.
 pub fn newest_abi(entry: &Entry, names: &[String]) -> Result<String> {
     let (first, _) = split_arch(&entry.packages[0]);
-    let pattern = format!(
-        "^{}$",
-        regex::escape(first).replace(&regex::escape("{abi}"), &format!("({})", entry.abi))
-    );
+    let pattern = format!("^{}$", regex::escape(first).replace(&regex::escape("{abi}"), &format!("({})", entry.abi)));
     let re = regex::Regex::new(&pattern).context("bad abi regex in the manifest")?;
     names
         .iter()
@@ -273,10 +261,8 @@ fn kernel_from_dir(key: &str, entry: &Entry, locked: &Locked, dir: &Path) -> Res
     let root = dir.join("root");
     let image = root.join(expand(&entry.image, &locked.abi, &locked.release));
     let build_dir = root.join("usr/src").join(format!("linux-headers-{}", locked.release));
-    let modules_dir = ["lib/modules", "usr/lib/modules"]
-        .iter()
-        .map(|m| root.join(m).join(&locked.release))
-        .find(|p| p.exists());
+    let modules_dir =
+        ["lib/modules", "usr/lib/modules"].iter().map(|m| root.join(m).join(&locked.release)).find(|p| p.exists());
     for path in [&image, &build_dir] {
         if !path.exists() {
             bail!("kernel {key}: {} is missing from the extracted packages", path.display());
@@ -300,11 +286,9 @@ fn fetch_deb(apt: &Apt, pkg: &LockedPackage, debs: &Path) -> Result<PathBuf> {
     }
     let _guard = cache::lock(&path)?;
     let tmp = tempfile::tempdir_in(debs)?;
-    let deb = apt
-        .download(&apt_name(&pkg.name, &pkg.arch), &pkg.version, tmp.path())
-        .with_context(|| {
-            format!("{} {} may be gone from the mirror; run `rmapcheck kernels update`", pkg.name, pkg.version)
-        })?;
+    let deb = apt.download(&apt_name(&pkg.name, &pkg.arch), &pkg.version, tmp.path()).with_context(|| {
+        format!("{} {} may be gone from the mirror; run `rmapcheck kernels update`", pkg.name, pkg.version)
+    })?;
     let got = cache::sha256_file(&deb)?;
     if got != pkg.sha256 {
         bail!("{}: sha256 {got} does not match the lock's {}", pkg.name, pkg.sha256);
@@ -314,12 +298,8 @@ fn fetch_deb(apt: &Apt, pkg: &LockedPackage, debs: &Path) -> Result<PathBuf> {
 }
 
 fn extract_deb(deb: &Path, root: &Path) -> Result<()> {
-    let status = std::process::Command::new("dpkg-deb")
-        .arg("-x")
-        .arg(deb)
-        .arg(root)
-        .status()
-        .context("running dpkg-deb")?;
+    let status =
+        std::process::Command::new("dpkg-deb").arg("-x").arg(deb).arg(root).status().context("running dpkg-deb")?;
     if !status.success() {
         bail!("dpkg-deb -x {} failed", deb.display());
     }

@@ -14,6 +14,7 @@ pub mod initramfs;
 pub mod kernels;
 pub mod model;
 pub mod oracle;
+pub mod pool;
 pub mod prepare;
 pub mod protocol;
 pub mod qemu;

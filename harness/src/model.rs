@@ -57,7 +57,12 @@ impl Model {
     }
 
     fn holders(&self, frame: Frame) -> usize {
-        self.procs.values().flat_map(|maps| maps.values()).flat_map(|m| m.pages.iter()).filter(|f| **f == Some(frame)).count()
+        self.procs
+            .values()
+            .flat_map(|maps| maps.values())
+            .flat_map(|m| m.pages.iter())
+            .filter(|f| **f == Some(frame))
+            .count()
     }
 
     fn note(&mut self, proc: &str, map: &str, page: u64, why: &str) {
@@ -68,7 +73,8 @@ impl Model {
     pub fn apply(&mut self, step: &Step) {
         match step {
             Step::Mmap(m) => {
-                let object = (m.share == Share::Shared || m.backing != Backing::Anon && m.backing != Backing::DevZero).then(|| self.fresh());
+                let object = (m.share == Share::Shared || m.backing != Backing::Anon && m.backing != Backing::DevZero)
+                    .then(|| self.fresh());
                 let map = Map {
                     share: m.share,
                     backing: m.backing,
@@ -80,7 +86,8 @@ impl Model {
                 };
                 if m.huge == Some(true) {
                     for p in 0..m.pages {
-                        self.unpredictable.insert((m.proc.clone(), m.name.clone(), p), "THP: a huge page may back this range".into());
+                        self.unpredictable
+                            .insert((m.proc.clone(), m.name.clone(), p), "THP: a huge page may back this range".into());
                     }
                 }
                 self.procs.entry(m.proc.clone()).or_default().insert(m.name.clone(), map);
@@ -129,12 +136,16 @@ impl Model {
                     Advice::Keeponfork => m.wipeonfork = false,
                     Advice::Mergeable => {
                         for p in x.page..end {
-                            self.unpredictable.insert((x.proc.clone(), x.map.clone(), p), "KSM may merge identical pages".into());
+                            self.unpredictable
+                                .insert((x.proc.clone(), x.map.clone(), p), "KSM may merge identical pages".into());
                         }
                     }
                     Advice::Hugepage | Advice::Collapse => {
                         for p in x.page..end {
-                            self.unpredictable.insert((x.proc.clone(), x.map.clone(), p), "THP: a huge page may back this range".into());
+                            self.unpredictable.insert(
+                                (x.proc.clone(), x.map.clone(), p),
+                                "THP: a huge page may back this range".into(),
+                            );
                         }
                     }
                     Advice::Pageout | Advice::Cold | Advice::Unmergeable | Advice::Nohugepage => {}
@@ -167,8 +178,12 @@ impl Model {
             (Share::Private, Some(f), false) => (f, "a read keeps the page it maps"),
             (Share::Private, _, true) => (Frame::Anon(self.fresh()), "a private write gets a page of its own"),
             (Share::Private, None, false) => match (backing, object) {
-                (Backing::Anon | Backing::DevZero, _) => (Frame::Zero, "a read fault on private anon maps the zero page"),
-                (_, Some(obj)) => (Frame::Object(obj, page), "a read of a private file mapping maps the page cache page"),
+                (Backing::Anon | Backing::DevZero, _) => {
+                    (Frame::Zero, "a read fault on private anon maps the zero page")
+                }
+                (_, Some(obj)) => {
+                    (Frame::Object(obj, page), "a read of a private file mapping maps the page cache page")
+                }
                 (_, None) => (Frame::Zero, "a read fault maps the zero page"),
             },
         };
@@ -198,7 +213,10 @@ impl Model {
             } else {
                 for (i, f) in c.pages.iter().enumerate() {
                     if f.is_some() {
-                        self.why.insert((child.into(), name.clone(), i as u64), format!("fork: {child} shares {parent}'s private pages until a write"));
+                        self.why.insert(
+                            (child.into(), name.clone(), i as u64),
+                            format!("fork: {child} shares {parent}'s private pages until a write"),
+                        );
                     }
                 }
             }
@@ -276,7 +294,9 @@ mod tests {
         assert_eq!(m.sharers("p0", "stack", 2), [slot("c1", "stack", 2), slot("p0", "stack", 2)].into());
         // A shared mapping is not copied at fork: the child has no PTE until it touches.
         assert_eq!(m.sharers("p0", "shm", 0), [slot("p0", "shm", 0)].into());
-        let m = run(&format!("{SEED} - write: {{proc: c1, map: stack, page: 2}}\n - write: {{proc: c1, map: shm, page: 0}}\n"));
+        let m = run(&format!(
+            "{SEED} - write: {{proc: c1, map: stack, page: 2}}\n - write: {{proc: c1, map: shm, page: 0}}\n"
+        ));
         assert_eq!(m.sharers("p0", "stack", 2), [slot("p0", "stack", 2)].into());
         assert_eq!(m.sharers("p0", "shm", 0), [slot("c1", "shm", 0), slot("p0", "shm", 0)].into());
         assert!(m.why(&slot("c1", "stack", 2)).contains("COW"));

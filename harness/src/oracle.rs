@@ -77,10 +77,17 @@ impl Truth {
             let label = get("proc")?.clone();
             let pid = get("pid")?.parse().map_err(|_| format!("bad pid in {d:?}"))?;
             let addr = parse_hex(get("addr")?).ok_or_else(|| format!("bad addr in {d:?}"))?;
-            let pfns = get("pfns")?
-                .split(',')
-                .map(|p| if p == "-" { Ok(None) } else { parse_hex(p).map(Some).ok_or_else(|| format!("bad pfn '{p}'")) })
-                .collect::<Result<Vec<_>, _>>()?;
+            let pfns =
+                get("pfns")?
+                    .split(',')
+                    .map(|p| {
+                        if p == "-" {
+                            Ok(None)
+                        } else {
+                            parse_hex(p).map(Some).ok_or_else(|| format!("bad pfn '{p}'"))
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
             let map = MapPages { name: get("name")?.clone(), addr, pfns };
             match truth.procs.iter_mut().find(|p| p.label == label) {
                 Some(p) => p.maps.push(map),
@@ -103,7 +110,8 @@ impl Truth {
         let proc = self.procs.iter().find(|p| p.pid == pid)?;
         proc.maps.iter().find_map(|m| {
             let end = m.addr + m.pfns.len() as u64 * self.page_size;
-            (addr >= m.addr && addr < end).then(|| (proc.label.clone(), m.name.clone(), (addr - m.addr) / self.page_size))
+            (addr >= m.addr && addr < end)
+                .then(|| (proc.label.clone(), m.name.clone(), (addr - m.addr) / self.page_size))
         })
     }
 
@@ -111,7 +119,10 @@ impl Truth {
     pub fn describe(&self, pid: u32, addr: u64) -> String {
         match self.locate(pid, addr) {
             Some((p, m, i)) => format!("{p} {m}[{i}]"),
-            None => format!("{} 0x{addr:x} (outside every named mapping)", self.label(pid).map(str::to_string).unwrap_or(format!("pid {pid}"))),
+            None => format!(
+                "{} 0x{addr:x} (outside every named mapping)",
+                self.label(pid).map(str::to_string).unwrap_or(format!("pid {pid}"))
+            ),
         }
     }
 
@@ -155,27 +166,45 @@ pub fn check_walk(walk: &Walk, truth: &Truth, slot: &Slot, pfn: Option<u64>, kpa
         out.push(Problem::new(Check::Module, bad.to_string()));
     }
     let Some((rc, _, _)) = walk.end else {
-        out.push(Problem::new(Check::Module, format!("findpage {at}: the module's lines for req={} are incomplete (no end line)", walk.req)));
+        out.push(Problem::new(
+            Check::Module,
+            format!("findpage {at}: the module's lines for req={} are incomplete (no end line)", walk.req),
+        ));
         return out;
     };
     let Some(page) = &walk.page else {
         if pfn.is_some() {
-            out.push(Problem::new(Check::O1, format!("findpage {at}: pagemap has pfn 0x{:x} but the module found no page (rc={rc})", pfn.unwrap_or(0))));
+            out.push(Problem::new(
+                Check::O1,
+                format!(
+                    "findpage {at}: pagemap has pfn 0x{:x} but the module found no page (rc={rc})",
+                    pfn.unwrap_or(0)
+                ),
+            ));
         }
         return out;
     };
     match (page.kind.as_str(), pfn) {
         ("none", None) => return out,
         ("none", Some(p)) => {
-            out.push(Problem::new(Check::O1, format!("findpage {at}: pagemap has pfn 0x{p:x} but the module says nothing is mapped")));
+            out.push(Problem::new(
+                Check::O1,
+                format!("findpage {at}: pagemap has pfn 0x{p:x} but the module says nothing is mapped"),
+            ));
             return out;
         }
         (kind, None) => {
-            out.push(Problem::new(Check::O1, format!("findpage {at}: the module found a {kind} page but pagemap says not present")));
+            out.push(Problem::new(
+                Check::O1,
+                format!("findpage {at}: the module found a {kind} page but pagemap says not present"),
+            ));
             return out;
         }
         (_, Some(p)) if p != page.pfn => {
-            out.push(Problem::new(Check::O1, format!("findpage {at}: the module walked pfn 0x{:x} but pagemap has 0x{p:x}", page.pfn)));
+            out.push(Problem::new(
+                Check::O1,
+                format!("findpage {at}: the module walked pfn 0x{:x} but pagemap has 0x{p:x}", page.pfn),
+            ));
             return out;
         }
         ("zero", _) => return out,
@@ -196,7 +225,12 @@ pub fn check_walk(walk: &Walk, truth: &Truth, slot: &Slot, pfn: Option<u64>, kpa
     if forward != reverse || !strays.is_empty() {
         let missing: BTreeSet<_> = forward.difference(&reverse).cloned().collect();
         let extra: BTreeSet<_> = reverse.difference(&forward).cloned().collect();
-        let mut msg = format!("findpage {at}: pagemap maps pfn 0x{:x} at [{}] but the rmap walk found [{}]", page.pfn, set_text(&forward), set_text(&reverse));
+        let mut msg = format!(
+            "findpage {at}: pagemap maps pfn 0x{:x} at [{}] but the rmap walk found [{}]",
+            page.pfn,
+            set_text(&forward),
+            set_text(&reverse)
+        );
         if !missing.is_empty() {
             msg.push_str(&format!("; the walk missed {}", set_text(&missing)));
         }
@@ -211,14 +245,23 @@ pub fn check_walk(walk: &Walk, truth: &Truth, slot: &Slot, pfn: Option<u64>, kpa
     // O2: mapcount.
     let mapped = walk.vmas.iter().filter(|v| v.state == VmaState::Mapped).count() as i64;
     if page.order == 0 && page.kind != "ksm" && page.mapcount != mapped {
-        out.push(Problem::new(Check::O2, format!("findpage {at}: mapcount {} but the walk found {mapped} mapping PTEs", page.mapcount)));
+        out.push(Problem::new(
+            Check::O2,
+            format!("findpage {at}: mapcount {} but the walk found {mapped} mapping PTEs", page.mapcount),
+        ));
     }
     if page.order > 0 && page.mapcount < mapped {
-        out.push(Problem::new(Check::O2, format!("findpage {at}: folio mapcount {} is below the {mapped} VMAs that map it", page.mapcount)));
+        out.push(Problem::new(
+            Check::O2,
+            format!("findpage {at}: folio mapcount {} is below the {mapped} VMAs that map it", page.mapcount),
+        ));
     }
     if let Some(kpc) = kpagecount {
         if page.order == 0 && kpc != page.mapcount {
-            out.push(Problem::new(Check::O2, format!("findpage {at}: /proc/kpagecount says {kpc}, the module's mapcount {}", page.mapcount)));
+            out.push(Problem::new(
+                Check::O2,
+                format!("findpage {at}: /proc/kpagecount says {kpc}, the module's mapcount {}", page.mapcount),
+            ));
         }
     }
     out

@@ -16,7 +16,11 @@ pub enum Line {
     /// A raw /dev/kmsg record, `prio,seq,usec;message`.
     Kmsg(String),
     Data(Fields),
-    Reply { id: u64, ok: bool, fields: Fields },
+    Reply {
+        id: u64,
+        ok: bool,
+        fields: Fields,
+    },
     /// Anything else; kept for the transcript, never fatal.
     Other(String),
 }
@@ -131,9 +135,7 @@ impl Channel {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return Err(ChannelError::Closed { op: op.into() }),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                    continue
-                }
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -200,7 +202,10 @@ mod tests {
             parse_line("READY page_size=4096 release=6.12.1 module=1"),
             Line::Ready(parse_fields("page_size=4096 release=6.12.1 module=1"))
         );
-        assert_eq!(parse_line("K 6,812,1234;rmapcheck: req=3 end rc=0"), Line::Kmsg("6,812,1234;rmapcheck: req=3 end rc=0".into()));
+        assert_eq!(
+            parse_line("K 6,812,1234;rmapcheck: req=3 end rc=0"),
+            Line::Kmsg("6,812,1234;rmapcheck: req=3 end rc=0".into())
+        );
         let Line::Reply { id, ok, fields } = parse_line("R 17 err errno=3 msg=no-proc") else { panic!() };
         assert_eq!((id, ok, fields["errno"].as_str()), (17, false, "3"));
         assert!(matches!(parse_line("R 5 ok"), Line::Reply { id: 5, ok: true, .. }));

@@ -116,10 +116,7 @@ fn live() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
 /// Kill every QEMU this process started and has not reaped yet.
 pub fn kill_all() {
     for pid in live().iter() {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(*pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid as i32), nix::sys::signal::Signal::SIGKILL);
     }
 }
 
@@ -207,8 +204,7 @@ impl Qemu {
 
     /// The last `lines` lines of the guest console.
     pub fn console_tail(&self, lines: usize) -> String {
-        let text = String::from_utf8_lossy(&std::fs::read(self.config.console_log()).unwrap_or_default())
-            .into_owned();
+        let text = String::from_utf8_lossy(&std::fs::read(self.config.console_log()).unwrap_or_default()).into_owned();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
@@ -227,11 +223,8 @@ impl Drop for Qemu {
 }
 
 fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(program))
-            .find(|p| p.is_file())
-    })
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(program)).find(|p| p.is_file()))
 }
 
 #[cfg(test)]
@@ -242,7 +235,15 @@ mod tests {
     fn command_line_uses_the_fast_flags() {
         let c = Config::new(Path::new("/k/Image"), Path::new("/k/initrd"), Path::new("/w"));
         let args = c.args().join(" ");
-        for want in ["-cpu neoverse-n1", "nokaslr", "mitigations=off", "-nic none", "-no-reboot", "name=rmapcheck.0", "file:/w/console.log"] {
+        for want in [
+            "-cpu neoverse-n1",
+            "nokaslr",
+            "mitigations=off",
+            "-nic none",
+            "-no-reboot",
+            "name=rmapcheck.0",
+            "file:/w/console.log",
+        ] {
             assert!(args.contains(want), "missing {want} in {args}");
         }
         assert!(!args.contains("-cpu max"));

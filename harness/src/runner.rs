@@ -137,7 +137,9 @@ impl Run<'_> {
     fn fail(&mut self, n: usize, step: &Step, reply: &Reply) {
         let errno = reply.errno().unwrap_or(0);
         let msg = reply.get("msg").unwrap_or("");
-        self.outcome.problems.push(Problem::new(Check::Step, format!("step {n} ({}): failed with errno {errno} ({msg})", step.op())));
+        self.outcome
+            .problems
+            .push(Problem::new(Check::Step, format!("step {n} ({}): failed with errno {errno} ({msg})", step.op())));
     }
 
     /// Send a request; a refusal becomes a step problem and `None`.
@@ -166,7 +168,8 @@ impl Run<'_> {
                 };
                 let share = if m.share == Share::Shared { "shared" } else { "private" };
                 let huge = m.huge.map(|h| format!(" huge={}", h as u8)).unwrap_or_default();
-                let args = format!("proc={} name={} pages={} backing={backing} share={share}{huge}", m.proc, m.name, m.pages);
+                let args =
+                    format!("proc={} name={} pages={} backing={backing} share={share}{huge}", m.proc, m.name, m.pages);
                 if self.send(n, step, "mmap", args)?.is_some() {
                     self.sizes.insert((m.proc.clone(), m.name.clone()), m.pages);
                 }
@@ -181,7 +184,12 @@ impl Run<'_> {
             Step::Mprotect(x) => {
                 let count = x.pages.unwrap_or(self.size(&x.proc, &x.map).saturating_sub(x.page));
                 let prot = format!("{:?}", x.prot).to_lowercase();
-                self.send(n, step, "mprotect", format!("proc={} name={} page={} count={count} prot={prot}", x.proc, x.map, x.page))?;
+                self.send(
+                    n,
+                    step,
+                    "mprotect",
+                    format!("proc={} name={} page={} count={count} prot={prot}", x.proc, x.map, x.page),
+                )?;
             }
             Step::Mremap(x) => {
                 let mut args = format!("proc={} name={} pages={}", x.proc, x.map, x.pages);
@@ -197,11 +205,14 @@ impl Run<'_> {
             }
             Step::Madvise(x) => {
                 let count = x.pages.unwrap_or(self.size(&x.proc, &x.map).saturating_sub(x.page));
-                let args = format!("proc={} name={} page={} count={count} advice={}", x.proc, x.map, x.page, x.advice.wire());
+                let args =
+                    format!("proc={} name={} page={} count={count} advice={}", x.proc, x.map, x.page, x.advice.wire());
                 let reply = self.guest.request("madvise", &args)?;
                 if !reply.ok {
                     if reply.errno() == Some(22) {
-                        self.outcome.notes.push(format!("step {n}: madvise {} is unsupported on this kernel", x.advice.wire()));
+                        self.outcome
+                            .notes
+                            .push(format!("step {n}: madvise {} is unsupported on this kernel", x.advice.wire()));
                     } else {
                         self.fail(n, step, &reply);
                     }
@@ -217,7 +228,12 @@ impl Run<'_> {
             }
             Step::Fork(f) => {
                 if self.send(n, step, "fork", format!("proc={} child={}", f.proc, f.child))?.is_some() {
-                    let inherited: Vec<_> = self.sizes.iter().filter(|((p, _), _)| *p == f.proc).map(|((_, m), s)| (m.clone(), *s)).collect();
+                    let inherited: Vec<_> = self
+                        .sizes
+                        .iter()
+                        .filter(|((p, _), _)| *p == f.proc)
+                        .map(|((_, m), s)| (m.clone(), *s))
+                        .collect();
                     for (m, s) in inherited {
                         self.sizes.insert((f.child.clone(), m), s);
                     }
@@ -253,10 +269,13 @@ impl Run<'_> {
     /// record the labelled result.
     fn findpage(&mut self, n: usize, step: &Step, slot: &Slot, truth: &Truth, record: bool) -> Result<(), Fault> {
         let (proc, map, page) = slot;
-        let Some(reply) = self.send(n, step, "findpage", format!("proc={proc} name={map} page={page}"))? else { return Ok(()) };
+        let Some(reply) = self.send(n, step, "findpage", format!("proc={proc} name={map} page={page}"))? else {
+            return Ok(());
+        };
         let lines: Vec<String> = reply.kmsg.iter().filter_map(|k| dmesg::parse_record(k)).map(|r| r.text).collect();
         let walk = dmesg::collect_walk(lines.iter().map(String::as_str), reply.id);
-        let pfn = reply.get("pfn").and_then(|p| u64::from_str_radix(p.trim_start_matches("0x"), 16).ok()).filter(|p| *p != 0);
+        let pfn =
+            reply.get("pfn").and_then(|p| u64::from_str_radix(p.trim_start_matches("0x"), 16).ok()).filter(|p| *p != 0);
         let kpagecount = reply.get("kpagecount").and_then(|k| k.parse().ok());
         let at = format!("{map}[{page}]");
         let problems = oracle::check_walk(&walk, truth, slot, pfn, kpagecount);
@@ -288,7 +307,12 @@ impl Run<'_> {
             let show = |s: &BTreeSet<Slot>| s.iter().map(oracle::slot_text).collect::<Vec<_>>().join(", ");
             self.outcome.model_mismatches.push(Problem::new(
                 Check::O4,
-                format!("{at}: the model expects it shared by [{}] ({}), the kernel has [{}]", show(&expected), self.model.why(slot), show(&observed)),
+                format!(
+                    "{at}: the model expects it shared by [{}] ({}), the kernel has [{}]",
+                    show(&expected),
+                    self.model.why(slot),
+                    show(&observed)
+                ),
             ));
         }
     }
@@ -299,7 +323,9 @@ impl Run<'_> {
         let lines: Vec<String> = reply.kmsg.iter().filter_map(|k| dmesg::parse_record(k)).map(|r| r.text).collect();
         let walk = dmesg::collect_walk(lines.iter().map(String::as_str), reply.id);
         if walk.end.is_none() {
-            self.outcome.problems.push(Problem::new(Check::Module, format!("findtask {proc}: incomplete module output")));
+            self.outcome
+                .problems
+                .push(Problem::new(Check::Module, format!("findtask {proc}: incomplete module output")));
         }
         let vmas = walk.vmas.iter().filter_map(|v| task_vma_line(v, &truth)).collect();
         self.outcome.findtasks.push(Findtask { proc: proc.to_string(), vmas });
@@ -336,7 +362,11 @@ pub fn labelled(walk: &Walk, truth: &Truth, proc: &str, at: &str) -> Findpage {
     let mut vmas = Vec::new();
     for v in &walk.vmas {
         let who = truth.label(v.pid).map(str::to_string).unwrap_or_else(|| "?".into());
-        let what = v.addr.and_then(|a| truth.locate(v.pid, a)).map(|(_, m, i)| format!("{m}[{i}]")).unwrap_or_else(|| "?".into());
+        let what = v
+            .addr
+            .and_then(|a| truth.locate(v.pid, a))
+            .map(|(_, m, i)| format!("{m}[{i}]"))
+            .unwrap_or_else(|| "?".into());
         let state = match v.state {
             VmaState::Mapped => {
                 mapped.insert(who.clone());
@@ -375,7 +405,11 @@ fn task_vma_line(v: &VmaLine, truth: &Truth) -> Option<String> {
             if lo < hi {
                 let first = (lo - m.addr) / truth.page_size;
                 let last = (hi - m.addr) / truth.page_size - 1;
-                names.push(if first == last { format!("{}[{first}]", m.name) } else { format!("{}[{first}..{last}]", m.name) });
+                names.push(if first == last {
+                    format!("{}[{first}]", m.name)
+                } else {
+                    format!("{}[{first}..{last}]", m.name)
+                });
             }
         }
     }
@@ -384,7 +418,11 @@ fn task_vma_line(v: &VmaLine, truth: &Truth) -> Option<String> {
     } else if let Some(f) = &v.file {
         // Name the agent's own binary by role, not by path.
         let base = f.rsplit('/').next().unwrap_or(f);
-        if base == "init" { "[agent]".to_string() } else { base.to_string() }
+        if base == "init" {
+            "[agent]".to_string()
+        } else {
+            base.to_string()
+        }
     } else {
         match v.ops.as_deref() {
             Some(ops) if ops.contains("special_mapping") || ops.contains("vdso") => "[special]".to_string(),
@@ -406,9 +444,12 @@ pub fn check_expectations(expect: &[Expect], outcome: &mut Outcome) {
             None => vec![&e.facts],
         };
         let (what, actual) = if let Some(at) = &e.findpage {
-            let found = outcome.findpages.iter().rev().find(|f| &f.at == at && e.proc.as_ref().is_none_or(|p| p == &f.proc));
+            let found =
+                outcome.findpages.iter().rev().find(|f| &f.at == at && e.proc.as_ref().is_none_or(|p| p == &f.proc));
             let Some(found) = found else {
-                outcome.problems.push(Problem::new(Check::Expect, format!("expect findpage {at}: no result (the step failed?)")));
+                outcome
+                    .problems
+                    .push(Problem::new(Check::Expect, format!("expect findpage {at}: no result (the step failed?)")));
                 continue;
             };
             (format!("findpage {} {at}", found.proc), facts_of_findpage(found))

@@ -7,9 +7,9 @@
 mod spans;
 mod validate;
 
-pub use spans::Pos;
 use schemars::JsonSchema;
 use serde::Deserialize;
+pub use spans::Pos;
 use std::fmt;
 use std::path::{Path, PathBuf};
 

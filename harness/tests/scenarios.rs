@@ -1,1 +1,119 @@
-fn main(){}
+//! The `cargo test` entry for everything that needs a guest: one trial per scenario and
+//! kernel (`<scenario>::<kernel>`), plus VM checks of the module (`vm::<check>::<kernel>`).
+//!
+//! Listing reads files only; guests boot on first use and are pooled per kernel.
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use rmapcheck::kernels::Manifest;
+use rmapcheck::pool::Pool;
+use rmapcheck::{prepare, qemu, report, runner, scenario};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, OnceLock};
+
+#[path = "scenarios/vm_checks.rs"]
+mod vm_checks;
+
+/// The kernels to test: `RMAPCHECK_KERNELS` (comma-separated), else the manifest's
+/// `default` tag.
+fn kernel_keys(manifest: &Manifest) -> Vec<String> {
+    match std::env::var("RMAPCHECK_KERNELS") {
+        Ok(list) if !list.trim().is_empty() => list.split(',').map(|s| s.trim().to_string()).collect(),
+        _ => manifest.tagged("default"),
+    }
+}
+
+type PoolSlot = Arc<OnceLock<Result<Arc<Pool>, String>>>;
+
+/// One pool per kernel, created (and the kernel prepared) on first use.
+#[derive(Default)]
+struct Pools {
+    by_key: Mutex<HashMap<String, PoolSlot>>,
+}
+
+impl Pools {
+    fn get(&self, key: &str) -> Result<Arc<Pool>, Failed> {
+        let slot = self.by_key.lock().unwrap().entry(key.to_string()).or_default().clone();
+        slot.get_or_init(|| {
+            let manifest = Manifest::load().map_err(|e| format!("{e:#}"))?;
+            let prepared = prepare::prepare(&manifest, key, &()).map_err(|e| {
+                format!(
+                    "kernel {key} is not ready: {e:#}\nset it up with: cargo run -p rmapcheck -- kernels fetch {key}"
+                )
+            })?;
+            let workroot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("guests-{}", std::process::id()));
+            Ok(Arc::new(Pool::new(prepared, workroot)))
+        })
+        .clone()
+        .map_err(Failed::from)
+    }
+
+    fn shutdown(&self) {
+        for slot in self.by_key.lock().unwrap().values() {
+            if let Some(Ok(pool)) = slot.get() {
+                pool.shutdown();
+            }
+        }
+    }
+}
+
+static POOLS: OnceLock<Pools> = OnceLock::new();
+
+fn pools() -> &'static Pools {
+    POOLS.get_or_init(Pools::default)
+}
+
+fn scenario_trial(file: PathBuf, name: String, key: String) -> Trial {
+    Trial::test(format!("{name}::{key}"), move || {
+        let loaded = scenario::load(&file).map_err(|e| Failed::from(e.to_string()))?;
+        let pool = pools().get(&key)?;
+        let outcome = pool.run(&loaded).map_err(|f| Failed::from(f.to_string()))?;
+        let text = report::snapshot(&outcome);
+        let mut settings = insta::Settings::clone_current();
+        settings.set_snapshot_path(rmapcheck::project_root().join("snapshots"));
+        settings.set_snapshot_suffix(key.clone());
+        settings.set_input_file(&file);
+        settings.set_prepend_module_to_snapshot(false);
+        settings.set_omit_expression(true);
+        let snap = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            settings.bind(|| insta::assert_snapshot!(name.clone(), text))
+        }));
+        if outcome.status != runner::Status::Pass {
+            return Err(
+                format!("{} on {key}: {:?}\n{}", outcome.scenario, outcome.status, report::snapshot(&outcome)).into()
+            );
+        }
+        snap.map_err(|_| Failed::from(format!("snapshot {name}@{key} differs; review with: cargo insta review")))
+    })
+}
+
+fn main() -> ExitCode {
+    qemu::install_signal_handlers(|| {});
+    let args = Arguments::from_args();
+    let manifest = match Manifest::load() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("{e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let keys = kernel_keys(&manifest);
+    let dir = rmapcheck::project_root().join("scenarios");
+    let files = scenario::discover(&[dir]).expect("scenarios/ is readable");
+    let mut trials = Vec::new();
+    for file in files {
+        // Listing must stay cheap: the name is the file stem; the file is parsed when
+        // the trial runs.
+        let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+        for key in &keys {
+            trials.push(scenario_trial(file.clone(), name.clone(), key.clone()));
+        }
+    }
+    for key in &keys {
+        trials.extend(vm_checks::trials(key, pools));
+    }
+    let conclusion = libtest_mimic::run(&args, trials);
+    pools().shutdown();
+    conclusion.exit_code()
+}

@@ -51,5 +51,8 @@ fn several_errors_are_reported_at_once() {
 fn committed_schema_matches_the_types() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/schema.json");
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(committed == json_schema(), "scenarios/schema.json is stale; run: cargo run -q -- schema > scenarios/schema.json");
+    assert!(
+        committed == json_schema(),
+        "scenarios/schema.json is stale; run: cargo run -q -- schema > scenarios/schema.json"
+    );
 }

@@ -68,7 +68,10 @@ fn check_range(m: &MapState, page: u64, count: u64, base: &str, name: &str, out:
         return false;
     }
     if page >= len || page.saturating_add(count) > len {
-        out.push((format!("{base}.page"), format!("pages {page}..{} are out of range: '{name}' has {len} pages", page.saturating_add(count))));
+        out.push((
+            format!("{base}.page"),
+            format!("pages {page}..{} are out of range: '{name}' has {len} pages", page.saturating_add(count)),
+        ));
         return false;
     }
     if let Some(hole) = (page..page + count).find(|&p| !m.present[p as usize]) {
@@ -118,7 +121,10 @@ fn step_problems(st: &mut State, step: &Step, number: usize, base: &str, out: &m
                 return;
             }
             if m.backing == Backing::DevZero && m.share == Share::Private && m.huge == Some(true) {
-                out.push((format!("{base}.huge"), "a private /dev/zero mapping is plain anon; use backing: anon".into()));
+                out.push((
+                    format!("{base}.huge"),
+                    "a private /dev/zero mapping is plain anon; use backing: anon".into(),
+                ));
             }
             let Some(procs) = st.proc(&m.proc, &format!("{base}.proc"), out) else { return };
             if procs.contains_key(&m.name) {
@@ -170,7 +176,10 @@ fn step_problems(st: &mut State, step: &Step, number: usize, base: &str, out: &m
             }
             let Some(m) = st.map(&x.proc, &x.map, base, out) else { return };
             if m.present.iter().any(|p| !p) {
-                out.push((format!("{base}.map"), format!("'{}' has unmapped holes; mremap needs one whole VMA", x.map)));
+                out.push((
+                    format!("{base}.map"),
+                    format!("'{}' has unmapped holes; mremap needs one whole VMA", x.map),
+                ));
                 return;
             }
             if x.dontunmap && x.pages as usize != m.present.len() {
@@ -246,7 +255,10 @@ fn expect_problems(st: &State, e: &Expect, base: &str, out: &mut Problems) {
         }
         if let Some(kind) = &f.kind {
             if !["anon", "file", "shmem", "ksm", "zero", "none"].contains(&kind.as_str()) {
-                out.push((format!("{base}.kind"), format!("unknown kind '{kind}' (anon, file, shmem, ksm, zero, none)")));
+                out.push((
+                    format!("{base}.kind"),
+                    format!("unknown kind '{kind}' (anon, file, shmem, ksm, zero, none)"),
+                ));
             }
         }
     }
@@ -256,9 +268,18 @@ fn expect_problems(st: &State, e: &Expect, base: &str, out: &mut Problems) {
                 out.push((format!("{base}.findpage"), format!("'{at}' is not of the form map[page]")));
                 return;
             };
-            let hit = st.findpages.iter().any(|(p, m, i)| m == map && *i == page && e.proc.as_ref().is_none_or(|want| want == p));
+            let hit = st
+                .findpages
+                .iter()
+                .any(|(p, m, i)| m == map && *i == page && e.proc.as_ref().is_none_or(|want| want == p));
             if !hit {
-                out.push((format!("{base}.findpage"), format!("no findpage step walks {at}{}", e.proc.as_ref().map(|p| format!(" in '{p}'")).unwrap_or_default())));
+                out.push((
+                    format!("{base}.findpage"),
+                    format!(
+                        "no findpage step walks {at}{}",
+                        e.proc.as_ref().map(|p| format!(" in '{p}'")).unwrap_or_default()
+                    ),
+                ));
             }
             if facts.iter().any(|f| f.vmas.is_some()) {
                 out.push((format!("{base}.vmas"), "vmas belongs to a findtask expectation".into()));

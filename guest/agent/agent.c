@@ -1,0 +1,421 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rmapcheck guest agent, run as /init. Boots the guest the way
+ * docs/PROTOCOL.md (Boot) says, then answers the host's requests on the
+ * virtio port, one line at a time, in order.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+#define PORT_NAME	"rmapcheck.0"
+#define PORT_WAIT_MS	10000
+#define THP		"/sys/kernel/mm/transparent_hugepage/"
+
+static int port_fd = -1, kmsg_fd = -1;
+
+void con(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(buf) - 1)
+		n = sizeof(buf) - 1;
+	if (n > 0 && write(1, buf, n) < 0)
+		return;
+}
+
+static void msleep(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+void power_off(void)
+{
+	sync();
+	reboot(RB_POWER_OFF);
+	/* Not pid 1 (a test run), or no permission. */
+	con("rmapcheck-agent: reboot: %s\n", strerror(errno));
+	if (getpid() != 1)
+		exit(1);
+	for (;;)
+		pause();
+}
+
+static void write_file(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0 || write(fd, val, strlen(val)) < 0)
+		con("rmapcheck-agent: %s: %s\n", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+static void mount_one(const char *src, const char *dir, const char *type,
+		      unsigned long flags, const char *opts)
+{
+	mkdir(dir, 0755);
+	if (mount(src, dir, type, flags, opts) && errno != EBUSY)
+		con("rmapcheck-agent: mount %s: %s\n", dir, strerror(errno));
+}
+
+/*
+ * Without /dev/console in the initramfs the kernel starts us with no fds
+ * 0-2; open it from devtmpfs so fds 0-2 are never reused by accident.
+ */
+static void fix_console(void)
+{
+	int fd, i, need = 0;
+
+	for (i = 0; i < 3; i++)
+		if (fcntl(i, F_GETFD) < 0)
+			need = 1;
+	if (!need)
+		return;
+	fd = open("/dev/console", O_RDWR | O_NOCTTY);
+	if (fd < 0)
+		fd = open("/dev/null", O_RDWR);
+	for (i = 0; i < 3 && fd >= 0; i++)
+		if (fcntl(i, F_GETFD) < 0)
+			dup2(fd, i);
+	if (fd > 2)
+		close(fd);
+}
+
+static void boot_fs(void)
+{
+	mount_one("proc", "/proc", "proc", 0, NULL);
+	mount_one("sysfs", "/sys", "sysfs", 0, NULL);
+	mount_one("devtmpfs", "/dev", "devtmpfs", 0, NULL);
+	fix_console();
+	/* huge=advise: file maps get THPs only when huge=1 asks for them. */
+	mkdir("/tmp", 01777);
+	if (mount("tmpfs", "/tmp", "tmpfs", 0, "mode=1777,huge=advise") &&
+	    mount("tmpfs", "/tmp", "tmpfs", 0, "mode=1777"))
+		con("rmapcheck-agent: mount /tmp: %s\n", strerror(errno));
+	/* Deterministic scenarios: THPs only where a scenario asks. */
+	write_file(THP "enabled", "madvise");
+	write_file(THP "defrag", "madvise");
+	write_file(THP "shmem_enabled", "advise");
+}
+
+/*
+ * Loads /modules.load in order. Returns the errno of rmapcheck.ko's load
+ * (0 when it loaded, ENOENT when it is not listed).
+ */
+static int load_modules(void)
+{
+	FILE *f = fopen("/modules.load", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	int rmc_err = ENOENT;
+	ssize_t n;
+
+	if (!f)
+		return rmc_err;
+	while ((n = getline(&line, &cap, f)) >= 0) {
+		const char *base;
+		char *path = line;
+		int fd, e = 0;
+
+		while (n && strchr(" \t\r\n", path[n - 1]))
+			path[--n] = '\0';
+		path += strspn(path, " \t");
+		if (!*path || *path == '#')
+			continue;
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			e = errno;
+		else if (syscall(SYS_finit_module, fd, "", 0) && errno != EEXIST)
+			e = errno;
+		if (fd >= 0)
+			close(fd);
+		if (e)
+			con("rmapcheck-agent: load %s: %s\n", path, strerror(e));
+		base = strrchr(path, '/');
+		base = base ? base + 1 : path;
+		if (!strcmp(base, "rmapcheck.ko"))
+			rmc_err = e;
+	}
+	free(line);
+	fclose(f);
+	return rmc_err;
+}
+
+static int read_small(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+/* The first /dev/vportNpM whose sysfs name is PORT_NAME; -1 after 10 s. */
+static int open_port(void)
+{
+	int waited;
+
+	for (waited = 0; waited < PORT_WAIT_MS; waited += 5) {
+		DIR *d = opendir("/sys/class/virtio-ports");
+		struct dirent *de;
+		char path[300], name[64];
+
+		while (d && (de = readdir(d))) {
+			int fd;
+
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path),
+				 "/sys/class/virtio-ports/%s/name", de->d_name);
+			if (read_small(path, name, sizeof(name)) ||
+			    strcmp(name, PORT_NAME))
+				continue;
+			snprintf(path, sizeof(path), "/dev/%s", de->d_name);
+			fd = open(path, O_RDWR | O_CLOEXEC);
+			if (fd >= 0) {
+				closedir(d);
+				return fd;
+			}
+		}
+		if (d)
+			closedir(d);
+		msleep(5);
+	}
+	return -1;
+}
+
+static void port_write(const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(port_fd, p, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			con("rmapcheck-agent: port write: %s\n",
+			    strerror(errno));
+			return;
+		}
+		p += w;
+		n -= w;
+	}
+}
+
+/*
+ * One /dev/kmsg record "prio,seq,usec,flags[,..];msg\n[ KEY=val\n...]"
+ * becomes "K prio,seq,usec;msg".
+ */
+static void add_kmsg(struct sbuf *sb, const char *rec, size_t n)
+{
+	const char *semi = memchr(rec, ';', n), *end = memchr(rec, '\n', n);
+	const char *hdr_end, *c;
+	int commas = 0;
+
+	if (!end)
+		end = rec + n;
+	if (!semi || semi > end)
+		return;
+	for (hdr_end = semi, c = rec; c < semi; c++)
+		if (*c == ',' && ++commas == 3) {
+			hdr_end = c;
+			break;
+		}
+	sb_addn(sb, "K ", 2);
+	sb_add_sanitized(sb, rec, hdr_end - rec);
+	sb_addn(sb, ";", 1);
+	sb_add_sanitized(sb, semi + 1, end - semi - 1);
+	sb_addn(sb, "\n", 1);
+}
+
+static void drain_kmsg(struct sbuf *sb)
+{
+	static char rec[16384];
+	int guard;
+
+	for (guard = 0; kmsg_fd >= 0 && guard < 1000000; guard++) {
+		ssize_t n = read(kmsg_fd, rec, sizeof(rec));
+
+		if (n < 0 && (errno == EPIPE || errno == EINTR))
+			continue;	/* EPIPE: records were overwritten */
+		if (n <= 0)
+			return;
+		add_kmsg(sb, rec, n);
+	}
+}
+
+/* The id of a line too broken to parse, if its first word is one. */
+static uint64_t leading_id(const char *line, size_t len)
+{
+	char buf[24];
+	size_t n = 0;
+	uint64_t id;
+
+	while (n < len && n < sizeof(buf) - 1 && line[n] >= '0' &&
+	       line[n] <= '9') {
+		buf[n] = line[n];
+		n++;
+	}
+	buf[n] = '\0';
+	if (n == len || line[n] != ' ' || parse_u64(buf, &id))
+		return 0;
+	return id;
+}
+
+static void handle_line(char *line, size_t len, int overlong)
+{
+	const struct op *op;
+	struct req r;
+	int rc;
+
+	reply_data.len = 0;
+	reply_fields.len = 0;
+	sb_add(&reply_fields, "");
+	reply_err = 0;
+	if (len && line[len - 1] == '\r')
+		line[--len] = '\0';
+	if (overlong || memchr(line, '\0', len)) {
+		r.id = leading_id(line, len);
+		rc = bad(&r, overlong ? "line: too long" : "line: NUL");
+	} else if (parse_request(line, &r)) {
+		rc = bad(&r, "line");
+	} else if (!(op = find_op(r.op))) {
+		rc = fail(ENOSYS, "unknown-op");
+	} else if (kv_check(&r, op->keys)) {
+		rc = fail(EINVAL, "bad-request");
+	} else {
+		rc = op->fn(&r);
+	}
+	if (rc == NO_REPLY)
+		return;
+	if (rc < 0)
+		reply_data.len = 0;	/* no D lines with an err */
+	drain_kmsg(&reply_data);
+	if (rc < 0)
+		sb_printf(&reply_data, "R %llu err errno=%d msg=%s\n",
+			  (unsigned long long)r.id, reply_err, reply_msg);
+	else
+		sb_printf(&reply_data, "R %llu ok%s\n",
+			  (unsigned long long)r.id, reply_fields.p);
+	port_write(reply_data.p, reply_data.len);
+	if (rc == POWER_OFF)
+		power_off();
+	reap();
+}
+
+static void serve(void)
+{
+	static char rbuf[65536], line[MAX_LINE + 1];
+	size_t llen = 0;
+	int overlong = 0;
+
+	for (;;) {
+		ssize_t n = read(port_fd, rbuf, sizeof(rbuf)), i = 0;
+
+		if (n <= 0) {
+			/* 0: no host on the other end (yet, or any more). */
+			if (n < 0 && errno == EINTR)
+				continue;
+			msleep(2);
+			continue;
+		}
+		while (i < n) {
+			char *nl = memchr(rbuf + i, '\n', n - i);
+			size_t chunk = nl ? (size_t)(nl - rbuf - i) : (size_t)(n - i);
+			size_t room = MAX_LINE - llen;
+
+			if (chunk > room)
+				overlong = 1;
+			memcpy(line + llen, rbuf + i, chunk < room ? chunk : room);
+			llen += chunk < room ? chunk : room;
+			i += chunk;
+			if (!nl)
+				break;
+			line[llen] = '\0';
+			handle_line(line, llen, overlong);
+			llen = 0;
+			overlong = 0;
+			i++;
+		}
+	}
+}
+
+int main(void)
+{
+	struct utsname u;
+	char ready[256];
+	int rmc_err, module;
+
+	page_size = getauxval(AT_PAGESZ);
+	if (!page_size)
+		page_size = sysconf(_SC_PAGESIZE);
+	/* Keep malloc off mmap: workers inherit our heap, and an mmap'd
+	 * chunk could merge with a scenario's anonymous map. */
+	mallopt(M_MMAP_MAX, 0);
+	signal(SIGPIPE, SIG_IGN);
+
+	boot_fs();
+	rmc_err = load_modules();
+	module = access("/sys/module/rmapcheck", F_OK) == 0;
+	kmsg_fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (kmsg_fd < 0)
+		con("rmapcheck-agent: /dev/kmsg: %s\n", strerror(errno));
+
+	port_fd = open_port();
+	if (port_fd < 0) {
+		con("rmapcheck-agent: no port\n");
+		power_off();
+	}
+	if (ops_init()) {
+		con("rmapcheck-agent: cannot start p0: %s: %s\n", reply_msg,
+		    strerror(reply_err));
+		power_off();
+	}
+
+	uname(&u);
+	for (char *c = u.release; *c; c++)
+		if (*c < 0x21 || *c > 0x7e)
+			*c = '?';	/* values never hold spaces */
+	if (module)
+		snprintf(ready, sizeof(ready),
+			 "READY page_size=%ld release=%s module=1\n",
+			 page_size, u.release);
+	else
+		snprintf(ready, sizeof(ready),
+			 "READY page_size=%ld release=%s module=0 errno=%d\n",
+			 page_size, u.release, rmc_err ? rmc_err : ENOENT);
+	con("rmapcheck-agent: %s", ready);
+	port_write(ready, strlen(ready));
+	serve();
+	return 0;
+}

@@ -1,0 +1,648 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The workload process. It owns a table of named maps and does every memory
+ * syscall in its own address space; the controller only sends it requests
+ * on CTL_FD. Children made by W_FORK inherit the table (minus what
+ * MADV_DONTFORK kept from them).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP	4
+#endif
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE	0x100000
+#endif
+
+long page_size;
+
+/* Per-page state; pages of a map can go one by one (munmap, overlays). */
+#define PF_MAPPED	0x1
+#define PF_DONTFORK	0x2
+
+struct wmap {
+	char name[NAME_LEN];
+	uint64_t addr, pages, nmapped;
+	int huge;
+	uint8_t *pf;
+};
+
+static struct wmap maps[MAX_MAPS];
+static int nmaps;
+
+static sigjmp_buf fault_jmp;
+static volatile sig_atomic_t fault_armed, fault_sig;
+
+static int wfail(struct wrep *r, int err, const char *msg)
+{
+	r->err = err ? err : EIO;
+	snprintf(r->msg, sizeof(r->msg), "%s", msg);
+	return -1;
+}
+
+static uint64_t pmd_size(void)
+{
+	/* One page of 8-byte PMD entries maps this much. */
+	return (uint64_t)page_size * page_size / 8;
+}
+
+static int find_map(const char *name)
+{
+	int i;
+
+	for (i = 0; i < nmaps; i++)
+		if (!strcmp(maps[i].name, name))
+			return i;
+	return -1;
+}
+
+static void drop_map(int i)
+{
+	free(maps[i].pf);
+	memmove(&maps[i], &maps[i + 1], (nmaps - i - 1) * sizeof(maps[0]));
+	nmaps--;
+}
+
+/*
+ * [start, start+len) no longer belongs to any map in the table, except to
+ * the one named skip. A map whose last page goes leaves the table.
+ */
+static void forget_range(uint64_t start, uint64_t len, const char *skip)
+{
+	int i;
+
+	for (i = nmaps - 1; i >= 0; i--) {
+		struct wmap *m = &maps[i];
+		uint64_t end = m->addr + m->pages * page_size;
+		uint64_t lo = start > m->addr ? start : m->addr;
+		uint64_t hi = start + len < end ? start + len : end;
+		uint64_t pg;
+
+		if (lo >= hi || (skip && !strcmp(m->name, skip)))
+			continue;
+		for (pg = (lo - m->addr) / page_size;
+		     pg < (hi - m->addr) / page_size; pg++) {
+			if (m->pf[pg] & PF_MAPPED)
+				m->nmapped--;
+			m->pf[pg] = 0;
+		}
+		if (!m->nmapped)
+			drop_map(i);
+	}
+}
+
+static int add_map(const char *name, uint64_t addr, uint64_t pages, int huge,
+		   struct wrep *r)
+{
+	struct wmap *m = &maps[nmaps];
+
+	m->pf = malloc(pages);
+	if (!m->pf)
+		return wfail(r, ENOMEM, "malloc");
+	memset(m->pf, PF_MAPPED, pages);
+	snprintf(m->name, sizeof(m->name), "%s", name);
+	m->addr = addr;
+	m->pages = m->nmapped = pages;
+	m->huge = huge;
+	nmaps++;
+	return 0;
+}
+
+/* Looks up name[page, page+count) and checks it lies inside the map. */
+static struct wmap *get_range(const struct wreq *q, uint64_t count,
+			      struct wrep *r)
+{
+	int i = find_map(q->name);
+
+	if (i < 0) {
+		wfail(r, ENOENT, "no-map");
+		return NULL;
+	}
+	if (q->page >= maps[i].pages || count < 1 ||
+	    count > maps[i].pages - q->page) {
+		wfail(r, EINVAL, "range");
+		return NULL;
+	}
+	return &maps[i];
+}
+
+/* True when this page is a table map's, or free: MAP_FIXED may take it. */
+static int page_replaceable(uint64_t a)
+{
+	unsigned char v;
+	int i;
+
+	for (i = 0; i < nmaps; i++) {
+		struct wmap *m = &maps[i];
+
+		if (a >= m->addr && a < m->addr + m->pages * page_size)
+			return m->pf[(a - m->addr) / page_size] & PF_MAPPED;
+	}
+	return mincore((void *)a, page_size, &v) < 0 && errno == ENOMEM;
+}
+
+static int range_replaceable(uint64_t a, uint64_t len)
+{
+	uint64_t off;
+
+	for (off = 0; off < len; off += page_size)
+		if (!page_replaceable(a + off))
+			return 0;
+	return 1;
+}
+
+/*
+ * Free space left on both sides of a new map: it then starts as its own
+ * VMA, and mmap at= can still place a map right before or after it. Our
+ * own reservations never refill such a hole, as they are larger.
+ */
+static uint64_t gap_size(void)
+{
+	return 2 * pmd_size();
+}
+
+/*
+ * Reserves a PROT_NONE region with a gap on both sides of an aligned
+ * [*start, *start+len).
+ */
+static int reserve(uint64_t len, uint64_t align, uint64_t *res,
+		   uint64_t *rlen, uint64_t *start)
+{
+	uint64_t gap = gap_size();
+	void *p;
+
+	*rlen = len + 2 * gap + (align > (uint64_t)page_size ? align : 0);
+	p = mmap(NULL, *rlen, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	*res = (uint64_t)p;
+	*start = (*res + gap + align - 1) & ~(align - 1);
+	return 0;
+}
+
+/* Gives back the reservation around [start, start+len). */
+static int trim_reserve(uint64_t res, uint64_t rlen, uint64_t start,
+			uint64_t len)
+{
+	if (munmap((void *)res, start - res))
+		return -1;
+	return munmap((void *)(start + len), res + rlen - start - len);
+}
+
+static int open_backing(const struct wreq *q, uint64_t len, struct wrep *r)
+{
+	char path[64];
+	int fd;
+
+	switch (q->backing) {
+	case B_DEVZERO:
+		fd = open("/dev/zero", O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			return wfail(r, errno, "open"), -1;
+		return fd;
+	case B_MEMFD:
+		snprintf(path, sizeof(path), "rmc-%s", q->name);
+		fd = memfd_create(path, MFD_CLOEXEC);
+		if (fd < 0)
+			return wfail(r, errno, "memfd_create"), -1;
+		break;
+	case B_FILE:
+		/* Fresh per mmap: an older map of this name keeps its inode. */
+		snprintf(path, sizeof(path), "/tmp/rmc-%s", q->name);
+		if (unlink(path) && errno != ENOENT)
+			return wfail(r, errno, "unlink"), -1;
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return wfail(r, errno, "open"), -1;
+		break;
+	default:
+		return -2;	/* anonymous: no fd */
+	}
+	if (ftruncate(fd, len)) {
+		wfail(r, errno, "ftruncate");
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int w_mmap(const struct wreq *q, struct wrep *r)
+{
+	uint64_t len = q->pages * page_size, res, rlen, start;
+	int prot = PROT_READ | PROT_WRITE, flags, fd, e, i;
+	void *a;
+
+	if (find_map(q->name) >= 0)
+		return wfail(r, EEXIST, "map-exists");
+	if (nmaps == MAX_MAPS)
+		return wfail(r, ENOSPC, "too-many-maps");
+	fd = open_backing(q, len, r);
+	if (fd == -1)
+		return -1;
+	flags = q->shared ? MAP_SHARED : MAP_PRIVATE;
+	if (fd < 0)
+		flags |= MAP_ANONYMOUS;
+
+	if (q->has_at) {
+		i = find_map(q->at_map);
+		if (i < 0) {
+			wfail(r, ENOENT, "no-map");
+			goto out;
+		}
+		start = maps[i].addr + (uint64_t)(q->at * page_size);
+		a = mmap((void *)start, len, prot, flags | MAP_FIXED_NOREPLACE,
+			 fd, 0);
+		/* Overlaying our own maps is a scenario; clobbering the
+		 * worker's own memory never is. */
+		if (a == MAP_FAILED && errno == EEXIST) {
+			if (range_replaceable(start, len))
+				a = mmap((void *)start, len, prot,
+					 flags | MAP_FIXED, fd, 0);
+			else
+				errno = EEXIST;	/* mincore() clobbered it */
+		}
+		if (a != MAP_FAILED && a != (void *)start) {
+			munmap(a, len);
+			errno = EEXIST;
+			a = MAP_FAILED;
+		}
+		if (a == MAP_FAILED) {
+			wfail(r, errno, "mmap");
+			goto out;
+		}
+		forget_range(start, len, NULL);
+	} else {
+		uint64_t align = q->huge == 1 ? pmd_size() : (uint64_t)page_size;
+
+		if (reserve(len, align, &res, &rlen, &start)) {
+			wfail(r, errno, "mmap");
+			goto out;
+		}
+		a = mmap((void *)start, len, prot, flags | MAP_FIXED, fd, 0);
+		if (a == MAP_FAILED) {
+			wfail(r, errno, "mmap");
+			munmap((void *)res, rlen);
+			goto out;
+		}
+		if (trim_reserve(res, rlen, start, len)) {
+			wfail(r, errno, "munmap");
+			munmap((void *)res, rlen);
+			goto out;
+		}
+	}
+	if (q->huge >= 0 &&
+	    madvise(a, len, q->huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE)) {
+		wfail(r, errno, "madvise");
+		munmap(a, len);
+		goto out;
+	}
+	if (add_map(q->name, start, q->pages, q->huge, r)) {
+		munmap(a, len);
+		goto out;
+	}
+	r->addr = start;
+out:
+	if (fd >= 0) {
+		e = errno;
+		close(fd);
+		errno = e;
+	}
+	return r->err ? -1 : 0;
+}
+
+static int w_munmap(const struct wreq *q, struct wrep *r)
+{
+	struct wmap *m = get_range(q, q->count, r);
+	uint64_t a;
+
+	if (!m)
+		return -1;
+	a = m->addr + q->page * page_size;
+	if (munmap((void *)a, q->count * page_size))
+		return wfail(r, errno, "munmap");
+	forget_range(a, q->count * page_size, NULL);
+	return 0;
+}
+
+static int w_mprotect(const struct wreq *q, struct wrep *r)
+{
+	struct wmap *m = get_range(q, q->count, r);
+
+	if (!m)
+		return -1;
+	if (mprotect((void *)(m->addr + q->page * page_size),
+		     q->count * page_size, q->prot))
+		return wfail(r, errno, "mprotect");
+	return 0;
+}
+
+static int w_madvise(const struct wreq *q, struct wrep *r)
+{
+	struct wmap *m = get_range(q, q->count, r);
+	uint64_t i;
+
+	if (!m)
+		return -1;
+	if (madvise((void *)(m->addr + q->page * page_size),
+		    q->count * page_size, q->advice))
+		return wfail(r, errno, "madvise");
+	for (i = q->page; i < q->page + q->count; i++) {
+		if (q->advice == MADV_DONTFORK)
+			m->pf[i] |= PF_DONTFORK;
+		else if (q->advice == MADV_DOFORK)
+			m->pf[i] &= ~PF_DONTFORK;
+	}
+	return 0;
+}
+
+static int w_mremap(const struct wreq *q, struct wrep *r)
+{
+	int i = find_map(q->name), flags = MREMAP_MAYMOVE;
+	uint64_t old, oldlen, len = q->pages * page_size, res = 0, rlen = 0;
+	uint64_t start, k;
+	struct wmap *m;
+	uint8_t *pf;
+	void *a;
+
+	if (i < 0)
+		return wfail(r, ENOENT, "no-map");
+	m = &maps[i];
+	old = m->addr;
+	oldlen = m->pages * page_size;
+	pf = malloc(q->pages);
+	if (!pf)
+		return wfail(r, ENOMEM, "malloc");
+	if (q->dontunmap)
+		flags |= MREMAP_DONTUNMAP;
+	if (q->move) {
+		uint64_t align = m->huge == 1 ? pmd_size() : (uint64_t)page_size;
+
+		if (reserve(len, align, &res, &rlen, &start)) {
+			free(pf);
+			return wfail(r, errno, "mmap");
+		}
+		a = mremap((void *)old, oldlen, len, flags | MREMAP_FIXED,
+			   (void *)start);
+	} else {
+		a = mremap((void *)old, oldlen, len, flags);
+	}
+	if (a == MAP_FAILED) {
+		wfail(r, errno, "mremap");
+		if (rlen)
+			munmap((void *)res, rlen);
+		free(pf);
+		return -1;
+	}
+	if (rlen && trim_reserve(res, rlen, start, len)) {
+		wfail(r, errno, "munmap");
+		free(pf);
+		return -1;
+	}
+
+	/* Whatever else the kernel unmapped leaves the table too. */
+	if (!q->dontunmap) {
+		if (a != (void *)old)
+			forget_range(old, oldlen, q->name);
+		else if (len < oldlen)
+			forget_range(old + len, oldlen - len, q->name);
+	}
+	m = &maps[find_map(q->name)];
+	for (k = 0; k < q->pages; k++) {
+		uint8_t f = m->pf[k < m->pages ? k : m->pages - 1];
+
+		pf[k] = PF_MAPPED | (f & PF_DONTFORK);
+	}
+	free(m->pf);
+	m->pf = pf;
+	m->addr = (uint64_t)a;
+	m->pages = m->nmapped = q->pages;
+	r->addr = m->addr;
+	r->old = old;
+	return 0;
+}
+
+static void on_fault(int sig)
+{
+	if (!fault_armed) {
+		signal(sig, SIG_DFL);
+		return;		/* re-faults and dies: the controller sees EOF */
+	}
+	fault_sig = sig;
+	siglongjmp(fault_jmp, 1);
+}
+
+static __attribute__((noinline)) void touch(const struct wreq *q, uint64_t base,
+					    uint64_t count)
+{
+	uint64_t i;
+
+	for (i = 0; i < count; i++) {
+		volatile uint8_t *p = (volatile uint8_t *)(base + i * page_size);
+
+		if (q->op == W_READ)
+			(void)p[0];
+		else if (q->one_byte)
+			p[q->offset] = q->value;
+		else
+			memset((void *)p, q->value, page_size);
+	}
+}
+
+/* W_WRITE and W_READ: a fault answers EFAULT instead of killing us. */
+static int w_touch(const struct wreq *q, struct wrep *r)
+{
+	struct wmap *m = get_range(q, q->count, r);
+	uint64_t i;
+
+	if (!m)
+		return -1;
+	for (i = q->page; i < q->page + q->count; i++)
+		if (!(m->pf[i] & PF_MAPPED))
+			return wfail(r, EFAULT, "unmapped");
+	r->addr = m->addr + q->page * page_size;
+	r->count = q->count;
+	if (sigsetjmp(fault_jmp, 1)) {
+		fault_armed = 0;
+		return wfail(r, EFAULT, fault_sig == SIGBUS ? "sigbus" :
+			    "sigsegv");
+	}
+	fault_armed = 1;
+	touch(q, r->addr, q->count);
+	fault_armed = 0;
+	return 0;
+}
+
+/* Returns 1 in the child, which must not answer. */
+static int w_fork(int fd, struct wrep *r)
+{
+	pid_t pid;
+	int i;
+
+	if (fd < 0)
+		return wfail(r, EBADF, "no-fd");
+	pid = fork();
+	if (pid < 0) {
+		wfail(r, errno, "fork");
+		close(fd);
+		return -1;
+	}
+	if (pid) {
+		close(fd);
+		r->pid = pid;
+		return 0;
+	}
+	if (dup2(fd, CTL_FD) < 0)
+		_exit(1);
+	close(fd);
+	/* MADV_DONTFORK pages were not copied into this mm. */
+	for (i = nmaps - 1; i >= 0; i--) {
+		struct wmap *m = &maps[i];
+		uint64_t k;
+
+		for (k = 0; k < m->pages; k++)
+			if (m->pf[k] & PF_DONTFORK) {
+				if (m->pf[k] & PF_MAPPED)
+					m->nmapped--;
+				m->pf[k] = 0;
+			}
+		if (!m->nmapped)
+			drop_map(i);
+	}
+	return 1;
+}
+
+static int w_lookup(const struct wreq *q, struct wrep *r)
+{
+	struct wmap *m = get_range(q, 1, r);
+
+	if (!m)
+		return -1;
+	r->addr = m->addr + q->page * page_size;
+	r->mapped = m->pf[q->page] & PF_MAPPED;
+	return 0;
+}
+
+static void w_list(struct wrep *r)
+{
+	int i;
+
+	r->nmaps = nmaps;
+	r->nbits = 0;
+	for (i = 0; i < nmaps; i++) {
+		struct wmap *m = &maps[i];
+		struct wmapinfo *mi = &r->maps[i];
+		uint64_t nb = (m->pages + 7) / 8, k;
+
+		memcpy(mi->name, m->name, NAME_LEN);
+		mi->addr = m->addr;
+		mi->pages = m->pages;
+		mi->bits_off = ALL_MAPPED;
+		if (m->nmapped == m->pages || r->nbits + nb > WREP_BITS)
+			continue;
+		mi->bits_off = r->nbits;
+		memset(r->bits + r->nbits, 0, nb);
+		for (k = 0; k < m->pages; k++)
+			if (m->pf[k] & PF_MAPPED)
+				r->bits[r->nbits + k / 8] |= 1 << (k % 8);
+		r->nbits += nb;
+	}
+}
+
+static int dispatch(const struct wreq *q, struct wrep *r, int fd)
+{
+	switch (q->op) {
+	case W_MMAP:
+		return w_mmap(q, r);
+	case W_MUNMAP:
+		return w_munmap(q, r);
+	case W_MPROTECT:
+		return w_mprotect(q, r);
+	case W_MREMAP:
+		return w_mremap(q, r);
+	case W_MADVISE:
+		return w_madvise(q, r);
+	case W_WRITE:
+	case W_READ:
+		return w_touch(q, r);
+	case W_FORK:
+		return w_fork(fd, r);
+	case W_EXIT:
+		_exit(0);
+	case W_LOOKUP:
+		return w_lookup(q, r);
+	case W_LIST:
+		w_list(r);
+		return 0;
+	}
+	return wfail(r, ENOSYS, "bad-wop");
+}
+
+void worker_main(void)
+{
+	static struct wreq q;
+	static struct wrep r;
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_fault;
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
+	/* Our children are reaped by the kernel; orphans go to pid 1. */
+	signal(SIGCHLD, SIG_IGN);
+
+	for (;;) {
+		char cbuf[CMSG_SPACE(sizeof(int))];
+		struct iovec iov = { &q, sizeof(q) };
+		struct msghdr mh = {
+			.msg_iov = &iov, .msg_iovlen = 1,
+			.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+		};
+		struct cmsghdr *c;
+		ssize_t n;
+		size_t len = WREP_HDR_LEN;
+		int fd = -1, rc, pass;
+
+		n = recvmsg(CTL_FD, &mh, MSG_CMSG_CLOEXEC);
+		if (n == 0)
+			_exit(0);	/* the controller is gone */
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(1);
+		}
+		for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+			if (c->cmsg_level == SOL_SOCKET &&
+			    c->cmsg_type == SCM_RIGHTS)
+				memcpy(&fd, CMSG_DATA(c), sizeof(int));
+
+		memset(&r, 0, WREP_HDR_LEN);
+		pass = n == sizeof(q) && q.op == W_FORK;
+		if (fd >= 0 && !pass)
+			close(fd);
+		if (n != sizeof(q)) {
+			wfail(&r, EPROTO, "bad-wreq");
+		} else {
+			rc = dispatch(&q, &r, pass ? fd : -1);
+			if (rc == 1)
+				continue;	/* the new child */
+			if (q.op == W_LIST)
+				len = WREP_LIST_LEN(r.nbits);
+		}
+		if (send(CTL_FD, &r, len, MSG_NOSIGNAL) < 0)
+			_exit(1);
+	}
+}

@@ -1,0 +1,707 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rmapcheck.ko - walk the reverse mapping of any user page and log what
+ * the walk finds, for the rmapcheck test harness.
+ *
+ * Commands, one per write to /proc/mtest (mode 0200):
+ *
+ *	findtask<pid> [req=<n>]			select a task, list its VMAs
+ *	findpage0x<addr> [req=<n>]		rmap-walk a page of that task
+ *	findpage <pid> 0x<addr> [req=<n>]	the same without the selection
+ *
+ * The log lines are a contract with the host; docs/PROTOCOL.md, section
+ * "Module log lines", defines them.  Every value is sanitised so that it
+ * holds no space.
+ *
+ * Why the walk is safe against concurrent munmap, fork and exit
+ * ------------------------------------------------------------
+ * - get_task_mm() holds mm_users, so the target address space is not torn
+ *   down (exit_mmap) while we look at it, even if the task exits.
+ * - The page is looked up under the mmap lock (read), which keeps the VMA
+ *   and its page tables in place; the page table lock (taken inside
+ *   folio_walk_start()/follow_page()) keeps the PTE/PMD stable while we
+ *   take a reference on the folio.
+ * - Then the mmap lock is dropped: rmap_walk() visits VMAs of other mms
+ *   whose mmap locks we do not hold, and the lock order is mmap_lock ->
+ *   folio lock -> i_mmap_rwsem / anon_vma rwsem -> page table lock anyway.
+ * - The folio reference keeps the folio from being freed, split or
+ *   migrated (those need a frozen or known refcount).  The folio lock
+ *   keeps folio->mapping stable (truncation, anon/KSM changes) and is
+ *   required by rmap_walk() for file and KSM folios.
+ * - rmap_walk() takes the anon_vma rwsem or the mapping's i_mmap_rwsem
+ *   for read (under RCU for the anon_vma lookup).  A VMA cannot leave the
+ *   anon_vma or i_mmap tree, nor lose its page tables, its mm or its
+ *   file, without those locks held for write (munmap and exit unlink it
+ *   in free_pgtables() before freeing anything; fork adds new VMAs under
+ *   the write lock).  So every VMA handed to rmc_rmap_one(), its vm_file
+ *   and its vm_mm stay valid during the callback, and
+ *   page_vma_mapped_walk() takes each page table lock itself.
+ * - The owner task of a visited VMA is found under rcu_read_lock() by
+ *   comparing task->mm pointers only.
+ */
+
+#define pr_fmt(fmt) "rmapcheck: " fmt
+
+#include <linux/atomic.h>
+#include <linux/ctype.h>
+#include <linux/dcache.h>
+#include <linux/err.h>
+#include <linux/kallsyms.h>
+#include <linux/kernel.h>
+#include <linux/kprobes.h>
+#include <linux/mm.h>
+#include <linux/mmap_lock.h>
+#include <linux/module.h>
+#include <linux/mount.h>
+#include <linux/mutex.h>
+#include <linux/pagemap.h>
+#include <linux/pid.h>
+#include <linux/proc_fs.h>
+#include <linux/rcupdate.h>
+#include <linux/rmap.h>
+#include <linux/sched.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/task.h>
+#include <linux/shmem_fs.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/uaccess.h>
+
+#include "compat.h"
+
+#define RMC_MAX_CMD	256	/* longest accepted write, in bytes */
+#define RMC_MAX_TOKENS	4
+#define RMC_NAME_LEN	256	/* file= value */
+#define RMC_SYM_LEN	128	/* ops= value */
+#define RMC_AUTO_REQ	1000000ULL
+
+static int misreport;
+module_param(misreport, int, 0644);
+MODULE_PARM_DESC(misreport,
+		 "test only: drop the last mapping VMA when 3 or more map the page");
+
+/* Resolved through kallsyms at load time; none of them is exported. */
+static typeof(kallsyms_lookup_name) *rmc_kallsyms_lookup_name;
+static typeof(rmap_walk) *rmc_rmap_walk;
+static typeof(page_vma_mapped_walk) *rmc_page_vma_mapped_walk;
+
+/* The task chosen by the last findtask; a pid reference, or NULL. */
+static DEFINE_MUTEX(rmc_select_lock);
+static struct pid *rmc_selected;
+
+static atomic64_t rmc_next_req = ATOMIC64_INIT(RMC_AUTO_REQ);
+
+/* What one vma line says. */
+struct rmc_vma_rec {
+	pid_t pid;
+	char comm[TASK_COMM_LEN];
+	unsigned long start, end, flags, pgoff;
+	char prot[5];
+	char file[RMC_NAME_LEN];
+	char ops[RMC_SYM_LEN];
+	int anon_vma;
+	bool has_addr;
+	unsigned long addr;
+	const char *state;
+	const char *level;
+};
+
+/* One findpage request, shared with the rmap_one callback. */
+struct rmc_walk {
+	u64 req;
+	unsigned long pfn;	/* the page asked about */
+	pgoff_t pgoff;		/* its page offset (not for KSM) */
+	bool ksm;
+	bool hold_last;		/* misreport: hold back the last mapped VMA */
+	bool have_pending;
+	int found_mapped;	/* mapping VMAs the walk found */
+	int mapped, visited;	/* vma lines printed */
+	char path[PATH_MAX];	/* d_path() scratch */
+	struct rmc_vma_rec rec;
+	struct rmc_vma_rec pending;
+};
+
+/* No locks.  Replaces spaces and unprintable bytes with '?'. */
+static void rmc_sanitise(char *s)
+{
+	for (; *s; s++)
+		if (*s <= ' ' || *s > '~')
+			*s = '?';
+}
+
+/* No locks.  Logs "error" and "end" and returns @rc for the write. */
+static int rmc_fail(u64 req, int rc, const char *msg)
+{
+	pr_info("req=%llu error rc=%d msg=%s\n", req, rc, msg);
+	pr_info("req=%llu end rc=%d mapped=0 visited=0\n", req, rc);
+	return rc;
+}
+
+/*
+ * Takes rcu_read_lock().  Finds a user task whose mm is @mm and copies
+ * its comm; returns its tgid, or 0 (comm "-") when none is left (the mm
+ * is being torn down).  Compares pointers only; @mm is not dereferenced.
+ */
+static pid_t rmc_mm_owner(struct mm_struct *mm, char *comm)
+{
+	struct task_struct *g, *t;
+	pid_t pid = 0;
+
+	strscpy(comm, "-", TASK_COMM_LEN);
+	rcu_read_lock();
+	for_each_process_thread(g, t) {
+		if ((t->flags & PF_KTHREAD) || READ_ONCE(t->mm) != mm)
+			continue;
+		pid = task_tgid_nr(t);
+		strscpy(comm, t->comm, TASK_COMM_LEN);
+		goto out;
+	}
+out:
+	rcu_read_unlock();
+	rmc_sanitise(comm);
+	return pid;
+}
+
+/*
+ * The caller keeps @vma alive (mmap lock or an rmap lock), which also
+ * pins vma->vm_file.  d_path() takes only seqlocks.  Files on internal
+ * mounts (MAP_SHARED /dev/zero, memfd) are named by their dentry:
+ * shmem_zero_setup() names its file "dev/zero", shown as "/dev/zero".
+ */
+static void rmc_file_name(struct vm_area_struct *vma, char *out,
+			  char *scratch)
+{
+	struct file *file = vma->vm_file;
+	char *p;
+
+	if (!file) {
+		strscpy(out, "-", RMC_NAME_LEN);
+		return;
+	}
+	if (file->f_path.mnt->mnt_flags & MNT_INTERNAL) {
+		snprintf(out, RMC_NAME_LEN, "%pd", file->f_path.dentry);
+		if (strchr(out, '/') && out[0] != '/') {
+			memmove(out + 1, out, RMC_NAME_LEN - 1);
+			out[0] = '/';
+			out[RMC_NAME_LEN - 1] = '\0';
+		}
+	} else {
+		p = d_path(&file->f_path, scratch, PATH_MAX);
+		strscpy(out, IS_ERR(p) ? "?" : p, RMC_NAME_LEN);
+	}
+	rmc_sanitise(out);
+}
+
+/*
+ * The caller keeps @vma alive (mmap lock or an rmap lock).  Fills the
+ * VMA part of @rec: range, flags, prot as in /proc/PID/maps, pgoff,
+ * file, vm_ops.  Owner, addr and state are the caller's.
+ */
+static void rmc_fill_vma(struct rmc_vma_rec *rec, struct vm_area_struct *vma,
+			 char *scratch)
+{
+	unsigned long flags = vma->vm_flags;
+
+	rec->start = vma->vm_start;
+	rec->end = vma->vm_end;
+	rec->flags = flags;
+	rec->pgoff = vma->vm_pgoff;
+	rec->prot[0] = flags & VM_READ ? 'r' : '-';
+	rec->prot[1] = flags & VM_WRITE ? 'w' : '-';
+	rec->prot[2] = flags & VM_EXEC ? 'x' : '-';
+	rec->prot[3] = flags & VM_MAYSHARE ? 's' : 'p';
+	rec->prot[4] = '\0';
+	rmc_file_name(vma, rec->file, scratch);
+	if (vma->vm_ops)
+		snprintf(rec->ops, sizeof(rec->ops), "%ps", vma->vm_ops);
+	else
+		strscpy(rec->ops, "-", sizeof(rec->ops));
+	rmc_sanitise(rec->ops);
+	rec->anon_vma = !!vma->anon_vma;
+}
+
+/* No locks.  Prints one vma line. */
+static void rmc_print_vma(u64 req, const struct rmc_vma_rec *rec)
+{
+	char addr[2 + 2 * sizeof(long) + 1] = "-";
+
+	if (rec->has_addr)
+		snprintf(addr, sizeof(addr), "0x%lx", rec->addr);
+	pr_info("req=%llu vma pid=%d comm=%s start=0x%lx end=0x%lx flags=0x%lx prot=%s pgoff=0x%lx file=%s ops=%s anon_vma=%d addr=%s state=%s level=%s\n",
+		req, rec->pid, rec->comm, rec->start, rec->end, rec->flags,
+		rec->prot, rec->pgoff, rec->file, rec->ops, rec->anon_vma,
+		addr, rec->state, rec->level);
+}
+
+/*
+ * rmap_walk() callback.  Called with the folio locked and referenced and
+ * with the anon_vma rwsem or the i_mmap_rwsem held for read (KSM: the
+ * anon_vma of each rmap_item).  page_vma_mapped_walk() takes and drops
+ * the page table lock (and the RCU lock of pte_offset_map()).
+ *
+ * Decides whether @vma maps the page asked about (not just the folio):
+ * a PMD that maps the folio, or the PTE at the page's address in @vma
+ * pointing at its pfn.
+ */
+static bool rmc_rmap_one(struct folio *folio, struct vm_area_struct *vma,
+			 unsigned long address, void *arg)
+{
+	struct rmc_walk *w = arg;
+	struct rmc_vma_rec *rec = &w->rec;
+	bool in_vma, mapped = false;
+	const char *level = "-";
+	unsigned long addr, off;
+
+	if (w->ksm) {
+		/* KSM: each rmap_item names the exact address. */
+		addr = address & PAGE_MASK;
+		in_vma = addr >= vma->vm_start && addr < vma->vm_end;
+	} else {
+		off = w->pgoff - vma->vm_pgoff;
+		in_vma = w->pgoff >= vma->vm_pgoff && off < vma_pages(vma);
+		addr = vma->vm_start + (off << PAGE_SHIFT);
+	}
+
+	if (in_vma) {
+		RMC_FOLIO_VMA_WALK(pvmw, folio, vma, addr, PVMW_SYNC);
+
+		/* Only the first hit matters: it starts at our page. */
+		if (rmc_page_vma_mapped_walk(&pvmw)) {
+			if (!pvmw.pte) {
+				mapped = true;
+				level = "pmd";
+			} else if (pvmw.address == addr) {
+				pte_t pte = ptep_get(pvmw.pte);
+
+				/* Non-present: a device entry for this page. */
+				mapped = !pte_present(pte) ||
+					 pte_pfn(pte) == w->pfn;
+				if (mapped)
+					level = "pte";
+			}
+			page_vma_mapped_walk_done(&pvmw);
+		}
+	}
+
+	rmc_fill_vma(rec, vma, w->path);
+	rec->pid = rmc_mm_owner(vma->vm_mm, rec->comm);
+	rec->has_addr = in_vma;
+	rec->addr = addr;
+	rec->state = mapped ? "mapped" : "visited";
+	rec->level = level;
+
+	if (!mapped) {
+		w->visited++;
+		rmc_print_vma(w->req, rec);
+		return true;
+	}
+	w->found_mapped++;
+	if (!w->hold_last) {
+		w->mapped++;
+		rmc_print_vma(w->req, rec);
+		return true;
+	}
+	/* misreport: print the previous mapping VMA, hold back this one. */
+	if (w->have_pending) {
+		w->mapped++;
+		rmc_print_vma(w->req, &w->pending);
+	}
+	w->pending = *rec;
+	w->have_pending = true;
+	return true;
+}
+
+/*
+ * Holds the folio lock (taken here) and the caller's folio reference.
+ * Prints the page line, then rmap-walks the folio.  Returns 0 or -EINTR.
+ */
+static int rmc_walk_folio(struct rmc_walk *w, struct folio *folio,
+			  struct page *page, bool huge_zero)
+{
+	struct rmap_walk_control rwc = {
+		.arg = w,
+		.rmap_one = rmc_rmap_one,
+	};
+	struct address_space *mapping;
+	const char *kind;
+	bool walk = true, locked = false;
+	char pmc[12] = "-";
+	int n;
+
+	if (is_zero_pfn(w->pfn) || rmc_folio_is_huge_zero(folio, huge_zero)) {
+		/* The zero pages are in no rmap; do not lock them. */
+		kind = "zero";
+		walk = false;
+	} else {
+		if (folio_lock_killable(folio))
+			return -EINTR;
+		locked = true;
+		mapping = READ_ONCE(folio->mapping);
+		if (folio_test_ksm(folio)) {
+			kind = "ksm";
+		} else if (folio_test_anon(folio)) {
+			kind = "anon";
+		} else {
+			kind = mapping && shmem_mapping(mapping) ? "shmem"
+								 : "file";
+			/* Truncated, or a driver page: nothing to walk. */
+			walk = !!mapping;
+		}
+	}
+
+	n = rmc_page_mapcount(folio, page);
+	if (n >= 0)
+		snprintf(pmc, sizeof(pmc), "%d", n);
+	/* refcount leaves out the reference this module holds. */
+	pr_info("req=%llu page pfn=0x%lx order=%u kind=%s mapcount=%d pagemapcount=%s refcount=%d flags=0x%lx mcsem=%s\n",
+		w->req, w->pfn, folio_order(folio), kind,
+		rmc_mapcount(folio, page), pmc, folio_ref_count(folio) - 1,
+		rmc_folio_flags(folio), RMC_MCSEM);
+
+	if (walk) {
+		w->ksm = folio_test_ksm(folio);
+		w->pgoff = rmc_folio_pgoff(folio) + (w->pfn - folio_pfn(folio));
+		w->hold_last = READ_ONCE(misreport) == 1;
+		rmc_rmap_walk(folio, &rwc);
+		if (w->have_pending && w->found_mapped < 3) {
+			w->mapped++;
+			rmc_print_vma(w->req, &w->pending);
+		}
+	}
+	if (locked)
+		folio_unlock(folio);
+	return 0;
+}
+
+/*
+ * Takes and drops, in order: a task reference, mm_users (get_task_mm),
+ * the mmap lock for read (lookup only), a folio reference and, inside
+ * rmc_walk_folio(), the folio lock.  Logs cmd, page, vma..., end.
+ */
+static int rmc_findpage(u64 req, struct pid *pid, pid_t nr, unsigned long addr,
+			const char *nopid_msg)
+{
+	struct task_struct *task;
+	struct vm_area_struct *vma;
+	struct mm_struct *mm;
+	struct folio *folio;
+	struct page *page = NULL;
+	struct rmc_walk *w;
+	bool huge_zero = false;
+	int rc = 0;
+
+	pr_info("req=%llu cmd=findpage pid=%d addr=0x%lx\n", req, nr, addr);
+	if (!pid)
+		return rmc_fail(req, -ESRCH, nopid_msg);
+	task = get_pid_task(pid, PIDTYPE_PID);
+	if (!task)
+		return rmc_fail(req, -ESRCH, "nopid");
+	mm = get_task_mm(task);
+	put_task_struct(task);
+	if (!mm)
+		return rmc_fail(req, -ESRCH, "nomm");
+	if (addr >= TASK_SIZE_MAX) {
+		rc = rmc_fail(req, -EFAULT, "kernaddr");
+		goto out_mm;
+	}
+	w = kzalloc(sizeof(*w), GFP_KERNEL);
+	if (!w) {
+		rc = rmc_fail(req, -ENOMEM, "nomem");
+		goto out_mm;
+	}
+	w->req = req;
+
+	if (mmap_read_lock_killable(mm)) {
+		rc = rmc_fail(req, -EINTR, "killed");
+		goto out_free;
+	}
+	vma = vma_lookup(mm, addr);
+	if (!vma) {
+		mmap_read_unlock(mm);
+		rc = rmc_fail(req, -EFAULT, "novma");
+		goto out_free;
+	}
+	if (is_vm_hugetlb_page(vma)) {
+		mmap_read_unlock(mm);
+		rc = rmc_fail(req, -EOPNOTSUPP, "hugetlb");
+		goto out_free;
+	}
+	folio = rmc_lookup(vma, addr, &page, &huge_zero);
+	mmap_read_unlock(mm);
+
+	if (!folio) {
+		pr_info("req=%llu page pfn=0x0 order=0 kind=none mapcount=0 pagemapcount=- refcount=0 flags=0x0 mcsem=%s\n",
+			req, RMC_MCSEM);
+	} else {
+		w->pfn = page_to_pfn(page);
+		rc = rmc_walk_folio(w, folio, page, huge_zero);
+		folio_put(folio);
+		if (rc) {
+			rc = rmc_fail(req, rc, "killed");
+			goto out_free;
+		}
+	}
+	pr_info("req=%llu end rc=0 mapped=%d visited=%d\n",
+		req, w->mapped, w->visited);
+out_free:
+	kfree(w);
+out_mm:
+	mmput(mm);
+	return rc;
+}
+
+/*
+ * Takes rmc_select_lock (to swap the selection), a task reference,
+ * mm_users and the mmap lock for read while it lists the VMAs.
+ */
+static int rmc_findtask(u64 req, pid_t nr)
+{
+	struct vm_area_struct *vma;
+	struct task_struct *task;
+	struct rmc_vma_rec *rec;
+	struct mm_struct *mm;
+	struct pid *pid, *old;
+	char comm[TASK_COMM_LEN];
+	char *scratch;
+	int n = 0;
+
+	pr_info("req=%llu cmd=findtask pid=%d\n", req, nr);
+	pid = find_get_pid(nr);
+	task = pid ? get_pid_task(pid, PIDTYPE_PID) : NULL;
+	if (!task) {
+		put_pid(pid);
+		return rmc_fail(req, -ESRCH, "nopid");
+	}
+	strscpy(comm, task->comm, sizeof(comm));
+	rmc_sanitise(comm);
+	mm = get_task_mm(task);
+	put_task_struct(task);
+	if (!mm) {
+		put_pid(pid);
+		return rmc_fail(req, -ESRCH, "nomm");
+	}
+
+	mutex_lock(&rmc_select_lock);
+	old = rmc_selected;
+	rmc_selected = pid;	/* the reference moves to the selection */
+	mutex_unlock(&rmc_select_lock);
+	put_pid(old);
+
+	rec = kzalloc(sizeof(*rec), GFP_KERNEL);
+	scratch = kmalloc(PATH_MAX, GFP_KERNEL);
+	if (!rec || !scratch) {
+		kfree(rec);
+		kfree(scratch);
+		mmput(mm);
+		return rmc_fail(req, -ENOMEM, "nomem");
+	}
+	if (mmap_read_lock_killable(mm)) {
+		kfree(rec);
+		kfree(scratch);
+		mmput(mm);
+		return rmc_fail(req, -EINTR, "killed");
+	}
+	{
+		VMA_ITERATOR(vmi, mm, 0);
+
+		for_each_vma(vmi, vma)
+			n++;
+	}
+	pr_info("req=%llu task pid=%d comm=%s vmas=%d\n", req, nr, comm, n);
+	{
+		VMA_ITERATOR(vmi, mm, 0);
+
+		for_each_vma(vmi, vma) {
+			rmc_fill_vma(rec, vma, scratch);
+			rec->pid = nr;
+			strscpy(rec->comm, comm, sizeof(rec->comm));
+			rec->has_addr = false;
+			rec->state = "-";
+			rec->level = "-";
+			rmc_print_vma(req, rec);
+		}
+	}
+	mmap_read_unlock(mm);
+	mmput(mm);
+	kfree(rec);
+	kfree(scratch);
+	pr_info("req=%llu end rc=0 mapped=0 visited=0\n", req);
+	return 0;
+}
+
+/* No locks.  Parses a decimal pid > 0. */
+static int rmc_parse_pid(const char *s, pid_t *nr)
+{
+	int v;
+
+	if (kstrtoint(s, 10, &v) || v <= 0)
+		return -EINVAL;
+	*nr = v;
+	return 0;
+}
+
+/* No locks.  Parses "<hex digits>" (the "0x" is already stripped). */
+static int rmc_parse_addr(const char *s, unsigned long *addr)
+{
+	if (!*s || !isxdigit(*s))
+		return -EINVAL;
+	return kstrtoul(s, 16, addr);
+}
+
+/*
+ * Takes rmc_select_lock briefly for findpage0x.  Parses @buf (NUL
+ * terminated, at most RMC_MAX_CMD bytes, may be modified) and runs it.
+ */
+static int rmc_dispatch(char *buf, size_t len)
+{
+	char *tok[RMC_MAX_TOKENS + 1], *p = buf, *t;
+	u64 req = 0;
+	bool have_req = false;
+	unsigned long addr;
+	struct pid *pid;
+	int ntok = 0, rc;
+	pid_t nr;
+
+	if (len && buf[len - 1] == '\n')
+		buf[--len] = '\0';
+	if (strlen(buf) != len) {
+		req = atomic64_fetch_inc(&rmc_next_req);
+		return rmc_fail(req, -EINVAL, "nul");
+	}
+	while ((t = strsep(&p, " ")) != NULL) {
+		if (!*t)
+			continue;
+		if (ntok == RMC_MAX_TOKENS) {
+			ntok++;
+			break;
+		}
+		tok[ntok++] = t;
+	}
+	/* req= is the last word; honour it even when the rest is garbage. */
+	if (ntok && ntok <= RMC_MAX_TOKENS &&
+	    !strncmp(tok[ntok - 1], "req=", 4) &&
+	    !kstrtou64(tok[ntok - 1] + 4, 10, &req)) {
+		have_req = true;
+		ntok--;
+	}
+	if (!have_req)
+		req = atomic64_fetch_inc(&rmc_next_req);
+
+	if (ntok == 1 && !strncmp(tok[0], "findtask", 8)) {
+		if (rmc_parse_pid(tok[0] + 8, &nr))
+			return rmc_fail(req, -EINVAL, "badpid");
+		return rmc_findtask(req, nr);
+	}
+	if (ntok == 1 && !strncmp(tok[0], "findpage0x", 10)) {
+		if (rmc_parse_addr(tok[0] + 10, &addr))
+			return rmc_fail(req, -EINVAL, "badaddr");
+		mutex_lock(&rmc_select_lock);
+		pid = get_pid(rmc_selected);
+		mutex_unlock(&rmc_select_lock);
+		nr = pid ? pid_vnr(pid) : 0;
+		rc = rmc_findpage(req, pid, nr, addr, "notask");
+		put_pid(pid);
+		return rc;
+	}
+	if (ntok == 3 && !strcmp(tok[0], "findpage")) {
+		if (rmc_parse_pid(tok[1], &nr))
+			return rmc_fail(req, -EINVAL, "badpid");
+		if (strncmp(tok[2], "0x", 2) || rmc_parse_addr(tok[2] + 2, &addr))
+			return rmc_fail(req, -EINVAL, "badaddr");
+		pid = find_get_pid(nr);
+		rc = rmc_findpage(req, pid, nr, addr, "nopid");
+		put_pid(pid);
+		return rc;
+	}
+	return rmc_fail(req, -EINVAL, "badcmd");
+}
+
+/* No locks held on entry; see rmc_dispatch(). */
+static ssize_t rmc_write(struct file *file, const char __user *ubuf,
+			 size_t count, loff_t *ppos)
+{
+	char buf[RMC_MAX_CMD + 1];
+	int rc;
+
+	if (count > RMC_MAX_CMD)
+		return rmc_fail(atomic64_fetch_inc(&rmc_next_req), -E2BIG,
+				"toolong");
+	if (!count)
+		return rmc_fail(atomic64_fetch_inc(&rmc_next_req), -EINVAL,
+				"empty");
+	if (copy_from_user(buf, ubuf, count))
+		return rmc_fail(atomic64_fetch_inc(&rmc_next_req), -EFAULT,
+				"copy");
+	buf[count] = '\0';
+	rc = rmc_dispatch(buf, count);
+	return rc ? rc : count;
+}
+
+static const struct proc_ops rmc_proc_ops = {
+	.proc_write = rmc_write,
+	.proc_lseek = noop_llseek,
+};
+
+/* No locks.  Looks @name up in kallsyms; 0 when absent. */
+static unsigned long rmc_resolve(const char *name)
+{
+	unsigned long addr = rmc_kallsyms_lookup_name(name);
+
+	if (!addr)
+		pr_err("symbol %s not found\n", name);
+	return addr;
+}
+
+/*
+ * No locks.  kallsyms_lookup_name() is not exported since 5.7; a kprobe
+ * on it resolves its address, and it then resolves the rest.
+ */
+static int rmc_resolve_all(void)
+{
+	struct kprobe kp = { .symbol_name = "kallsyms_lookup_name" };
+	int ret;
+
+	ret = register_kprobe(&kp);
+	if (ret < 0) {
+		pr_err("register_kprobe(kallsyms_lookup_name): %d\n", ret);
+		return ret;
+	}
+	rmc_kallsyms_lookup_name = (void *)kp.addr;
+	unregister_kprobe(&kp);
+	if (!rmc_kallsyms_lookup_name)
+		return -ENOENT;
+
+	rmc_rmap_walk = (void *)rmc_resolve("rmap_walk");
+	rmc_page_vma_mapped_walk = (void *)rmc_resolve("page_vma_mapped_walk");
+	rmc_lookup_fn = (void *)rmc_resolve(RMC_LOOKUP_SYM);
+	if (!rmc_rmap_walk || !rmc_page_vma_mapped_walk || !rmc_lookup_fn)
+		return -ENOENT;
+	return 0;
+}
+
+/* No locks.  Resolves the symbols, then creates /proc/mtest. */
+static int __init rmc_init(void)
+{
+	int ret = rmc_resolve_all();
+
+	if (ret)
+		return ret;
+	if (!proc_create("mtest", 0200, NULL, &rmc_proc_ops))
+		return -ENOMEM;
+	pr_info("loaded mcsem=%s lookup=%s\n", RMC_MCSEM, RMC_LOOKUP_SYM);
+	return 0;
+}
+
+/* remove_proc_entry() waits for writers still inside rmc_write(). */
+static void __exit rmc_exit(void)
+{
+	remove_proc_entry("mtest", NULL);
+	put_pid(rmc_selected);
+}
+
+module_init(rmc_init);
+module_exit(rmc_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("rmapcheck: reverse-mapping walker for the rmapcheck harness");

@@ -1,0 +1,93 @@
+//! VM checks of the module itself, beyond scenarios: hostile input to /proc/mtest.
+
+use super::Pools;
+use libtest_mimic::{Failed, Trial};
+
+/// One request to /proc/mtest and what must come back: `Ok(bytes)` or `Err(errno)`.
+struct Hostile {
+    what: &'static str,
+    args: String,
+    want: Result<(), i32>,
+}
+
+const EINVAL: i32 = 22;
+const ESRCH: i32 = 3;
+const EFAULT: i32 = 14;
+const E2BIG: i32 = 7;
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
+    let key = key.to_string();
+    vec![Trial::test(format!("vm::mtest_hostile::{key}"), move || {
+        let pool = pools().get(&key)?;
+        let mut g = pool.take().map_err(|f| Failed::from(f.to_string()))?;
+        let req = |g: &mut rmapcheck::guest::Guest, op: &str, args: &str| {
+            g.request(op, args).map_err(|f| Failed::from(f.to_string()))
+        };
+        let mark = g.kmsg_mark();
+        req(&mut g, "reset", "")?;
+        req(&mut g, "mmap", "proc=p0 name=a pages=2 backing=anon share=private")?;
+        req(&mut g, "write", "proc=p0 name=a page=0 value=7")?;
+        let pm = req(&mut g, "pagemap", "")?;
+        let pid = pm.data.first().and_then(|d| d.get("pid")).cloned().ok_or("no pagemap")?;
+        let addr = pm.data.first().and_then(|d| d.get("addr")).cloned().ok_or("no addr")?;
+        let unmapped = "0x10000";
+        let cases = vec![
+            Hostile {
+                what: "a good findpage",
+                args: format!("hex={}", hex(&format!("findpage {pid} {addr}"))),
+                want: Ok(()),
+            },
+            Hostile { what: "non-numeric pid", args: format!("hex={}", hex("findtaskabc")), want: Err(EINVAL) },
+            Hostile {
+                what: "a pid that does not exist",
+                args: format!("hex={}", hex("findpage 999999 0x1000")),
+                want: Err(ESRCH),
+            },
+            Hostile {
+                what: "a kernel address",
+                args: format!("hex={}", hex(&format!("findpage {pid} 0xffff000000000000"))),
+                want: Err(EFAULT),
+            },
+            Hostile {
+                what: "an unmapped address",
+                args: format!("hex={}", hex(&format!("findpage {pid} {unmapped}"))),
+                want: Err(EFAULT),
+            },
+            Hostile { what: "garbage bytes", args: "hex=00ff13377f80c3".into(), want: Err(EINVAL) },
+            Hostile { what: "an empty command", args: format!("hex={}", hex("\n")), want: Err(EINVAL) },
+            Hostile { what: "1 MiB of bytes", args: "fill=1048576 byte=65".into(), want: Err(E2BIG) },
+            Hostile {
+                what: "findpage0x without findtask",
+                args: format!("hex={}", hex("findpage0x1000")),
+                want: Err(ESRCH),
+            },
+        ];
+        let mut wrong = Vec::new();
+        for c in &cases {
+            let reply = req(&mut g, "mtest", &c.args)?;
+            let got = if reply.ok { Ok(()) } else { Err(reply.errno().unwrap_or(-1)) };
+            if got != c.want {
+                wrong.push(format!("{}: want {:?}, got {:?} ({:?})", c.what, c.want, got, reply.fields));
+            }
+        }
+        let splats = g.splats_since(mark);
+        if !splats.is_empty() {
+            wrong.push(format!("splats: {splats:?}"));
+        }
+        // The module logs an end line for every command, good or bad.
+        let ends = g.kmsg.iter().filter(|r| r.seq >= mark && r.text.contains(" end rc=")).count();
+        if ends < cases.len() - 1 {
+            wrong.push(format!("only {ends} end lines for {} commands", cases.len()));
+        }
+        if wrong.is_empty() {
+            pool.give(g);
+            Ok(())
+        } else {
+            Err(wrong.join("\n").into())
+        }
+    })]
+}
