@@ -52,6 +52,7 @@ static int nprocs;
 static pid_t pgid;			/* all workers share p0's group */
 static int kpc_fd = -1, kpf_fd = -1, mtest_fd = -1;
 static uint64_t max_pages;
+static int tmp_dirty;			/* a file map may have made /tmp/rmc-* */
 static struct wrep wr;			/* the last worker answer */
 
 struct sbuf reply_data, reply_fields;
@@ -488,7 +489,9 @@ static int op_reset(const struct req *r)
 	if (wait_gone(ids, n, GONE_TIMEOUT_MS))
 		return fail(ETIMEDOUT, "reset-timeout");
 	pgid = 0;
-	clean_tmp();
+	if (tmp_dirty)
+		clean_tmp();
+	tmp_dirty = 0;
 	return start_p0();
 }
 
@@ -531,7 +534,10 @@ static int op_mmap(const struct req *r)
 		  q.at > (int64_t)max_pages || q.at < -(int64_t)max_pages))
 		return bad(r, "at");
 	p = req_proc(r);
-	if (!p || wcall(p, &q, -1))
+	if (!p)
+		return -1;
+	tmp_dirty |= q.backing == B_FILE;
+	if (wcall(p, &q, -1))
 		return -1;
 	sb_add(&reply_fields, " addr=");
 	sb_hex(&reply_fields, wr.addr);

@@ -29,5 +29,6 @@ pub fn project_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("RMAPCHECK_ROOT") {
         return PathBuf::from(dir);
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate_dir.parent().unwrap_or(crate_dir).to_path_buf()
 }
