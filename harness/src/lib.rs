@@ -21,6 +21,7 @@ pub mod qemu;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod snapshots;
 
 use std::path::PathBuf;
 

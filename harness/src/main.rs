@@ -29,6 +29,8 @@ enum Command {
     Check { paths: Vec<PathBuf> },
     /// Print the JSON Schema of scenario files.
     Schema,
+    /// Show a scenario's snapshots from every kernel side by side, marking differences.
+    Diff { scenario: String },
 }
 
 #[derive(clap::Args)]
@@ -93,6 +95,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Kernels { command } => kernels_cmd(command),
         Command::Check { paths } => {
             load_scenarios(&paths)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Diff { scenario } => {
+            let name = std::path::Path::new(&scenario)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or(scenario);
+            let texts = rmapcheck::snapshots::load(&rmapcheck::project_root().join("snapshots"), &name)
+                .map_err(|e| BadInput(e.to_string()))?;
+            print!("{}", rmapcheck::snapshots::side_by_side(&texts));
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema => {
