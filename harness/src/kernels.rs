@@ -174,7 +174,7 @@ pub fn newest_abi(entry: &Entry, names: &[String]) -> Result<String> {
         .with_context(|| format!("no package matches {pattern} in {}", entry.suite))
 }
 
-fn apt_for(entry: &Entry) -> Result<Apt> {
+pub fn apt_for(entry: &Entry) -> Result<Apt> {
     Apt::new(&cache::subdir("apt")?, entry.archive, &[entry.suite.as_str()])
 }
 
@@ -279,7 +279,7 @@ fn kernel_from_dir(key: &str, entry: &Entry, locked: &Locked, dir: &Path) -> Res
 }
 
 /// Download one package into the shared .deb cache, verified against the lock.
-fn fetch_deb(apt: &Apt, pkg: &LockedPackage, debs: &Path) -> Result<PathBuf> {
+pub fn fetch_deb(apt: &Apt, pkg: &LockedPackage, debs: &Path) -> Result<PathBuf> {
     let path = debs.join(format!("{}_{}.deb", pkg.name, pkg.sha256));
     if path.exists() && cache::sha256_file(&path)? == pkg.sha256 {
         return Ok(path);
