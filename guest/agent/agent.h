@@ -21,6 +21,8 @@
 #define NAME_LEN	32	/* labels and map names: at most 31 chars */
 #define MAX_KV		32
 #define MAX_IO_PAGES	4096	/* write/read: keeps the pfns= line < 64 KiB */
+#define MAX_MAP_PAGES	65536	/* mmap/mremap: bounds the pagemap dump */
+#define MAX_REPLY	(32 << 20)	/* the most pid 1 buffers for one reply */
 #define CTL_FD		3	/* a worker's control socket */
 
 /* ---- controller <-> worker messages ---- */

@@ -509,7 +509,7 @@ static int op_mmap(const struct req *r)
 
 	if (req_map(r, &q, W_MMAP))
 		return -1;
-	if (num(r, "pages", REQUIRED, max_pages, &q.pages) || !q.pages)
+	if (num(r, "pages", REQUIRED, MAX_MAP_PAGES, &q.pages) || !q.pages)
 		return bad(r, "pages");
 	q.backing = pick(kv_get(r, "backing"), backings);
 	if (q.backing < 0)
@@ -620,7 +620,7 @@ static int op_mremap(const struct req *r)
 
 	if (req_map(r, &q, W_MREMAP))
 		return -1;
-	if (num(r, "pages", REQUIRED, max_pages, &q.pages) || !q.pages)
+	if (num(r, "pages", REQUIRED, MAX_MAP_PAGES, &q.pages) || !q.pages)
 		return bad(r, "pages");
 	if (num(r, "move", 0, 1, &v))
 		return bad(r, "move");
@@ -814,6 +814,8 @@ static int op_pagemap(const struct req *r)
 			if (add_pfns(&reply_data, p, mi->addr, mi->pages, bits))
 				return -1;
 			sb_addn(&reply_data, "\n", 1);
+			if (reply_data.len > MAX_REPLY)
+				return fail(E2BIG, "reply-too-big");
 		}
 		i++;
 	}
