@@ -135,6 +135,9 @@ extern int reply_err;
 extern char reply_msg[NAME_LEN];
 
 int fail(int err, const char *msg);
+int op_storm(const struct req *r);
+int op_tainted(const struct req *r);
+int read_tainted(unsigned long *out);
 int bad(const struct req *r, const char *why);
 const struct op *find_op(const char *name);
 int ops_init(void);

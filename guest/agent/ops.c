@@ -425,6 +425,8 @@ static int sysfs_u64(const char *path, uint64_t *v)
 
 static const char *const k_none[] = { NULL };
 static const char *const k_proc[] = { "proc", NULL };
+static const char *const k_storm[] = { "threads", "writes", "churn", "seed",
+				       NULL };
 static const char *const k_mmap[] = {
 	"proc", "name", "pages", "backing", "share", "huge", "at", "at_map",
 	NULL
@@ -1003,6 +1005,8 @@ static const struct op ops[] = {
 	{ "ksm", op_ksm, k_ksm },
 	{ "mtest", op_mtest, k_mtest },
 	{ "modparam", op_modparam, k_modparam },
+	{ "storm", op_storm, k_storm },
+	{ "tainted", op_tainted, k_none },
 	{ "panic", op_panic, k_none },
 	{ "hang", op_hang, k_none },
 	{ "crash", op_crash, k_none },

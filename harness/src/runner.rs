@@ -62,6 +62,9 @@ pub struct Outcome {
     /// Things worth knowing that are not failures ("unsupported on this kernel").
     pub notes: Vec<String>,
     pub splats: Vec<dmesg::Splat>,
+    /// The kernel gained taint flags during the scenario; its guest is not reused.
+    #[serde(skip)]
+    pub tainted: bool,
     pub duration_ms: u64,
 }
 
@@ -81,6 +84,7 @@ impl Outcome {
             model_mismatches: Vec::new(),
             notes: Vec::new(),
             splats: Vec::new(),
+            tainted: false,
             duration_ms: 0,
         }
     }
@@ -120,6 +124,12 @@ pub fn run(guest: &mut Guest, loaded: &Loaded) -> Result<Outcome, Fault> {
     let splats = run.guest.splats_since(mark);
     for s in &splats {
         run.outcome.problems.push(Problem::new(Check::O3, format!("kernel splat: {}", s.line)));
+    }
+    // A WARN or BUG whose lines were lost still taints the kernel.
+    let taint = run.guest.new_taint()?;
+    if !taint.is_empty() {
+        run.outcome.problems.push(Problem::new(Check::O3, format!("the kernel is newly tainted: {taint}")));
+        run.outcome.tainted = true;
     }
     run.outcome.splats = splats;
     let mut outcome = run.outcome;
