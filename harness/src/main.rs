@@ -4,8 +4,9 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use rmapcheck::guest::Guest;
 use rmapcheck::kernels::{self, Manifest};
+use rmapcheck::progress::Progress;
 use rmapcheck::runner::{self, Outcome, Status};
-use rmapcheck::{cache, prepare, qemu, report, scenario};
+use rmapcheck::{cache, html, prepare, qemu, report, results, scenario};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,6 +32,21 @@ enum Command {
     Schema,
     /// Show a scenario's snapshots from every kernel side by side, marking differences.
     Diff { scenario: String },
+    /// Write a static HTML report (index.html) and a Markdown summary from saved results.
+    Report(ReportArgs),
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// Directory to write index.html, summary.md and fuzz reproducers into.
+    #[arg(long, default_value = "report")]
+    out: PathBuf,
+    /// Results files written by `run --results` (repeatable; later ones win).
+    #[arg(long = "from", num_args = 1..)]
+    from: Vec<PathBuf>,
+    /// Fuzz findings directories written by `fuzz --out` (repeatable).
+    #[arg(long = "fuzz")]
+    fuzz: Vec<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -44,6 +60,9 @@ struct RunArgs {
     /// Also write JUnit XML here.
     #[arg(long)]
     junit: Option<PathBuf>,
+    /// Also save the results (the `--format json` object) here, for `rmapcheck report`.
+    #[arg(long)]
+    results: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -81,14 +100,6 @@ fn main() -> ExitCode {
     }
 }
 
-struct Progress;
-
-impl kernels::FetchProgress for Progress {
-    fn step(&self, what: &str) {
-        eprintln!("rmapcheck: {what}");
-    }
-}
-
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run(args),
@@ -107,6 +118,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             print!("{}", rmapcheck::snapshots::side_by_side(&texts));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Report(args) => report_cmd(args),
         Command::Schema => {
             print!("{}", scenario::json_schema());
             Ok(ExitCode::SUCCESS)
@@ -141,16 +153,18 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     for k in &keys {
         manifest.entry(k).map_err(|e| BadInput(e.to_string()))?;
     }
+    let progress = Progress::new();
     let mut outcomes = Vec::new();
     for key in &keys {
-        let prepared = prepare::prepare(&manifest, key, &Progress)?;
+        let prepared = prepare::prepare(&manifest, key, &progress)?;
         let workdir = cache::subdir("runs")?.join(format!("{key}-{}", std::process::id()));
         let mut guest: Option<Guest> = None;
+        progress.start_run(key, loaded.len());
         for l in &loaded {
             if guest.is_none() {
-                eprintln!("rmapcheck: {key}: booting {}", prepared.kernel.release);
+                progress.boot(key, &prepared.kernel.release);
                 let g = Guest::boot(&prepared.kernel, &prepared.initrd, &workdir).context("booting the guest")?;
-                eprintln!("rmapcheck: {key}: READY in {:.2} s (console: {})", g.boot_secs, g.console_log().display());
+                progress.booted(key, g.boot_secs, &g.console_log());
                 guest = Some(g);
             }
             let g = guest.as_mut().expect("booted above");
@@ -162,9 +176,10 @@ fn run(args: RunArgs) -> Result<ExitCode> {
                     o
                 }
             };
-            eprintln!("rmapcheck: {key}: {} {:?} in {} ms", outcome.scenario, outcome.status, outcome.duration_ms);
+            progress.scenario_done(&outcome);
             outcomes.push(outcome);
         }
+        progress.finish();
         if let Some(g) = guest {
             g.shutdown();
         }
@@ -176,8 +191,28 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     if let Some(path) = &args.junit {
         cache::write_atomic(path, report::junit(&outcomes).as_bytes())?;
     }
+    if let Some(path) = &args.results {
+        results::write(path, &outcomes)?;
+    }
     let all_pass = outcomes.iter().all(|o| o.status == Status::Pass);
     Ok(if all_pass { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
+    if args.from.is_empty() && args.fuzz.is_empty() {
+        return Err(BadInput(
+            "report: nothing to report; pass --from RESULTS (from `run --results`) or --fuzz DIR".into(),
+        )
+        .into());
+    }
+    let mut sets = Vec::new();
+    for path in &args.from {
+        sets.push(results::read(path).map_err(|e| BadInput(format!("{e:#}")))?);
+    }
+    let outcomes = results::merge(sets);
+    let written = html::write(&args.out, &outcomes, &rmapcheck::project_root().join("snapshots"), &args.fuzz)?;
+    println!("{}", written.index.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn kernels_cmd(command: KernelsCommand) -> Result<ExitCode> {
@@ -189,7 +224,9 @@ fn kernels_cmd(command: KernelsCommand) -> Result<ExitCode> {
                 manifest.entry(k).map_err(|e| BadInput(e.to_string()))?;
             }
             for k in &keys {
-                let p = prepare::prepare(&manifest, k, &Progress)?;
+                let progress = Progress::new();
+                let p = prepare::prepare(&manifest, k, &progress)?;
+                progress.finish();
                 println!("{k}: {} ready ({})", p.kernel.release, p.kernel.image.display());
             }
         }

@@ -7,12 +7,12 @@ use crate::model::{Frame, Model, Slot};
 use crate::oracle::{self, Check, Problem, Truth};
 use crate::protocol::Reply;
 use crate::scenario::{Backing, Expect, Facts, Loaded, Share, Step};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 /// What one findpage found, labelled (no pids or addresses).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Findpage {
     pub at: String,
     pub proc: String,
@@ -28,13 +28,20 @@ pub struct Findpage {
 }
 
 /// What one findtask listed, normalised.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Findtask {
     pub proc: String,
     pub vmas: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// One fork step that succeeded: `parent` forked `child`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Fork {
+    pub parent: String,
+    pub child: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pass,
@@ -42,8 +49,9 @@ pub enum Status {
     Error,
 }
 
-/// The result of one scenario on one kernel.
-#[derive(Debug, Clone, Serialize)]
+/// The result of one scenario on one kernel. It reads back from the JSON it writes, so
+/// `rmapcheck report` can render results of earlier runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Outcome {
     pub scenario: String,
     pub file: String,
@@ -53,6 +61,9 @@ pub struct Outcome {
     pub status: Status,
     pub findpages: Vec<Findpage>,
     pub findtasks: Vec<Findtask>,
+    /// Who forked whom, in step order: the process tree that reports draw.
+    #[serde(default)]
+    pub forks: Vec<Fork>,
     /// One line per `check: all`: how much it covered.
     pub checks: Vec<String>,
     /// O1-O3, expectations and failed steps.
@@ -79,6 +90,7 @@ impl Outcome {
             status: Status::Pass,
             findpages: Vec::new(),
             findtasks: Vec::new(),
+            forks: Vec::new(),
             checks: Vec::new(),
             problems: Vec::new(),
             model_mismatches: Vec::new(),
@@ -241,6 +253,7 @@ impl Run<'_> {
             }
             Step::Fork(f) => {
                 if self.send(n, step, "fork", format!("proc={} child={}", f.proc, f.child))?.is_some() {
+                    self.outcome.forks.push(Fork { parent: f.proc.clone(), child: f.child.clone() });
                     let inherited: Vec<_> = self
                         .sizes
                         .iter()

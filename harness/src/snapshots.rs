@@ -31,22 +31,52 @@ pub fn body(text: &str) -> &str {
     }
 }
 
+/// The committed snapshot text of `scenario` on `kernel`, if there is one.
+pub fn read(dir: &Path, scenario: &str, kernel: &str) -> Result<Option<String>> {
+    let path = dir.join(format!("{scenario}@{kernel}.snap"));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(body(&text).to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// One line position across the kernels' texts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row<'a> {
+    /// The line of each text at this position ("" past its end), in input order.
+    pub cells: Vec<&'a str>,
+    /// Whether every kernel has the same line here.
+    pub same: bool,
+}
+
+/// The kernels' texts aligned line by line. The text and HTML views both use this one
+/// notion of "differs".
+pub fn rows<'a>(texts: &'a [(String, String)]) -> Vec<Row<'a>> {
+    let columns: Vec<Vec<&str>> = texts.iter().map(|(_, t)| t.lines().collect()).collect();
+    let n = columns.iter().map(Vec::len).max().unwrap_or(0);
+    (0..n)
+        .map(|i| {
+            let cells: Vec<&str> = columns.iter().map(|c| c.get(i).copied().unwrap_or("")).collect();
+            let same = cells.windows(2).all(|w| w[0] == w[1]);
+            Row { cells, same }
+        })
+        .collect()
+}
+
 /// Columns of the kernels' texts, line by line; `!` marks a line that is not the same in
 /// every kernel.
 pub fn side_by_side(texts: &[(String, String)]) -> String {
-    let columns: Vec<Vec<&str>> = texts.iter().map(|(_, t)| t.lines().collect()).collect();
-    let rows = columns.iter().map(Vec::len).max().unwrap_or(0);
-    let width = columns.iter().flatten().map(|l| l.len()).max().unwrap_or(0).clamp(8, 60);
+    let rows = rows(texts);
+    let width = rows.iter().flat_map(|r| &r.cells).map(|l| l.len()).max().unwrap_or(0).clamp(8, 60);
     let mut out = String::from("  ");
     for (key, _) in texts {
         out.push_str(&format!("{key:<width$}  "));
     }
     out.push('\n');
-    for i in 0..rows {
-        let cells: Vec<&str> = columns.iter().map(|c| c.get(i).copied().unwrap_or("")).collect();
-        let same = cells.windows(2).all(|w| w[0] == w[1]);
-        out.push_str(if same { "  " } else { "! " });
-        for c in &cells {
+    for row in &rows {
+        out.push_str(if row.same { "  " } else { "! " });
+        for c in &row.cells {
             let c: String = c.chars().take(width).collect();
             out.push_str(&format!("{c:<width$}  "));
         }
@@ -75,5 +105,12 @@ mod tests {
         let lines: Vec<&str> = view.lines().collect();
         assert!(lines[1].starts_with("  a"), "{view}");
         assert!(lines[2].starts_with("! mapcount=1"), "{view}");
+    }
+
+    #[test]
+    fn rows_pad_the_shorter_text_and_mark_it_different() {
+        let texts = vec![("a".to_string(), "x\ny\n".to_string()), ("b".to_string(), "x\n".to_string())];
+        let r = rows(&texts);
+        assert_eq!(r, vec![Row { cells: vec!["x", "x"], same: true }, Row { cells: vec!["y", ""], same: false }]);
     }
 }

@@ -56,6 +56,8 @@ fn unknown_kernel_missing_file_and_bad_flags_exit_2() {
         (vec!["kernels", "fetch", "9.9"], "unknown kernel '9.9'"),
         (vec!["diff", "no_such_scenario"], "no snapshots for scenario 'no_such_scenario'"),
         (vec!["frobnicate"], "unrecognized subcommand"),
+        (vec!["report"], "nothing to report"),
+        (vec!["report", "--from", "/nonexistent/results.json"], "reading results /nonexistent/results.json"),
     ];
     for (args, want) in cases {
         let out = rmapcheck(&args, cache.path());
