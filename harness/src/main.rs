@@ -83,6 +83,9 @@ struct FuzzArgs {
     /// Re-runs the shrinker may spend on one failure.
     #[arg(long, default_value_t = 300)]
     shrink_budget: usize,
+    /// Print the sequence of this run number (with --seed) as scenario YAML, and exit.
+    #[arg(long, requires = "seed")]
+    print_run: Option<u64>,
 }
 
 #[derive(clap::Args)]
@@ -195,6 +198,10 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
         weights: args.weights.unwrap_or_default(),
         ..fuzz::GenConfig::default()
     };
+    if let Some(run) = args.print_run {
+        print!("{}", scenario::to_yaml(&fuzz::generate::generate(&gen, seed, run), ""));
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut failures = 0;
     for (kernel_args, prepared) in prepare_kernels(&args.kernel)? {
         let opts = fuzz::Options {

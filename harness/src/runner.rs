@@ -296,8 +296,12 @@ impl Run<'_> {
         }
         let at = oracle::slot_text(slot);
         let predicted = self.model.frame(&slot.0, &slot.1, slot.2);
-        let observed: BTreeSet<Slot> = pfn.map(|p| truth.holders(p)).unwrap_or_default();
-        let expected = self.model.sharers(&slot.0, &slot.1, slot.2);
+        // Slots the model cannot predict say nothing either way about their sharers.
+        let predictable = |s: &Slot| !self.model.unpredictable.contains_key(s);
+        let observed: BTreeSet<Slot> =
+            pfn.map(|p| truth.holders(p)).unwrap_or_default().into_iter().filter(predictable).collect();
+        let expected: BTreeSet<Slot> =
+            self.model.sharers(&slot.0, &slot.1, slot.2).into_iter().filter(predictable).collect();
         let mismatch = match predicted {
             None => pfn.is_some(),
             Some(Frame::Zero) => false,

@@ -107,8 +107,9 @@ pub struct Summary {
     pub jobs: usize,
     pub last: Snapshot,
     pub found: Vec<Found>,
-    /// O4 titles with their counts: not failures, counted apart.
-    pub model: BTreeMap<String, u64>,
+    /// O4 titles with their count and the first run that showed them: not failures,
+    /// counted apart.
+    pub model: BTreeMap<String, (u64, u64)>,
     pub stopped: bool,
 }
 
@@ -129,7 +130,7 @@ struct Shared<'a> {
     next_run: AtomicU64,
     counters: Counters,
     found: Mutex<BTreeMap<String, Found>>,
-    model: Mutex<BTreeMap<String, u64>>,
+    model: Mutex<BTreeMap<String, (u64, u64)>>,
 }
 
 impl Shared<'_> {
@@ -236,7 +237,7 @@ impl Worker<'_, '_> {
             let ops = scenario.steps.iter().filter(|s| !matches!(s, Step::Check(_))).count() as u64;
             sh.counters.ops.fetch_add(ops, Ordering::Relaxed);
             if let Ran::Done(o) = &ran {
-                self.count_model(o);
+                self.count_model(o, run);
             }
             // A run is known by its most severe title; the others are usually the same
             // bug seen by another check (a missed VMA is also a wrong mapcount).
@@ -267,12 +268,14 @@ impl Worker<'_, '_> {
         Ok(())
     }
 
-    fn count_model(&self, o: &Outcome) {
+    fn count_model(&self, o: &Outcome, run: u64) {
         let sh = self.shared;
         sh.counters.model.fetch_add(o.model_mismatches.len() as u64, Ordering::Relaxed);
         let mut model = sh.model.lock().unwrap_or_else(|e| e.into_inner());
         for p in o.model_mismatches.iter().filter(|p| p.check == Check::O4) {
-            *model.entry(triage::problem_title(p)).or_default() += 1;
+            let e = model.entry(triage::problem_title(p)).or_insert((0, run));
+            e.0 += 1;
+            e.1 = e.1.min(run);
         }
     }
 

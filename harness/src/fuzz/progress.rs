@@ -117,10 +117,10 @@ pub fn summary(s: &Summary) -> String {
         let at = f.folder.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "(not saved)".into());
         out.push_str(&format!("  {}x {} -> {at}\n", f.hits, f.title));
     }
-    let model: u64 = s.model.values().sum();
+    let model: u64 = s.model.values().map(|(n, _)| n).sum();
     out.push_str(&format!("model mismatches (O4, counted apart): {model} in {} kinds\n", s.model.len()));
-    for (title, n) in &s.model {
-        out.push_str(&format!("  {n}x {title}\n"));
+    for (title, (n, run)) in &s.model {
+        out.push_str(&format!("  {n}x (first in run {run}) {title}\n"));
     }
     out
 }

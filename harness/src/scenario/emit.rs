@@ -43,6 +43,9 @@ impl Fields {
         }
     }
     fn done(self) -> String {
+        if self.0.is_empty() {
+            return "{}".into();
+        }
         format!("{{ {} }}", self.0.join(", "))
     }
 }
