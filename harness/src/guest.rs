@@ -159,6 +159,21 @@ impl Guest {
         }
     }
 
+    /// Set rmapcheck.ko parameters (`misreport=1` for the fuzzer's self-test). They
+    /// last until the guest is gone; `reset` does not touch them.
+    pub fn set_module_params(&mut self, params: &[(String, String)]) -> Result<(), Fault> {
+        for (param, value) in params {
+            let reply = self.request("modparam", &format!("param={param} value={value}"))?;
+            if !reply.ok {
+                return Err(Fault::Protocol(format!(
+                    "cannot set module parameter {param}={value}: errno {}",
+                    reply.errno().unwrap_or(0)
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Send a request that is expected to kill or hang the guest (fault injection).
     pub fn send_only(&mut self, op: &str) -> Result<(), Fault> {
         self.chan.send_only(op).map_err(|e| Fault::Protocol(e.to_string()))

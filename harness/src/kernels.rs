@@ -278,6 +278,40 @@ fn kernel_from_dir(key: &str, entry: &Entry, locked: &Locked, dir: &Path) -> Res
     })
 }
 
+/// A developer's own kernel: its `Image` and the tree it was built in (which has the
+/// `.config`, `include/config/kernel.release` and what `make M=` needs).
+pub fn local(image: &Path, build_dir: &Path) -> Result<Kernel> {
+    if !image.is_file() {
+        bail!("kernel image {}: no such file", image.display());
+    }
+    let release_file = build_dir.join("include/config/kernel.release");
+    let release = fs::read_to_string(&release_file)
+        .with_context(|| format!("{}: not a built kernel tree (run make there first)", build_dir.display()))?
+        .trim()
+        .to_string();
+    let config_path = build_dir.join(".config");
+    let config = fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
+    Ok(Kernel {
+        key: "local".into(),
+        release,
+        page_size: page_size_of(&config),
+        image: image.to_path_buf(),
+        build_dir: build_dir.to_path_buf(),
+        // Virtio modules of a local tree sit next to their sources.
+        modules_dir: Some(build_dir.to_path_buf()),
+    })
+}
+
+/// The base page size an arm64 `.config` selects.
+fn page_size_of(config: &str) -> u64 {
+    let shift = config
+        .lines()
+        .find_map(|l| l.strip_prefix("CONFIG_ARM64_PAGE_SHIFT="))
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .unwrap_or(12);
+    1 << shift
+}
+
 /// Download one package into the shared .deb cache, verified against the lock.
 pub fn fetch_deb(apt: &Apt, pkg: &LockedPackage, debs: &Path) -> Result<PathBuf> {
     let path = debs.join(format!("{}_{}.deb", pkg.name, pkg.sha256));
@@ -338,6 +372,12 @@ mod tests {
         .map(String::from)
         .into();
         assert_eq!(newest_abi(&entry(), &names).unwrap(), "6.12.117+deb12");
+    }
+
+    #[test]
+    fn page_size_comes_from_the_config() {
+        assert_eq!(page_size_of("CONFIG_ARM64_PAGE_SHIFT=14\nCONFIG_X=y\n"), 16384);
+        assert_eq!(page_size_of("CONFIG_X=y\n"), 4096);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod apt;
 pub mod cache;
 pub mod dmesg;
+pub mod fuzz;
 pub mod guest;
 pub mod guest_build;
 pub mod html;

@@ -4,11 +4,13 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use rmapcheck::guest::Guest;
 use rmapcheck::kernels::{self, Manifest};
+use rmapcheck::prepare::Prepared;
 use rmapcheck::progress::Progress;
 use rmapcheck::runner::{self, Outcome, Status};
-use rmapcheck::{cache, html, prepare, qemu, report, results, scenario};
+use rmapcheck::{cache, fuzz, html, prepare, qemu, report, results, scenario};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
 
 #[derive(Parser)]
 #[command(name = "rmapcheck", version, about = "Test harness and fuzzer for Linux rmap correctness")]
@@ -34,6 +36,8 @@ enum Command {
     Diff { scenario: String },
     /// Write a static HTML report (index.html) and a Markdown summary from saved results.
     Report(ReportArgs),
+    /// Play random scenarios on persistent guests; shrink and save every new failure.
+    Fuzz(FuzzArgs),
 }
 
 #[derive(clap::Args)]
@@ -49,12 +53,64 @@ struct ReportArgs {
     fuzz: Vec<PathBuf>,
 }
 
+/// Which kernels to use: manifest keys, or a developer's own build.
+#[derive(clap::Args)]
+struct KernelArgs {
+    /// Kernel key from images/kernels.toml (repeatable; default: the manifest's default).
+    #[arg(long = "kernel", conflicts_with = "kernel_image")]
+    kernels: Vec<String>,
+    /// Boot this Image instead (a kernel you built; needs --kernel-build).
+    #[arg(long, requires = "kernel_build")]
+    kernel_image: Option<PathBuf>,
+    /// The tree --kernel-image was built in (rmapcheck.ko is built against it).
+    #[arg(long, requires = "kernel_image")]
+    kernel_build: Option<PathBuf>,
+    /// Set an rmapcheck.ko parameter on every guest, e.g. misreport=1 (repeatable).
+    #[arg(long = "module-param", value_parser = fuzz::parse_param)]
+    module_params: Vec<(String, String)>,
+}
+
+#[derive(clap::Args)]
+struct FuzzArgs {
+    #[command(flatten)]
+    kernel: KernelArgs,
+    /// Campaign seed (default: from the clock; it is printed either way).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Stop after this long (e.g. 90s, 10m, 2h). Without --duration or --runs: until Ctrl-C.
+    #[arg(long, value_parser = fuzz::parse_duration, conflicts_with = "runs")]
+    duration: Option<std::time::Duration>,
+    /// Stop after this many sequences.
+    #[arg(long)]
+    runs: Option<u64>,
+    /// Guests running sequences in parallel.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    jobs: u64,
+    /// Where each unique failure gets its folder.
+    #[arg(long, default_value = "fuzz-out")]
+    out: PathBuf,
+    /// Check every live page (O1-O3) after every N steps.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    check_every: u64,
+    /// Steps per sequence.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=2000))]
+    steps: u64,
+    /// Op weights, e.g. fork=10,exit=0 (the rest keep their defaults).
+    #[arg(long)]
+    weights: Option<fuzz::Weights>,
+    /// Re-runs the shrinker may spend on one failure.
+    #[arg(long, default_value_t = 300)]
+    shrink_budget: usize,
+    /// Print the sequence of this run number (with --seed) as scenario YAML, and exit.
+    #[arg(long, requires = "seed")]
+    print_run: Option<u64>,
+}
+
 #[derive(clap::Args)]
 struct RunArgs {
     paths: Vec<PathBuf>,
-    /// Kernel key from images/kernels.toml (repeatable; default: the manifest's default).
-    #[arg(long = "kernel")]
-    kernels: Vec<String>,
+    #[command(flatten)]
+    kernel: KernelArgs,
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
     /// Also write JUnit XML here.
@@ -84,9 +140,16 @@ enum KernelsCommand {
 #[error("{0}")]
 struct BadInput(String);
 
+/// Set by the first Ctrl-C during `fuzz`, which then stops cleanly.
+static STOP: AtomicBool = AtomicBool::new(false);
+
 fn main() -> ExitCode {
-    qemu::install_signal_handlers(|| {});
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Fuzz(_)) {
+        qemu::install_stop_handlers(&STOP);
+    } else {
+        qemu::install_signal_handlers(|| {});
+    }
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -123,7 +186,69 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             print!("{}", scenario::json_schema());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Fuzz(args) => fuzz_cmd(args),
     }
+}
+
+/// The kernels `args` name, prepared, each with the arguments that name it again on a
+/// replay command line.
+fn prepare_kernels(args: &KernelArgs, progress: &Progress) -> Result<Vec<(String, Prepared)>> {
+    if let (Some(image), Some(build)) = (&args.kernel_image, &args.kernel_build) {
+        let kernel = kernels::local(image, build).map_err(|e| BadInput(format!("{e:#}")))?;
+        let replay = format!("--kernel-image {} --kernel-build {}", image.display(), build.display());
+        return Ok(vec![(replay, prepare::prepare_kernel(kernel, progress)?)]);
+    }
+    let manifest = Manifest::load()?;
+    let keys = if args.kernels.is_empty() { vec![manifest.default.clone()] } else { args.kernels.clone() };
+    for k in &keys {
+        manifest.entry(k).map_err(|e| BadInput(e.to_string()))?;
+    }
+    keys.iter().map(|k| Ok((format!("--kernel {k}"), prepare::prepare(&manifest, k, progress)?))).collect()
+}
+
+fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+    });
+    eprintln!("rmapcheck: fuzz seed {seed} (the same seed and kernel give the same sequences)");
+    let limit = match (args.runs, args.duration) {
+        (Some(n), _) => fuzz::Limit::Runs(n),
+        (None, Some(d)) => fuzz::Limit::Duration(d),
+        (None, None) => fuzz::Limit::Unbounded,
+    };
+    let gen = fuzz::GenConfig {
+        steps: args.steps as usize,
+        check_every: args.check_every as usize,
+        weights: args.weights.unwrap_or_default(),
+        ..fuzz::GenConfig::default()
+    };
+    if let Some(run) = args.print_run {
+        print!("{}", scenario::to_yaml(&fuzz::generate::generate(&gen, seed, run), ""));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut failures = 0;
+    for (kernel_args, prepared) in prepare_kernels(&args.kernel, &Progress::new())? {
+        let opts = fuzz::Options {
+            seed,
+            limit,
+            jobs: args.jobs as usize,
+            out: args.out.clone(),
+            gen: gen.clone(),
+            module_params: args.kernel.module_params.clone(),
+            kernel_args,
+            shrink_budget: args.shrink_budget,
+            workroot: cache::subdir("runs")?.join(format!("fuzz-{}-{}", prepared.kernel.key, std::process::id())),
+        };
+        let progress = fuzz::progress::Progress::new();
+        let summary = fuzz::campaign::run(&prepared, &opts, &STOP, &|e| progress.event(e))?;
+        progress.finish();
+        print!("{}", fuzz::progress::summary(&summary));
+        failures += summary.found.len();
+        if summary.stopped {
+            break;
+        }
+    }
+    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<scenario::Loaded>> {
@@ -148,22 +273,18 @@ fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<scenario::Loaded>> {
 
 fn run(args: RunArgs) -> Result<ExitCode> {
     let loaded = load_scenarios(&args.paths)?;
-    let manifest = Manifest::load()?;
-    let keys = if args.kernels.is_empty() { vec![manifest.default.clone()] } else { args.kernels.clone() };
-    for k in &keys {
-        manifest.entry(k).map_err(|e| BadInput(e.to_string()))?;
-    }
     let progress = Progress::new();
     let mut outcomes = Vec::new();
-    for key in &keys {
-        let prepared = prepare::prepare(&manifest, key, &progress)?;
+    for (_, prepared) in prepare_kernels(&args.kernel, &progress)? {
+        let key = &prepared.kernel.key;
         let workdir = cache::subdir("runs")?.join(format!("{key}-{}", std::process::id()));
         let mut guest: Option<Guest> = None;
         progress.start_run(key, loaded.len());
         for l in &loaded {
             if guest.is_none() {
                 progress.boot(key, &prepared.kernel.release);
-                let g = Guest::boot(&prepared.kernel, &prepared.initrd, &workdir).context("booting the guest")?;
+                let mut g = Guest::boot(&prepared.kernel, &prepared.initrd, &workdir).context("booting the guest")?;
+                g.set_module_params(&args.kernel.module_params).context("setting module parameters")?;
                 progress.booted(key, g.boot_secs, &g.console_log());
                 guest = Some(g);
             }

@@ -18,6 +18,11 @@ pub enum Frame {
     Object(u64, u64),
 }
 
+/// A read fault on a file, memfd or shmem mapping also maps neighbouring pages that are
+/// in the page cache (fault-around, `fault_around_bytes`, 64 KiB by default); write
+/// faults and anonymous memory do not.
+pub const FAULT_AROUND: &str = "fault-around: a read fault may also map cached neighbours";
+
 /// A slot: `(process, mapping, page index)`.
 pub type Slot = (String, String, u64);
 
@@ -160,7 +165,19 @@ impl Model {
     }
 
     fn touch(&mut self, proc: &str, name: &str, page: u64, write: bool) {
+        let slot = (proc.to_string(), name.to_string(), page);
+        if self.unpredictable.get(&slot).is_some_and(|why| why == FAULT_AROUND) {
+            self.unpredictable.remove(&slot);
+        }
         let Some(m) = self.procs.get(proc).and_then(|maps| maps.get(name)) else { return };
+        if !write && m.object.is_some() {
+            // The window is aligned by virtual address, which the model does not know.
+            for (i, f) in m.pages.iter().enumerate() {
+                if f.is_none() && i as u64 != page {
+                    self.unpredictable.entry((proc.into(), name.into(), i as u64)).or_insert(FAULT_AROUND.into());
+                }
+            }
+        }
         let current = m.pages.get(page as usize).copied().flatten();
         let (share, backing, object) = (m.share, m.backing, m.object);
         let (frame, why) = match (share, current, write) {
@@ -256,20 +273,6 @@ impl Model {
         out
     }
 
-    /// Whether `slot` may map `frame` without the model predicting it: read faults on
-    /// file and shmem mappings map neighbouring page-cache pages too ("fault-around",
-    /// fault_around_bytes), and the model does not know the addresses that decide the
-    /// window. So a slot of an object-backed mapping may hold that object's page.
-    pub fn may_fault_around(&self, slot: &Slot, frame: Frame) -> bool {
-        let Some(m) = self.procs.get(&slot.0).and_then(|maps| maps.get(&slot.1)) else { return false };
-        match (m.object, frame) {
-            (Some(obj), Frame::Object(o, off)) => {
-                obj == o && off == slot.2 && m.pages.get(slot.2 as usize) == Some(&None)
-            }
-            _ => false,
-        }
-    }
-
     /// Why the model holds its view of a slot.
     pub fn why(&self, slot: &Slot) -> &str {
         self.why.get(slot).map(String::as_str).unwrap_or("the page was never touched")
@@ -328,6 +331,17 @@ mod tests {
     fn reuse_after_the_sharer_exits() {
         let m = run(&format!("{SEED} - exit: {{proc: c1}}\n - write: {{map: stack, page: 2}}\n"));
         assert!(m.why(&slot("p0", "stack", 2)).contains("reuses"));
+    }
+
+    #[test]
+    fn a_read_fault_on_a_file_mapping_may_map_its_neighbours() {
+        let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: a, pages: 3, backing: memfd, share: shared}\n - write: {map: a, page: 1}\n - fork: {child: c1}\n - read: {proc: c1, map: a, page: 0}\n");
+        assert_eq!(m.unpredictable.get(&slot("c1", "a", 1)).map(String::as_str), Some(FAULT_AROUND));
+        assert!(!m.unpredictable.contains_key(&slot("c1", "a", 0)));
+        let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: a, pages: 3, backing: memfd, share: shared}\n - read: {map: a, page: 0}\n - write: {map: a, page: 1}\n");
+        assert!(!m.unpredictable.contains_key(&slot("p0", "a", 1)), "a touched page is predictable again");
+        let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: a, pages: 3, backing: anon, share: private}\n - read: {map: a, page: 0}\n");
+        assert!(m.unpredictable.is_empty(), "anonymous memory has no fault-around");
     }
 
     #[test]

@@ -141,6 +141,33 @@ pub fn install_signal_handlers(on_signal: fn()) {
     });
 }
 
+/// For long campaigns: the first SIGINT, SIGTERM or SIGHUP only sets `stop`, so the
+/// caller can finish cleanly and save what it has; a second one kills every live QEMU
+/// and exits at once. Install this or [`install_signal_handlers`], not both.
+pub fn install_stop_handlers(stop: &'static std::sync::atomic::AtomicBool) {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+            return;
+        };
+        std::thread::spawn(move || {
+            let mut seen = 0;
+            for sig in signals.forever() {
+                seen += 1;
+                if seen == 1 {
+                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    eprintln!("rmapcheck: stopping after the current run (signal {sig}); send it again to quit now");
+                } else {
+                    kill_all();
+                    eprintln!("rmapcheck: interrupted by signal {sig}; every guest was killed");
+                    std::process::exit(128 + sig);
+                }
+            }
+        });
+    });
+}
+
 /// A running QEMU. Dropping it kills and reaps the process.
 pub struct Qemu {
     handle: duct::Handle,

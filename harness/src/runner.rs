@@ -320,16 +320,14 @@ impl Run<'_> {
             return;
         }
         let predicted = self.model.frame(&slot.0, &slot.1, slot.2);
-        let expected = self.model.sharers(&slot.0, &slot.1, slot.2);
-        // Slots the model left empty may hold the page through fault-around.
-        let observed: BTreeSet<Slot> = pfn
-            .map(|p| truth.holders(p))
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|s| expected.contains(s) || !predicted.is_some_and(|f| self.model.may_fault_around(s, f)))
-            .collect();
+        // Slots the model cannot predict say nothing either way about their sharers.
+        let predictable = |s: &Slot| !self.model.unpredictable.contains_key(s);
+        let observed: BTreeSet<Slot> =
+            pfn.map(|p| truth.holders(p)).unwrap_or_default().into_iter().filter(predictable).collect();
+        let expected: BTreeSet<Slot> =
+            self.model.sharers(&slot.0, &slot.1, slot.2).into_iter().filter(predictable).collect();
         let mismatch = match predicted {
-            None => pfn.is_some() && !self.fault_around_hit(slot, truth, pfn),
+            None => pfn.is_some(),
             Some(Frame::Zero) => false,
             Some(_) => pfn.is_none() || observed != expected,
         };
@@ -346,15 +344,6 @@ impl Run<'_> {
                 self.outcome.model_mismatches.push(Problem::new(Check::O4, message));
             }
         }
-    }
-
-    /// Whether an unpredicted present slot holds the page another slot of the same
-    /// object maps, which fault-around explains.
-    fn fault_around_hit(&self, slot: &Slot, truth: &Truth, pfn: Option<u64>) -> bool {
-        let Some(pfn) = pfn else { return false };
-        truth.holders(pfn).iter().filter(|s| *s != slot).any(|other| {
-            self.model.frame(&other.0, &other.1, other.2).is_some_and(|f| self.model.may_fault_around(slot, f))
-        })
     }
 
     fn findtask(&mut self, n: usize, step: &Step, proc: &str) -> Result<(), Fault> {

@@ -4,14 +4,17 @@
 //! Architecture invariant: loading and validating a scenario does no I/O beyond reading
 //! its file, and never boots a VM.
 
+mod emit;
 mod spans;
 mod validate;
 
+pub use emit::to_yaml;
 use schemars::JsonSchema;
 use serde::Deserialize;
 pub use spans::Pos;
 use std::fmt;
 use std::path::{Path, PathBuf};
+pub use validate::{MAX_MAPS, MAX_PAGES, MAX_PROCS, MAX_STEPS};
 
 /// The label of the first process, which exists from the start.
 pub const FIRST_PROC: &str = "p0";

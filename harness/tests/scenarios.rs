@@ -19,6 +19,9 @@ mod signals;
 #[path = "scenarios/vm_checks.rs"]
 mod vm_checks;
 
+#[path = "scenarios/fuzz_selftest.rs"]
+mod fuzz_selftest;
+
 /// The kernels to test: `RMAPCHECK_KERNELS` (comma-separated), else the manifest's
 /// `default` tag.
 fn kernel_keys(manifest: &Manifest) -> Vec<String> {
@@ -118,6 +121,7 @@ fn main() -> ExitCode {
         trials.extend(vm_checks::trials(key, pools));
         trials.extend(faults::trials(key, pools));
         trials.extend(signals::trials(key, pools));
+        trials.extend(fuzz_selftest::trials(key, pools));
     }
     let conclusion = libtest_mimic::run(&args, trials);
     pools().shutdown();

@@ -1,0 +1,439 @@
+//! A fuzz campaign on one kernel: `jobs` workers, each with a persistent guest, play
+//! generated sequences back to back through the runner, and every new failure is shrunk
+//! on the worker's guest and saved.
+//!
+//! Architecture invariant: the campaign owns no QEMU directly; each worker's guest is a
+//! [`Guest`] whose guard kills it, and a guest that splatted, hung or died is dropped
+//! and replaced before the next run.
+
+use super::generate::{generate, GenConfig};
+use super::shrink::shrink;
+use super::triage::{self, fault_title, titles, Record};
+use crate::guest::{Fault, Guest};
+use crate::oracle::Check;
+use crate::prepare::Prepared;
+use crate::report;
+use crate::runner::{self, Outcome};
+use crate::scenario::{to_yaml, Loaded, Scenario, Step};
+use anyhow::Result;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// When a campaign ends (besides a stop request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Runs(u64),
+    Duration(Duration),
+    /// Until a stop is requested (Ctrl-C).
+    Unbounded,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub seed: u64,
+    pub limit: Limit,
+    pub jobs: usize,
+    pub out: PathBuf,
+    pub gen: GenConfig,
+    /// rmapcheck.ko parameters set on every guest after boot.
+    pub module_params: Vec<(String, String)>,
+    /// How `rmapcheck run` names this kernel, for replay commands (`--kernel 6.12`).
+    pub kernel_args: String,
+    /// Candidates the shrinker may re-run per failure.
+    pub shrink_budget: usize,
+    /// Where guests keep their console logs.
+    pub workroot: PathBuf,
+}
+
+/// A unique failure.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub title: String,
+    /// The run that found it first.
+    pub run: u64,
+    /// How many runs hit it.
+    pub hits: u64,
+    /// The saved folder (`None` while it is being shrunk, or when saving failed).
+    pub folder: Option<PathBuf>,
+    pub full_steps: usize,
+    pub shrunk_steps: usize,
+    pub summary: String,
+}
+
+/// A point-in-time view of the counters, for progress lines.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub kernel: String,
+    pub elapsed: Duration,
+    pub runs: u64,
+    /// Steps run, each followed by an O1-O3 check of every live page (with the default
+    /// `--check-every 1`); injected checks are not counted.
+    pub ops: u64,
+    pub failures: u64,
+    pub model_mismatches: u64,
+    pub boots: u64,
+}
+
+impl Snapshot {
+    pub fn per_sec(&self, n: u64) -> f64 {
+        n as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// What a campaign reports while it runs.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Tick(Snapshot),
+    Booted {
+        worker: usize,
+        secs: f64,
+    },
+    /// A new failure; shrinking starts.
+    Found {
+        title: String,
+        run: u64,
+    },
+    Saved(Found),
+}
+
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub kernel: String,
+    pub release: String,
+    pub seed: u64,
+    pub jobs: usize,
+    pub last: Snapshot,
+    pub found: Vec<Found>,
+    /// O4 titles with their count and the first run that showed them: not failures,
+    /// counted apart.
+    pub model: BTreeMap<String, (u64, u64)>,
+    pub stopped: bool,
+}
+
+#[derive(Default)]
+struct Counters {
+    runs: AtomicU64,
+    ops: AtomicU64,
+    model: AtomicU64,
+    boots: AtomicU64,
+}
+
+struct Shared<'a> {
+    prepared: &'a Prepared,
+    opts: &'a Options,
+    stop: &'a AtomicBool,
+    events: &'a (dyn Fn(Event) + Sync),
+    started: Instant,
+    next_run: AtomicU64,
+    counters: Counters,
+    found: Mutex<BTreeMap<String, Found>>,
+    model: Mutex<BTreeMap<String, (u64, u64)>>,
+}
+
+impl Shared<'_> {
+    fn snapshot(&self) -> Snapshot {
+        let found = self.found.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
+        Snapshot {
+            kernel: self.prepared.kernel.key.clone(),
+            elapsed: self.started.elapsed(),
+            runs: self.counters.runs.load(Ordering::Relaxed),
+            ops: self.counters.ops.load(Ordering::Relaxed),
+            failures: found,
+            model_mismatches: self.counters.model.load(Ordering::Relaxed),
+            boots: self.counters.boots.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The next run number, or `None` when the campaign is over.
+    fn claim(&self) -> Option<u64> {
+        if self.stop.load(Ordering::SeqCst) {
+            return None;
+        }
+        if let Limit::Duration(d) = self.opts.limit {
+            if self.started.elapsed() >= d {
+                return None;
+            }
+        }
+        let n = self.next_run.fetch_add(1, Ordering::SeqCst);
+        match self.opts.limit {
+            Limit::Runs(max) if n >= max => None,
+            _ => Some(n),
+        }
+    }
+}
+
+/// What one run ended with.
+enum Ran {
+    Done(Box<Outcome>),
+    Fault(Fault),
+}
+
+impl Ran {
+    fn titles(&self) -> Vec<String> {
+        match self {
+            Ran::Done(o) => titles(o),
+            Ran::Fault(f) => vec![fault_title(f)],
+        }
+    }
+}
+
+struct Worker<'a, 'b> {
+    id: usize,
+    shared: &'b Shared<'a>,
+    guest: Option<Guest>,
+    boots: usize,
+    /// The console log of the guest that ran the last scenario.
+    console: PathBuf,
+}
+
+impl Worker<'_, '_> {
+    fn guest(&mut self) -> Result<&mut Guest, Fault> {
+        if self.guest.is_none() {
+            let p = self.shared.prepared;
+            let dir = self.shared.opts.workroot.join(format!("{}-w{}-g{}", p.kernel.key, self.id, self.boots));
+            self.boots += 1;
+            let mut g = Guest::boot(&p.kernel, &p.initrd, &dir)?;
+            self.shared.counters.boots.fetch_add(1, Ordering::Relaxed);
+            (self.shared.events)(Event::Booted { worker: self.id, secs: g.boot_secs });
+            g.set_module_params(&self.shared.opts.module_params)?;
+            self.guest = Some(g);
+        }
+        Ok(self.guest.as_mut().expect("booted above"))
+    }
+
+    /// Play one scenario. A guest that splatted or faulted is dropped (killed) here,
+    /// so the next run gets a fresh one.
+    fn play(&mut self, scenario: &Scenario) -> Result<Ran, Fault> {
+        let loaded = Loaded { path: PathBuf::from(format!("{}.yaml", scenario.name)), scenario: scenario.clone() };
+        self.console = self.guest()?.console_log();
+        let g = self.guest.as_mut().expect("booted above");
+        match runner::run(g, &loaded) {
+            Ok(o) => {
+                if !o.splats.is_empty() {
+                    self.guest = None;
+                }
+                Ok(Ran::Done(Box::new(o)))
+            }
+            Err(f) => {
+                self.guest = None;
+                Ok(Ran::Fault(f))
+            }
+        }
+    }
+
+    fn work(&mut self) -> Result<()> {
+        let sh = self.shared;
+        while let Some(run) = sh.claim() {
+            let scenario = generate(&sh.opts.gen, sh.opts.seed, run);
+            let ran = self.play(&scenario).map_err(|f| anyhow::anyhow!("worker {}: {f}", self.id))?;
+            if sh.stop.load(Ordering::SeqCst) {
+                // A run cut short by Ctrl-C (the terminal signals QEMU too) proves nothing.
+                break;
+            }
+            sh.counters.runs.fetch_add(1, Ordering::Relaxed);
+            let ops = scenario.steps.iter().filter(|s| !matches!(s, Step::Check(_))).count() as u64;
+            sh.counters.ops.fetch_add(ops, Ordering::Relaxed);
+            if let Ran::Done(o) = &ran {
+                self.count_model(o, run);
+            }
+            // A run is known by its most severe title; the others are usually the same
+            // bug seen by another check (a missed VMA is also a wrong mapcount).
+            let Some(title) = ran.titles().into_iter().next() else { continue };
+            let new = {
+                let mut found = sh.found.lock().unwrap_or_else(|e| e.into_inner());
+                match found.get_mut(&title) {
+                    Some(f) => {
+                        f.hits += 1;
+                        None
+                    }
+                    None => {
+                        found.insert(title.clone(), placeholder(&title, run, &scenario));
+                        Some(title)
+                    }
+                }
+            };
+            if let Some(title) = new {
+                (sh.events)(Event::Found { title: title.clone(), run });
+                let found = self.shrink_and_save(&title, run, &scenario, &ran);
+                sh.found.lock().unwrap_or_else(|e| e.into_inner()).insert(title, found.clone());
+                (sh.events)(Event::Saved(found));
+            }
+        }
+        if let Some(g) = self.guest.take() {
+            g.shutdown();
+        }
+        Ok(())
+    }
+
+    fn count_model(&self, o: &Outcome, run: u64) {
+        let sh = self.shared;
+        sh.counters.model.fetch_add(o.model_mismatches.len() as u64, Ordering::Relaxed);
+        let mut model = sh.model.lock().unwrap_or_else(|e| e.into_inner());
+        for p in o.model_mismatches.iter().filter(|p| p.check == Check::O4) {
+            let e = model.entry(triage::problem_title(p)).or_insert((0, run));
+            e.0 += 1;
+            e.1 = e.1.min(run);
+        }
+    }
+
+    /// Whether `candidate` still fails with `title`. Stops saying yes once a stop is
+    /// requested, so the shrinker winds down with what it has.
+    fn reproduces(&mut self, candidate: &Scenario, title: &str) -> bool {
+        if self.shared.stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        match self.play(candidate) {
+            Ok(ran) => !self.shared.stop.load(Ordering::SeqCst) && ran.titles().iter().any(|t| t == title),
+            Err(_) => false,
+        }
+    }
+
+    fn shrink_and_save(&mut self, title: &str, run: u64, full: &Scenario, ran: &Ran) -> Found {
+        let sh = self.shared;
+        // Keep the evidence of the original run before re-runs replace the guest.
+        let console = keep_console(&self.console, &sh.opts.workroot, run);
+        let report = match ran {
+            Ran::Done(o) => report::text(std::slice::from_ref(o)),
+            Ran::Fault(f) => format!("{} on {}: guest fault\n{f}\n", full.name, sh.prepared.kernel.key),
+        };
+        let confirmed = self.reproduces(full, title);
+        let (shrunk, tries) = if confirmed {
+            let mut pred = |c: &Scenario| self.reproduces(c, title);
+            let out = shrink(full, sh.opts.shrink_budget, &mut pred);
+            (out.scenario, out.tries)
+        } else {
+            (full.clone(), 0)
+        };
+        let params: String =
+            sh.opts.module_params.iter().map(|(k, v)| format!(" --module-param {k}={v}")).collect::<Vec<_>>().concat();
+        let replay = format!("rmapcheck run {}{params} shrunk.yaml", sh.opts.kernel_args);
+        let note = if confirmed {
+            format!("shrunk {} -> {} steps in {tries} re-runs", full.steps.len(), shrunk.steps.len())
+        } else {
+            "did not reproduce on a re-run; not shrunk".to_string()
+        };
+        let summary = format!(
+            "{title} | kernel {} ({}) | seed {} run {run} | {note} | replay: {replay}",
+            sh.prepared.kernel.key, sh.prepared.kernel.release, sh.opts.seed
+        );
+        let header = |what: &str| format!("{title}\n{what}\nreplay: {replay}");
+        let mut small = shrunk.clone();
+        small.name = format!("{}-shrunk", full.name);
+        small.about = format!("shrunk from {}: {title}", full.name);
+        let full_yaml =
+            to_yaml(full, &header(&format!("seed {} run {run} on {}", sh.opts.seed, sh.prepared.kernel.key)));
+        let shrunk_yaml = to_yaml(&small, &header(&note));
+        let record = Record {
+            title,
+            summary: &summary,
+            full_yaml: &full_yaml,
+            shrunk_yaml: &shrunk_yaml,
+            report: &report,
+            console_log: &console,
+        };
+        let folder = match triage::save(&sh.opts.out, &record) {
+            Ok(dir) => Some(dir),
+            Err(e) => {
+                eprintln!("rmapcheck: cannot save the failure '{title}': {e:#}");
+                None
+            }
+        };
+        Found {
+            title: title.to_string(),
+            run,
+            hits: 1,
+            folder,
+            full_steps: full.steps.len(),
+            shrunk_steps: small.steps.len(),
+            summary,
+        }
+    }
+}
+
+fn placeholder(title: &str, run: u64, s: &Scenario) -> Found {
+    Found {
+        title: title.to_string(),
+        run,
+        hits: 1,
+        folder: None,
+        full_steps: s.steps.len(),
+        shrunk_steps: s.steps.len(),
+        summary: String::new(),
+    }
+}
+
+/// Copy a console log aside (the guest may be rebooted into the same directory name).
+fn keep_console(console: &Path, workroot: &Path, run: u64) -> PathBuf {
+    let kept = workroot.join(format!("console-run{run}.log"));
+    match std::fs::copy(console, &kept) {
+        Ok(_) => kept,
+        Err(_) => console.to_path_buf(),
+    }
+}
+
+/// Run a campaign on `prepared` until the limit or `stop`.
+pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn Fn(Event) + Sync)) -> Result<Summary> {
+    std::fs::create_dir_all(&opts.workroot)?;
+    let shared = Shared {
+        prepared,
+        opts,
+        stop,
+        events,
+        started: Instant::now(),
+        next_run: AtomicU64::new(0),
+        counters: Counters::default(),
+        found: Mutex::new(BTreeMap::new()),
+        model: Mutex::new(BTreeMap::new()),
+    };
+    let done = AtomicBool::new(false);
+    let results: Vec<Result<()>> = std::thread::scope(|scope| {
+        let shared = &shared;
+        let done = &done;
+        scope.spawn(move || {
+            let mut last = Instant::now();
+            while !done.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(100));
+                if last.elapsed() >= Duration::from_secs(1) {
+                    last = Instant::now();
+                    (shared.events)(Event::Tick(shared.snapshot()));
+                }
+            }
+        });
+        let handles: Vec<_> = (0..opts.jobs.max(1))
+            .map(|id| {
+                scope.spawn(move || {
+                    let mut w = Worker { id, shared, guest: None, boots: 0, console: PathBuf::new() };
+                    let r = w.work();
+                    if r.is_err() {
+                        // One broken worker ends the campaign; the others finish their run.
+                        shared.stop.store(true, Ordering::SeqCst);
+                    }
+                    r
+                })
+            })
+            .collect();
+        let results =
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("worker panicked")))).collect();
+        done.store(true, Ordering::SeqCst);
+        results
+    });
+    let last = shared.snapshot();
+    for r in results {
+        r?;
+    }
+    let mut found: Vec<Found> = shared.found.into_inner().unwrap_or_else(|e| e.into_inner()).into_values().collect();
+    found.sort_by_key(|f| f.run);
+    Ok(Summary {
+        kernel: prepared.kernel.key.clone(),
+        release: prepared.kernel.release.clone(),
+        seed: opts.seed,
+        jobs: opts.jobs.max(1),
+        last,
+        found,
+        model: shared.model.into_inner().unwrap_or_else(|e| e.into_inner()),
+        stopped: stop.load(Ordering::SeqCst),
+    })
+}

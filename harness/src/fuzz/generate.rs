@@ -1,0 +1,550 @@
+//! The sequence generator: random but valid scenarios over every step kind.
+//!
+//! It keeps a symbolic copy of what the guest will hold (live processes, their maps,
+//! which pages are mapped and with what protection) and only picks steps that are
+//! valid in that state and cannot fault in the workload: no write to a read-only page,
+//! no touch past the end of a file, no mremap across a split VMA.
+//!
+//! Architecture invariant: generation is a pure function of the configuration, the
+//! campaign seed and the run number; the kernel never influences it.
+
+use crate::scenario::{
+    Access, Advice, Backing, CheckWhat, Fork, Madvise, Mmap, Mprotect, Mremap, PageRef, Proc, Prot, Range, Scenario,
+    Share, Step, FIRST_PROC,
+};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// Relative weights of the step kinds. A kind with weight 0 never appears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Weights(pub BTreeMap<Op, u32>);
+
+/// The step kinds the generator picks from (`check: all` is injected, not picked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Op {
+    Mmap,
+    Munmap,
+    Mprotect,
+    Mremap,
+    Madvise,
+    Write,
+    Read,
+    Fork,
+    Exit,
+    Findpage,
+    Findtask,
+}
+
+impl Op {
+    pub const ALL: [Op; 11] = [
+        Op::Mmap,
+        Op::Munmap,
+        Op::Mprotect,
+        Op::Mremap,
+        Op::Madvise,
+        Op::Write,
+        Op::Read,
+        Op::Fork,
+        Op::Exit,
+        Op::Findpage,
+        Op::Findtask,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Mmap => "mmap",
+            Op::Munmap => "munmap",
+            Op::Mprotect => "mprotect",
+            Op::Mremap => "mremap",
+            Op::Madvise => "madvise",
+            Op::Write => "write",
+            Op::Read => "read",
+            Op::Fork => "fork",
+            Op::Exit => "exit",
+            Op::Findpage => "findpage",
+            Op::Findtask => "findtask",
+        }
+    }
+}
+
+impl Default for Weights {
+    /// Writes and forks dominate: they make the sharing rmap must track.
+    fn default() -> Weights {
+        Weights(BTreeMap::from([
+            (Op::Mmap, 8),
+            (Op::Munmap, 3),
+            (Op::Mprotect, 3),
+            (Op::Mremap, 3),
+            (Op::Madvise, 5),
+            (Op::Write, 14),
+            (Op::Read, 5),
+            (Op::Fork, 6),
+            (Op::Exit, 2),
+            (Op::Findpage, 2),
+            (Op::Findtask, 1),
+        ]))
+    }
+}
+
+/// `fork=10,exit=0`: overrides of the default weights.
+impl FromStr for Weights {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Weights, String> {
+        let mut w = Weights::default();
+        for part in s.split(',').filter(|p| !p.trim().is_empty()) {
+            let (name, value) = part.split_once('=').ok_or_else(|| format!("'{part}' is not op=weight"))?;
+            let op = Op::ALL.iter().find(|o| o.name() == name.trim()).ok_or_else(|| {
+                let names: Vec<_> = Op::ALL.iter().map(|o| o.name()).collect();
+                format!("unknown op '{}' (one of {})", name.trim(), names.join(", "))
+            })?;
+            let value = value.trim().parse().map_err(|_| format!("weight '{}' is not a number", value.trim()))?;
+            w.0.insert(*op, value);
+        }
+        if w.0.values().all(|v| *v == 0) {
+            return Err("every weight is 0".into());
+        }
+        Ok(w)
+    }
+}
+
+impl fmt::Display for Weights {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|(op, w)| format!("{}={w}", op.name())).collect();
+        write!(f, "{}", parts.join(","))
+    }
+}
+
+/// Bounds of generated sequences.
+#[derive(Debug, Clone)]
+pub struct GenConfig {
+    /// Steps per sequence, not counting injected checks.
+    pub steps: usize,
+    /// Live processes at most.
+    pub max_procs: usize,
+    /// Maps per process at most.
+    pub max_maps: usize,
+    /// Pages per map at most.
+    pub max_pages: u64,
+    /// Inject `check: all` after every this many steps (and always at the end).
+    pub check_every: usize,
+    pub weights: Weights,
+}
+
+impl Default for GenConfig {
+    fn default() -> GenConfig {
+        GenConfig { steps: 30, max_procs: 5, max_maps: 4, max_pages: 6, check_every: 1, weights: Weights::default() }
+    }
+}
+
+/// The seed of run `run` of a campaign seeded with `seed` (splitmix64, so neighbouring
+/// runs get unrelated streams).
+pub fn run_seed(seed: u64, run: u64) -> u64 {
+    let mut z = seed ^ run.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PageState {
+    present: bool,
+    prot: Prot,
+}
+
+#[derive(Debug, Clone)]
+struct MapState {
+    backing: Backing,
+    share: Share,
+    pages: Vec<PageState>,
+    /// No partial mprotect or flag-changing madvise yet, so the map is one VMA and
+    /// mremap may move it whole.
+    one_vma: bool,
+    dontfork: bool,
+}
+
+impl MapState {
+    /// Private anon memory: may grow with mremap, may take MADV_WIPEONFORK.
+    fn anon_like(&self) -> bool {
+        self.share == Share::Private && matches!(self.backing, Backing::Anon | Backing::DevZero)
+    }
+    fn all_present(&self) -> bool {
+        self.pages.iter().all(|p| p.present)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ProcState {
+    label: String,
+    maps: BTreeMap<String, MapState>,
+}
+
+fn readable(p: Prot) -> bool {
+    p != Prot::None
+}
+
+fn writable(p: Prot) -> bool {
+    matches!(p, Prot::Rw | Prot::Rwx)
+}
+
+struct Gen<'a> {
+    cfg: &'a GenConfig,
+    rng: ChaCha8Rng,
+    procs: Vec<ProcState>,
+    next_map: usize,
+    next_child: usize,
+    steps: Vec<Step>,
+}
+
+/// Generate run `run` of the campaign seeded with `seed`.
+pub fn generate(cfg: &GenConfig, seed: u64, run: u64) -> Scenario {
+    let mut g = Gen {
+        cfg,
+        rng: ChaCha8Rng::seed_from_u64(run_seed(seed, run)),
+        procs: vec![ProcState { label: FIRST_PROC.into(), maps: BTreeMap::new() }],
+        next_map: 0,
+        next_child: 1,
+        steps: Vec::new(),
+    };
+    let every = cfg.check_every.max(1);
+    let mut since_check = 0;
+    for _ in 0..cfg.steps.max(1) {
+        let Some(step) = g.pick() else { break };
+        g.steps.push(step);
+        since_check += 1;
+        if since_check == every {
+            g.steps.push(Step::Check(CheckWhat::All));
+            since_check = 0;
+        }
+    }
+    if !matches!(g.steps.last(), Some(Step::Check(_))) {
+        g.steps.push(Step::Check(CheckWhat::All));
+    }
+    Scenario {
+        name: format!("fuzz-s{seed}-r{run}"),
+        about: format!("generated by rmapcheck fuzz, seed {seed}, run {run}"),
+        steps: g.steps,
+        expect: Vec::new(),
+    }
+}
+
+impl Gen<'_> {
+    /// One valid step, or `None` when no kind with a weight is possible.
+    fn pick(&mut self) -> Option<Step> {
+        let mut choices: Vec<(Op, u32)> =
+            self.cfg.weights.0.iter().filter(|(op, w)| **w > 0 && self.possible(**op)).map(|(o, w)| (*o, *w)).collect();
+        while !choices.is_empty() {
+            let op = choices.choose_weighted(&mut self.rng, |(_, w)| *w).ok()?.0;
+            if let Some(step) = self.make(op) {
+                return Some(step);
+            }
+            choices.retain(|(o, _)| *o != op);
+        }
+        None
+    }
+
+    fn possible(&self, op: Op) -> bool {
+        let any_map = self.procs.iter().any(|p| !p.maps.is_empty());
+        match op {
+            Op::Mmap => self.procs.iter().any(|p| p.maps.len() < self.cfg.max_maps),
+            Op::Fork => self.procs.len() < self.cfg.max_procs && self.next_child < crate::scenario::MAX_PROCS,
+            Op::Exit => self.procs.len() > 1,
+            Op::Findtask => true,
+            _ => any_map,
+        }
+    }
+
+    fn proc_index(&mut self) -> usize {
+        self.rng.gen_range(0..self.procs.len())
+    }
+
+    /// A random (process index, map name) whose map satisfies `want`.
+    fn pick_map(&mut self, want: impl Fn(&MapState) -> bool) -> Option<(usize, String)> {
+        let all: Vec<(usize, String)> = self
+            .procs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| p.maps.iter().filter(|(_, m)| want(m)).map(move |(n, _)| (i, n.clone())))
+            .collect();
+        all.choose(&mut self.rng).cloned()
+    }
+
+    /// A random run of consecutive pages of `map` that all satisfy `want`.
+    fn pick_range(&mut self, pi: usize, name: &str, want: impl Fn(&PageState) -> bool) -> Option<(u64, u64)> {
+        let pages = &self.procs[pi].maps[name].pages;
+        let starts: Vec<usize> = (0..pages.len()).filter(|&i| want(&pages[i])).collect();
+        let start = *starts.choose(&mut self.rng)?;
+        let run = pages[start..].iter().take_while(|p| want(p)).count();
+        let len = self.rng.gen_range(1..=run);
+        Some((start as u64, len as u64))
+    }
+
+    fn map_mut(&mut self, pi: usize, name: &str) -> &mut MapState {
+        self.procs[pi].maps.get_mut(name).expect("picked from the live maps")
+    }
+
+    fn make(&mut self, op: Op) -> Option<Step> {
+        match op {
+            Op::Mmap => self.mmap(),
+            Op::Munmap => self.munmap(),
+            Op::Mprotect => self.mprotect(),
+            Op::Mremap => self.mremap(),
+            Op::Madvise => self.madvise(),
+            Op::Write | Op::Read => {
+                let write = op == Op::Write;
+                let ok = move |p: &PageState| p.present && if write { writable(p.prot) } else { readable(p.prot) };
+                let (pi, map) = self.pick_map(|m| m.pages.iter().any(ok))?;
+                let (page, pages) = self.pick_range(pi, &map, ok)?;
+                let proc = self.procs[pi].label.clone();
+                // Mostly the runner's distinct default; sometimes one shared byte, which
+                // makes equal pages that KSM could merge.
+                let value = (write && self.rng.gen_bool(0.1)).then_some(0x5a);
+                let a = Access { proc, map, page, pages, value };
+                Some(if write { Step::Write(a) } else { Step::Read(a) })
+            }
+            Op::Fork => {
+                let pi = self.proc_index();
+                let child = format!("c{}", self.next_child);
+                self.next_child += 1;
+                let parent = &self.procs[pi];
+                let maps =
+                    parent.maps.iter().filter(|(_, m)| !m.dontfork).map(|(n, m)| (n.clone(), m.clone())).collect();
+                let proc = parent.label.clone();
+                self.procs.push(ProcState { label: child.clone(), maps });
+                Some(Step::Fork(Fork { proc, child }))
+            }
+            Op::Exit => {
+                let pi = self.proc_index();
+                let p = self.procs.remove(pi);
+                Some(Step::Exit(Proc { proc: p.label }))
+            }
+            Op::Findpage => {
+                let (pi, map) = self.pick_map(|m| m.pages.iter().any(|p| p.present))?;
+                let (page, _) = self.pick_range(pi, &map, |p| p.present)?;
+                Some(Step::Findpage(PageRef { proc: self.procs[pi].label.clone(), map, page }))
+            }
+            Op::Findtask => {
+                let pi = self.proc_index();
+                Some(Step::Findtask(Proc { proc: self.procs[pi].label.clone() }))
+            }
+        }
+    }
+
+    fn mmap(&mut self) -> Option<Step> {
+        let room: Vec<usize> =
+            (0..self.procs.len()).filter(|&i| self.procs[i].maps.len() < self.cfg.max_maps).collect();
+        let pi = *room.choose(&mut self.rng)?;
+        let name = format!("m{}", self.next_map);
+        self.next_map += 1;
+        let pages = self.rng.gen_range(1..=self.cfg.max_pages.max(1));
+        let backing = *[Backing::Anon, Backing::DevZero, Backing::Memfd, Backing::File].choose(&mut self.rng)?;
+        let share = if self.rng.gen_bool(0.5) { Share::Private } else { Share::Shared };
+        let huge = match self.rng.gen_range(0..20) {
+            0 => Some(false),
+            1 if !(backing == Backing::DevZero && share == Share::Private) => Some(true),
+            _ => None,
+        };
+        let state = MapState {
+            backing,
+            share,
+            pages: vec![PageState { present: true, prot: Prot::Rw }; pages as usize],
+            one_vma: true,
+            dontfork: false,
+        };
+        let proc = self.procs[pi].label.clone();
+        self.procs[pi].maps.insert(name.clone(), state);
+        Some(Step::Mmap(Mmap { proc, name, pages, backing, share, huge }))
+    }
+
+    fn munmap(&mut self) -> Option<Step> {
+        let (pi, map) = self.pick_map(|m| m.pages.iter().any(|p| p.present))?;
+        let proc = self.procs[pi].label.clone();
+        let whole = self.procs[pi].maps[&map].all_present() && self.rng.gen_bool(0.4);
+        let (page, pages) = if whole {
+            let n = self.procs[pi].maps[&map].pages.len() as u64;
+            (0, n)
+        } else {
+            self.pick_range(pi, &map, |p| p.present)?
+        };
+        let m = self.map_mut(pi, &map);
+        for p in page..page + pages {
+            m.pages[p as usize].present = false;
+        }
+        m.one_vma = false;
+        if !m.pages.iter().any(|p| p.present) {
+            self.procs[pi].maps.remove(&map);
+        }
+        let step = if whole {
+            Range { proc, map, page: None, pages: None }
+        } else {
+            Range { proc, map, page: Some(page), pages: Some(pages) }
+        };
+        Some(Step::Munmap(step))
+    }
+
+    fn mprotect(&mut self) -> Option<Step> {
+        let (pi, map) = self.pick_map(|m| m.pages.iter().any(|p| p.present))?;
+        let (page, pages) = self.pick_range(pi, &map, |p| p.present)?;
+        let prot = *[Prot::Rw, Prot::Rw, Prot::R, Prot::R, Prot::None, Prot::Rx, Prot::Rwx].choose(&mut self.rng)?;
+        let proc = self.procs[pi].label.clone();
+        let m = self.map_mut(pi, &map);
+        if pages != m.pages.len() as u64 {
+            m.one_vma = false;
+        }
+        for p in page..page + pages {
+            m.pages[p as usize].prot = prot;
+        }
+        Some(Step::Mprotect(Mprotect { proc, map, page, pages: Some(pages), prot }))
+    }
+
+    fn mremap(&mut self) -> Option<Step> {
+        let (pi, map) = self.pick_map(|m| m.one_vma && m.all_present())?;
+        let proc = self.procs[pi].label.clone();
+        let m = &self.procs[pi].maps[&map];
+        let old = m.pages.len() as u64;
+        let (anon, prot) = (m.anon_like(), m.pages[0].prot);
+        let dontunmap = anon && self.rng.gen_bool(0.2);
+        // Past the end of its object, a file or shmem page would SIGBUS: only private
+        // anon memory grows.
+        let pages = if dontunmap {
+            old
+        } else if anon {
+            self.rng.gen_range(1..=self.cfg.max_pages.max(old))
+        } else {
+            self.rng.gen_range(1..=old)
+        };
+        let move_ = !dontunmap && self.rng.gen_bool(0.5);
+        let m = self.map_mut(pi, &map);
+        m.pages = vec![PageState { present: true, prot }; pages as usize];
+        Some(Step::Mremap(Mremap { proc, map, pages, move_, dontunmap }))
+    }
+
+    fn madvise(&mut self) -> Option<Step> {
+        let advice = *[
+            Advice::Dontneed,
+            Advice::Dontneed,
+            Advice::Dontneed,
+            Advice::Dontfork,
+            Advice::Dofork,
+            Advice::Wipeonfork,
+            Advice::Keeponfork,
+            Advice::Cold,
+            Advice::Hugepage,
+            Advice::Nohugepage,
+            Advice::Mergeable,
+            Advice::Unmergeable,
+        ]
+        .choose(&mut self.rng)?;
+        let whole_only = matches!(advice, Advice::Dontfork | Advice::Dofork | Advice::Wipeonfork | Advice::Keeponfork);
+        let anon_only = matches!(advice, Advice::Wipeonfork | Advice::Keeponfork);
+        let (pi, map) = self.pick_map(|m| {
+            if whole_only {
+                m.all_present() && (!anon_only || m.anon_like())
+            } else {
+                m.pages.iter().any(|p| p.present)
+            }
+        })?;
+        let proc = self.procs[pi].label.clone();
+        let len = self.procs[pi].maps[&map].pages.len() as u64;
+        let (page, pages) = if whole_only { (0, len) } else { self.pick_range(pi, &map, |p| p.present)? };
+        let m = self.map_mut(pi, &map);
+        match advice {
+            Advice::Dontfork => m.dontfork = true,
+            Advice::Dofork => m.dontfork = false,
+            // These set VMA flags, so a partial range splits the VMA.
+            Advice::Hugepage | Advice::Nohugepage | Advice::Mergeable | Advice::Unmergeable if pages != len => {
+                m.one_vma = false
+            }
+            _ => {}
+        }
+        Some(Step::Madvise(Madvise { proc, map, page, pages: (!whole_only).then_some(pages), advice }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{parse, to_yaml};
+    use std::path::Path;
+
+    #[test]
+    fn every_generated_sequence_is_valid_and_round_trips() {
+        let cfg = GenConfig { steps: 60, ..GenConfig::default() };
+        for run in 0..400 {
+            let s = generate(&cfg, 7, run);
+            let yaml = to_yaml(&s, "");
+            let parsed = parse(Path::new("gen.yaml"), &yaml).unwrap_or_else(|e| panic!("run {run}:\n{e}\n{yaml}"));
+            assert_eq!(to_yaml(&parsed, ""), yaml, "run {run} does not round-trip");
+        }
+    }
+
+    #[test]
+    fn a_seed_gives_the_same_sequence_and_runs_differ() {
+        let cfg = GenConfig::default();
+        let a = to_yaml(&generate(&cfg, 42, 3), "");
+        assert_eq!(a, to_yaml(&generate(&cfg, 42, 3), ""));
+        assert_ne!(a, to_yaml(&generate(&cfg, 42, 4), ""));
+        assert_ne!(a, to_yaml(&generate(&cfg, 43, 3), ""));
+    }
+
+    #[test]
+    fn every_kind_appears_over_a_campaign() {
+        let cfg = GenConfig::default();
+        let mut ops = std::collections::BTreeSet::new();
+        let mut backings = std::collections::BTreeSet::new();
+        let mut advice = std::collections::BTreeSet::new();
+        let mut deep_fork = false;
+        for run in 0..200 {
+            for st in generate(&cfg, 1, run).steps {
+                ops.insert(st.op());
+                match &st {
+                    Step::Mmap(m) => {
+                        backings.insert(format!("{:?}/{:?}", m.backing, m.share));
+                    }
+                    Step::Madvise(m) => {
+                        advice.insert(m.advice.wire());
+                    }
+                    Step::Fork(f) if f.proc != FIRST_PROC => deep_fork = true,
+                    _ => {}
+                }
+            }
+        }
+        for op in Op::ALL {
+            assert!(ops.contains(op.name()), "{} never generated", op.name());
+        }
+        assert!(ops.contains("check"));
+        assert_eq!(backings.len(), 8, "{backings:?}");
+        for a in ["dontneed", "dontfork", "wipeonfork"] {
+            assert!(advice.contains(a), "madvise {a} never generated: {advice:?}");
+        }
+        assert!(deep_fork, "no fork tree deeper than one level");
+    }
+
+    #[test]
+    fn checks_are_injected_every_n_steps() {
+        let cfg = GenConfig { steps: 12, check_every: 4, ..GenConfig::default() };
+        let s = generate(&cfg, 5, 0);
+        let checks: Vec<usize> =
+            s.steps.iter().enumerate().filter(|(_, st)| matches!(st, Step::Check(_))).map(|(i, _)| i).collect();
+        assert_eq!(checks, vec![4, 9, 14], "{}", to_yaml(&s, ""));
+    }
+
+    #[test]
+    fn weights_parse_and_refuse_nonsense() {
+        let w: Weights = "fork=20, exit=0".parse().unwrap();
+        assert_eq!(w.0[&Op::Fork], 20);
+        assert_eq!(w.0[&Op::Exit], 0);
+        assert_eq!(w.0[&Op::Write], Weights::default().0[&Op::Write]);
+        assert!("frok=1".parse::<Weights>().unwrap_err().contains("unknown op 'frok'"));
+        assert!("fork".parse::<Weights>().is_err());
+        let zero = Op::ALL.iter().map(|o| format!("{}=0", o.name())).collect::<Vec<_>>().join(",");
+        assert!(zero.parse::<Weights>().is_err());
+        let cfg = GenConfig { weights: "exit=0,fork=0".parse().unwrap(), ..GenConfig::default() };
+        for run in 0..50 {
+            assert!(generate(&cfg, 9, run).steps.iter().all(|s| !matches!(s, Step::Fork(_) | Step::Exit(_))));
+        }
+    }
+}

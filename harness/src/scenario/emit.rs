@@ -1,0 +1,138 @@
+//! Writes a scenario back as YAML that [`parse`](super::parse) accepts: one flow mapping
+//! per step, so a generated or shrunk sequence reads like a hand-written one.
+
+use super::*;
+
+/// A YAML string: double-quoted with JSON escapes, which YAML accepts as is.
+fn quoted(s: &str) -> String {
+    serde_json::to_string(s).expect("a string serialises")
+}
+
+/// `key: value` pairs of one step, leaving out what equals the default.
+struct Fields(Vec<String>);
+
+impl Fields {
+    fn new() -> Fields {
+        Fields(Vec::new())
+    }
+    fn proc(mut self, proc: &str) -> Fields {
+        if proc != FIRST_PROC {
+            self.0.push(format!("proc: {}", quoted(proc)));
+        }
+        self
+    }
+    fn text(mut self, key: &str, value: &str) -> Fields {
+        self.0.push(format!("{key}: {}", quoted(value)));
+        self
+    }
+    fn word(mut self, key: &str, value: impl fmt::Display) -> Fields {
+        self.0.push(format!("{key}: {value}"));
+        self
+    }
+    fn maybe(self, key: &str, value: Option<impl fmt::Display>) -> Fields {
+        match value {
+            Some(v) => self.word(key, v),
+            None => self,
+        }
+    }
+    fn flag(self, key: &str, on: bool) -> Fields {
+        if on {
+            self.word(key, true)
+        } else {
+            self
+        }
+    }
+    fn done(self) -> String {
+        if self.0.is_empty() {
+            return "{}".into();
+        }
+        format!("{{ {} }}", self.0.join(", "))
+    }
+}
+
+fn backing(b: Backing) -> &'static str {
+    match b {
+        Backing::Anon => "anon",
+        Backing::DevZero => "dev-zero",
+        Backing::Memfd => "memfd",
+        Backing::File => "file",
+    }
+}
+
+fn prot(p: Prot) -> &'static str {
+    match p {
+        Prot::None => "none",
+        Prot::R => "r",
+        Prot::Rw => "rw",
+        Prot::Rx => "rx",
+        Prot::Rwx => "rwx",
+    }
+}
+
+/// One step as `op: { ... }`.
+pub fn step(s: &Step) -> String {
+    let body = match s {
+        Step::Mmap(m) => Fields::new()
+            .proc(&m.proc)
+            .text("name", &m.name)
+            .word("pages", m.pages)
+            .word("backing", backing(m.backing))
+            .word("share", if m.share == Share::Shared { "shared" } else { "private" })
+            .maybe("huge", m.huge)
+            .done(),
+        Step::Munmap(r) => {
+            Fields::new().proc(&r.proc).text("map", &r.map).maybe("page", r.page).maybe("pages", r.pages).done()
+        }
+        Step::Mprotect(x) => Fields::new()
+            .proc(&x.proc)
+            .text("map", &x.map)
+            .word("page", x.page)
+            .maybe("pages", x.pages)
+            .word("prot", prot(x.prot))
+            .done(),
+        Step::Mremap(x) => Fields::new()
+            .proc(&x.proc)
+            .text("map", &x.map)
+            .word("pages", x.pages)
+            .flag("move", x.move_)
+            .flag("dontunmap", x.dontunmap)
+            .done(),
+        Step::Madvise(x) => Fields::new()
+            .proc(&x.proc)
+            .text("map", &x.map)
+            .word("page", x.page)
+            .maybe("pages", x.pages)
+            .word("advice", x.advice.wire())
+            .done(),
+        Step::Write(a) | Step::Read(a) => Fields::new()
+            .proc(&a.proc)
+            .text("map", &a.map)
+            .word("page", a.page)
+            .word("pages", a.pages)
+            .maybe("value", a.value)
+            .done(),
+        Step::Fork(f) => Fields::new().proc(&f.proc).text("child", &f.child).done(),
+        Step::Exit(p) | Step::Findtask(p) => Fields::new().proc(&p.proc).done(),
+        Step::Findpage(r) => Fields::new().proc(&r.proc).text("map", &r.map).word("page", r.page).done(),
+        Step::Check(CheckWhat::All) => "all".to_string(),
+        Step::Ksm(k) => Fields::new().maybe("timeout_ms", k.timeout_ms).done(),
+    };
+    format!("{}: {body}", s.op())
+}
+
+/// The scenario as YAML, with `comment` lines (if any) on top.
+///
+/// Only scenarios without an `expect:` block can be written; generated and shrunk
+/// scenarios never have one.
+pub fn to_yaml(s: &Scenario, comment: &str) -> String {
+    assert!(s.expect.is_empty(), "to_yaml writes scenarios without expectations");
+    let mut out = String::new();
+    for line in comment.lines() {
+        out.push_str(&format!("# {line}\n"));
+    }
+    out.push_str(&format!("name: {}\nabout: {}\nsteps:\n", quoted(&s.name), quoted(&s.about)));
+    for st in &s.steps {
+        out.push_str(&format!("  - {}\n", step(st)));
+    }
+    out
+}
