@@ -5,6 +5,7 @@ use crate::dmesg::{self, Record};
 use crate::kernels::Kernel;
 use crate::protocol::{Channel, ChannelError, Fields, Reply};
 use crate::qemu::{self, Qemu};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -50,7 +51,7 @@ impl Fault {
 }
 
 /// What the agent said at READY.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Info {
     pub key: String,
     pub release: String,
@@ -68,6 +69,8 @@ pub struct Guest {
     pub kmsg: Vec<Record>,
     /// The console log's directory; kept after the guest is gone.
     pub workdir: PathBuf,
+    /// Count and total wall time of the requests sent, per op, for profiling.
+    pub op_times: BTreeMap<String, (u32, Duration)>,
 }
 
 impl Guest {
@@ -108,11 +111,50 @@ impl Guest {
             chan,
             info,
             kmsg: Vec::new(),
+            op_times: BTreeMap::new(),
         })
+    }
+
+    /// Start a QEMU that resumes a saved guest (`config.incoming` is set) and wait until
+    /// the agent answers a ping. The READY line was said before the save, so `info` comes
+    /// from the caller. The ping also drains the boot log, as a cold guest's first request
+    /// does, so restored and cold guests keep the same log history.
+    pub fn resume(config: &qemu::Config, info: Info) -> Result<Guest, Fault> {
+        let started = Instant::now();
+        let qemu = Qemu::spawn(config).map_err(|e| Fault::Boot { why: format!("{e:#}"), console: String::new() })?;
+        let deadline = started + scaled(BOOT_TIMEOUT);
+        let chan = Channel::connect(&config.port_socket(), deadline, || qemu.exited().is_none()).map_err(|e| {
+            Fault::Boot { why: format!("cannot connect to the restored port: {e}"), console: qemu.console_tail(40) }
+        })?;
+        let mut g = Guest {
+            boot_secs: 0.0,
+            workdir: config.workdir.clone(),
+            qemu,
+            chan,
+            info,
+            kmsg: Vec::new(),
+            op_times: BTreeMap::new(),
+        };
+        // Anything but the reply to this ping is stale and goes to the channel's stray.
+        let ping = g.request_within("ping", "", deadline.saturating_duration_since(Instant::now()))?;
+        if !ping.ok {
+            return Err(Fault::Protocol(format!("the restored agent refused ping: {:?}", ping.fields)));
+        }
+        g.boot_secs = started.elapsed().as_secs_f64();
+        Ok(g)
     }
 
     pub fn pid(&self) -> u32 {
         self.qemu.pid()
+    }
+
+    pub fn config(&self) -> &qemu::Config {
+        &self.qemu.config
+    }
+
+    /// Requests sent so far; a saved guest must have sent none (see `snapshot`).
+    pub fn requests_sent(&self) -> u64 {
+        self.chan.next_id() - 1
     }
 
     pub fn console(&self) -> String {
@@ -130,7 +172,11 @@ impl Guest {
 
     /// Send one request; kernel log records in the reply are parsed and kept.
     pub fn request_within(&mut self, op: &str, args: &str, timeout: Duration) -> Result<Reply, Fault> {
+        let sent = Instant::now();
         let result = self.chan.request(op, args, timeout);
+        let t = self.op_times.entry(op.to_string()).or_default();
+        t.0 += 1;
+        t.1 += sent.elapsed();
         match result {
             Ok(reply) => {
                 self.kmsg.extend(reply.kmsg.iter().filter_map(|k| dmesg::parse_record(k)));
@@ -188,7 +234,7 @@ impl Guest {
     }
 }
 
-fn ready_info(key: &str, f: &Fields) -> Result<Info, String> {
+pub fn ready_info(key: &str, f: &Fields) -> Result<Info, String> {
     let page_size = f.get("page_size").and_then(|p| p.parse().ok()).ok_or("READY without page_size")?;
     Ok(Info {
         key: key.to_string(),

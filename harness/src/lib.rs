@@ -6,6 +6,7 @@
 //! → `dmesg` → `oracle`/`model` → `report`. See ARCHITECTURE.md.
 
 pub mod apt;
+pub mod bench;
 pub mod cache;
 pub mod dmesg;
 pub mod guest;
@@ -18,10 +19,12 @@ pub mod pool;
 pub mod prepare;
 pub mod protocol;
 pub mod qemu;
+pub mod qmp;
 pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod snapshots;
+pub mod snapshot;
 
 use std::path::PathBuf;
 

@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use rmapcheck::guest::Guest;
 use rmapcheck::kernels::{self, Manifest};
 use rmapcheck::runner::{self, Outcome, Status};
-use rmapcheck::{cache, prepare, qemu, report, scenario};
+use rmapcheck::{bench, cache, prepare, qemu, report, scenario};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,6 +31,26 @@ enum Command {
     Schema,
     /// Show a scenario's snapshots from every kernel side by side, marking differences.
     Diff { scenario: String },
+    /// Measure boot, restore, warm and cold scenario rates, and request costs.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Kernel key (default: the manifest's default).
+    #[arg(long)]
+    kernel: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// The scenario to time.
+    #[arg(long, default_value = "scenarios/seed_mmap_fork.yaml")]
+    scenario: PathBuf,
+    /// Boot + scenario + power-off cycles for the cold baseline.
+    #[arg(long, default_value_t = 3)]
+    cold_runs: usize,
+    /// Scenario runs in the warm guest.
+    #[arg(long, default_value_t = 200)]
+    warm_runs: usize,
 }
 
 #[derive(clap::Args)]
@@ -107,6 +127,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             print!("{}", rmapcheck::snapshots::side_by_side(&texts));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench(args) => bench(args),
         Command::Schema => {
             print!("{}", scenario::json_schema());
             Ok(ExitCode::SUCCESS)
@@ -178,6 +199,23 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     }
     let all_pass = outcomes.iter().all(|o| o.status == Status::Pass);
     Ok(if all_pass { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn bench(args: BenchArgs) -> Result<ExitCode> {
+    let seed = load_scenarios(std::slice::from_ref(&args.scenario))?.remove(0);
+    let manifest = Manifest::load()?;
+    let key = args.kernel.unwrap_or_else(|| manifest.default.clone());
+    manifest.entry(&key).map_err(|e| BadInput(e.to_string()))?;
+    let prepared = prepare::prepare(&manifest, &key, &Progress)?;
+    let workroot = cache::subdir("runs")?.join(format!("bench-{key}-{}", std::process::id()));
+    let opts =
+        bench::Options { cold_runs: args.cold_runs.max(1), warm_runs: args.warm_runs.max(1), ..Default::default() };
+    let results = bench::run(&prepared, &seed, &workroot, &opts, &|what| eprintln!("rmapcheck: bench: {what}"))?;
+    match args.format {
+        Format::Text => print!("{}", bench::text(&results)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&results)?),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn kernels_cmd(command: KernelsCommand) -> Result<ExitCode> {

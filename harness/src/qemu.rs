@@ -15,6 +15,7 @@ use std::time::Duration;
 pub const DEFAULT_CPU: &str = "neoverse-n1";
 pub const BASE_APPEND: &str = "console=ttyAMA0 quiet panic=-1 nokaslr mitigations=off rdinit=/init";
 pub const PORT_NAME: &str = "rmapcheck.0";
+pub const PROGRAM: &str = "qemu-system-aarch64";
 
 /// How to start one guest.
 #[derive(Debug, Clone)]
@@ -154,7 +155,7 @@ impl Qemu {
         for stale in [config.port_socket(), config.qmp_socket()] {
             let _ = std::fs::remove_file(stale);
         }
-        let program = "qemu-system-aarch64";
+        let program = PROGRAM;
         if which(program).is_none() {
             bail!("{program} is missing; run: apt-get install qemu-system-arm");
         }
@@ -222,7 +223,7 @@ impl Drop for Qemu {
     }
 }
 
-fn which(program: &str) -> Option<PathBuf> {
+pub fn which(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")
         .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(program)).find(|p| p.is_file()))
 }
