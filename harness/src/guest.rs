@@ -85,13 +85,6 @@ impl Guest {
         let started = Instant::now();
         let qemu = Qemu::spawn(config).map_err(|e| Fault::Boot { why: format!("{e:#}"), console: String::new() })?;
         let deadline = started + scaled(BOOT_TIMEOUT);
-        let boot_fault = |qemu: &Qemu, why: String| Fault::Boot {
-            why: match qemu.exited() {
-                Some(status) => format!("{why}; qemu exited ({status}): {}", qemu.stderr().trim()),
-                None => why,
-            },
-            console: qemu.console_tail(40),
-        };
         let mut chan = Channel::connect(&config.port_socket(), deadline, || qemu.exited().is_none())
             .map_err(|e| boot_fault(&qemu, format!("cannot connect to the port: {e}")))?;
         let fields = loop {
@@ -123,9 +116,8 @@ impl Guest {
         let started = Instant::now();
         let qemu = Qemu::spawn(config).map_err(|e| Fault::Boot { why: format!("{e:#}"), console: String::new() })?;
         let deadline = started + scaled(BOOT_TIMEOUT);
-        let chan = Channel::connect(&config.port_socket(), deadline, || qemu.exited().is_none()).map_err(|e| {
-            Fault::Boot { why: format!("cannot connect to the restored port: {e}"), console: qemu.console_tail(40) }
-        })?;
+        let chan = Channel::connect(&config.port_socket(), deadline, || qemu.exited().is_none())
+            .map_err(|e| boot_fault(&qemu, format!("cannot connect to the restored port: {e}")))?;
         let mut g = Guest {
             boot_secs: 0.0,
             workdir: config.workdir.clone(),
@@ -136,9 +128,10 @@ impl Guest {
             op_times: BTreeMap::new(),
         };
         // Anything but the reply to this ping is stale and goes to the channel's stray.
-        let ping = g.request_within("ping", "", deadline.saturating_duration_since(Instant::now()))?;
-        if !ping.ok {
-            return Err(Fault::Protocol(format!("the restored agent refused ping: {:?}", ping.fields)));
+        match g.request_within("ping", "", deadline.saturating_duration_since(Instant::now())) {
+            Ok(ping) if ping.ok => {}
+            Ok(ping) => return Err(boot_fault(&g.qemu, format!("the restored agent refused ping: {:?}", ping.fields))),
+            Err(f) => return Err(boot_fault(&g.qemu, format!("no answer after restore ({})", f.cause()))),
         }
         g.boot_secs = started.elapsed().as_secs_f64();
         Ok(g)
@@ -231,6 +224,17 @@ impl Guest {
     pub fn shutdown(mut self) {
         let _ = self.chan.request("poweroff", "", Duration::from_secs(2));
         self.qemu.wait_exit(Duration::from_secs(2));
+    }
+}
+
+/// A boot failure with QEMU's exit status and stderr when it is gone.
+fn boot_fault(qemu: &Qemu, why: String) -> Fault {
+    Fault::Boot {
+        why: match qemu.exited() {
+            Some(status) => format!("{why}; qemu exited ({status}): {}", qemu.stderr().trim()),
+            None => why,
+        },
+        console: qemu.console_tail(40),
     }
 }
 

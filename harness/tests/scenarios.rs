@@ -18,6 +18,8 @@ mod faults;
 mod signals;
 #[path = "scenarios/vm_checks.rs"]
 mod vm_checks;
+#[path = "scenarios/vm_restore.rs"]
+mod vm_restore;
 
 /// The kernels to test: `RMAPCHECK_KERNELS` (comma-separated), else the manifest's
 /// `default` tag.
@@ -118,6 +120,7 @@ fn main() -> ExitCode {
         trials.extend(vm_checks::trials(key, pools));
         trials.extend(faults::trials(key, pools));
         trials.extend(signals::trials(key, pools));
+        trials.extend(vm_restore::trials(key, pools));
     }
     let conclusion = libtest_mimic::run(&args, trials);
     pools().shutdown();
