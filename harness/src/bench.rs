@@ -7,7 +7,7 @@ use crate::guest::{Fault, Guest};
 use crate::prepare::Prepared;
 use crate::runner::{self, Status};
 use crate::scenario::Loaded;
-use crate::{qemu, report, snapshot};
+use crate::{qemu, report, vmstate};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -55,8 +55,8 @@ pub struct Results {
     pub restore_to_ready_s: f64,
     pub restore_to_ready_samples: Vec<f64>,
     /// Cold boot plus save, when this run had to make the snapshot.
-    pub snapshot_made_s: Option<f64>,
-    pub snapshot_bytes: u64,
+    pub state_made_s: Option<f64>,
+    pub state_bytes: u64,
     /// A restored guest's seed result equals a cold guest's (report::snapshot text).
     pub restored_matches_cold: bool,
     pub warm_seed_runs_per_s: f64,
@@ -184,8 +184,8 @@ pub fn run(
         spawn_to_ready_samples: Vec::new(),
         restore_to_ready_s: 0.0,
         restore_to_ready_samples: Vec::new(),
-        snapshot_made_s: None,
-        snapshot_bytes: 0,
+        state_made_s: None,
+        state_bytes: 0,
         restored_matches_cold: false,
         warm_seed_runs_per_s: 0.0,
         warm_seed_ms: 0.0,
@@ -220,17 +220,17 @@ pub fn run(
     r.cold_seed_runs_per_s = opts.cold_runs as f64 / cold_total;
     r.spawn_to_ready_s = median(&r.spawn_to_ready_samples);
 
-    progress("snapshot: making or reusing the saved guest");
-    let snap = snapshot::ensure(&key, &template).context("making the snapshot")?;
-    r.snapshot_made_s = snap.made_in;
-    r.snapshot_bytes = snap.size();
+    progress("save: making or reusing the saved guest");
+    let saved = vmstate::ensure(&key, &template).context("saving a guest")?;
+    r.state_made_s = saved.made_in;
+    r.state_bytes = saved.size();
 
     progress(&format!("restore: {} x restore-to-READY", opts.restores));
     let mut warm: Option<Guest> = None;
     for i in 0..opts.restores {
-        let mut g = snapshot::restore(&snap, &template, &workdir(workroot, &format!("restore{i}")))
+        let mut g = vmstate::restore(&saved, &template, &workdir(workroot, &format!("restore{i}")))
             .map_err(fault)
-            .context("restoring the snapshot")?;
+            .context("restoring the saved guest")?;
         r.restore_to_ready_samples.push(g.boot_secs);
         if i == 0 {
             r.restored_matches_cold = seed_once(&mut g, seed)? == cold_text;
@@ -301,10 +301,10 @@ pub fn text(r: &Results) -> String {
             r.restore_to_ready_samples.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>()
         ),
     );
-    if let Some(s) = r.snapshot_made_s {
-        row(&mut out, "snapshot made (boot + save)", format!("{s:.2} s"));
+    if let Some(s) = r.state_made_s {
+        row(&mut out, "saved state made (boot + save)", format!("{s:.2} s"));
     }
-    row(&mut out, "snapshot size", format!("{:.1} MB", r.snapshot_bytes as f64 / 1e6));
+    row(&mut out, "saved state size", format!("{:.1} MB", r.state_bytes as f64 / 1e6));
     row(&mut out, "restored seed result = cold result", format!("{}", r.restored_matches_cold));
     row(
         &mut out,

@@ -24,7 +24,7 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod snapshots;
-pub mod snapshot;
+pub mod vmstate;
 
 use std::path::PathBuf;
 

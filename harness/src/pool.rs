@@ -1,8 +1,8 @@
 //! A pool of warm guests for one kernel: boot once, run many scenarios, and replace any
 //! guest that faulted or splatted so no scenario sees another's damage.
 //!
-//! The pool grows by restoring a saved guest (see `snapshot`), which is several times
-//! faster than a boot; the first growth makes the snapshot (or finds it cached). When
+//! The pool grows by restoring a saved guest (see `vmstate`), which is several times
+//! faster than a boot; the first growth saves one (or finds it cached). When
 //! restoring fails the pool says why on stderr and boots cold instead.
 
 use crate::guest::{Fault, Guest};
@@ -10,7 +10,7 @@ use crate::prepare::Prepared;
 use crate::qemu;
 use crate::runner::{self, Outcome};
 use crate::scenario::Loaded;
-use crate::snapshot::{self, Snapshot};
+use crate::vmstate::{self, Saved};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -30,7 +30,7 @@ pub struct Pool {
     /// Grow by restoring a saved guest rather than booting.
     pub restore: bool,
     /// The saved guest, or why there is none (made once, on first growth).
-    snapshot: OnceLock<Result<Snapshot, String>>,
+    saved: OnceLock<Result<Saved, String>>,
     /// Why restores fell back to cold boots.
     pub fallbacks: Mutex<Vec<String>>,
 }
@@ -44,7 +44,7 @@ impl Pool {
             seq: AtomicUsize::new(0),
             boots: Mutex::new(Vec::new()),
             restore: restore_enabled(),
-            snapshot: OnceLock::new(),
+            saved: OnceLock::new(),
             fallbacks: Mutex::new(Vec::new()),
         }
     }
@@ -66,17 +66,17 @@ impl Pool {
         let key = &self.prepared.kernel.key;
         let template = qemu::Config::new(&self.prepared.kernel.image, &self.prepared.initrd, dir);
         if self.restore {
-            let snap = self.snapshot.get_or_init(|| {
-                snapshot::ensure(key, &template).map_err(|e| {
+            let saved = self.saved.get_or_init(|| {
+                vmstate::ensure(key, &template).map_err(|e| {
                     let why = format!("cannot save a guest: {e:#}");
                     self.fell_back(&why);
                     why
                 })
             });
-            if let Ok(snap) = snap {
-                match snapshot::restore(snap, &template, dir) {
+            if let Ok(saved) = saved {
+                match vmstate::restore(saved, &template, dir) {
                     Ok(g) => return Ok(g),
-                    Err(f) => self.fell_back(&format!("restoring {} failed: {f}", snap.state().display())),
+                    Err(f) => self.fell_back(&format!("restoring {} failed: {f}", saved.state().display())),
                 }
             }
         }

@@ -1,10 +1,10 @@
-//! VM checks of snapshot restore: a restored guest must be as good as a cold one, and a
+//! VM checks of restoring a saved guest (vmstate): a restored guest must be as good as a cold one, and a
 //! broken state file must fail fast with a reason (the pool then boots cold).
 
 use super::Pools;
 use libtest_mimic::{Failed, Trial};
 use rmapcheck::guest::{Fault, Guest};
-use rmapcheck::{qemu, report, runner, scenario, snapshot};
+use rmapcheck::{qemu, report, runner, scenario, vmstate};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -38,15 +38,15 @@ pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
             let template = qemu::Config::new(&pool.prepared.kernel.image, &pool.prepared.initrd, &workdir("cold"));
             let mut cold = Guest::start(&key, &template).map_err(failed)?;
             let want = seed_text(&mut cold, &seed)?;
-            let snap = snapshot::ensure(&key, &template).map_err(|e| Failed::from(format!("{e:#}")))?;
-            if snap.info != cold.info {
-                return Err(format!("READY differs: saved {:?}, cold {:?}", snap.info, cold.info).into());
+            let saved = vmstate::ensure(&key, &template).map_err(|e| Failed::from(format!("{e:#}")))?;
+            if saved.info != cold.info {
+                return Err(format!("READY differs: saved {:?}, cold {:?}", saved.info, cold.info).into());
             }
             cold.shutdown();
             // Two guests from one state file: each must match the cold result, also on a
             // second run in the same guest (reset after restore works).
             for i in 0..2 {
-                let mut g = snapshot::restore(&snap, &template, &workdir(&format!("restored{i}"))).map_err(failed)?;
+                let mut g = vmstate::restore(&saved, &template, &workdir(&format!("restored{i}"))).map_err(failed)?;
                 for run in 0..2 {
                     let got = seed_text(&mut g, &seed)?;
                     if got != want {
@@ -69,16 +69,17 @@ pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
             let key = k2;
             let pool = pools().get(&key)?;
             let template = qemu::Config::new(&pool.prepared.kernel.image, &pool.prepared.initrd, &workdir("bad"));
-            let good = snapshot::ensure(&key, &template).map_err(|e| Failed::from(format!("{e:#}")))?;
+            let good = vmstate::ensure(&key, &template).map_err(|e| Failed::from(format!("{e:#}")))?;
             // A copy cut short: QEMU must refuse it, and restore must say so, long before
             // the boot deadline.
             let dir = workdir("bad-state");
             std::fs::create_dir_all(&dir).map_err(|e| Failed::from(e.to_string()))?;
             let bytes = std::fs::read(good.state()).map_err(|e| Failed::from(e.to_string()))?;
             std::fs::write(dir.join("state"), &bytes[..bytes.len() / 3]).map_err(|e| Failed::from(e.to_string()))?;
-            let bad = snapshot::Snapshot { dir: dir.clone(), ..good };
+            std::fs::copy(good.console(), dir.join("console.log")).map_err(|e| Failed::from(e.to_string()))?;
+            let bad = vmstate::Saved { dir: dir.clone(), ..good };
             let started = Instant::now();
-            match snapshot::restore(&bad, &template, &workdir("bad-guest")) {
+            match vmstate::restore(&bad, &template, &workdir("bad-guest")) {
                 Ok(_) => Err("a truncated state file restored".into()),
                 Err(Fault::Boot { why, .. }) if started.elapsed().as_secs() < 20 => {
                     if why.contains("qemu exited") {

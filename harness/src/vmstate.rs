@@ -23,21 +23,27 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 const STATE: &str = "state";
 const READY: &str = "ready";
+const CONSOLE: &str = "console.log";
 /// Base deadline for writing the state file (measured: 0.4 s for 60 MB).
 const SAVE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A cached state file and what the guest said at READY before it was saved.
 #[derive(Debug, Clone)]
-pub struct Snapshot {
+pub struct Saved {
     pub dir: PathBuf,
     pub info: Info,
-    /// Seconds the cold boot plus the save took, when this call made the snapshot.
+    /// Seconds the cold boot plus the save took, when this call made the state file.
     pub made_in: Option<f64>,
 }
 
-impl Snapshot {
+impl Saved {
     pub fn state(&self) -> PathBuf {
         self.dir.join(STATE)
+    }
+
+    /// The console log up to READY of the guest that was saved.
+    pub fn console(&self) -> PathBuf {
+        self.dir.join(CONSOLE)
     }
 
     /// The state file's size in bytes.
@@ -53,11 +59,12 @@ fn identity(path: &Path) -> Result<String> {
     Ok(format!("{} {} {mtime}", path.display(), meta.len()))
 }
 
-/// The cache key of a snapshot of a guest started with `config`.
+/// The cache key of the saved state of a guest started with `config`.
 pub fn cache_key(config: &Config) -> Result<String> {
     let mut neutral = config.clone();
     neutral.workdir = PathBuf::from("/guest");
     neutral.incoming = None;
+    neutral.console_preamble = None;
     let qemu = qemu::which(qemu::PROGRAM).context("qemu-system-aarch64 is missing")?;
     Ok(cache::Key::new()
         .part("args", neutral.args().join("\0"))
@@ -67,10 +74,10 @@ pub fn cache_key(config: &Config) -> Result<String> {
         .short())
 }
 
-/// The snapshot for guests started like `template` (its workdir is ignored), made with
+/// The saved state for guests started like `template` (its workdir is ignored), made with
 /// a cold boot and a save the first time.
-pub fn ensure(key: &str, template: &Config) -> Result<Snapshot> {
-    let dir = cache::subdir("snapshots")?.join(format!("{key}-{}", cache_key(template)?));
+pub fn ensure(key: &str, template: &Config) -> Result<Saved> {
+    let dir = cache::subdir("vmstate")?.join(format!("{key}-{}", cache_key(template)?));
     let mut made_in = None;
     let dir = cache::ensure_dir(&dir, |tmp| {
         let started = Instant::now();
@@ -86,7 +93,7 @@ pub fn ensure(key: &str, template: &Config) -> Result<Snapshot> {
     let ready =
         fs::read_to_string(dir.join(READY)).with_context(|| format!("reading {}", dir.join(READY).display()))?;
     let info = guest::ready_info(key, &parse_fields(&ready)).map_err(anyhow::Error::msg)?;
-    Ok(Snapshot { dir, info, made_in })
+    Ok(Saved { dir, info, made_in })
 }
 
 /// Save `g` into `dir` (the state file plus its READY facts) and kill it. The guest must
@@ -100,18 +107,21 @@ pub fn save(g: Guest, dir: &Path) -> Result<()> {
     cache::write_atomic(&dir.join(READY), ready.as_bytes())?;
     let mut qmp = crate::qmp::Qmp::connect(&g.config().qmp_socket(), guest::scaled(Duration::from_secs(10)))?;
     qmp.save_to(&dir.join(STATE), guest::scaled(SAVE_TIMEOUT)).context("saving the guest")?;
+    // Restored guests start their console log with this one's boot log.
+    fs::copy(g.console_log(), dir.join(CONSOLE)).context("keeping the boot console log")?;
     // Dropping the guard kills the paused source.
     drop(g);
     Ok(())
 }
 
-/// Start a guest from `snap` in `workdir`, with the same command line as `template`.
-pub fn restore(snap: &Snapshot, template: &Config, workdir: &Path) -> Result<Guest, Fault> {
+/// Start a guest from `saved` in `workdir`, with the same command line as `template`.
+pub fn restore(saved: &Saved, template: &Config, workdir: &Path) -> Result<Guest, Fault> {
     let started = Instant::now();
     let mut config = template.clone();
     config.workdir = workdir.to_path_buf();
-    config.incoming = Some(snap.state());
-    let mut g = Guest::resume(&config, snap.info.clone())?;
+    config.incoming = Some(saved.state());
+    config.console_preamble = Some(saved.console());
+    let mut g = Guest::resume(&config, saved.info.clone())?;
     let seed: [u8; 32] = rand::random();
     let reply = g.request("seed", &format!("hex={}", hex::encode(seed)))?;
     if !reply.ok {
