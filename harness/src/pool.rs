@@ -80,7 +80,10 @@ impl Pool {
                 }
             }
         }
-        Guest::boot(&self.prepared.kernel, &self.prepared.initrd, &dir.with_extension("cold"))
+        // A sibling dir keeps a failed restore's console log. (Not with_extension: the
+        // kernel key has a dot, so every guest would share one dir.)
+        let cold = PathBuf::from(format!("{}-cold", dir.display()));
+        Guest::boot(&self.prepared.kernel, &self.prepared.initrd, &cold)
     }
 
     fn fell_back(&self, why: &str) {
