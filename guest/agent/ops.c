@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/random.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -450,6 +452,7 @@ static const char *const k_findpage[] = { "proc", "name", "page", NULL };
 static const char *const k_kpage[] = { "pfn", NULL };
 static const char *const k_ksm[] = { "timeout_ms", NULL };
 static const char *const k_mtest[] = { "hex", "fill", "byte", NULL };
+static const char *const k_seed[] = { "hex", NULL };
 static const char *const k_modparam[] = { "param", "value", NULL };
 
 static int op_ping(const struct req *r)
@@ -940,6 +943,39 @@ static int op_mtest(const struct req *r)
 	return 0;
 }
 
+/*
+ * Guests restored from one saved state share one CRNG state: mix the host's
+ * bytes into the input pool and reseed at once. ENODATA (the CRNG is not
+ * ready yet) is fine: it will seed from the pool that now holds the bytes.
+ */
+static int op_seed(const struct req *r)
+{
+	const char *hex = kv_get(r, "hex");
+	unsigned char buf[64];
+	size_t len, i;
+	int fd, e = 0;
+
+	len = hex ? strlen(hex) / 2 : 0;
+	if (!hex || strlen(hex) % 2 || !len || len > sizeof(buf))
+		return bad(r, "hex");
+	for (i = 0; i < len; i++) {
+		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return bad(r, "hex");
+		buf[i] = hi << 4 | lo;
+	}
+	fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(errno, "open-urandom");
+	if (write(fd, buf, len) != (ssize_t)len)
+		e = errno ? errno : EIO;
+	else if (ioctl(fd, RNDRESEEDCRNG) && errno != ENODATA)
+		e = errno;
+	close(fd);
+	return e ? fail(e, "seed") : 0;
+}
+
 static int op_modparam(const struct req *r)
 {
 	const char *param = kv_get(r, "param"), *val = kv_get(r, "value");
@@ -1004,6 +1040,7 @@ static const struct op ops[] = {
 	{ "kpage", op_kpage, k_kpage },
 	{ "ksm", op_ksm, k_ksm },
 	{ "mtest", op_mtest, k_mtest },
+	{ "seed", op_seed, k_seed },
 	{ "modparam", op_modparam, k_modparam },
 	{ "storm", op_storm, k_storm },
 	{ "tainted", op_tainted, k_none },

@@ -5,6 +5,7 @@ use crate::dmesg::{self, Record};
 use crate::kernels::Kernel;
 use crate::protocol::{Channel, ChannelError, Fields, Reply};
 use crate::qemu::{self, Qemu};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -50,7 +51,7 @@ impl Fault {
 }
 
 /// What the agent said at READY.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Info {
     pub key: String,
     pub release: String,
@@ -68,8 +69,11 @@ pub struct Guest {
     pub kmsg: Vec<Record>,
     /// The console log's directory; kept after the guest is gone.
     pub workdir: PathBuf,
-    /// /proc/sys/kernel/tainted right after boot (loading our module taints "O").
-    pub taint_baseline: u64,
+    /// /proc/sys/kernel/tainted before the first scenario (loading our module taints
+    /// "O"); taken lazily, because a guest is saved for restore before any request.
+    taint_baseline: Option<u64>,
+    /// Count and total wall time of the requests sent, per op, for profiling.
+    pub op_times: BTreeMap<String, (u32, Duration)>,
 }
 
 impl Guest {
@@ -84,13 +88,6 @@ impl Guest {
         let started = Instant::now();
         let qemu = Qemu::spawn(config).map_err(|e| Fault::Boot { why: format!("{e:#}"), console: String::new() })?;
         let deadline = started + scaled(BOOT_TIMEOUT);
-        let boot_fault = |qemu: &Qemu, why: String| Fault::Boot {
-            why: match qemu.exited() {
-                Some(status) => format!("{why}; qemu exited ({status}): {}", qemu.stderr().trim()),
-                None => why,
-            },
-            console: qemu.console_tail(40),
-        };
         let mut chan = Channel::connect(&config.port_socket(), deadline, || qemu.exited().is_none())
             .map_err(|e| boot_fault(&qemu, format!("cannot connect to the port: {e}")))?;
         let fields = loop {
@@ -103,16 +100,16 @@ impl Guest {
             }
         };
         let info = ready_info(key, &fields).map_err(|why| boot_fault(&qemu, why))?;
-        let mut guest = Guest {
+        let guest = Guest {
             boot_secs: started.elapsed().as_secs_f64(),
             workdir: config.workdir.clone(),
             qemu,
             chan,
             info,
             kmsg: Vec::new(),
-            taint_baseline: 0,
+            taint_baseline: None,
+            op_times: BTreeMap::new(),
         };
-        guest.taint_baseline = guest.tainted()?;
         Ok(guest)
     }
 
@@ -125,13 +122,62 @@ impl Guest {
             .ok_or_else(|| Fault::Protocol(format!("bad tainted reply: {:?}", reply.fields)))
     }
 
-    /// Taint flags gained since boot, as the kernel's letters (e.g. "W" for a WARN).
+    /// Record the taint flags that later scenarios are judged against (once per guest).
+    pub fn mark_taint_baseline(&mut self) -> Result<(), Fault> {
+        if self.taint_baseline.is_none() {
+            self.taint_baseline = Some(self.tainted()?);
+        }
+        Ok(())
+    }
+
+    /// Taint flags gained since the baseline, as the kernel's letters (e.g. "W" for a WARN).
     pub fn new_taint(&mut self) -> Result<String, Fault> {
-        Ok(taint_letters(self.tainted()? & !self.taint_baseline))
+        self.mark_taint_baseline()?;
+        let baseline = self.taint_baseline.unwrap_or(0);
+        Ok(taint_letters(self.tainted()? & !baseline))
+    }
+
+    /// Start a QEMU that resumes a saved guest (`config.incoming` is set) and wait until
+    /// the agent answers a ping. The READY line was said before the save, so `info` comes
+    /// from the caller. The ping also drains the boot log, as a cold guest's first request
+    /// does, so restored and cold guests keep the same log history.
+    pub fn resume(config: &qemu::Config, info: Info) -> Result<Guest, Fault> {
+        let started = Instant::now();
+        let qemu = Qemu::spawn(config).map_err(|e| Fault::Boot { why: format!("{e:#}"), console: String::new() })?;
+        let deadline = started + scaled(BOOT_TIMEOUT);
+        let chan = Channel::connect(&config.port_socket(), deadline, || qemu.exited().is_none())
+            .map_err(|e| boot_fault(&qemu, format!("cannot connect to the restored port: {e}")))?;
+        let mut g = Guest {
+            boot_secs: 0.0,
+            workdir: config.workdir.clone(),
+            qemu,
+            chan,
+            info,
+            kmsg: Vec::new(),
+            taint_baseline: None,
+            op_times: BTreeMap::new(),
+        };
+        // Anything but the reply to this ping is stale and goes to the channel's stray.
+        match g.request_within("ping", "", deadline.saturating_duration_since(Instant::now())) {
+            Ok(ping) if ping.ok => {}
+            Ok(ping) => return Err(boot_fault(&g.qemu, format!("the restored agent refused ping: {:?}", ping.fields))),
+            Err(f) => return Err(boot_fault(&g.qemu, format!("no answer after restore ({})", f.cause()))),
+        }
+        g.boot_secs = started.elapsed().as_secs_f64();
+        Ok(g)
     }
 
     pub fn pid(&self) -> u32 {
         self.qemu.pid()
+    }
+
+    pub fn config(&self) -> &qemu::Config {
+        &self.qemu.config
+    }
+
+    /// Requests sent so far; a saved guest must have sent none (see `snapshot`).
+    pub fn requests_sent(&self) -> u64 {
+        self.chan.next_id() - 1
     }
 
     pub fn console(&self) -> String {
@@ -149,7 +195,11 @@ impl Guest {
 
     /// Send one request; kernel log records in the reply are parsed and kept.
     pub fn request_within(&mut self, op: &str, args: &str, timeout: Duration) -> Result<Reply, Fault> {
+        let sent = Instant::now();
         let result = self.chan.request(op, args, timeout);
+        let t = self.op_times.entry(op.to_string()).or_default();
+        t.0 += 1;
+        t.1 += sent.elapsed();
         match result {
             Ok(reply) => {
                 self.kmsg.extend(reply.kmsg.iter().filter_map(|k| dmesg::parse_record(k)));
@@ -228,7 +278,18 @@ pub fn taint_letters(flags: u64) -> String {
     LETTERS.iter().enumerate().filter(|(bit, _)| flags & (1 << bit) != 0).map(|(_, l)| *l as char).collect()
 }
 
-fn ready_info(key: &str, f: &Fields) -> Result<Info, String> {
+/// A boot failure with QEMU's exit status and stderr when it is gone.
+fn boot_fault(qemu: &Qemu, why: String) -> Fault {
+    Fault::Boot {
+        why: match qemu.exited() {
+            Some(status) => format!("{why}; qemu exited ({status}): {}", qemu.stderr().trim()),
+            None => why,
+        },
+        console: qemu.console_tail(40),
+    }
+}
+
+pub fn ready_info(key: &str, f: &Fields) -> Result<Info, String> {
     let page_size = f.get("page_size").and_then(|p| p.parse().ok()).ok_or("READY without page_size")?;
     Ok(Info {
         key: key.to_string(),

@@ -6,6 +6,7 @@
 //! → `dmesg` → `oracle`/`model` → `report`. See ARCHITECTURE.md.
 
 pub mod apt;
+pub mod bench;
 pub mod cache;
 pub mod dmesg;
 pub mod fuzz;
@@ -21,11 +22,13 @@ pub mod prepare;
 pub mod progress;
 pub mod protocol;
 pub mod qemu;
+pub mod qmp;
 pub mod report;
 pub mod results;
 pub mod runner;
 pub mod scenario;
 pub mod snapshots;
+pub mod vmstate;
 
 use std::path::PathBuf;
 

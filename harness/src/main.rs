@@ -7,7 +7,7 @@ use rmapcheck::kernels::{self, Manifest};
 use rmapcheck::prepare::Prepared;
 use rmapcheck::progress::Progress;
 use rmapcheck::runner::{self, Outcome, Status};
-use rmapcheck::{cache, fuzz, html, prepare, qemu, report, results, scenario};
+use rmapcheck::{bench, cache, fuzz, html, prepare, qemu, report, results, scenario};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -38,6 +38,8 @@ enum Command {
     Report(ReportArgs),
     /// Play random scenarios on persistent guests; shrink and save every new failure.
     Fuzz(FuzzArgs),
+    /// Measure boot, restore, warm and cold scenario rates, and request costs.
+    Bench(BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -104,6 +106,24 @@ struct FuzzArgs {
     /// Print the sequence of this run number (with --seed) as scenario YAML, and exit.
     #[arg(long, requires = "seed")]
     print_run: Option<u64>,
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Kernel key (default: the manifest's default).
+    #[arg(long)]
+    kernel: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// The scenario to time.
+    #[arg(long, default_value = "scenarios/seed_mmap_fork.yaml")]
+    scenario: PathBuf,
+    /// Boot + scenario + power-off cycles for the cold baseline.
+    #[arg(long, default_value_t = 3)]
+    cold_runs: usize,
+    /// Scenario runs in the warm guest.
+    #[arg(long, default_value_t = 200)]
+    warm_runs: usize,
 }
 
 #[derive(clap::Args)]
@@ -182,6 +202,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Report(args) => report_cmd(args),
+        Command::Bench(args) => bench(args),
         Command::Schema => {
             print!("{}", scenario::json_schema());
             Ok(ExitCode::SUCCESS)
@@ -333,6 +354,23 @@ fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
     let outcomes = results::merge(sets);
     let written = html::write(&args.out, &outcomes, &rmapcheck::project_root().join("snapshots"), &args.fuzz)?;
     println!("{}", written.index.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench(args: BenchArgs) -> Result<ExitCode> {
+    let seed = load_scenarios(std::slice::from_ref(&args.scenario))?.remove(0);
+    let manifest = Manifest::load()?;
+    let key = args.kernel.unwrap_or_else(|| manifest.default.clone());
+    manifest.entry(&key).map_err(|e| BadInput(e.to_string()))?;
+    let prepared = prepare::prepare(&manifest, &key, &Progress::new())?;
+    let workroot = cache::subdir("runs")?.join(format!("bench-{key}-{}", std::process::id()));
+    let opts =
+        bench::Options { cold_runs: args.cold_runs.max(1), warm_runs: args.warm_runs.max(1), ..Default::default() };
+    let results = bench::run(&prepared, &seed, &workroot, &opts, &|what| eprintln!("rmapcheck: bench: {what}"))?;
+    match args.format {
+        Format::Text => print!("{}", bench::text(&results)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&results)?),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

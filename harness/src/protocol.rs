@@ -119,6 +119,11 @@ impl Channel {
         }
     }
 
+    /// The id the next request will carry.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
     /// Read one line, waiting at most until `deadline`.
     pub fn read_line(&mut self, op: &str, deadline: Instant) -> Result<String, ChannelError> {
         loop {

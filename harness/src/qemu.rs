@@ -15,6 +15,7 @@ use std::time::Duration;
 pub const DEFAULT_CPU: &str = "neoverse-n1";
 pub const BASE_APPEND: &str = "console=ttyAMA0 quiet panic=-1 nokaslr mitigations=off rdinit=/init";
 pub const PORT_NAME: &str = "rmapcheck.0";
+pub const PROGRAM: &str = "qemu-system-aarch64";
 
 /// How to start one guest.
 #[derive(Debug, Clone)]
@@ -29,6 +30,9 @@ pub struct Config {
     pub workdir: PathBuf,
     /// Resume from a saved state instead of booting (`-incoming`).
     pub incoming: Option<PathBuf>,
+    /// Text that starts the console log, e.g. the boot log of the guest a restored one
+    /// was saved from; QEMU appends to it.
+    pub console_preamble: Option<PathBuf>,
 }
 
 impl Config {
@@ -42,6 +46,7 @@ impl Config {
             extra_append: String::new(),
             workdir: workdir.to_path_buf(),
             incoming: None,
+            console_preamble: None,
         }
     }
 
@@ -80,8 +85,10 @@ impl Config {
             "none".into(),
             "-monitor".into(),
             "none".into(),
+            "-chardev".into(),
+            format!("file,id=console,path={},append=on", self.console_log().display()),
             "-serial".into(),
-            format!("file:{}", self.console_log().display()),
+            "chardev:console".into(),
             "-kernel".into(),
             self.image.display().to_string(),
             "-initrd".into(),
@@ -181,7 +188,14 @@ impl Qemu {
         for stale in [config.port_socket(), config.qmp_socket()] {
             let _ = std::fs::remove_file(stale);
         }
-        let program = "qemu-system-aarch64";
+        // QEMU appends to the console log: start it empty or with the preamble.
+        let preamble = match &config.console_preamble {
+            Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+            None => Vec::new(),
+        };
+        std::fs::write(config.console_log(), preamble)
+            .with_context(|| format!("writing {}", config.console_log().display()))?;
+        let program = PROGRAM;
         if which(program).is_none() {
             bail!("{program} is missing; run: apt-get install qemu-system-arm");
         }
@@ -249,7 +263,7 @@ impl Drop for Qemu {
     }
 }
 
-fn which(program: &str) -> Option<PathBuf> {
+pub fn which(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")
         .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(program)).find(|p| p.is_file()))
 }
@@ -269,7 +283,7 @@ mod tests {
             "-nic none",
             "-no-reboot",
             "name=rmapcheck.0",
-            "file:/w/console.log",
+            "path=/w/console.log,append=on",
         ] {
             assert!(args.contains(want), "missing {want} in {args}");
         }

@@ -116,19 +116,23 @@ struct Run<'a> {
     outcome: Outcome,
     model: Model,
     sizes: BTreeMap<(String, String), u64>,
+    /// The last pagemap read. Steps that only look (findpage, findtask, check) change no
+    /// mapping, so a run of them shares one read; any other step drops it.
+    truth: Option<Truth>,
 }
 
 /// Run `loaded` on `guest`. A guest fault ends the run with `Err`; the caller decides
 /// whether to replace the guest.
 pub fn run(guest: &mut Guest, loaded: &Loaded) -> Result<Outcome, Fault> {
     let started = Instant::now();
+    guest.mark_taint_baseline()?;
     let mark = guest.kmsg_mark();
     let reset = guest.request("reset", "")?;
     if !reset.ok {
         return Err(Fault::Protocol(format!("reset failed: {:?}", reset.fields)));
     }
     let outcome = Outcome::new(loaded, &guest.info);
-    let mut run = Run { guest, outcome, model: Model::new(), sizes: BTreeMap::new() };
+    let mut run = Run { guest, outcome, model: Model::new(), sizes: BTreeMap::new(), truth: None };
     for (i, step) in loaded.scenario.steps.iter().enumerate() {
         run.step(i + 1, step)?;
         run.model.apply(step);
@@ -183,6 +187,9 @@ impl Run<'_> {
     }
 
     fn step(&mut self, n: usize, step: &Step) -> Result<(), Fault> {
+        if !matches!(step, Step::Findpage(_) | Step::Findtask(_) | Step::Check(_)) {
+            self.truth = None;
+        }
         match step {
             Step::Mmap(m) => {
                 let backing = match m.backing {
@@ -284,11 +291,16 @@ impl Run<'_> {
 
     /// Ground truth: pagemap of every named mapping of every live process.
     fn truth(&mut self) -> Result<Truth, Fault> {
+        if let Some(t) = &self.truth {
+            return Ok(t.clone());
+        }
         let reply = self.guest.request("pagemap", "")?;
         if !reply.ok {
             return Err(Fault::Protocol(format!("pagemap failed: {:?}", reply.fields)));
         }
-        Truth::from_data(&reply.data, self.guest.info.page_size).map_err(Fault::Protocol)
+        let t = Truth::from_data(&reply.data, self.guest.info.page_size).map_err(Fault::Protocol)?;
+        self.truth = Some(t.clone());
+        Ok(t)
     }
 
     /// Walk one slot, check O1/O2 (and O4 against the model when `model` is set), and

@@ -18,6 +18,8 @@ mod faults;
 mod signals;
 #[path = "scenarios/vm_checks.rs"]
 mod vm_checks;
+#[path = "scenarios/vm_restore.rs"]
+mod vm_restore;
 
 #[path = "scenarios/fuzz_selftest.rs"]
 mod fuzz_selftest;
@@ -122,6 +124,7 @@ fn main() -> ExitCode {
         trials.extend(faults::trials(key, pools));
         trials.extend(signals::trials(key, pools));
         trials.extend(fuzz_selftest::trials(key, pools));
+        trials.extend(vm_restore::trials(key, pools));
     }
     let conclusion = libtest_mimic::run(&args, trials);
     pools().shutdown();
