@@ -33,7 +33,10 @@ pub struct EntryLock {
 
 /// Take the exclusive lock that guards `entry` (blocks while another process holds it).
 pub fn lock(entry: &Path) -> Result<EntryLock> {
-    let path = entry.with_extension("lock");
+    // Append rather than replace an extension: keys like `6.12-<hash>` contain dots.
+    let mut name = entry.file_name().context("cache entry has no name")?.to_os_string();
+    name.push(".lock");
+    let path = entry.with_file_name(name);
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
     }
@@ -172,6 +175,14 @@ mod tests {
         assert!(!dir.join("half").exists());
         // A finished entry is not filled again.
         ensure_dir(&dir, |_| anyhow::bail!("must not run")).unwrap();
+    }
+
+    #[test]
+    fn entries_with_dots_get_their_own_locks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let _a = lock(&tmp.path().join("6.12-aaaa")).unwrap();
+        let _b = lock(&tmp.path().join("6.1-bbbb")).unwrap();
+        assert!(tmp.path().join("6.12-aaaa.lock").exists() && tmp.path().join("6.1-bbbb.lock").exists());
     }
 
     #[test]
