@@ -137,7 +137,7 @@ extern char reply_msg[NAME_LEN];
 int fail(int err, const char *msg);
 int op_storm(const struct req *r);
 int op_tainted(const struct req *r);
-int read_tainted(unsigned long *out);
+int sysfs_u64(const char *path, uint64_t *v);
 int bad(const struct req *r, const char *why);
 const struct op *find_op(const char *name);
 int ops_init(void);

@@ -402,7 +402,7 @@ static int sysfs_write(const char *path, const char *val)
 	return n < 0 ? -1 : 0;
 }
 
-static int sysfs_u64(const char *path, uint64_t *v)
+int sysfs_u64(const char *path, uint64_t *v)
 {
 	char buf[32];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -23,6 +23,7 @@
 #define MAX_THREADS	8
 #define MAX_CHURN	4
 #define CHURN_PAGES	16
+#define TAINTED		"/proc/sys/kernel/tainted"
 
 /* What a churner publishes so writers can aim at live (or dying) memory. */
 struct target {
@@ -201,31 +202,14 @@ static int key_u64(const struct req *r, const char *k, uint64_t def,
 	return *out < lo || *out > hi ? -1 : 0;
 }
 
-/* Reads /proc/sys/kernel/tainted into *out. */
-int read_tainted(unsigned long *out)
-{
-	char buf[32] = "";
-	int fd = open("/proc/sys/kernel/tainted", O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	*out = strtoul(buf, NULL, 10);
-	return 0;
-}
-
 int op_tainted(const struct req *r)
 {
-	unsigned long t;
+	uint64_t t;
 
 	(void)r;
-	if (read_tainted(&t))
+	if (sysfs_u64(TAINTED, &t))
 		return fail(errno, "tainted");
-	sb_printf(&reply_fields, " value=%lu", t);
+	sb_printf(&reply_fields, " value=%llu", (unsigned long long)t);
 	return 0;
 }
 
@@ -237,7 +221,7 @@ int op_storm(const struct req *r)
 	struct arg args[MAX_THREADS];
 	pid_t kids[MAX_CHURN];
 	struct storm *s;
-	unsigned long before, after;
+	uint64_t before, after = 0;
 	int i, k, first_bad = 0;
 
 	if (key_u64(r, "threads", 4, 1, MAX_THREADS, &threads))
@@ -248,7 +232,7 @@ int op_storm(const struct req *r)
 		return bad(r, "churn");
 	if (key_u64(r, "seed", 1, 0, UINT64_MAX, &seed))
 		return bad(r, "seed");
-	if (read_tainted(&before))
+	if (sysfs_u64(TAINTED, &before))
 		return fail(errno, "tainted");
 	s = calloc(1, sizeof(*s));
 	if (!s)
@@ -293,7 +277,7 @@ int op_storm(const struct req *r)
 		if (!first_bad && s->first_bad[i])
 			first_bad = s->first_bad[i];
 	}
-	read_tainted(&after);
+	sysfs_u64(TAINTED, &after);
 	sb_printf(&reply_fields, " writes=%llu ok=%llu unexpected=%llu first_bad=%d",
 		  (unsigned long long)(threads * writes),
 		  (unsigned long long)total_ok, (unsigned long long)total_bad,
@@ -301,8 +285,8 @@ int op_storm(const struct req *r)
 	for (k = 0; k < 8; k++)
 		sb_printf(&reply_fields, " e%d=%llu", expected[k],
 			  (unsigned long long)errs[k]);
-	sb_printf(&reply_fields, " tainted_before=%lu tainted_after=%lu",
-		  before, after);
+	sb_printf(&reply_fields, " tainted_before=%llu tainted_after=%llu",
+		  (unsigned long long)before, (unsigned long long)after);
 	munmap(s->targets, sizeof(struct target) * MAX_CHURN);
 	free(s);
 	return 0;

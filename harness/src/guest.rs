@@ -100,8 +100,12 @@ impl Guest {
             }
         };
         let info = ready_info(key, &fields).map_err(|why| boot_fault(&qemu, why))?;
-        let guest = Guest {
-            boot_secs: started.elapsed().as_secs_f64(),
+        Ok(Guest::new(config, qemu, chan, info, started.elapsed().as_secs_f64()))
+    }
+
+    fn new(config: &qemu::Config, qemu: Qemu, chan: Channel, info: Info, boot_secs: f64) -> Guest {
+        Guest {
+            boot_secs,
             workdir: config.workdir.clone(),
             qemu,
             chan,
@@ -109,8 +113,7 @@ impl Guest {
             kmsg: Vec::new(),
             taint_baseline: None,
             op_times: BTreeMap::new(),
-        };
-        Ok(guest)
+        }
     }
 
     /// The kernel's taint flags now.
@@ -147,16 +150,7 @@ impl Guest {
         let deadline = started + scaled(BOOT_TIMEOUT);
         let chan = Channel::connect(&config.port_socket(), deadline, || qemu.exited().is_none())
             .map_err(|e| boot_fault(&qemu, format!("cannot connect to the restored port: {e}")))?;
-        let mut g = Guest {
-            boot_secs: 0.0,
-            workdir: config.workdir.clone(),
-            qemu,
-            chan,
-            info,
-            kmsg: Vec::new(),
-            taint_baseline: None,
-            op_times: BTreeMap::new(),
-        };
+        let mut g = Guest::new(config, qemu, chan, info, 0.0);
         // Anything but the reply to this ping is stale and goes to the channel's stray.
         match g.request_within("ping", "", deadline.saturating_duration_since(Instant::now())) {
             Ok(ping) if ping.ok => {}
