@@ -320,6 +320,10 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             };
             progress.scenario_done(&outcome);
             outcomes.push(outcome);
+            // Saved after every scenario, so an interrupted run keeps what it did.
+            if let Some(path) = &args.results {
+                results::write(path, &outcomes)?;
+            }
         }
         progress.finish();
         if let Some(g) = guest {
@@ -332,9 +336,6 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     }
     if let Some(path) = &args.junit {
         cache::write_atomic(path, report::junit(&outcomes).as_bytes())?;
-    }
-    if let Some(path) = &args.results {
-        results::write(path, &outcomes)?;
     }
     let all_pass = outcomes.iter().all(|o| o.status == Status::Pass);
     Ok(if all_pass { ExitCode::SUCCESS } else { ExitCode::from(1) })

@@ -148,9 +148,13 @@ pub fn install_signal_handlers(on_signal: fn()) {
     });
 }
 
-/// For long campaigns: the first SIGINT, SIGTERM or SIGHUP only sets `stop`, so the
-/// caller can finish cleanly and save what it has; a second one kills every live QEMU
-/// and exits at once. Install this or [`install_signal_handlers`], not both.
+/// How long a clean stop may take before every guest is killed anyway.
+pub const STOP_GRACE: Duration = Duration::from_millis(1500);
+
+/// For long campaigns: the first SIGINT, SIGTERM or SIGHUP sets `stop`, so the caller
+/// can finish cleanly and save what it has within [`STOP_GRACE`]; after that, or on a
+/// second signal, every live QEMU is killed and the process exits. Install this or
+/// [`install_signal_handlers`], not both.
 pub fn install_stop_handlers(stop: &'static std::sync::atomic::AtomicBool) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -164,7 +168,15 @@ pub fn install_stop_handlers(stop: &'static std::sync::atomic::AtomicBool) {
                 seen += 1;
                 if seen == 1 {
                     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-                    eprintln!("rmapcheck: stopping after the current run (signal {sig}); send it again to quit now");
+                    eprintln!("rmapcheck: stopping (signal {sig}); send it again to quit now");
+                    // A clean stop gets a bounded grace period: no guest may outlive the
+                    // signal by more than 2 s, whatever the campaign is doing.
+                    std::thread::spawn(move || {
+                        std::thread::sleep(STOP_GRACE);
+                        kill_all();
+                        eprintln!("rmapcheck: the clean stop took too long; every guest was killed");
+                        std::process::exit(128 + sig);
+                    });
                 } else {
                     kill_all();
                     eprintln!("rmapcheck: interrupted by signal {sig}; every guest was killed");

@@ -28,14 +28,15 @@ fn gone(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
 }
 
-/// Start `cmd`, wait for its QEMU, send `sig`, and check everything is gone in 2 s.
-fn interrupt(mut cmd: Command, sig: Signal) -> Result<(), Failed> {
+/// Start `cmd`, wait for its QEMU and for `ready`, send `sig`, and check everything is
+/// gone in 2 s.
+fn interrupt(mut cmd: Command, sig: Signal, ready: impl Fn() -> bool) -> Result<(), Failed> {
     let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().map_err(|e| e.to_string())?;
     let pid = child.id();
     let deadline = Instant::now() + Duration::from_secs(120);
     let qemus = loop {
         let q = qemu_children(pid);
-        if !q.is_empty() {
+        if !q.is_empty() && ready() {
             break q;
         }
         if Instant::now() > deadline || child.try_wait().map_err(|e| e.to_string())?.is_some() {
@@ -67,9 +68,20 @@ pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
         out.push(Trial::test(format!("vm::signal_run_{}::{k}", sig.as_str().to_lowercase()), move || {
             // Make sure the kernel is prepared, so the child boots at once.
             pools().get(&k)?;
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let saved = dir.path().join("results.json");
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_rmapcheck"));
-            cmd.args(["run", "--kernel", &k]).arg(rmapcheck::project_root().join("scenarios"));
-            interrupt(cmd, sig)
+            cmd.args(["run", "--kernel", &k])
+                .arg(rmapcheck::project_root().join("scenarios"))
+                .arg("--results")
+                .arg(&saved);
+            // Interrupt once some results are on disk; they must survive the signal.
+            interrupt(cmd, sig, || saved.exists())?;
+            let partial = rmapcheck::results::read(&saved).map_err(|e| format!("{e:#}"))?;
+            if partial.is_empty() {
+                return Err("the partial results file is empty".into());
+            }
+            Ok(())
         }));
         let k = key.to_string();
         out.push(Trial::test(format!("vm::signal_test_binary_{}::{k}", sig.as_str().to_lowercase()), move || {
@@ -77,8 +89,39 @@ pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
             let exe = std::env::current_exe().map_err(|e| e.to_string())?;
             let mut cmd = Command::new(exe);
             cmd.args(["--exact", &format!("seed_mmap_fork::{k}")]).env("RMAPCHECK_KERNELS", &k);
-            interrupt(cmd, sig)
+            interrupt(cmd, sig, || true)
         }));
     }
+    let k = key.to_string();
+    out.push(Trial::test(format!("vm::signal_fuzz_sigint::{k}"), move || {
+        pools().get(&k)?;
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let findings = dir.path().to_path_buf();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rmapcheck"));
+        cmd.args(["fuzz", "--kernel", &k, "--seed", "3", "--duration", "5m", "--module-param", "misreport=1"])
+            .arg("--out")
+            .arg(&findings);
+        // Interrupt once the planted bug has been found and saved.
+        let saved = || failure_dirs(&findings).iter().any(|d| d.join("summary.txt").exists());
+        interrupt(cmd, Signal::SIGINT, saved)?;
+        let dirs = failure_dirs(&findings);
+        let complete =
+            dirs.iter().all(|d| ["summary.txt", "shrunk.yaml", "full.yaml"].iter().all(|f| d.join(f).exists()));
+        if dirs.is_empty() || !complete {
+            return Err(format!("findings after SIGINT are missing or partial: {dirs:?}").into());
+        }
+        Ok(())
+    }));
     out
+}
+
+/// The failure folders a fuzz campaign has saved under `out`.
+fn failure_dirs(out: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(out)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .collect()
 }
