@@ -31,8 +31,13 @@ struct State {
 
 type Problems = Vec<(String, String)>;
 
+/// Process and mapping labels travel to the agent, which allows 31 characters.
 fn valid_label(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 31 && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    !s.is_empty() && s.len() <= 31 && valid_label_chars(s)
+}
+
+fn valid_label_chars(s: &str) -> bool {
+    s.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 impl State {
@@ -85,8 +90,9 @@ fn check_range(m: &MapState, page: u64, count: u64, base: &str, name: &str, out:
 /// Every problem in `s`, as `(yaml path, message)`.
 pub fn validate(s: &Scenario) -> Problems {
     let mut out = Problems::new();
-    if !valid_label(&s.name) {
-        out.push(("name".into(), format!("bad name '{}': use 1-31 of [A-Za-z0-9_.-]", s.name)));
+    let name_ok = !s.name.is_empty() && s.name.len() <= 64 && valid_label_chars(&s.name);
+    if !name_ok {
+        out.push(("name".into(), format!("bad name '{}': use 1-64 of [A-Za-z0-9_.-]", s.name)));
     }
     if s.about.trim().is_empty() {
         out.push(("about".into(), "about must say what the scenario exercises".into()));
