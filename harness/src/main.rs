@@ -3,7 +3,8 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use rmapcheck::guest::Guest;
-use rmapcheck::kernels::{self, Manifest};
+use rmapcheck::kernels::{self, FetchProgress, Kernel, Manifest};
+use rmapcheck::prepare::Target;
 use rmapcheck::runner::{self, Outcome, Status};
 use rmapcheck::{cache, prepare, qemu, report, scenario};
 use std::path::PathBuf;
@@ -37,6 +38,15 @@ struct RunArgs {
     /// Kernel key from images/kernels.toml (repeatable; default: the manifest's default).
     #[arg(long = "kernel")]
     kernels: Vec<String>,
+    /// Run on the default matrix (the keys tagged "default").
+    #[arg(long)]
+    all_kernels: bool,
+    /// Your own kernel's Image (with --kernel-build): an ad-hoc matrix entry.
+    #[arg(long, requires = "kernel_build")]
+    kernel_image: Option<PathBuf>,
+    /// The built tree (or headers dir) of --kernel-image, with its .config.
+    #[arg(long, requires = "kernel_image")]
+    kernel_build: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
     /// Also write JUnit XML here.
@@ -52,10 +62,17 @@ enum Format {
 
 #[derive(Subcommand)]
 enum KernelsCommand {
-    /// Fetch kernels into the cache (default: the manifest's default).
-    Fetch { keys: Vec<String> },
+    /// Fetch (or build) kernels and their modules into the cache (default: the manifest's default).
+    Fetch {
+        keys: Vec<String>,
+        /// Every key of the manifest.
+        #[arg(long, conflicts_with = "keys")]
+        all: bool,
+    },
     /// List the manifest's kernels and whether each is cached.
     List,
+    /// Re-resolve the newest version of each kernel (default: all) and rewrite the lock.
+    Update { keys: Vec<String> },
 }
 
 /// Bad usage or bad input: one line on stderr, exit 2.
@@ -79,11 +96,12 @@ fn main() -> ExitCode {
     }
 }
 
-struct Progress;
+/// Progress lines on stderr, stamped with the seconds since start (for timing steps).
+struct Progress(std::time::Instant);
 
-impl kernels::FetchProgress for Progress {
+impl FetchProgress for Progress {
     fn step(&self, what: &str) {
-        eprintln!("rmapcheck: {what}");
+        eprintln!("rmapcheck: [{:6.1}s] {what}", self.0.elapsed().as_secs_f64());
     }
 }
 
@@ -125,20 +143,34 @@ fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<scenario::Loaded>> {
 fn run(args: RunArgs) -> Result<ExitCode> {
     let loaded = load_scenarios(&args.paths)?;
     let manifest = Manifest::load()?;
-    let keys = if args.kernels.is_empty() { vec![manifest.default.clone()] } else { args.kernels.clone() };
-    for k in &keys {
-        manifest.entry(k).map_err(|e| BadInput(e.to_string()))?;
+    let mut keys = args.kernels.clone();
+    if args.all_kernels {
+        keys.extend(manifest.tagged("default"));
     }
+    manifest.check_keys(&keys).map_err(|e| BadInput(e.to_string()))?;
+    let mut targets: Vec<Target> = keys.into_iter().map(Target::Key).collect();
+    if let (Some(image), Some(build)) = (&args.kernel_image, &args.kernel_build) {
+        targets.push(Target::Custom(Kernel::custom(image, build, None).map_err(|e| BadInput(format!("{e:#}")))?));
+    }
+    if targets.is_empty() {
+        targets.push(Target::Key(manifest.default.clone()));
+    }
+    let progress = Progress(std::time::Instant::now());
     let mut outcomes = Vec::new();
-    for key in &keys {
-        let prepared = prepare::prepare(&manifest, key, &Progress)?;
+    for target in &targets {
+        let key = target.key();
+        let prepared = prepare::prepare_target(&manifest, target, &progress)?;
         let workdir = cache::subdir("runs")?.join(format!("{key}-{}", std::process::id()));
         let mut guest: Option<Guest> = None;
         for l in &loaded {
             if guest.is_none() {
-                eprintln!("rmapcheck: {key}: booting {}", prepared.kernel.release);
+                progress.step(&format!("{key}: booting {}", prepared.kernel.release));
                 let g = Guest::boot(&prepared.kernel, &prepared.initrd, &workdir).context("booting the guest")?;
-                eprintln!("rmapcheck: {key}: READY in {:.2} s (console: {})", g.boot_secs, g.console_log().display());
+                progress.step(&format!(
+                    "{key}: READY in {:.2} s (console: {})",
+                    g.boot_secs,
+                    g.console_log().display()
+                ));
                 guest = Some(g);
             }
             let g = guest.as_mut().expect("booted above");
@@ -150,7 +182,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
                     o
                 }
             };
-            eprintln!("rmapcheck: {key}: {} {:?} in {} ms", outcome.scenario, outcome.status, outcome.duration_ms);
+            progress.step(&format!("{key}: {} {:?} in {} ms", outcome.scenario, outcome.status, outcome.duration_ms));
             outcomes.push(outcome);
         }
         if let Some(g) = guest {
@@ -170,35 +202,41 @@ fn run(args: RunArgs) -> Result<ExitCode> {
 
 fn kernels_cmd(command: KernelsCommand) -> Result<ExitCode> {
     let manifest = Manifest::load()?;
+    let progress = Progress(std::time::Instant::now());
     match command {
-        KernelsCommand::Fetch { keys } => {
-            let keys = if keys.is_empty() { vec![manifest.default.clone()] } else { keys };
+        KernelsCommand::Fetch { keys, all } => {
+            let keys = match (all, keys.is_empty()) {
+                (true, _) => manifest.kernels.keys().cloned().collect(),
+                (false, true) => vec![manifest.default.clone()],
+                (false, false) => keys,
+            };
+            manifest.check_keys(&keys).map_err(|e| BadInput(e.to_string()))?;
             for k in &keys {
-                manifest.entry(k).map_err(|e| BadInput(e.to_string()))?;
+                let p = prepare::prepare(&manifest, k, &progress)?;
+                println!("{k}: {} ready ({}, {})", p.kernel.release, p.kernel.compiler(), p.kernel.image.display());
             }
-            for k in &keys {
-                let p = prepare::prepare(&manifest, k, &Progress)?;
-                println!("{k}: {} ready ({})", p.kernel.release, p.kernel.image.display());
+        }
+        KernelsCommand::Update { keys } => {
+            let keys = if keys.is_empty() { manifest.kernels.keys().cloned().collect() } else { keys };
+            manifest.check_keys(&keys).map_err(|e| BadInput(e.to_string()))?;
+            for change in kernels::update(&manifest, &keys, &progress)? {
+                println!("{change}");
             }
         }
         KernelsCommand::List => {
             let lock = kernels::Lock::load()?;
-            println!("{:<10} {:<28} {:>5} {:<8} {:<7} tags", "key", "release", "page", "gcc", "cached");
+            println!("{:<11} {:<26} {:>5} {:<7} {:<7} {:<6} tags", "key", "release", "page", "gcc", "kind", "cached");
             for (key, entry) in &manifest.kernels {
                 let release = lock.kernels.get(key).map(|l| l.release.as_str()).unwrap_or("(unresolved)");
                 let cached = kernels::cached(&manifest, key)?;
-                let gcc = cached
-                    .as_ref()
-                    .and_then(|k| k.config().ok())
-                    .and_then(|c| rmapcheck::guest_build::kernel_gcc_major(&c).ok())
-                    .map(|m| format!("gcc-{m}"))
-                    .unwrap_or_else(|| "-".into());
+                let gcc = cached.as_ref().map(|k| k.compiler()).unwrap_or_else(|| "-".into());
                 println!(
-                    "{:<10} {:<28} {:>4}k {:<8} {:<7} {}",
+                    "{:<11} {:<26} {:>4}k {:<7} {:<7} {:<6} {}",
                     key,
                     release,
                     entry.page_size / 1024,
                     gcc,
+                    format!("{:?}", entry.kind).to_lowercase(),
                     if cached.is_some() { "yes" } else { "no" },
                     entry.tags.join(",")
                 );

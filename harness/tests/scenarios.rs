@@ -15,6 +15,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 #[path = "scenarios/vm_checks.rs"]
 mod vm_checks;
 
+#[path = "scenarios/boot_walk.rs"]
+mod boot_walk;
+
 /// The kernels to test: `RMAPCHECK_KERNELS` (comma-separated), else the manifest's
 /// `default` tag.
 fn kernel_keys(manifest: &Manifest) -> Vec<String> {
@@ -112,6 +115,7 @@ fn main() -> ExitCode {
     }
     for key in &keys {
         trials.extend(vm_checks::trials(key, pools));
+        trials.push(boot_walk::trial(key, pools));
     }
     let conclusion = libtest_mimic::run(&args, trials);
     pools().shutdown();
