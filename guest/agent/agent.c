@@ -346,18 +346,22 @@ static void serve(void)
 			/* 0: no host on the other end (yet, or any more). */
 			if (n < 0 && errno == EINTR)
 				continue;
+			llen = 0;	/* a new host starts a new line */
+			overlong = 0;
 			msleep(2);
 			continue;
 		}
 		while (i < n) {
 			char *nl = memchr(rbuf + i, '\n', n - i);
-			size_t chunk = nl ? (size_t)(nl - rbuf - i) : (size_t)(n - i);
-			size_t room = MAX_LINE - llen;
+			size_t chunk = nl ? nl - (rbuf + i) : n - i;
+			size_t take = MAX_LINE - llen;
 
-			if (chunk > room)
-				overlong = 1;
-			memcpy(line + llen, rbuf + i, chunk < room ? chunk : room);
-			llen += chunk < room ? chunk : room;
+			if (chunk > take)
+				overlong = 1;	/* keep the head for its id */
+			else
+				take = chunk;
+			memcpy(line + llen, rbuf + i, take);
+			llen += take;
 			i += chunk;
 			if (!nl)
 				break;

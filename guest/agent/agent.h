@@ -21,6 +21,8 @@
 #define NAME_LEN	32	/* labels and map names: at most 31 chars */
 #define MAX_KV		32
 #define MAX_IO_PAGES	4096	/* write/read: keeps the pfns= line < 64 KiB */
+#define MAX_MAP_PAGES	65536	/* mmap/mremap: bounds the pagemap dump */
+#define MAX_REPLY	(32 << 20)	/* the most pid 1 buffers for one reply */
 #define CTL_FD		3	/* a worker's control socket */
 
 /* ---- controller <-> worker messages ---- */
@@ -133,6 +135,9 @@ extern int reply_err;
 extern char reply_msg[NAME_LEN];
 
 int fail(int err, const char *msg);
+int op_storm(const struct req *r);
+int op_tainted(const struct req *r);
+int read_tainted(unsigned long *out);
 int bad(const struct req *r, const char *why);
 const struct op *find_op(const char *name);
 int ops_init(void);

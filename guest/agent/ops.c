@@ -52,6 +52,7 @@ static int nprocs;
 static pid_t pgid;			/* all workers share p0's group */
 static int kpc_fd = -1, kpf_fd = -1, mtest_fd = -1;
 static uint64_t max_pages;
+static int tmp_dirty;			/* a file map may have made /tmp/rmc-* */
 static struct wrep wr;			/* the last worker answer */
 
 struct sbuf reply_data, reply_fields;
@@ -424,6 +425,8 @@ static int sysfs_u64(const char *path, uint64_t *v)
 
 static const char *const k_none[] = { NULL };
 static const char *const k_proc[] = { "proc", NULL };
+static const char *const k_storm[] = { "threads", "writes", "churn", "seed",
+				       NULL };
 static const char *const k_mmap[] = {
 	"proc", "name", "pages", "backing", "share", "huge", "at", "at_map",
 	NULL
@@ -488,7 +491,9 @@ static int op_reset(const struct req *r)
 	if (wait_gone(ids, n, GONE_TIMEOUT_MS))
 		return fail(ETIMEDOUT, "reset-timeout");
 	pgid = 0;
-	clean_tmp();
+	if (tmp_dirty)
+		clean_tmp();
+	tmp_dirty = 0;
 	return start_p0();
 }
 
@@ -506,7 +511,7 @@ static int op_mmap(const struct req *r)
 
 	if (req_map(r, &q, W_MMAP))
 		return -1;
-	if (num(r, "pages", REQUIRED, max_pages, &q.pages) || !q.pages)
+	if (num(r, "pages", REQUIRED, MAX_MAP_PAGES, &q.pages) || !q.pages)
 		return bad(r, "pages");
 	q.backing = pick(kv_get(r, "backing"), backings);
 	if (q.backing < 0)
@@ -531,7 +536,10 @@ static int op_mmap(const struct req *r)
 		  q.at > (int64_t)max_pages || q.at < -(int64_t)max_pages))
 		return bad(r, "at");
 	p = req_proc(r);
-	if (!p || wcall(p, &q, -1))
+	if (!p)
+		return -1;
+	tmp_dirty |= q.backing == B_FILE;
+	if (wcall(p, &q, -1))
 		return -1;
 	sb_add(&reply_fields, " addr=");
 	sb_hex(&reply_fields, wr.addr);
@@ -614,7 +622,7 @@ static int op_mremap(const struct req *r)
 
 	if (req_map(r, &q, W_MREMAP))
 		return -1;
-	if (num(r, "pages", REQUIRED, max_pages, &q.pages) || !q.pages)
+	if (num(r, "pages", REQUIRED, MAX_MAP_PAGES, &q.pages) || !q.pages)
 		return bad(r, "pages");
 	if (num(r, "move", 0, 1, &v))
 		return bad(r, "move");
@@ -808,6 +816,8 @@ static int op_pagemap(const struct req *r)
 			if (add_pfns(&reply_data, p, mi->addr, mi->pages, bits))
 				return -1;
 			sb_addn(&reply_data, "\n", 1);
+			if (reply_data.len > MAX_REPLY)
+				return fail(E2BIG, "reply-too-big");
 		}
 		i++;
 	}
@@ -995,6 +1005,8 @@ static const struct op ops[] = {
 	{ "ksm", op_ksm, k_ksm },
 	{ "mtest", op_mtest, k_mtest },
 	{ "modparam", op_modparam, k_modparam },
+	{ "storm", op_storm, k_storm },
+	{ "tainted", op_tainted, k_none },
 	{ "panic", op_panic, k_none },
 	{ "hang", op_hang, k_none },
 	{ "crash", op_crash, k_none },

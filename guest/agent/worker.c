@@ -148,8 +148,9 @@ static int page_replaceable(uint64_t a)
 	for (i = 0; i < nmaps; i++) {
 		struct wmap *m = &maps[i];
 
-		if (a >= m->addr && a < m->addr + m->pages * page_size)
-			return m->pf[(a - m->addr) / page_size] & PF_MAPPED;
+		if (a >= m->addr && a < m->addr + m->pages * page_size &&
+		    (m->pf[(a - m->addr) / page_size] & PF_MAPPED))
+			return 1;
 	}
 	return mincore((void *)a, page_size, &v) < 0 && errno == ENOMEM;
 }
@@ -407,12 +408,6 @@ static int w_mremap(const struct wreq *q, struct wrep *r)
 		free(pf);
 		return -1;
 	}
-	if (rlen && trim_reserve(res, rlen, start, len)) {
-		wfail(r, errno, "munmap");
-		free(pf);
-		return -1;
-	}
-
 	/* Whatever else the kernel unmapped leaves the table too. */
 	if (!q->dontunmap) {
 		if (a != (void *)old)
@@ -432,6 +427,8 @@ static int w_mremap(const struct wreq *q, struct wrep *r)
 	m->pages = m->nmapped = q->pages;
 	r->addr = m->addr;
 	r->old = old;
+	if (rlen && trim_reserve(res, rlen, start, len))
+		return wfail(r, errno, "munmap");
 	return 0;
 }
 

@@ -81,6 +81,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::create_dir_all(parent)?;
     let mut tmp = tempfile::NamedTempFile::new_in(parent)?;
     std::io::Write::write_all(&mut tmp, bytes)?;
+    // tempfile creates 0600; results and reports are for everyone to read.
+    tmp.as_file().set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
     tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
@@ -170,5 +172,41 @@ mod tests {
         assert!(!dir.join("half").exists());
         // A finished entry is not filled again.
         ensure_dir(&dir, |_| anyhow::bail!("must not run")).unwrap();
+    }
+
+    #[test]
+    fn concurrent_fills_of_one_entry_run_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("entry");
+        let fills = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    ensure_dir(&dir, |d| {
+                        fills.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        Ok(fs::write(d.join("data"), "x")?)
+                    })
+                    .unwrap();
+                });
+            }
+        });
+        assert_eq!(fills.load(Ordering::SeqCst), 1);
+        assert_eq!(fs::read_to_string(dir.join("data")).unwrap(), "x");
+    }
+
+    #[test]
+    fn a_failed_fill_leaves_nothing_that_looks_finished() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("entry");
+        assert!(ensure_dir(&dir, |d| {
+            fs::write(d.join("part"), "x")?;
+            anyhow::bail!("interrupted")
+        })
+        .is_err());
+        assert!(!is_complete(&dir));
+        ensure_dir(&dir, |d| Ok(fs::write(d.join("full"), "y")?)).unwrap();
+        assert!(dir.join("full").exists() && !dir.join("part").exists());
     }
 }

@@ -4,7 +4,7 @@
 //! Architecture invariant: this module does no I/O; it works on strings.
 
 use crate::protocol::{parse_fields, Fields};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One /dev/kmsg record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +39,7 @@ pub fn strip_console_stamp(line: &str) -> &str {
 }
 
 /// The kinds of kernel complaint that fail a scenario (oracle O3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SplatKind {
     Panic,
@@ -58,7 +58,7 @@ pub enum SplatKind {
 
 /// A kernel splat: its kind, the line that opened it, and a title with addresses and
 /// numbers stripped, fit for deduplication.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Splat {
     pub kind: SplatKind,
     pub line: String,

@@ -70,6 +70,8 @@ pub struct Guest {
     pub kmsg: Vec<Record>,
     /// The console log's directory; kept after the guest is gone.
     pub workdir: PathBuf,
+    /// /proc/sys/kernel/tainted right after boot (loading our module taints "O").
+    pub taint_baseline: u64,
 }
 
 impl Guest {
@@ -105,14 +107,31 @@ impl Guest {
             }
         };
         let info = ready_info(key, &fields).map_err(|why| boot_fault(&qemu, why))?;
-        Ok(Guest {
+        let mut guest = Guest {
             boot_secs: started.elapsed().as_secs_f64(),
             workdir: config.workdir.clone(),
             qemu,
             chan,
             info,
             kmsg: Vec::new(),
-        })
+            taint_baseline: 0,
+        };
+        guest.taint_baseline = guest.tainted()?;
+        Ok(guest)
+    }
+
+    /// The kernel's taint flags now.
+    pub fn tainted(&mut self) -> Result<u64, Fault> {
+        let reply = self.request("tainted", "")?;
+        reply
+            .get("value")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| Fault::Protocol(format!("bad tainted reply: {:?}", reply.fields)))
+    }
+
+    /// Taint flags gained since boot, as the kernel's letters (e.g. "W" for a WARN).
+    pub fn new_taint(&mut self) -> Result<String, Fault> {
+        Ok(taint_letters(self.tainted()? & !self.taint_baseline))
     }
 
     pub fn pid(&self) -> u32 {
@@ -192,6 +211,12 @@ impl Guest {
     }
 }
 
+/// The kernel's taint letters for the bits of `flags` (kernel/panic.c order).
+pub fn taint_letters(flags: u64) -> String {
+    const LETTERS: &[u8] = b"PFSRMBUDAWCIOELKXTN";
+    LETTERS.iter().enumerate().filter(|(bit, _)| flags & (1 << bit) != 0).map(|(_, l)| *l as char).collect()
+}
+
 fn ready_info(key: &str, f: &Fields) -> Result<Info, String> {
     let page_size = f.get("page_size").and_then(|p| p.parse().ok()).ok_or("READY without page_size")?;
     Ok(Info {
@@ -201,4 +226,18 @@ fn ready_info(key: &str, f: &Fields) -> Result<Info, String> {
         module_loaded: f.get("module").is_some_and(|m| m == "1"),
         compiler: String::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn taint_letters_follow_the_kernel() {
+        // O (out-of-tree module) and E (unsigned) are what loading rmapcheck.ko sets.
+        assert_eq!(taint_letters((1 << 12) | (1 << 13)), "OE");
+        assert_eq!(taint_letters(1 << 9), "W");
+        assert_eq!(taint_letters((1 << 5) | (1 << 7)), "BD");
+        assert_eq!(taint_letters(0), "");
+    }
 }

@@ -80,7 +80,10 @@ pub fn agent() -> Result<PathBuf> {
             .collect();
         sources.sort();
         run(
-            Command::new(&gcc).args(["-static", "-O2", "-Wall", "-Wextra", "-o"]).arg(tmp.join("init")).args(&sources),
+            Command::new(&gcc)
+                .args(["-static", "-O2", "-Wall", "-Wextra", "-pthread", "-o"])
+                .arg(tmp.join("init"))
+                .args(&sources),
             "building the agent",
         )
     })?;

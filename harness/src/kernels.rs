@@ -307,7 +307,7 @@ pub fn newest_abi(entry: &Entry, names: &[String]) -> Result<String> {
         .with_context(|| format!("no package matches {pattern} in {}", entry.suite))
 }
 
-fn apt_for(entry: &Entry) -> Result<Apt> {
+pub fn apt_for(entry: &Entry) -> Result<Apt> {
     Apt::new(&cache::subdir("apt")?, entry.archive, &[entry.suite.as_str()])
 }
 
@@ -583,7 +583,7 @@ fn cached_deb(pkg: &LockedPackage, debs: &Path) -> Result<Option<PathBuf>> {
 }
 
 /// Download one package into the shared .deb cache, verified against the lock.
-fn fetch_deb(apt: &Apt, pkg: &LockedPackage, debs: &Path) -> Result<PathBuf> {
+pub fn fetch_deb(apt: &Apt, pkg: &LockedPackage, debs: &Path) -> Result<PathBuf> {
     let path = deb_path(pkg, debs);
     let _guard = cache::lock(&path)?;
     if path.is_file() {

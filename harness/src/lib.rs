@@ -10,17 +10,21 @@ pub mod cache;
 pub mod dmesg;
 pub mod guest;
 pub mod guest_build;
+pub mod html;
 pub mod initramfs;
 pub mod kernels;
 pub mod model;
 pub mod oracle;
 pub mod pool;
 pub mod prepare;
+pub mod progress;
 pub mod protocol;
 pub mod qemu;
 pub mod report;
+pub mod results;
 pub mod runner;
 pub mod scenario;
+pub mod snapshots;
 pub mod source_build;
 pub mod toolchain;
 
@@ -31,5 +35,6 @@ pub fn project_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("RMAPCHECK_ROOT") {
         return PathBuf::from(dir);
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate_dir.parent().unwrap_or(crate_dir).to_path_buf()
 }

@@ -3,10 +3,11 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use rmapcheck::guest::Guest;
-use rmapcheck::kernels::{self, FetchProgress, Kernel, Manifest};
+use rmapcheck::kernels::{self, Kernel, Manifest};
 use rmapcheck::prepare::Target;
+use rmapcheck::progress::Progress;
 use rmapcheck::runner::{self, Outcome, Status};
-use rmapcheck::{cache, prepare, qemu, report, scenario};
+use rmapcheck::{cache, html, prepare, qemu, report, results, scenario};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -30,6 +31,23 @@ enum Command {
     Check { paths: Vec<PathBuf> },
     /// Print the JSON Schema of scenario files.
     Schema,
+    /// Show a scenario's snapshots from every kernel side by side, marking differences.
+    Diff { scenario: String },
+    /// Write a static HTML report (index.html) and a Markdown summary from saved results.
+    Report(ReportArgs),
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// Directory to write index.html, summary.md and fuzz reproducers into.
+    #[arg(long, default_value = "report")]
+    out: PathBuf,
+    /// Results files written by `run --results` (repeatable; later ones win).
+    #[arg(long = "from", num_args = 1..)]
+    from: Vec<PathBuf>,
+    /// Fuzz findings directories written by `fuzz --out` (repeatable).
+    #[arg(long = "fuzz")]
+    fuzz: Vec<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -52,6 +70,9 @@ struct RunArgs {
     /// Also write JUnit XML here.
     #[arg(long)]
     junit: Option<PathBuf>,
+    /// Also save the results (the `--format json` object) here, for `rmapcheck report`.
+    #[arg(long)]
+    results: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -96,15 +117,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Progress lines on stderr, stamped with the seconds since start (for timing steps).
-struct Progress(std::time::Instant);
-
-impl FetchProgress for Progress {
-    fn step(&self, what: &str) {
-        eprintln!("rmapcheck: [{:6.1}s] {what}", self.0.elapsed().as_secs_f64());
-    }
-}
-
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run(args),
@@ -113,6 +125,17 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             load_scenarios(&paths)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Diff { scenario } => {
+            let name = std::path::Path::new(&scenario)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or(scenario);
+            let texts = rmapcheck::snapshots::load(&rmapcheck::project_root().join("snapshots"), &name)
+                .map_err(|e| BadInput(e.to_string()))?;
+            print!("{}", rmapcheck::snapshots::side_by_side(&texts));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report(args) => report_cmd(args),
         Command::Schema => {
             print!("{}", scenario::json_schema());
             Ok(ExitCode::SUCCESS)
@@ -155,22 +178,19 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     if targets.is_empty() {
         targets.push(Target::Key(manifest.default.clone()));
     }
-    let progress = Progress(std::time::Instant::now());
+    let progress = Progress::new();
     let mut outcomes = Vec::new();
     for target in &targets {
         let key = target.key();
         let prepared = prepare::prepare_target(&manifest, target, &progress)?;
         let workdir = cache::subdir("runs")?.join(format!("{key}-{}", std::process::id()));
         let mut guest: Option<Guest> = None;
+        progress.start_run(key, loaded.len());
         for l in &loaded {
             if guest.is_none() {
-                progress.step(&format!("{key}: booting {}", prepared.kernel.release));
+                progress.boot(key, &prepared.kernel.release);
                 let g = Guest::boot(&prepared.kernel, &prepared.initrd, &workdir).context("booting the guest")?;
-                progress.step(&format!(
-                    "{key}: READY in {:.2} s (console: {})",
-                    g.boot_secs,
-                    g.console_log().display()
-                ));
+                progress.booted(key, g.boot_secs, &g.console_log());
                 guest = Some(g);
             }
             let g = guest.as_mut().expect("booted above");
@@ -182,9 +202,10 @@ fn run(args: RunArgs) -> Result<ExitCode> {
                     o
                 }
             };
-            progress.step(&format!("{key}: {} {:?} in {} ms", outcome.scenario, outcome.status, outcome.duration_ms));
+            progress.scenario_done(&outcome);
             outcomes.push(outcome);
         }
+        progress.finish();
         if let Some(g) = guest {
             g.shutdown();
         }
@@ -196,13 +217,33 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     if let Some(path) = &args.junit {
         cache::write_atomic(path, report::junit(&outcomes).as_bytes())?;
     }
+    if let Some(path) = &args.results {
+        results::write(path, &outcomes)?;
+    }
     let all_pass = outcomes.iter().all(|o| o.status == Status::Pass);
     Ok(if all_pass { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
+fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
+    if args.from.is_empty() && args.fuzz.is_empty() {
+        return Err(BadInput(
+            "report: nothing to report; pass --from RESULTS (from `run --results`) or --fuzz DIR".into(),
+        )
+        .into());
+    }
+    let mut sets = Vec::new();
+    for path in &args.from {
+        sets.push(results::read(path).map_err(|e| BadInput(format!("{e:#}")))?);
+    }
+    let outcomes = results::merge(sets);
+    let written = html::write(&args.out, &outcomes, &rmapcheck::project_root().join("snapshots"), &args.fuzz)?;
+    println!("{}", written.index.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn kernels_cmd(command: KernelsCommand) -> Result<ExitCode> {
     let manifest = Manifest::load()?;
-    let progress = Progress(std::time::Instant::now());
+    let progress = Progress::new();
     match command {
         KernelsCommand::Fetch { keys, all } => {
             let keys = match (all, keys.is_empty()) {
@@ -213,13 +254,16 @@ fn kernels_cmd(command: KernelsCommand) -> Result<ExitCode> {
             manifest.check_keys(&keys).map_err(|e| BadInput(e.to_string()))?;
             for k in &keys {
                 let p = prepare::prepare(&manifest, k, &progress)?;
+                progress.finish();
                 println!("{k}: {} ready ({}, {})", p.kernel.release, p.kernel.compiler(), p.kernel.image.display());
             }
         }
         KernelsCommand::Update { keys } => {
             let keys = if keys.is_empty() { manifest.kernels.keys().cloned().collect() } else { keys };
             manifest.check_keys(&keys).map_err(|e| BadInput(e.to_string()))?;
-            for change in kernels::update(&manifest, &keys, &progress)? {
+            let changes = kernels::update(&manifest, &keys, &progress)?;
+            progress.finish();
+            for change in changes {
                 println!("{change}");
             }
         }

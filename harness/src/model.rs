@@ -256,6 +256,20 @@ impl Model {
         out
     }
 
+    /// Whether `slot` may map `frame` without the model predicting it: read faults on
+    /// file and shmem mappings map neighbouring page-cache pages too ("fault-around",
+    /// fault_around_bytes), and the model does not know the addresses that decide the
+    /// window. So a slot of an object-backed mapping may hold that object's page.
+    pub fn may_fault_around(&self, slot: &Slot, frame: Frame) -> bool {
+        let Some(m) = self.procs.get(&slot.0).and_then(|maps| maps.get(&slot.1)) else { return false };
+        match (m.object, frame) {
+            (Some(obj), Frame::Object(o, off)) => {
+                obj == o && off == slot.2 && m.pages.get(slot.2 as usize) == Some(&None)
+            }
+            _ => false,
+        }
+    }
+
     /// Why the model holds its view of a slot.
     pub fn why(&self, slot: &Slot) -> &str {
         self.why.get(slot).map(String::as_str).unwrap_or("the page was never touched")

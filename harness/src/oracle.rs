@@ -12,11 +12,11 @@
 use crate::dmesg::{VmaState, Walk};
 use crate::model::Slot;
 use crate::protocol::Fields;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 /// Which check a problem comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Check {
     O1,
     O2,
@@ -30,7 +30,7 @@ pub enum Check {
     Module,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     pub check: Check,
     pub message: String,

@@ -52,7 +52,7 @@ impl Pool {
         let mut g = self.take()?;
         match runner::run(&mut g, loaded) {
             Ok(outcome) => {
-                if outcome.splats.is_empty() {
+                if outcome.splats.is_empty() && !outcome.tainted {
                     self.give(g);
                 }
                 Ok(outcome)

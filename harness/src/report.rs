@@ -23,6 +23,9 @@ pub fn snapshot(o: &Outcome) -> String {
             out.push_str(&format!("  {v}\n"));
         }
     }
+    for c in &o.checks {
+        out.push_str(&format!("{c}\n"));
+    }
     if o.problems.is_empty() {
         out.push_str("problems: none\n");
     } else {

@@ -12,6 +12,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, OnceLock};
 
+#[path = "scenarios/faults.rs"]
+mod faults;
+#[path = "scenarios/signals.rs"]
+mod signals;
 #[path = "scenarios/vm_checks.rs"]
 mod vm_checks;
 
@@ -115,6 +119,8 @@ fn main() -> ExitCode {
     }
     for key in &keys {
         trials.extend(vm_checks::trials(key, pools));
+        trials.extend(faults::trials(key, pools));
+        trials.extend(signals::trials(key, pools));
         trials.push(boot_walk::trial(key, pools));
     }
     let conclusion = libtest_mimic::run(&args, trials);

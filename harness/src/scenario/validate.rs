@@ -4,8 +4,9 @@
 use super::*;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// No mapping may be larger than this many pages (128 MiB on 16k kernels).
-pub const MAX_PAGES: u64 = 8192;
+/// No mapping may be larger than this many pages (64 MiB on 16k kernels, two THPs);
+/// it also keeps one pagemap reply line under the protocol's 64 KiB.
+pub const MAX_PAGES: u64 = 4096;
 /// No scenario may have more steps or processes than these.
 pub const MAX_STEPS: usize = 10_000;
 pub const MAX_PROCS: usize = 64;

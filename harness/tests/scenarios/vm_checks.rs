@@ -20,8 +20,9 @@ fn hex(s: &str) -> String {
 }
 
 pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
+    let storm = storm_trial(key, pools);
     let key = key.to_string();
-    vec![Trial::test(format!("vm::mtest_hostile::{key}"), move || {
+    let hostile = Trial::test(format!("vm::mtest_hostile::{key}"), move || {
         let pool = pools().get(&key)?;
         let mut g = pool.take().map_err(|f| Failed::from(f.to_string()))?;
         let req = |g: &mut rmapcheck::guest::Guest, op: &str, args: &str| {
@@ -89,5 +90,69 @@ pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
         } else {
             Err(wrong.join("\n").into())
         }
-    })]
+    });
+    vec![hostile, storm]
+}
+
+/// Threads write hostile commands to /proc/mtest while churn processes mmap, write,
+/// fork, munmap, mremap and exit under them: every write gets a byte count or an
+/// expected errno, and the kernel gains no taint and logs no splat.
+pub fn storm_trial(key: &str, pools: fn() -> &'static Pools) -> Trial {
+    let key = key.to_string();
+    Trial::test(format!("vm::mtest_storm::{key}"), move || {
+        let pool = pools().get(&key)?;
+        let mut g = pool.take().map_err(|f| Failed::from(f.to_string()))?;
+        let mark = g.kmsg_mark();
+        let (threads, writes) = (4u64, 300u64);
+        let reply = g
+            .request_within(
+                "storm",
+                &format!("threads={threads} writes={writes} churn=2 seed=7"),
+                rmapcheck::guest::scaled(std::time::Duration::from_secs(120)),
+            )
+            .map_err(|f| Failed::from(f.to_string()))?;
+        eprintln!("storm on {key}: {:?}", reply.fields);
+        let num = |k: &str| reply.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(u64::MAX);
+        let mut wrong = Vec::new();
+        if !reply.ok {
+            wrong.push(format!("storm failed: {:?}", reply.fields));
+        }
+        if num("writes") != threads * writes {
+            wrong.push(format!("{} writes, want {}", num("writes"), threads * writes));
+        }
+        if num("unexpected") != 0 {
+            wrong.push(format!(
+                "{} writes got an unexpected answer (first errno {})",
+                num("unexpected"),
+                reply.get("first_bad").unwrap_or("?")
+            ));
+        }
+        let errnos: u64 = reply
+            .fields
+            .iter()
+            .filter(|(k, _)| k.starts_with('e') && k[1..].parse::<u32>().is_ok())
+            .filter_map(|(_, v)| v.parse::<u64>().ok())
+            .sum();
+        if num("ok") + errnos != threads * writes {
+            wrong.push(format!("ok {} + errors {errnos} != {}", num("ok"), threads * writes));
+        }
+        if reply.get("tainted_before") != reply.get("tainted_after") {
+            wrong.push(format!(
+                "taint went from {:?} to {:?}",
+                reply.get("tainted_before"),
+                reply.get("tainted_after")
+            ));
+        }
+        let splats = g.splats_since(mark);
+        if !splats.is_empty() {
+            wrong.push(format!("splats: {splats:?}"));
+        }
+        g.request("ping", "").map_err(|f| Failed::from(format!("the guest stopped answering after the storm: {f}")))?;
+        if wrong.is_empty() {
+            pool.give(g);
+            Ok(())
+        } else {
+            Err(wrong.join("\n").into())
+        }
+    })
 }

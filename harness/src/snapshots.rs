@@ -1,0 +1,116 @@
+//! Reads the committed insta snapshots and lays one scenario's normalised output from
+//! every kernel side by side, marking the lines where kernels disagree.
+
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+
+/// The snapshot texts of `scenario`, one per kernel key, sorted by key.
+pub fn load(dir: &Path, scenario: &str) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let prefix = format!("{scenario}@");
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        let Some(key) = name.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".snap")) else { continue };
+        let text = std::fs::read_to_string(&path)?;
+        out.push((key.to_string(), body(&text).to_string()));
+    }
+    if out.is_empty() {
+        bail!("no snapshots for scenario '{scenario}' in {}", dir.display());
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The content of an insta snapshot file: what follows its `---` header.
+pub fn body(text: &str) -> &str {
+    let Some(rest) = text.strip_prefix("---\n") else { return text };
+    match rest.find("\n---\n") {
+        Some(end) => &rest[end + 5..],
+        None => text,
+    }
+}
+
+/// The committed snapshot text of `scenario` on `kernel`, if there is one.
+pub fn read(dir: &Path, scenario: &str, kernel: &str) -> Result<Option<String>> {
+    let path = dir.join(format!("{scenario}@{kernel}.snap"));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(body(&text).to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// One line position across the kernels' texts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row<'a> {
+    /// The line of each text at this position ("" past its end), in input order.
+    pub cells: Vec<&'a str>,
+    /// Whether every kernel has the same line here.
+    pub same: bool,
+}
+
+/// The kernels' texts aligned line by line. The text and HTML views both use this one
+/// notion of "differs".
+pub fn rows<'a>(texts: &'a [(String, String)]) -> Vec<Row<'a>> {
+    let columns: Vec<Vec<&str>> = texts.iter().map(|(_, t)| t.lines().collect()).collect();
+    let n = columns.iter().map(Vec::len).max().unwrap_or(0);
+    (0..n)
+        .map(|i| {
+            let cells: Vec<&str> = columns.iter().map(|c| c.get(i).copied().unwrap_or("")).collect();
+            let same = cells.windows(2).all(|w| w[0] == w[1]);
+            Row { cells, same }
+        })
+        .collect()
+}
+
+/// Columns of the kernels' texts, line by line; `!` marks a line that is not the same in
+/// every kernel.
+pub fn side_by_side(texts: &[(String, String)]) -> String {
+    let rows = rows(texts);
+    let width = rows.iter().flat_map(|r| &r.cells).map(|l| l.len()).max().unwrap_or(0).clamp(8, 60);
+    let mut out = String::from("  ");
+    for (key, _) in texts {
+        out.push_str(&format!("{key:<width$}  "));
+    }
+    out.push('\n');
+    for row in &rows {
+        out.push_str(if row.same { "  " } else { "! " });
+        for c in &row.cells {
+            let c: String = c.chars().take(width).collect();
+            out.push_str(&format!("{c:<width$}  "));
+        }
+        out.push('\n');
+    }
+    out.lines().map(str::trim_end).collect::<Vec<_>>().join("\n") + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_the_insta_header() {
+        let snap = "---\nsource: x\ninput_file: y\n---\nfindpage p0 a[0]: anon\n";
+        assert_eq!(body(snap), "findpage p0 a[0]: anon\n");
+    }
+
+    #[test]
+    fn marks_lines_that_differ() {
+        let texts = vec![
+            ("6.1".to_string(), "a\nmapcount=1\n".to_string()),
+            ("6.12".to_string(), "a\nmapcount=2\n".to_string()),
+        ];
+        let view = side_by_side(&texts);
+        let lines: Vec<&str> = view.lines().collect();
+        assert!(lines[1].starts_with("  a"), "{view}");
+        assert!(lines[2].starts_with("! mapcount=1"), "{view}");
+    }
+
+    #[test]
+    fn rows_pad_the_shorter_text_and_mark_it_different() {
+        let texts = vec![("a".to_string(), "x\ny\n".to_string()), ("b".to_string(), "x\n".to_string())];
+        let r = rows(&texts);
+        assert_eq!(r, vec![Row { cells: vec!["x", "x"], same: true }, Row { cells: vec!["y", ""], same: false }]);
+    }
+}

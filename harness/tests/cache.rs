@@ -1,0 +1,43 @@
+//! Cache integrity against the real mirror: a corrupted .deb in the cache is detected
+//! and fetched again, and a package whose sha256 differs from the lock is refused.
+//! Needs the network (the Debian mirror the host's apt uses); boots nothing.
+
+use rmapcheck::kernels::{self, Lock, Manifest};
+
+#[test]
+fn corrupt_debs_are_refetched_and_wrong_checksums_refused() {
+    let cache = tempfile::tempdir().unwrap();
+    unsafe_env(cache.path());
+    let manifest = Manifest::load().unwrap();
+    let lock = Lock::load().unwrap();
+    let key = &manifest.default;
+    let locked = lock.kernels.get(key).expect("the default kernel is locked");
+    // The smallest package of the kernel keeps the test quick.
+    let pkg = locked.packages.iter().find(|p| p.name.starts_with("linux-kbuild")).expect("a kbuild package");
+    let apt = kernels::apt_for(manifest.entry(key).unwrap()).unwrap();
+    apt.update(false).unwrap();
+    let debs = cache.path().join("debs");
+    std::fs::create_dir_all(&debs).unwrap();
+
+    let deb = kernels::fetch_deb(&apt, pkg, &debs).unwrap();
+    assert_eq!(rmapcheck::cache::sha256_file(&deb).unwrap(), pkg.sha256);
+
+    // Truncate it, as an interrupted download would: the next fetch notices and redoes it.
+    std::fs::write(&deb, b"half a deb").unwrap();
+    let again = kernels::fetch_deb(&apt, pkg, &debs).unwrap();
+    assert_eq!(rmapcheck::cache::sha256_file(&again).unwrap(), pkg.sha256);
+
+    let mut wrong = pkg.clone();
+    wrong.sha256 = "0".repeat(64);
+    let err = kernels::fetch_deb(&apt, &wrong, &debs).unwrap_err().to_string();
+    assert!(err.contains("does not match the lock"), "{err}");
+}
+
+fn unsafe_env(dir: &std::path::Path) {
+    // SAFETY: this binary has one test, and it sets the variable before it starts any
+    // thread, so nothing reads the environment concurrently.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("RMAPCHECK_CACHE", dir)
+    };
+}

@@ -1,0 +1,86 @@
+//! The CLI's answers to bad input: one clear line on stderr, exit 2, and no guest
+//! started. None of these boots a VM.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn rmapcheck(args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rmapcheck"))
+        .args(args)
+        .env("RMAPCHECK_CACHE", cache)
+        .output()
+        .expect("the binary runs")
+}
+
+fn malformed_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/malformed")
+}
+
+/// The cache dir has no `runs/` entry, so no guest was started.
+fn assert_no_guest(cache: &Path) {
+    assert!(!cache.join("runs").exists(), "a guest was started");
+}
+
+#[test]
+fn every_malformed_scenario_exits_2_with_file_line_col_and_boots_nothing() {
+    let cache = tempfile::tempdir().unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(malformed_dir()).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(files.len() >= 20);
+    for file in files {
+        let out = rmapcheck(&["run", file.to_str().unwrap()], cache.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", file.display());
+        let first = stderr.lines().next().unwrap_or("");
+        let want = format!("rmapcheck: {}:", file.display());
+        assert!(first.starts_with(&want), "{}: stderr was {stderr}", file.display());
+        let pos = &first[want.len()..];
+        let mut parts = pos.splitn(3, ':');
+        assert!(
+            parts.next().unwrap().parse::<usize>().is_ok() && parts.next().unwrap().parse::<usize>().is_ok(),
+            "no line:col in {first}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    assert_no_guest(cache.path());
+}
+
+#[test]
+fn unknown_kernel_missing_file_and_bad_flags_exit_2() {
+    let cache = tempfile::tempdir().unwrap();
+    let seed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/seed_mmap_fork.yaml");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["run", seed.to_str().unwrap(), "--kernel", "2.6.11"], "unknown kernel '2.6.11'"),
+        (vec!["run", "/nonexistent/x.yaml"], "/nonexistent/x.yaml: cannot read"),
+        (vec!["run", "--format", "xml"], "invalid value 'xml'"),
+        (vec!["kernels", "fetch", "9.9"], "unknown kernel '9.9'"),
+        (vec!["diff", "no_such_scenario"], "no snapshots for scenario 'no_such_scenario'"),
+        (vec!["frobnicate"], "unrecognized subcommand"),
+        (vec!["report"], "nothing to report"),
+        (vec!["report", "--from", "/nonexistent/results.json"], "reading results /nonexistent/results.json"),
+    ];
+    for (args, want) in cases {
+        let out = rmapcheck(&args, cache.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: want '{want}' in {stderr}");
+    }
+    assert_no_guest(cache.path());
+}
+
+#[test]
+fn an_unreadable_directory_exits_2() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::write(locked.join("a.yaml"), "x").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let out = rmapcheck(&["check", locked.to_str().unwrap()], cache.path());
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    // root can read a 000 directory; then the garbage file inside is what fails.
+    assert!(stderr.contains("cannot list directory") || stderr.contains("a.yaml:1:1"), "{stderr}");
+}

@@ -1,0 +1,103 @@
+//! The HTML report of a real run, opened in a real browser: boots the default kernel,
+//! runs a few scenarios through the library, saves the results the way `run --results`
+//! does, renders them with the `rmapcheck report` binary, and loads the page in headless
+//! Chromium (Debian's `chromium`, installed by scripts/setup). The rendered DOM must hold
+//! the matrix and the findpage pictures.
+
+use rmapcheck::kernels::Manifest;
+use rmapcheck::pool::Pool;
+use rmapcheck::{prepare, results, scenario};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const SCENARIOS: &[&str] = &["seed_mmap_fork", "fork_three_generations", "madvise_dontfork"];
+
+fn chromium() -> PathBuf {
+    for name in ["chromium", "chromium-browser"] {
+        if let Ok(out) = Command::new("sh").args(["-c", &format!("command -v {name}")]).output() {
+            if out.status.success() {
+                return PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+            }
+        }
+    }
+    panic!("chromium is not installed; run scripts/setup as root");
+}
+
+/// Run Chromium headless on `page` with a fresh profile and no network chatter.
+fn headless(page: &Path, extra: &[&str]) -> std::process::Output {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs");
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+#[test]
+fn report_of_a_real_run_renders_in_chromium() {
+    rmapcheck::qemu::install_signal_handlers(|| {});
+    let manifest = Manifest::load().unwrap();
+    let key = manifest.default.clone();
+    let prepared = prepare::prepare(&manifest, &key, &()).unwrap_or_else(|e| {
+        panic!("kernel {key} is not ready: {e:#}\nset it up with: cargo run -p rmapcheck -- kernels fetch {key}")
+    });
+    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("report-{}", std::process::id()));
+    let pool = Pool::new(prepared, work.join("guests"));
+    let mut outcomes = Vec::new();
+    for name in SCENARIOS {
+        let file = rmapcheck::project_root().join("scenarios").join(format!("{name}.yaml"));
+        let loaded = scenario::load(&file).unwrap();
+        outcomes.push(pool.run(&loaded).unwrap_or_else(|f| panic!("{name}: {f}")));
+    }
+    pool.shutdown();
+
+    let results_path = work.join("results.json");
+    results::write(&results_path, &outcomes).unwrap();
+    let out_dir = work.join("report");
+    let cli = Command::new(env!("CARGO_BIN_EXE_rmapcheck"))
+        .args(["report", "--out"])
+        .arg(&out_dir)
+        .arg("--from")
+        .arg(&results_path)
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "rmapcheck report: {}", String::from_utf8_lossy(&cli.stderr));
+    let index = out_dir.join("index.html");
+    assert_eq!(String::from_utf8_lossy(&cli.stdout).trim(), index.display().to_string());
+
+    let dom = String::from_utf8(headless(&index, &["--dump-dom"]).stdout).unwrap();
+    assert!(dom.contains("<table class=\"matrix\">"), "no matrix in the rendered DOM");
+    for name in SCENARIOS {
+        assert!(dom.contains(&format!(">{name}</a></th>")), "no matrix row for {name}");
+    }
+    let cells = dom.matches("<td class=\"cell\">").count();
+    assert_eq!(cells, SCENARIOS.len(), "one kernel column");
+    let pictures = dom.matches("<svg class=\"findpage\"").count();
+    let findpages: usize = outcomes.iter().map(|o| o.findpages.len()).sum();
+    assert!(pictures >= 1 && pictures == findpages, "{pictures} pictures for {findpages} findpages");
+    // The fork tree of fork_three_generations is drawn.
+    assert!(dom.contains("class=\"fork\""), "no fork tree");
+
+    // Leave a screenshot next to the report, for people to look at.
+    let shot = out_dir.join("screenshot.png");
+    headless(&index, &["--window-size=1400,2400", &format!("--screenshot={}", shot.display())]);
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "screenshot is {} bytes", png.len());
+    eprintln!("report: {} (screenshot {})", index.display(), shot.display());
+}

@@ -1,0 +1,84 @@
+//! SIGINT and SIGTERM to a running `rmapcheck run` or to this test binary must leave no
+//! QEMU behind within 2 s.
+
+use super::Pools;
+use libtest_mimic::{Failed, Trial};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Pids of the qemu-system processes whose parent is `parent`.
+fn qemu_children(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // stat: pid (comm) state ppid ...
+        let Some((comm_part, rest)) = stat.rsplit_once(") ") else { continue };
+        let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+        if comm_part.contains("qemu-system") && ppid == Some(parent) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+}
+
+/// Start `cmd`, wait for its QEMU, send `sig`, and check everything is gone in 2 s.
+fn interrupt(mut cmd: Command, sig: Signal) -> Result<(), Failed> {
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().map_err(|e| e.to_string())?;
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let qemus = loop {
+        let q = qemu_children(pid);
+        if !q.is_empty() {
+            break q;
+        }
+        if Instant::now() > deadline || child.try_wait().map_err(|e| e.to_string())?.is_some() {
+            let _ = child.kill();
+            return Err("no QEMU appeared under the child".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    kill(Pid::from_raw(pid as i32), sig).map_err(|e| e.to_string())?;
+    let sent = Instant::now();
+    while sent.elapsed() < Duration::from_secs(2) {
+        if child.try_wait().map_err(|e| e.to_string())?.is_some() && qemus.iter().all(|q| gone(*q)) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    for q in &qemus {
+        let _ = kill(Pid::from_raw(*q as i32), Signal::SIGKILL);
+    }
+    Err(format!("after {sig:?}, the child or its QEMU {qemus:?} outlived 2 s").into())
+}
+
+pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
+    let mut out = Vec::new();
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        let k = key.to_string();
+        out.push(Trial::test(format!("vm::signal_run_{}::{k}", sig.as_str().to_lowercase()), move || {
+            // Make sure the kernel is prepared, so the child boots at once.
+            pools().get(&k)?;
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_rmapcheck"));
+            cmd.args(["run", "--kernel", &k]).arg(rmapcheck::project_root().join("scenarios"));
+            interrupt(cmd, sig)
+        }));
+        let k = key.to_string();
+        out.push(Trial::test(format!("vm::signal_test_binary_{}::{k}", sig.as_str().to_lowercase()), move || {
+            pools().get(&k)?;
+            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            let mut cmd = Command::new(exe);
+            cmd.args(["--exact", &format!("seed_mmap_fork::{k}")]).env("RMAPCHECK_KERNELS", &k);
+            interrupt(cmd, sig)
+        }));
+    }
+    out
+}
