@@ -170,6 +170,8 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     if args.all_kernels {
         keys.extend(manifest.tagged("default"));
     }
+    let mut seen = std::collections::HashSet::new();
+    keys.retain(|k| seen.insert(k.clone()));
     manifest.check_keys(&keys).map_err(|e| BadInput(e.to_string()))?;
     let mut targets: Vec<Target> = keys.into_iter().map(Target::Key).collect();
     if let (Some(image), Some(build)) = (&args.kernel_image, &args.kernel_build) {
