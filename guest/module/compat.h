@@ -2,10 +2,9 @@
 /*
  * compat.h - every kernel-version-dependent branch of rmapcheck.ko.
  *
- * Supported: 6.1, 6.12 and 7.x (checked by compiling against 6.12; the
- * other branches follow the upstream history noted at each one).  Each
- * branch says which kernel changed what.  rmapcheck.c holds no
- * LINUX_VERSION_CODE test of its own.
+ * Supported: 6.1, 6.12, 7.2 and 7.3 (compiled and run against Debian's
+ * builds of each).  Each branch says which kernel changed what.
+ * rmapcheck.c holds no LINUX_VERSION_CODE test of its own.
  *
  * Symbols that are not exported are resolved at load time through
  * kallsyms (see rmc_resolve() in rmapcheck.c).  Their pointer types come
@@ -203,6 +202,32 @@ static inline int rmc_page_mapcount(struct folio *folio, struct page *page)
 #define rmc_folio_pgoff(folio)	folio_pgoff(folio)
 #define RMC_FOLIO_VMA_WALK(name, _folio, _vma, _address, _flags)	\
 	DEFINE_FOLIO_VMA_WALK(name, _folio, _vma, _address, _flags)
+#endif
+
+/*
+ * Page offset of the start of @vma in the space that @folio's index
+ * counts in, for matching a folio to its address in @vma.
+ *
+ * 7.3 gave every VMA a separate anonymous page offset
+ * (vma_start_anon_pgoff(), set at first fault) and indexes anon folios
+ * by it; it differs from vm_pgoff in MAP_PRIVATE file-backed VMAs, whose
+ * CoW copies would otherwise be looked for at the wrong address.  Before
+ * 7.3 anon and file folios alike count in vm_pgoff.  The caller holds
+ * the anon_vma or i_mmap lock that keeps @vma stable.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(7, 3, 0)
+static inline pgoff_t rmc_vma_pgoff(struct vm_area_struct *vma,
+				    struct folio *folio)
+{
+	return folio_test_anon(folio) ? vma_start_anon_pgoff(vma) :
+					vma_start_pgoff(vma);
+}
+#else
+static inline pgoff_t rmc_vma_pgoff(struct vm_area_struct *vma,
+				    struct folio *folio)
+{
+	return vma->vm_pgoff;
+}
 #endif
 
 #endif /* RMAPCHECK_COMPAT_H */

@@ -258,8 +258,10 @@ static bool rmc_rmap_one(struct folio *folio, struct vm_area_struct *vma,
 		addr = address & PAGE_MASK;
 		in_vma = addr >= vma->vm_start && addr < vma->vm_end;
 	} else {
-		off = w->pgoff - vma->vm_pgoff;
-		in_vma = w->pgoff >= vma->vm_pgoff && off < vma_pages(vma);
+		pgoff_t start = rmc_vma_pgoff(vma, folio);
+
+		off = w->pgoff - start;
+		in_vma = w->pgoff >= start && off < vma_pages(vma);
 		addr = vma->vm_start + (off << PAGE_SHIFT);
 	}
 

@@ -114,12 +114,18 @@ impl Apt {
         Ok(())
     }
 
-    /// Names of all known packages that start with `prefix`.
+    /// Names of all known packages that start with `prefix`. (`apt-cache pkgnames`
+    /// misses some arch-all packages, linux-source-V among them; search does not.)
     pub fn pkgnames(&self, prefix: &str) -> Result<Vec<String>> {
         let mut cmd = self.cmd("apt-cache");
-        cmd.args(["pkgnames", prefix]);
-        let out = self.run(cmd, "apt-cache pkgnames")?;
-        Ok(out.lines().map(str::to_string).collect())
+        // A POSIX regex: escape what it treats as special (regex::escape also escapes '-').
+        let escaped: String = prefix
+            .chars()
+            .flat_map(|c| ("\\.[]()*+?^$|{}".contains(c).then_some('\\')).into_iter().chain([c]))
+            .collect();
+        cmd.args(["search", "--names-only"]).arg(format!("^{escaped}"));
+        let out = self.run(cmd, "apt-cache search")?;
+        Ok(out.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_string).collect())
     }
 
     /// The candidate version and sha256 of `name` (`name:arch` or plain).

@@ -57,6 +57,8 @@ pub struct Info {
     pub release: String,
     pub page_size: u64,
     pub module_loaded: bool,
+    /// The compiler that built the kernel (`gcc-12`), from the host's side.
+    pub compiler: String,
 }
 
 pub struct Guest {
@@ -80,7 +82,9 @@ impl Guest {
     /// Boot `kernel` with `initrd` and wait for READY.
     pub fn boot(kernel: &Kernel, initrd: &Path, workdir: &Path) -> Result<Guest, Fault> {
         let config = qemu::Config::new(&kernel.image, initrd, workdir);
-        Self::start(&kernel.key, &config)
+        let mut guest = Self::start(&kernel.key, &config)?;
+        guest.info.compiler = kernel.compiler();
+        Ok(guest)
     }
 
     /// Start QEMU with `config` and wait for READY.
@@ -290,6 +294,7 @@ pub fn ready_info(key: &str, f: &Fields) -> Result<Info, String> {
         release: f.get("release").cloned().unwrap_or_default(),
         page_size,
         module_loaded: f.get("module").is_some_and(|m| m == "1"),
+        compiler: String::new(),
     })
 }
 

@@ -2,8 +2,9 @@
 //! the latter with the same compiler major that built the kernel.
 
 use crate::cache;
-use crate::kernels::Kernel;
-use anyhow::{bail, Context, Result};
+use crate::kernels::{FetchProgress, Kernel};
+use crate::toolchain;
+use anyhow::{anyhow, bail, Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,7 +51,8 @@ fn guest_dir() -> PathBuf {
     crate::project_root().join("guest")
 }
 
-fn run(cmd: &mut Command, what: &str) -> Result<()> {
+/// Run `cmd`; on failure, the error holds the last 30 lines of its output.
+pub(crate) fn run(cmd: &mut Command, what: &str) -> Result<()> {
     let out = cmd.output().with_context(|| format!("running {what}"))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -88,53 +90,91 @@ pub fn agent() -> Result<PathBuf> {
     Ok(dir.join("init"))
 }
 
+/// Where a module for a kernel gets built.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Toolchain {
+    /// The host's cross gcc of the kernel's major.
+    Host(String),
+    /// A build root of this suite (see `toolchain`).
+    Root(String),
+}
+
+/// Choose the toolchain for a kernel built by gcc-`major`: the host's cross gcc of that
+/// major, else a build root of `suite` when the kernel has headers packages to put in
+/// one. Otherwise refuse, with `cross_gcc`'s error: never another major.
+pub fn choose_toolchain(host: Result<String>, suite: Option<&str>, has_headers: bool) -> Result<Toolchain> {
+    match (host, suite) {
+        (Ok(gcc), _) => Ok(Toolchain::Host(gcc)),
+        (Err(_), Some(suite)) if has_headers => Ok(Toolchain::Root(suite.to_string())),
+        (Err(refusal), _) => Err(anyhow!("{refusal}; no build root applies (one needs the kernel's Debian headers)")),
+    }
+}
+
 /// Build rmapcheck.ko for `kernel`, cached by the module sources and the kernel.
-pub fn module(kernel: &Kernel) -> Result<PathBuf> {
+pub fn module(kernel: &Kernel, progress: &dyn FetchProgress) -> Result<PathBuf> {
     let src = guest_dir().join("module");
     let config = kernel.config()?;
-    let major = kernel_gcc_major(&config)?;
+    let major = kernel.gcc_major;
+    let image = fs::metadata(&kernel.image).with_context(|| format!("reading {}", kernel.image.display()))?;
     let key = cache::Key::new()
         .tree(&src)?
         .part("release", &kernel.release)
         .part("config", &config)
         .part("build", kernel.build_dir.to_string_lossy().as_bytes())
+        // A rebuilt source tree keeps its config; its Image changes.
+        .part("image", format!("{} {:?}", image.len(), image.modified().ok()))
         .short();
     let dir = cache::subdir("modules")?.join(format!("{}-{key}", kernel.key));
     cache::ensure_dir(&dir, |tmp| {
-        let gcc = cross_gcc(major, &kernel.key)?;
-        let build = tmp.join("build");
-        fs::create_dir_all(&build)?;
-        for entry in fs::read_dir(&src)? {
-            let path = entry?.path();
-            if path.is_file() {
-                fs::copy(&path, build.join(path.file_name().unwrap()))?;
+        let host = cross_gcc(major, &kernel.key);
+        let toolchain = choose_toolchain(host, kernel.toolchain_suite.as_deref(), !kernel.header_debs.is_empty())?;
+        let ko = match toolchain {
+            Toolchain::Host(gcc) => build_on_host(kernel, &src, &gcc, tmp)?,
+            Toolchain::Root(suite) => {
+                let root = toolchain::root(&suite, major, progress)?;
+                root.install_headers(&kernel.release, &kernel.header_debs)?;
+                progress.step(&format!("{}: building rmapcheck.ko in the {suite}-gcc{major} root", kernel.key));
+                root.build_module(&kernel.release, &src, "rmapcheck.ko")?
             }
-        }
-        let mut cmd = Command::new("make");
-        cmd.arg("-C")
-            .arg(&kernel.build_dir)
-            .arg(format!("M={}", build.display()))
-            .arg("ARCH=arm64")
-            .arg(format!("CROSS_COMPILE={CROSS}"))
-            .arg(format!("CC={gcc}"))
-            .arg("KBUILD_MODPOST_WARN=1");
-        if !have("pahole") {
-            cmd.arg("CONFIG_DEBUG_INFO_BTF_MODULES=");
-        }
-        cmd.arg("modules");
-        run(&mut cmd, &format!("building rmapcheck.ko for {}", kernel.key))?;
-        let ko = build.join("rmapcheck.ko");
-        verify_module(&fs::read(&ko)?, &kernel.release, major)?;
-        fs::rename(&ko, tmp.join("rmapcheck.ko"))?;
-        fs::remove_dir_all(&build)?;
+        };
+        verify_module(&ko, &kernel.release, major, &config)?;
+        fs::write(tmp.join("rmapcheck.ko"), ko)?;
         Ok(())
     })?;
     Ok(dir.join("rmapcheck.ko"))
 }
 
+fn build_on_host(kernel: &Kernel, src: &Path, gcc: &str, tmp: &Path) -> Result<Vec<u8>> {
+    let build = tmp.join("build");
+    fs::create_dir_all(&build)?;
+    for entry in fs::read_dir(src)? {
+        let path = entry?.path();
+        if path.is_file() {
+            fs::copy(&path, build.join(path.file_name().unwrap()))?;
+        }
+    }
+    let mut cmd = Command::new("make");
+    cmd.arg("-C")
+        .arg(&kernel.build_dir)
+        .arg(format!("M={}", build.display()))
+        .arg("ARCH=arm64")
+        .arg(format!("CROSS_COMPILE={CROSS}"))
+        .arg(format!("CC={gcc}"))
+        .arg("KBUILD_MODPOST_WARN=1");
+    if !have("pahole") {
+        cmd.arg("CONFIG_DEBUG_INFO_BTF_MODULES=");
+    }
+    cmd.arg("modules");
+    run(&mut cmd, &format!("building rmapcheck.ko for {}", kernel.key))?;
+    let ko = fs::read(build.join("rmapcheck.ko"))?;
+    fs::remove_dir_all(&build)?;
+    Ok(ko)
+}
+
 /// Check a built module: vermagic names the kernel's release, the .comment names the
-/// expected gcc major, and ftrace's patchable entries are there.
-pub fn verify_module(ko: &[u8], release: &str, major: u32) -> Result<()> {
+/// expected gcc major, and ftrace's patchable entries are there when the kernel's config
+/// has dynamic ftrace (a tinyconfig kernel has none).
+pub fn verify_module(ko: &[u8], release: &str, major: u32, config: &str) -> Result<()> {
     let text = String::from_utf8_lossy(ko);
     let vermagic =
         text.split('\0').find_map(|s| s.strip_prefix("vermagic=")).context("rmapcheck.ko has no vermagic")?;
@@ -146,7 +186,8 @@ pub fn verify_module(ko: &[u8], release: &str, major: u32) -> Result<()> {
     if !built.starts_with(&format!("{major}.")) {
         bail!("rmapcheck.ko was built by '{gcc}', not gcc-{major}");
     }
-    if !text.contains("__patchable_function_entries") {
+    let ftrace = config.lines().any(|l| l == "CONFIG_DYNAMIC_FTRACE=y");
+    if ftrace && !text.contains("__patchable_function_entries") {
         bail!("rmapcheck.ko lacks __patchable_function_entries; ftrace would reject it");
     }
     Ok(())
@@ -219,8 +260,24 @@ mod tests {
     #[test]
     fn verify_module_checks_vermagic_and_compiler() {
         let ko = b"\0vermagic=6.12.117+deb12-arm64 SMP preempt mod_unload aarch64\0GCC: (Debian 12.2.0-14) 12.2.0\0__patchable_function_entries\0";
-        verify_module(ko, "6.12.117+deb12-arm64", 12).unwrap();
-        assert!(verify_module(ko, "6.1.0-30-arm64", 12).is_err());
-        assert!(verify_module(ko, "6.12.117+deb12-arm64", 14).is_err());
+        let ftrace = "CONFIG_DYNAMIC_FTRACE=y\n";
+        verify_module(ko, "6.12.117+deb12-arm64", 12, ftrace).unwrap();
+        assert!(verify_module(ko, "6.1.0-30-arm64", 12, ftrace).is_err());
+        assert!(verify_module(ko, "6.12.117+deb12-arm64", 14, ftrace).is_err());
+        let plain = b"\0vermagic=6.12.117 SMP mod_unload aarch64\0GCC: (Debian 12.2.0-14) 12.2.0\0";
+        assert!(verify_module(plain, "6.12.117", 12, ftrace).is_err(), "ftrace kernel, no patchable entries");
+        verify_module(plain, "6.12.117", 12, "# CONFIG_FTRACE is not set\n").unwrap();
+    }
+
+    #[test]
+    fn toolchain_is_the_hosts_or_a_root_never_another_compiler() {
+        let host = || cross_gcc(99, "k");
+        assert_eq!(choose_toolchain(Ok("gcc-12".into()), Some("sid"), true).unwrap(), Toolchain::Host("gcc-12".into()));
+        assert_eq!(choose_toolchain(host(), Some("sid"), true).unwrap(), Toolchain::Root("sid".into()));
+        // A user's tree has no headers packages: refuse, naming the compiler.
+        let err = format!("{:#}", choose_toolchain(host(), Some("sid"), false).unwrap_err());
+        assert!(err.contains("gcc-99") && err.contains("refusing"), "{err}");
+        let err = format!("{:#}", choose_toolchain(host(), None, true).unwrap_err());
+        assert!(err.contains("refusing"), "{err}");
     }
 }

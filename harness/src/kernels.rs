@@ -26,11 +26,22 @@ pub struct Entry {
     pub about: String,
     pub archive: Archive,
     pub suite: String,
+    /// The suite whose build root builds modules when the host lacks the kernel's gcc
+    /// major; `suite` when absent.
+    #[serde(default)]
+    pub toolchain_suite: Option<String>,
     pub abi: String,
-    pub release: String,
+    /// uname -r (debian kind; a source kernel's comes from its built tree).
+    #[serde(default)]
+    pub release: Option<String>,
     pub page_size: u64,
-    pub image: String,
+    /// The Image inside the extracted packages (debian kind).
+    #[serde(default)]
+    pub image: Option<String>,
     pub packages: Vec<String>,
+    /// Config fragments under images/, merged onto tinyconfig (source kind).
+    #[serde(default)]
+    pub config: Vec<String>,
     #[serde(default)]
     pub tags: Vec<String>,
 }
@@ -38,7 +49,55 @@ pub struct Entry {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum EntryKind {
+    /// Debian's binary packages: an Image and headers.
     Debian,
+    /// Built from Debian's linux-source-V tarball with the config fragments.
+    Source,
+}
+
+impl Entry {
+    /// The suite whose build root builds this kernel's modules.
+    pub fn toolchain_suite(&self) -> &str {
+        self.toolchain_suite.as_deref().unwrap_or(&self.suite)
+    }
+
+    /// Check the fields that depend on `kind`; one message per problem.
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.packages.is_empty() {
+            out.push("`packages` is empty".to_string());
+        }
+        if ![4096, 16384, 65536].contains(&self.page_size) {
+            out.push(format!("page_size {} is not 4096, 16384 or 65536", self.page_size));
+        }
+        if let Err(e) = regex::Regex::new(&self.abi) {
+            out.push(format!("bad `abi` regex: {e}"));
+        }
+        match self.kind {
+            EntryKind::Debian => {
+                for (field, set) in [("release", self.release.is_some()), ("image", self.image.is_some())] {
+                    if !set {
+                        out.push(format!("kind = \"debian\" needs `{field}`"));
+                    }
+                }
+                if !self.config.is_empty() {
+                    out.push("`config` fragments are for kind = \"source\"".into());
+                }
+            }
+            EntryKind::Source => {
+                if self.config.is_empty() {
+                    out.push("kind = \"source\" needs `config` fragments".into());
+                }
+                if self.packages.len() != 1 {
+                    out.push("kind = \"source\" takes one package, the linux-source tarball".into());
+                }
+                if self.release.is_some() || self.image.is_some() {
+                    out.push("a source kernel's `release` and `image` come from its build".into());
+                }
+            }
+        }
+        out
+    }
 }
 
 /// images/kernels.lock: what each key resolved to.
@@ -51,6 +110,7 @@ pub struct Lock {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 pub struct Locked {
     pub abi: String,
+    /// uname -r; for a source kernel, the upstream version of its tarball.
     pub release: String,
     pub packages: Vec<LockedPackage>,
 }
@@ -74,6 +134,12 @@ pub struct Kernel {
     pub build_dir: PathBuf,
     /// Where the kernel's own modules live, if it has a modules tree.
     pub modules_dir: Option<PathBuf>,
+    /// The gcc major that built the kernel (CONFIG_CC_VERSION_TEXT).
+    pub gcc_major: u32,
+    /// The suite whose build root builds modules when the host lacks `gcc_major`.
+    pub toolchain_suite: Option<String>,
+    /// The headers and kbuild packages, to install into such a build root.
+    pub header_debs: Vec<PathBuf>,
 }
 
 impl Kernel {
@@ -82,6 +148,55 @@ impl Kernel {
         let path = self.build_dir.join(".config");
         fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
     }
+
+    /// The compiler that built it, as reports name it: `gcc-12`.
+    pub fn compiler(&self) -> String {
+        format!("gcc-{}", self.gcc_major)
+    }
+
+    /// A kernel the user built: an Image and a built tree or headers dir. Release, page
+    /// size and compiler come from the tree; the key from the release unless given.
+    pub fn custom(image: &Path, build_dir: &Path, key: Option<&str>) -> Result<Kernel> {
+        if !image.is_file() {
+            bail!("--kernel-image {}: no such file", image.display());
+        }
+        let config_path = build_dir.join(".config");
+        let config = fs::read_to_string(&config_path)
+            .with_context(|| format!("--kernel-build {}: reading its .config", build_dir.display()))?;
+        let release_path = build_dir.join("include/config/kernel.release");
+        let release = fs::read_to_string(&release_path)
+            .with_context(|| {
+                format!("--kernel-build {}: no include/config/kernel.release (run make first)", build_dir.display())
+            })?
+            .trim()
+            .to_string();
+        let page_size = config_page_size(&config)
+            .with_context(|| format!("{}: no CONFIG_ARM64_*K_PAGES", config_path.display()))?;
+        let gcc_major = crate::guest_build::kernel_gcc_major(&config)
+            .with_context(|| format!("kernel in {}", build_dir.display()))?;
+        // A built tree keeps its .ko files in place; a headers dir has none, and
+        // needed_modules says so if the kernel wants some.
+        let modules_dir = Some(build_dir.to_path_buf());
+        Ok(Kernel {
+            key: key.map(str::to_string).unwrap_or_else(|| format!("custom-{release}")),
+            release,
+            page_size,
+            image: image.to_path_buf(),
+            build_dir: build_dir.to_path_buf(),
+            modules_dir,
+            gcc_major,
+            toolchain_suite: None,
+            header_debs: Vec::new(),
+        })
+    }
+}
+
+/// The page size an arm64 kernel config selects.
+pub fn config_page_size(config: &str) -> Option<u64> {
+    [("CONFIG_ARM64_4K_PAGES=y", 4096), ("CONFIG_ARM64_16K_PAGES=y", 16384), ("CONFIG_ARM64_64K_PAGES=y", 65536)]
+        .iter()
+        .find(|(line, _)| config.lines().any(|l| l == *line))
+        .map(|&(_, size)| size)
 }
 
 /// The project's images/ directory.
@@ -96,9 +211,22 @@ impl Manifest {
 
     pub fn load_from(path: &Path) -> Result<Manifest> {
         let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let manifest: Manifest = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parse and check a manifest; errors start with `origin` (its file name).
+    pub fn parse(text: &str, origin: &str) -> Result<Manifest> {
+        let manifest: Manifest = toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         if !manifest.kernels.contains_key(&manifest.default) {
-            bail!("{}: default kernel '{}' is not a key", path.display(), manifest.default);
+            bail!("{origin}: default kernel '{}' is not a key", manifest.default);
+        }
+        let problems: Vec<String> = manifest
+            .kernels
+            .iter()
+            .flat_map(|(key, e)| e.problems().into_iter().map(move |p| format!("{origin}: kernel {key}: {p}")))
+            .collect();
+        if !problems.is_empty() {
+            bail!("{}", problems.join("\n"));
         }
         Ok(manifest)
     }
@@ -109,6 +237,11 @@ impl Manifest {
             let keys: Vec<_> = self.kernels.keys().map(String::as_str).collect();
             format!("unknown kernel '{key}' (known: {})", keys.join(", "))
         })
+    }
+
+    /// Check that every key in `keys` exists; the error lists the known ones.
+    pub fn check_keys(&self, keys: &[String]) -> Result<()> {
+        keys.iter().try_for_each(|k| self.entry(k).map(drop))
     }
 
     /// The keys tagged `tag`, in manifest order.
@@ -178,14 +311,20 @@ pub fn apt_for(entry: &Entry) -> Result<Apt> {
     Apt::new(&cache::subdir("apt")?, entry.archive, &[entry.suite.as_str()])
 }
 
-/// Resolve the newest packages of `entry` from the mirror.
-pub fn resolve(entry: &Entry) -> Result<Locked> {
-    let apt = apt_for(entry)?;
-    apt.update(true)?;
+/// The upstream version in a Debian package version: `6.12.117-1~deb12u1` gives
+/// `6.12.117`, `7.3~rc7-1~exp1` gives `7.3-rc7`.
+pub fn upstream_version(version: &str) -> String {
+    let no_epoch = version.split_once(':').map_or(version, |(_, v)| v);
+    let upstream = no_epoch.rsplit_once('-').map_or(no_epoch, |(u, _)| u);
+    upstream.replace('~', "-")
+}
+
+/// Resolve the newest packages of `entry` from the mirror. `apt` has fresh lists.
+fn resolve_with(apt: &Apt, entry: &Entry) -> Result<Locked> {
     let (first, _) = split_arch(&entry.packages[0]);
     let prefix = first.split("{abi}").next().unwrap_or(first);
     let abi = newest_abi(entry, &apt.pkgnames(prefix)?)?;
-    let release = expand(&entry.release, &abi, "");
+    let release = expand(entry.release.as_deref().unwrap_or(""), &abi, "");
     let mut packages = Vec::new();
     for spec in &entry.packages {
         let (name, arch) = split_arch(spec);
@@ -193,7 +332,64 @@ pub fn resolve(entry: &Entry) -> Result<Locked> {
         let (version, sha256) = apt.candidate(&apt_name(&name, arch))?;
         packages.push(LockedPackage { name, arch: arch.to_string(), version, sha256 });
     }
+    let release = match entry.kind {
+        EntryKind::Debian => release,
+        EntryKind::Source => upstream_version(&packages[0].version),
+    };
     Ok(Locked { abi, release, packages })
+}
+
+/// Resolve the newest packages of `entry` from the mirror.
+pub fn resolve(entry: &Entry) -> Result<Locked> {
+    let apt = apt_for(entry)?;
+    apt.update(true)?;
+    resolve_with(&apt, entry)
+}
+
+/// The series of an ABI: its first two numbers (`7.2.13+deb14` is `7.2`).
+fn series(abi: &str) -> String {
+    version_numbers(abi).iter().take(2).map(u64::to_string).collect::<Vec<_>>().join(".")
+}
+
+/// One line saying how `key` changed between two resolutions, naming a new series
+/// plainly (the key's name may no longer say what it holds).
+pub fn describe_change(key: &str, entry: &Entry, old: Option<&Locked>, new: &Locked) -> String {
+    let version = |l: &Locked| l.packages.first().map(|p| p.version.clone()).unwrap_or_default();
+    match old {
+        None => format!("{key}: resolved to {} ({})", new.release, version(new)),
+        Some(old) if old == new => format!("{key}: unchanged at {} ({})", new.release, version(new)),
+        Some(old) if series(&old.abi) != series(&new.abi) => format!(
+            "{key}: {} moved from {} to {}: a new series ({} to {}); key '{key}' now names {}",
+            entry.suite,
+            old.release,
+            new.release,
+            series(&old.abi),
+            series(&new.abi),
+            series(&new.abi)
+        ),
+        Some(old) => format!("{key}: {} ({}) to {} ({})", old.release, version(old), new.release, version(new)),
+    }
+}
+
+/// Re-resolve `keys` against the mirror, rewrite the lock, and say what changed.
+pub fn update(manifest: &Manifest, keys: &[String], progress: &dyn FetchProgress) -> Result<Vec<String>> {
+    let mut lock = Lock::load()?;
+    let mut refreshed = std::collections::BTreeSet::new();
+    let mut changes = Vec::new();
+    for key in keys {
+        let entry = manifest.entry(key)?;
+        let apt = apt_for(entry)?;
+        // One `apt-get update` per suite, however many keys share it.
+        if refreshed.insert(format!("{:?} {}", entry.archive, entry.suite)) {
+            progress.step(&format!("updating the package lists of {}", entry.suite));
+            apt.update(true)?;
+        }
+        let new = resolve_with(&apt, entry).with_context(|| format!("resolving kernel {key}"))?;
+        changes.push(describe_change(key, entry, lock.kernels.get(key), &new));
+        lock.kernels.insert(key.clone(), new);
+    }
+    lock.save()?;
+    Ok(changes)
 }
 
 /// Progress of a fetch, for the CLI to show.
@@ -206,37 +402,87 @@ impl FetchProgress for () {
 }
 
 /// Make `key` ready: resolve it if the lock lacks it, download and verify its packages,
-/// and extract them into the cache. A kernel already in the cache costs no network.
+/// and extract (or, for a source kernel, build) them into the cache. A kernel already in
+/// the cache costs no network.
 pub fn fetch(manifest: &Manifest, key: &str, progress: &dyn FetchProgress) -> Result<Kernel> {
     let entry = manifest.entry(key)?;
-    let mut lock = Lock::load()?;
-    let locked = match lock.kernels.get(key) {
-        Some(l) => l.clone(),
-        None => {
-            progress.step(&format!("{key}: resolving the newest {} in {}", entry.abi, entry.suite));
-            let l = resolve(entry)?;
-            lock.kernels.insert(key.to_string(), l.clone());
-            lock.save()?;
-            l
+    let locked = locked_or_resolve(key, entry, progress)?;
+    match entry.kind {
+        EntryKind::Debian => fetch_debian(key, entry, &locked, progress),
+        EntryKind::Source => {
+            let deb = fetch_debs(key, entry, &locked, progress)?.remove(0);
+            let tree = crate::source_build::build(key, &deb, &fragments(entry)?, progress)?;
+            source_kernel(key, entry, tree)
         }
-    };
-    let dir = kernel_dir(key, &locked)?;
+    }
+}
+
+fn locked_or_resolve(key: &str, entry: &Entry, progress: &dyn FetchProgress) -> Result<Locked> {
+    let mut lock = Lock::load()?;
+    if let Some(l) = lock.kernels.get(key) {
+        return Ok(l.clone());
+    }
+    progress.step(&format!("{key}: resolving the newest {} in {}", entry.abi, entry.suite));
+    let l = resolve(entry)?;
+    // Another process may have written other keys meanwhile; reload under the lock.
+    let _guard = cache::lock(&cache::subdir("locks")?.join("kernels"))?;
+    lock = Lock::load()?;
+    lock.kernels.insert(key.to_string(), l.clone());
+    lock.save()?;
+    Ok(l)
+}
+
+/// The entry's config fragments, read from images/.
+fn fragments(entry: &Entry) -> Result<Vec<(String, String)>> {
+    entry
+        .config
+        .iter()
+        .map(|name| {
+            let path = images_dir().join(name);
+            let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            Ok((name.clone(), text))
+        })
+        .collect()
+}
+
+/// Download (or find in the cache) every package of `locked`, verified.
+fn fetch_debs(key: &str, entry: &Entry, locked: &Locked, progress: &dyn FetchProgress) -> Result<Vec<PathBuf>> {
+    let debs = cache::subdir("debs")?;
+    let mut apt = None;
+    let mut out = Vec::new();
+    for pkg in &locked.packages {
+        if let Some(path) = cached_deb(pkg, &debs)? {
+            out.push(path);
+            continue;
+        }
+        let apt = match &mut apt {
+            Some(a) => a,
+            None => {
+                let a = apt_for(entry)?;
+                a.update(false)?;
+                apt.insert(a)
+            }
+        };
+        progress.step(&format!("{key}: fetching {} {}", pkg.name, pkg.version));
+        out.push(fetch_deb(apt, pkg, &debs)?);
+    }
+    Ok(out)
+}
+
+fn fetch_debian(key: &str, entry: &Entry, locked: &Locked, progress: &dyn FetchProgress) -> Result<Kernel> {
+    let dir = kernel_dir(key, locked)?;
+    let debs = fetch_debs(key, entry, locked, progress)?;
     cache::ensure_dir(&dir, |tmp| {
-        let apt = apt_for(entry)?;
-        apt.update(false)?;
-        let debs = cache::subdir("debs")?;
         let root = tmp.join("root");
         fs::create_dir_all(&root)?;
-        for pkg in &locked.packages {
-            progress.step(&format!("{key}: fetching {} {}", pkg.name, pkg.version));
-            let deb = fetch_deb(&apt, pkg, &debs)?;
+        for (pkg, deb) in locked.packages.iter().zip(&debs) {
             progress.step(&format!("{key}: extracting {}", pkg.name));
-            extract_deb(&deb, &root)?;
+            extract_deb(deb, &root)?;
         }
         point_headers_into(&root, &locked.release)?;
         Ok(())
     })?;
-    kernel_from_dir(key, entry, &locked, &dir)
+    kernel_from_dir(key, entry, locked, &dir, debs)
 }
 
 fn kernel_dir(key: &str, locked: &Locked) -> Result<PathBuf> {
@@ -245,21 +491,54 @@ fn kernel_dir(key: &str, locked: &Locked) -> Result<PathBuf> {
     Ok(cache::subdir("kernels")?.join(format!("{key}-{}-{hash}", locked.release)))
 }
 
-/// The cached kernel for `key`, if it was fetched before (never touches the network).
+/// The cached kernel for `key`, if it was fetched (or built) before. Never touches the
+/// network and never builds.
 pub fn cached(manifest: &Manifest, key: &str) -> Result<Option<Kernel>> {
     let entry = manifest.entry(key)?;
     let lock = Lock::load()?;
     let Some(locked) = lock.kernels.get(key) else { return Ok(None) };
-    let dir = kernel_dir(key, locked)?;
-    if !cache::is_complete(&dir) {
-        return Ok(None);
+    let debs = cache::subdir("debs")?;
+    let mut paths = Vec::new();
+    for pkg in &locked.packages {
+        match cached_deb(pkg, &debs)? {
+            Some(p) => paths.push(p),
+            None => return Ok(None),
+        }
     }
-    kernel_from_dir(key, entry, locked, &dir).map(Some)
+    match entry.kind {
+        EntryKind::Debian => {
+            let dir = kernel_dir(key, locked)?;
+            if !cache::is_complete(&dir) {
+                return Ok(None);
+            }
+            kernel_from_dir(key, entry, locked, &dir, paths).map(Some)
+        }
+        EntryKind::Source => match crate::source_build::built(key, &paths[0], &fragments(entry)?)? {
+            Some(tree) => source_kernel(key, entry, tree).map(Some),
+            None => Ok(None),
+        },
+    }
 }
 
-fn kernel_from_dir(key: &str, entry: &Entry, locked: &Locked, dir: &Path) -> Result<Kernel> {
+fn source_kernel(key: &str, entry: &Entry, tree: crate::source_build::Tree) -> Result<Kernel> {
+    let config = fs::read_to_string(tree.dir.join(".config"))?;
+    let gcc_major = crate::guest_build::kernel_gcc_major(&config).with_context(|| format!("kernel {key}"))?;
+    Ok(Kernel {
+        key: key.to_string(),
+        release: tree.release,
+        page_size: entry.page_size,
+        image: tree.image,
+        build_dir: tree.dir,
+        modules_dir: None,
+        gcc_major,
+        toolchain_suite: None,
+        header_debs: Vec::new(),
+    })
+}
+
+fn kernel_from_dir(key: &str, entry: &Entry, locked: &Locked, dir: &Path, debs: Vec<PathBuf>) -> Result<Kernel> {
     let root = dir.join("root");
-    let image = root.join(expand(&entry.image, &locked.abi, &locked.release));
+    let image = root.join(expand(entry.image.as_deref().unwrap_or(""), &locked.abi, &locked.release));
     let build_dir = root.join("usr/src").join(format!("linux-headers-{}", locked.release));
     let modules_dir =
         ["lib/modules", "usr/lib/modules"].iter().map(|m| root.join(m).join(&locked.release)).find(|p| p.exists());
@@ -268,6 +547,17 @@ fn kernel_from_dir(key: &str, entry: &Entry, locked: &Locked, dir: &Path) -> Res
             bail!("kernel {key}: {} is missing from the extracted packages", path.display());
         }
     }
+    let config = fs::read_to_string(build_dir.join(".config"))
+        .with_context(|| format!("kernel {key}: reading the headers' .config"))?;
+    let gcc_major = crate::guest_build::kernel_gcc_major(&config).with_context(|| format!("kernel {key}"))?;
+    // Only the headers and kbuild go into a build root; the Image and modules do not.
+    let header_debs = locked
+        .packages
+        .iter()
+        .zip(debs)
+        .filter(|(p, _)| p.name.starts_with("linux-headers-") || p.name.starts_with("linux-kbuild-"))
+        .map(|(_, d)| d)
+        .collect();
     Ok(Kernel {
         key: key.to_string(),
         release: locked.release.clone(),
@@ -275,50 +565,30 @@ fn kernel_from_dir(key: &str, entry: &Entry, locked: &Locked, dir: &Path) -> Res
         image,
         build_dir,
         modules_dir,
+        gcc_major,
+        toolchain_suite: Some(entry.toolchain_suite().to_string()),
+        header_debs,
     })
 }
 
-/// A developer's own kernel: its `Image` and the tree it was built in (which has the
-/// `.config`, `include/config/kernel.release` and what `make M=` needs).
-pub fn local(image: &Path, build_dir: &Path) -> Result<Kernel> {
-    if !image.is_file() {
-        bail!("kernel image {}: no such file", image.display());
-    }
-    let release_file = build_dir.join("include/config/kernel.release");
-    let release = fs::read_to_string(&release_file)
-        .with_context(|| format!("{}: not a built kernel tree (run make there first)", build_dir.display()))?
-        .trim()
-        .to_string();
-    let config_path = build_dir.join(".config");
-    let config = fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
-    Ok(Kernel {
-        key: "local".into(),
-        release,
-        page_size: page_size_of(&config),
-        image: image.to_path_buf(),
-        build_dir: build_dir.to_path_buf(),
-        // Virtio modules of a local tree sit next to their sources.
-        modules_dir: Some(build_dir.to_path_buf()),
-    })
+fn deb_path(pkg: &LockedPackage, debs: &Path) -> PathBuf {
+    debs.join(format!("{}_{}.deb", pkg.name, pkg.sha256))
 }
 
-/// The base page size an arm64 `.config` selects.
-fn page_size_of(config: &str) -> u64 {
-    let shift = config
-        .lines()
-        .find_map(|l| l.strip_prefix("CONFIG_ARM64_PAGE_SHIFT="))
-        .and_then(|v| v.trim().parse::<u32>().ok())
-        .unwrap_or(12);
-    1 << shift
+/// The package's .deb if the cache has it. A complete file was verified before it was
+/// renamed into place, so its name (which holds the sha256) is trusted.
+fn cached_deb(pkg: &LockedPackage, debs: &Path) -> Result<Option<PathBuf>> {
+    let path = deb_path(pkg, debs);
+    Ok(path.is_file().then_some(path))
 }
 
 /// Download one package into the shared .deb cache, verified against the lock.
 pub fn fetch_deb(apt: &Apt, pkg: &LockedPackage, debs: &Path) -> Result<PathBuf> {
-    let path = debs.join(format!("{}_{}.deb", pkg.name, pkg.sha256));
-    if path.exists() && cache::sha256_file(&path)? == pkg.sha256 {
+    let path = deb_path(pkg, debs);
+    let _guard = cache::lock(&path)?;
+    if path.is_file() {
         return Ok(path);
     }
-    let _guard = cache::lock(&path)?;
     let tmp = tempfile::tempdir_in(debs)?;
     let deb = apt.download(&apt_name(&pkg.name, &pkg.arch), &pkg.version, tmp.path()).with_context(|| {
         format!("{} {} may be gone from the mirror; run `rmapcheck kernels update`", pkg.name, pkg.version)
@@ -356,9 +626,79 @@ fn point_headers_into(root: &Path, release: &str) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn manifest() -> Manifest {
+        Manifest::parse(include_str!("../../images/kernels.toml"), "kernels.toml").unwrap()
+    }
+
     fn entry() -> Entry {
-        let m: Manifest = toml::from_str(include_str!("../../images/kernels.toml")).unwrap();
-        m.kernels["6.12"].clone()
+        manifest().kernels["6.12"].clone()
+    }
+
+    #[test]
+    fn the_manifest_has_the_matrix() {
+        let m = manifest();
+        let keys: Vec<_> = m.kernels.keys().map(String::as_str).collect();
+        for key in ["6.1", "6.12", "6.12-16k", "7.2", "7.2-16k", "7.3", "6.12-debug", "7.2-debug"] {
+            assert!(keys.contains(&key), "{key} missing from {keys:?}");
+        }
+        assert_eq!(m.tagged("default"), ["6.1", "6.12", "6.12-16k", "6.12-debug", "7.2", "7.2-16k"]);
+        assert_eq!(m.tagged("nightly").len(), m.kernels.len());
+        assert_eq!(m.kernels["7.2-16k"].page_size, 16384);
+        assert_eq!(m.kernels["7.3"].toolchain_suite(), "sid");
+        assert_eq!(m.kernels["7.2"].toolchain_suite(), "sid");
+    }
+
+    #[test]
+    fn kind_specific_fields_are_checked() {
+        let text = r#"
+            default = "a"
+            [kernels.a]
+            kind = "source"
+            about = ""
+            archive = "debian"
+            suite = "sid"
+            abi = '('
+            page_size = 8192
+            image = "Image"
+            packages = ["x:all", "y:all"]
+            [kernels.b]
+            kind = "debian"
+            about = ""
+            archive = "debian"
+            suite = "sid"
+            abi = '\d+'
+            page_size = 4096
+            packages = ["linux-image-{abi}:arm64"]
+            config = ["debug.config"]
+        "#;
+        let err = Manifest::parse(text, "m.toml").unwrap_err().to_string();
+        for want in [
+            "m.toml: kernel a: page_size 8192",
+            "m.toml: kernel a: bad `abi` regex",
+            "m.toml: kernel a: kind = \"source\" needs `config`",
+            "m.toml: kernel a: kind = \"source\" takes one package",
+            "m.toml: kernel a: a source kernel's `release` and `image`",
+            "m.toml: kernel b: kind = \"debian\" needs `release`",
+            "m.toml: kernel b: kind = \"debian\" needs `image`",
+            "m.toml: kernel b: `config` fragments are for",
+        ] {
+            assert!(err.contains(want), "missing '{want}' in:\n{err}");
+        }
+        let unknown = text.replace("kind = \"debian\"", "kind = \"debian\"\nflavour = \"x\"");
+        let err = Manifest::parse(&unknown, "m.toml").unwrap_err().to_string();
+        assert!(err.starts_with("m.toml: ") && err.contains("flavour"), "{err}");
+    }
+
+    #[test]
+    fn the_lock_round_trips() {
+        let text = include_str!("../../images/kernels.lock");
+        let lock: Lock = toml::from_str(text).unwrap();
+        let again: Lock = toml::from_str(&toml::to_string_pretty(&lock).unwrap()).unwrap();
+        assert_eq!(lock.kernels, again.kernels);
+        for (key, l) in &lock.kernels {
+            assert!(manifest().kernels.contains_key(key), "lock has unknown key {key}");
+            assert!(l.packages.iter().all(|p| p.sha256.len() == 64), "{key}: bad sha256");
+        }
     }
 
     #[test]
@@ -375,15 +715,77 @@ mod tests {
     }
 
     #[test]
-    fn page_size_comes_from_the_config() {
-        assert_eq!(page_size_of("CONFIG_ARM64_PAGE_SHIFT=14\nCONFIG_X=y\n"), 16384);
-        assert_eq!(page_size_of("CONFIG_X=y\n"), 4096);
+    fn abi_resolution_per_packaging() {
+        let m = manifest();
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let sid = names(&[
+            "linux-binary-unsigned-7.2.9+deb14-arm64",
+            "linux-binary-unsigned-7.2.13+deb14-arm64",
+            "linux-binary-unsigned-7.2.13+deb14-arm64-16k",
+            "linux-binary-unsigned-7.2.13+deb14-rt-arm64",
+        ]);
+        assert_eq!(newest_abi(&m.kernels["7.2"], &sid).unwrap(), "7.2.13+deb14");
+        assert_eq!(newest_abi(&m.kernels["7.2-16k"], &sid).unwrap(), "7.2.13+deb14");
+        let exp = names(&["linux-binary-unsigned-7.3-arm64", "linux-binary-unsigned-7.3-arm64-16k"]);
+        assert_eq!(newest_abi(&m.kernels["7.3"], &exp).unwrap(), "7.3");
+        let bookworm = names(&[
+            "linux-image-6.1.0-9-arm64-unsigned",
+            "linux-image-6.1.0-56-arm64-unsigned",
+            "linux-image-6.1.0-56-rt-arm64-unsigned",
+        ]);
+        assert_eq!(newest_abi(&m.kernels["6.1"], &bookworm).unwrap(), "6.1.0-56");
+        let sources = names(&["linux-source-6.1", "linux-source-6.12"]);
+        assert_eq!(newest_abi(&m.kernels["6.12-debug"], &sources).unwrap(), "6.12");
+        assert!(newest_abi(&m.kernels["7.2"], &bookworm).is_err());
+    }
+
+    #[test]
+    fn upstream_versions() {
+        assert_eq!(upstream_version("6.12.117-1~deb12u1"), "6.12.117");
+        assert_eq!(upstream_version("7.3~rc7-1~exp1"), "7.3-rc7");
+        assert_eq!(upstream_version("1:2.0-3"), "2.0");
+    }
+
+    #[test]
+    fn update_names_a_new_series_plainly() {
+        let m = manifest();
+        let locked = |abi: &str, version: &str| Locked {
+            abi: abi.into(),
+            release: format!("{abi}-arm64"),
+            packages: vec![LockedPackage {
+                name: format!("linux-binary-unsigned-{abi}-arm64"),
+                arch: "arm64".into(),
+                version: version.into(),
+                sha256: "0".repeat(64),
+            }],
+        };
+        let e = &m.kernels["7.2"];
+        let a = locked("7.2.13+deb14", "7.2.13-1");
+        let b = locked("7.2.14+deb14", "7.2.14-1");
+        let c = locked("7.3.1+deb14", "7.3.1-1");
+        assert_eq!(describe_change("7.2", e, Some(&a), &a), "7.2: unchanged at 7.2.13+deb14-arm64 (7.2.13-1)");
+        assert_eq!(
+            describe_change("7.2", e, Some(&a), &b),
+            "7.2: 7.2.13+deb14-arm64 (7.2.13-1) to 7.2.14+deb14-arm64 (7.2.14-1)"
+        );
+        assert_eq!(
+            describe_change("7.2", e, Some(&a), &c),
+            "7.2: sid moved from 7.2.13+deb14-arm64 to 7.3.1+deb14-arm64: a new series (7.2 to 7.3); \
+             key '7.2' now names 7.3"
+        );
+        assert_eq!(describe_change("7.2", e, None, &a), "7.2: resolved to 7.2.13+deb14-arm64 (7.2.13-1)");
+    }
+
+    #[test]
+    fn page_size_from_config() {
+        assert_eq!(config_page_size("CONFIG_X=y\nCONFIG_ARM64_16K_PAGES=y\n"), Some(16384));
+        assert_eq!(config_page_size("CONFIG_ARM64_4K_PAGES=y"), Some(4096));
+        assert_eq!(config_page_size("# CONFIG_ARM64_4K_PAGES is not set"), None);
     }
 
     #[test]
     fn unknown_key_lists_the_known_ones() {
-        let m: Manifest = toml::from_str(include_str!("../../images/kernels.toml")).unwrap();
-        let err = m.entry("5.4").unwrap_err().to_string();
+        let err = manifest().entry("5.4").unwrap_err().to_string();
         assert!(err.contains("unknown kernel '5.4'") && err.contains("6.12"), "{err}");
     }
 }

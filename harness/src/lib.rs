@@ -2,7 +2,7 @@
 //! rmap of user pages with a kernel module, and checks what it reports.
 //!
 //! The data flow, one module each:
-//! `kernels` → `guest_build` → `initramfs` → `qemu` → `protocol` → `guest` → `runner`
+//! `kernels` (`source_build`, `toolchain`) → `guest_build` → `initramfs` → `qemu` → `protocol` → `guest` → `runner`
 //! → `dmesg` → `oracle`/`model` → `report`. See ARCHITECTURE.md.
 
 pub mod apt;
@@ -28,6 +28,8 @@ pub mod results;
 pub mod runner;
 pub mod scenario;
 pub mod snapshots;
+pub mod source_build;
+pub mod toolchain;
 pub mod vmstate;
 
 use std::path::PathBuf;

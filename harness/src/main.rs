@@ -3,8 +3,8 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use rmapcheck::guest::Guest;
-use rmapcheck::kernels::{self, Manifest};
-use rmapcheck::prepare::Prepared;
+use rmapcheck::kernels::{self, Kernel, Manifest};
+use rmapcheck::prepare::{Prepared, Target};
 use rmapcheck::progress::Progress;
 use rmapcheck::runner::{self, Outcome, Status};
 use rmapcheck::{bench, cache, fuzz, html, prepare, qemu, report, results, scenario};
@@ -56,15 +56,18 @@ struct ReportArgs {
 }
 
 /// Which kernels to use: manifest keys, or a developer's own build.
-#[derive(clap::Args)]
+#[derive(Clone, clap::Args)]
 struct KernelArgs {
     /// Kernel key from images/kernels.toml (repeatable; default: the manifest's default).
-    #[arg(long = "kernel", conflicts_with = "kernel_image")]
+    #[arg(long = "kernel")]
     kernels: Vec<String>,
-    /// Boot this Image instead (a kernel you built; needs --kernel-build).
+    /// The default matrix (the keys tagged "default").
+    #[arg(long)]
+    all_kernels: bool,
+    /// Your own kernel's Image (with --kernel-build): an ad-hoc matrix entry.
     #[arg(long, requires = "kernel_build")]
     kernel_image: Option<PathBuf>,
-    /// The tree --kernel-image was built in (rmapcheck.ko is built against it).
+    /// The built tree (or headers dir) of --kernel-image, with its .config.
     #[arg(long, requires = "kernel_image")]
     kernel_build: Option<PathBuf>,
     /// Set an rmapcheck.ko parameter on every guest, e.g. misreport=1 (repeatable).
@@ -149,10 +152,17 @@ enum Format {
 
 #[derive(Subcommand)]
 enum KernelsCommand {
-    /// Fetch kernels into the cache (default: the manifest's default).
-    Fetch { keys: Vec<String> },
+    /// Fetch (or build) kernels and their modules into the cache (default: the manifest's default).
+    Fetch {
+        keys: Vec<String>,
+        /// Every key of the manifest.
+        #[arg(long, conflicts_with = "keys")]
+        all: bool,
+    },
     /// List the manifest's kernels and whether each is cached.
     List,
+    /// Re-resolve the newest version of each kernel (default: all) and rewrite the lock.
+    Update { keys: Vec<String> },
 }
 
 /// Bad usage or bad input: one line on stderr, exit 2.
@@ -211,21 +221,47 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// The kernels `args` name (keys, the default matrix, and a developer's own build), in
+/// order and without repeats, checked before anything is fetched.
+fn targets(args: &KernelArgs, manifest: &Manifest) -> Result<Vec<Target>> {
+    let mut keys = args.kernels.clone();
+    if args.all_kernels {
+        keys.extend(manifest.tagged("default"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    keys.retain(|k| seen.insert(k.clone()));
+    manifest.check_keys(&keys).map_err(|e| BadInput(e.to_string()))?;
+    let mut targets: Vec<Target> = keys.into_iter().map(Target::Key).collect();
+    if let (Some(image), Some(build)) = (&args.kernel_image, &args.kernel_build) {
+        targets.push(Target::Custom(Kernel::custom(image, build, None).map_err(|e| BadInput(format!("{e:#}")))?));
+    }
+    if targets.is_empty() {
+        targets.push(Target::Key(manifest.default.clone()));
+    }
+    Ok(targets)
+}
+
 /// The kernels `args` name, prepared, each with the arguments that name it again on a
 /// replay command line.
 fn prepare_kernels(args: &KernelArgs, progress: &Progress) -> Result<Vec<(String, Prepared)>> {
-    if let (Some(image), Some(build)) = (&args.kernel_image, &args.kernel_build) {
-        let kernel = kernels::local(image, build).map_err(|e| BadInput(format!("{e:#}")))?;
-        let replay = format!("--kernel-image {} --kernel-build {}", image.display(), build.display());
-        return Ok(vec![(replay, prepare::prepare_kernel(kernel, progress)?)]);
-    }
     let manifest = Manifest::load()?;
-    let keys = if args.kernels.is_empty() { vec![manifest.default.clone()] } else { args.kernels.clone() };
-    for k in &keys {
-        manifest.entry(k).map_err(|e| BadInput(e.to_string()))?;
-    }
-    keys.iter().map(|k| Ok((format!("--kernel {k}"), prepare::prepare(&manifest, k, progress)?))).collect()
+    let targets = targets(args, &manifest)?;
+    targets
+        .iter()
+        .map(|t| {
+            let replay = match (t, &args.kernel_image, &args.kernel_build) {
+                (Target::Custom(_), Some(image), Some(build)) => {
+                    format!("--kernel-image {} --kernel-build {}", image.display(), build.display())
+                }
+                _ => format!("--kernel {}", t.key()),
+            };
+            Ok((replay, prepare::prepare_target(&manifest, t, progress)?))
+        })
+        .collect()
 }
+
+/// The kernel `fuzz` uses when none is named.
+const FUZZ_DEFAULT_KERNEL: &str = "6.12-debug";
 
 fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
     let seed = args.seed.unwrap_or_else(|| {
@@ -248,7 +284,13 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut failures = 0;
-    for (kernel_args, prepared) in prepare_kernels(&args.kernel, &Progress::new())? {
+    // Fuzzing wants the debug kernel: DEBUG_VM and PAGE_TABLE_CHECK turn silent damage
+    // into splats.
+    let mut kernel = args.kernel.clone();
+    if kernel.kernels.is_empty() && !kernel.all_kernels && kernel.kernel_image.is_none() {
+        kernel.kernels.push(FUZZ_DEFAULT_KERNEL.to_string());
+    }
+    for (kernel_args, prepared) in prepare_kernels(&kernel, &Progress::new())? {
         let opts = fuzz::Options {
             seed,
             limit,
@@ -377,37 +419,44 @@ fn bench(args: BenchArgs) -> Result<ExitCode> {
 
 fn kernels_cmd(command: KernelsCommand) -> Result<ExitCode> {
     let manifest = Manifest::load()?;
+    let progress = Progress::new();
     match command {
-        KernelsCommand::Fetch { keys } => {
-            let keys = if keys.is_empty() { vec![manifest.default.clone()] } else { keys };
+        KernelsCommand::Fetch { keys, all } => {
+            let keys = match (all, keys.is_empty()) {
+                (true, _) => manifest.kernels.keys().cloned().collect(),
+                (false, true) => vec![manifest.default.clone()],
+                (false, false) => keys,
+            };
+            manifest.check_keys(&keys).map_err(|e| BadInput(e.to_string()))?;
             for k in &keys {
-                manifest.entry(k).map_err(|e| BadInput(e.to_string()))?;
-            }
-            for k in &keys {
-                let progress = Progress::new();
                 let p = prepare::prepare(&manifest, k, &progress)?;
                 progress.finish();
-                println!("{k}: {} ready ({})", p.kernel.release, p.kernel.image.display());
+                println!("{k}: {} ready ({}, {})", p.kernel.release, p.kernel.compiler(), p.kernel.image.display());
+            }
+        }
+        KernelsCommand::Update { keys } => {
+            let keys = if keys.is_empty() { manifest.kernels.keys().cloned().collect() } else { keys };
+            manifest.check_keys(&keys).map_err(|e| BadInput(e.to_string()))?;
+            let changes = kernels::update(&manifest, &keys, &progress)?;
+            progress.finish();
+            for change in changes {
+                println!("{change}");
             }
         }
         KernelsCommand::List => {
             let lock = kernels::Lock::load()?;
-            println!("{:<10} {:<28} {:>5} {:<8} {:<7} tags", "key", "release", "page", "gcc", "cached");
+            println!("{:<11} {:<26} {:>5} {:<7} {:<7} {:<6} tags", "key", "release", "page", "gcc", "kind", "cached");
             for (key, entry) in &manifest.kernels {
                 let release = lock.kernels.get(key).map(|l| l.release.as_str()).unwrap_or("(unresolved)");
                 let cached = kernels::cached(&manifest, key)?;
-                let gcc = cached
-                    .as_ref()
-                    .and_then(|k| k.config().ok())
-                    .and_then(|c| rmapcheck::guest_build::kernel_gcc_major(&c).ok())
-                    .map(|m| format!("gcc-{m}"))
-                    .unwrap_or_else(|| "-".into());
+                let gcc = cached.as_ref().map(|k| k.compiler()).unwrap_or_else(|| "-".into());
                 println!(
-                    "{:<10} {:<28} {:>4}k {:<8} {:<7} {}",
+                    "{:<11} {:<26} {:>4}k {:<7} {:<7} {:<6} {}",
                     key,
                     release,
                     entry.page_size / 1024,
                     gcc,
+                    format!("{:?}", entry.kind).to_lowercase(),
                     if cached.is_some() { "yes" } else { "no" },
                     entry.tags.join(",")
                 );

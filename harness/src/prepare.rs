@@ -13,6 +13,30 @@ pub struct Prepared {
     pub initrd: PathBuf,
 }
 
+/// A kernel to run on: a manifest key, or the user's own build (an ad-hoc entry that goes
+/// through the same preparation).
+#[derive(Debug, Clone)]
+pub enum Target {
+    Key(String),
+    Custom(Kernel),
+}
+
+impl Target {
+    pub fn key(&self) -> &str {
+        match self {
+            Target::Key(k) => k,
+            Target::Custom(k) => &k.key,
+        }
+    }
+}
+
+pub fn prepare_target(manifest: &Manifest, target: &Target, progress: &dyn FetchProgress) -> Result<Prepared> {
+    match target {
+        Target::Key(key) => prepare(manifest, key, progress),
+        Target::Custom(kernel) => prepare_kernel(kernel.clone(), progress),
+    }
+}
+
 pub fn prepare(manifest: &Manifest, key: &str, progress: &dyn FetchProgress) -> Result<Prepared> {
     let kernel = kernels::fetch(manifest, key, progress).with_context(|| format!("fetching kernel {key}"))?;
     prepare_kernel(kernel, progress)
@@ -23,7 +47,8 @@ pub fn prepare_kernel(kernel: Kernel, progress: &dyn FetchProgress) -> Result<Pr
     progress.step(&format!("{}: building the agent", kernel.key));
     let agent = guest_build::agent().context("building the agent")?;
     progress.step(&format!("{}: building rmapcheck.ko", kernel.key));
-    let module = guest_build::module(&kernel).with_context(|| format!("building rmapcheck.ko for {}", kernel.key))?;
+    let module =
+        guest_build::module(&kernel, progress).with_context(|| format!("building rmapcheck.ko for {}", kernel.key))?;
     let preload = guest_build::needed_modules(&kernel)?;
     let initrd = initramfs::build(&initramfs::Contents { agent: &agent, module: &module, preload: &preload })
         .context("packing the initramfs")?;

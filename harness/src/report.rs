@@ -52,11 +52,12 @@ pub fn text(outcomes: &[Outcome]) -> String {
             Status::Error => "ERROR",
         };
         out.push_str(&format!(
-            "{status} {} on {} ({}, {}k pages) in {} ms\n",
+            "{status} {} on {} ({}, {}k pages, {}) in {} ms\n",
             o.scenario,
             o.kernel,
             o.release,
             o.page_size / 1024,
+            o.compiler,
             o.duration_ms
         ));
         for line in snapshot(o).lines() {

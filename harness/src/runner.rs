@@ -58,6 +58,9 @@ pub struct Outcome {
     pub kernel: String,
     pub release: String,
     pub page_size: u64,
+    /// The compiler that built the kernel (`gcc-12`); absent in results from before it.
+    #[serde(default)]
+    pub compiler: String,
     pub status: Status,
     pub findpages: Vec<Findpage>,
     pub findtasks: Vec<Findtask>,
@@ -87,6 +90,7 @@ impl Outcome {
             kernel: info.key.clone(),
             release: info.release.clone(),
             page_size: info.page_size,
+            compiler: info.compiler.clone(),
             status: Status::Pass,
             findpages: Vec::new(),
             findtasks: Vec::new(),

@@ -24,6 +24,9 @@ mod vm_restore;
 #[path = "scenarios/fuzz_selftest.rs"]
 mod fuzz_selftest;
 
+#[path = "scenarios/boot_walk.rs"]
+mod boot_walk;
+
 /// The kernels to test: `RMAPCHECK_KERNELS` (comma-separated), else the manifest's
 /// `default` tag.
 fn kernel_keys(manifest: &Manifest) -> Vec<String> {
@@ -125,6 +128,7 @@ fn main() -> ExitCode {
         trials.extend(signals::trials(key, pools));
         trials.extend(fuzz_selftest::trials(key, pools));
         trials.extend(vm_restore::trials(key, pools));
+        trials.push(boot_walk::trial(key, pools));
     }
     let conclusion = libtest_mimic::run(&args, trials);
     pools().shutdown();

@@ -1,0 +1,272 @@
+//! Kernels built from Debian's linux-source-V tarball: `tinyconfig` plus the config
+//! fragments under images/, built with the host's cross gcc-12 (`make Image
+//! modules_prepare`). The build tree stays in the cache, keyed by the tarball and the
+//! fragments, so a change to one file in it rebuilds in minutes; modules build against
+//! the tree as they would against headers.
+
+use crate::cache;
+use crate::guest_build::run;
+use crate::kernels::FetchProgress;
+use anyhow::{bail, Context, Result};
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+/// The host compiler that builds source kernels (and, so, their modules).
+const GCC: &str = "aarch64-linux-gnu-gcc-12";
+const CROSS: &str = "aarch64-linux-gnu-";
+
+/// A configured and built kernel tree.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    pub dir: PathBuf,
+    pub image: PathBuf,
+    pub release: String,
+}
+
+/// Written after a successful build; sources newer than it mean the tree changed.
+const BUILT: &str = ".rmapcheck-built";
+
+/// The cache entry of `key` built from `deb` (whose file name holds its sha256) with
+/// `fragments` (name, contents).
+fn entry_dir(key: &str, deb: &Path, fragments: &[(String, String)]) -> Result<PathBuf> {
+    let mut k = cache::Key::new().part("tarball", deb.file_name().unwrap_or_default().as_encoded_bytes());
+    for (name, text) in fragments {
+        k = k.part(name, text);
+    }
+    Ok(cache::subdir("source")?.join(format!("{key}-{}", k.short())))
+}
+
+fn tree_of(dir: &Path) -> Result<Tree> {
+    let tree = dir.join("linux");
+    let release_path = tree.join("include/config/kernel.release");
+    let release = fs::read_to_string(&release_path).with_context(|| format!("reading {}", release_path.display()))?;
+    Ok(Tree { image: tree.join("arch/arm64/boot/Image"), release: release.trim().to_string(), dir: tree })
+}
+
+/// The tree, if it was built before (it may have changed since; `build` checks that).
+pub fn built(key: &str, deb: &Path, fragments: &[(String, String)]) -> Result<Option<Tree>> {
+    let dir = entry_dir(key, deb, fragments)?;
+    if !dir.join("linux").join(BUILT).exists() {
+        return Ok(None);
+    }
+    tree_of(&dir).map(Some)
+}
+
+/// Extract, configure and build `key`'s tree as needed. Each stage is redone only when
+/// it did not finish before; the build itself reruns when any source file changed.
+pub fn build(key: &str, deb: &Path, fragments: &[(String, String)], progress: &dyn FetchProgress) -> Result<Tree> {
+    let dir = entry_dir(key, deb, fragments)?;
+    let _guard = cache::lock(&dir)?;
+    let tree = dir.join("linux");
+    if !dir.join(".extracted").exists() {
+        progress.step(&format!("{key}: extracting the kernel source"));
+        extract(deb, &dir).with_context(|| format!("extracting {}", deb.display()))?;
+        fs::write(dir.join(".extracted"), "")?;
+    }
+    if !dir.join(".configured").exists() {
+        progress.step(&format!("{key}: configuring (tinyconfig + {})", names(fragments)));
+        configure(&tree, fragments).with_context(|| format!("configuring {key}"))?;
+        fs::write(dir.join(".configured"), "")?;
+    }
+    if let Some(why) = stale(&tree)? {
+        progress.step(&format!("{key}: building Image and modules_prepare ({why}); a cold build takes minutes"));
+        let started = Instant::now();
+        make_logged(key, &tree, &["Image", "modules_prepare"], progress)?;
+        fs::write(tree.join(BUILT), "")?;
+        progress.step(&format!("{key}: built in {:.0} s", started.elapsed().as_secs_f64()));
+    }
+    tree_of(&dir)
+}
+
+fn names(fragments: &[(String, String)]) -> String {
+    fragments.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(" + ")
+}
+
+/// Unpack the tarball that the linux-source deb carries into `dir/linux`.
+fn extract(deb: &Path, dir: &Path) -> Result<()> {
+    let unpacked = dir.join("deb");
+    let tree = dir.join("linux");
+    for d in [&unpacked, &tree] {
+        if d.exists() {
+            fs::remove_dir_all(d)?;
+        }
+        fs::create_dir_all(d)?;
+    }
+    run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&unpacked), "dpkg-deb -x")?;
+    let src = unpacked.join("usr/src");
+    let tarball = fs::read_dir(&src)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().contains(".tar")))
+        .with_context(|| format!("no source tarball in {}", src.display()))?;
+    run(
+        Command::new("tar").arg("-xf").arg(&tarball).arg("-C").arg(&tree).arg("--strip-components=1"),
+        "tar -x the kernel source",
+    )?;
+    fs::remove_dir_all(&unpacked)?;
+    Ok(())
+}
+
+fn make(tree: &Path) -> Command {
+    let mut cmd = Command::new("make");
+    cmd.current_dir(tree).arg("ARCH=arm64").arg(format!("CROSS_COMPILE={CROSS}")).arg(format!("CC={GCC}"));
+    cmd
+}
+
+fn configure(tree: &Path, fragments: &[(String, String)]) -> Result<()> {
+    if Command::new(GCC).arg("--version").output().is_err() {
+        bail!("{GCC} is missing; run scripts/setup");
+    }
+    run(make(tree).arg("tinyconfig"), "make tinyconfig")?;
+    let mut merge = Command::new("scripts/kconfig/merge_config.sh");
+    merge.current_dir(tree).env("ARCH", "arm64").env("CROSS_COMPILE", CROSS).args(["-m", ".config"]);
+    for (name, _) in fragments {
+        merge.arg(crate::kernels::images_dir().join(name));
+    }
+    run(&mut merge, "merge_config.sh")?;
+    run(make(tree).arg("olddefconfig"), "make olddefconfig")?;
+    let config = fs::read_to_string(tree.join(".config"))?;
+    let lost: Vec<String> = fragments
+        .iter()
+        .flat_map(|(name, text)| lost_options(&config, text).into_iter().map(move |l| format!("{name}: {l}")))
+        .collect();
+    if !lost.is_empty() {
+        // Kconfig drops what it cannot satisfy without a word; a debug kernel without
+        // DEBUG_VM would pass silently, so refuse.
+        bail!("the config lost options of its fragments:\n{}", lost.join("\n"));
+    }
+    Ok(())
+}
+
+/// Options a fragment sets that the final config does not have as set.
+pub fn lost_options(config: &str, fragment: &str) -> Vec<String> {
+    let value_of = |opt: &str| -> Option<String> {
+        config.lines().find_map(|l| {
+            if l == format!("# {opt} is not set") {
+                Some("n".into())
+            } else {
+                l.strip_prefix(opt).and_then(|r| r.strip_prefix('=')).map(str::to_string)
+            }
+        })
+    };
+    let mut out = Vec::new();
+    for line in fragment.lines().map(str::trim) {
+        let (opt, want) = if let Some(opt) = line.strip_prefix("# ").and_then(|l| l.strip_suffix(" is not set")) {
+            (opt, "n".to_string())
+        } else if let Some((opt, v)) = line.split_once('=').filter(|(o, _)| o.starts_with("CONFIG_")) {
+            (opt, v.to_string())
+        } else {
+            continue;
+        };
+        let got = value_of(opt).unwrap_or_else(|| "n".into());
+        if got != want {
+            out.push(format!("{opt}={want} became {got}"));
+        }
+    }
+    out
+}
+
+/// Why the tree needs a build, or None when the Image is newer than every source file.
+fn stale(tree: &Path) -> Result<Option<String>> {
+    let stamp = match fs::metadata(tree.join(BUILT)).and_then(|m| m.modified()) {
+        Ok(t) => t,
+        Err(_) => return Ok(Some("not built yet".into())),
+    };
+    if !tree.join("arch/arm64/boot/Image").exists() {
+        return Ok(Some("no Image".into()));
+    }
+    Ok(newer_file(tree, stamp)?.map(|p| format!("{} changed", p.strip_prefix(tree).unwrap_or(&p).display())))
+}
+
+/// A source file under `dir` modified after `than`. Build outputs are older than the
+/// stamp, so they never count.
+fn newer_file(dir: &Path, than: SystemTime) -> Result<Option<PathBuf>> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() && entry.metadata()?.modified()? > than {
+                return Ok(Some(entry.path()));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Run make in the tree, reporting progress every half minute and the tail of the log
+/// on failure.
+fn make_logged(key: &str, tree: &Path, targets: &[&str], progress: &dyn FetchProgress) -> Result<()> {
+    let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut child = make(tree)
+        .arg(format!("-j{jobs}"))
+        .args(targets)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running make")?;
+    let stderr = child.stderr.take().context("make stderr")?;
+    let err_thread = std::thread::spawn(move || {
+        let mut tail = std::collections::VecDeque::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tail.len() == 40 {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+        tail
+    });
+    let started = Instant::now();
+    let mut last = started;
+    let mut compiled = 0usize;
+    let stdout = child.stdout.take().context("make stdout")?;
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if line.trim_start().starts_with("CC ") {
+            compiled += 1;
+        }
+        if last.elapsed() >= Duration::from_secs(30) {
+            last = Instant::now();
+            progress.step(&format!(
+                "{key}: still building: {compiled} files compiled in {:.0} s",
+                started.elapsed().as_secs_f64()
+            ));
+        }
+    }
+    let status = child.wait().context("waiting for make")?;
+    let tail = err_thread.join().unwrap_or_default();
+    if !status.success() {
+        let tail: Vec<_> = tail.into_iter().collect();
+        bail!("make {} for {key} failed ({status}):\n{}", targets.join(" "), tail.join("\n"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_options_names_what_kconfig_dropped() {
+        let config = "CONFIG_DEBUG_VM=y\n# CONFIG_KASAN is not set\nCONFIG_NR_CPUS=4\n";
+        let fragment = "# comment\nCONFIG_DEBUG_VM=y\nCONFIG_PAGE_TABLE_CHECK=y\nCONFIG_KASAN=y\n\
+                        CONFIG_NR_CPUS=8\n# CONFIG_KASAN is not set\n";
+        assert_eq!(
+            lost_options(config, fragment),
+            ["CONFIG_PAGE_TABLE_CHECK=y became n", "CONFIG_KASAN=y became n", "CONFIG_NR_CPUS=8 became 4"]
+        );
+    }
+
+    #[test]
+    fn the_checked_in_fragments_parse() {
+        let debug = include_str!("../../images/debug.config");
+        // Against an empty config every option it sets to y is lost: the parser sees them.
+        let lost = lost_options("", debug);
+        assert!(lost.iter().any(|l| l.starts_with("CONFIG_DEBUG_VM=y")), "{lost:?}");
+        assert!(lost.iter().any(|l| l.starts_with("CONFIG_PAGE_TABLE_CHECK_ENFORCED=y")), "{lost:?}");
+    }
+}
