@@ -97,12 +97,18 @@ static typeof(follow_page) *rmc_lookup_fn;
  * Before 6.11: follow_page() with FOLL_GET returns the exact page (the
  * small or huge zero page too) with a reference on its folio, NULL or
  * an ERR_PTR.  It takes and drops the page table lock itself.
+ *
+ * 6.1 to 6.4 treat a PROT_NONE PTE as a NUMA hinting fault and return
+ * NULL unless FOLL_FORCE is given (gup_can_follow_protnone()); 6.5 made
+ * follow_page() ignore NUMA hinting.  mprotect(PROT_NONE) pages are
+ * mapped, so ask with FOLL_FORCE; without FOLL_WRITE it changes nothing
+ * else.
  */
 static inline struct folio *rmc_lookup(struct vm_area_struct *vma,
 				       unsigned long addr,
 				       struct page **pagep, bool *huge_zero)
 {
-	struct page *page = rmc_lookup_fn(vma, addr, FOLL_GET);
+	struct page *page = rmc_lookup_fn(vma, addr, FOLL_GET | FOLL_FORCE);
 
 	*huge_zero = false;
 	if (IS_ERR_OR_NULL(page))

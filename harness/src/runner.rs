@@ -488,7 +488,9 @@ fn task_vma_line(v: &VmaLine, truth: &Truth) -> Option<String> {
 /// Compare the outcome against the scenario's `expect:` block.
 pub fn check_expectations(expect: &[Expect], outcome: &mut Outcome) {
     for e in expect {
-        if e.on.as_ref().is_some_and(|keys| !keys.contains(&outcome.kernel)) {
+        // `on:` names kernel keys, or page sizes such as `4k` and `16k`.
+        let page_size = format!("{}k", outcome.page_size / 1024);
+        if e.on.as_ref().is_some_and(|on| !on.iter().any(|k| *k == outcome.kernel || *k == page_size)) {
             continue;
         }
         let alternatives: Vec<&Facts> = match &e.any_of {

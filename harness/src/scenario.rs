@@ -272,7 +272,7 @@ pub struct Expect {
     /// A process label whose findtask listing is checked.
     #[serde(default)]
     pub findtask: Option<String>,
-    /// Only on these kernel keys.
+    /// Only on these kernels: keys (`6.1`) or page sizes (`4k`, `16k`).
     #[serde(default)]
     pub on: Option<Vec<String>>,
     #[serde(flatten)]
