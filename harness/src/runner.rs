@@ -409,11 +409,13 @@ pub fn labelled(walk: &Walk, truth: &Truth, proc: &str, at: &str) -> Findpage {
     let mut vmas = Vec::new();
     for v in &walk.vmas {
         let who = truth.label(v.pid).map(str::to_string).unwrap_or_else(|| "?".into());
-        let what = v
-            .addr
-            .and_then(|a| truth.locate(v.pid, a))
-            .map(|(_, m, i)| format!("{m}[{i}]"))
-            .unwrap_or_else(|| "?".into());
+        // A VMA visited without an address for the page (a large folio straddling a
+        // split) is named by the mappings it covers.
+        let what = match v.addr {
+            Some(a) => truth.locate(v.pid, a).map(|(_, m, i)| format!("{m}[{i}]")),
+            None => covered_names(v, truth),
+        }
+        .unwrap_or_else(|| "?".into());
         let state = match v.state {
             VmaState::Mapped => {
                 mapped.insert(who.clone());
