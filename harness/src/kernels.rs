@@ -476,8 +476,17 @@ fn fetch_debian(key: &str, entry: &Entry, locked: &Locked, progress: &dyn FetchP
         let root = tmp.join("root");
         fs::create_dir_all(&root)?;
         for (pkg, deb) in locked.packages.iter().zip(&debs) {
+            // Warm runs trust a cached .deb by its name; extraction re-verifies it.
+            let deb = if cache::sha256_file(deb)? == pkg.sha256 {
+                deb.clone()
+            } else {
+                progress.step(&format!("{key}: cached {} is damaged; fetching it again", pkg.name));
+                let apt = apt_for(entry)?;
+                apt.update(false)?;
+                fetch_deb(&apt, pkg, &cache::subdir("debs")?)?
+            };
             progress.step(&format!("{key}: extracting {}", pkg.name));
-            extract_deb(deb, &root)?;
+            extract_deb(&deb, &root)?;
         }
         point_headers_into(&root, &locked.release)?;
         Ok(())
@@ -587,7 +596,11 @@ pub fn fetch_deb(apt: &Apt, pkg: &LockedPackage, debs: &Path) -> Result<PathBuf>
     let path = deb_path(pkg, debs);
     let _guard = cache::lock(&path)?;
     if path.is_file() {
-        return Ok(path);
+        if cache::sha256_file(&path)? == pkg.sha256 {
+            return Ok(path);
+        }
+        // Damaged after it was verified (disk, or a hand edit): fetch it again.
+        fs::remove_file(&path)?;
     }
     let tmp = tempfile::tempdir_in(debs)?;
     let deb = apt.download(&apt_name(&pkg.name, &pkg.arch), &pkg.version, tmp.path()).with_context(|| {
