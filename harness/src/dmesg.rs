@@ -315,5 +315,11 @@ pub fn collect_walk<'a>(lines: impl IntoIterator<Item = &'a str>, req: u64) -> W
     walk
 }
 
+/// The module's account of request `req` in the raw kmsg records of a reply.
+pub fn walk_in_records(raw: &[String], req: u64) -> Walk {
+    let records: Vec<Record> = raw.iter().filter_map(|k| parse_record(k)).collect();
+    collect_walk(records.iter().map(|r| r.text.as_str()), req)
+}
+
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,7 @@ use crate::dmesg::{self, Record};
 use crate::kernels::Kernel;
 use crate::protocol::{Channel, ChannelError, Fields, Reply};
 use crate::qemu::{self, Qemu};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -61,14 +61,22 @@ pub struct Info {
     pub compiler: String,
 }
 
+/// How many recent kernel log records a guest keeps for inspection.
+pub const KMSG_KEPT: usize = 20_000;
+
 pub struct Guest {
     qemu: Qemu,
     chan: Channel,
     pub info: Info,
     /// Seconds from spawn to READY.
     pub boot_secs: f64,
-    /// Every kernel log record forwarded so far.
-    pub kmsg: Vec<Record>,
+    /// The most recent kernel log records forwarded (at most [`KMSG_KEPT`]).
+    pub kmsg: VecDeque<Record>,
+    /// Every splat seen since boot, with its record's sequence number. Kept apart from
+    /// `kmsg` so that trimming the log for long campaigns never loses a splat.
+    splats: Vec<(u64, dmesg::Splat)>,
+    /// The sequence number the next record will have.
+    next_seq: u64,
     /// The console log's directory; kept after the guest is gone.
     pub workdir: PathBuf,
     /// /proc/sys/kernel/tainted before the first scenario (loading our module taints
@@ -114,7 +122,9 @@ impl Guest {
             qemu,
             chan,
             info,
-            kmsg: Vec::new(),
+            kmsg: VecDeque::new(),
+            splats: Vec::new(),
+            next_seq: 0,
             taint_baseline: None,
             op_times: BTreeMap::new(),
         }
@@ -200,7 +210,9 @@ impl Guest {
         t.1 += sent.elapsed();
         match result {
             Ok(reply) => {
-                self.kmsg.extend(reply.kmsg.iter().filter_map(|k| dmesg::parse_record(k)));
+                for record in reply.kmsg.iter().filter_map(|k| dmesg::parse_record(k)) {
+                    self.keep(record);
+                }
                 Ok(reply)
             }
             Err(e) => Err(self.classify(op, e)),
@@ -253,14 +265,27 @@ impl Guest {
         }
     }
 
-    /// Every splat seen on the forwarded log or the console since record `seq`.
+    /// Note one forwarded record: its splat, if any, for good; the record itself only
+    /// among the most recent, so a fuzz campaign of hours stays in bounded memory.
+    fn keep(&mut self, record: Record) {
+        if let Some(splat) = dmesg::detect_splat(&record.text) {
+            self.splats.push((record.seq, splat));
+        }
+        self.next_seq = self.next_seq.max(record.seq + 1);
+        if self.kmsg.len() == KMSG_KEPT {
+            self.kmsg.pop_front();
+        }
+        self.kmsg.push_back(record);
+    }
+
+    /// Every splat seen on the forwarded log since record `seq`.
     pub fn splats_since(&self, seq: u64) -> Vec<dmesg::Splat> {
-        dmesg::splats(self.kmsg.iter().filter(|r| r.seq >= seq).map(|r| r.text.as_str()))
+        self.splats.iter().filter(|(s, _)| *s >= seq).map(|(_, splat)| splat.clone()).collect()
     }
 
     /// The next kmsg sequence number, to mark the start of a scenario.
     pub fn kmsg_mark(&self) -> u64 {
-        self.kmsg.last().map(|r| r.seq + 1).unwrap_or(0)
+        self.next_seq
     }
 
     /// Power off politely, then make sure QEMU is gone.

@@ -314,8 +314,7 @@ impl Run<'_> {
         let Some(reply) = self.send(n, step, "findpage", format!("proc={proc} name={map} page={page}"))? else {
             return Ok(());
         };
-        let lines: Vec<String> = reply.kmsg.iter().filter_map(|k| dmesg::parse_record(k)).map(|r| r.text).collect();
-        let walk = dmesg::collect_walk(lines.iter().map(String::as_str), reply.id);
+        let walk = dmesg::walk_in_records(&reply.kmsg, reply.id);
         let pfn =
             reply.get("pfn").and_then(|p| u64::from_str_radix(p.trim_start_matches("0x"), 16).ok()).filter(|p| *p != 0);
         let kpagecount = reply.get("kpagecount").and_then(|k| k.parse().ok());
@@ -365,8 +364,7 @@ impl Run<'_> {
     fn findtask(&mut self, n: usize, step: &Step, proc: &str) -> Result<(), Fault> {
         let truth = self.truth()?;
         let Some(reply) = self.send(n, step, "findtask", format!("proc={proc}"))? else { return Ok(()) };
-        let lines: Vec<String> = reply.kmsg.iter().filter_map(|k| dmesg::parse_record(k)).map(|r| r.text).collect();
-        let walk = dmesg::collect_walk(lines.iter().map(String::as_str), reply.id);
+        let walk = dmesg::walk_in_records(&reply.kmsg, reply.id);
         if walk.end.is_none() {
             self.outcome
                 .problems

@@ -27,11 +27,10 @@ pub fn trial(key: &str, pools: fn() -> &'static Pools) -> Trial {
         req("mmap", "proc=p0 name=a pages=1 backing=anon share=private")?;
         req("write", "proc=p0 name=a page=0 value=7")?;
         let reply = req("findpage", "proc=p0 name=a page=0")?;
-        let lines: Vec<String> = reply.kmsg.iter().filter_map(|k| dmesg::parse_record(k)).map(|r| r.text).collect();
-        let walk = dmesg::collect_walk(lines.iter().map(String::as_str), reply.id);
+        let walk = dmesg::walk_in_records(&reply.kmsg, reply.id);
         let pfn = reply.get("pfn").and_then(|p| u64::from_str_radix(p.trim_start_matches("0x"), 16).ok());
         match &walk.page {
-            None => wrong.push(format!("no page line in the walk: {lines:?}")),
+            None => wrong.push(format!("no page line in the walk: {:?}", reply.kmsg)),
             Some(page) => {
                 if page.kind != "anon" || page.mapcount != 1 || Some(page.pfn) != pfn {
                     wrong.push(format!("walked {page:?}, want an anon page, mapcount 1, pfn {pfn:?} (pagemap)"));
