@@ -416,6 +416,20 @@ impl Step {
         })
     }
 
+    /// The mapping a step names, if any.
+    pub fn map(&self) -> Option<&str> {
+        Some(match self {
+            Step::Mmap(m) => &m.name,
+            Step::Munmap(r) => &r.map,
+            Step::Mprotect(x) => &x.map,
+            Step::Mremap(x) => &x.map,
+            Step::Madvise(x) => &x.map,
+            Step::Write(a) | Step::Read(a) => &a.map,
+            Step::Findpage(r) => &r.map,
+            _ => return None,
+        })
+    }
+
     /// The step's name as written in YAML.
     pub fn op(&self) -> &'static str {
         match self {

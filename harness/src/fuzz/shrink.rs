@@ -19,20 +19,6 @@ pub struct Shrunk {
     pub tries: usize,
 }
 
-/// The map a step names, if any.
-fn step_map(s: &Step) -> Option<&str> {
-    Some(match s {
-        Step::Mmap(m) => &m.name,
-        Step::Munmap(r) => &r.map,
-        Step::Mprotect(x) => &x.map,
-        Step::Mremap(x) => &x.map,
-        Step::Madvise(x) => &x.map,
-        Step::Write(a) | Step::Read(a) => &a.map,
-        Step::Findpage(r) => &r.map,
-        _ => return None,
-    })
-}
-
 /// The process field of a step, to relabel it.
 fn proc_mut(s: &mut Step) -> Option<&mut String> {
     Some(match s {
@@ -124,7 +110,7 @@ impl Shrinker<'_> {
         let names: Vec<String> =
             cur.steps.iter().filter_map(|s| if let Step::Mmap(m) = s { Some(m.name.clone()) } else { None }).collect();
         for name in names {
-            let c = Self::without(cur, |_, s| step_map(s) == Some(name.as_str()));
+            let c = Self::without(cur, |_, s| s.map() == Some(name.as_str()));
             if c.steps.len() < cur.steps.len() && self.holds(&c) {
                 *cur = c;
             }
