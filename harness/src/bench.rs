@@ -4,6 +4,7 @@
 //! compare like with like on a shared, noisy machine.
 
 use crate::guest::{Fault, Guest};
+use crate::pool::Pool;
 use crate::prepare::Prepared;
 use crate::runner::{self, Status};
 use crate::scenario::Loaded;
@@ -242,11 +243,19 @@ pub fn run(
     let mut g = warm.context("no restored guest")?;
     progress(&format!("warm: {} x {}", opts.warm_runs, seed.scenario.name));
     g.op_times.clear();
+    // Warm runs go through the guest loop that `run`, the tests and fuzz use.
+    let pool = Pool::new(prepared.clone(), workdir(workroot, "warm"));
+    pool.give(g);
     let started = Instant::now();
     for _ in 0..opts.warm_runs {
-        seed_once(&mut g, seed)?;
+        let o = pool.play(seed).outcome;
+        if o.status != Status::Pass {
+            bail!("{} did not pass:\n{}", seed.scenario.name, report::snapshot(&o));
+        }
     }
     let warm_total = started.elapsed();
+    // The same guest, unless one was retired, which would have failed above.
+    let mut g = pool.take().map_err(fault)?;
     r.warm_seed_runs_per_s = opts.warm_runs as f64 / warm_total.as_secs_f64();
     r.warm_seed_ms = warm_total.as_secs_f64() * 1e3 / opts.warm_runs as f64;
     let mut profile: Vec<OpCost> = g

@@ -30,14 +30,23 @@ pub enum Fault {
     #[error("boot failed: {why}\n--- console tail ---\n{console}")]
     Boot { why: String, console: String },
     #[error("the guest died during '{op}' ({status}){panic}\n--- console tail ---\n{console}")]
-    Died { op: String, status: String, panic: String, console: String },
+    Died { op: String, status: String, panic: String, splat: Option<dmesg::Splat>, console: String },
     #[error("the guest hung: {detail}\n--- console tail ---\n{console}")]
-    Hang { detail: String, console: String },
+    Hang { detail: String, splat: Option<dmesg::Splat>, console: String },
     #[error("protocol: {0}")]
     Protocol(String),
 }
 
 impl Fault {
+    /// The first splat on the console of a guest that died or hung: the kernel's own
+    /// account of what went wrong (an Oops, a BUG, a WARN before a panic).
+    pub fn splat(&self) -> Option<&dmesg::Splat> {
+        match self {
+            Fault::Died { splat, .. } | Fault::Hang { splat, .. } => splat.as_ref(),
+            _ => None,
+        }
+    }
+
     /// A one-word cause for reports: boot, panic, died, hang, protocol.
     pub fn cause(&self) -> &'static str {
         match self {
@@ -51,7 +60,7 @@ impl Fault {
 }
 
 /// What the agent said at READY.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Info {
     pub key: String,
     pub release: String,
@@ -204,18 +213,31 @@ impl Guest {
     /// Send one request; kernel log records in the reply are parsed and kept.
     pub fn request_within(&mut self, op: &str, args: &str, timeout: Duration) -> Result<Reply, Fault> {
         let sent = Instant::now();
+        tracing::debug!(qemu = self.qemu.pid(), op, args, "request");
         let result = self.chan.request(op, args, timeout);
         let t = self.op_times.entry(op.to_string()).or_default();
         t.0 += 1;
         t.1 += sent.elapsed();
         match result {
             Ok(reply) => {
+                tracing::debug!(
+                    qemu = self.qemu.pid(),
+                    op,
+                    ok = reply.ok,
+                    ms = sent.elapsed().as_secs_f64() * 1e3,
+                    "reply {:?}",
+                    reply.fields
+                );
                 for record in reply.kmsg.iter().filter_map(|k| dmesg::parse_record(k)) {
                     self.keep(record);
                 }
                 Ok(reply)
             }
-            Err(e) => Err(self.classify(op, e)),
+            Err(e) => {
+                let fault = self.classify(op, e);
+                tracing::warn!(qemu = self.qemu.pid(), op, cause = fault.cause(), "guest fault: {fault}");
+                Err(fault)
+            }
         }
     }
 
@@ -245,21 +267,17 @@ impl Guest {
         // QEMU exits right after a panic with -no-reboot; give it a moment to do so.
         let exited = self.qemu.exited().is_some() || self.qemu.wait_exit(Duration::from_millis(500));
         let console = self.qemu.console_tail(40);
+        let whole = self.qemu.console();
+        let lines = || whole.lines().map(dmesg::strip_console_stamp);
+        let splat = dmesg::splats(lines()).into_iter().next();
         if exited {
-            let panic = self
-                .qemu
-                .console()
-                .lines()
-                .map(dmesg::strip_console_stamp)
-                .find(|l| l.contains("Kernel panic"))
-                .map(|l| format!(": {l}"))
-                .unwrap_or_default();
+            let panic = lines().find(|l| l.contains("Kernel panic")).map(|l| format!(": {l}")).unwrap_or_default();
             let status = self.qemu.exited().unwrap_or_default();
-            return Fault::Died { op: op.into(), status, panic, console };
+            return Fault::Died { op: op.into(), status, panic, splat, console };
         }
         match err {
             ChannelError::Timeout { op, secs } => {
-                Fault::Hang { detail: format!("no answer to '{op}' in {secs:.1} s"), console }
+                Fault::Hang { detail: format!("no answer to '{op}' in {secs:.1} s"), splat, console }
             }
             other => Fault::Protocol(other.to_string()),
         }

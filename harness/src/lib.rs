@@ -15,6 +15,7 @@ pub mod guest_build;
 pub mod html;
 pub mod initramfs;
 pub mod kernels;
+pub mod log;
 pub mod model;
 pub mod oracle;
 pub mod pool;

@@ -1,12 +1,13 @@
 //! The `rmapcheck` command line: wires the library together, nothing more.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
-use rmapcheck::guest::Guest;
+use rmapcheck::guest::Info;
 use rmapcheck::kernels::{self, Kernel, Manifest};
+use rmapcheck::pool::Pool;
 use rmapcheck::prepare::{Prepared, Target};
 use rmapcheck::progress::Progress;
-use rmapcheck::runner::{self, Outcome, Status};
+use rmapcheck::runner::{Outcome, Status};
 use rmapcheck::{bench, cache, fuzz, html, prepare, qemu, report, results, scenario};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -170,16 +171,12 @@ enum KernelsCommand {
 #[error("{0}")]
 struct BadInput(String);
 
-/// Set by the first Ctrl-C during `fuzz`, which then stops cleanly.
+/// Set by the first Ctrl-C; `run` and `fuzz` then stop taking work and save what they have.
 static STOP: AtomicBool = AtomicBool::new(false);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Fuzz(_)) {
-        qemu::install_stop_handlers(&STOP);
-    } else {
-        qemu::install_signal_handlers(|| {});
-    }
+    qemu::install_stop_handlers(qemu::STOP_GRACE, Some(&STOP));
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -260,6 +257,20 @@ fn prepare_kernels(args: &KernelArgs, progress: &Progress) -> Result<Vec<(String
         .collect()
 }
 
+/// This command's workdir: its log (`rmapcheck.log`, see `RMAPCHECK_LOG`) and one
+/// directory per guest, each with its console log and a runnable `qemu.sh`. Made, and
+/// the log started, on first use.
+fn workdir(command: &str) -> Result<PathBuf> {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    if let Some(dir) = DIR.get() {
+        return Ok(dir.clone());
+    }
+    let dir = cache::subdir("runs")?.join(format!("{command}-{}", std::process::id()));
+    let log = rmapcheck::log::init(&dir)?;
+    eprintln!("rmapcheck: guests and log under {} (log: {})", dir.display(), log.display());
+    Ok(DIR.get_or_init(|| dir).clone())
+}
+
 /// The kernel `fuzz` uses when none is named.
 const FUZZ_DEFAULT_KERNEL: &str = "6.12-debug";
 
@@ -300,7 +311,7 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
             module_params: args.kernel.module_params.clone(),
             kernel_args,
             shrink_budget: args.shrink_budget,
-            workroot: cache::subdir("runs")?.join(format!("fuzz-{}-{}", prepared.kernel.key, std::process::id())),
+            workroot: workdir("fuzz")?.join(&prepared.kernel.key),
         };
         let progress = fuzz::progress::Progress::new();
         let summary = fuzz::campaign::run(&prepared, &opts, &STOP, &|e| progress.event(e))?;
@@ -337,29 +348,37 @@ fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<scenario::Loaded>> {
 fn run(args: RunArgs) -> Result<ExitCode> {
     let loaded = load_scenarios(&args.paths)?;
     let progress = Progress::new();
+    let manifest = Manifest::load()?;
     let mut outcomes = Vec::new();
-    for (_, prepared) in prepare_kernels(&args.kernel, &progress)? {
-        let key = &prepared.kernel.key;
-        let workdir = cache::subdir("runs")?.join(format!("{key}-{}", std::process::id()));
-        let mut guest: Option<Guest> = None;
-        progress.start_run(key, loaded.len());
-        for l in &loaded {
-            if guest.is_none() {
-                progress.boot(key, &prepared.kernel.release);
-                let mut g = Guest::boot(&prepared.kernel, &prepared.initrd, &workdir).context("booting the guest")?;
-                g.set_module_params(&args.kernel.module_params).context("setting module parameters")?;
-                progress.booted(key, g.boot_secs, &g.console_log());
-                guest = Some(g);
-            }
-            let g = guest.as_mut().expect("booted above");
-            let outcome = match runner::run(g, l) {
-                Ok(o) => o,
-                Err(fault) => {
-                    let o = Outcome::errored(l, &g.info, &fault);
-                    guest = None;
-                    o
+    for target in targets(&args.kernel, &manifest)? {
+        let key = target.key().to_string();
+        // A kernel that cannot be prepared fails its own scenarios; the others go on.
+        let prepared = match prepare::prepare_target(&manifest, &target, &progress) {
+            Ok(p) => p,
+            Err(e) => {
+                progress.finish();
+                progress.line(&format!("{key}: cannot prepare the kernel: {e:#}"));
+                let info = Info { key: key.clone(), ..Info::default() };
+                for l in &loaded {
+                    outcomes.push(Outcome::not_run(l, &info, format!("kernel {key} is not ready: {e:#}")));
                 }
-            };
+                continue;
+            }
+        };
+        let workroot = workdir("run")?;
+        let pool = Pool::new(prepared, workroot)
+            .with_module_params(&args.kernel.module_params)
+            .with_events(Box::new(|e| progress.pool_event(e)));
+        progress.start_run(&key, loaded.len());
+        for l in &loaded {
+            if qemu::stop_requested().is_some() {
+                break;
+            }
+            let outcome = pool.play(l).outcome;
+            if qemu::stop_requested().is_some() {
+                // The signal reached QEMU too (one process group): this result proves nothing.
+                break;
+            }
             progress.scenario_done(&outcome);
             outcomes.push(outcome);
             // Saved after every scenario, so an interrupted run keeps what it did.
@@ -368,9 +387,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             }
         }
         progress.finish();
-        if let Some(g) = guest {
-            g.shutdown();
-        }
+        pool.shutdown();
     }
     match args.format {
         Format::Text => print!("{}", report::text(&outcomes)),
@@ -378,6 +395,10 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     }
     if let Some(path) = &args.junit {
         cache::write_atomic(path, report::junit(&outcomes).as_bytes())?;
+    }
+    if let Some(sig) = qemu::stop_requested() {
+        eprintln!("rmapcheck: interrupted by signal {sig}; {} results saved", outcomes.len());
+        return Ok(ExitCode::from(128 + sig as u8));
     }
     let all_pass = outcomes.iter().all(|o| o.status == Status::Pass);
     Ok(if all_pass { ExitCode::SUCCESS } else { ExitCode::from(1) })
@@ -406,7 +427,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode> {
     let key = args.kernel.unwrap_or_else(|| manifest.default.clone());
     manifest.entry(&key).map_err(|e| BadInput(e.to_string()))?;
     let prepared = prepare::prepare(&manifest, &key, &Progress::new())?;
-    let workroot = cache::subdir("runs")?.join(format!("bench-{key}-{}", std::process::id()));
+    let workroot = workdir("bench")?.join(&key);
     let opts =
         bench::Options { cold_runs: args.cold_runs.max(1), warm_runs: args.warm_runs.max(1), ..Default::default() };
     let results = bench::run(&prepared, &seed, &workroot, &opts, &|what| eprintln!("rmapcheck: bench: {what}"))?;

@@ -1,11 +1,17 @@
-//! A pool of warm guests for one kernel: boot once, run many scenarios, and replace any
-//! guest that faulted or splatted so no scenario sees another's damage.
+//! The one guest loop: warm guests per kernel, used by `run`, `cargo test`, `fuzz` and
+//! `bench`. It boots (or restores) a guest on demand, plays one scenario on it, and
+//! applies one rule to what is left: a guest that faulted, splatted or gained taint is
+//! retired, so no scenario ever sees another's damage.
 //!
 //! The pool grows by restoring a saved guest (see `vmstate`), which is several times
-//! faster than a boot; the first growth saves one (or finds it cached). When
-//! restoring fails the pool says why on stderr and boots cold instead.
+//! faster than a boot; the first growth saves one (or finds it cached). When restoring
+//! fails the pool says why (an [`Event::FellBack`]) and boots cold instead. Each boot
+//! gets its own workdir, so a console log is never overwritten by the next guest.
+//!
+//! Architecture invariant: a guest that faulted, splatted or gained taint is never given
+//! out again.
 
-use crate::guest::{Fault, Guest};
+use crate::guest::{Fault, Guest, Info};
 use crate::prepare::Prepared;
 use crate::qemu;
 use crate::runner::{self, Outcome};
@@ -20,7 +26,33 @@ pub fn restore_enabled() -> bool {
     std::env::var("RMAPCHECK_RESTORE").map(|v| v != "0").unwrap_or(true)
 }
 
-pub struct Pool {
+/// What the pool reports while it works; the CLI's progress and the fuzzer consume it.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A guest is starting for `key`.
+    Booting { key: String, release: String },
+    /// A guest answered; `console` is its log.
+    Booted { key: String, secs: f64, restored: bool, console: PathBuf },
+    /// Restoring failed or was impossible; the pool boots cold.
+    FellBack { key: String, why: String },
+    /// A guest was retired after the scenario it ran; its workdir stays on disk.
+    Retired { key: String, why: String, workdir: PathBuf },
+}
+
+/// Where pool events go.
+pub type Sink<'e> = Box<dyn Fn(Event) + Send + Sync + 'e>;
+
+/// One scenario played on a pooled guest.
+#[derive(Debug)]
+pub struct Played {
+    pub outcome: Outcome,
+    /// Why the guest stopped answering, when it did.
+    pub fault: Option<Fault>,
+    /// The console log of the guest that played it (kept after the guest is gone).
+    pub console: PathBuf,
+}
+
+pub struct Pool<'e> {
     pub prepared: Prepared,
     idle: Mutex<Vec<Guest>>,
     workroot: PathBuf,
@@ -31,12 +63,16 @@ pub struct Pool {
     pub restore: bool,
     /// The saved guest, or why there is none (made once, on first growth).
     saved: OnceLock<Result<Saved, String>>,
-    /// Why restores fell back to cold boots.
-    pub fallbacks: Mutex<Vec<String>>,
+    /// rmapcheck.ko parameters set on every new guest (e.g. `misreport=1`).
+    module_params: Vec<(String, String)>,
+    /// The first boot failure: a kernel that cannot boot is not booted again, so its
+    /// remaining scenarios turn into errors at once instead of one deadline each.
+    boot_failure: Mutex<Option<(String, PathBuf)>>,
+    events: Sink<'e>,
 }
 
-impl Pool {
-    pub fn new(prepared: Prepared, workroot: PathBuf) -> Pool {
+impl<'e> Pool<'e> {
+    pub fn new(prepared: Prepared, workroot: PathBuf) -> Pool<'e> {
         Pool {
             prepared,
             idle: Mutex::new(Vec::new()),
@@ -45,29 +81,86 @@ impl Pool {
             boots: Mutex::new(Vec::new()),
             restore: restore_enabled(),
             saved: OnceLock::new(),
-            fallbacks: Mutex::new(Vec::new()),
+            module_params: Vec::new(),
+            boot_failure: Mutex::new(None),
+            events: Box::new(|_| {}),
         }
     }
 
-    /// An idle guest, or a freshly booted one.
+    pub fn with_module_params(mut self, params: &[(String, String)]) -> Pool<'e> {
+        self.module_params = params.to_vec();
+        self
+    }
+
+    pub fn with_events(mut self, sink: Sink<'e>) -> Pool<'e> {
+        self.events = sink;
+        self
+    }
+
+    fn key(&self) -> &str {
+        &self.prepared.kernel.key
+    }
+
+    /// What a guest of this kernel says at READY, as far as the host knows it before
+    /// any boot: for the results of scenarios that never got a guest.
+    pub fn info(&self) -> Info {
+        let k = &self.prepared.kernel;
+        Info {
+            key: k.key.clone(),
+            release: k.release.clone(),
+            page_size: k.page_size,
+            module_loaded: false,
+            compiler: k.compiler(),
+        }
+    }
+
+    /// An idle guest, or a new one.
     pub fn take(&self) -> Result<Guest, Fault> {
-        if let Some(g) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+        if let Some(g) = lock(&self.idle).pop() {
             return Ok(g);
         }
+        if let Some((why, _)) = lock(&self.boot_failure).clone() {
+            return Err(Fault::Boot {
+                why: format!("an earlier boot of {} failed: {why}", self.key()),
+                console: String::new(),
+            });
+        }
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        let dir = self.workroot.join(format!("{}-g{n}", self.prepared.kernel.key));
-        let g = self.grow(&dir)?;
-        self.boots.lock().unwrap_or_else(|e| e.into_inner()).push(g.boot_secs);
-        Ok(g)
+        let dir = self.workroot.join(format!("{}-g{n}", self.key()));
+        (self.events)(Event::Booting { key: self.key().to_string(), release: self.prepared.kernel.release.clone() });
+        let grown = self.grow(&dir).and_then(|(mut g, restored)| {
+            g.info.compiler = self.prepared.kernel.compiler();
+            g.set_module_params(&self.module_params)?;
+            Ok((g, restored))
+        });
+        match grown {
+            Ok((g, restored)) => {
+                tracing::info!(key = self.key(), secs = g.boot_secs, restored, workdir = %g.workdir.display(), "guest ready");
+                lock(&self.boots).push(g.boot_secs);
+                (self.events)(Event::Booted {
+                    key: self.key().to_string(),
+                    secs: g.boot_secs,
+                    restored,
+                    console: g.console_log(),
+                });
+                Ok(g)
+            }
+            Err(f) => {
+                // The cold boot's log when there was one, else the failed restore's.
+                let cold = cold_dir(&dir).join("console.log");
+                let console = if cold.exists() { cold } else { dir.join("console.log") };
+                lock(&self.boot_failure).get_or_insert_with(|| (f.to_string(), console));
+                Err(f)
+            }
+        }
     }
 
-    /// A new guest in `dir`: restored when it can be, else booted cold.
-    fn grow(&self, dir: &Path) -> Result<Guest, Fault> {
-        let key = &self.prepared.kernel.key;
+    /// A new guest in `dir`, and whether it was restored (else booted cold).
+    fn grow(&self, dir: &Path) -> Result<(Guest, bool), Fault> {
         let template = qemu::Config::new(&self.prepared.kernel.image, &self.prepared.initrd, dir);
         if self.restore {
             let saved = self.saved.get_or_init(|| {
-                vmstate::ensure(key, &template).map_err(|e| {
+                vmstate::ensure(self.key(), &template).map_err(|e| {
                     let why = format!("cannot save a guest: {e:#}");
                     self.fell_back(&why);
                     why
@@ -75,47 +168,83 @@ impl Pool {
             });
             if let Ok(saved) = saved {
                 match vmstate::restore(saved, &template, dir) {
-                    Ok(g) => return Ok(g),
+                    Ok(g) => return Ok((g, true)),
                     Err(f) => self.fell_back(&format!("restoring {} failed: {f}", saved.state().display())),
                 }
             }
         }
-        // A sibling dir keeps a failed restore's console log. (Not with_extension: the
-        // kernel key has a dot, so every guest would share one dir.)
-        let cold = PathBuf::from(format!("{}-cold", dir.display()));
-        Guest::boot(&self.prepared.kernel, &self.prepared.initrd, &cold)
+        Guest::boot(&self.prepared.kernel, &self.prepared.initrd, &cold_dir(dir)).map(|g| (g, false))
     }
 
     fn fell_back(&self, why: &str) {
-        eprintln!("rmapcheck: {}: {why}; booting cold", self.prepared.kernel.key);
-        self.fallbacks.lock().unwrap_or_else(|e| e.into_inner()).push(why.to_string());
+        tracing::warn!(key = self.key(), "restore fell back to a cold boot: {why}");
+        (self.events)(Event::FellBack { key: self.key().to_string(), why: why.to_string() });
     }
 
     /// Return a healthy guest for reuse.
     pub fn give(&self, g: Guest) {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(g);
+        lock(&self.idle).push(g);
     }
 
-    /// Run one scenario on a pooled guest. A guest that faulted or splatted is dropped
-    /// (killed) rather than reused; its console log stays on disk.
-    pub fn run(&self, loaded: &Loaded) -> Result<Outcome, Fault> {
-        let mut g = self.take()?;
+    /// Retire a guest for `why`: it is killed, and its workdir stays.
+    pub fn retire(&self, g: Guest, why: &str) {
+        tracing::info!(key = self.key(), workdir = %g.workdir.display(), "guest retired: {why}");
+        (self.events)(Event::Retired { key: self.key().to_string(), why: why.to_string(), workdir: g.workdir.clone() });
+        drop(g);
+    }
+
+    /// Play one scenario on a pooled guest, then keep or retire the guest by the one
+    /// rule. A guest that cannot be had (a boot failure) gives an errored outcome.
+    pub fn play(&self, loaded: &Loaded) -> Played {
+        let mut g = match self.take() {
+            Ok(g) => g,
+            Err(fault) => {
+                let console = lock(&self.boot_failure).as_ref().map(|(_, c)| c.clone()).unwrap_or_default();
+                let outcome = Outcome::errored(loaded, &self.info(), &fault);
+                return Played { outcome, fault: Some(fault), console };
+            }
+        };
+        let console = g.console_log();
         match runner::run(&mut g, loaded) {
             Ok(outcome) => {
-                if outcome.splats.is_empty() && !outcome.tainted {
-                    self.give(g);
+                match retire_reason(&outcome) {
+                    None => self.give(g),
+                    Some(why) => self.retire(g, &why),
                 }
-                Ok(outcome)
+                Played { outcome, fault: None, console }
             }
-            Err(fault) => Ok(Outcome::errored(loaded, &g.info, &fault)),
+            Err(fault) => {
+                let outcome = Outcome::errored(loaded, &g.info, &fault);
+                self.retire(g, &format!("guest fault ({})", fault.cause()));
+                Played { outcome, fault: Some(fault), console }
+            }
         }
     }
 
     /// Power off every idle guest.
     pub fn shutdown(&self) {
-        let guests: Vec<Guest> = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
+        let guests: Vec<Guest> = std::mem::take(&mut *lock(&self.idle));
         for g in guests {
             g.shutdown();
         }
     }
+}
+
+/// Why a guest that finished a scenario may not run another: it splatted or gained
+/// taint (a WARN whose lines were lost still taints).
+fn retire_reason(o: &Outcome) -> Option<String> {
+    if let Some(s) = o.splats.first() {
+        return Some(format!("kernel splat: {}", s.title));
+    }
+    o.tainted.then(|| "the kernel gained taint".to_string())
+}
+
+/// Where a cold boot goes when restoring into `dir` failed: a sibling dir keeps the
+/// failed restore's console log. (Not with_extension: the kernel key has a dot.)
+fn cold_dir(dir: &Path) -> PathBuf {
+    PathBuf::from(format!("{}-cold", dir.display()))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -74,6 +74,19 @@ impl Progress {
         self.line(&format!("{key}: READY in {secs:.2} s (console: {})", console.display()));
     }
 
+    /// What the guest loop reports: boots, restores that fell back, retired guests.
+    pub fn pool_event(&self, e: crate::pool::Event) {
+        use crate::pool::Event;
+        match e {
+            Event::Booting { key, release } => self.boot(&key, &release),
+            Event::Booted { key, secs, console, .. } => self.booted(&key, secs, &console),
+            Event::FellBack { key, why } => self.line(&format!("{key}: {why}; booting cold")),
+            Event::Retired { key, why, workdir } => {
+                self.line(&format!("{key}: guest retired ({why}); its logs: {}", workdir.display()))
+            }
+        }
+    }
+
     /// Start the bar over `total` scenarios on `key`.
     pub fn start_run(&self, key: &str, total: usize) {
         if !self.tty {

@@ -2,11 +2,12 @@
 //!
 //! Architecture invariant: no QEMU outlives its [`Qemu`] guard. Dropping the guard kills
 //! and reaps the process; SIGINT, SIGTERM and SIGHUP to the harness kill every live QEMU
-//! before the harness exits (see [`install_signal_handlers`]).
+//! before the harness exits (see [`install_stop_handlers`]).
 
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
@@ -62,6 +63,10 @@ impl Config {
     pub fn stderr_log(&self) -> PathBuf {
         self.workdir.join("qemu.stderr")
     }
+    /// The exact command line as a script, so a person can boot this guest by hand.
+    pub fn script(&self) -> PathBuf {
+        self.workdir.join("qemu.sh")
+    }
 
     /// The full argument list (without the program name).
     pub fn args(&self) -> Vec<String> {
@@ -73,7 +78,7 @@ impl Config {
             "-M".into(),
             "virt".into(),
             "-cpu".into(),
-            self.cpu.clone(),
+            fast_cpu(&self.cpu),
             "-m".into(),
             self.memory_mb.to_string(),
             "-smp".into(),
@@ -114,6 +119,16 @@ impl Config {
     }
 }
 
+/// `-cpu max` emulates pointer authentication slowly under TCG (boot 6.7 s against
+/// 1.2-1.8 s); the implementation-defined algorithm keeps it fast.
+fn fast_cpu(cpu: &str) -> String {
+    if cpu == "max" {
+        "max,pauth-impdef=on".to_string()
+    } else {
+        cpu.to_string()
+    }
+}
+
 static LIVE: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
 
 fn live() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
@@ -127,9 +142,24 @@ pub fn kill_all() {
     }
 }
 
-/// On SIGINT, SIGTERM or SIGHUP: run `on_signal` (to save partial results), kill every
-/// live QEMU, and exit with 128 + the signal number. Installed once per process.
-pub fn install_signal_handlers(on_signal: fn()) {
+/// How long a clean stop may take before every guest is killed anyway.
+pub const STOP_GRACE: Duration = Duration::from_millis(1500);
+
+/// The signal that asked this process to stop, or 0.
+static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// The signal (SIGINT, SIGTERM or SIGHUP) that asked the harness to stop, if one did.
+/// Loops check it between units of work and stop taking more.
+pub fn stop_requested() -> Option<i32> {
+    Some(STOP_SIGNAL.load(Ordering::SeqCst)).filter(|s| *s != 0)
+}
+
+/// Signal handling for every entry point, as events in the caller's loop: the first
+/// SIGINT, SIGTERM or SIGHUP sets [`stop_requested`] (and `also`, for APIs that take a
+/// flag), so the loop stops taking work and saves what it has. After `grace`, or at
+/// once on a second signal, every live QEMU is killed and the process exits with
+/// 128 + the signal number. Installed once per process.
+pub fn install_stop_handlers(grace: Duration, also: Option<&'static AtomicBool>) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -137,54 +167,58 @@ pub fn install_signal_handlers(on_signal: fn()) {
             return;
         };
         std::thread::spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                kill_all();
-                on_signal();
-                kill_all();
-                eprintln!("rmapcheck: interrupted by signal {sig}; every guest was killed");
-                std::process::exit(128 + sig);
+            for sig in signals.forever() {
+                if STOP_SIGNAL.swap(sig, Ordering::SeqCst) == 0 && !grace.is_zero() {
+                    if let Some(flag) = also {
+                        flag.store(true, Ordering::SeqCst);
+                    }
+                    eprintln!("rmapcheck: stopping (signal {sig}); send it again to quit now");
+                    // No guest may outlive the signal by more than the grace period,
+                    // whatever the loop is doing.
+                    std::thread::spawn(move || {
+                        std::thread::sleep(grace);
+                        quit(sig);
+                    });
+                } else {
+                    quit(sig);
+                }
             }
         });
     });
 }
 
-/// How long a clean stop may take before every guest is killed anyway.
-pub const STOP_GRACE: Duration = Duration::from_millis(1500);
+fn quit(sig: i32) -> ! {
+    kill_all();
+    eprintln!("rmapcheck: interrupted by signal {sig}; every guest was killed");
+    std::process::exit(128 + sig);
+}
 
-/// For long campaigns: the first SIGINT, SIGTERM or SIGHUP sets `stop`, so the caller
-/// can finish cleanly and save what it has within [`STOP_GRACE`]; after that, or on a
-/// second signal, every live QEMU is killed and the process exits. Install this or
-/// [`install_signal_handlers`], not both.
-pub fn install_stop_handlers(stop: &'static std::sync::atomic::AtomicBool) {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
-            return;
-        };
-        std::thread::spawn(move || {
-            let mut seen = 0;
-            for sig in signals.forever() {
-                seen += 1;
-                if seen == 1 {
-                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-                    eprintln!("rmapcheck: stopping (signal {sig}); send it again to quit now");
-                    // A clean stop gets a bounded grace period: no guest may outlive the
-                    // signal by more than 2 s, whatever the campaign is doing.
-                    std::thread::spawn(move || {
-                        std::thread::sleep(STOP_GRACE);
-                        kill_all();
-                        eprintln!("rmapcheck: the clean stop took too long; every guest was killed");
-                        std::process::exit(128 + sig);
-                    });
-                } else {
-                    kill_all();
-                    eprintln!("rmapcheck: interrupted by signal {sig}; every guest was killed");
-                    std::process::exit(128 + sig);
-                }
-            }
-        });
-    });
+/// `arg` quoted for a POSIX shell where it needs it.
+pub fn shell_quote(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_./:=,+-@%".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+/// The command line of `config` as a runnable script: the same flags, paths and sockets.
+pub fn script_text(config: &Config) -> String {
+    let args: Vec<String> = config.args().iter().map(|a| shell_quote(a)).collect();
+    format!(
+        "#!/bin/sh\n# The guest's exact QEMU command line. Its console goes to console.log; talk to the\n\
+         # agent with: socat - UNIX-CONNECT:port.sock (one request per line, docs/PROTOCOL.md).\n\
+         exec {PROGRAM} \\\n  {}\n",
+        args.join(" \\\n  ")
+    )
+}
+
+fn write_script(config: &Config) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(config.script(), script_text(config))?;
+    std::fs::set_permissions(config.script(), std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
 }
 
 /// A running QEMU. Dropping it kills and reaps the process.
@@ -211,6 +245,7 @@ impl Qemu {
         if which(program).is_none() {
             bail!("{program} is missing; run: apt-get install qemu-system-arm");
         }
+        write_script(config).with_context(|| format!("writing {}", config.script().display()))?;
         let mut guard = live();
         let handle = duct::cmd(program, config.args())
             .stdin_null()
@@ -222,6 +257,8 @@ impl Qemu {
         let pid = *handle.pids().first().context("qemu has no pid")?;
         guard.insert(pid);
         drop(guard);
+        tracing::info!(pid, workdir = %config.workdir.display(), "qemu started");
+        tracing::debug!(script = %config.script().display(), "qemu command line: {}", config.args().join(" "));
         Ok(Qemu { handle, pid, config: config.clone() })
     }
 
@@ -229,13 +266,19 @@ impl Qemu {
         self.pid
     }
 
-    /// The exit status if QEMU has ended.
+    /// The exit status if QEMU has ended. A reaped pid leaves the live set under the
+    /// same lock, so the signal path never kills a recycled pid.
     pub fn exited(&self) -> Option<String> {
-        match self.handle.try_wait() {
+        let mut live = live();
+        let status = match self.handle.try_wait() {
             Ok(Some(out)) => Some(format!("{}", out.status)),
             Ok(None) => None,
             Err(e) => Some(format!("wait failed: {e}")),
+        };
+        if status.is_some() {
+            live.remove(&self.pid);
         }
+        status
     }
 
     /// Wait up to `timeout` for QEMU to exit by itself.
@@ -269,9 +312,11 @@ impl Qemu {
 
 impl Drop for Qemu {
     fn drop(&mut self) {
-        // duct's kill() sends SIGKILL and reaps.
+        // duct's kill() sends SIGKILL and reaps; holding the live lock across it means
+        // kill_all never signals the pid after it was reaped (and maybe reused).
+        let mut live = live();
         let _ = self.handle.kill();
-        live().remove(&self.pid);
+        live.remove(&self.pid);
     }
 }
 
@@ -299,6 +344,22 @@ mod tests {
         ] {
             assert!(args.contains(want), "missing {want} in {args}");
         }
-        assert!(!args.contains("-cpu max"));
+        let mut max = c.clone();
+        max.cpu = "max".into();
+        assert!(max.args().join(" ").contains("-cpu max,pauth-impdef=on"), "slow pointer auth under TCG");
+    }
+
+    #[test]
+    fn the_script_quotes_what_a_shell_would_split() {
+        assert_eq!(shell_quote("-nic"), "-nic");
+        assert_eq!(shell_quote("console=ttyAMA0 quiet"), "'console=ttyAMA0 quiet'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+        let c = Config::new(Path::new("/k/Image"), Path::new("/k/initrd"), Path::new("/w d"));
+        let script = script_text(&c);
+        assert!(script.starts_with("#!/bin/sh\n"));
+        assert!(script.contains("exec qemu-system-aarch64 \\\n"));
+        assert!(script.contains("'file,id=console,path=/w d/console.log,append=on'"), "{script}");
+        assert!(script.contains(&format!("'{BASE_APPEND}'")), "{script}");
     }
 }

@@ -107,9 +107,14 @@ impl Outcome {
 
     /// A scenario that could not finish because the guest failed.
     pub fn errored(loaded: &Loaded, info: &Info, fault: &Fault) -> Outcome {
+        Outcome::not_run(loaded, info, format!("guest fault ({}): {fault}", fault.cause()))
+    }
+
+    /// A scenario that could not run or finish, for `why`.
+    pub fn not_run(loaded: &Loaded, info: &Info, why: String) -> Outcome {
         let mut o = Outcome::new(loaded, info);
         o.status = Status::Error;
-        o.problems.push(Problem::new(Check::Step, format!("guest fault ({}): {fault}", fault.cause())));
+        o.problems.push(Problem::new(Check::Step, why));
         o
     }
 }
@@ -130,17 +135,22 @@ struct Run<'a> {
 pub fn run(guest: &mut Guest, loaded: &Loaded) -> Result<Outcome, Fault> {
     let started = Instant::now();
     guest.mark_taint_baseline()?;
+    // Guests from the pool are clean already (every run ends with a teardown); this
+    // reset is for guests that a VM check used directly. The log mark comes after it,
+    // so nothing a previous user left is blamed on this run.
+    teardown(guest)?;
     let mark = guest.kmsg_mark();
-    let reset = guest.request("reset", "")?;
-    if !reset.ok {
-        return Err(Fault::Protocol(format!("reset failed: {:?}", reset.fields)));
-    }
     let outcome = Outcome::new(loaded, &guest.info);
     let mut run = Run { guest, outcome, model: Model::new(), sizes: BTreeMap::new(), truth: None };
+    tracing::debug!(scenario = %loaded.scenario.name, steps = loaded.scenario.steps.len(), "scenario starts");
     for (i, step) in loaded.scenario.steps.iter().enumerate() {
+        tracing::debug!(step = i + 1, op = step.op(), "step");
         run.step(i + 1, step)?;
         run.model.apply(step);
     }
+    // The teardown is part of the run: a splat while its processes exit (a bad page
+    // map, a WARN in unlink_anon_vmas) belongs to it, and the shrinker replays it too.
+    teardown(run.guest)?;
     let splats = run.guest.splats_since(mark);
     for s in &splats {
         run.outcome.problems.push(Problem::new(Check::O3, format!("kernel splat: {}", s.line)));
@@ -159,6 +169,15 @@ pub fn run(guest: &mut Guest, loaded: &Loaded) -> Result<Outcome, Fault> {
     }
     outcome.duration_ms = started.elapsed().as_millis() as u64;
     Ok(outcome)
+}
+
+/// Kill and reap every workload process; the reply drains the kernel log up to then.
+fn teardown(guest: &mut Guest) -> Result<(), Fault> {
+    let reset = guest.request("reset", "")?;
+    if !reset.ok {
+        return Err(Fault::Protocol(format!("reset failed: {:?}", reset.fields)));
+    }
+    Ok(())
 }
 
 /// A distinct default byte per step, so unrelated pages never hold equal contents.

@@ -51,7 +51,7 @@ fn headless(page: &Path, extra: &[&str]) -> std::process::Output {
 
 #[test]
 fn report_of_a_real_run_renders_in_chromium() {
-    rmapcheck::qemu::install_signal_handlers(|| {});
+    rmapcheck::qemu::install_stop_handlers(std::time::Duration::ZERO, None);
     let manifest = Manifest::load().unwrap();
     let key = manifest.default.clone();
     let prepared = prepare::prepare(&manifest, &key, &()).unwrap_or_else(|e| {
@@ -63,7 +63,7 @@ fn report_of_a_real_run_renders_in_chromium() {
     for name in SCENARIOS {
         let file = rmapcheck::project_root().join("scenarios").join(format!("{name}.yaml"));
         let loaded = scenario::load(&file).unwrap();
-        outcomes.push(pool.run(&loaded).unwrap_or_else(|f| panic!("{name}: {f}")));
+        outcomes.push(pool.play(&loaded).outcome);
     }
     pool.shutdown();
 

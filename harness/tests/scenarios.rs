@@ -36,7 +36,7 @@ fn kernel_keys(manifest: &Manifest) -> Vec<String> {
     }
 }
 
-type PoolSlot = Arc<OnceLock<Result<Arc<Pool>, String>>>;
+type PoolSlot = Arc<OnceLock<Result<Arc<Pool<'static>>, String>>>;
 
 /// One pool per kernel, created (and the kernel prepared) on first use.
 #[derive(Default)]
@@ -45,7 +45,7 @@ struct Pools {
 }
 
 impl Pools {
-    fn get(&self, key: &str) -> Result<Arc<Pool>, Failed> {
+    fn get(&self, key: &str) -> Result<Arc<Pool<'static>>, Failed> {
         let slot = self.by_key.lock().unwrap().entry(key.to_string()).or_default().clone();
         slot.get_or_init(|| {
             let manifest = Manifest::load().map_err(|e| format!("{e:#}"))?;
@@ -55,7 +55,13 @@ impl Pools {
                 )
             })?;
             let workroot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("guests-{}", std::process::id()));
-            Ok(Arc::new(Pool::new(prepared, workroot)))
+            // A restore that falls back to cold boots is slower, not wrong: say so.
+            let pool = Pool::new(prepared, workroot).with_events(Box::new(|e| {
+                if let rmapcheck::pool::Event::FellBack { key, why } = e {
+                    eprintln!("rmapcheck: {key}: {why}; booting cold");
+                }
+            }));
+            Ok(Arc::new(pool))
         })
         .clone()
         .map_err(Failed::from)
@@ -80,7 +86,7 @@ fn scenario_trial(file: PathBuf, name: String, key: String) -> Trial {
     Trial::test(format!("{name}::{key}"), move || {
         let loaded = scenario::load(&file).map_err(|e| Failed::from(e.to_string()))?;
         let pool = pools().get(&key)?;
-        let outcome = pool.run(&loaded).map_err(|f| Failed::from(f.to_string()))?;
+        let outcome = pool.play(&loaded).outcome;
         let text = report::snapshot(&outcome);
         let mut settings = insta::Settings::clone_current();
         settings.set_snapshot_path(rmapcheck::project_root().join("snapshots"));
@@ -101,7 +107,8 @@ fn scenario_trial(file: PathBuf, name: String, key: String) -> Trial {
 }
 
 fn main() -> ExitCode {
-    qemu::install_signal_handlers(|| {});
+    // No loop here checks a stop flag: kill every guest at the first signal.
+    qemu::install_stop_handlers(std::time::Duration::ZERO, None);
     let args = Arguments::from_args();
     let manifest = match Manifest::load() {
         Ok(m) => m,

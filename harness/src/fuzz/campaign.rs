@@ -2,18 +2,19 @@
 //! generated sequences back to back through the runner, and every new failure is shrunk
 //! on the worker's guest and saved.
 //!
-//! Architecture invariant: the campaign owns no QEMU directly; each worker's guest is a
-//! [`Guest`] whose guard kills it, and a guest that splatted, hung or died is dropped
-//! and replaced before the next run.
+//! Architecture invariant: the campaign owns no QEMU directly. Workers play runs through
+//! the one guest loop ([`Pool`]), which retires a guest that faulted, splatted or gained
+//! taint before the next run.
 
 use super::generate::{generate, GenConfig};
 use super::shrink::shrink;
 use super::triage::{self, fault_title, titles, Record};
-use crate::guest::{Fault, Guest};
+use crate::guest::Fault;
 use crate::oracle::Check;
+use crate::pool::{self, Pool};
 use crate::prepare::Prepared;
 use crate::report;
-use crate::runner::{self, Outcome};
+use crate::runner::Outcome;
 use crate::scenario::{to_yaml, Loaded, Scenario, Step};
 use anyhow::Result;
 use std::collections::BTreeMap;
@@ -88,9 +89,11 @@ impl Snapshot {
 pub enum Event {
     Tick(Snapshot),
     Booted {
-        worker: usize,
         secs: f64,
+        restored: bool,
     },
+    /// Restoring a saved guest failed; guests boot cold.
+    FellBack(String),
     /// A new failure; shrinking starts.
     Found {
         title: String,
@@ -118,11 +121,11 @@ struct Counters {
     runs: AtomicU64,
     ops: AtomicU64,
     model: AtomicU64,
-    boots: AtomicU64,
 }
 
 struct Shared<'a> {
     prepared: &'a Prepared,
+    pool: Pool<'a>,
     opts: &'a Options,
     stop: &'a AtomicBool,
     events: &'a (dyn Fn(Event) + Sync),
@@ -143,7 +146,7 @@ impl Shared<'_> {
             ops: self.counters.ops.load(Ordering::Relaxed),
             failures: found,
             model_mismatches: self.counters.model.load(Ordering::Relaxed),
-            boots: self.counters.boots.load(Ordering::Relaxed),
+            boots: self.pool.boots.lock().unwrap_or_else(|e| e.into_inner()).len() as u64,
         }
     }
 
@@ -181,46 +184,22 @@ impl Ran {
 }
 
 struct Worker<'a, 'b> {
-    id: usize,
     shared: &'b Shared<'a>,
-    guest: Option<Guest>,
-    boots: usize,
     /// The console log of the guest that ran the last scenario.
     console: PathBuf,
 }
 
 impl Worker<'_, '_> {
-    fn guest(&mut self) -> Result<&mut Guest, Fault> {
-        if self.guest.is_none() {
-            let p = self.shared.prepared;
-            let dir = self.shared.opts.workroot.join(format!("{}-w{}-g{}", p.kernel.key, self.id, self.boots));
-            self.boots += 1;
-            let mut g = Guest::boot(&p.kernel, &p.initrd, &dir)?;
-            self.shared.counters.boots.fetch_add(1, Ordering::Relaxed);
-            (self.shared.events)(Event::Booted { worker: self.id, secs: g.boot_secs });
-            g.set_module_params(&self.shared.opts.module_params)?;
-            self.guest = Some(g);
-        }
-        Ok(self.guest.as_mut().expect("booted above"))
-    }
-
-    /// Play one scenario. A guest that splatted or faulted is dropped (killed) here,
-    /// so the next run gets a fresh one.
+    /// Play one scenario through the guest loop. A guest that cannot even boot ends
+    /// the campaign: nothing after it could run either.
     fn play(&mut self, scenario: &Scenario) -> Result<Ran, Fault> {
         let loaded = Loaded { path: PathBuf::from(format!("{}.yaml", scenario.name)), scenario: scenario.clone() };
-        self.console = self.guest()?.console_log();
-        let g = self.guest.as_mut().expect("booted above");
-        match runner::run(g, &loaded) {
-            Ok(o) => {
-                if !o.splats.is_empty() {
-                    self.guest = None;
-                }
-                Ok(Ran::Done(Box::new(o)))
-            }
-            Err(f) => {
-                self.guest = None;
-                Ok(Ran::Fault(f))
-            }
+        let played = self.shared.pool.play(&loaded);
+        self.console = played.console;
+        match played.fault {
+            Some(f @ Fault::Boot { .. }) => Err(f),
+            Some(f) => Ok(Ran::Fault(f)),
+            None => Ok(Ran::Done(Box::new(played.outcome))),
         }
     }
 
@@ -228,7 +207,7 @@ impl Worker<'_, '_> {
         let sh = self.shared;
         while let Some(run) = sh.claim() {
             let scenario = generate(&sh.opts.gen, sh.opts.seed, run);
-            let ran = self.play(&scenario).map_err(|f| anyhow::anyhow!("worker {}: {f}", self.id))?;
+            let ran = self.play(&scenario)?;
             if sh.stop.load(Ordering::SeqCst) {
                 // A run cut short by Ctrl-C (the terminal signals QEMU too) proves nothing.
                 break;
@@ -261,9 +240,6 @@ impl Worker<'_, '_> {
                 sh.found.lock().unwrap_or_else(|e| e.into_inner()).insert(title, found.clone());
                 (sh.events)(Event::Saved(found));
             }
-        }
-        if let Some(g) = self.guest.take() {
-            g.shutdown();
         }
         Ok(())
     }
@@ -377,8 +353,16 @@ fn keep_console(console: &Path, workroot: &Path, run: u64) -> PathBuf {
 /// Run a campaign on `prepared` until the limit or `stop`.
 pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn Fn(Event) + Sync)) -> Result<Summary> {
     std::fs::create_dir_all(&opts.workroot)?;
+    let pool = Pool::new(prepared.clone(), opts.workroot.clone()).with_module_params(&opts.module_params).with_events(
+        Box::new(move |e| match e {
+            pool::Event::Booted { secs, restored, .. } => events(Event::Booted { secs, restored }),
+            pool::Event::FellBack { why, .. } => events(Event::FellBack(why)),
+            _ => {}
+        }),
+    );
     let shared = Shared {
         prepared,
+        pool,
         opts,
         stop,
         events,
@@ -403,9 +387,9 @@ pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn
             }
         });
         let handles: Vec<_> = (0..opts.jobs.max(1))
-            .map(|id| {
+            .map(|_| {
                 scope.spawn(move || {
-                    let mut w = Worker { id, shared, guest: None, boots: 0, console: PathBuf::new() };
+                    let mut w = Worker { shared, console: PathBuf::new() };
                     let r = w.work();
                     if r.is_err() {
                         // One broken worker ends the campaign; the others finish their run.

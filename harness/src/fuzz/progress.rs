@@ -66,9 +66,11 @@ impl Progress {
                     }
                 }
             },
-            Event::Booted { worker, secs } => {
-                self.println(&format!("rmapcheck: fuzz worker {worker}: guest READY in {secs:.2} s"))
+            Event::Booted { secs, restored } => {
+                let how = if restored { "restored" } else { "booted" };
+                self.println(&format!("rmapcheck: fuzz: a guest {how}, READY in {secs:.2} s"))
             }
+            Event::FellBack(why) => self.println(&format!("rmapcheck: fuzz: {why}; booting cold")),
             Event::Found { title, run } => {
                 self.println(&format!("rmapcheck: run {run} found a new failure, shrinking it: {title}"))
             }

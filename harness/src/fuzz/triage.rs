@@ -45,6 +45,11 @@ pub fn titles(o: &Outcome) -> Vec<String> {
     for check in FAILING {
         if check == Check::O3 {
             out.extend(o.splats.iter().map(|s| format!("O3: {}", s.title)));
+            // Taint with no splat lines (they were lost, or the kernel printed none)
+            // is a failure of its own.
+            if o.splats.is_empty() {
+                out.extend(o.problems.iter().filter(|p| p.check == Check::O3).map(problem_title));
+            }
             continue;
         }
         out.extend(o.problems.iter().filter(|p| p.check == check).map(problem_title));
@@ -54,8 +59,12 @@ pub fn titles(o: &Outcome) -> Vec<String> {
     out
 }
 
-/// The title of a guest fault: the panic line when there is one.
+/// The title of a guest fault: the first splat on its console (an Oops, a BUG, a WARN),
+/// else the panic line, else only how it failed (hang, died).
 pub fn fault_title(f: &Fault) -> String {
+    if let Some(splat) = f.splat() {
+        return format!("O3: {}", splat.title);
+    }
     match f {
         Fault::Died { panic, .. } if !panic.is_empty() => {
             format!("O3: {}", dmesg::normalise_title(panic.trim_start_matches(": ")))

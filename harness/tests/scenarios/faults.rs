@@ -20,7 +20,7 @@ fn expect_fault(
     inject: impl FnOnce(&mut Guest) -> Result<(), Failed>,
     deadline: Duration,
     cause: &str,
-    console_has: &str,
+    console_has: Option<&str>,
 ) -> Result<(), Failed> {
     let mut g = pool.take().map_err(|f| Failed::from(f.to_string()))?;
     let pid = g.pid();
@@ -44,8 +44,15 @@ fn expect_fault(
         return Err(format!("qemu {pid} is still running after its guard was dropped").into());
     }
     let console = std::fs::read_to_string(&log).map_err(|e| format!("console log {}: {e}", log.display()))?;
-    if !console.contains(console_has) {
-        return Err(format!("console log lacks '{console_has}':\n{console}").into());
+    match console_has {
+        Some(want) if !console.contains(want) => {
+            return Err(format!("console log lacks '{want}':\n{console}").into());
+        }
+        // A hang leaves nothing on the console; the fault must name what went unanswered.
+        None if !fault.to_string().contains("no answer to 'ping'") => {
+            return Err(format!("the hang does not name the unanswered request: {fault}").into());
+        }
+        _ => {}
     }
     if let Fault::Died { console, .. } | Fault::Hang { console, .. } = &fault {
         if console.is_empty() && cause != "died" {
@@ -55,7 +62,7 @@ fn expect_fault(
     // The next scenario runs on a fresh guest.
     let seed = rmapcheck::scenario::load(&rmapcheck::project_root().join("scenarios/seed_mmap_fork.yaml"))
         .map_err(|e| Failed::from(e.to_string()))?;
-    let outcome = pool.run(&seed).map_err(|f| Failed::from(f.to_string()))?;
+    let outcome = pool.play(&seed).outcome;
     if outcome.status != rmapcheck::runner::Status::Pass {
         return Err(format!("the next scenario failed: {:?}", outcome.problems).into());
     }
@@ -70,21 +77,21 @@ pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
             let k = k.clone();
             Trial::test(format!("vm::fault_panic::{k}"), move || {
                 let pool = pools().get(&k)?;
-                expect_fault(&pool, send("panic"), Duration::from_secs(20), "panic", "Kernel panic")
+                expect_fault(&pool, send("panic"), Duration::from_secs(20), "panic", Some("Kernel panic"))
             })
         },
         {
             let k = k.clone();
             Trial::test(format!("vm::fault_agent_crash::{k}"), move || {
                 let pool = pools().get(&k)?;
-                expect_fault(&pool, send("crash"), Duration::from_secs(20), "panic", "Attempted to kill init")
+                expect_fault(&pool, send("crash"), Duration::from_secs(20), "panic", Some("Attempted to kill init"))
             })
         },
         {
             let k = k.clone();
             Trial::test(format!("vm::fault_hang::{k}"), move || {
                 let pool = pools().get(&k)?;
-                expect_fault(&pool, send("hang"), Duration::from_secs(2), "hang", "")
+                expect_fault(&pool, send("hang"), Duration::from_secs(2), "hang", None)
             })
         },
         Trial::test(format!("vm::fault_qemu_sigkill::{k}"), move || {
@@ -93,7 +100,7 @@ pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
                 nix::sys::signal::kill(nix::unistd::Pid::from_raw(g.pid() as i32), nix::sys::signal::Signal::SIGKILL)
                     .map_err(|e| Failed::from(e.to_string()))
             };
-            expect_fault(&pool, kill, Duration::from_secs(20), "died", "")
+            expect_fault(&pool, kill, Duration::from_secs(20), "died", None)
         }),
     ]
 }
