@@ -2,12 +2,18 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use rmapcheck::guest::Guest;
-use rmapcheck::kernels::{self, Kernel, Manifest};
-use rmapcheck::prepare::{Prepared, Target};
-use rmapcheck::progress::Progress;
-use rmapcheck::runner::{self, Outcome, Status};
-use rmapcheck::{bench, cache, fuzz, html, prepare, qemu, report, results, scenario};
+use rmapcheck::check::outcome::{Outcome, Status};
+use rmapcheck::image::kernel::Kernel;
+use rmapcheck::image::kernels::{self, Manifest};
+use rmapcheck::image::prepare;
+use rmapcheck::image::prepare::{Prepared, Target};
+use rmapcheck::report::progress::Progress;
+use rmapcheck::report::{html, results};
+use rmapcheck::run::bench;
+use rmapcheck::run::runner;
+use rmapcheck::vm::guest::Guest;
+use rmapcheck::vm::qemu;
+use rmapcheck::{cache, fuzz, report, scenario};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -206,9 +212,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or(scenario);
-            let texts = rmapcheck::snapshots::load(&rmapcheck::project_root().join("snapshots"), &name)
+            let texts = rmapcheck::report::snapshots::load(&rmapcheck::project_root().join("snapshots"), &name)
                 .map_err(|e| BadInput(e.to_string()))?;
-            print!("{}", rmapcheck::snapshots::side_by_side(&texts));
+            print!("{}", rmapcheck::report::snapshots::side_by_side(&texts));
             Ok(ExitCode::SUCCESS)
         }
         Command::Report(args) => report_cmd(args),

@@ -4,9 +4,12 @@
 //! Listing reads files only; guests boot on first use and are pooled per kernel.
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use rmapcheck::kernels::Manifest;
-use rmapcheck::pool::Pool;
-use rmapcheck::{prepare, qemu, report, runner, scenario};
+use rmapcheck::check::outcome::Status;
+use rmapcheck::image::kernels::Manifest;
+use rmapcheck::image::prepare;
+use rmapcheck::run::pool::Pool;
+use rmapcheck::vm::qemu;
+use rmapcheck::{report, scenario};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -91,7 +94,7 @@ fn scenario_trial(file: PathBuf, name: String, key: String) -> Trial {
         let snap = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             settings.bind(|| insta::assert_snapshot!(name.clone(), text))
         }));
-        if outcome.status != runner::Status::Pass {
+        if outcome.status != Status::Pass {
             return Err(
                 format!("{} on {key}: {:?}\n{}", outcome.scenario, outcome.status, report::snapshot(&outcome)).into()
             );

@@ -9,12 +9,13 @@
 use super::generate::{generate, GenConfig};
 use super::shrink::shrink;
 use super::triage::{self, fault_title, titles, Record};
-use crate::guest::{Fault, Guest};
-use crate::oracle::Check;
-use crate::prepare::Prepared;
+use crate::check::oracle::Check;
+use crate::check::outcome::Outcome;
+use crate::image::prepare::Prepared;
 use crate::report;
-use crate::runner::{self, Outcome};
+use crate::run::runner;
 use crate::scenario::{to_yaml, Loaded, Scenario, Step};
+use crate::vm::guest::{Fault, Guest};
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -3,8 +3,8 @@
 //! otherwise (CI logs, pipes). Either way it writes to stderr only, so `--format json`
 //! on stdout stays clean.
 
-use crate::kernels::FetchProgress;
-use crate::runner::{Outcome, Status};
+use crate::check::outcome::{Outcome, Status};
+use crate::image::kernel::FetchProgress;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::Mutex;

@@ -1,10 +1,11 @@
 //! One booted guest: a QEMU guard plus the protocol channel, with every kernel log record
 //! it has forwarded, and faults classified by cause.
 
-use crate::dmesg::{self, Record};
-use crate::kernels::Kernel;
-use crate::protocol::{Channel, ChannelError, Fields, Reply};
-use crate::qemu::{self, Qemu};
+use crate::check::dmesg::{self, Record};
+use crate::image::kernel::Kernel;
+use crate::vm::protocol::{Channel, ChannelError, Reply};
+use crate::vm::qemu::{self, Qemu};
+use crate::wire::Fields;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

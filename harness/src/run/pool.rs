@@ -5,12 +5,13 @@
 //! faster than a boot; the first growth saves one (or finds it cached). When
 //! restoring fails the pool says why on stderr and boots cold instead.
 
-use crate::guest::{Fault, Guest};
-use crate::prepare::Prepared;
-use crate::qemu;
-use crate::runner::{self, Outcome};
+use crate::check::outcome::Outcome;
+use crate::image::prepare::Prepared;
+use crate::run::runner;
 use crate::scenario::Loaded;
-use crate::vmstate::{self, Saved};
+use crate::vm::guest::{Fault, Guest};
+use crate::vm::qemu;
+use crate::vm::vmstate::{self, Saved};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
