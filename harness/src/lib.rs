@@ -2,7 +2,7 @@
 //! rmap of user pages with a kernel module, and checks what it reports.
 //!
 //! One folder per layer, in the order of the data flow. A layer uses only layers below
-//! it (`tests/layers.rs` enforces this), low to high:
+//! it (`cargo test` checks this: `layers.rs`), low to high:
 //!
 //! - shared infra: `cache`, `exec` (every external command), `wire` (key=value words);
 //! - `scenario`: scenario files, parsed and validated;
@@ -26,6 +26,9 @@ pub mod run;
 pub mod scenario;
 pub mod vm;
 pub mod wire;
+
+#[cfg(test)]
+mod layers;
 
 use std::path::PathBuf;
 
