@@ -125,12 +125,17 @@ impl Cmd {
     }
 }
 
-/// Whether `program` runs here (`program --version` succeeds): the one tool lookup.
-pub fn have(program: &str) -> bool {
-    Cmd::new(program).arg("--version").run("").is_ok()
+/// Where `program` is on PATH: the one tool lookup.
+pub fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(program)).find(|p| p.is_file()))
 }
 
-/// `Ok` when `program` runs here, else an error saying how to get it.
+pub fn have(program: &str) -> bool {
+    which(program).is_some()
+}
+
+/// `Ok` when `program` is on PATH, else an error saying how to get it.
 pub fn require(program: &str, hint: &str) -> Result<()> {
     if have(program) {
         return Ok(());

@@ -13,6 +13,7 @@
 //! the guest's CRNG from the host so restored guests do not share random numbers.
 
 use crate::cache;
+use crate::exec;
 use crate::vm::guest::{self, Fault, Guest, Info};
 use crate::vm::qemu::{self, Config};
 use crate::wire::parse_fields;
@@ -65,7 +66,7 @@ pub fn cache_key(config: &Config) -> Result<String> {
     neutral.workdir = PathBuf::from("/guest");
     neutral.incoming = None;
     neutral.console_preamble = None;
-    let qemu = qemu::which(qemu::PROGRAM).context("qemu-system-aarch64 is missing")?;
+    let qemu = exec::which(qemu::PROGRAM).context("qemu-system-aarch64 is missing")?;
     Ok(cache::Key::new()
         .part("args", neutral.args().join("\0"))
         .part("image", identity(&config.image)?)
