@@ -22,7 +22,7 @@ use std::sync::atomic::AtomicBool;
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success: every scenario passed, the fuzzer found nothing new
-  1  a scenario failed, or the fuzzer found a failure
+  1  a scenario failed or errored, or the fuzzer found a failure
   2  bad usage or bad input: arguments, scenario files, the manifest, results files
   3  the environment failed: a missing tool, the network, the cache, a kernel or
      module build, a guest that does not boot
