@@ -1,37 +1,35 @@
 //! rmapcheck: boots arm64 kernels in QEMU, plays scenarios in a guest agent, walks the
 //! rmap of user pages with a kernel module, and checks what it reports.
 //!
-//! The data flow, one module each:
-//! `kernels` (`source_build`, `toolchain`) → `guest_build` → `initramfs` → `qemu` → `protocol` → `guest` → `runner`
-//! → `dmesg` → `oracle`/`model` → `report`. See ARCHITECTURE.md.
+//! One folder per layer, in the order of the data flow. A layer uses only layers below
+//! it (`cargo test` checks this: `layers.rs`), low to high:
+//!
+//! - shared infra: `cache`, `exec` (every external command), `wire` (key=value words);
+//! - `scenario`: scenario files, parsed and validated;
+//! - `check`: pure judgements: `dmesg`, `oracle`, `model`, `expect`, and the `outcome`
+//!   they fill in;
+//! - `image`: kernels (fetched or built), the agent and module builds, the initramfs;
+//! - `vm`: `qemu`, `protocol`, one `guest`, and saved guests (`vmstate`);
+//! - `report`: text, JSON, JUnit, snapshots, results files, HTML, progress lines;
+//! - `run`: one scenario on one guest (`runner`), warm guests (`pool`), `bench`;
+//! - `fuzz`: generated sequences, shrinking, triage, campaigns.
+//!
+//! See ARCHITECTURE.md.
 
-pub mod apt;
-pub mod bench;
 pub mod cache;
-pub mod dmesg;
+pub mod check;
+pub mod exec;
 pub mod fuzz;
-pub mod guest;
-pub mod guest_build;
-pub mod html;
-pub mod initramfs;
-pub mod kernels;
+pub mod image;
 pub mod log;
-pub mod model;
-pub mod oracle;
-pub mod pool;
-pub mod prepare;
-pub mod progress;
-pub mod protocol;
-pub mod qemu;
-pub mod qmp;
 pub mod report;
-pub mod results;
-pub mod runner;
+pub mod run;
 pub mod scenario;
-pub mod snapshots;
-pub mod source_build;
-pub mod toolchain;
-pub mod vmstate;
+pub mod vm;
+pub mod wire;
+
+#[cfg(test)]
+mod layers;
 
 use std::path::PathBuf;
 

@@ -2,19 +2,35 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
-use rmapcheck::guest::Info;
-use rmapcheck::kernels::{self, Kernel, Manifest};
-use rmapcheck::pool::Pool;
-use rmapcheck::prepare::{Prepared, Target};
-use rmapcheck::progress::Progress;
-use rmapcheck::runner::{Outcome, Status};
-use rmapcheck::{bench, cache, fuzz, html, prepare, qemu, report, results, scenario};
+use rmapcheck::check::outcome::{Outcome, Status};
+use rmapcheck::image::kernel::Kernel;
+use rmapcheck::image::kernels::{self, Manifest};
+use rmapcheck::image::prepare;
+use rmapcheck::image::prepare::{Prepared, Target};
+use rmapcheck::report::progress::Progress;
+use rmapcheck::report::{html, results};
+use rmapcheck::run::bench;
+use rmapcheck::run::pool::{self, Pool};
+use rmapcheck::vm::guest::Info;
+use rmapcheck::vm::qemu;
+use rmapcheck::{cache, fuzz, report, scenario};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 
+/// What each exit code means; README.md ("The CLI") says the same.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success: every scenario passed, the fuzzer found nothing new
+  1  a scenario failed or errored, or the fuzzer found a failure
+  2  bad usage or bad input: arguments, scenario files, the manifest, results files
+  3  the environment failed: a missing tool, the network, the cache, a kernel or
+     module build, a guest that does not boot
+  4  a harness bug (a panic)";
+
 #[derive(Parser)]
 #[command(name = "rmapcheck", version, about = "Test harness and fuzzer for Linux rmap correctness")]
+#[command(after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -171,21 +187,52 @@ enum KernelsCommand {
 #[error("{0}")]
 struct BadInput(String);
 
+/// How the CLI ends, as in `EXIT_CODES`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    Success = 0,
+    Failed = 1,
+    BadInput = 2,
+    Setup = 3,
+    Bug = 4,
+}
+
+impl Exit {
+    /// Input is checked, and its errors marked `BadInput`, before anything is fetched,
+    /// built or booted; so any other error is the environment's.
+    fn of(e: &anyhow::Error) -> Exit {
+        if e.downcast_ref::<BadInput>().is_some() {
+            Exit::BadInput
+        } else {
+            Exit::Setup
+        }
+    }
+
+    fn code(self) -> ExitCode {
+        ExitCode::from(self as u8)
+    }
+}
+
 /// Set by the first Ctrl-C; `run` and `fuzz` then stop taking work and save what they have.
 static STOP: AtomicBool = AtomicBool::new(false);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     qemu::install_stop_handlers(qemu::STOP_GRACE, Some(&STOP));
-    match dispatch(cli) {
-        Ok(code) => code,
-        Err(e) => {
+    // Unwinding drops every QEMU guard on the way; the panic message is already out.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(cli))) {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
             if let Some(bad) = e.downcast_ref::<BadInput>() {
                 eprintln!("rmapcheck: {bad}");
             } else {
                 eprintln!("rmapcheck: error: {e:#}");
             }
-            ExitCode::from(2)
+            Exit::of(&e).code()
+        }
+        Err(_) => {
+            eprintln!("rmapcheck: this is a bug in rmapcheck; please report it with the message above");
+            Exit::Bug.code()
         }
     }
 }
@@ -196,23 +243,23 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Kernels { command } => kernels_cmd(command),
         Command::Check { paths } => {
             load_scenarios(&paths)?;
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Success.code())
         }
         Command::Diff { scenario } => {
             let name = std::path::Path::new(&scenario)
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or(scenario);
-            let texts = rmapcheck::snapshots::load(&rmapcheck::project_root().join("snapshots"), &name)
+            let texts = rmapcheck::report::snapshots::load(&rmapcheck::project_root().join("snapshots"), &name)
                 .map_err(|e| BadInput(e.to_string()))?;
-            print!("{}", rmapcheck::snapshots::side_by_side(&texts));
-            Ok(ExitCode::SUCCESS)
+            print!("{}", rmapcheck::report::snapshots::side_by_side(&texts));
+            Ok(Exit::Success.code())
         }
         Command::Report(args) => report_cmd(args),
         Command::Bench(args) => bench(args),
         Command::Schema => {
             print!("{}", scenario::json_schema());
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Success.code())
         }
         Command::Fuzz(args) => fuzz_cmd(args),
     }
@@ -241,7 +288,7 @@ fn targets(args: &KernelArgs, manifest: &Manifest) -> Result<Vec<Target>> {
 /// The kernels `args` name, prepared, each with the arguments that name it again on a
 /// replay command line.
 fn prepare_kernels(args: &KernelArgs, progress: &Progress) -> Result<Vec<(String, Prepared)>> {
-    let manifest = Manifest::load()?;
+    let manifest = load_manifest()?;
     let targets = targets(args, &manifest)?;
     targets
         .iter()
@@ -271,6 +318,23 @@ fn workdir(command: &str) -> Result<PathBuf> {
     Ok(DIR.get_or_init(|| dir).clone())
 }
 
+/// images/kernels.toml; a broken one is bad input, like a broken scenario.
+fn load_manifest() -> Result<Manifest> {
+    Ok(Manifest::load().map_err(|e| BadInput(format!("{e:#}")))?)
+}
+
+/// What the guest loop reports, as progress lines: boots, fallbacks, retired guests.
+fn show_pool_event(progress: &Progress, e: pool::Event) {
+    match e {
+        pool::Event::Booting { key, release } => progress.boot(&key, &release),
+        pool::Event::Booted { key, secs, console, .. } => progress.booted(&key, secs, &console),
+        pool::Event::FellBack { key, why } => progress.line(&format!("{key}: {why}; booting cold")),
+        pool::Event::Retired { key, why, workdir } => {
+            progress.line(&format!("{key}: guest retired ({why}); its logs: {}", workdir.display()))
+        }
+    }
+}
+
 /// The kernel `fuzz` uses when none is named.
 const FUZZ_DEFAULT_KERNEL: &str = "6.12-debug";
 
@@ -292,7 +356,7 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
     };
     if let Some(run) = args.print_run {
         print!("{}", scenario::to_yaml(&fuzz::generate::generate(&gen, seed, run), ""));
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Success.code());
     }
     let mut failures = 0;
     // Fuzzing wants the debug kernel: DEBUG_VM and PAGE_TABLE_CHECK turn silent damage
@@ -322,7 +386,7 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
             break;
         }
     }
-    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failures == 0 { Exit::Success.code() } else { Exit::Failed.code() })
 }
 
 fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<scenario::Loaded>> {
@@ -348,7 +412,7 @@ fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<scenario::Loaded>> {
 fn run(args: RunArgs) -> Result<ExitCode> {
     let loaded = load_scenarios(&args.paths)?;
     let progress = Progress::new();
-    let manifest = Manifest::load()?;
+    let manifest = load_manifest()?;
     let mut outcomes = Vec::new();
     for target in targets(&args.kernel, &manifest)? {
         let key = target.key().to_string();
@@ -368,7 +432,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         let workroot = workdir("run")?;
         let pool = Pool::new(prepared, workroot)
             .with_module_params(&args.kernel.module_params)
-            .with_events(Box::new(|e| progress.pool_event(e)));
+            .with_events(Box::new(|e| show_pool_event(&progress, e)));
         progress.start_run(&key, loaded.len());
         for l in &loaded {
             if qemu::stop_requested().is_some() {
@@ -401,7 +465,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(128 + sig as u8));
     }
     let all_pass = outcomes.iter().all(|o| o.status == Status::Pass);
-    Ok(if all_pass { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if all_pass { Exit::Success.code() } else { Exit::Failed.code() })
 }
 
 fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
@@ -418,12 +482,12 @@ fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
     let outcomes = results::merge(sets);
     let written = html::write(&args.out, &outcomes, &rmapcheck::project_root().join("snapshots"), &args.fuzz)?;
     println!("{}", written.index.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success.code())
 }
 
 fn bench(args: BenchArgs) -> Result<ExitCode> {
     let seed = load_scenarios(std::slice::from_ref(&args.scenario))?.remove(0);
-    let manifest = Manifest::load()?;
+    let manifest = load_manifest()?;
     let key = args.kernel.unwrap_or_else(|| manifest.default.clone());
     manifest.entry(&key).map_err(|e| BadInput(e.to_string()))?;
     let prepared = prepare::prepare(&manifest, &key, &Progress::new())?;
@@ -435,11 +499,11 @@ fn bench(args: BenchArgs) -> Result<ExitCode> {
         Format::Text => print!("{}", bench::text(&results)),
         Format::Json => println!("{}", serde_json::to_string_pretty(&results)?),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success.code())
 }
 
 fn kernels_cmd(command: KernelsCommand) -> Result<ExitCode> {
-    let manifest = Manifest::load()?;
+    let manifest = load_manifest()?;
     let progress = Progress::new();
     match command {
         KernelsCommand::Fetch { keys, all } => {
@@ -484,5 +548,5 @@ fn kernels_cmd(command: KernelsCommand) -> Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success.code())
 }

@@ -3,8 +3,16 @@
 //!
 //! Architecture invariant: the snapshot text holds labels only (processes, mappings,
 //! page indices, prot): no pid, address, pfn or kernel release.
+//!
+//! Layer `report`: this module, saved results, committed snapshots, the HTML report and
+//! the progress lines.
 
-use crate::runner::{Outcome, Status};
+pub mod html;
+pub mod progress;
+pub mod results;
+pub mod snapshots;
+
+use crate::check::outcome::{Outcome, Status};
 use serde_json::json;
 
 /// The normalised text that snapshots hold. The CLI and the tests both use this one
@@ -74,24 +82,6 @@ pub fn json(outcomes: &[Outcome]) -> serde_json::Value {
     json!({ "results": outcomes })
 }
 
-/// A unified line diff of `expected` against `actual`.
-pub fn diff(expected: &str, actual: &str) -> String {
-    let d = similar::TextDiff::from_lines(expected, actual);
-    let mut out = String::new();
-    for change in d.iter_all_changes() {
-        let sign = match change.tag() {
-            similar::ChangeTag::Delete => "-",
-            similar::ChangeTag::Insert => "+",
-            similar::ChangeTag::Equal => " ",
-        };
-        out.push_str(&format!("{sign}{}", change.value()));
-        if !change.value().ends_with('\n') {
-            out.push('\n');
-        }
-    }
-    format!("--- expected\n+++ actual\n{out}")
-}
-
 /// JUnit XML: one suite per kernel, one case per scenario.
 pub fn junit(outcomes: &[Outcome]) -> String {
     use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
@@ -123,15 +113,4 @@ pub fn junit(outcomes: &[Outcome]) -> String {
         report.add_test_suite(suite);
     }
     report.to_string().unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn diff_marks_both_sides() {
-        let d = diff("mapcount: 2\nkind: anon\n", "mapcount: 1\nkind: anon\n");
-        assert!(d.contains("-mapcount: 2") && d.contains("+mapcount: 1") && d.contains(" kind: anon"), "{d}");
-    }
 }

@@ -2,7 +2,7 @@
 //! and fetched again, and a package whose sha256 differs from the lock is refused.
 //! Needs the network (the Debian mirror the host's apt uses); boots nothing.
 
-use rmapcheck::kernels::{self, Lock, Manifest};
+use rmapcheck::image::kernels::{self, Lock, Manifest};
 
 #[test]
 fn corrupt_debs_are_refetched_and_wrong_checksums_refused() {

@@ -1,5 +1,5 @@
-//! The CLI's answers to bad input: one clear line on stderr, exit 2, and no guest
-//! started. None of these boots a VM.
+//! The CLI's exit codes without a VM: 0 for success, 2 for bad input (one clear line on
+//! stderr, no guest started), 3 for a broken environment. None of these boots a VM.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -83,4 +83,58 @@ fn an_unreadable_directory_exits_2() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     // root can read a 000 directory; then the garbage file inside is what fails.
     assert!(stderr.contains("cannot list directory") || stderr.contains("a.yaml:1:1"), "{stderr}");
+}
+
+#[test]
+fn success_exits_0_and_help_lists_every_exit_code() {
+    let cache = tempfile::tempdir().unwrap();
+    let scenarios = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    for args in [vec!["check", scenarios.to_str().unwrap()], vec!["schema"]] {
+        let out = rmapcheck(&args, cache.path());
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let help = String::from_utf8_lossy(&rmapcheck(&["--help"], cache.path()).stdout).into_owned();
+    for code in ["0  success", "1  a scenario failed", "2  bad usage", "3  the environment", "4  a harness bug"] {
+        assert!(help.contains(code), "--help lacks '{code}':\n{help}");
+    }
+}
+
+#[test]
+fn a_cache_that_cannot_be_created_exits_3() {
+    // A path under a regular file can never be a directory. The lock has the key, so
+    // nothing is resolved over the network before the cache is needed.
+    let lock = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../images/kernels.lock"));
+    assert!(lock.unwrap().contains("[kernels.\"6.12\"]"));
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let out = rmapcheck(&["kernels", "fetch", "6.12"], &file.path().join("cache"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("creating cache dir"), "{stderr}");
+}
+
+#[test]
+fn a_missing_tool_exits_3() {
+    // A user's kernel build needs no download; with an empty PATH the cross gcc that
+    // builds the agent is missing.
+    let cache = tempfile::tempdir().unwrap();
+    let build = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(build.path().join("include/config")).unwrap();
+    std::fs::write(build.path().join("include/config/kernel.release"), "6.12.0-test\n").unwrap();
+    let config = "CONFIG_ARM64_4K_PAGES=y\nCONFIG_CC_VERSION_TEXT=\"aarch64-linux-gnu-gcc-12 (Debian) 12.2.0\"\n";
+    std::fs::write(build.path().join(".config"), config).unwrap();
+    let image = build.path().join("Image");
+    std::fs::write(&image, "not a kernel").unwrap();
+    let seed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/seed_mmap_fork.yaml");
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rmapcheck"))
+        .args(["run", seed.to_str().unwrap(), "--kernel-image", image.to_str().unwrap(), "--kernel-build"])
+        .arg(build.path())
+        .env("RMAPCHECK_CACHE", cache.path())
+        .env("PATH", empty.path())
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("aarch64-linux-gnu-gcc is missing"), "{stderr}");
+    assert_no_guest(cache.path());
 }

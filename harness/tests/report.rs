@@ -4,9 +4,11 @@
 //! Chromium (Debian's `chromium`, installed by scripts/setup). The rendered DOM must hold
 //! the matrix and the findpage pictures.
 
-use rmapcheck::kernels::Manifest;
-use rmapcheck::pool::Pool;
-use rmapcheck::{prepare, results, scenario};
+use rmapcheck::image::kernels::Manifest;
+use rmapcheck::image::prepare;
+use rmapcheck::report::results;
+use rmapcheck::run::pool::Pool;
+use rmapcheck::scenario;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -51,7 +53,7 @@ fn headless(page: &Path, extra: &[&str]) -> std::process::Output {
 
 #[test]
 fn report_of_a_real_run_renders_in_chromium() {
-    rmapcheck::qemu::install_stop_handlers(std::time::Duration::ZERO, None);
+    rmapcheck::vm::qemu::install_stop_handlers(std::time::Duration::ZERO, None);
     let manifest = Manifest::load().unwrap();
     let key = manifest.default.clone();
     let prepared = prepare::prepare(&manifest, &key, &()).unwrap_or_else(|e| {

@@ -4,9 +4,12 @@
 //! Listing reads files only; guests boot on first use and are pooled per kernel.
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use rmapcheck::kernels::Manifest;
-use rmapcheck::pool::Pool;
-use rmapcheck::{prepare, qemu, report, runner, scenario};
+use rmapcheck::check::outcome::Status;
+use rmapcheck::image::kernels::Manifest;
+use rmapcheck::image::prepare;
+use rmapcheck::run::pool::Pool;
+use rmapcheck::vm::qemu;
+use rmapcheck::{report, scenario};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,7 +60,7 @@ impl Pools {
             let workroot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("guests-{}", std::process::id()));
             // A restore that falls back to cold boots is slower, not wrong: say so.
             let pool = Pool::new(prepared, workroot).with_events(Box::new(|e| {
-                if let rmapcheck::pool::Event::FellBack { key, why } = e {
+                if let rmapcheck::run::pool::Event::FellBack { key, why } = e {
                     eprintln!("rmapcheck: {key}: {why}; booting cold");
                 }
             }));
@@ -97,7 +100,7 @@ fn scenario_trial(file: PathBuf, name: String, key: String) -> Trial {
         let snap = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             settings.bind(|| insta::assert_snapshot!(name.clone(), text))
         }));
-        if outcome.status != runner::Status::Pass {
+        if outcome.status != Status::Pass {
             return Err(
                 format!("{} on {key}: {:?}\n{}", outcome.scenario, outcome.status, report::snapshot(&outcome)).into()
             );

@@ -9,13 +9,13 @@
 use super::generate::{generate, GenConfig};
 use super::shrink::shrink;
 use super::triage::{self, fault_title, titles, Record};
-use crate::guest::Fault;
-use crate::oracle::Check;
-use crate::pool::{self, Pool};
-use crate::prepare::Prepared;
+use crate::check::oracle::Check;
+use crate::check::outcome::Outcome;
+use crate::image::prepare::Prepared;
 use crate::report;
-use crate::runner::Outcome;
+use crate::run::pool::{self, Pool};
 use crate::scenario::{to_yaml, Loaded, Scenario, Step};
+use crate::vm::guest::Fault;
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

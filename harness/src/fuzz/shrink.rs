@@ -194,8 +194,8 @@ pub fn shrink(failing: &Scenario, budget: usize, still_fails: &mut dyn FnMut(&Sc
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::model::{Frame, Model};
     use crate::fuzz::generate::{generate, GenConfig};
-    use crate::model::{Frame, Model};
     use std::collections::BTreeMap;
 
     /// A stand-in bug: the model has one page shared by three or more slots (what the

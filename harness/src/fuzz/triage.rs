@@ -2,10 +2,10 @@
 //! the folder each unique failure gets under `--out`.
 
 use crate::cache;
-use crate::dmesg;
-use crate::guest::Fault;
-use crate::oracle::{Check, Problem};
-use crate::runner::Outcome;
+use crate::check::dmesg;
+use crate::check::oracle::{Check, Problem};
+use crate::check::outcome::Outcome;
+use crate::vm::guest::Fault;
 use anyhow::{Context, Result};
 use regex::Regex;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 
 use super::Pools;
 use libtest_mimic::{Failed, Trial};
-use rmapcheck::dmesg;
+use rmapcheck::check::dmesg;
 
 pub fn trial(key: &str, pools: fn() -> &'static Pools) -> Trial {
     let key = key.to_string();

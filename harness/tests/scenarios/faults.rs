@@ -5,8 +5,8 @@
 
 use super::Pools;
 use libtest_mimic::{Failed, Trial};
-use rmapcheck::guest::{Fault, Guest};
-use rmapcheck::pool::Pool;
+use rmapcheck::run::pool::Pool;
+use rmapcheck::vm::guest::{Fault, Guest};
 use std::time::{Duration, Instant};
 
 fn alive(pid: u32) -> bool {
@@ -63,7 +63,7 @@ fn expect_fault(
     let seed = rmapcheck::scenario::load(&rmapcheck::project_root().join("scenarios/seed_mmap_fork.yaml"))
         .map_err(|e| Failed::from(e.to_string()))?;
     let outcome = pool.play(&seed).outcome;
-    if outcome.status != rmapcheck::runner::Status::Pass {
+    if outcome.status != rmapcheck::check::outcome::Status::Pass {
         return Err(format!("the next scenario failed: {:?}", outcome.problems).into());
     }
     Ok(())

@@ -5,8 +5,10 @@
 
 use super::Pools;
 use libtest_mimic::{Failed, Trial};
+use rmapcheck::check::outcome::Status;
 use rmapcheck::fuzz::{self, campaign, triage};
-use rmapcheck::{runner, scenario};
+use rmapcheck::run::runner;
+use rmapcheck::scenario;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -65,7 +67,7 @@ pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
 
         // Replay the saved file as `rmapcheck run` would, with and without the bug.
         let mut g = pool.take().map_err(|f| Failed::from(f.to_string()))?;
-        let fault = |f: rmapcheck::guest::Fault| Failed::from(f.to_string());
+        let fault = |f: rmapcheck::vm::guest::Fault| Failed::from(f.to_string());
         g.set_module_params(&misreport(true)).map_err(fault)?;
         let buggy = runner::run(&mut g, &shrunk).map_err(fault)?;
         g.set_module_params(&misreport(false)).map_err(fault)?;
@@ -75,7 +77,7 @@ pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
         if titles.first() != Some(&found.title) {
             return Err(format!("the replay failed as {titles:?}, the campaign as {:?}", found.title).into());
         }
-        if clean.status != runner::Status::Pass {
+        if clean.status != Status::Pass {
             return Err(format!("without misreport the replay still fails: {:?}", clean.problems).into());
         }
         Ok(())

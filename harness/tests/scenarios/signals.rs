@@ -77,7 +77,7 @@ pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
                 .arg(&saved);
             // Interrupt once some results are on disk; they must survive the signal.
             interrupt(cmd, sig, || saved.exists())?;
-            let partial = rmapcheck::results::read(&saved).map_err(|e| format!("{e:#}"))?;
+            let partial = rmapcheck::report::results::read(&saved).map_err(|e| format!("{e:#}"))?;
             if partial.is_empty() {
                 return Err("the partial results file is empty".into());
             }

@@ -25,7 +25,7 @@ pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
     let hostile = Trial::test(format!("vm::mtest_hostile::{key}"), move || {
         let pool = pools().get(&key)?;
         let mut g = pool.take().map_err(|f| Failed::from(f.to_string()))?;
-        let req = |g: &mut rmapcheck::guest::Guest, op: &str, args: &str| {
+        let req = |g: &mut rmapcheck::vm::guest::Guest, op: &str, args: &str| {
             g.request(op, args).map_err(|f| Failed::from(f.to_string()))
         };
         let mark = g.kmsg_mark();
@@ -108,7 +108,7 @@ pub fn storm_trial(key: &str, pools: fn() -> &'static Pools) -> Trial {
             .request_within(
                 "storm",
                 &format!("threads={threads} writes={writes} churn=2 seed=7"),
-                rmapcheck::guest::scaled(std::time::Duration::from_secs(120)),
+                rmapcheck::vm::guest::scaled(std::time::Duration::from_secs(120)),
             )
             .map_err(|f| Failed::from(f.to_string()))?;
         eprintln!("storm on {key}: {:?}", reply.fields);

@@ -3,8 +3,12 @@
 
 use super::Pools;
 use libtest_mimic::{Failed, Trial};
-use rmapcheck::guest::{Fault, Guest};
-use rmapcheck::{qemu, report, runner, scenario, vmstate};
+use rmapcheck::check::expect;
+use rmapcheck::check::outcome::Status;
+use rmapcheck::run::runner;
+use rmapcheck::vm::guest::{Fault, Guest};
+use rmapcheck::vm::{qemu, vmstate};
+use rmapcheck::{report, scenario};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -20,7 +24,7 @@ fn workdir(name: &str) -> PathBuf {
 fn seed_text(g: &mut Guest, seed: &scenario::Loaded) -> Result<String, Failed> {
     let o = runner::run(g, seed).map_err(failed)?;
     let text = report::snapshot(&o);
-    if o.status != runner::Status::Pass {
+    if o.status != Status::Pass {
         return Err(format!("seed scenario {:?} on a guest:\n{text}", o.status).into());
     }
     Ok(text)
@@ -52,7 +56,7 @@ pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
                     if got != want {
                         return Err(format!(
                             "restored guest {i}, run {run} differs from a cold boot:\n{}",
-                            report::diff(&want, &got)
+                            expect::diff(&want, &got)
                         )
                         .into());
                     }

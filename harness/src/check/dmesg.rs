@@ -3,7 +3,7 @@
 //!
 //! Architecture invariant: this module does no I/O; it works on strings.
 
-use crate::protocol::{parse_fields, Fields};
+use crate::wire::{parse_fields, Fields};
 use serde::{Deserialize, Serialize};
 
 /// One /dev/kmsg record.

@@ -3,12 +3,14 @@
 //! what single agent requests cost. Every figure comes from one run, so the ratios
 //! compare like with like on a shared, noisy machine.
 
-use crate::guest::{Fault, Guest};
-use crate::pool::Pool;
-use crate::prepare::Prepared;
-use crate::runner::{self, Status};
+use crate::check::outcome::Status;
+use crate::image::prepare::Prepared;
+use crate::report;
+use crate::run::pool::Pool;
+use crate::run::runner;
 use crate::scenario::Loaded;
-use crate::{qemu, report, vmstate};
+use crate::vm::guest::{Fault, Guest};
+use crate::vm::{qemu, vmstate};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -91,7 +93,7 @@ fn fault(f: Fault) -> anyhow::Error {
 }
 
 /// One request that must succeed.
-fn must(g: &mut Guest, op: &str, args: &str) -> Result<crate::protocol::Reply> {
+fn must(g: &mut Guest, op: &str, args: &str) -> Result<crate::vm::protocol::Reply> {
     let r = g.request(op, args).map_err(fault)?;
     if !r.ok {
         bail!("{op} {args}: refused: {:?}", r.fields);

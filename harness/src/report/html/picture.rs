@@ -6,7 +6,7 @@
 //! and never a pid or an address.
 
 use super::escape::esc;
-use crate::runner::{Findpage, Fork};
+use crate::check::outcome::{Findpage, Fork};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -279,7 +279,7 @@ mod tests {
         for e in std::fs::read_dir(&dir).unwrap() {
             let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
             let mut in_findpage = false;
-            for line in crate::snapshots::body(&text).lines() {
+            for line in crate::report::snapshots::body(&text).lines() {
                 if line.starts_with("findpage ") {
                     in_findpage = true;
                 } else if let Some(v) = line.strip_prefix("  ").filter(|_| in_findpage) {

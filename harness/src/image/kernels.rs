@@ -2,8 +2,12 @@
 //! packages into the cache. The result of this module is a [`Kernel`]: an Image and the
 //! build tree its modules are built against.
 
-use crate::apt::{Apt, Archive};
 use crate::cache;
+use crate::exec;
+use crate::image::apt::{Apt, Archive};
+use crate::image::kconfig::Kconfig;
+use crate::image::kernel::{FetchProgress, Kernel};
+use crate::image::{self, source_build};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -123,90 +127,9 @@ pub struct LockedPackage {
     pub sha256: String,
 }
 
-/// A kernel ready to boot and to build modules against.
-#[derive(Debug, Clone)]
-pub struct Kernel {
-    pub key: String,
-    pub release: String,
-    pub page_size: u64,
-    pub image: PathBuf,
-    /// The tree `make -C` builds modules against (headers or a built source tree).
-    pub build_dir: PathBuf,
-    /// Where the kernel's own modules live, if it has a modules tree.
-    pub modules_dir: Option<PathBuf>,
-    /// The gcc major that built the kernel (CONFIG_CC_VERSION_TEXT).
-    pub gcc_major: u32,
-    /// The suite whose build root builds modules when the host lacks `gcc_major`.
-    pub toolchain_suite: Option<String>,
-    /// The headers and kbuild packages, to install into such a build root.
-    pub header_debs: Vec<PathBuf>,
-}
-
-impl Kernel {
-    /// The kernel's .config.
-    pub fn config(&self) -> Result<String> {
-        let path = self.build_dir.join(".config");
-        fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
-    }
-
-    /// The compiler that built it, as reports name it: `gcc-12`.
-    pub fn compiler(&self) -> String {
-        format!("gcc-{}", self.gcc_major)
-    }
-
-    /// A kernel the user built: an Image and a built tree or headers dir. Release, page
-    /// size and compiler come from the tree; the key from the release unless given.
-    pub fn custom(image: &Path, build_dir: &Path, key: Option<&str>) -> Result<Kernel> {
-        if !image.is_file() {
-            bail!("--kernel-image {}: no such file", image.display());
-        }
-        let config_path = build_dir.join(".config");
-        let config = fs::read_to_string(&config_path)
-            .with_context(|| format!("--kernel-build {}: reading its .config", build_dir.display()))?;
-        let release_path = build_dir.join("include/config/kernel.release");
-        let release = fs::read_to_string(&release_path)
-            .with_context(|| {
-                format!("--kernel-build {}: no include/config/kernel.release (run make first)", build_dir.display())
-            })?
-            .trim()
-            .to_string();
-        let page_size = config_page_size(&config)
-            .with_context(|| format!("{}: no CONFIG_ARM64_*K_PAGES", config_path.display()))?;
-        let gcc_major = crate::guest_build::kernel_gcc_major(&config)
-            .with_context(|| format!("kernel in {}", build_dir.display()))?;
-        // A built tree keeps its .ko files in place; a headers dir has none, and
-        // needed_modules says so if the kernel wants some.
-        let modules_dir = Some(build_dir.to_path_buf());
-        Ok(Kernel {
-            key: key.map(str::to_string).unwrap_or_else(|| format!("custom-{release}")),
-            release,
-            page_size,
-            image: image.to_path_buf(),
-            build_dir: build_dir.to_path_buf(),
-            modules_dir,
-            gcc_major,
-            toolchain_suite: None,
-            header_debs: Vec::new(),
-        })
-    }
-}
-
-/// The page size an arm64 kernel config selects.
-pub fn config_page_size(config: &str) -> Option<u64> {
-    [("CONFIG_ARM64_4K_PAGES=y", 4096), ("CONFIG_ARM64_16K_PAGES=y", 16384), ("CONFIG_ARM64_64K_PAGES=y", 65536)]
-        .iter()
-        .find(|(line, _)| config.lines().any(|l| l == *line))
-        .map(|&(_, size)| size)
-}
-
-/// The project's images/ directory.
-pub fn images_dir() -> PathBuf {
-    crate::project_root().join("images")
-}
-
 impl Manifest {
     pub fn load() -> Result<Manifest> {
-        Self::load_from(&images_dir().join("kernels.toml"))
+        Self::load_from(&image::images_dir().join("kernels.toml"))
     }
 
     pub fn load_from(path: &Path) -> Result<Manifest> {
@@ -252,7 +175,7 @@ impl Manifest {
 
 impl Lock {
     pub fn path() -> PathBuf {
-        images_dir().join("kernels.lock")
+        image::images_dir().join("kernels.lock")
     }
 
     pub fn load() -> Result<Lock> {
@@ -392,15 +315,6 @@ pub fn update(manifest: &Manifest, keys: &[String], progress: &dyn FetchProgress
     Ok(changes)
 }
 
-/// Progress of a fetch, for the CLI to show.
-pub trait FetchProgress {
-    fn step(&self, what: &str);
-}
-
-impl FetchProgress for () {
-    fn step(&self, _: &str) {}
-}
-
 /// Make `key` ready: resolve it if the lock lacks it, download and verify its packages,
 /// and extract (or, for a source kernel, build) them into the cache. A kernel already in
 /// the cache costs no network.
@@ -411,7 +325,7 @@ pub fn fetch(manifest: &Manifest, key: &str, progress: &dyn FetchProgress) -> Re
         EntryKind::Debian => fetch_debian(key, entry, &locked, progress),
         EntryKind::Source => {
             let deb = fetch_debs(key, entry, &locked, progress)?.remove(0);
-            let tree = crate::source_build::build(key, &deb, &fragments(entry)?, progress)?;
+            let tree = source_build::build(key, &deb, &fragments(entry)?, progress)?;
             source_kernel(key, entry, tree)
         }
     }
@@ -438,7 +352,7 @@ fn fragments(entry: &Entry) -> Result<Vec<(String, String)>> {
         .config
         .iter()
         .map(|name| {
-            let path = images_dir().join(name);
+            let path = image::images_dir().join(name);
             let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
             Ok((name.clone(), text))
         })
@@ -486,7 +400,7 @@ fn fetch_debian(key: &str, entry: &Entry, locked: &Locked, progress: &dyn FetchP
                 fetch_deb(&apt, pkg, &cache::subdir("debs")?)?
             };
             progress.step(&format!("{key}: extracting {}", pkg.name));
-            extract_deb(&deb, &root)?;
+            exec::extract_deb(&deb, &root, &[])?;
         }
         point_headers_into(&root, &locked.release)?;
         Ok(())
@@ -522,16 +436,15 @@ pub fn cached(manifest: &Manifest, key: &str) -> Result<Option<Kernel>> {
             }
             kernel_from_dir(key, entry, locked, &dir, paths).map(Some)
         }
-        EntryKind::Source => match crate::source_build::built(key, &paths[0], &fragments(entry)?)? {
+        EntryKind::Source => match source_build::built(key, &paths[0], &fragments(entry)?)? {
             Some(tree) => source_kernel(key, entry, tree).map(Some),
             None => Ok(None),
         },
     }
 }
 
-fn source_kernel(key: &str, entry: &Entry, tree: crate::source_build::Tree) -> Result<Kernel> {
-    let config = fs::read_to_string(tree.dir.join(".config"))?;
-    let gcc_major = crate::guest_build::kernel_gcc_major(&config).with_context(|| format!("kernel {key}"))?;
+fn source_kernel(key: &str, entry: &Entry, tree: source_build::Tree) -> Result<Kernel> {
+    let gcc_major = Kconfig::read(&tree.dir.join(".config"))?.gcc_major().with_context(|| format!("kernel {key}"))?;
     Ok(Kernel {
         key: key.to_string(),
         release: tree.release,
@@ -556,9 +469,9 @@ fn kernel_from_dir(key: &str, entry: &Entry, locked: &Locked, dir: &Path, debs: 
             bail!("kernel {key}: {} is missing from the extracted packages", path.display());
         }
     }
-    let config = fs::read_to_string(build_dir.join(".config"))
+    let config = Kconfig::read(&build_dir.join(".config"))
         .with_context(|| format!("kernel {key}: reading the headers' .config"))?;
-    let gcc_major = crate::guest_build::kernel_gcc_major(&config).with_context(|| format!("kernel {key}"))?;
+    let gcc_major = config.gcc_major().with_context(|| format!("kernel {key}"))?;
     // Only the headers and kbuild go into a build root; the Image and modules do not.
     let header_debs = locked
         .packages
@@ -614,15 +527,6 @@ pub fn fetch_deb(apt: &Apt, pkg: &LockedPackage, debs: &Path) -> Result<PathBuf>
     Ok(path)
 }
 
-fn extract_deb(deb: &Path, root: &Path) -> Result<()> {
-    let status =
-        std::process::Command::new("dpkg-deb").arg("-x").arg(deb).arg(root).status().context("running dpkg-deb")?;
-    if !status.success() {
-        bail!("dpkg-deb -x {} failed", deb.display());
-    }
-    Ok(())
-}
-
 /// Debian's arch headers include the -common Makefile by an absolute /usr/src path;
 /// point it into the extracted root instead.
 fn point_headers_into(root: &Path, release: &str) -> Result<()> {
@@ -640,7 +544,7 @@ mod tests {
     use super::*;
 
     fn manifest() -> Manifest {
-        Manifest::parse(include_str!("../../images/kernels.toml"), "kernels.toml").unwrap()
+        Manifest::parse(include_str!("../../../images/kernels.toml"), "kernels.toml").unwrap()
     }
 
     fn entry() -> Entry {
@@ -704,7 +608,7 @@ mod tests {
 
     #[test]
     fn the_lock_round_trips() {
-        let text = include_str!("../../images/kernels.lock");
+        let text = include_str!("../../../images/kernels.lock");
         let lock: Lock = toml::from_str(text).unwrap();
         let again: Lock = toml::from_str(&toml::to_string_pretty(&lock).unwrap()).unwrap();
         assert_eq!(lock.kernels, again.kernels);
@@ -787,13 +691,6 @@ mod tests {
              key '7.2' now names 7.3"
         );
         assert_eq!(describe_change("7.2", e, None, &a), "7.2: resolved to 7.2.13+deb14-arm64 (7.2.13-1)");
-    }
-
-    #[test]
-    fn page_size_from_config() {
-        assert_eq!(config_page_size("CONFIG_X=y\nCONFIG_ARM64_16K_PAGES=y\n"), Some(16384));
-        assert_eq!(config_page_size("CONFIG_ARM64_4K_PAGES=y"), Some(4096));
-        assert_eq!(config_page_size("# CONFIG_ARM64_4K_PAGES is not set"), None);
     }
 
     #[test]

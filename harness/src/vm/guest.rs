@@ -1,10 +1,11 @@
 //! One booted guest: a QEMU guard plus the protocol channel, with every kernel log record
 //! it has forwarded, and faults classified by cause.
 
-use crate::dmesg::{self, Record};
-use crate::kernels::Kernel;
-use crate::protocol::{Channel, ChannelError, Fields, Reply};
-use crate::qemu::{self, Qemu};
+use crate::check::dmesg::{self, Record};
+use crate::image::kernel::Kernel;
+use crate::vm::protocol::{Channel, ChannelError, Reply};
+use crate::vm::qemu::{self, Qemu};
+use crate::wire::Fields;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -30,9 +31,9 @@ pub enum Fault {
     #[error("boot failed: {why}\n--- console tail ---\n{console}")]
     Boot { why: String, console: String },
     #[error("the guest died during '{op}' ({status}){panic}\n--- console tail ---\n{console}")]
-    Died { op: String, status: String, panic: String, splat: Option<dmesg::Splat>, console: String },
+    Died { op: String, status: String, panic: String, splat: Option<Box<dmesg::Splat>>, console: String },
     #[error("the guest hung: {detail}\n--- console tail ---\n{console}")]
-    Hang { detail: String, splat: Option<dmesg::Splat>, console: String },
+    Hang { detail: String, splat: Option<Box<dmesg::Splat>>, console: String },
     #[error("protocol: {0}")]
     Protocol(String),
 }
@@ -42,7 +43,7 @@ impl Fault {
     /// account of what went wrong (an Oops, a BUG, a WARN before a panic).
     pub fn splat(&self) -> Option<&dmesg::Splat> {
         match self {
-            Fault::Died { splat, .. } | Fault::Hang { splat, .. } => splat.as_ref(),
+            Fault::Died { splat, .. } | Fault::Hang { splat, .. } => splat.as_deref(),
             _ => None,
         }
     }
@@ -269,7 +270,7 @@ impl Guest {
         let console = self.qemu.console_tail(40);
         let whole = self.qemu.console();
         let lines = || whole.lines().map(dmesg::strip_console_stamp);
-        let splat = dmesg::splats(lines()).into_iter().next();
+        let splat = dmesg::splats(lines()).into_iter().next().map(Box::new);
         if exited {
             let panic = lines().find(|l| l.contains("Kernel panic")).map(|l| format!(": {l}")).unwrap_or_default();
             let status = self.qemu.exited().unwrap_or_default();

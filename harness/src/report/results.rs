@@ -1,8 +1,8 @@
 //! Persisted results: `rmapcheck run --results PATH` writes the `--format json` object
 //! to a file, and `rmapcheck report` reads one or more of them back.
 
+use crate::check::outcome::Outcome;
 use crate::report;
-use crate::runner::Outcome;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::path::Path;
@@ -55,7 +55,7 @@ fn absolute(path: &Path) -> std::path::PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::Status;
+    use crate::check::outcome::Status;
 
     const ONE: &str = r#"{"results":[{"scenario":"s","file":"scenarios/s.yaml","kernel":"6.12",
         "release":"6.12.1","page_size":4096,"status":"fail","findpages":[],"findtasks":[],

@@ -11,12 +11,13 @@
 //! Architecture invariant: a guest that faulted, splatted or gained taint is never given
 //! out again.
 
-use crate::guest::{Fault, Guest, Info};
-use crate::prepare::Prepared;
-use crate::qemu;
-use crate::runner::{self, Outcome};
+use crate::check::outcome::Outcome;
+use crate::image::prepare::Prepared;
+use crate::run::runner;
 use crate::scenario::Loaded;
-use crate::vmstate::{self, Saved};
+use crate::vm::guest::{Fault, Guest, Info};
+use crate::vm::qemu;
+use crate::vm::vmstate::{self, Saved};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};

@@ -1,10 +1,10 @@
 //! A private apt configuration that fetches Debian packages of other architectures and
 //! suites without touching the host's apt setup.
 
+use crate::exec::Cmd;
 use anyhow::{bail, Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
@@ -32,12 +32,10 @@ pub struct Apt {
 
 /// The mirror URI the host's own apt uses for `archive`.
 pub fn host_mirror(archive: Archive) -> Result<String> {
-    let out = Command::new("apt-get")
+    let text = Cmd::new("apt-get")
         .args(["indextargets", "--format", "$(REPO_URI)", "Identifier: Packages"])
         .arg(format!("Label: {}", archive.label()))
-        .output()
-        .context("running apt-get indextargets (is this a Debian host?)")?;
-    let text = String::from_utf8_lossy(&out.stdout);
+        .run("apt-get indextargets (is this a Debian host?)")?;
     match text.lines().map(str::trim).find(|l| !l.is_empty()) {
         Some(uri) => Ok(uri.trim_end_matches('/').to_string()),
         None => bail!("the host's apt sources have no {} archive; add one to /etc/apt/sources.list", archive.label()),
@@ -86,21 +84,12 @@ impl Apt {
         Ok(Apt { dir })
     }
 
-    fn cmd(&self, program: &str) -> Command {
-        let mut cmd = Command::new(program);
+    fn cmd(&self, program: &str) -> Cmd {
+        let mut cmd = Cmd::new(program);
         cmd.env("APT_CONFIG", self.dir.join("apt.conf"));
         cmd
     }
 
-    fn run(&self, mut cmd: Command, what: &str) -> Result<String> {
-        let out = cmd.output().with_context(|| format!("running {what}"))?;
-        if !out.status.success() {
-            bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    /// Refresh the package lists, unless they were fetched already and `force` is off.
     pub fn update(&self, force: bool) -> Result<()> {
         let has_lists = fs::read_dir(self.dir.join("state/lists"))?
             .filter_map(|e| e.ok())
@@ -110,7 +99,7 @@ impl Apt {
         }
         let mut cmd = self.cmd("apt-get");
         cmd.args(["-q", "update"]);
-        self.run(cmd, "apt-get update (private root)")?;
+        cmd.run("apt-get update (private root)")?;
         Ok(())
     }
 
@@ -124,7 +113,7 @@ impl Apt {
             .flat_map(|c| ("\\.[]()*+?^$|{}".contains(c).then_some('\\')).into_iter().chain([c]))
             .collect();
         cmd.args(["search", "--names-only"]).arg(format!("^{escaped}"));
-        let out = self.run(cmd, "apt-cache search")?;
+        let out = cmd.run("apt-cache search")?;
         Ok(out.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_string).collect())
     }
 
@@ -132,7 +121,7 @@ impl Apt {
     pub fn candidate(&self, name: &str) -> Result<(String, String)> {
         let mut cmd = self.cmd("apt-cache");
         cmd.args(["show", "--no-all-versions", name]);
-        let out = self.run(cmd, &format!("apt-cache show {name}"))?;
+        let out = cmd.run(&format!("apt-cache show {name}"))?;
         let field = |key: &str| {
             out.lines()
                 .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
@@ -146,8 +135,8 @@ impl Apt {
         fs::create_dir_all(dest)?;
         let before: Vec<_> = list_debs(dest)?;
         let mut cmd = self.cmd("apt-get");
-        cmd.current_dir(dest).args(["-q", "download"]).arg(format!("{name}={version}"));
-        self.run(cmd, &format!("apt-get download {name}={version}"))?;
+        cmd.dir(dest).args(["-q", "download"]).arg(format!("{name}={version}"));
+        cmd.run(&format!("apt-get download {name}={version}"))?;
         let after = list_debs(dest)?;
         after.into_iter().find(|p| !before.contains(p)).with_context(|| format!("apt-get download {name} left no .deb"))
     }

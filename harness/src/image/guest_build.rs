@@ -2,36 +2,15 @@
 //! the latter with the same compiler major that built the kernel.
 
 use crate::cache;
-use crate::kernels::{FetchProgress, Kernel};
-use crate::toolchain;
+use crate::exec::{self, have, Cmd};
+use crate::image::kconfig::Kconfig;
+use crate::image::kernel::{FetchProgress, Kernel};
+use crate::image::toolchain;
 use anyhow::{anyhow, bail, Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const CROSS: &str = "aarch64-linux-gnu-";
-
-/// The gcc major version named by a kernel's CONFIG_CC_VERSION_TEXT.
-pub fn kernel_gcc_major(config: &str) -> Result<u32> {
-    let text = config
-        .lines()
-        .find_map(|l| l.strip_prefix("CONFIG_CC_VERSION_TEXT="))
-        .context("the kernel config has no CONFIG_CC_VERSION_TEXT")?
-        .trim_matches('"');
-    if !text.contains("gcc") {
-        bail!("the kernel was not built with gcc ({text}); only gcc-built kernels are supported");
-    }
-    let version = text.split_whitespace().last().context("empty CONFIG_CC_VERSION_TEXT")?;
-    version
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .with_context(|| format!("cannot read a gcc version from '{text}'"))
-}
-
-fn have(program: &str) -> bool {
-    Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success())
-}
 
 /// The host cross compiler of exactly `major`, or an error saying why there is none.
 /// There is no fallback: a module built by another major can crash the kernel at load.
@@ -51,19 +30,6 @@ fn guest_dir() -> PathBuf {
     crate::project_root().join("guest")
 }
 
-/// Run `cmd`; on failure, the error holds the last 30 lines of its output.
-pub(crate) fn run(cmd: &mut Command, what: &str) -> Result<()> {
-    let out = cmd.output().with_context(|| format!("running {what}"))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let tail: Vec<_> = stdout.lines().chain(stderr.lines()).collect();
-        let tail = tail[tail.len().saturating_sub(30)..].join("\n");
-        bail!("{what} failed:\n{tail}");
-    }
-    Ok(())
-}
-
 /// Build the static agent, cached by its sources.
 pub fn agent() -> Result<PathBuf> {
     let src = guest_dir().join("agent");
@@ -71,21 +37,18 @@ pub fn agent() -> Result<PathBuf> {
     let dir = cache::subdir("agent")?.join(key);
     cache::ensure_dir(&dir, |tmp| {
         let gcc = format!("{CROSS}gcc");
-        if !have(&gcc) {
-            bail!("{gcc} is missing; run: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross");
-        }
+        exec::require(&gcc, "run: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross")?;
         let mut sources: Vec<PathBuf> = fs::read_dir(&src)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "c"))
             .collect();
         sources.sort();
-        run(
-            Command::new(&gcc)
-                .args(["-static", "-O2", "-Wall", "-Wextra", "-pthread", "-o"])
-                .arg(tmp.join("init"))
-                .args(&sources),
-            "building the agent",
-        )
+        Cmd::new(&gcc)
+            .args(["-static", "-O2", "-Wall", "-Wextra", "-pthread", "-o"])
+            .arg(tmp.join("init"))
+            .args(&sources)
+            .run("building the agent")?;
+        Ok(())
     })?;
     Ok(dir.join("init"))
 }
@@ -119,7 +82,7 @@ pub fn module(kernel: &Kernel, progress: &dyn FetchProgress) -> Result<PathBuf> 
     let key = cache::Key::new()
         .tree(&src)?
         .part("release", &kernel.release)
-        .part("config", &config)
+        .part("config", config.text())
         .part("build", kernel.build_dir.to_string_lossy().as_bytes())
         // A rebuilt source tree keeps its config; its Image changes.
         .part("image", format!("{} {:?}", image.len(), image.modified().ok()))
@@ -153,7 +116,7 @@ fn build_on_host(kernel: &Kernel, src: &Path, gcc: &str, tmp: &Path) -> Result<V
             fs::copy(&path, build.join(path.file_name().unwrap()))?;
         }
     }
-    let mut cmd = Command::new("make");
+    let mut cmd = Cmd::new("make");
     cmd.arg("-C")
         .arg(&kernel.build_dir)
         .arg(format!("M={}", build.display()))
@@ -165,7 +128,7 @@ fn build_on_host(kernel: &Kernel, src: &Path, gcc: &str, tmp: &Path) -> Result<V
         cmd.arg("CONFIG_DEBUG_INFO_BTF_MODULES=");
     }
     cmd.arg("modules");
-    run(&mut cmd, &format!("building rmapcheck.ko for {}", kernel.key))?;
+    cmd.run(&format!("building rmapcheck.ko for {}", kernel.key))?;
     let ko = fs::read(build.join("rmapcheck.ko"))?;
     fs::remove_dir_all(&build)?;
     Ok(ko)
@@ -174,7 +137,7 @@ fn build_on_host(kernel: &Kernel, src: &Path, gcc: &str, tmp: &Path) -> Result<V
 /// Check a built module: vermagic names the kernel's release, the .comment names the
 /// expected gcc major, and ftrace's patchable entries are there when the kernel's config
 /// has dynamic ftrace (a tinyconfig kernel has none).
-pub fn verify_module(ko: &[u8], release: &str, major: u32, config: &str) -> Result<()> {
+pub fn verify_module(ko: &[u8], release: &str, major: u32, config: &Kconfig) -> Result<()> {
     let text = String::from_utf8_lossy(ko);
     let vermagic =
         text.split('\0').find_map(|s| s.strip_prefix("vermagic=")).context("rmapcheck.ko has no vermagic")?;
@@ -186,7 +149,7 @@ pub fn verify_module(ko: &[u8], release: &str, major: u32, config: &str) -> Resu
     if !built.starts_with(&format!("{major}.")) {
         bail!("rmapcheck.ko was built by '{gcc}', not gcc-{major}");
     }
-    let ftrace = config.lines().any(|l| l == "CONFIG_DYNAMIC_FTRACE=y");
+    let ftrace = config.is("CONFIG_DYNAMIC_FTRACE", "y");
     if ftrace && !text.contains("__patchable_function_entries") {
         bail!("rmapcheck.ko lacks __patchable_function_entries; ftrace would reject it");
     }
@@ -197,7 +160,7 @@ pub fn verify_module(ko: &[u8], release: &str, major: u32, config: &str) -> Resu
 /// before the agent can talk, in load order. Empty when they are built in.
 pub fn needed_modules(kernel: &Kernel) -> Result<Vec<PathBuf>> {
     let config = kernel.config()?;
-    let is_module = |opt: &str| config.lines().any(|l| l == format!("CONFIG_{opt}=m"));
+    let is_module = |opt: &str| config.is(&format!("CONFIG_{opt}"), "m");
     // Order matters: the PCI transport before the console that rides on it.
     let wanted = [
         ("VIRTIO_PCI_LIB", "virtio_pci_modern_dev"),
@@ -243,15 +206,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_gcc_major_from_config() {
-        let cfg = "CONFIG_X=y\nCONFIG_CC_VERSION_TEXT=\"aarch64-linux-gnu-gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0\"\n";
-        assert_eq!(kernel_gcc_major(cfg).unwrap(), 12);
-        let cfg16 = "CONFIG_CC_VERSION_TEXT=\"aarch64-linux-gnu-gcc-16 (Debian 16.1.0-3) 16.1.0\"\n";
-        assert_eq!(kernel_gcc_major(cfg16).unwrap(), 16);
-        assert!(kernel_gcc_major("CONFIG_CC_VERSION_TEXT=\"clang version 18\"").is_err());
-    }
-
-    #[test]
     fn refuses_a_compiler_it_does_not_have() {
         let err = cross_gcc(99, "test-kernel").unwrap_err().to_string();
         assert!(err.contains("gcc-99") && err.contains("refusing"), "{err}");
@@ -260,13 +214,13 @@ mod tests {
     #[test]
     fn verify_module_checks_vermagic_and_compiler() {
         let ko = b"\0vermagic=6.12.117+deb12-arm64 SMP preempt mod_unload aarch64\0GCC: (Debian 12.2.0-14) 12.2.0\0__patchable_function_entries\0";
-        let ftrace = "CONFIG_DYNAMIC_FTRACE=y\n";
+        let ftrace = &Kconfig::parse("CONFIG_DYNAMIC_FTRACE=y\n");
         verify_module(ko, "6.12.117+deb12-arm64", 12, ftrace).unwrap();
         assert!(verify_module(ko, "6.1.0-30-arm64", 12, ftrace).is_err());
         assert!(verify_module(ko, "6.12.117+deb12-arm64", 14, ftrace).is_err());
         let plain = b"\0vermagic=6.12.117 SMP mod_unload aarch64\0GCC: (Debian 12.2.0-14) 12.2.0\0";
         assert!(verify_module(plain, "6.12.117", 12, ftrace).is_err(), "ftrace kernel, no patchable entries");
-        verify_module(plain, "6.12.117", 12, "# CONFIG_FTRACE is not set\n").unwrap();
+        verify_module(plain, "6.12.117", 12, &Kconfig::parse("# CONFIG_FTRACE is not set\n")).unwrap();
     }
 
     #[test]

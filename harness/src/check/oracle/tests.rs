@@ -2,8 +2,8 @@
 //! removes or bends one fact and names the check that must catch it.
 
 use super::*;
-use crate::dmesg::collect_walk;
-use crate::protocol::parse_fields;
+use crate::check::dmesg::collect_walk;
+use crate::wire::parse_fields;
 
 fn truth() -> Truth {
     let data = [

@@ -4,7 +4,8 @@
 //! and reaps the process; SIGINT, SIGTERM and SIGHUP to the harness kill every live QEMU
 //! before the harness exits (see [`install_stop_handlers`]).
 
-use anyhow::{bail, Context, Result};
+use crate::exec;
+use anyhow::{Context, Result};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -242,9 +243,7 @@ impl Qemu {
         std::fs::write(config.console_log(), preamble)
             .with_context(|| format!("writing {}", config.console_log().display()))?;
         let program = PROGRAM;
-        if which(program).is_none() {
-            bail!("{program} is missing; run: apt-get install qemu-system-arm");
-        }
+        exec::require(program, "run: apt-get install qemu-system-arm")?;
         write_script(config).with_context(|| format!("writing {}", config.script().display()))?;
         let mut guard = live();
         let handle = duct::cmd(program, config.args())
@@ -318,11 +317,6 @@ impl Drop for Qemu {
         let _ = self.handle.kill();
         live.remove(&self.pid);
     }
-}
-
-pub fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(program)).find(|p| p.is_file()))
 }
 
 #[cfg(test)]

@@ -5,13 +5,12 @@
 //! the tree as they would against headers.
 
 use crate::cache;
-use crate::guest_build::run;
-use crate::kernels::FetchProgress;
+use crate::exec::{self, Cmd};
+use crate::image::kconfig::Kconfig;
+use crate::image::kernel::FetchProgress;
 use anyhow::{bail, Context, Result};
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 /// The host compiler that builds source kernels (and, so, their modules).
@@ -95,42 +94,43 @@ fn extract(deb: &Path, dir: &Path) -> Result<()> {
         }
         fs::create_dir_all(d)?;
     }
-    run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&unpacked), "dpkg-deb -x")?;
+    exec::extract_deb(deb, &unpacked, &[])?;
     let src = unpacked.join("usr/src");
     let tarball = fs::read_dir(&src)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().contains(".tar")))
         .with_context(|| format!("no source tarball in {}", src.display()))?;
-    run(
-        Command::new("tar").arg("-xf").arg(&tarball).arg("-C").arg(&tree).arg("--strip-components=1"),
-        "tar -x the kernel source",
-    )?;
+    Cmd::new("tar")
+        .arg("-xf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&tree)
+        .arg("--strip-components=1")
+        .run("tar -x the kernel source")?;
     fs::remove_dir_all(&unpacked)?;
     Ok(())
 }
 
-fn make(tree: &Path) -> Command {
-    let mut cmd = Command::new("make");
-    cmd.current_dir(tree).arg("ARCH=arm64").arg(format!("CROSS_COMPILE={CROSS}")).arg(format!("CC={GCC}"));
+fn make(tree: &Path) -> Cmd {
+    let mut cmd = Cmd::new("make");
+    cmd.dir(tree).arg("ARCH=arm64").arg(format!("CROSS_COMPILE={CROSS}")).arg(format!("CC={GCC}"));
     cmd
 }
 
 fn configure(tree: &Path, fragments: &[(String, String)]) -> Result<()> {
-    if Command::new(GCC).arg("--version").output().is_err() {
-        bail!("{GCC} is missing; run scripts/setup");
-    }
-    run(make(tree).arg("tinyconfig"), "make tinyconfig")?;
-    let mut merge = Command::new("scripts/kconfig/merge_config.sh");
-    merge.current_dir(tree).env("ARCH", "arm64").env("CROSS_COMPILE", CROSS).args(["-m", ".config"]);
+    exec::require(GCC, "run scripts/setup")?;
+    make(tree).arg("tinyconfig").run("make tinyconfig")?;
+    let mut merge = Cmd::new(tree.join("scripts/kconfig/merge_config.sh"));
+    merge.dir(tree).env("ARCH", "arm64").env("CROSS_COMPILE", CROSS).args(["-m", ".config"]);
     for (name, _) in fragments {
-        merge.arg(crate::kernels::images_dir().join(name));
+        merge.arg(crate::image::images_dir().join(name));
     }
-    run(&mut merge, "merge_config.sh")?;
-    run(make(tree).arg("olddefconfig"), "make olddefconfig")?;
-    let config = fs::read_to_string(tree.join(".config"))?;
+    merge.run("merge_config.sh")?;
+    make(tree).arg("olddefconfig").run("make olddefconfig")?;
+    let config = Kconfig::read(&tree.join(".config"))?;
     let lost: Vec<String> = fragments
         .iter()
-        .flat_map(|(name, text)| lost_options(&config, text).into_iter().map(move |l| format!("{name}: {l}")))
+        .flat_map(|(name, text)| config.lost(&Kconfig::parse(text)).into_iter().map(move |l| format!("{name}: {l}")))
         .collect();
     if !lost.is_empty() {
         // Kconfig drops what it cannot satisfy without a word; a debug kernel without
@@ -138,34 +138,6 @@ fn configure(tree: &Path, fragments: &[(String, String)]) -> Result<()> {
         bail!("the config lost options of its fragments:\n{}", lost.join("\n"));
     }
     Ok(())
-}
-
-/// Options a fragment sets that the final config does not have as set.
-pub fn lost_options(config: &str, fragment: &str) -> Vec<String> {
-    let value_of = |opt: &str| -> Option<String> {
-        config.lines().find_map(|l| {
-            if l == format!("# {opt} is not set") {
-                Some("n".into())
-            } else {
-                l.strip_prefix(opt).and_then(|r| r.strip_prefix('=')).map(str::to_string)
-            }
-        })
-    };
-    let mut out = Vec::new();
-    for line in fragment.lines().map(str::trim) {
-        let (opt, want) = if let Some(opt) = line.strip_prefix("# ").and_then(|l| l.strip_suffix(" is not set")) {
-            (opt, "n".to_string())
-        } else if let Some((opt, v)) = line.split_once('=').filter(|(o, _)| o.starts_with("CONFIG_")) {
-            (opt, v.to_string())
-        } else {
-            continue;
-        };
-        let got = value_of(opt).unwrap_or_else(|| "n".into());
-        if got != want {
-            out.push(format!("{opt}={want} became {got}"));
-        }
-    }
-    out
 }
 
 /// Why the tree needs a build, or None when the Image is newer than every source file.
@@ -202,71 +174,22 @@ fn newer_file(dir: &Path, than: SystemTime) -> Result<Option<PathBuf>> {
 /// on failure.
 fn make_logged(key: &str, tree: &Path, targets: &[&str], progress: &dyn FetchProgress) -> Result<()> {
     let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let mut child = make(tree)
-        .arg(format!("-j{jobs}"))
-        .args(targets)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("running make")?;
-    let stderr = child.stderr.take().context("make stderr")?;
-    let err_thread = std::thread::spawn(move || {
-        let mut tail = std::collections::VecDeque::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tail.len() == 40 {
-                tail.pop_front();
-            }
-            tail.push_back(line);
-        }
-        tail
-    });
     let started = Instant::now();
     let mut last = started;
     let mut compiled = 0usize;
-    let stdout = child.stdout.take().context("make stdout")?;
-    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        if line.trim_start().starts_with("CC ") {
-            compiled += 1;
-        }
-        if last.elapsed() >= Duration::from_secs(30) {
-            last = Instant::now();
-            progress.step(&format!(
-                "{key}: still building: {compiled} files compiled in {:.0} s",
-                started.elapsed().as_secs_f64()
-            ));
-        }
-    }
-    let status = child.wait().context("waiting for make")?;
-    let tail = err_thread.join().unwrap_or_default();
-    if !status.success() {
-        let tail: Vec<_> = tail.into_iter().collect();
-        bail!("make {} for {key} failed ({status}):\n{}", targets.join(" "), tail.join("\n"));
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lost_options_names_what_kconfig_dropped() {
-        let config = "CONFIG_DEBUG_VM=y\n# CONFIG_KASAN is not set\nCONFIG_NR_CPUS=4\n";
-        let fragment = "# comment\nCONFIG_DEBUG_VM=y\nCONFIG_PAGE_TABLE_CHECK=y\nCONFIG_KASAN=y\n\
-                        CONFIG_NR_CPUS=8\n# CONFIG_KASAN is not set\n";
-        assert_eq!(
-            lost_options(config, fragment),
-            ["CONFIG_PAGE_TABLE_CHECK=y became n", "CONFIG_KASAN=y became n", "CONFIG_NR_CPUS=8 became 4"]
-        );
-    }
-
-    #[test]
-    fn the_checked_in_fragments_parse() {
-        let debug = include_str!("../../images/debug.config");
-        // Against an empty config every option it sets to y is lost: the parser sees them.
-        let lost = lost_options("", debug);
-        assert!(lost.iter().any(|l| l.starts_with("CONFIG_DEBUG_VM=y")), "{lost:?}");
-        assert!(lost.iter().any(|l| l.starts_with("CONFIG_PAGE_TABLE_CHECK_ENFORCED=y")), "{lost:?}");
-    }
+    make(tree).arg(format!("-j{jobs}")).args(targets).run_lines(
+        &format!("make {} for {key}", targets.join(" ")),
+        |line| {
+            if line.trim_start().starts_with("CC ") {
+                compiled += 1;
+            }
+            if last.elapsed() >= Duration::from_secs(30) {
+                last = Instant::now();
+                progress.step(&format!(
+                    "{key}: still building: {compiled} files compiled in {:.0} s",
+                    started.elapsed().as_secs_f64()
+                ));
+            }
+        },
+    )
 }

@@ -3,8 +3,8 @@
 //! otherwise (CI logs, pipes). Either way it writes to stderr only, so `--format json`
 //! on stdout stays clean.
 
-use crate::kernels::FetchProgress;
-use crate::runner::{Outcome, Status};
+use crate::check::outcome::{Outcome, Status};
+use crate::image::kernel::FetchProgress;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -72,19 +72,6 @@ impl Progress {
 
     pub fn booted(&self, key: &str, secs: f64, console: &std::path::Path) {
         self.line(&format!("{key}: READY in {secs:.2} s (console: {})", console.display()));
-    }
-
-    /// What the guest loop reports: boots, restores that fell back, retired guests.
-    pub fn pool_event(&self, e: crate::pool::Event) {
-        use crate::pool::Event;
-        match e {
-            Event::Booting { key, release } => self.boot(&key, &release),
-            Event::Booted { key, secs, console, .. } => self.booted(&key, secs, &console),
-            Event::FellBack { key, why } => self.line(&format!("{key}: {why}; booting cold")),
-            Event::Retired { key, why, workdir } => {
-                self.line(&format!("{key}: guest retired ({why}); its logs: {}", workdir.display()))
-            }
-        }
     }
 
     /// Start the bar over `total` scenarios on `key`.

@@ -9,9 +9,9 @@
 //!
 //! Architecture invariant: the oracle is pure; it judges values, it does no I/O.
 
-use crate::dmesg::{VmaState, Walk};
-use crate::model::Slot;
-use crate::protocol::Fields;
+use crate::check::dmesg::{VmaState, Walk};
+use crate::check::model::Slot;
+use crate::wire::Fields;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 

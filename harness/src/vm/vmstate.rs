@@ -13,9 +13,10 @@
 //! the guest's CRNG from the host so restored guests do not share random numbers.
 
 use crate::cache;
-use crate::guest::{self, Fault, Guest, Info};
-use crate::protocol::parse_fields;
-use crate::qemu::{self, Config};
+use crate::exec;
+use crate::vm::guest::{self, Fault, Guest, Info};
+use crate::vm::qemu::{self, Config};
+use crate::wire::parse_fields;
 use anyhow::{bail, Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -65,7 +66,7 @@ pub fn cache_key(config: &Config) -> Result<String> {
     neutral.workdir = PathBuf::from("/guest");
     neutral.incoming = None;
     neutral.console_preamble = None;
-    let qemu = qemu::which(qemu::PROGRAM).context("qemu-system-aarch64 is missing")?;
+    let qemu = exec::which(qemu::PROGRAM).context("qemu-system-aarch64 is missing")?;
     Ok(cache::Key::new()
         .part("args", neutral.args().join("\0"))
         .part("image", identity(&config.image)?)
@@ -105,7 +106,7 @@ pub fn save(g: Guest, dir: &Path) -> Result<()> {
     let info = &g.info;
     let ready = format!("page_size={} release={} module={}\n", info.page_size, info.release, info.module_loaded as u8);
     cache::write_atomic(&dir.join(READY), ready.as_bytes())?;
-    let mut qmp = crate::qmp::Qmp::connect(&g.config().qmp_socket(), guest::scaled(Duration::from_secs(10)))?;
+    let mut qmp = crate::vm::qmp::Qmp::connect(&g.config().qmp_socket(), guest::scaled(Duration::from_secs(10)))?;
     qmp.save_to(&dir.join(STATE), guest::scaled(SAVE_TIMEOUT)).context("saving the guest")?;
     // Restored guests start their console log with this one's boot log.
     fs::copy(g.console_log(), dir.join(CONSOLE)).context("keeping the boot console log")?;

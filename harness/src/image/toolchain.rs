@@ -7,14 +7,13 @@
 //! As root this uses `mmdebstrap --mode=root` and `chroot`; otherwise
 //! `--mode=unshare` and `unshare --map-root-user` around the same steps.
 
-use crate::apt::{self, Archive};
 use crate::cache;
-use crate::guest_build::run;
-use crate::kernels::FetchProgress;
-use anyhow::{bail, Context, Result};
+use crate::exec::{self, Cmd};
+use crate::image::apt::{self, Archive};
+use crate::image::kernel::FetchProgress;
+use anyhow::{Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
@@ -32,14 +31,16 @@ fn is_root() -> bool {
 
 /// `program` run as root: directly when we are, else in a user namespace that maps us
 /// to root (enough to own files in the root and to chroot into it).
-fn privileged(program: &str) -> Command {
+fn as_root() -> &'static [&'static str] {
     if is_root() {
-        Command::new(program)
+        &[]
     } else {
-        let mut cmd = Command::new("unshare");
-        cmd.args(["--map-root-user", "--mount", "--"]).arg(program);
-        cmd
+        &["unshare", "--map-root-user", "--mount", "--"]
     }
+}
+
+fn privileged(program: &str) -> Cmd {
+    Cmd::prefixed(as_root(), program)
 }
 
 /// The packages a root needs to build an out-of-tree arm64 module with gcc-`major`.
@@ -68,7 +69,8 @@ pub fn root(suite: &str, major: u32, progress: &dyn FetchProgress) -> Result<Roo
         // Device nodes need real root; make runs without them.
         let mut tar = privileged("tar");
         tar.arg("--zstd").arg("-xf").arg(&tarball).arg("-C").arg(&rootfs).arg("--exclude=./dev/*");
-        run(&mut tar, "extracting the build root")
+        tar.run("extracting the build root")?;
+        Ok(())
     })?;
     Ok(Root { dir: dir.join("rootfs"), suite: suite.to_string(), gcc_major: major })
 }
@@ -76,7 +78,7 @@ pub fn root(suite: &str, major: u32, progress: &dyn FetchProgress) -> Result<Roo
 fn bootstrap(suite: &str, major: u32, tarball: &Path) -> Result<()> {
     let mirror = apt::host_mirror(Archive::Debian)?;
     let tmp = tarball.with_extension("partial.tar.zst");
-    let mut cmd = Command::new("mmdebstrap");
+    let mut cmd = Cmd::new("mmdebstrap");
     cmd.arg(if is_root() { "--mode=root" } else { "--mode=unshare" })
         .arg("--variant=essential")
         .arg(format!("--include={}", root_packages(major)))
@@ -85,12 +87,9 @@ fn bootstrap(suite: &str, major: u32, tarball: &Path) -> Result<()> {
         .arg(suite)
         .arg(&tmp)
         .arg(format!("deb {mirror} {suite} main"));
-    let result = run(&mut cmd, "mmdebstrap");
-    if let Err(e) = result {
+    if let Err(e) = cmd.run("mmdebstrap") {
         let _ = fs::remove_file(&tmp);
-        if Command::new("mmdebstrap").arg("--version").output().is_err() {
-            bail!("mmdebstrap is missing; run scripts/setup");
-        }
+        exec::require("mmdebstrap", "run scripts/setup")?;
         return Err(e);
     }
     fs::rename(&tmp, tarball)?;
@@ -113,7 +112,7 @@ impl Root {
             return Ok(());
         }
         for deb in debs {
-            run(privileged("dpkg-deb").arg("-x").arg(deb).arg(&self.dir), &format!("dpkg-deb -x {}", deb.display()))?;
+            exec::extract_deb(deb, &self.dir, as_root())?;
         }
         fs::write(&marker, "")?;
         Ok(())
@@ -143,7 +142,7 @@ impl Root {
             .arg("modules")
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .env("LC_ALL", "C");
-        run(&mut cmd, &format!("building {module} in the {}-gcc{} root", self.suite, self.gcc_major))?;
+        cmd.run(&format!("building {module} in the {}-gcc{} root", self.suite, self.gcc_major))?;
         let ko = work.path().join(module);
         fs::read(&ko).with_context(|| format!("reading {}", ko.display()))
     }

@@ -9,9 +9,10 @@ pub mod escape;
 pub mod fuzz;
 pub mod picture;
 
+use crate::check::expect;
+use crate::check::outcome::{Findpage, Outcome, Status};
 use crate::report;
-use crate::runner::{Findpage, Outcome, Status};
-use crate::snapshots;
+use crate::report::snapshots;
 use anyhow::{Context, Result};
 use escape::{esc, slug};
 use std::collections::BTreeMap;
@@ -309,7 +310,7 @@ fn fuzz_section(s: &mut String, campaigns: &[fuzz::Campaign]) {
 
 fn diff_html(expected: &str, actual: &str) -> String {
     let mut out = String::from("<pre class=\"diff\">");
-    for line in report::diff(expected, actual).lines() {
+    for line in expect::diff(expected, actual).lines() {
         let class = match line.as_bytes().first() {
             Some(b'-') if !line.starts_with("---") => " class=\"del\"",
             Some(b'+') if !line.starts_with("+++") => " class=\"ins\"",
@@ -461,7 +462,7 @@ pub fn summary_markdown(outcomes: &[Outcome], committed: &Committed) -> String {
                 "<details><summary><code>{}@{}</code></summary>\n\n```diff\n{}```\n</details>\n",
                 o.scenario,
                 o.kernel,
-                report::diff(&c, &report::snapshot(o))
+                expect::diff(&c, &report::snapshot(o))
             );
         }
     }
@@ -521,7 +522,7 @@ mod tests {
             "problems":{problems},"model_mismatches":[],"notes":[],"splats":[],"duration_ms":5}}]}}"#,
             problems = if status == "pass" { "[]" } else { r#"[{"check":"O1","message":"walk <missed> c1"}]"# }
         );
-        crate::results::parse(&json).unwrap().remove(0)
+        crate::report::results::parse(&json).unwrap().remove(0)
     }
 
     #[test]

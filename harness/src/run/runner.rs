@@ -1,87 +1,18 @@
 //! Plays one scenario on a guest: translates steps into agent requests, gathers the
 //! module's walks and the pagemap ground truth, and runs the oracle and the model.
 
-use crate::dmesg::{self, VmaLine, VmaState, Walk};
-use crate::guest::{Fault, Guest, Info};
-use crate::model::{Frame, Model, Slot};
-use crate::oracle::{self, Check, Problem, Truth};
-use crate::protocol::Reply;
-use crate::scenario::{Backing, Expect, Facts, Loaded, Share, Step};
-use serde::{Deserialize, Serialize};
+use crate::check::dmesg::{self, VmaLine, VmaState, Walk};
+use crate::check::expect::check_expectations;
+use crate::check::model::{Frame, Model, Slot};
+use crate::check::oracle::{self, Check, Problem, Truth};
+use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status};
+use crate::scenario::{Backing, Loaded, Share, Step};
+use crate::vm::guest::{Fault, Guest, Info};
+use crate::vm::protocol::Reply;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-/// What one findpage found, labelled (no pids or addresses).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Findpage {
-    pub at: String,
-    pub proc: String,
-    pub kind: String,
-    pub order: u32,
-    pub mapcount: i64,
-    pub mapped_by: Vec<String>,
-    pub visited_not_mapped: Vec<String>,
-    /// Normalised VMA lines, sorted.
-    pub vmas: Vec<String>,
-    #[serde(skip)]
-    pub mcsem: String,
-}
-
-/// What one findtask listed, normalised.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Findtask {
-    pub proc: String,
-    pub vmas: Vec<String>,
-}
-
-/// One fork step that succeeded: `parent` forked `child`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Fork {
-    pub parent: String,
-    pub child: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Pass,
-    Fail,
-    Error,
-}
-
-/// The result of one scenario on one kernel. It reads back from the JSON it writes, so
-/// `rmapcheck report` can render results of earlier runs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Outcome {
-    pub scenario: String,
-    pub file: String,
-    pub kernel: String,
-    pub release: String,
-    pub page_size: u64,
-    /// The compiler that built the kernel (`gcc-12`); absent in results from before it.
-    #[serde(default)]
-    pub compiler: String,
-    pub status: Status,
-    pub findpages: Vec<Findpage>,
-    pub findtasks: Vec<Findtask>,
-    /// Who forked whom, in step order: the process tree that reports draw.
-    #[serde(default)]
-    pub forks: Vec<Fork>,
-    /// One line per `check: all`: how much it covered.
-    pub checks: Vec<String>,
-    /// O1-O3, expectations and failed steps.
-    pub problems: Vec<Problem>,
-    /// O4: where the kernel differs from the model, with the model's reason.
-    pub model_mismatches: Vec<Problem>,
-    /// Things worth knowing that are not failures ("unsupported on this kernel").
-    pub notes: Vec<String>,
-    pub splats: Vec<dmesg::Splat>,
-    /// The kernel gained taint flags during the scenario; its guest is not reused.
-    #[serde(skip)]
-    pub tainted: bool,
-    pub duration_ms: u64,
-}
-
+// Built here rather than in check::outcome: it needs the guest, a layer above checks.
 impl Outcome {
     pub fn new(loaded: &Loaded, info: &Info) -> Outcome {
         Outcome {
@@ -502,126 +433,4 @@ fn task_vma_line(v: &VmaLine, truth: &Truth) -> Option<String> {
         }
     };
     Some(format!("{what} {}", flags_text(v)))
-}
-
-/// Compare the outcome against the scenario's `expect:` block.
-pub fn check_expectations(expect: &[Expect], outcome: &mut Outcome) {
-    for e in expect {
-        // `on:` names kernel keys, or page sizes such as `4k` and `16k`.
-        let page_size = format!("{}k", outcome.page_size / 1024);
-        if e.on.as_ref().is_some_and(|on| !on.iter().any(|k| *k == outcome.kernel || *k == page_size)) {
-            continue;
-        }
-        let alternatives: Vec<&Facts> = match &e.any_of {
-            Some(alts) => alts.iter().collect(),
-            None => vec![&e.facts],
-        };
-        let (what, actual) = if let Some(at) = &e.findpage {
-            let found =
-                outcome.findpages.iter().rev().find(|f| &f.at == at && e.proc.as_ref().is_none_or(|p| p == &f.proc));
-            let Some(found) = found else {
-                outcome
-                    .problems
-                    .push(Problem::new(Check::Expect, format!("expect findpage {at}: no result (the step failed?)")));
-                continue;
-            };
-            (format!("findpage {} {at}", found.proc), facts_of_findpage(found))
-        } else if let Some(proc) = &e.findtask {
-            let Some(found) = outcome.findtasks.iter().rev().find(|f| &f.proc == proc) else {
-                outcome.problems.push(Problem::new(Check::Expect, format!("expect findtask {proc}: no result")));
-                continue;
-            };
-            // Only the scenario's own mappings: the agent's VMAs differ between kernels.
-            let named = found.vmas.iter().filter(|v| !v.starts_with('[')).cloned().collect();
-            (format!("findtask {proc}"), Facts { vmas: Some(named), ..Facts::default() })
-        } else {
-            continue;
-        };
-        let extra = (e.any_of.is_some()).then_some(&e.facts);
-        let holds = |f: &Facts| facts_hold(f, &actual) && extra.is_none_or(|x| facts_hold(x, &actual));
-        if !alternatives.iter().any(|f| holds(f)) {
-            let expected: Vec<String> = alternatives.iter().map(|f| facts_text(f)).collect();
-            // Show the actual values of just the facts the expectation names.
-            let shown = only_named(&actual, alternatives[0]);
-            let diff = crate::report::diff(&expected.join("\n-- or --\n"), &facts_text(&shown));
-            outcome.problems.push(Problem::new(Check::Expect, format!("expect {what} does not hold:\n{diff}")));
-        }
-    }
-}
-
-/// `got` restricted to the facts `want` states.
-fn only_named(got: &Facts, want: &Facts) -> Facts {
-    fn pick<T: Clone>(w: &Option<T>, g: &Option<T>) -> Option<T> {
-        w.as_ref().and(g.clone())
-    }
-    Facts {
-        kind: pick(&want.kind, &got.kind),
-        order: pick(&want.order, &got.order),
-        mapcount: pick(&want.mapcount, &got.mapcount),
-        mapped_by: pick(&want.mapped_by, &got.mapped_by),
-        visited_not_mapped: pick(&want.visited_not_mapped, &got.visited_not_mapped),
-        vmas: pick(&want.vmas, &got.vmas),
-    }
-}
-
-fn facts_of_findpage(f: &Findpage) -> Facts {
-    Facts {
-        kind: Some(f.kind.clone()),
-        order: Some(f.order),
-        mapcount: Some(f.mapcount),
-        mapped_by: Some(f.mapped_by.clone()),
-        visited_not_mapped: Some(f.visited_not_mapped.clone()),
-        vmas: None,
-    }
-}
-
-/// Whether every fact `want` states is true of `got`. Label lists compare as sets.
-fn facts_hold(want: &Facts, got: &Facts) -> bool {
-    fn same<T: PartialEq>(w: &Option<T>, g: &Option<T>) -> bool {
-        w.is_none() || w == g
-    }
-    fn same_set(w: &Option<Vec<String>>, g: &Option<Vec<String>>) -> bool {
-        let sorted = |v: &Vec<String>| v.iter().cloned().collect::<BTreeSet<_>>();
-        match (w, g) {
-            (None, _) => true,
-            (Some(w), Some(g)) => sorted(w) == sorted(g),
-            (Some(_), None) => false,
-        }
-    }
-    same(&want.kind, &got.kind)
-        && same(&want.order, &got.order)
-        && same(&want.mapcount, &got.mapcount)
-        && same_set(&want.mapped_by, &got.mapped_by)
-        && same_set(&want.visited_not_mapped, &got.visited_not_mapped)
-        && same(&want.vmas, &got.vmas)
-}
-
-/// Facts as text, one per line, for diffs.
-fn facts_text(f: &Facts) -> String {
-    let mut out = Vec::new();
-    if let Some(k) = &f.kind {
-        out.push(format!("kind: {k}"));
-    }
-    if let Some(o) = f.order {
-        out.push(format!("order: {o}"));
-    }
-    if let Some(m) = f.mapcount {
-        out.push(format!("mapcount: {m}"));
-    }
-    let list = |v: &Vec<String>| {
-        let mut v = v.clone();
-        v.sort();
-        format!("[{}]", v.join(", "))
-    };
-    if let Some(v) = &f.mapped_by {
-        out.push(format!("mapped_by: {}", list(v)));
-    }
-    if let Some(v) = &f.visited_not_mapped {
-        out.push(format!("visited_not_mapped: {}", list(v)));
-    }
-    if let Some(v) = &f.vmas {
-        out.push("vmas:".into());
-        out.extend(v.iter().map(|l| format!("  - {l}")));
-    }
-    out.join("\n")
 }

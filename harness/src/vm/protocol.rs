@@ -1,13 +1,11 @@
 //! The line protocol with the guest agent (docs/PROTOCOL.md): a framed request/reply
 //! channel over the virtio-serial port, with deadlines on every read.
 
-use std::collections::BTreeMap;
+use crate::wire::{parse_fields, Fields};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-pub type Fields = BTreeMap<String, String>;
 
 /// One line from the agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,16 +21,6 @@ pub enum Line {
     },
     /// Anything else; kept for the transcript, never fatal.
     Other(String),
-}
-
-/// Split `a=1 b=2` into fields; words without `=` get an empty value.
-pub fn parse_fields(text: &str) -> Fields {
-    text.split_whitespace()
-        .map(|w| match w.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (w.to_string(), String::new()),
-        })
-        .collect()
 }
 
 pub fn parse_line(line: &str) -> Line {

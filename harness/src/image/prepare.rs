@@ -1,8 +1,9 @@
 //! Readies a kernel for booting: fetch it, build the agent and its module, and pack the
 //! initramfs. Each part is cached, so a warm call costs milliseconds.
 
-use crate::kernels::{self, FetchProgress, Kernel, Manifest};
-use crate::{guest_build, initramfs};
+use crate::image::kernel::{FetchProgress, Kernel};
+use crate::image::kernels::{self, Manifest};
+use crate::image::{guest_build, initramfs};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 

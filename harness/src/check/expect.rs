@@ -1,0 +1,158 @@
+//! The scenario's `expect:` block, judged against an outcome. Label lists compare as
+//! sets; a failed expectation shows expected against actual as a diff.
+
+use crate::check::oracle::{Check, Problem};
+use crate::check::outcome::{Findpage, Outcome};
+use crate::scenario::{Expect, Facts};
+use std::collections::BTreeSet;
+
+/// Compare the outcome against the scenario's `expect:` block.
+pub fn check_expectations(expect: &[Expect], outcome: &mut Outcome) {
+    for e in expect {
+        // `on:` names kernel keys, or page sizes such as `4k` and `16k`.
+        let page_size = format!("{}k", outcome.page_size / 1024);
+        if e.on.as_ref().is_some_and(|on| !on.iter().any(|k| *k == outcome.kernel || *k == page_size)) {
+            continue;
+        }
+        let alternatives: Vec<&Facts> = match &e.any_of {
+            Some(alts) => alts.iter().collect(),
+            None => vec![&e.facts],
+        };
+        let (what, actual) = if let Some(at) = &e.findpage {
+            let found =
+                outcome.findpages.iter().rev().find(|f| &f.at == at && e.proc.as_ref().is_none_or(|p| p == &f.proc));
+            let Some(found) = found else {
+                outcome
+                    .problems
+                    .push(Problem::new(Check::Expect, format!("expect findpage {at}: no result (the step failed?)")));
+                continue;
+            };
+            (format!("findpage {} {at}", found.proc), facts_of_findpage(found))
+        } else if let Some(proc) = &e.findtask {
+            let Some(found) = outcome.findtasks.iter().rev().find(|f| &f.proc == proc) else {
+                outcome.problems.push(Problem::new(Check::Expect, format!("expect findtask {proc}: no result")));
+                continue;
+            };
+            // Only the scenario's own mappings: the agent's VMAs differ between kernels.
+            let named = found.vmas.iter().filter(|v| !v.starts_with('[')).cloned().collect();
+            (format!("findtask {proc}"), Facts { vmas: Some(named), ..Facts::default() })
+        } else {
+            continue;
+        };
+        let extra = (e.any_of.is_some()).then_some(&e.facts);
+        let holds = |f: &Facts| facts_hold(f, &actual) && extra.is_none_or(|x| facts_hold(x, &actual));
+        if !alternatives.iter().any(|f| holds(f)) {
+            let expected: Vec<String> = alternatives.iter().map(|f| facts_text(f)).collect();
+            // Show the actual values of just the facts the expectation names.
+            let shown = only_named(&actual, alternatives[0]);
+            let diff = diff(&expected.join("\n-- or --\n"), &facts_text(&shown));
+            outcome.problems.push(Problem::new(Check::Expect, format!("expect {what} does not hold:\n{diff}")));
+        }
+    }
+}
+
+/// `got` restricted to the facts `want` states.
+fn only_named(got: &Facts, want: &Facts) -> Facts {
+    fn pick<T: Clone>(w: &Option<T>, g: &Option<T>) -> Option<T> {
+        w.as_ref().and(g.clone())
+    }
+    Facts {
+        kind: pick(&want.kind, &got.kind),
+        order: pick(&want.order, &got.order),
+        mapcount: pick(&want.mapcount, &got.mapcount),
+        mapped_by: pick(&want.mapped_by, &got.mapped_by),
+        visited_not_mapped: pick(&want.visited_not_mapped, &got.visited_not_mapped),
+        vmas: pick(&want.vmas, &got.vmas),
+    }
+}
+
+fn facts_of_findpage(f: &Findpage) -> Facts {
+    Facts {
+        kind: Some(f.kind.clone()),
+        order: Some(f.order),
+        mapcount: Some(f.mapcount),
+        mapped_by: Some(f.mapped_by.clone()),
+        visited_not_mapped: Some(f.visited_not_mapped.clone()),
+        vmas: None,
+    }
+}
+
+/// Whether every fact `want` states is true of `got`. Label lists compare as sets.
+fn facts_hold(want: &Facts, got: &Facts) -> bool {
+    fn same<T: PartialEq>(w: &Option<T>, g: &Option<T>) -> bool {
+        w.is_none() || w == g
+    }
+    fn same_set(w: &Option<Vec<String>>, g: &Option<Vec<String>>) -> bool {
+        let sorted = |v: &Vec<String>| v.iter().cloned().collect::<BTreeSet<_>>();
+        match (w, g) {
+            (None, _) => true,
+            (Some(w), Some(g)) => sorted(w) == sorted(g),
+            (Some(_), None) => false,
+        }
+    }
+    same(&want.kind, &got.kind)
+        && same(&want.order, &got.order)
+        && same(&want.mapcount, &got.mapcount)
+        && same_set(&want.mapped_by, &got.mapped_by)
+        && same_set(&want.visited_not_mapped, &got.visited_not_mapped)
+        && same(&want.vmas, &got.vmas)
+}
+
+/// Facts as text, one per line, for diffs.
+fn facts_text(f: &Facts) -> String {
+    let mut out = Vec::new();
+    if let Some(k) = &f.kind {
+        out.push(format!("kind: {k}"));
+    }
+    if let Some(o) = f.order {
+        out.push(format!("order: {o}"));
+    }
+    if let Some(m) = f.mapcount {
+        out.push(format!("mapcount: {m}"));
+    }
+    let list = |v: &Vec<String>| {
+        let mut v = v.clone();
+        v.sort();
+        format!("[{}]", v.join(", "))
+    };
+    if let Some(v) = &f.mapped_by {
+        out.push(format!("mapped_by: {}", list(v)));
+    }
+    if let Some(v) = &f.visited_not_mapped {
+        out.push(format!("visited_not_mapped: {}", list(v)));
+    }
+    if let Some(v) = &f.vmas {
+        out.push("vmas:".into());
+        out.extend(v.iter().map(|l| format!("  - {l}")));
+    }
+    out.join("\n")
+}
+
+/// A unified line diff of `expected` against `actual`.
+pub fn diff(expected: &str, actual: &str) -> String {
+    let d = similar::TextDiff::from_lines(expected, actual);
+    let mut out = String::new();
+    for change in d.iter_all_changes() {
+        let sign = match change.tag() {
+            similar::ChangeTag::Delete => "-",
+            similar::ChangeTag::Insert => "+",
+            similar::ChangeTag::Equal => " ",
+        };
+        out.push_str(&format!("{sign}{}", change.value()));
+        if !change.value().ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    format!("--- expected\n+++ actual\n{out}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_marks_both_sides() {
+        let d = diff("mapcount: 2\nkind: anon\n", "mapcount: 1\nkind: anon\n");
+        assert!(d.contains("-mapcount: 2") && d.contains("+mapcount: 1") && d.contains(" kind: anon"), "{d}");
+    }
+}

@@ -1,0 +1,6 @@
+//! Layer `run`: plays scenarios on guests. One scenario on one guest, a pool of warm
+//! guests, and the benchmark.
+
+pub mod bench;
+pub mod pool;
+pub mod runner;
