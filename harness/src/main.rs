@@ -414,12 +414,14 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     let progress = Progress::new();
     let manifest = load_manifest()?;
     let mut outcomes = Vec::new();
+    let mut unprepared = false;
     for target in targets(&args.kernel, &manifest)? {
         let key = target.key().to_string();
         // A kernel that cannot be prepared fails its own scenarios; the others go on.
         let prepared = match prepare::prepare_target(&manifest, &target, &progress) {
             Ok(p) => p,
             Err(e) => {
+                unprepared = true;
                 progress.finish();
                 progress.line(&format!("{key}: cannot prepare the kernel: {e:#}"));
                 let info = Info { key: key.clone(), ..Info::default() };
@@ -464,8 +466,18 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         eprintln!("rmapcheck: interrupted by signal {sig}; {} results saved", outcomes.len());
         return Ok(ExitCode::from(128 + sig as u8));
     }
-    let all_pass = outcomes.iter().all(|o| o.status == Status::Pass);
-    Ok(if all_pass { Exit::Success.code() } else { Exit::Failed.code() })
+    // A failing scenario is the news; a kernel that could not even be prepared is the
+    // environment's fault, when nothing failed.
+    let failed = outcomes.iter().any(|o| o.status == Status::Fail);
+    Ok(if failed {
+        Exit::Failed.code()
+    } else if unprepared {
+        Exit::Setup.code()
+    } else if outcomes.iter().all(|o| o.status == Status::Pass) {
+        Exit::Success.code()
+    } else {
+        Exit::Failed.code()
+    })
 }
 
 fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
