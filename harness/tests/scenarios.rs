@@ -30,6 +30,9 @@ mod fuzz_selftest;
 #[path = "scenarios/boot_walk.rs"]
 mod boot_walk;
 
+#[path = "scenarios/isolation.rs"]
+mod isolation;
+
 /// The kernels to test: `RMAPCHECK_KERNELS` (comma-separated), else the manifest's
 /// `default` tag.
 fn kernel_keys(manifest: &Manifest) -> Vec<String> {
@@ -138,6 +141,7 @@ fn main() -> ExitCode {
         trials.extend(signals::trials(key, pools));
         trials.extend(fuzz_selftest::trials(key, pools));
         trials.extend(vm_restore::trials(key, pools));
+        trials.extend(isolation::trials(key, pools));
         trials.push(boot_walk::trial(key, pools));
     }
     let conclusion = libtest_mimic::run(&args, trials);

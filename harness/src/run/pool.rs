@@ -63,7 +63,7 @@ pub struct Pool<'e> {
     /// Grow by restoring a saved guest rather than booting.
     pub restore: bool,
     /// The saved guest, or why there is none (made once, on first growth).
-    saved: OnceLock<Result<Saved, String>>,
+    saved: OnceLock<Result<Saved, NotSaved>>,
     /// rmapcheck.ko parameters set on every new guest (e.g. `misreport=1`).
     module_params: Vec<(String, String)>,
     /// The first boot failure: a kernel that cannot boot is not booted again, so its
@@ -162,16 +162,24 @@ impl<'e> Pool<'e> {
         if self.restore {
             let saved = self.saved.get_or_init(|| {
                 vmstate::ensure(self.key(), &template).map_err(|e| {
+                    // A guest that cannot boot to be saved cannot boot cold either.
+                    let boot = matches!(e.downcast_ref::<Fault>(), Some(Fault::Boot { .. }));
                     let why = format!("cannot save a guest: {e:#}");
-                    self.fell_back(&why);
-                    why
+                    if !boot {
+                        self.fell_back(&why);
+                    }
+                    NotSaved { why, boot }
                 })
             });
-            if let Ok(saved) = saved {
-                match vmstate::restore(saved, &template, dir) {
+            match saved {
+                Ok(saved) => match vmstate::restore(saved, &template, dir) {
                     Ok(g) => return Ok((g, true)),
                     Err(f) => self.fell_back(&format!("restoring {} failed: {f}", saved.state().display())),
+                },
+                Err(NotSaved { why, boot: true }) => {
+                    return Err(Fault::Boot { why: why.clone(), console: String::new() });
                 }
+                Err(_) => {}
             }
         }
         Guest::boot(&self.prepared.kernel, &self.prepared.initrd, &cold_dir(dir)).map(|g| (g, false))
@@ -238,6 +246,13 @@ fn retire_reason(o: &Outcome) -> Option<String> {
         return Some(format!("kernel splat: {}", s.title));
     }
     o.tainted.then(|| "the kernel gained taint".to_string())
+}
+
+/// Why the pool has no saved guest to restore.
+struct NotSaved {
+    why: String,
+    /// The guest made for saving did not boot.
+    boot: bool,
 }
 
 /// Where a cold boot goes when restoring into `dir` failed: a sibling dir keeps the

@@ -85,7 +85,7 @@ pub fn ensure(key: &str, template: &Config) -> Result<Saved> {
         let mut config = template.clone();
         config.workdir = tmp.join("boot");
         config.incoming = None;
-        let g = Guest::start(key, &config).map_err(|f| anyhow::anyhow!("{f}"))?;
+        let g = Guest::start(key, &config)?;
         save(g, tmp)?;
         fs::remove_dir_all(tmp.join("boot")).ok();
         made_in = Some(started.elapsed().as_secs_f64());

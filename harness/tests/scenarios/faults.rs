@@ -48,9 +48,10 @@ fn expect_fault(
         Some(want) if !console.contains(want) => {
             return Err(format!("console log lacks '{want}':\n{console}").into());
         }
-        // A hang leaves nothing on the console; the fault must name what went unanswered.
-        None if !fault.to_string().contains("no answer to 'ping'") => {
-            return Err(format!("the hang does not name the unanswered request: {fault}").into());
+        // A hang or a kill leaves nothing on the console; the fault must name the
+        // request that went unanswered.
+        None if !fault.to_string().contains("'ping'") => {
+            return Err(format!("the fault does not name the unanswered request: {fault}").into());
         }
         _ => {}
     }
