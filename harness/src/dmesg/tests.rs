@@ -98,32 +98,43 @@ fn lines_without_the_newer_fields_parse_with_empty_defaults() {
 
 #[test]
 fn a_large_folio_walk_gives_its_head_and_every_mapping() {
-    let walk = walk_of("walk_fields.txt", 5);
+    // 6.12: a PMD-mapped THP in p0; c1 unmapped page 100 of its copy, which split its
+    // PMD into PTEs and its VMA in two.
+    let walk = walk_of("walk_fields.txt", 8);
     assert!(walk.bad_lines.is_empty(), "{:?}", walk.bad_lines);
     let page = walk.page.unwrap();
-    assert_eq!((page.head, page.nr_pages), (Some(0x42000), Some(512)));
-    let [pmd, ptes, partial] = &walk.vmas[..] else { panic!("{:?}", walk.vmas) };
-    assert_eq!(pmd.rmap_addr, Some(0xffffa8600000));
-    assert_eq!(pmd.folio_addr, Some(0xffffa8600000));
-    assert_eq!(pmd.at, vec![MappedAt { addr: 0xffffa8600000, level: AtLevel::Pmd, pages: 1 }]);
-    let runs: Vec<(u64, u32)> = ptes.at.iter().map(|a| (a.addr, a.pages)).collect();
-    assert_eq!(runs, vec![(0xffffa8600000, 5), (0xffffa8605000, 95)]);
-    assert!(ptes.at.iter().all(|a| a.level == AtLevel::Pte));
-    assert_eq!((partial.addr, partial.at.len(), partial.at_more), (None, 8, 180));
+    assert_eq!((page.pfn, page.head, page.nr_pages), (0x42005, Some(0x42000), Some(512)));
+    let [pmd, before, after] = &walk.vmas[..] else { panic!("{:?}", walk.vmas) };
+    assert_eq!((pmd.rmap_addr, pmd.folio_addr), (Some(0xffff82a00000), Some(0xffff82a00000)));
+    assert_eq!(pmd.at, vec![MappedAt { addr: 0xffff82a00000, level: AtLevel::Pmd, pages: 1 }]);
+    assert_eq!(before.at, vec![MappedAt { addr: 0xffff82a00000, level: AtLevel::Pte, pages: 100 }]);
+    // The VMA after the hole starts mid-folio: rmap_walk passes its vm_start.
+    assert_eq!((after.addr, after.rmap_addr, after.folio_addr), (None, Some(0xffff82a65000), Some(0xffff82a65000)));
+    assert_eq!(after.at, vec![MappedAt { addr: 0xffff82a65000, level: AtLevel::Pte, pages: 411 }]);
+    assert_eq!(after.at_more, 0);
 }
 
 #[test]
-fn ksm_none_and_findtask_lines_leave_the_newer_fields_empty() {
-    let ksm = walk_of("walk_fields.txt", 6);
+fn ksm_file_none_and_findtask_lines() {
+    let ksm = walk_of("walk_fields.txt", 14);
     assert!(ksm.bad_lines.is_empty(), "{:?}", ksm.bad_lines);
-    assert_eq!(ksm.vmas[0].rmap_addr, Some(0xffffa8fac000));
-    assert_eq!(ksm.vmas[0].folio_addr, None, "KSM has no page offset to compute from");
-    assert!(ksm.vmas[1].at.is_empty());
-    let none = walk_of("walk_fields.txt", 7).page.unwrap();
+    assert_eq!(ksm.page.unwrap().nr_pages, Some(1));
+    for v in &ksm.vmas {
+        assert_eq!(v.folio_addr, None, "KSM has no page offset to compute from");
+        assert_eq!(v.rmap_addr, v.addr);
+        assert_eq!(v.at, vec![MappedAt { addr: v.addr.unwrap(), level: AtLevel::Pte, pages: 1 }]);
+    }
+    let file = walk_of("walk_fields.txt", 17);
+    assert_eq!(file.vmas[0].rmap_addr, Some(0xffff821f7000));
+    assert_eq!(file.vmas[0].folio_addr, Some(0xffff821f7000));
+    let none = walk_of("walk_fields.txt", 19).page.unwrap();
     assert_eq!((none.kind.as_str(), none.head, none.nr_pages), ("none", None, None));
-    let task = walk_of("walk_fields.txt", 8);
-    assert_eq!(task.vmas[0].state, VmaState::Listed);
-    assert_eq!((task.vmas[0].rmap_addr, task.vmas[0].folio_addr), (None, None));
+    let task = walk_of("walk_fields.txt", 18);
+    assert_eq!(task.vmas.len(), 2);
+    for v in &task.vmas {
+        assert_eq!(v.state, VmaState::Listed);
+        assert_eq!((v.rmap_addr, v.folio_addr, v.at.len(), v.at_more), (None, None, 0, 0));
+    }
 }
 
 #[test]
