@@ -74,16 +74,9 @@ pub fn agent() -> Result<PathBuf> {
         if !have(&gcc) {
             bail!("{gcc} is missing; run: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross");
         }
-        let mut sources: Vec<PathBuf> = fs::read_dir(&src)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "c"))
-            .collect();
-        sources.sort();
+        // guest/agent/Makefile is the one recipe (sources, flags); it writes only to O=.
         run(
-            Command::new(&gcc)
-                .args(["-static", "-O2", "-Wall", "-Wextra", "-pthread", "-o"])
-                .arg(tmp.join("init"))
-                .args(&sources),
+            Command::new("make").arg("-C").arg(&src).arg(format!("O={}", tmp.display())).arg(format!("CC={gcc}")),
             "building the agent",
         )
     })?;
