@@ -242,7 +242,7 @@ static void rmc_fill_vma(struct rmc_vma_rec *rec, struct vm_area_struct *vma,
 	rec->anon_vma = !!vma->anon_vma;
 }
 
-/* "0x<v>" when @has, else "-". */
+/* No locks.  Writes "0x<v>" when @has, else "-". */
 static void rmc_hex_or_dash(char *out, size_t len, bool has, unsigned long v)
 {
 	if (has)
@@ -296,7 +296,11 @@ static void rmc_print_vma(u64 req, const struct rmc_vma_rec *rec)
 		addr, rec->state, rec->level, rmap_addr, folio_addr, at);
 }
 
-/* No locks.  Adds a page_vma_mapped_walk() hit at @addr to rec->at[]. */
+/*
+ * Runs under the hit's page table lock and takes none.  Adds a
+ * page_vma_mapped_walk() hit at @addr to rec->at[], merging consecutive
+ * PTEs into one run; what does not fit is counted in at_more.
+ */
 static void rmc_add_at(struct rmc_vma_rec *rec, unsigned long addr, bool pmd)
 {
 	struct rmc_at *last = rec->nat ? &rec->at[rec->nat - 1] : NULL;
