@@ -29,9 +29,12 @@
  *   The target VMA mapped the folio when we looked it up, so it is linked
  *   into the folio's anon_vma; munmap and exit cannot unlink it while we
  *   hold the mmap lock and mm_users, so the anon_vma (and its root) lives.
- *   The folio cannot move to another anon_vma meanwhile: our reference
- *   defeats COW reuse (folio_move_anon_rmap() in do_wp_page()), and
- *   UFFDIO_MOVE moves it within this same mm.
+ *   (That link is the rmap invariant under test; a kernel that broke it
+ *   would trip its own walkers the same way.)
+ *   The folio cannot move to another mm's anon_vma meanwhile: our
+ *   reference fails the refcount checks before folio_move_anon_rmap() in
+ *   do_wp_page() and do_huge_pmd_wp_page(), and UFFDIO_MOVE moves it only
+ *   within this same mm, whose VMAs our mmap lock keeps.
  * - The folio reference keeps the folio from being freed or split.  The
  *   folio lock keeps folio->mapping stable (truncation, anon -> KSM) and
  *   is required by rmap_walk() for file and KSM folios.  KSM's rmap_items
