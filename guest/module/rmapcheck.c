@@ -15,27 +15,36 @@
  *
  * Why the walk is safe against concurrent munmap, fork and exit
  * ------------------------------------------------------------
+ * mm/rmap.c orders the locks "mm->mmap_lock, folio_lock, ...,
+ * mapping->i_mmap_rwsem, anon_vma->rwsem, mm->page_table_lock or
+ * pte_lock"; we take them in that order and no other.
+ *
  * - get_task_mm() holds mm_users, so the target address space is not torn
  *   down (exit_mmap) while we look at it, even if the task exits.
- * - The page is looked up under the mmap lock (read), which keeps the VMA
- *   and its page tables in place; the page table lock (taken inside
- *   folio_walk_start()/follow_page()) keeps the PTE/PMD stable while we
- *   take a reference on the folio.
- * - Then the mmap lock is dropped: rmap_walk() visits VMAs of other mms
- *   whose mmap locks we do not hold, and the lock order is mmap_lock ->
- *   folio lock -> i_mmap_rwsem / anon_vma rwsem -> page table lock anyway.
- * - The folio reference keeps the folio from being freed, split or
- *   migrated (those need a frozen or known refcount).  The folio lock
- *   keeps folio->mapping stable (truncation, anon/KSM changes) and is
- *   required by rmap_walk() for file and KSM folios.
+ * - The target's mmap lock is held for read from the lookup to the end of
+ *   the walk.  rmap_walk() of an anon folio reads folio->mapping and locks
+ *   that anon_vma with no reference of its own (rmap_walk_anon_lock(): "Users
+ *   without mmap_lock are required to take a reference count"); the folio
+ *   lock does not keep it alive, as munmap does not take the folio lock.
+ *   The target VMA mapped the folio when we looked it up, so it is linked
+ *   into the folio's anon_vma; munmap and exit cannot unlink it while we
+ *   hold the mmap lock and mm_users, so the anon_vma (and its root) lives.
+ *   (That link is the rmap invariant under test; a kernel that broke it
+ *   would trip its own walkers the same way.)
+ *   The folio cannot move to another mm's anon_vma meanwhile: our
+ *   reference fails the refcount checks before folio_move_anon_rmap() in
+ *   do_wp_page() and do_huge_pmd_wp_page(), and UFFDIO_MOVE moves it only
+ *   within this same mm, whose VMAs our mmap lock keeps.
+ * - The folio reference keeps the folio from being freed or split.  The
+ *   folio lock keeps folio->mapping stable (truncation, anon -> KSM) and
+ *   is required by rmap_walk() for file and KSM folios.  KSM's rmap_items
+ *   hold references on their anon_vmas.
  * - rmap_walk() takes the anon_vma rwsem or the mapping's i_mmap_rwsem
- *   for read (under RCU for the anon_vma lookup).  A VMA cannot leave the
- *   anon_vma or i_mmap tree, nor lose its page tables, its mm or its
- *   file, without those locks held for write (munmap and exit unlink it
- *   in free_pgtables() before freeing anything; fork adds new VMAs under
- *   the write lock).  So every VMA handed to rmc_rmap_one(), its vm_file
- *   and its vm_mm stay valid during the callback, and
- *   page_vma_mapped_walk() takes each page table lock itself.
+ *   for read.  A VMA cannot leave the anon_vma or i_mmap tree, nor lose
+ *   its page tables, its mm or its file, without those locks held for
+ *   write.  So every VMA handed to rmc_rmap_one(), its vm_file and its
+ *   vm_mm stay valid during the callback, though we do not hold the mmap
+ *   lock of other mms; page_vma_mapped_walk() takes each page table lock.
  * - The owner task of a visited VMA is found under rcu_read_lock() by
  *   comparing task->mm pointers only.
  */
@@ -75,6 +84,7 @@
 #define RMC_NAME_LEN	256	/* file= value */
 #define RMC_SYM_LEN	128	/* ops= value */
 #define RMC_AUTO_REQ	1000000ULL
+#define RMC_AT_MAX	8	/* at= runs; keeps a vma line < 1 KiB */
 
 static int misreport;
 module_param(misreport, int, 0644);
@@ -92,6 +102,13 @@ static struct pid *rmc_selected;
 
 static atomic64_t rmc_next_req = ATOMIC64_INIT(RMC_AUTO_REQ);
 
+/* A run of PTEs mapping consecutive pages, or one PMD (n == 1). */
+struct rmc_at {
+	unsigned long addr;
+	unsigned int n;
+	bool pmd;
+};
+
 /* What one vma line says. */
 struct rmc_vma_rec {
 	pid_t pid;
@@ -105,6 +122,12 @@ struct rmc_vma_rec {
 	unsigned long addr;
 	const char *state;
 	const char *level;
+	bool has_rmap_addr, has_folio_addr;
+	unsigned long rmap_addr;	/* what rmap_walk() passed */
+	unsigned long folio_addr;	/* what we expect it to pass */
+	int nat;			/* at[] used */
+	unsigned int at_more;		/* hits that did not fit in at[] */
+	struct rmc_at at[RMC_AT_MAX];
 };
 
 /* One findpage request, shared with the rmap_one callback. */
@@ -112,6 +135,7 @@ struct rmc_walk {
 	u64 req;
 	unsigned long pfn;	/* the page asked about */
 	pgoff_t pgoff;		/* its page offset (not for KSM) */
+	pgoff_t folio_pgoff;	/* the folio's first page offset */
 	bool ksm;
 	bool hold_last;		/* misreport: hold back the last mapped VMA */
 	bool have_pending;
@@ -221,28 +245,95 @@ static void rmc_fill_vma(struct rmc_vma_rec *rec, struct vm_area_struct *vma,
 	rec->anon_vma = !!vma->anon_vma;
 }
 
+/* No locks.  Writes "0x<v>" when @has, else "-". */
+static void rmc_hex_or_dash(char *out, size_t len, bool has, unsigned long v)
+{
+	if (has)
+		snprintf(out, len, "0x%lx", v);
+	else
+		strscpy(out, "-", len);
+}
+
+/* No locks.  Formats at[] as "0x..:pte,0x..:pte*<n>,0x..:pmd[,+<more>]". */
+static void rmc_format_at(char *out, size_t len, const struct rmc_vma_rec *rec)
+{
+	size_t used = 0;
+	int i;
+
+	if (!rec->nat) {
+		strscpy(out, "-", len);
+		return;
+	}
+	out[0] = '\0';
+	for (i = 0; i < rec->nat; i++) {
+		const struct rmc_at *at = &rec->at[i];
+
+		used += scnprintf(out + used, len - used, "%s0x%lx:%s",
+				  i ? "," : "", at->addr,
+				  at->pmd ? "pmd" : "pte");
+		if (at->n > 1)
+			used += scnprintf(out + used, len - used, "*%u",
+					  at->n);
+	}
+	if (rec->at_more)
+		scnprintf(out + used, len - used, ",+%u", rec->at_more);
+}
+
 /* No locks.  Prints one vma line. */
 static void rmc_print_vma(u64 req, const struct rmc_vma_rec *rec)
 {
-	char addr[2 + 2 * sizeof(long) + 1] = "-";
+	char addr[2 + 2 * sizeof(long) + 1];
+	char rmap_addr[sizeof(addr)], folio_addr[sizeof(addr)];
+	/* 0x<16>:pte*<10> per run, a comma, and ",+<10>" */
+	char at[RMC_AT_MAX * 36 + 16];
 
-	if (rec->has_addr)
-		snprintf(addr, sizeof(addr), "0x%lx", rec->addr);
-	pr_info("req=%llu vma pid=%d comm=%s start=0x%lx end=0x%lx flags=0x%lx prot=%s pgoff=0x%lx file=%s ops=%s anon_vma=%d addr=%s state=%s level=%s\n",
+	rmc_hex_or_dash(addr, sizeof(addr), rec->has_addr, rec->addr);
+	rmc_hex_or_dash(rmap_addr, sizeof(rmap_addr), rec->has_rmap_addr,
+			rec->rmap_addr);
+	rmc_hex_or_dash(folio_addr, sizeof(folio_addr), rec->has_folio_addr,
+			rec->folio_addr);
+	rmc_format_at(at, sizeof(at), rec);
+	pr_info("req=%llu vma pid=%d comm=%s start=0x%lx end=0x%lx flags=0x%lx prot=%s pgoff=0x%lx file=%s ops=%s anon_vma=%d addr=%s state=%s level=%s rmap_addr=%s folio_addr=%s at=%s\n",
 		req, rec->pid, rec->comm, rec->start, rec->end, rec->flags,
 		rec->prot, rec->pgoff, rec->file, rec->ops, rec->anon_vma,
-		addr, rec->state, rec->level);
+		addr, rec->state, rec->level, rmap_addr, folio_addr, at);
 }
 
 /*
- * rmap_walk() callback.  Called with the folio locked and referenced and
- * with the anon_vma rwsem or the i_mmap_rwsem held for read (KSM: the
- * anon_vma of each rmap_item).  page_vma_mapped_walk() takes and drops
- * the page table lock (and the RCU lock of pte_offset_map()).
+ * Runs under the hit's page table lock and takes none.  Adds a
+ * page_vma_mapped_walk() hit at @addr to rec->at[], merging consecutive
+ * PTEs into one run; what does not fit is counted in at_more.
+ */
+static void rmc_add_at(struct rmc_vma_rec *rec, unsigned long addr, bool pmd)
+{
+	struct rmc_at *last = rec->nat ? &rec->at[rec->nat - 1] : NULL;
+
+	if (last && !pmd && !last->pmd && !rec->at_more &&
+	    addr == last->addr + ((unsigned long)last->n << PAGE_SHIFT)) {
+		last->n++;
+		return;
+	}
+	if (rec->nat == RMC_AT_MAX) {
+		rec->at_more++;
+		return;
+	}
+	last = &rec->at[rec->nat++];
+	last->addr = addr;
+	last->n = 1;
+	last->pmd = pmd;
+}
+
+/*
+ * rmap_walk() callback.  Called with the folio locked and referenced, the
+ * target mm's mmap lock held for read, and the anon_vma rwsem or the
+ * i_mmap_rwsem held for read (KSM: the anon_vma of each rmap_item).
+ * page_vma_mapped_walk() takes and drops the page table lock (and the RCU
+ * lock of pte_offset_map()).
  *
  * Decides whether @vma maps the page asked about (not just the folio):
  * a PMD that maps the folio, or the PTE at the page's address in @vma
- * pointing at its pfn.
+ * pointing at its pfn.  Also records every PTE and PMD of @vma that maps
+ * any page of the folio, and the @address that rmap_walk() passed.
  */
 static bool rmc_rmap_one(struct folio *folio, struct vm_area_struct *vma,
 			 unsigned long address, void *arg)
@@ -251,26 +342,43 @@ static bool rmc_rmap_one(struct folio *folio, struct vm_area_struct *vma,
 	struct rmc_vma_rec *rec = &w->rec;
 	bool in_vma, mapped = false;
 	const char *level = "-";
-	unsigned long addr, off;
+	unsigned long addr, first;
 
+	rec->nat = 0;
+	rec->at_more = 0;
+	rec->has_rmap_addr = true;
+	rec->rmap_addr = address;
 	if (w->ksm) {
 		/* KSM: each rmap_item names the exact address. */
 		addr = address & PAGE_MASK;
 		in_vma = addr >= vma->vm_start && addr < vma->vm_end;
+		first = addr;
+		rec->has_folio_addr = false;
 	} else {
 		pgoff_t start = rmc_vma_pgoff(vma, folio);
+		unsigned long off = w->pgoff - start;
 
-		off = w->pgoff - start;
 		in_vma = w->pgoff >= start && off < vma_pages(vma);
 		addr = vma->vm_start + (off << PAGE_SHIFT);
+		/* As vma_address(): the folio's first page, or vm_start. */
+		if (w->folio_pgoff >= start)
+			first = vma->vm_start +
+				((w->folio_pgoff - start) << PAGE_SHIFT);
+		else
+			first = vma->vm_start;
+		rec->has_folio_addr = true;
+		rec->folio_addr = first;
 	}
 
-	if (in_vma) {
-		RMC_FOLIO_VMA_WALK(pvmw, folio, vma, addr, PVMW_SYNC);
+	if (first >= vma->vm_start && first < vma->vm_end) {
+		RMC_FOLIO_VMA_WALK(pvmw, folio, vma, first, PVMW_SYNC);
 
-		/* Only the first hit matters: it starts at our page. */
-		if (rmc_page_vma_mapped_walk(&pvmw)) {
+		while (rmc_page_vma_mapped_walk(&pvmw)) {
+			rmc_add_at(rec, pvmw.address, !pvmw.pte);
+			if (!in_vma || mapped)
+				continue;
 			if (!pvmw.pte) {
+				/* A PMD maps every page of the folio. */
 				mapped = true;
 				level = "pmd";
 			} else if (pvmw.address == addr) {
@@ -282,7 +390,6 @@ static bool rmc_rmap_one(struct folio *folio, struct vm_area_struct *vma,
 				if (mapped)
 					level = "pte";
 			}
-			page_vma_mapped_walk_done(&pvmw);
 		}
 	}
 
@@ -315,8 +422,9 @@ static bool rmc_rmap_one(struct folio *folio, struct vm_area_struct *vma,
 }
 
 /*
- * Holds the folio lock (taken here) and the caller's folio reference.
- * Prints the page line, then rmap-walks the folio.  Returns 0 or -EINTR.
+ * Holds the caller's mmap read lock (the target mm) and folio reference,
+ * and takes the folio lock.  Prints the page line, then rmap-walks the
+ * folio.  Returns 0 or -EINTR.
  */
 static int rmc_walk_folio(struct rmc_walk *w, struct folio *folio,
 			  struct page *page, bool huge_zero)
@@ -356,14 +464,16 @@ static int rmc_walk_folio(struct rmc_walk *w, struct folio *folio,
 	if (n >= 0)
 		snprintf(pmc, sizeof(pmc), "%d", n);
 	/* refcount leaves out the reference this module holds. */
-	pr_info("req=%llu page pfn=0x%lx order=%u kind=%s mapcount=%d pagemapcount=%s refcount=%d flags=0x%lx mcsem=%s\n",
+	pr_info("req=%llu page pfn=0x%lx order=%u kind=%s mapcount=%d pagemapcount=%s refcount=%d flags=0x%lx mcsem=%s head=0x%lx nr=%lu\n",
 		w->req, w->pfn, folio_order(folio), kind,
 		rmc_mapcount(folio, page), pmc, folio_ref_count(folio) - 1,
-		rmc_folio_flags(folio), RMC_MCSEM);
+		rmc_folio_flags(folio), RMC_MCSEM, folio_pfn(folio),
+		(unsigned long)folio_nr_pages(folio));
 
 	if (walk) {
 		w->ksm = folio_test_ksm(folio);
-		w->pgoff = rmc_folio_pgoff(folio) + (w->pfn - folio_pfn(folio));
+		w->folio_pgoff = rmc_folio_pgoff(folio);
+		w->pgoff = w->folio_pgoff + (w->pfn - folio_pfn(folio));
 		w->hold_last = READ_ONCE(misreport) == 1;
 		rmc_rmap_walk(folio, &rwc);
 		if (w->have_pending && w->found_mapped < 3) {
@@ -377,9 +487,11 @@ static int rmc_walk_folio(struct rmc_walk *w, struct folio *folio,
 }
 
 /*
- * Takes and drops, in order: a task reference, mm_users (get_task_mm),
- * the mmap lock for read (lookup only), a folio reference and, inside
- * rmc_walk_folio(), the folio lock.  Logs cmd, page, vma..., end.
+ * Takes, in order: a task reference (dropped at once), mm_users
+ * (get_task_mm), the mmap lock for read, a folio reference and, inside
+ * rmc_walk_folio(), the folio lock; the mmap lock and mm_users are held
+ * until the walk is over (see the top of this file for why).  Logs cmd,
+ * page, vma..., end.
  */
 static int rmc_findpage(u64 req, struct pid *pid, pid_t nr, unsigned long addr,
 			const char *nopid_msg)
@@ -430,14 +542,15 @@ static int rmc_findpage(u64 req, struct pid *pid, pid_t nr, unsigned long addr,
 		goto out_free;
 	}
 	folio = rmc_lookup(vma, addr, &page, &huge_zero);
-	mmap_read_unlock(mm);
-
 	if (!folio) {
-		pr_info("req=%llu page pfn=0x0 order=0 kind=none mapcount=0 pagemapcount=- refcount=0 flags=0x0 mcsem=%s\n",
+		mmap_read_unlock(mm);
+		pr_info("req=%llu page pfn=0x0 order=0 kind=none mapcount=0 pagemapcount=- refcount=0 flags=0x0 mcsem=%s head=- nr=-\n",
 			req, RMC_MCSEM);
 	} else {
 		w->pfn = page_to_pfn(page);
+		/* The mmap lock keeps the folio's anon_vma alive: hold it. */
 		rc = rmc_walk_folio(w, folio, page, huge_zero);
+		mmap_read_unlock(mm);
 		folio_put(folio);
 		if (rc) {
 			rc = rmc_fail(req, rc, "killed");

@@ -155,6 +155,12 @@ pub struct PageLine {
     pub refcount: i64,
     pub flags: u64,
     pub mcsem: String,
+    /// The folio's first pfn (`head=`); `None` for `kind=none` and older modules.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head: Option<u64>,
+    /// Pages in the folio (`nr=`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nr_pages: Option<u64>,
 }
 
 /// One VMA the walk visited, or one VMA of a findtask listing.
@@ -173,6 +179,90 @@ pub struct VmaLine {
     pub addr: Option<u64>,
     pub state: VmaState,
     pub level: Option<String>,
+    /// The address rmap_walk() passed to the module's callback (`rmap_addr=`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rmap_addr: Option<u64>,
+    /// Where the module computes the folio starts in this VMA (`folio_addr=`): what
+    /// `rmap_addr` must be. `None` for KSM, findtask and older modules.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub folio_addr: Option<u64>,
+    /// Every PTE and PMD of this VMA that maps a page of the folio (`at=`), in address
+    /// order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub at: Vec<MappedAt>,
+    /// Mappings found beyond those `at` lists (`at=...,+N`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub at_more: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One `at=` entry: `pages` consecutive pages mapped by PTEs from `addr`, or one PMD
+/// (`pages` is 1) at `addr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MappedAt {
+    pub addr: u64,
+    pub level: AtLevel,
+    pub pages: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AtLevel {
+    Pte,
+    Pmd,
+}
+
+impl VmaLine {
+    /// Why the address rmap_walk() passed is not where the folio starts in this VMA;
+    /// `None` when they agree or either is unknown.
+    pub fn rmap_addr_mismatch(&self) -> Option<String> {
+        match (self.rmap_addr, self.folio_addr) {
+            (Some(k), Some(m)) if k != m => Some(format!(
+                "rmap_walk passed 0x{k:x} for the VMA 0x{:x}-0x{:x} of pid {}, but the folio starts at 0x{m:x} there",
+                self.start, self.end, self.pid
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Parse `at=`: `-`, or comma-separated `0x<addr>:pte|pmd[*<pages>]`, optionally ending
+/// in `+<n>`.
+fn parse_at(value: Option<&String>) -> Result<(Vec<MappedAt>, u32), String> {
+    let mut at = Vec::new();
+    let mut more = 0;
+    let Some(value) = value.filter(|v| v.as_str() != "-") else {
+        return Ok((at, more));
+    };
+    let entries: Vec<&str> = value.split(',').collect();
+    for (i, entry) in entries.iter().enumerate() {
+        if let Some(n) = entry.strip_prefix('+') {
+            if i + 1 != entries.len() {
+                return Err(format!("at: +{n} is not last"));
+            }
+            more = n.parse().map_err(|_| format!("at: bad count '{entry}'"))?;
+            continue;
+        }
+        let (addr, rest) = entry.split_once(':').ok_or_else(|| format!("at: no level in '{entry}'"))?;
+        let (level, pages) = match rest.split_once('*') {
+            Some((l, n)) => (l, n.parse().map_err(|_| format!("at: bad page count in '{entry}'"))?),
+            None => (rest, 1),
+        };
+        let level = match level {
+            "pte" => AtLevel::Pte,
+            "pmd" if pages == 1 => AtLevel::Pmd,
+            _ => return Err(format!("at: bad level in '{entry}'")),
+        };
+        let addr = addr
+            .strip_prefix("0x")
+            .and_then(|d| u64::from_str_radix(d, 16).ok())
+            .ok_or_else(|| format!("at: bad address in '{entry}'"))?;
+        at.push(MappedAt { addr, level, pages });
+    }
+    Ok((at, more))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -185,7 +275,8 @@ pub enum VmaState {
 }
 
 /// A module line that has the prefix but does not parse: the module and this parser
-/// disagree, which is a bug worth reporting.
+/// disagree, which is a bug worth reporting. `collect_walk` also reports here a `vma`
+/// line whose `rmap_addr` and `folio_addr` differ, so the oracle fails on it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("bad module line ({why}): {line}")]
 pub struct BadLine {
@@ -238,6 +329,8 @@ pub fn parse_module_line(line: &str) -> Option<Result<ModuleLine, BadLine>> {
                     refcount: num(&f, "refcount")?,
                     flags: hex(&f, "flags")?,
                     mcsem: text(&f, "mcsem")?,
+                    head: optional(&f, "head").map(|_| hex(&f, "head")).transpose()?,
+                    nr_pages: optional(&f, "nr").map(|_| num(&f, "nr")).transpose()?,
                 },
             },
             "vma" => {
@@ -247,6 +340,7 @@ pub fn parse_module_line(line: &str) -> Option<Result<ModuleLine, BadLine>> {
                     Some("-") => VmaState::Listed,
                     other => return Err(format!("bad state {other:?}")),
                 };
+                let (at, at_more) = parse_at(f.get("at"))?;
                 ModuleLine::Vma {
                     req,
                     vma: VmaLine {
@@ -263,6 +357,10 @@ pub fn parse_module_line(line: &str) -> Option<Result<ModuleLine, BadLine>> {
                         addr: optional(&f, "addr").map(|_| hex(&f, "addr")).transpose()?,
                         state,
                         level: optional(&f, "level"),
+                        rmap_addr: optional(&f, "rmap_addr").map(|_| hex(&f, "rmap_addr")).transpose()?,
+                        folio_addr: optional(&f, "folio_addr").map(|_| hex(&f, "folio_addr")).transpose()?,
+                        at,
+                        at_more,
                     },
                 }
             }
@@ -305,7 +403,12 @@ pub fn collect_walk<'a>(lines: impl IntoIterator<Item = &'a str>, req: u64) -> W
             Some(Ok(ml)) => match ml {
                 ModuleLine::Cmd { fields, .. } => walk.cmd = Some(fields),
                 ModuleLine::Page { page, .. } => walk.page = Some(page),
-                ModuleLine::Vma { vma, .. } => walk.vmas.push(vma),
+                ModuleLine::Vma { vma, .. } => {
+                    if let Some(why) = vma.rmap_addr_mismatch() {
+                        walk.bad_lines.push(BadLine { line: line.to_string(), why });
+                    }
+                    walk.vmas.push(vma)
+                }
                 ModuleLine::Task { pid, comm, vmas, .. } => walk.task = Some((pid, comm, vmas)),
                 ModuleLine::Error { rc, msg, .. } => walk.errors.push((rc, msg)),
                 ModuleLine::End { rc, mapped, visited, .. } => walk.end = Some((rc, mapped, visited)),

@@ -38,15 +38,12 @@ pub fn agent() -> Result<PathBuf> {
     cache::ensure_dir(&dir, |tmp| {
         let gcc = format!("{CROSS}gcc");
         exec::require(&gcc, "run: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross")?;
-        let mut sources: Vec<PathBuf> = fs::read_dir(&src)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "c"))
-            .collect();
-        sources.sort();
-        Cmd::new(&gcc)
-            .args(["-static", "-O2", "-Wall", "-Wextra", "-pthread", "-o"])
-            .arg(tmp.join("init"))
-            .args(&sources)
+        // guest/agent/Makefile is the one recipe (sources, flags); it writes only to O=.
+        Cmd::new("make")
+            .arg("-C")
+            .arg(&src)
+            .arg(format!("O={}", tmp.display()))
+            .arg(format!("CC={gcc}"))
             .run("building the agent")?;
         Ok(())
     })?;

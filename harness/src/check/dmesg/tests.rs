@@ -78,3 +78,85 @@ fn a_line_with_the_prefix_that_does_not_parse_is_reported() {
     assert!(bad.why.contains("pfn"), "{bad}");
     assert!(parse_module_line("virtio: something").is_none());
 }
+
+fn walk_of(name: &str, req: u64) -> Walk {
+    let records: Vec<String> = fixture(name).lines().map(str::to_string).collect();
+    walk_in_records(&records, req)
+}
+
+#[test]
+fn lines_without_the_newer_fields_parse_with_empty_defaults() {
+    let walk = walk_of("walk.txt", 5);
+    assert!(walk.bad_lines.is_empty(), "{:?}", walk.bad_lines);
+    let page = walk.page.unwrap();
+    assert_eq!((page.head, page.nr_pages), (None, None));
+    for v in &walk.vmas {
+        assert_eq!((v.rmap_addr, v.folio_addr, v.at_more), (None, None, 0));
+        assert!(v.at.is_empty());
+    }
+}
+
+#[test]
+fn a_large_folio_walk_gives_its_head_and_every_mapping() {
+    // 6.12: a PMD-mapped THP in p0; c1 unmapped page 100 of its copy, which split its
+    // PMD into PTEs and its VMA in two.
+    let walk = walk_of("walk_fields.txt", 8);
+    assert!(walk.bad_lines.is_empty(), "{:?}", walk.bad_lines);
+    let page = walk.page.unwrap();
+    assert_eq!((page.pfn, page.head, page.nr_pages), (0x42005, Some(0x42000), Some(512)));
+    let [pmd, before, after] = &walk.vmas[..] else { panic!("{:?}", walk.vmas) };
+    assert_eq!((pmd.rmap_addr, pmd.folio_addr), (Some(0xffff82a00000), Some(0xffff82a00000)));
+    assert_eq!(pmd.at, vec![MappedAt { addr: 0xffff82a00000, level: AtLevel::Pmd, pages: 1 }]);
+    assert_eq!(before.at, vec![MappedAt { addr: 0xffff82a00000, level: AtLevel::Pte, pages: 100 }]);
+    // The VMA after the hole starts mid-folio: rmap_walk passes its vm_start.
+    assert_eq!((after.addr, after.rmap_addr, after.folio_addr), (None, Some(0xffff82a65000), Some(0xffff82a65000)));
+    assert_eq!(after.at, vec![MappedAt { addr: 0xffff82a65000, level: AtLevel::Pte, pages: 411 }]);
+    assert_eq!(after.at_more, 0);
+}
+
+#[test]
+fn ksm_file_none_and_findtask_lines() {
+    let ksm = walk_of("walk_fields.txt", 14);
+    assert!(ksm.bad_lines.is_empty(), "{:?}", ksm.bad_lines);
+    assert_eq!(ksm.page.unwrap().nr_pages, Some(1));
+    for v in &ksm.vmas {
+        assert_eq!(v.folio_addr, None, "KSM has no page offset to compute from");
+        assert_eq!(v.rmap_addr, v.addr);
+        assert_eq!(v.at, vec![MappedAt { addr: v.addr.unwrap(), level: AtLevel::Pte, pages: 1 }]);
+    }
+    let file = walk_of("walk_fields.txt", 17);
+    assert_eq!(file.vmas[0].rmap_addr, Some(0xffff821f7000));
+    assert_eq!(file.vmas[0].folio_addr, Some(0xffff821f7000));
+    let none = walk_of("walk_fields.txt", 19).page.unwrap();
+    assert_eq!((none.kind.as_str(), none.head, none.nr_pages), ("none", None, None));
+    let task = walk_of("walk_fields.txt", 18);
+    assert_eq!(task.vmas.len(), 2);
+    for v in &task.vmas {
+        assert_eq!(v.state, VmaState::Listed);
+        assert_eq!((v.rmap_addr, v.folio_addr, v.at.len(), v.at_more), (None, None, 0, 0));
+    }
+}
+
+#[test]
+fn an_rmap_address_other_than_the_folios_is_a_bad_line() {
+    let line = "rmapcheck: req=9 vma pid=1 comm=init start=0x1000 end=0x9000 flags=0x73 prot=rw-p pgoff=0x1 \
+                file=- ops=- anon_vma=1 addr=0x3000 state=mapped level=pte rmap_addr=0x2000 folio_addr=0x1000 at=0x3000:pte";
+    let walk = collect_walk([line], 9);
+    assert_eq!(walk.vmas.len(), 1, "the VMA still counts for O1");
+    let [bad] = &walk.bad_lines[..] else { panic!("{:?}", walk.bad_lines) };
+    assert!(bad.why.contains("0x2000") && bad.why.contains("0x1000"), "{bad}");
+}
+
+#[test]
+fn malformed_at_fields_are_reported() {
+    let base = "rmapcheck: req=9 vma pid=1 comm=init start=0x1000 end=0x9000 flags=0x73 prot=rw-p pgoff=0x1 \
+                file=- ops=- anon_vma=1 addr=0x3000 state=mapped level=pte rmap_addr=0x1000 folio_addr=0x1000";
+    for at in ["0x3000", "0x3000:pud", "3000:pte", "0x3000:pte*x", "0x3000:pmd*2", "+3,0x3000:pte", "0x3000:pte,+x"] {
+        let bad = parse_module_line(&format!("{base} at={at}")).unwrap().unwrap_err();
+        assert!(bad.why.starts_with("at:"), "{at}: {bad}");
+    }
+    let ok = parse_module_line(&format!("{base} at=0x3000:pte*2,0x5000:pmd,+1")).unwrap().unwrap();
+    let ModuleLine::Vma { vma, .. } = ok else { panic!() };
+    assert_eq!(vma.at.len(), 2);
+    assert_eq!(vma.at_more, 1);
+}

@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The controller's table of workload processes, in creation order, and the
+ * call that sends one request to a worker and waits for its answer.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ops.h"
+
+#define WORKER_TIMEOUT_MS	60000
+
+struct proc procs[MAX_PROCS];	/* in creation order */
+int nprocs;
+pid_t pgid;			/* all workers share p0's group */
+struct wrep wr;			/* the last worker answer */
+
+uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000ULL + ts.tv_nsec / 1000;
+}
+
+void reap(void)
+{
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+}
+
+/*
+ * Waits until every id (a pid, or -pgid for a whole group) is gone: reaped
+ * by us, or by a parent that ignores SIGCHLD. Yields first, since the dying
+ * tasks need our CPU; sleeps briefly only if that takes long.
+ */
+int wait_gone(const pid_t *ids, int n, int ms)
+{
+	uint64_t deadline = now_us() + ms * 1000ULL;
+	unsigned int spins = 0;
+
+	for (;;) {
+		int i, alive = 0;
+
+		reap();
+		for (i = 0; i < n; i++)
+			if (ids[i] && kill(ids[i], 0) == 0)
+				alive++;
+		if (!alive)
+			return 0;
+		if (now_us() > deadline)
+			return -1;
+		if (++spins < 100) {
+			sched_yield();
+		} else {
+			struct timespec ts = { 0, 20000 };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+struct proc *find_proc(const char *label)
+{
+	int i;
+
+	for (i = 0; i < nprocs; i++)
+		if (!strcmp(procs[i].label, label))
+			return &procs[i];
+	return NULL;
+}
+
+/* Forgets p; the pointer then names the next process. */
+void drop_proc(struct proc *p)
+{
+	close(p->ctl);
+	close(p->pagemap);
+	memmove(p, p + 1, (procs + nprocs - p - 1) * sizeof(*p));
+	nprocs--;
+}
+
+int add_proc(const char *label, pid_t pid, int ctl)
+{
+	struct proc *p = &procs[nprocs];
+	char path[64];
+	int fd, e;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		e = errno;
+		kill(pid, SIGKILL);
+		close(ctl);
+		wait_gone(&pid, 1, GONE_TIMEOUT_MS);
+		return fail(e, "open-pagemap");
+	}
+	snprintf(p->label, sizeof(p->label), "%s", label);
+	p->pid = pid;
+	p->ctl = ctl;
+	p->pagemap = fd;
+	nprocs++;
+	return 0;
+}
+
+static void close_from(int fd)
+{
+	if (syscall(SYS_close_range, fd, ~0U, 0))
+		for (; fd < 1024; fd++)
+			close(fd);
+}
+
+int start_p0(void)
+{
+	int sv[2], e;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return fail(errno, "socketpair");
+	pid = fork();
+	if (pid < 0) {
+		e = errno;
+		close(sv[0]);
+		close(sv[1]);
+		return fail(e, "fork");
+	}
+	if (!pid) {
+		setpgid(0, 0);
+		if (dup2(sv[1], CTL_FD) < 0)
+			_exit(1);
+		close_from(CTL_FD + 1);
+		worker_main();
+	}
+	setpgid(pid, pid);	/* whichever side runs first wins */
+	close(sv[1]);
+	pgid = pid;
+	return add_proc("p0", pid, sv[0]);
+}
+
+/*
+ * Sends q (and passfd, if any) to p's worker and waits for the answer in
+ * wr. Returns 0, -1 for an err answer, or -2 when the worker died, in which
+ * case p is gone from the table.
+ */
+int wcall(struct proc *p, const struct wreq *q, int passfd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} cm;
+	struct iovec iov = { (void *)q, sizeof(*q) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct pollfd pfd = { .fd = p->ctl, .events = POLLIN };
+	pid_t pid = p->pid;
+	ssize_t n;
+
+	if (passfd >= 0) {
+		struct cmsghdr *c;
+
+		memset(&cm, 0, sizeof(cm));
+		mh.msg_control = cm.buf;
+		mh.msg_controllen = sizeof(cm.buf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &passfd, sizeof(int));
+	}
+	if (sendmsg(p->ctl, &mh, MSG_NOSIGNAL) < 0)
+		goto died;
+	do
+		n = poll(&pfd, 1, WORKER_TIMEOUT_MS);
+	while (n < 0 && errno == EINTR);
+	if (n == 0) {
+		kill(pid, SIGKILL);
+		drop_proc(p);
+		wait_gone(&pid, 1, GONE_TIMEOUT_MS);
+		fail(ETIMEDOUT, "worker-timeout");
+		return -2;
+	}
+	n = recv(p->ctl, &wr, sizeof(wr), 0);
+	if (n <= 0)
+		goto died;
+	if ((size_t)n < WREP_HDR_LEN)
+		return fail(EPROTO, "worker-proto");
+	if (wr.err) {
+		wr.msg[NAME_LEN - 1] = '\0';
+		return fail(wr.err, wr.msg);
+	}
+	return 0;
+died:
+	kill(pid, SIGKILL);
+	drop_proc(p);
+	wait_gone(&pid, 1, GONE_TIMEOUT_MS);
+	fail(ESRCH, "worker-died");
+	return -2;
+}
