@@ -409,6 +409,14 @@ fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<scenario::Loaded>> {
     Ok(loaded)
 }
 
+/// Saved after every scenario, so an interrupted run keeps what it did.
+fn save_results(path: Option<&std::path::Path>, outcomes: &[Outcome]) -> Result<()> {
+    match path {
+        Some(path) => results::write(path, outcomes),
+        None => Ok(()),
+    }
+}
+
 fn run(args: RunArgs) -> Result<ExitCode> {
     let loaded = load_scenarios(&args.paths)?;
     let progress = Progress::new();
@@ -428,6 +436,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
                 for l in &loaded {
                     outcomes.push(Outcome::not_run(l, &info, format!("kernel {key} is not ready: {e:#}")));
                 }
+                save_results(args.results.as_deref(), &outcomes)?;
                 continue;
             }
         };
@@ -447,10 +456,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             }
             progress.scenario_done(&outcome);
             outcomes.push(outcome);
-            // Saved after every scenario, so an interrupted run keeps what it did.
-            if let Some(path) = &args.results {
-                results::write(path, &outcomes)?;
-            }
+            save_results(args.results.as_deref(), &outcomes)?;
         }
         progress.finish();
         pool.shutdown();
