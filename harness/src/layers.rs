@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["report"],
     &["run"],
     &["fuzz"],
+    &["ui"],
 ];
 
 fn layer_of(top: &str) -> Option<usize> {

@@ -7,10 +7,10 @@ use rmapcheck::image::kernel::Kernel;
 use rmapcheck::image::kernels::{self, Manifest};
 use rmapcheck::image::prepare;
 use rmapcheck::image::prepare::{Prepared, Target};
-use rmapcheck::report::progress::Progress;
 use rmapcheck::report::{html, results};
 use rmapcheck::run::bench;
-use rmapcheck::run::pool::{self, Pool};
+use rmapcheck::run::pool::Pool;
+use rmapcheck::ui::{self, Event, Reporter};
 use rmapcheck::vm::guest::Info;
 use rmapcheck::vm::qemu;
 use rmapcheck::{cache, fuzz, report, scenario};
@@ -34,6 +34,17 @@ Exit codes:
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How progress shows on stderr: bars on a terminal (auto), plain lines, or one JSON
+    /// object per event.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    progress: ui::Style,
+}
+
+/// The one reporter every command's events go to.
+static REPORTER: std::sync::OnceLock<Reporter> = std::sync::OnceLock::new();
+
+fn reporter() -> &'static Reporter {
+    REPORTER.get_or_init(Reporter::default)
 }
 
 #[derive(Subcommand)]
@@ -218,7 +229,8 @@ static STOP: AtomicBool = AtomicBool::new(false);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    qemu::install_stop_handlers(qemu::STOP_GRACE, Some(&STOP));
+    let _ = REPORTER.set(Reporter::new(cli.progress));
+    qemu::install_stop_handlers(qemu::STOP_GRACE, Some(&STOP), |m| reporter().event(Event::Note(m)));
     // Unwinding drops every QEMU guard on the way; the panic message is already out.
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(cli))) {
         Ok(Ok(code)) => code,
@@ -287,7 +299,7 @@ fn targets(args: &KernelArgs, manifest: &Manifest) -> Result<Vec<Target>> {
 
 /// The kernels `args` name, prepared, each with the arguments that name it again on a
 /// replay command line.
-fn prepare_kernels(args: &KernelArgs, progress: &Progress) -> Result<Vec<(String, Prepared)>> {
+fn prepare_kernels(args: &KernelArgs) -> Result<Vec<(String, Prepared)>> {
     let manifest = load_manifest()?;
     let targets = targets(args, &manifest)?;
     targets
@@ -299,7 +311,7 @@ fn prepare_kernels(args: &KernelArgs, progress: &Progress) -> Result<Vec<(String
                 }
                 _ => format!("--kernel {}", t.key()),
             };
-            Ok((replay, prepare::prepare_target(&manifest, t, progress)?))
+            Ok((replay, prepare::prepare_target(&manifest, t, reporter())?))
         })
         .collect()
 }
@@ -321,18 +333,6 @@ fn workdir(command: &str) -> Result<PathBuf> {
 /// images/kernels.toml; a broken one is bad input, like a broken scenario.
 fn load_manifest() -> Result<Manifest> {
     Ok(Manifest::load().map_err(|e| BadInput(format!("{e:#}")))?)
-}
-
-/// What the guest loop reports, as progress lines: boots, fallbacks, retired guests.
-fn show_pool_event(progress: &Progress, e: pool::Event) {
-    match e {
-        pool::Event::Booting { key, release } => progress.boot(&key, &release),
-        pool::Event::Booted { key, secs, console, .. } => progress.booted(&key, secs, &console),
-        pool::Event::FellBack { key, why } => progress.line(&format!("{key}: {why}; booting cold")),
-        pool::Event::Retired { key, why, workdir } => {
-            progress.line(&format!("{key}: guest retired ({why}); its logs: {}", workdir.display()))
-        }
-    }
 }
 
 /// The kernel `fuzz` uses when none is named.
@@ -365,7 +365,7 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
     if kernel.kernels.is_empty() && !kernel.all_kernels && kernel.kernel_image.is_none() {
         kernel.kernels.push(FUZZ_DEFAULT_KERNEL.to_string());
     }
-    for (kernel_args, prepared) in prepare_kernels(&kernel, &Progress::new())? {
+    for (kernel_args, prepared) in prepare_kernels(&kernel)? {
         let opts = fuzz::Options {
             seed,
             limit,
@@ -377,10 +377,9 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
             shrink_budget: args.shrink_budget,
             workroot: workdir("fuzz")?.join(&prepared.kernel.key),
         };
-        let progress = fuzz::progress::Progress::new();
-        let summary = fuzz::campaign::run(&prepared, &opts, &STOP, &|e| progress.event(e))?;
-        progress.finish();
-        print!("{}", fuzz::progress::summary(&summary));
+        let summary = fuzz::campaign::run(&prepared, &opts, &STOP, &|e| reporter().event(Event::Fuzz(e)))?;
+        reporter().finish();
+        print!("{}", fuzz::summary::summary(&summary));
         failures += summary.found.len();
         if summary.stopped {
             break;
@@ -419,19 +418,18 @@ fn save_results(path: Option<&std::path::Path>, outcomes: &[Outcome]) -> Result<
 
 fn run(args: RunArgs) -> Result<ExitCode> {
     let loaded = load_scenarios(&args.paths)?;
-    let progress = Progress::new();
+    let progress = reporter();
     let manifest = load_manifest()?;
     let mut outcomes = Vec::new();
     let mut unprepared = false;
     for target in targets(&args.kernel, &manifest)? {
         let key = target.key().to_string();
         // A kernel that cannot be prepared fails its own scenarios; the others go on.
-        let prepared = match prepare::prepare_target(&manifest, &target, &progress) {
+        let prepared = match prepare::prepare_target(&manifest, &target, progress) {
             Ok(p) => p,
             Err(e) => {
                 unprepared = true;
-                progress.finish();
-                progress.line(&format!("{key}: cannot prepare the kernel: {e:#}"));
+                progress.event(Event::Unprepared { key: key.clone(), why: format!("{e:#}") });
                 let info = Info { key: key.clone(), ..Info::default() };
                 for l in &loaded {
                     outcomes.push(Outcome::not_run(l, &info, format!("kernel {key} is not ready: {e:#}")));
@@ -443,8 +441,8 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         let workroot = workdir("run")?;
         let pool = Pool::new(prepared, workroot)
             .with_module_params(&args.kernel.module_params)
-            .with_events(Box::new(|e| show_pool_event(&progress, e)));
-        progress.start_run(&key, loaded.len());
+            .with_events(Box::new(|e| progress.event(Event::Guest(e))));
+        progress.event(Event::Started { key: key.clone(), scenarios: loaded.len() });
         for l in &loaded {
             if qemu::stop_requested().is_some() {
                 break;
@@ -454,7 +452,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
                 // The signal reached QEMU too (one process group): this result proves nothing.
                 break;
             }
-            progress.scenario_done(&outcome);
+            progress.event(Event::Scenario(Box::new(outcome.clone())));
             outcomes.push(outcome);
             save_results(args.results.as_deref(), &outcomes)?;
         }
@@ -508,11 +506,13 @@ fn bench(args: BenchArgs) -> Result<ExitCode> {
     let manifest = load_manifest()?;
     let key = args.kernel.unwrap_or_else(|| manifest.default.clone());
     manifest.entry(&key).map_err(|e| BadInput(e.to_string()))?;
-    let prepared = prepare::prepare(&manifest, &key, &Progress::new())?;
+    let prepared = prepare::prepare(&manifest, &key, reporter())?;
     let workroot = workdir("bench")?.join(&key);
     let opts =
         bench::Options { cold_runs: args.cold_runs.max(1), warm_runs: args.warm_runs.max(1), ..Default::default() };
-    let results = bench::run(&prepared, &seed, &workroot, &opts, &|what| eprintln!("rmapcheck: bench: {what}"))?;
+    let results = bench::run(&prepared, &seed, &workroot, &opts, &|what| {
+        reporter().event(Event::Note(format!("bench: {what}")))
+    })?;
     match args.format {
         Format::Text => print!("{}", bench::text(&results)),
         Format::Json => println!("{}", serde_json::to_string_pretty(&results)?),
@@ -522,7 +522,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode> {
 
 fn kernels_cmd(command: KernelsCommand) -> Result<ExitCode> {
     let manifest = load_manifest()?;
-    let progress = Progress::new();
+    let progress = reporter();
     match command {
         KernelsCommand::Fetch { keys, all } => {
             let keys = match (all, keys.is_empty()) {
@@ -532,7 +532,7 @@ fn kernels_cmd(command: KernelsCommand) -> Result<ExitCode> {
             };
             manifest.check_keys(&keys).map_err(|e| BadInput(e.to_string()))?;
             for k in &keys {
-                let p = prepare::prepare(&manifest, k, &progress)?;
+                let p = prepare::prepare(&manifest, k, progress)?;
                 progress.finish();
                 println!("{k}: {} ready ({}, {})", p.kernel.release, p.kernel.compiler(), p.kernel.image.display());
             }
@@ -540,7 +540,7 @@ fn kernels_cmd(command: KernelsCommand) -> Result<ExitCode> {
         KernelsCommand::Update { keys } => {
             let keys = if keys.is_empty() { manifest.kernels.keys().cloned().collect() } else { keys };
             manifest.check_keys(&keys).map_err(|e| BadInput(e.to_string()))?;
-            let changes = kernels::update(&manifest, &keys, &progress)?;
+            let changes = kernels::update(&manifest, &keys, progress)?;
             progress.finish();
             for change in changes {
                 println!("{change}");

@@ -4,11 +4,9 @@
 //! Architecture invariant: the snapshot text holds labels only (processes, mappings,
 //! page indices, prot): no pid, address, pfn or kernel release.
 //!
-//! Layer `report`: this module, saved results, committed snapshots, the HTML report and
-//! the progress lines.
+//! Layer `report`: this module, saved results, committed snapshots and the HTML report.
 
 pub mod html;
-pub mod progress;
 pub mod results;
 pub mod snapshots;
 

@@ -159,8 +159,8 @@ pub fn stop_requested() -> Option<i32> {
 /// SIGINT, SIGTERM or SIGHUP sets [`stop_requested`] (and `also`, for APIs that take a
 /// flag), so the loop stops taking work and saves what it has. After `grace`, or at
 /// once on a second signal, every live QEMU is killed and the process exits with
-/// 128 + the signal number. Installed once per process.
-pub fn install_stop_handlers(grace: Duration, also: Option<&'static AtomicBool>) {
+/// 128 + the signal number. `say` tells the user. Installed once per process.
+pub fn install_stop_handlers(grace: Duration, also: Option<&'static AtomicBool>, say: fn(String)) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -173,24 +173,24 @@ pub fn install_stop_handlers(grace: Duration, also: Option<&'static AtomicBool>)
                     if let Some(flag) = also {
                         flag.store(true, Ordering::SeqCst);
                     }
-                    eprintln!("rmapcheck: stopping (signal {sig}); send it again to quit now");
+                    say(format!("stopping (signal {sig}); send it again to quit now"));
                     // No guest may outlive the signal by more than the grace period,
                     // whatever the loop is doing.
                     std::thread::spawn(move || {
                         std::thread::sleep(grace);
-                        quit(sig);
+                        quit(sig, say);
                     });
                 } else {
-                    quit(sig);
+                    quit(sig, say);
                 }
             }
         });
     });
 }
 
-fn quit(sig: i32) -> ! {
+fn quit(sig: i32, say: fn(String)) -> ! {
     kill_all();
-    eprintln!("rmapcheck: interrupted by signal {sig}; every guest was killed");
+    say(format!("interrupted by signal {sig}; every guest was killed"));
     std::process::exit(128 + sig);
 }
 
