@@ -326,7 +326,7 @@ fn workdir(command: &str) -> Result<PathBuf> {
     }
     let dir = cache::subdir("runs")?.join(format!("{command}-{}", std::process::id()));
     let log = rmapcheck::log::init(&dir)?;
-    eprintln!("rmapcheck: guests and log under {} (log: {})", dir.display(), log.display());
+    reporter().event(Event::Note(format!("guests and log under {} (log: {})", dir.display(), log.display())));
     Ok(DIR.get_or_init(|| dir).clone())
 }
 
