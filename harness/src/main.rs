@@ -11,7 +11,7 @@ use rmapcheck::report::{html, results};
 use rmapcheck::run::bench;
 use rmapcheck::run::pool::Pool;
 use rmapcheck::ui::{self, Event, Reporter};
-use rmapcheck::vm::guest::Info;
+use rmapcheck::vm::guest::{Fault, Info};
 use rmapcheck::vm::qemu;
 use rmapcheck::{cache, fuzz, report, scenario};
 use std::path::PathBuf;
@@ -421,14 +421,15 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     let progress = reporter();
     let manifest = load_manifest()?;
     let mut outcomes = Vec::new();
-    let mut unprepared = false;
+    // A kernel that could not be prepared or booted: the environment's failure.
+    let mut setup_failed = false;
     for target in targets(&args.kernel, &manifest)? {
         let key = target.key().to_string();
         // A kernel that cannot be prepared fails its own scenarios; the others go on.
         let prepared = match prepare::prepare_target(&manifest, &target, progress) {
             Ok(p) => p,
             Err(e) => {
-                unprepared = true;
+                setup_failed = true;
                 progress.event(Event::Unprepared { key: key.clone(), why: format!("{e:#}") });
                 let info = Info { key: key.clone(), ..Info::default() };
                 for l in &loaded {
@@ -447,7 +448,9 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             if qemu::stop_requested().is_some() {
                 break;
             }
-            let outcome = pool.play(l).outcome;
+            let played = pool.play(l);
+            setup_failed |= matches!(played.fault, Some(Fault::Boot { .. }));
+            let outcome = played.outcome;
             if qemu::stop_requested().is_some() {
                 // The signal reached QEMU too (one process group): this result proves nothing.
                 break;
@@ -470,12 +473,12 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         eprintln!("rmapcheck: interrupted by signal {sig}; {} results saved", outcomes.len());
         return Ok(ExitCode::from(128 + sig as u8));
     }
-    // A failing scenario is the news; a kernel that could not even be prepared is the
-    // environment's fault, when nothing failed.
+    // A failing scenario is the news; a kernel that could not even be prepared or
+    // booted is the environment's fault, when nothing failed.
     let failed = outcomes.iter().any(|o| o.status == Status::Fail);
     Ok(if failed {
         Exit::Failed.code()
-    } else if unprepared {
+    } else if setup_failed {
         Exit::Setup.code()
     } else if outcomes.iter().all(|o| o.status == Status::Pass) {
         Exit::Success.code()
