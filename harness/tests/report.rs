@@ -2,7 +2,7 @@
 //! runs a few scenarios through the library, saves the results the way `run --results`
 //! does, renders them with the `rmapcheck report` binary, and loads the page in headless
 //! Chromium (Debian's `chromium`, installed by scripts/setup). The rendered DOM must hold
-//! the matrix and the findpage pictures.
+//! the matrix and the findpage pictures, and a screenshot must show them.
 
 use rmapcheck::image::kernels::Manifest;
 use rmapcheck::image::prepare;
@@ -96,10 +96,55 @@ fn report_of_a_real_run_renders_in_chromium() {
     // The fork tree of fork_three_generations is drawn.
     assert!(dom.contains("class=\"fork\""), "no fork tree");
 
-    // Leave a screenshot next to the report, for people to look at.
+    // Present in the DOM is not yet visible: the screenshot must show the matrix's
+    // verdict colours and the page box of a picture, in the colours the page's CSS gives.
+    // The screenshot stays next to the report, for people to look at.
     let shot = out_dir.join("screenshot.png");
-    headless(&index, &["--window-size=1400,2400", &format!("--screenshot={}", shot.display())]);
-    let png = std::fs::read(&shot).unwrap();
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "screenshot is {} bytes", png.len());
-    eprintln!("report: {} (screenshot {})", index.display(), shot.display());
+    headless(
+        &index,
+        &[
+            "--window-size=1400,2400",
+            "--force-device-scale-factor=1",
+            "--force-color-profile=srgb",
+            &format!("--screenshot={}", shot.display()),
+        ],
+    );
+    let html = std::fs::read_to_string(&index).unwrap();
+    let pixels = rgb_pixels(&shot);
+    let painted = |rules: &[&str]| {
+        let colours: Vec<[u8; 3]> = rules.iter().map(|r| css_colour(&html, r)).collect();
+        pixels.iter().filter(|p| colours.contains(p)).count()
+    };
+    // A matrix cell is about 150×22 pixels of its verdict's background, less its text;
+    // the verdict chips add a few thousand, too few to pass without the matrix.
+    let verdicts = painted(&["--pass-bg:", "--new-bg:", "--drift-bg:", "--fail-bg:", "--error-bg:"]);
+    assert!(verdicts >= 2_500 * SCENARIOS.len(), "{verdicts} pixels of verdict colours in {}", shot.display());
+    // A picture's page box is 180×104 pixels of one fill, less four lines of text.
+    let pages = painted(&[".page rect { fill:", "kind-file rect { fill:", "kind-none rect { fill:"]);
+    assert!(pages >= 8_000, "{pages} pixels of page boxes in {}", shot.display());
+    eprintln!(
+        "report: {} (screenshot {}: {verdicts} pixels of verdicts, {pages} of page boxes)",
+        index.display(),
+        shot.display()
+    );
+}
+
+/// The colour `#rrggbb` that follows `rule` in the page's CSS.
+fn css_colour(html: &str, rule: &str) -> [u8; 3] {
+    let at = html.find(rule).unwrap_or_else(|| panic!("no CSS rule {rule:?}")) + rule.len();
+    let hex = html[at..].trim_start().strip_prefix('#').and_then(|h| h.get(..6)).expect("a #rrggbb colour");
+    let byte = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex");
+    [byte(0), byte(2), byte(4)]
+}
+
+/// Every pixel of a PNG as RGB.
+fn rgb_pixels(path: &Path) -> Vec<[u8; 3]> {
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().expect("a screenshot of sane size")];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let samples = info.color_type.samples();
+    assert!(samples >= 3, "a {:?} screenshot", info.color_type);
+    buf[..info.buffer_size()].chunks_exact(samples).map(|p| [p[0], p[1], p[2]]).collect()
 }
