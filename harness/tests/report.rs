@@ -96,37 +96,52 @@ fn report_of_a_real_run_renders_in_chromium() {
     // The fork tree of fork_three_generations is drawn.
     assert!(dom.contains("class=\"fork\""), "no fork tree");
 
-    // Present in the DOM is not yet visible: the screenshot must show the matrix's
-    // verdict colours and the page box of a picture, in the colours the page's CSS gives.
-    // The screenshot stays next to the report, for people to look at.
+    // Present in the DOM is not yet visible: a screenshot must show the pictures and the
+    // matrix, in the colours the page's CSS gives them. It stays next to the report.
+    let html = std::fs::read_to_string(&index).unwrap();
+    let painted = |pixels: &[[u8; 3]], rules: &[&str]| {
+        let colours: Vec<[u8; 3]> = rules.iter().map(|r| css_colour(&html, r)).collect();
+        pixels.iter().filter(|p| colours.contains(p)).count()
+    };
     let shot = out_dir.join("screenshot.png");
+    let pixels = screenshot(&index, &shot);
+    // Only the pictures' page boxes have these fills; one box is 180×104 pixels, less
+    // four lines of text.
+    let pages = painted(&pixels, &[".page rect { fill:", "kind-file rect { fill:", "kind-none rect { fill:"]);
+    assert!(pages >= 8_000, "{pages} pixels of page boxes in {}", shot.display());
+    // The verdict chips share the cells' colours, so the matrix is judged by what it
+    // adds: without it the page must lose about a cell's worth each (150×22, less text).
+    let verdicts = ["--pass-bg:", "--new-bg:", "--drift-bg:", "--fail-bg:", "--error-bg:"];
+    let start = html.find("<table class=\"matrix\">").unwrap();
+    let end = start + html[start..].find("</table>").unwrap() + "</table>".len();
+    let bare = out_dir.join("without-matrix.html");
+    std::fs::write(&bare, format!("{}{}", &html[..start], &html[end..])).unwrap();
+    let without = screenshot(&bare, &out_dir.join("without-matrix.png"));
+    let matrix = painted(&pixels, &verdicts).saturating_sub(painted(&without, &verdicts));
+    assert!(
+        matrix >= 1_000 * SCENARIOS.len(),
+        "the matrix paints {matrix} pixels of verdict colours in {}",
+        shot.display()
+    );
+    eprintln!(
+        "report: {} (screenshot {}: the matrix paints {matrix} pixels, page boxes {pages})",
+        index.display(),
+        shot.display()
+    );
+}
+
+/// A screenshot of the top of `page` saved to `png`, as RGB pixels.
+fn screenshot(page: &Path, png: &Path) -> Vec<[u8; 3]> {
     headless(
-        &index,
+        page,
         &[
             "--window-size=1400,2400",
             "--force-device-scale-factor=1",
             "--force-color-profile=srgb",
-            &format!("--screenshot={}", shot.display()),
+            &format!("--screenshot={}", png.display()),
         ],
     );
-    let html = std::fs::read_to_string(&index).unwrap();
-    let pixels = rgb_pixels(&shot);
-    let painted = |rules: &[&str]| {
-        let colours: Vec<[u8; 3]> = rules.iter().map(|r| css_colour(&html, r)).collect();
-        pixels.iter().filter(|p| colours.contains(p)).count()
-    };
-    // A matrix cell is about 150×22 pixels of its verdict's background, less its text;
-    // the verdict chips add a few thousand, too few to pass without the matrix.
-    let verdicts = painted(&["--pass-bg:", "--new-bg:", "--drift-bg:", "--fail-bg:", "--error-bg:"]);
-    assert!(verdicts >= 2_500 * SCENARIOS.len(), "{verdicts} pixels of verdict colours in {}", shot.display());
-    // A picture's page box is 180×104 pixels of one fill, less four lines of text.
-    let pages = painted(&[".page rect { fill:", "kind-file rect { fill:", "kind-none rect { fill:"]);
-    assert!(pages >= 8_000, "{pages} pixels of page boxes in {}", shot.display());
-    eprintln!(
-        "report: {} (screenshot {}: {verdicts} pixels of verdicts, {pages} of page boxes)",
-        index.display(),
-        shot.display()
-    );
+    rgb_pixels(png)
 }
 
 /// The colour `#rrggbb` that follows `rule` in the page's CSS.
