@@ -265,7 +265,7 @@ fn parse_at(value: Option<&String>) -> Result<(Vec<MappedAt>, u32), String> {
     Ok((at, more))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum VmaState {
     Mapped,

@@ -517,7 +517,8 @@ mod tests {
             "release":"r-{kernel}","page_size":4096,"status":"{status}",
             "findpages":[{{"at":"a[0]","proc":"p0","kind":"anon","order":0,"mapcount":{mapcount},
               "mapped_by":["p0"],"visited_not_mapped":["c1"],
-              "vmas":["c1 a[0] rw-p anon_vma visited, not mapped","p0 a[0] rw-p anon_vma mapped"]}}],
+              "vmas":[{{"proc":"c1","at":"a[0]","flags":"rw-p anon_vma","state":"visited"}},
+                {{"proc":"p0","at":"a[0]","flags":"rw-p anon_vma","state":"mapped"}}]}}],
             "findtasks":[],"forks":[{{"parent":"p0","child":"c1"}}],"checks":[],
             "problems":{problems},"model_mismatches":[],"notes":[],"splats":[],"duration_ms":5}}]}}"#,
             problems = if status == "pass" { "[]" } else { r#"[{"check":"O1","message":"walk <missed> c1"}]"# }
@@ -561,8 +562,18 @@ mod tests {
         // The drift diff, and the differing line marked in the side-by-side table.
         assert!(page.contains("<span class=\"del\">-findpage p0 a[0]: anon order=0 mapcount=1</span>"), "{page}");
         assert!(page.contains("<tr class=\"differs\">"));
-        // Two different findpages (mapcount 1 and 2): two pictures.
-        assert_eq!(page.matches("<svg class=\"findpage\"").count(), 1 + 1 + 1);
+        // s found different pages on 6.12 and 7.2 (mapcount 1 and 2): a picture each.
+        // t<x> has one findpage on one kernel: one picture. Three in all.
+        let caption =
+            |k: &str| format!("<figcaption><b>findpage p0 a[0]</b> on {k}</figcaption><svg class=\"findpage\"");
+        assert_eq!(page.matches(&caption("6.12")).count(), 2, "s and t<x> on 6.12");
+        assert_eq!(page.matches(&caption("7.2")).count(), 1, "s on 7.2");
+        assert_eq!(page.matches("<svg class=\"findpage\"").count(), 3);
+        // Kernels that found the same page share one picture.
+        let same = vec![outcome("s", "6.12", "pass", 1), outcome("s", "7.2", "pass", 1)];
+        let shared = render(&same, &committed, &[]);
+        assert_eq!(shared.matches(&caption("6.12, 7.2")).count(), 1, "{shared}");
+        assert_eq!(shared.matches("<svg class=\"findpage\"").count(), 1);
         // Names and messages are escaped.
         assert!(page.contains("t&lt;x&gt;") && !page.contains("t<x>"));
         assert!(page.contains("walk &lt;missed&gt; c1"));

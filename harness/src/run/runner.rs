@@ -5,7 +5,7 @@ use crate::check::dmesg::{self, VmaLine, VmaState, Walk};
 use crate::check::expect::check_expectations;
 use crate::check::model::{Frame, Model, Slot};
 use crate::check::oracle::{self, Check, Problem, Truth};
-use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status};
+use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status, VmaLabel};
 use crate::scenario::{Backing, Loaded, Share, Step};
 use crate::vm::guest::{Fault, Guest, Info};
 use crate::vm::protocol::Reply;
@@ -364,20 +364,19 @@ pub fn labelled(walk: &Walk, truth: &Truth, proc: &str, at: &str) -> Findpage {
             None => covered_names(v, truth),
         }
         .unwrap_or_else(|| "?".into());
-        let state = match v.state {
+        match v.state {
             VmaState::Mapped => {
                 mapped.insert(who.clone());
-                "mapped"
             }
             VmaState::Visited => {
                 visited.insert(who.clone());
-                "visited, not mapped"
             }
-            VmaState::Listed => "listed",
-        };
-        vmas.push(format!("{who} {what} {} {state}", flags_text(v)));
+            VmaState::Listed => {}
+        }
+        vmas.push(VmaLabel { proc: who, at: what, flags: flags_text(v), state: v.state });
     }
-    vmas.sort();
+    // Sorted as the lines they print as, so snapshots keep their order.
+    vmas.sort_by_cached_key(VmaLabel::to_string);
     Findpage {
         at: at.to_string(),
         proc: proc.to_string(),
