@@ -250,6 +250,10 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
+    // For the test of exit code 4: a harness bug has no deterministic trigger otherwise.
+    if std::env::var_os("RMAPCHECK_TEST_PANIC").is_some() {
+        panic!("RMAPCHECK_TEST_PANIC is set: a deliberate harness bug");
+    }
     match cli.command {
         Command::Run(args) => run(args),
         Command::Kernels { command } => kernels_cmd(command),
