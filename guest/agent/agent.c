@@ -27,6 +27,8 @@
 #define PORT_NAME	"rmapcheck.0"
 #define PORT_WAIT_MS	10000
 #define THP		"/sys/kernel/mm/transparent_hugepage/"
+/* finit_module(2): the kernel decompresses (Debian 6.12+ ship .ko.xz). */
+#define MODULE_INIT_COMPRESSED_FILE	4
 
 static int port_fd = -1, kmsg_fd = -1;
 
@@ -149,7 +151,10 @@ static int load_modules(void)
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			e = errno;
-		else if (syscall(SYS_finit_module, fd, "", 0) && errno != EEXIST)
+		else if (syscall(SYS_finit_module, fd, "",
+				 strstr(path, ".ko.") ?
+				 MODULE_INIT_COMPRESSED_FILE : 0) &&
+			 errno != EEXIST)
 			e = errno;
 		if (fd >= 0)
 			close(fd);
@@ -390,6 +395,7 @@ int main(void)
 
 	boot_fs();
 	rmc_err = load_modules();
+	modern_boot();
 	module = access("/sys/module/rmapcheck", F_OK) == 0;
 	kmsg_fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (kmsg_fd < 0)

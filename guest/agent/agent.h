@@ -39,6 +39,10 @@ enum wop {
 	W_EXIT,		/* no reply: the controller waits for the socket EOF */
 	W_LOOKUP,	/* address of name[page] */
 	W_LIST,		/* the whole map table */
+	W_MLOCK,	/* advice: mlock2() flags */
+	W_MUNLOCK,
+	W_MLOCKALL,	/* advice: mlockall() flags */
+	W_MUNLOCKALL,
 };
 
 enum backing { B_ANON, B_DEVZERO, B_MEMFD, B_FILE };
@@ -53,6 +57,7 @@ struct wreq {
 	int32_t huge;		/* -1: not given */
 	int32_t prot, advice, value;
 	uint8_t one_byte, has_at, move, dontunmap;
+	uint8_t locked;		/* W_MMAP: MAP_LOCKED */
 };
 
 struct wmapinfo {
@@ -140,6 +145,7 @@ int bad(const struct req *r, const char *why);
 const struct op *find_op(const char *name);
 int ops_init(void);
 void reap(void);
+void modern_boot(void);
 
 /* ---- agent.c ---- */
 

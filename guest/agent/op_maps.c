@@ -40,6 +40,9 @@ int op_mmap(const struct req *r)
 	q.shared = pick(kv_get(r, "share"), shares);
 	if (q.shared < 0)
 		return bad(r, "share");
+	if (num(r, "locked", 0, 1, &v))
+		return bad(r, "locked");
+	q.locked = v;
 	if (kv_get(r, "huge")) {
 		if (num(r, "huge", 0, 1, &v))
 			return bad(r, "huge");
@@ -124,6 +127,7 @@ int op_madvise(const struct req *r)
 		{ "collapse", MADV_COLLAPSE },
 		{ "pageout", MADV_PAGEOUT },
 		{ "cold", MADV_COLD },
+		{ "free", MADV_FREE },
 		{ NULL, 0 }
 	};
 	struct wreq q;

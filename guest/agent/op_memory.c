@@ -76,7 +76,8 @@ int op_pagemap(const struct req *r)
 			sb_hex(&reply_data, mi->addr);
 			sb_printf(&reply_data, " pages=%llu pfns=",
 				  (unsigned long long)mi->pages);
-			if (add_pfns(&reply_data, p, mi->addr, mi->pages, bits))
+			if (add_pfns(&reply_data, p, mi->addr, mi->pages, bits) ||
+			    add_swaps(&reply_data, p, mi->addr, mi->pages, bits))
 				return -1;
 			sb_addn(&reply_data, "\n", 1);
 			if (reply_data.len > MAX_REPLY)

@@ -51,6 +51,7 @@ int op_reset(const struct req *r)
 	if (tmp_dirty)
 		clean_tmp();
 	tmp_dirty = 0;
+	modern_reset();
 	return start_p0();
 }
 

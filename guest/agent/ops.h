@@ -11,6 +11,7 @@
 
 #define PFN_MASK		((1ULL << 55) - 1)
 #define PM_PRESENT		(1ULL << 63)
+#define PM_SWAP			(1ULL << 62)
 #define REQUIRED		UINT64_MAX
 #define GONE_TIMEOUT_MS		10000
 
@@ -90,6 +91,19 @@ int op_panic(const struct req *r);
 int op_hang(const struct req *r);
 int op_crash(const struct req *r);
 int op_poweroff(const struct req *r);
+/* op_modern.c (modern_boot is in agent.h) */
+void modern_reset(void);
+int add_swaps(struct sbuf *sb, const struct proc *p, uint64_t addr,
+	      uint64_t count, const uint8_t *bits);
+int op_sysinfo(const struct req *r);
+int op_mthp(const struct req *r);
+int op_split(const struct req *r);
+int op_migrate(const struct req *r);
+int op_compact(const struct req *r);
+int op_mlock(const struct req *r);
+int op_munlock(const struct req *r);
+int op_mlockall(const struct req *r);
+int op_munlockall(const struct req *r);
 /* storm.c */
 int op_storm(const struct req *r);
 int op_tainted(const struct req *r);

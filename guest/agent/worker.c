@@ -255,6 +255,8 @@ static int w_mmap(const struct wreq *q, struct wrep *r)
 	if (fd == -1)
 		return -1;
 	flags = q->shared ? MAP_SHARED : MAP_PRIVATE;
+	if (q->locked)
+		flags |= MAP_LOCKED;
 	if (fd < 0)
 		flags |= MAP_ANONYMOUS;
 
@@ -432,6 +434,21 @@ static int w_mremap(const struct wreq *q, struct wrep *r)
 	return 0;
 }
 
+static int w_mlock(const struct wreq *q, struct wrep *r)
+{
+	struct wmap *m = get_range(q, q->count, r);
+	void *a;
+	size_t len;
+
+	if (!m)
+		return -1;
+	a = (void *)(m->addr + q->page * page_size);
+	len = q->count * page_size;
+	if (q->op == W_MLOCK ? mlock2(a, len, q->advice) : munlock(a, len))
+		return wfail(r, errno, q->op == W_MLOCK ? "mlock" : "munlock");
+	return 0;
+}
+
 static void on_fault(int sig)
 {
 	if (!fault_armed) {
@@ -584,6 +601,13 @@ static int dispatch(const struct wreq *q, struct wrep *r, int fd)
 	case W_LIST:
 		w_list(r);
 		return 0;
+	case W_MLOCK:
+	case W_MUNLOCK:
+		return w_mlock(q, r);
+	case W_MLOCKALL:
+		return mlockall(q->advice) ? wfail(r, errno, "mlockall") : 0;
+	case W_MUNLOCKALL:
+		return munlockall() ? wfail(r, errno, "munlockall") : 0;
 	}
 	return wfail(r, ENOSYS, "bad-wop");
 }

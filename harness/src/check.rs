@@ -7,3 +7,4 @@ pub mod expect;
 pub mod model;
 pub mod oracle;
 pub mod outcome;
+pub mod swap;

@@ -4,6 +4,7 @@
 //! Architecture invariant: loading and validating a scenario does no I/O beyond reading
 //! its file, and never boots a VM.
 
+pub mod count;
 mod emit;
 mod spans;
 mod validate;
@@ -37,6 +38,63 @@ pub struct Scenario {
     /// Assertions on the findpage and findtask results.
     #[serde(default)]
     pub expect: Vec<Expect>,
+    /// Per-size THP settings (mTHP, 6.8+) for this scenario's run; the guest's reset
+    /// puts them back. A size the kernel does not offer is skipped with a note.
+    #[serde(default)]
+    pub mthp: Vec<Mthp>,
+    /// The source text, kept when a count depends on the page size (`pmd`), so
+    /// [`Scenario::for_page_size`] can resolve it for another kernel.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub text: Option<std::sync::Arc<str>>,
+}
+
+/// One per-size THP setting: `/sys/kernel/mm/transparent_hugepage/hugepages-<kB>/`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Mthp {
+    /// The folio size in pages (a power of two, e.g. 16 or `pmd`), or `all`: every
+    /// size the kernel offers.
+    #[serde(deserialize_with = "count::or_all")]
+    #[schemars(with = "count::Count")]
+    pub pages: Option<u64>,
+    /// `enabled` for anonymous memory.
+    #[serde(default)]
+    pub anon: Option<MthpMode>,
+    /// `shmem_enabled` for shmem, memfd and tmpfs files (6.11+).
+    #[serde(default)]
+    pub shmem: Option<MthpMode>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum MthpMode {
+    Always,
+    Madvise,
+    Never,
+    Inherit,
+    /// shmem only.
+    WithinSize,
+    /// shmem only.
+    Advise,
+}
+
+impl MthpMode {
+    pub fn wire(self) -> &'static str {
+        match self {
+            MthpMode::Always => "always",
+            MthpMode::Madvise => "madvise",
+            MthpMode::Never => "never",
+            MthpMode::Inherit => "inherit",
+            MthpMode::WithinSize => "within_size",
+            MthpMode::Advise => "advise",
+        }
+    }
+
+    /// Whether faults may get large folios of this size without MADV_HUGEPAGE.
+    pub fn without_advice(self) -> bool {
+        matches!(self, MthpMode::Always | MthpMode::WithinSize)
+    }
 }
 
 /// One step. Steps run in `p0` unless `proc` names another process.
@@ -69,6 +127,79 @@ pub enum Step {
     Check(CheckWhat),
     /// Run KSM until it stops merging.
     Ksm(Ksm),
+    /// Split the THPs of a range (debugfs `split_huge_pages`; needs DEBUG_FS).
+    Split(Range),
+    /// Move pages to another NUMA node with move_pages(2), as the kernel's rmap
+    /// selftest does; every mapper must then see the new PFN.
+    Migrate(Migrate),
+    /// Compact all memory (`/proc/sys/vm/compact_memory`).
+    Compact(Compact),
+    /// mlock(2) a range (`onfault`: mlock2 MLOCK_ONFAULT).
+    Mlock(Mlock),
+    /// munlock(2) a range.
+    Munlock(Range),
+    /// mlockall(2) in one process.
+    Mlockall(Mlockall),
+    /// munlockall(2) in one process.
+    Munlockall(Proc),
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Migrate {
+    #[serde(default = "p0")]
+    pub proc: String,
+    pub map: String,
+    #[serde(default, deserialize_with = "count::opt")]
+    #[schemars(with = "Option<count::Count>")]
+    pub page: Option<u64>,
+    #[serde(default, deserialize_with = "count::opt")]
+    #[schemars(with = "Option<count::Count>")]
+    pub pages: Option<u64>,
+    /// The target node (default: each page to a node it is not on).
+    #[serde(default)]
+    pub node: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Compact {}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Mlock {
+    #[serde(default = "p0")]
+    pub proc: String,
+    pub map: String,
+    #[serde(default, deserialize_with = "count::opt")]
+    #[schemars(with = "Option<count::Count>")]
+    pub page: Option<u64>,
+    #[serde(default, deserialize_with = "count::opt")]
+    #[schemars(with = "Option<count::Count>")]
+    pub pages: Option<u64>,
+    /// MLOCK_ONFAULT: lock pages as they fault in instead of populating now.
+    #[serde(default)]
+    pub onfault: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Mlockall {
+    #[serde(default = "p0")]
+    pub proc: String,
+    /// MCL_CURRENT (default true).
+    #[serde(default = "yes")]
+    pub current: bool,
+    /// MCL_FUTURE: later mmaps of this process are locked (and populated).
+    #[serde(default)]
+    pub future: bool,
+    /// MCL_ONFAULT.
+    #[serde(default)]
+    pub onfault: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -93,12 +224,17 @@ pub struct Mmap {
     #[serde(default = "p0")]
     pub proc: String,
     pub name: String,
+    #[serde(deserialize_with = "count::one")]
+    #[schemars(with = "count::Count")]
     pub pages: u64,
     pub backing: Backing,
     pub share: Share,
     /// true: MADV_HUGEPAGE on a PMD-aligned range; false: MADV_NOHUGEPAGE.
     #[serde(default)]
     pub huge: Option<bool>,
+    /// MAP_LOCKED: the kernel populates and locks the range at mmap.
+    #[serde(default)]
+    pub locked: bool,
 }
 
 /// A range of pages in a mapping; without `page`, the whole mapping.
@@ -108,10 +244,12 @@ pub struct Range {
     #[serde(default = "p0")]
     pub proc: String,
     pub map: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count::opt")]
+    #[schemars(with = "Option<count::Count>")]
     pub page: Option<u64>,
     /// Number of pages from `page` (default: 1 when `page` is given).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count::opt")]
+    #[schemars(with = "Option<count::Count>")]
     pub pages: Option<u64>,
 }
 
@@ -131,9 +269,11 @@ pub struct Mprotect {
     #[serde(default = "p0")]
     pub proc: String,
     pub map: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count::one")]
+    #[schemars(with = "count::Count")]
     pub page: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count::opt")]
+    #[schemars(with = "Option<count::Count>")]
     pub pages: Option<u64>,
     pub prot: Prot,
 }
@@ -145,6 +285,8 @@ pub struct Mremap {
     pub proc: String,
     pub map: String,
     /// The new size in pages.
+    #[serde(deserialize_with = "count::one")]
+    #[schemars(with = "count::Count")]
     pub pages: u64,
     /// Move to a fresh address (MREMAP_MAYMOVE | MREMAP_FIXED).
     #[serde(default, rename = "move")]
@@ -169,6 +311,7 @@ pub enum Advice {
     Collapse,
     Pageout,
     Cold,
+    Free,
 }
 
 impl Advice {
@@ -186,6 +329,7 @@ impl Advice {
             Advice::Collapse => "collapse",
             Advice::Pageout => "pageout",
             Advice::Cold => "cold",
+            Advice::Free => "free",
         }
     }
 }
@@ -196,9 +340,11 @@ pub struct Madvise {
     #[serde(default = "p0")]
     pub proc: String,
     pub map: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count::one")]
+    #[schemars(with = "count::Count")]
     pub page: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count::opt")]
+    #[schemars(with = "Option<count::Count>")]
     pub pages: Option<u64>,
     pub advice: Advice,
 }
@@ -209,8 +355,11 @@ pub struct Access {
     #[serde(default = "p0")]
     pub proc: String,
     pub map: String,
+    #[serde(deserialize_with = "count::one")]
+    #[schemars(with = "count::Count")]
     pub page: u64,
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "count::one")]
+    #[schemars(with = "count::Count")]
     pub pages: u64,
     /// The byte written (default: a value unique to the process and page, so pages never
     /// merge by accident).
@@ -243,6 +392,8 @@ pub struct PageRef {
     #[serde(default = "p0")]
     pub proc: String,
     pub map: String,
+    #[serde(deserialize_with = "count::one")]
+    #[schemars(with = "count::Count")]
     pub page: u64,
 }
 
@@ -263,8 +414,8 @@ pub struct Ksm {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
-    /// `map[page]`, as walked by a findpage step.
-    #[serde(default)]
+    /// `map[page]`, as walked by a findpage step; the page may be relative (`h[pmd-1]`).
+    #[serde(default, deserialize_with = "count::page_ref")]
     pub findpage: Option<String>,
     /// The process of the findpage (default: any findpage of that page).
     #[serde(default)]
@@ -344,14 +495,24 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario, Errors> {
         return Err(err(Pos { line: 1, col: 1 }, format!("file is larger than {MAX_BYTES} bytes")));
     }
     let spans = spans::scan(text).map_err(|(pos, msg)| err(pos, msg))?;
-    let scenario: Scenario = serde_yaml::from_str(text).map_err(|e| {
-        let pos = e.location().map(|l| Pos { line: l.line(), col: l.column() }).unwrap_or(Pos { line: 1, col: 1 });
-        // serde's message may repeat the position; keep only the cause.
-        let msg = e.to_string();
-        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        err(pos, msg)
-    })?;
-    let problems = validate::validate(&scenario);
+    let (scenario, relative) = count::with_page_size(count::DEFAULT_PAGE_SIZE, || deserialize(text));
+    let mut scenario = scenario.map_err(|(pos, msg)| err(pos, msg))?;
+    let mut problems = validate::validate(&scenario);
+    if relative {
+        // Counts relative to the PMD must make sense on 16k kernels too.
+        scenario.text = Some(text.into());
+        match count::with_page_size(16384, || deserialize(text)).0 {
+            Ok(big) => {
+                let small = problems.clone();
+                for (path, msg) in validate::validate(&big) {
+                    if !small.contains(&(path.clone(), msg.clone())) {
+                        problems.push((path, format!("{msg} (with 16 KiB pages)")));
+                    }
+                }
+            }
+            Err((pos, msg)) => return Err(err(pos, format!("{msg} (with 16 KiB pages)"))),
+        }
+    }
     if problems.is_empty() {
         Ok(scenario)
     } else {
@@ -361,6 +522,34 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario, Errors> {
                 .map(|(path, msg)| Error { file: file.to_path_buf(), pos: spans.at(&path), msg })
                 .collect(),
         ))
+    }
+}
+
+fn deserialize(text: &str) -> Result<Scenario, (Pos, String)> {
+    serde_yaml::from_str(text).map_err(|e| {
+        let pos = e.location().map(|l| Pos { line: l.line(), col: l.column() }).unwrap_or(Pos { line: 1, col: 1 });
+        // serde's message may repeat the position; keep only the cause.
+        let msg = e.to_string();
+        (pos, msg.split(" at line ").next().unwrap_or(&msg).to_string())
+    })
+}
+
+impl Scenario {
+    /// The scenario as a kernel with `page_size` pages sees it: counts relative to the
+    /// PMD resolved for that size. Loading checked 4k and 16k; other sizes are
+    /// checked here.
+    pub fn for_page_size(&self, page_size: u64) -> Result<Scenario, String> {
+        let Some(text) = &self.text else { return Ok(self.clone()) };
+        if page_size == count::DEFAULT_PAGE_SIZE {
+            return Ok(self.clone());
+        }
+        let mut s = count::with_page_size(page_size, || deserialize(text)).0.map_err(|(_, m)| m)?;
+        let problems = validate::validate(&s);
+        if let Some((path, msg)) = problems.first() {
+            return Err(format!("{path}: {msg} (with {} KiB pages)", page_size / 1024));
+        }
+        s.text = self.text.clone();
+        Ok(s)
     }
 }
 
@@ -412,7 +601,12 @@ impl Step {
             Step::Fork(s) => &s.proc,
             Step::Exit(s) | Step::Findtask(s) => &s.proc,
             Step::Findpage(s) => &s.proc,
-            Step::Check(_) | Step::Ksm(_) => return None,
+            Step::Split(s) | Step::Munlock(s) => &s.proc,
+            Step::Migrate(s) => &s.proc,
+            Step::Mlock(s) => &s.proc,
+            Step::Mlockall(s) => &s.proc,
+            Step::Munlockall(s) => &s.proc,
+            Step::Check(_) | Step::Ksm(_) | Step::Compact(_) => return None,
         })
     }
 
@@ -426,6 +620,9 @@ impl Step {
             Step::Madvise(x) => &x.map,
             Step::Write(a) | Step::Read(a) => &a.map,
             Step::Findpage(r) => &r.map,
+            Step::Split(r) | Step::Munlock(r) => &r.map,
+            Step::Migrate(x) => &x.map,
+            Step::Mlock(x) => &x.map,
             _ => return None,
         })
     }
@@ -446,7 +643,23 @@ impl Step {
             Step::Findtask(_) => "findtask",
             Step::Check(_) => "check",
             Step::Ksm(_) => "ksm",
+            Step::Split(_) => "split",
+            Step::Migrate(_) => "migrate",
+            Step::Compact(_) => "compact",
+            Step::Mlock(_) => "mlock",
+            Step::Munlock(_) => "munlock",
+            Step::Mlockall(_) => "mlockall",
+            Step::Munlockall(_) => "munlockall",
         }
+    }
+}
+
+/// The pages `[first, first+count)` that an optional `page`/`pages` pair names in a map
+/// of `len` pages: the whole map without `page`, one page with `page` alone.
+pub fn span(page: Option<u64>, pages: Option<u64>, len: u64) -> (u64, u64) {
+    match page {
+        Some(p) => (p, pages.unwrap_or(1)),
+        None => (0, pages.unwrap_or(len)),
     }
 }
 

@@ -4,7 +4,7 @@
 //! Architecture invariant: the model is a pure function of the steps; it never looks at
 //! what the guest reported.
 
-use crate::scenario::{Advice, Backing, Share, Step};
+use crate::scenario::{span, Advice, Backing, Mthp, Share, Step};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What a page slot holds, as the model sees it.
@@ -47,13 +47,40 @@ pub struct Model {
     why: BTreeMap<Slot, String>,
     /// Slots whose sharing the model cannot predict (KSM, THP), with the reason.
     pub unpredictable: BTreeMap<Slot, String>,
+    /// The scenario's mTHP settings let faults map large folios: anon, shmem.
+    large: (bool, bool),
+    /// Processes under mlockall(MCL_FUTURE): their new maps are populated at mmap.
+    locked_future: BTreeSet<String>,
 }
+
+const MTHP: &str = "mTHP: a fault may map a large folio over neighbouring pages";
+const MLOCK: &str = "mlock populates the range (whether that breaks COW differs by kernel)";
+const SWAP: &str = "swap: MADV_PAGEOUT may swap the page out, and swap-in may map it anew";
+const LAZYFREE: &str = "MADV_FREE: the kernel may drop a clean lazy-free page";
 
 impl Model {
     pub fn new() -> Model {
         let mut m = Model::default();
         m.procs.insert(crate::scenario::FIRST_PROC.into(), BTreeMap::new());
         m
+    }
+
+    /// A model for a scenario with these mTHP settings: where a size is on without
+    /// MADV_HUGEPAGE, faults may map large folios, which the model does not predict.
+    pub fn with_mthp(mut self, mthp: &[Mthp]) -> Model {
+        let on = |m: Option<crate::scenario::MthpMode>| m.is_some_and(|m| m.without_advice());
+        self.large = (mthp.iter().any(|m| on(m.anon)), mthp.iter().any(|m| on(m.shmem)));
+        self
+    }
+
+    fn mark(&mut self, proc: &str, map: &str, pages: std::ops::Range<u64>, why: &str) {
+        for p in pages {
+            self.unpredictable.insert((proc.into(), map.into(), p), why.into());
+        }
+    }
+
+    fn map_len(&self, proc: &str, map: &str) -> u64 {
+        self.procs.get(proc).and_then(|maps| maps.get(map)).map(|m| m.pages.len() as u64).unwrap_or(0)
     }
 
     fn fresh(&mut self) -> u64 {
@@ -95,6 +122,13 @@ impl Model {
                             .insert((m.proc.clone(), m.name.clone(), p), "THP: a huge page may back this range".into());
                     }
                 }
+                let anon = m.share == Share::Private && matches!(m.backing, Backing::Anon | Backing::DevZero);
+                if (anon && self.large.0) || (!anon && self.large.1) {
+                    self.mark(&m.proc, &m.name, 0..m.pages, MTHP);
+                }
+                if m.locked || self.locked_future.contains(&m.proc) {
+                    self.mark(&m.proc, &m.name, 0..m.pages, MLOCK);
+                }
                 self.procs.entry(m.proc.clone()).or_default().insert(m.name.clone(), map);
             }
             Step::Write(a) | Step::Read(a) => {
@@ -106,6 +140,7 @@ impl Model {
             Step::Fork(f) => self.fork(&f.proc, &f.child),
             Step::Exit(p) => {
                 self.procs.remove(&p.proc);
+                self.locked_future.remove(&p.proc);
             }
             Step::Munmap(r) => {
                 let Some(maps) = self.procs.get_mut(&r.proc) else { return };
@@ -153,14 +188,49 @@ impl Model {
                             );
                         }
                     }
-                    Advice::Pageout | Advice::Cold | Advice::Unmergeable | Advice::Nohugepage => {}
+                    Advice::Pageout => self.mark(&x.proc, &x.map, x.page..end, SWAP),
+                    Advice::Free => self.mark(&x.proc, &x.map, x.page..end, LAZYFREE),
+                    Advice::Cold | Advice::Unmergeable | Advice::Nohugepage => {}
                 }
             }
             Step::Mremap(x) => {
                 let Some(m) = self.procs.get_mut(&x.proc).and_then(|maps| maps.get_mut(&x.map)) else { return };
                 m.pages.resize(x.pages as usize, None);
             }
-            Step::Mprotect(_) | Step::Findpage(_) | Step::Findtask(_) | Step::Check(_) | Step::Ksm(_) => {}
+            Step::Mlock(x) if !x.onfault => {
+                let (first, n) = span(x.page, x.pages, self.map_len(&x.proc, &x.map));
+                self.mark(&x.proc, &x.map, first..first + n, MLOCK);
+            }
+            Step::Mlockall(x) => {
+                if x.current && !x.onfault {
+                    let maps: Vec<(String, u64)> = self
+                        .procs
+                        .get(&x.proc)
+                        .map(|maps| maps.iter().map(|(n, m)| (n.clone(), m.pages.len() as u64)).collect())
+                        .unwrap_or_default();
+                    for (name, len) in maps {
+                        self.mark(&x.proc, &name, 0..len, MLOCK);
+                    }
+                }
+                if x.future && !x.onfault {
+                    self.locked_future.insert(x.proc.clone());
+                }
+            }
+            Step::Munlockall(p) => {
+                self.locked_future.remove(&p.proc);
+            }
+            // Migration, compaction and splitting move or remap pages but keep who
+            // shares what.
+            Step::Mlock(_)
+            | Step::Munlock(_)
+            | Step::Split(_)
+            | Step::Migrate(_)
+            | Step::Compact(_)
+            | Step::Mprotect(_)
+            | Step::Findpage(_)
+            | Step::Findtask(_)
+            | Step::Check(_)
+            | Step::Ksm(_) => {}
         }
     }
 

@@ -62,6 +62,9 @@ pub struct ProcPages {
 pub struct Truth {
     pub procs: Vec<ProcPages>,
     pub page_size: u64,
+    /// Slots whose pagemap entry is a swap entry (bit 62), with the entry (type and
+    /// offset, as pagemap packs them): equal entries are one swapped-out page.
+    pub swapped: std::collections::BTreeMap<Slot, u64>,
 }
 
 fn parse_hex(s: &str) -> Option<u64> {
@@ -71,7 +74,7 @@ fn parse_hex(s: &str) -> Option<u64> {
 impl Truth {
     /// Build from the `D` lines of a `pagemap` reply.
     pub fn from_data(data: &[Fields], page_size: u64) -> Result<Truth, String> {
-        let mut truth = Truth { procs: Vec::new(), page_size };
+        let mut truth = Truth { procs: Vec::new(), page_size, swapped: Default::default() };
         for d in data {
             let get = |k: &str| d.get(k).ok_or_else(|| format!("pagemap line without {k}: {d:?}"));
             let label = get("proc")?.clone();
@@ -89,6 +92,12 @@ impl Truth {
                     })
                     .collect::<Result<Vec<_>, _>>()?;
             let map = MapPages { name: get("name")?.clone(), addr, pfns };
+            // `swap=` comes only when some page of the map is swapped out.
+            for (i, e) in d.get("swap").map(|s| s.split(',').collect::<Vec<_>>()).unwrap_or_default().iter().enumerate() {
+                if let Some(e) = parse_hex(e) {
+                    truth.swapped.insert((label.clone(), map.name.clone(), i as u64), e);
+                }
+            }
             match truth.procs.iter_mut().find(|p| p.label == label) {
                 Some(p) => p.maps.push(map),
                 None => truth.procs.push(ProcPages { label, pid, maps: vec![map] }),

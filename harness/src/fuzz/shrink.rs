@@ -31,7 +31,12 @@ fn proc_mut(s: &mut Step) -> Option<&mut String> {
         Step::Fork(f) => &mut f.proc,
         Step::Exit(p) | Step::Findtask(p) => &mut p.proc,
         Step::Findpage(r) => &mut r.proc,
-        Step::Check(_) | Step::Ksm(_) => return None,
+        Step::Split(r) | Step::Munlock(r) => &mut r.proc,
+        Step::Migrate(x) => &mut x.proc,
+        Step::Mlock(x) => &mut x.proc,
+        Step::Mlockall(x) => &mut x.proc,
+        Step::Munlockall(p) => &mut p.proc,
+        Step::Check(_) | Step::Ksm(_) | Step::Compact(_) => return None,
     })
 }
 

@@ -164,6 +164,11 @@ pub fn needed_modules(kernel: &Kernel) -> Result<Vec<PathBuf>> {
         ("VIRTIO_PCI_LIB_LEGACY", "virtio_pci_legacy_dev"),
         ("VIRTIO_PCI", "virtio_pci"),
         ("VIRTIO_CONSOLE", "virtio_console"),
+        // The swap device (agent: zram0), after what zram links against.
+        ("ZSMALLOC", "zsmalloc"),
+        ("LZ4_COMPRESS", "lz4_compress"),
+        ("LZ4HC_COMPRESS", "lz4hc_compress"),
+        ("ZRAM", "zram"),
     ];
     let mut out = Vec::new();
     for (opt, name) in wanted {

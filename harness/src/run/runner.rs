@@ -6,7 +6,8 @@ use crate::check::expect::check_expectations;
 use crate::check::model::{Frame, Model, Slot};
 use crate::check::oracle::{self, Check, Problem, Truth};
 use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status, VmaLabel};
-use crate::scenario::{Backing, Loaded, Share, Step};
+use crate::check::swap;
+use crate::scenario::{span, Advice, Backing, Loaded, Mthp, Share, Step};
 use crate::vm::guest::{Fault, Guest, Info};
 use crate::vm::protocol::Reply;
 use std::collections::{BTreeMap, BTreeSet};
@@ -72,9 +73,16 @@ pub fn run(guest: &mut Guest, loaded: &Loaded) -> Result<Outcome, Fault> {
     teardown(guest)?;
     let mark = guest.kmsg_mark();
     let outcome = Outcome::new(loaded, &guest.info);
-    let mut run = Run { guest, outcome, model: Model::new(), sizes: BTreeMap::new(), truth: None };
-    tracing::debug!(scenario = %loaded.scenario.name, steps = loaded.scenario.steps.len(), "scenario starts");
-    for (i, step) in loaded.scenario.steps.iter().enumerate() {
+    // Counts relative to the PMD (`pages: pmd`) resolve for this kernel's page size.
+    let scenario = match loaded.scenario.for_page_size(guest.info.page_size) {
+        Ok(s) => s,
+        Err(why) => return Ok(Outcome::not_run(loaded, &guest.info, why)),
+    };
+    let model = Model::new().with_mthp(&scenario.mthp);
+    let mut run = Run { guest, outcome, model, sizes: BTreeMap::new(), truth: None };
+    run.set_mthp(&scenario.mthp)?;
+    tracing::debug!(scenario = %loaded.scenario.name, steps = scenario.steps.len(), "scenario starts");
+    for (i, step) in scenario.steps.iter().enumerate() {
         tracing::debug!(step = i + 1, op = step.op(), "step");
         run.step(i + 1, step)?;
         run.model.apply(step);
@@ -94,7 +102,7 @@ pub fn run(guest: &mut Guest, loaded: &Loaded) -> Result<Outcome, Fault> {
     }
     run.outcome.splats = splats;
     let mut outcome = run.outcome;
-    check_expectations(&loaded.scenario.expect, &mut outcome);
+    check_expectations(&scenario.expect, &mut outcome);
     if !outcome.problems.is_empty() {
         outcome.status = Status::Fail;
     }
@@ -153,7 +161,10 @@ impl Run<'_> {
                     Backing::File => "file",
                 };
                 let share = if m.share == Share::Shared { "shared" } else { "private" };
-                let huge = m.huge.map(|h| format!(" huge={}", h as u8)).unwrap_or_default();
+                let mut huge = m.huge.map(|h| format!(" huge={}", h as u8)).unwrap_or_default();
+                if m.locked {
+                    huge.push_str(" locked=1");
+                }
                 let args =
                     format!("proc={} name={} pages={} backing={backing} share={share}{huge}", m.proc, m.name, m.pages);
                 if self.send(n, step, "mmap", args)?.is_some() {
@@ -193,7 +204,15 @@ impl Run<'_> {
                 let count = x.pages.unwrap_or(self.size(&x.proc, &x.map).saturating_sub(x.page));
                 let args =
                     format!("proc={} name={} page={} count={count} advice={}", x.proc, x.map, x.page, x.advice.wire());
+                // The swap oracle compares pagemap before and after a pageout.
+                let before = if x.advice == Advice::Pageout { Some(self.truth()?) } else { None };
+                self.truth = None;
                 let reply = self.guest.request("madvise", &args)?;
+                if let (Some(before), true) = (before, reply.ok) {
+                    let after = self.truth()?;
+                    let slots: Vec<_> = (x.page..x.page + count).map(|p| (x.proc.clone(), x.map.clone(), p)).collect();
+                    self.outcome.problems.extend(swap::check_pageout(&before, &after, &slots));
+                }
                 if !reply.ok {
                     if reply.errno() == Some(22) {
                         self.outcome
@@ -238,6 +257,127 @@ impl Run<'_> {
             Step::Ksm(k) => {
                 let args = format!("timeout_ms={}", k.timeout_ms.unwrap_or(2000));
                 self.send(n, step, "ksm", args)?;
+            }
+            Step::Split(r) => {
+                let (page, count) = span(r.page, r.pages, self.size(&r.proc, &r.map));
+                let args = format!("proc={} name={} page={page} count={count}", r.proc, r.map);
+                self.optional(n, step, "split", args, &[2])?;
+            }
+            Step::Migrate(x) => {
+                let (page, count) = span(x.page, x.pages, self.size(&x.proc, &x.map));
+                let mut args = format!("proc={} name={} page={page} count={count}", x.proc, x.map);
+                if let Some(node) = x.node {
+                    args.push_str(&format!(" node={node}"));
+                }
+                // ENODEV: one node; ENOSYS: no move_pages (CONFIG_MIGRATION off).
+                if let Some(reply) = self.optional(n, step, "migrate", args, &[19, 38])? {
+                    let nodes = reply.get("nodes").unwrap_or("");
+                    for (i, status) in nodes.split(',').enumerate() {
+                        if let Some(errno) = status.strip_prefix('-') {
+                            self.outcome.notes.push(format!(
+                                "step {n}: migrate: {}[{}] did not move (errno {errno})",
+                                x.map,
+                                page + i as u64
+                            ));
+                        }
+                    }
+                }
+            }
+            Step::Compact(_) => {
+                self.optional(n, step, "compact", String::new(), &[2])?;
+            }
+            Step::Mlock(x) => {
+                let (page, count) = span(x.page, x.pages, self.size(&x.proc, &x.map));
+                let args = format!("proc={} name={} page={page} count={count} onfault={}", x.proc, x.map, x.onfault as u8);
+                self.send(n, step, "mlock", args)?;
+            }
+            Step::Munlock(r) => {
+                let (page, count) = span(r.page, r.pages, self.size(&r.proc, &r.map));
+                self.send(n, step, "munlock", format!("proc={} name={} page={page} count={count}", r.proc, r.map))?;
+            }
+            Step::Mlockall(x) => {
+                let args = format!(
+                    "proc={} current={} future={} onfault={}",
+                    x.proc, x.current as u8, x.future as u8, x.onfault as u8
+                );
+                self.send(n, step, "mlockall", args)?;
+            }
+            Step::Munlockall(p) => {
+                self.send(n, step, "munlockall", format!("proc={}", p.proc))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A request the kernel may not support: an errno in `unsupported` becomes a note
+    /// (this kernel lacks it), any other refusal a step problem.
+    fn optional(
+        &mut self,
+        n: usize,
+        step: &Step,
+        op: &str,
+        args: String,
+        unsupported: &[i32],
+    ) -> Result<Option<Reply>, Fault> {
+        let reply = self.guest.request(op, &args)?;
+        if reply.ok {
+            return Ok(Some(reply));
+        }
+        match reply.errno() {
+            Some(e) if unsupported.contains(&e) => {
+                let msg = reply.get("msg").unwrap_or("");
+                self.outcome.notes.push(format!("step {n}: {op} is unsupported on this kernel ({msg})"));
+            }
+            _ => self.fail(n, step, &reply),
+        }
+        Ok(None)
+    }
+
+    /// Apply the scenario's per-size THP settings. Sizes the kernel does not offer (all
+    /// of them before 6.8; shmem before 6.11) are skipped with a note.
+    fn set_mthp(&mut self, mthp: &[Mthp]) -> Result<(), Fault> {
+        if mthp.is_empty() {
+            return Ok(());
+        }
+        let info = self.guest.request("sysinfo", "")?;
+        let offered: Vec<u64> =
+            info.get("mthp").unwrap_or("-").split(',').filter_map(|k| k.parse().ok()).collect();
+        let shmem = info.get("shmem_mthp") == Some("1");
+        if offered.is_empty() {
+            self.outcome.notes.push("mthp: this kernel has no per-size THP controls (6.8+); settings skipped".into());
+            return Ok(());
+        }
+        let page_kb = self.guest.info.page_size / 1024;
+        for m in mthp {
+            let sizes: Vec<u64> = match m.pages {
+                Some(p) => vec![p * page_kb],
+                None => offered.clone(),
+            };
+            for kb in sizes {
+                if !offered.contains(&kb) {
+                    self.outcome.notes.push(format!("mthp: this kernel offers no {kb} kB size; setting skipped"));
+                    continue;
+                }
+                let mut args = format!("size_kb={kb}");
+                if let Some(a) = m.anon {
+                    args.push_str(&format!(" anon={}", a.wire()));
+                }
+                match m.shmem {
+                    Some(s) if shmem => args.push_str(&format!(" shmem={}", s.wire())),
+                    Some(_) => self.outcome.notes.push(format!(
+                        "mthp: this kernel has no per-size shmem_enabled (6.11+); {kb} kB shmem setting skipped"
+                    )),
+                    None => {}
+                }
+                if args.contains('=') && args != format!("size_kb={kb}") {
+                    let reply = self.guest.request("mthp", &args)?;
+                    if !reply.ok {
+                        let errno = reply.errno().unwrap_or(0);
+                        self.outcome
+                            .problems
+                            .push(Problem::new(Check::Step, format!("mthp {args}: failed with errno {errno}")));
+                    }
+                }
             }
         }
         Ok(())

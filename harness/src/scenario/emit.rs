@@ -79,6 +79,7 @@ pub fn step(s: &Step) -> String {
             .word("backing", backing(m.backing))
             .word("share", if m.share == Share::Shared { "shared" } else { "private" })
             .maybe("huge", m.huge)
+            .flag("locked", m.locked)
             .done(),
         Step::Munmap(r) => {
             Fields::new().proc(&r.proc).text("map", &r.map).maybe("page", r.page).maybe("pages", r.pages).done()
@@ -116,6 +117,31 @@ pub fn step(s: &Step) -> String {
         Step::Findpage(r) => Fields::new().proc(&r.proc).text("map", &r.map).word("page", r.page).done(),
         Step::Check(CheckWhat::All) => "all".to_string(),
         Step::Ksm(k) => Fields::new().maybe("timeout_ms", k.timeout_ms).done(),
+        Step::Split(r) | Step::Munlock(r) => {
+            Fields::new().proc(&r.proc).text("map", &r.map).maybe("page", r.page).maybe("pages", r.pages).done()
+        }
+        Step::Migrate(x) => Fields::new()
+            .proc(&x.proc)
+            .text("map", &x.map)
+            .maybe("page", x.page)
+            .maybe("pages", x.pages)
+            .maybe("node", x.node)
+            .done(),
+        Step::Compact(_) => "{}".to_string(),
+        Step::Mlock(x) => Fields::new()
+            .proc(&x.proc)
+            .text("map", &x.map)
+            .maybe("page", x.page)
+            .maybe("pages", x.pages)
+            .flag("onfault", x.onfault)
+            .done(),
+        Step::Mlockall(x) => Fields::new()
+            .proc(&x.proc)
+            .maybe("current", (!x.current).then_some(false))
+            .flag("future", x.future)
+            .flag("onfault", x.onfault)
+            .done(),
+        Step::Munlockall(p) => Fields::new().proc(&p.proc).done(),
     };
     format!("{}: {body}", s.op())
 }
@@ -130,7 +156,18 @@ pub fn to_yaml(s: &Scenario, comment: &str) -> String {
     for line in comment.lines() {
         out.push_str(&format!("# {line}\n"));
     }
-    out.push_str(&format!("name: {}\nabout: {}\nsteps:\n", quoted(&s.name), quoted(&s.about)));
+    out.push_str(&format!("name: {}\nabout: {}\n", quoted(&s.name), quoted(&s.about)));
+    if !s.mthp.is_empty() {
+        out.push_str("mthp:\n");
+        for m in &s.mthp {
+            let pages = m.pages.map(|n| n.to_string()).unwrap_or_else(|| "all".into());
+            let mode = |m: MthpMode| m.wire().replace('_', "-");
+            let line =
+                Fields::new().word("pages", pages).maybe("anon", m.anon.map(mode)).maybe("shmem", m.shmem.map(mode));
+            out.push_str(&format!("  - {}\n", line.done()));
+        }
+    }
+    out.push_str("steps:\n");
     for st in &s.steps {
         out.push_str(&format!("  - {}\n", step(st)));
     }

@@ -111,6 +111,9 @@ pub fn validate(s: &Scenario) -> Problems {
         let base = format!("steps.{i}.{}", step.op());
         step_problems(&mut st, step, i + 1, &base, &mut out);
     }
+    for (i, m) in s.mthp.iter().enumerate() {
+        mthp_problems(m, &format!("mthp.{i}"), &mut out);
+    }
     for (i, e) in s.expect.iter().enumerate() {
         expect_problems(&st, e, &format!("expect.{i}"), &mut out);
     }
@@ -234,12 +237,56 @@ fn step_problems(st: &mut State, step: &Step, number: usize, base: &str, out: &m
                 st.findtasks.insert(p.proc.clone());
             }
         }
-        Step::Check(_) => {}
+        Step::Check(_) | Step::Compact(_) => {}
+        Step::Split(Range { proc, map, page, pages }) | Step::Munlock(Range { proc, map, page, pages }) => {
+            let Some(m) = st.map(proc, map, base, out) else { return };
+            let (first, count) = span(*page, *pages, m.present.len() as u64);
+            check_range(m, first, count, base, map, out);
+        }
+        Step::Migrate(x) => {
+            let Some(m) = st.map(&x.proc, &x.map, base, out) else { return };
+            let (first, count) = span(x.page, x.pages, m.present.len() as u64);
+            check_range(m, first, count, base, &x.map, out);
+            if x.node.is_some_and(|n| n > 63) {
+                out.push((format!("{base}.node"), "node must be 0..=63".into()));
+            }
+        }
+        Step::Mlock(x) => {
+            let Some(m) = st.map(&x.proc, &x.map, base, out) else { return };
+            let (first, count) = span(x.page, x.pages, m.present.len() as u64);
+            check_range(m, first, count, base, &x.map, out);
+        }
+        Step::Mlockall(Mlockall { proc, current, future, .. }) => {
+            st.proc(proc, &format!("{base}.proc"), out);
+            if !current && !future {
+                out.push((format!("{base}.current"), "mlockall needs current or future".into()));
+            }
+        }
+        Step::Munlockall(p) => {
+            st.proc(&p.proc, &format!("{base}.proc"), out);
+        }
         Step::Ksm(k) => {
             if k.timeout_ms.is_some_and(|t| t == 0 || t > 60_000) {
                 out.push((format!("{base}.timeout_ms"), "timeout_ms must be 1..=60000".into()));
             }
         }
+    }
+}
+
+fn mthp_problems(m: &Mthp, base: &str, out: &mut Problems) {
+    if let Some(n) = m.pages {
+        if n < 2 || !n.is_power_of_two() || n > MAX_PAGES {
+            out.push((format!("{base}.pages"), format!("{n} pages is not a folio size (a power of two, 2..=pmd)")));
+        }
+    }
+    if m.anon.is_none() && m.shmem.is_none() {
+        out.push((base.into(), "an mthp setting needs anon or shmem".into()));
+    }
+    if m.anon.is_some_and(|a| matches!(a, MthpMode::WithinSize | MthpMode::Advise)) {
+        out.push((format!("{base}.anon"), "anon takes always, madvise, never or inherit".into()));
+    }
+    if m.shmem.is_some_and(|a| a == MthpMode::Madvise) {
+        out.push((format!("{base}.shmem"), "shmem takes always, within-size, advise, never or inherit".into()));
     }
 }
 

@@ -18,6 +18,9 @@ pub const DEFAULT_CPU: &str = "neoverse-n1";
 pub const BASE_APPEND: &str = "console=ttyAMA0 quiet panic=-1 nokaslr mitigations=off rdinit=/init";
 pub const PORT_NAME: &str = "rmapcheck.0";
 pub const PROGRAM: &str = "qemu-system-aarch64";
+/// Guests get this many NUMA nodes, memory split evenly, every CPU on node 0, so the
+/// `migrate` step has somewhere to move a page (as the kernel's mm/rmap selftest does).
+pub const NUMA_NODES: u32 = 2;
 
 /// How to start one guest.
 #[derive(Debug, Clone)]
@@ -112,12 +115,29 @@ impl Config {
             "-global".into(),
             "migration.store-global-state=off".into(),
         ];
+        args.extend(numa_args(self.memory_mb, self.cpus));
         if let Some(state) = &self.incoming {
             args.push("-incoming".into());
             args.push(format!("exec:cat {}", state.display()));
         }
         args
     }
+}
+
+/// `-numa` nodes backed by RAM objects (QEMU 5.1+ refuses `-numa node,mem=`).
+fn numa_args(memory_mb: u32, cpus: u32) -> Vec<String> {
+    let mut args = Vec::new();
+    let each = memory_mb / NUMA_NODES;
+    for n in 0..NUMA_NODES {
+        // The first node takes the remainder, so the nodes add up to `-m`.
+        let size = if n == 0 { memory_mb - each * (NUMA_NODES - 1) } else { each };
+        args.push("-object".into());
+        args.push(format!("memory-backend-ram,id=node{n},size={size}M"));
+        args.push("-numa".into());
+        let cpus = if n == 0 { format!(",cpus=0-{}", cpus.max(1) - 1) } else { String::new() };
+        args.push(format!("node,nodeid={n},memdev=node{n}{cpus}"));
+    }
+    args
 }
 
 /// `-cpu max` emulates pointer authentication slowly under TCG (boot 6.7 s against

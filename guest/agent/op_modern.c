@@ -1,0 +1,409 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The modern rmap's triggers: mTHP controls, THP split through debugfs,
+ * NUMA migration (move_pages), compaction, and the zram swap device that
+ * MADV_PAGEOUT needs. Boot records the per-size THP settings so that every
+ * reset puts them back: a pooled guest starts each scenario the same way.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/swap.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "ops.h"
+
+#define THP_DIR		"/sys/kernel/mm/transparent_hugepage/"
+#define SPLIT_FILE	"/sys/kernel/debug/split_huge_pages"
+#define ZRAM		"/sys/block/zram0/"
+#define ZRAM_DEV	"/dev/zram0"
+#define SWAP_MB		128
+#define MAX_SIZES	24
+#define MODE_LEN	16
+#define MPOL_MF_MOVE_ALL	(1 << 2)
+#define ANY_NODE	(UINT64_MAX - 1)	/* node= absent */
+
+/* One hugepages-<size>kB directory and the settings boot found there. */
+struct thp_size {
+	unsigned long kb;
+	char enabled[MODE_LEN], shmem[MODE_LEN];
+};
+
+static struct thp_size sizes[MAX_SIZES];
+static int nsizes, swap_on;
+
+/* The bracketed word of a sysfs choice file: "always [madvise] never". */
+static int read_choice(const char *path, char *out, size_t len)
+{
+	char buf[256], *a, *b;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	a = strchr(buf, '[');
+	b = a ? strchr(a, ']') : NULL;
+	if (!b || (size_t)(b - a - 1) >= len)
+		return -1;
+	snprintf(out, len, "%.*s", (int)(b - a - 1), a + 1);
+	return 0;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+	const struct thp_size *x = a, *y = b;
+
+	return x->kb < y->kb ? -1 : x->kb > y->kb;
+}
+
+static void record_sizes(void)
+{
+	DIR *d = opendir(THP_DIR);
+	struct dirent *de;
+	char path[300];
+
+	while (d && (de = readdir(d)) && nsizes < MAX_SIZES) {
+		struct thp_size *s = &sizes[nsizes];
+
+		if (sscanf(de->d_name, "hugepages-%lukB", &s->kb) != 1)
+			continue;
+		snprintf(path, sizeof(path), THP_DIR "%.64s/enabled",
+			 de->d_name);
+		if (read_choice(path, s->enabled, MODE_LEN))
+			continue;
+		snprintf(path, sizeof(path), THP_DIR "%.64s/shmem_enabled",
+			 de->d_name);
+		if (read_choice(path, s->shmem, MODE_LEN))
+			s->shmem[0] = '\0';	/* anon only before 6.11 */
+		nsizes++;
+	}
+	if (d)
+		closedir(d);
+	qsort(sizes, nsizes, sizeof(sizes[0]), cmp_size);
+}
+
+/* A v1 swap header: mkswap without mkswap (PAGE_SIZE differs by kernel). */
+static int make_swap(const char *dev, uint64_t bytes)
+{
+	uint32_t *w;
+	char *pg = calloc(1, page_size);
+	int fd, rc = -1;
+
+	if (!pg)
+		return -1;
+	w = (uint32_t *)(pg + 1024);
+	w[0] = 1;				/* version */
+	w[1] = bytes / page_size - 1;		/* last_page */
+	memcpy(pg + page_size - 10, "SWAPSPACE2", 10);
+	fd = open(dev, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		rc = pwrite(fd, pg, page_size, 0) == page_size ? 0 : -1;
+		close(fd);
+	}
+	free(pg);
+	return rc;
+}
+
+/* zram0 exists when zram is built in or its module was in /modules.load. */
+static void setup_swap(void)
+{
+	char size[32];
+
+	if (access(ZRAM "disksize", W_OK))
+		return;
+	snprintf(size, sizeof(size), "%uM", SWAP_MB);
+	if (sysfs_write(ZRAM "disksize", size) ||
+	    make_swap(ZRAM_DEV, (uint64_t)SWAP_MB << 20) ||
+	    swapon(ZRAM_DEV, 0)) {
+		con("rmapcheck-agent: swap on zram0: %s\n", strerror(errno));
+		return;
+	}
+	swap_on = 1;
+}
+
+void modern_boot(void)
+{
+	/* NUMA balancing would move pages between the two nodes behind the
+	 * scenario's back; only the migrate step moves them. */
+	sysfs_write("/proc/sys/kernel/numa_balancing", "0");
+	mkdir("/sys/kernel/debug", 0755);
+	mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
+	record_sizes();
+	setup_swap();
+}
+
+/* Every per-size setting back to what boot found. */
+void modern_reset(void)
+{
+	char path[160];
+	int i;
+
+	for (i = 0; i < nsizes; i++) {
+		snprintf(path, sizeof(path), THP_DIR "hugepages-%lukB/enabled",
+			 sizes[i].kb);
+		sysfs_write(path, sizes[i].enabled);
+		if (!sizes[i].shmem[0])
+			continue;
+		snprintf(path, sizeof(path),
+			 THP_DIR "hugepages-%lukB/shmem_enabled", sizes[i].kb);
+		sysfs_write(path, sizes[i].shmem);
+	}
+}
+
+static int nodes(void)
+{
+	char path[64];
+	int n = 0;
+
+	for (;;) {
+		snprintf(path, sizeof(path), "/sys/devices/system/node/node%d",
+			 n);
+		if (access(path, F_OK))
+			return n ? n : 1;
+		n++;
+	}
+}
+
+/* What this guest offers: mTHP sizes, the PMD size, swap, nodes, split. */
+int op_sysinfo(const struct req *r)
+{
+	int i;
+
+	(void)r;
+	sb_add(&reply_fields, " mthp=");
+	for (i = 0; i < nsizes; i++)
+		sb_printf(&reply_fields, "%s%lu", i ? "," : "", sizes[i].kb);
+	if (!nsizes)
+		sb_add(&reply_fields, "-");
+	sb_printf(&reply_fields, " shmem_mthp=%d swap=%d nodes=%d split=%d",
+		  nsizes && sizes[0].shmem[0], swap_on, nodes(),
+		  !access(SPLIT_FILE, W_OK));
+	return 0;
+}
+
+/* mthp size_kb=N [anon=MODE] [shmem=MODE] */
+int op_mthp(const struct req *r)
+{
+	const char *anon = kv_get(r, "anon"), *shmem = kv_get(r, "shmem");
+	char path[160];
+	uint64_t kb;
+
+	if (num(r, "size_kb", REQUIRED, 1 << 30, &kb))
+		return bad(r, "size_kb");
+	if ((anon && !valid_name(anon)) || (shmem && !valid_name(shmem)))
+		return bad(r, "mode");
+	snprintf(path, sizeof(path), THP_DIR "hugepages-%llukB/",
+		 (unsigned long long)kb);
+	if (access(path, F_OK))
+		return fail(ENOENT, "no-mthp-size");
+	if (anon) {
+		snprintf(path, sizeof(path), THP_DIR "hugepages-%llukB/enabled",
+			 (unsigned long long)kb);
+		if (sysfs_write(path, anon))
+			return fail(errno, "mthp-enabled");
+	}
+	if (shmem) {
+		snprintf(path, sizeof(path),
+			 THP_DIR "hugepages-%llukB/shmem_enabled",
+			 (unsigned long long)kb);
+		if (sysfs_write(path, shmem))
+			return fail(errno, "mthp-shmem");
+	}
+	return 0;
+}
+
+/* The address of name[page] in p, after checking name[page+count-1]. */
+static int range_addr(const struct req *r, struct proc **pp, uint64_t *addr,
+		      uint64_t *count)
+{
+	struct wreq q;
+	uint64_t first;
+
+	if (req_map(r, &q, W_LOOKUP) || req_pages(r, &q, 1, MAX_IO_PAGES))
+		return -1;
+	*count = q.count;
+	*pp = req_proc(r);
+	if (!*pp)
+		return -1;
+	first = q.page;
+	q.page = first + q.count - 1;
+	if (wcall(*pp, &q, -1))
+		return -1;
+	q.page = first;
+	if (wcall(*pp, &q, -1))
+		return -1;
+	*addr = wr.addr;
+	return 0;
+}
+
+/* split proc name page count: debugfs split_huge_pages over the range. */
+int op_split(const struct req *r)
+{
+	struct proc *p;
+	uint64_t addr, count;
+	char cmd[96];
+
+	if (range_addr(r, &p, &addr, &count))
+		return -1;
+	if (access(SPLIT_FILE, W_OK))
+		return fail(ENOENT, "no-split-debugfs");
+	snprintf(cmd, sizeof(cmd), "%d,0x%llx,0x%llx", p->pid,
+		 (unsigned long long)addr,
+		 (unsigned long long)(addr + count * page_size));
+	if (sysfs_write(SPLIT_FILE, cmd))
+		return fail(errno, "split");
+	return 0;
+}
+
+/*
+ * migrate proc name page count [node=N]: move_pages(2) of the range to node
+ * N, or of each page to a node it is not on. MPOL_MF_MOVE_ALL moves pages
+ * other processes map too, as the kernel's rmap selftest does. The reply
+ * lists each page's node after the move, or its -errno (-ENOENT: not
+ * present, -EBUSY, ...).
+ */
+int op_migrate(const struct req *r)
+{
+	static void *pages[MAX_IO_PAGES];
+	static int want[MAX_IO_PAGES], status[MAX_IO_PAGES];
+	uint64_t addr, count, node, i;
+	int n = nodes();
+	struct proc *p;
+
+	if (num(r, "node", ANY_NODE, 63, &node))
+		return bad(r, "node");
+	if (range_addr(r, &p, &addr, &count))
+		return -1;
+	if (n < 2)
+		return fail(ENODEV, "one-node");
+	for (i = 0; i < count; i++)
+		pages[i] = (void *)(addr + i * page_size);
+	if (syscall(SYS_move_pages, p->pid, count, pages, NULL, status, 0))
+		return fail(errno, "move_pages");
+	for (i = 0; i < count; i++) {
+		if (node != ANY_NODE)
+			want[i] = node;
+		else
+			want[i] = status[i] >= 0 ? (status[i] + 1) % n : 0;
+	}
+	if (syscall(SYS_move_pages, p->pid, count, pages, want, status,
+		    MPOL_MF_MOVE_ALL) < 0)
+		return fail(errno, "move_pages");
+	sb_add(&reply_fields, " nodes=");
+	for (i = 0; i < count; i++)
+		sb_printf(&reply_fields, "%s%d", i ? "," : "", status[i]);
+	return 0;
+}
+
+int op_compact(const struct req *r)
+{
+	(void)r;
+	if (sysfs_write("/proc/sys/vm/compact_memory", "1"))
+		return fail(errno, "compact");
+	return 0;
+}
+
+/*
+ * Appends " swap=" and one pagemap swap entry (type and offset, as pagemap
+ * packs them) per page, "-" where none, when any page of the range is
+ * swapped out; nothing otherwise.
+ */
+int add_swaps(struct sbuf *sb, const struct proc *p, uint64_t addr,
+	      uint64_t count, const uint8_t *bits)
+{
+	static uint64_t ent[512];
+	uint64_t done = 0, i, any = 0;
+	size_t mark = sb->len;
+
+	sb_add(sb, " swap=");
+	while (done < count) {
+		uint64_t n = count - done < 512 ? count - done : 512;
+		ssize_t got = pread(p->pagemap, ent, n * 8,
+				    (addr / page_size + done) * 8);
+
+		if (got != (ssize_t)(n * 8))
+			return fail(got < 0 ? errno : EIO, "pagemap");
+		for (i = 0; i < n; i++) {
+			uint64_t k = done + i;
+
+			if (k)
+				sb_addn(sb, ",", 1);
+			if ((ent[i] & PM_SWAP) && !(ent[i] & PM_PRESENT) &&
+			    (!bits || (bits[k / 8] >> (k % 8) & 1))) {
+				sb_hex(sb, ent[i] & PFN_MASK);
+				any = 1;
+			} else {
+				sb_addn(sb, "-", 1);
+			}
+		}
+		done += n;
+	}
+	if (!any)
+		sb->len = mark;
+	sb->p[sb->len] = '\0';
+	return 0;
+}
+
+/* mlock and friends run in the worker: they act on its own mm. */
+static int lock_op(const struct req *r, uint32_t op, int flags)
+{
+	struct wreq q;
+	struct proc *p;
+
+	if (req_map(r, &q, op) || req_pages(r, &q, REQUIRED, max_pages))
+		return -1;
+	q.advice = flags;
+	p = req_proc(r);
+	return !p || wcall(p, &q, -1) ? -1 : 0;
+}
+
+int op_mlock(const struct req *r)
+{
+	uint64_t onfault;
+
+	if (num(r, "onfault", 0, 1, &onfault))
+		return bad(r, "onfault");
+	return lock_op(r, W_MLOCK, onfault ? MLOCK_ONFAULT : 0);
+}
+
+int op_munlock(const struct req *r)
+{
+	return lock_op(r, W_MUNLOCK, 0);
+}
+
+static int all_op(const struct req *r, uint32_t op, int flags)
+{
+	struct wreq q = { .op = op, .huge = -1, .advice = flags };
+	struct proc *p = req_proc(r);
+
+	return !p || wcall(p, &q, -1) ? -1 : 0;
+}
+
+int op_mlockall(const struct req *r)
+{
+	uint64_t cur, fut, onf;
+
+	if (num(r, "current", 0, 1, &cur) || num(r, "future", 0, 1, &fut) ||
+	    num(r, "onfault", 0, 1, &onf) || !(cur || fut))
+		return bad(r, "mlockall");
+	return all_op(r, W_MLOCKALL, (cur ? MCL_CURRENT : 0) |
+		      (fut ? MCL_FUTURE : 0) | (onf ? MCL_ONFAULT : 0));
+}
+
+int op_munlockall(const struct req *r)
+{
+	return all_op(r, W_MUNLOCKALL, 0);
+}
