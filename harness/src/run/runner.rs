@@ -476,7 +476,12 @@ impl Run<'_> {
                 self.findpage(n, step, slot, &truth, false)?;
             }
         }
-        self.outcome.checks.push(format!("check all (step {n}): {} pages in {} slots", seen.len(), slots.len()));
+        let mut line = format!("check all (step {n}): {} pages in {} slots", seen.len(), slots.len());
+        if !truth.swapped.is_empty() {
+            let entries: BTreeSet<u64> = truth.swapped.values().copied().collect();
+            line.push_str(&format!(", {} swap entries in {} slots", entries.len(), truth.swapped.len()));
+        }
+        self.outcome.checks.push(line);
         Ok(())
     }
 }
