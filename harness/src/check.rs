@@ -8,3 +8,4 @@ pub mod model;
 pub mod oracle;
 pub mod outcome;
 pub mod swap;
+pub mod triggers;

@@ -358,10 +358,6 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
         weights: args.weights.unwrap_or_default(),
         ..fuzz::GenConfig::default()
     };
-    if let Some(run) = args.print_run {
-        print!("{}", scenario::to_yaml(&fuzz::generate::generate(&gen, seed, run), ""));
-        return Ok(Exit::Success.code());
-    }
     let mut failures = 0;
     // Fuzzing wants the debug kernel: DEBUG_VM and PAGE_TABLE_CHECK turn silent damage
     // into splats.
@@ -369,13 +365,21 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
     if kernel.kernels.is_empty() && !kernel.all_kernels && kernel.kernel_image.is_none() {
         kernel.kernels.push(FUZZ_DEFAULT_KERNEL.to_string());
     }
+    if let Some(run) = args.print_run {
+        // Large maps are sized in PMDs of the (first) kernel's page size.
+        let manifest = load_manifest()?;
+        let page_size = kernel.kernels.first().and_then(|k| manifest.entry(k).ok()).map(|e| e.page_size);
+        let gen = fuzz::GenConfig { page_size: page_size.unwrap_or(gen.page_size), ..gen };
+        print!("{}", scenario::to_yaml(&fuzz::generate::generate(&gen, seed, run), ""));
+        return Ok(Exit::Success.code());
+    }
     for (kernel_args, prepared) in prepare_kernels(&kernel)? {
         let opts = fuzz::Options {
             seed,
             limit,
             jobs: args.jobs as usize,
             out: args.out.clone(),
-            gen: gen.clone(),
+            gen: fuzz::GenConfig { page_size: prepared.kernel.page_size, ..gen.clone() },
             module_params: args.kernel.module_params.clone(),
             kernel_args,
             shrink_budget: args.shrink_budget,

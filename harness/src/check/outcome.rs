@@ -131,6 +131,9 @@ pub struct Outcome {
     /// Things worth knowing that are not failures ("unsupported on this kernel").
     pub notes: Vec<String>,
     pub splats: Vec<dmesg::Splat>,
+    /// The rmap situations the run reached (`check::triggers`), for fuzz summaries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<String>,
     /// The kernel gained taint flags during the scenario; its guest is not reused.
     #[serde(skip)]
     pub tainted: bool,

@@ -115,6 +115,8 @@ pub struct Summary {
     /// O4 titles with their count and the first run that showed them: not failures,
     /// counted apart.
     pub model: BTreeMap<String, (u64, u64)>,
+    /// Trigger classes (`check::triggers`) with the number of runs that reached each.
+    pub triggers: BTreeMap<String, u64>,
     pub stopped: bool,
 }
 
@@ -136,6 +138,7 @@ struct Shared<'a> {
     counters: Counters,
     found: Mutex<BTreeMap<String, Found>>,
     model: Mutex<BTreeMap<String, (u64, u64)>>,
+    triggers: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Shared<'_> {
@@ -219,6 +222,10 @@ impl Worker<'_, '_> {
             sh.counters.ops.fetch_add(ops, Ordering::Relaxed);
             if let Ran::Done(o) = &ran {
                 self.count_model(o, run);
+                let mut triggers = sh.triggers.lock().unwrap_or_else(|e| e.into_inner());
+                for t in &o.triggers {
+                    *triggers.entry(t.clone()).or_default() += 1;
+                }
             }
             // A run is known by its most severe title; the others are usually the same
             // bug seen by another check (a missed VMA is also a wrong mapcount).
@@ -369,6 +376,7 @@ pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn
         counters: Counters::default(),
         found: Mutex::new(BTreeMap::new()),
         model: Mutex::new(BTreeMap::new()),
+        triggers: Mutex::new(BTreeMap::new()),
     };
     let done = AtomicBool::new(false);
     let results: Vec<Result<()>> = std::thread::scope(|scope| {
@@ -416,6 +424,7 @@ pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn
         last,
         found,
         model: shared.model.into_inner().unwrap_or_else(|e| e.into_inner()),
+        triggers: shared.triggers.into_inner().unwrap_or_else(|e| e.into_inner()),
         stopped: stop.load(Ordering::SeqCst),
     })
 }

@@ -54,5 +54,11 @@ pub fn summary(s: &Summary) -> String {
     for (title, (n, run)) in &s.model {
         out.push_str(&format!("  {n}x (first in run {run}) {title}\n"));
     }
+    out.push_str(&format!("trigger classes hit: {} (runs that reached each)\n", s.triggers.len()));
+    let mut classes: Vec<_> = s.triggers.iter().collect();
+    classes.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for (class, n) in classes {
+        out.push_str(&format!("  {class}: {n} runs\n"));
+    }
     out
 }

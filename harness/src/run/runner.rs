@@ -6,7 +6,7 @@ use crate::check::expect::check_expectations;
 use crate::check::model::{Frame, Model, Slot};
 use crate::check::oracle::{self, Check, Problem, Truth};
 use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status, VmaLabel};
-use crate::check::swap;
+use crate::check::{swap, triggers};
 use crate::scenario::{span, Advice, Backing, Loaded, Mthp, Share, Step};
 use crate::vm::guest::{Fault, Guest, Info};
 use crate::vm::protocol::Reply;
@@ -32,6 +32,7 @@ impl Outcome {
             model_mismatches: Vec::new(),
             notes: Vec::new(),
             splats: Vec::new(),
+            triggers: Vec::new(),
             tainted: false,
             duration_ms: 0,
         }
@@ -102,6 +103,8 @@ pub fn run(guest: &mut Guest, loaded: &Loaded) -> Result<Outcome, Fault> {
     }
     run.outcome.splats = splats;
     let mut outcome = run.outcome;
+    outcome.triggers.sort();
+    outcome.triggers.dedup();
     check_expectations(&scenario.expect, &mut outcome);
     if !outcome.problems.is_empty() {
         outcome.status = Status::Fail;
@@ -270,7 +273,10 @@ impl Run<'_> {
                     args.push_str(&format!(" node={node}"));
                 }
                 // ENODEV: one node; ENOSYS: no move_pages (CONFIG_MIGRATION off).
+                let before = self.truth()?;
+                self.truth = None;
                 if let Some(reply) = self.optional(n, step, "migrate", args, &[19, 38])? {
+                    self.migration_triggers(&before, &x.proc, &x.map, page, count)?;
                     let nodes = reply.get("nodes").unwrap_or("");
                     for (i, status) in nodes.split(',').enumerate() {
                         if let Some(errno) = status.strip_prefix('-') {
@@ -305,6 +311,25 @@ impl Run<'_> {
             Step::Munlockall(p) => {
                 self.send(n, step, "munlockall", format!("proc={}", p.proc))?;
             }
+        }
+        Ok(())
+    }
+
+    /// Trigger classes of a migration: how many processes mapped what moved.
+    fn migration_triggers(&mut self, before: &Truth, proc: &str, map: &str, page: u64, count: u64) -> Result<(), Fault> {
+        let held: BTreeMap<Slot, u64> = before.slots().into_iter().collect();
+        let mut seen = BTreeSet::new();
+        for p in page..page + count {
+            let Some(&pfn) = held.get(&(proc.to_string(), map.to_string(), p)) else { continue };
+            if !seen.insert(pfn) {
+                continue;
+            }
+            let mappers: BTreeSet<String> = before.holders(pfn).into_iter().map(|s| s.0).collect();
+            // A compound head or tail page (KPF_COMPOUND_HEAD/TAIL) is part of a large folio.
+            let kpage = self.guest.request("kpage", &format!("pfn=0x{pfn:x}"))?;
+            let flags = kpage.get("kpageflags").and_then(|f| u64::from_str_radix(f.trim_start_matches("0x"), 16).ok());
+            let large = flags.is_some_and(|f| f & (3 << 15) != 0);
+            self.outcome.triggers.push(triggers::of_migration(mappers.len(), large));
         }
         Ok(())
     }
@@ -410,6 +435,8 @@ impl Run<'_> {
         let kpagecount = reply.get("kpagecount").and_then(|k| k.parse().ok());
         let at = format!("{map}[{page}]");
         let problems = oracle::check_walk(&walk, truth, slot, pfn, kpagecount);
+        let flags = reply.get("kpageflags").and_then(|f| u64::from_str_radix(f.trim_start_matches("0x"), 16).ok());
+        self.outcome.triggers.extend(triggers::of_walk(&walk, flags));
         self.outcome.problems.extend(problems);
         self.check_model(slot, pfn, truth);
         if record {
@@ -468,6 +495,7 @@ impl Run<'_> {
     /// `check: all`: O1/O2 on one slot of every distinct present page, O4 on all slots.
     fn check_all(&mut self, n: usize, step: &Step) -> Result<(), Fault> {
         let truth = self.truth()?;
+        self.outcome.triggers.extend(triggers::of_truth(&truth));
         let mut seen = BTreeSet::new();
         let slots = truth.slots();
         for (slot, pfn) in &slots {
