@@ -111,8 +111,8 @@ impl Default for Weights {
             (Op::Exit, 2),
             (Op::Findpage, 2),
             (Op::Findtask, 1),
-            (Op::Ksm, 1),
-            (Op::Pageout, 2),
+            (Op::Ksm, 2),
+            (Op::Pageout, 3),
             (Op::Migrate, 2),
             (Op::Compact, 1),
             (Op::Thp, 1),
@@ -246,6 +246,8 @@ struct Gen<'a> {
     next_map: usize,
     next_child: usize,
     steps: Vec<Step>,
+    /// The run's mTHP folio size in pages, if it turned one on.
+    mthp_pages: Option<u64>,
 }
 
 /// Generate run `run` of the campaign seeded with `seed`.
@@ -257,8 +259,10 @@ pub fn generate(cfg: &GenConfig, seed: u64, run: u64) -> Scenario {
         next_map: 0,
         next_child: 1,
         steps: Vec::new(),
+        mthp_pages: None,
     };
     let mthp = g.mthp();
+    g.mthp_pages = mthp.first().and_then(|m| m.pages);
     let every = cfg.check_every.max(1);
     let mut since_check = 0;
     for _ in 0..cfg.steps.max(1) {
@@ -384,7 +388,7 @@ impl Gen<'_> {
                 let pi = self.proc_index();
                 Some(Step::Findtask(Proc { proc: self.procs[pi].label.clone() }))
             }
-            Op::Ksm => Some(Step::Ksm(Ksm { timeout_ms: Some(2000) })),
+            Op::Ksm => self.ksm(),
             Op::Compact => Some(Step::Compact(Compact {})),
             Op::Pageout => self.pageout(),
             Op::Migrate => {
@@ -406,6 +410,18 @@ impl Gen<'_> {
             }
             Op::Mlock => self.mlock(),
         }
+    }
+
+    /// KSM once some map is mergeable; before that, make one mergeable (whole, so it
+    /// stays one VMA), which KSM needs.
+    fn ksm(&mut self) -> Option<Step> {
+        if self.procs.iter().any(|p| p.maps.values().any(|m| m.mergeable)) {
+            return Some(Step::Ksm(Ksm { timeout_ms: Some(2000) }));
+        }
+        let (pi, map) = self.pick_map(|m| m.anon_like() && m.all_present())?;
+        let proc = self.procs[pi].label.clone();
+        self.map_mut(pi, &map).mergeable = true;
+        Some(Step::Madvise(Madvise { proc, map, page: 0, pages: None, advice: Advice::Mergeable }))
     }
 
     /// MADV_PAGEOUT, MADV_COLD, or MADV_FREE (private anon only: EINVAL elsewhere).
@@ -469,6 +485,11 @@ impl Gen<'_> {
             let pmd = pmd_pages(self.cfg.page_size);
             let pages = *[pmd / 2, pmd, pmd, pmd + 8, 2 * pmd].choose(&mut self.rng).expect("not empty");
             return pages.clamp(1, MAX_PAGES);
+        }
+        // Under mTHP, room for a few folios of the size, so faults can use them.
+        let folio = self.mthp_pages.unwrap_or(0);
+        if folio > 0 && self.rng.gen_bool(0.5) {
+            return self.rng.gen_range(folio..=4 * folio).min(MAX_PAGES);
         }
         self.rng.gen_range(1..=self.cfg.max_pages.max(1))
     }
