@@ -93,7 +93,8 @@ impl Truth {
                     .collect::<Result<Vec<_>, _>>()?;
             let map = MapPages { name: get("name")?.clone(), addr, pfns };
             // `swap=` comes only when some page of the map is swapped out.
-            for (i, e) in d.get("swap").map(|s| s.split(',').collect::<Vec<_>>()).unwrap_or_default().iter().enumerate() {
+            for (i, e) in d.get("swap").map(|s| s.split(',').collect::<Vec<_>>()).unwrap_or_default().iter().enumerate()
+            {
                 if let Some(e) = parse_hex(e) {
                     truth.swapped.insert((label.clone(), map.name.clone(), i as u64), e);
                 }

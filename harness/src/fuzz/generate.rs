@@ -628,9 +628,7 @@ impl Gen<'_> {
                 }
             }
             // These set VMA flags, so a partial range splits the VMA.
-            Advice::Hugepage | Advice::Nohugepage | Advice::Unmergeable if pages != len => {
-                m.one_vma = false
-            }
+            Advice::Hugepage | Advice::Nohugepage | Advice::Unmergeable if pages != len => m.one_vma = false,
             _ => {}
         }
         Some(Step::Madvise(Madvise { proc, map, page, pages: (!whole_only).then_some(pages), advice }))

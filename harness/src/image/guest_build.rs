@@ -153,8 +153,9 @@ pub fn verify_module(ko: &[u8], release: &str, major: u32, config: &Kconfig) -> 
     Ok(())
 }
 
-/// The kernel's own modules (paths relative to its modules dir) that the guest must load
-/// before the agent can talk, in load order. Empty when they are built in.
+/// The kernel's own modules (paths relative to its modules dir) that the guest loads at
+/// boot, in load order: the virtio transport the agent talks over, and zram for the swap
+/// device. Empty when they are built in.
 pub fn needed_modules(kernel: &Kernel) -> Result<Vec<PathBuf>> {
     let config = kernel.config()?;
     let is_module = |opt: &str| config.is(&format!("CONFIG_{opt}"), "m");

@@ -294,7 +294,8 @@ impl Run<'_> {
             }
             Step::Mlock(x) => {
                 let (page, count) = span(x.page, x.pages, self.size(&x.proc, &x.map));
-                let args = format!("proc={} name={} page={page} count={count} onfault={}", x.proc, x.map, x.onfault as u8);
+                let args =
+                    format!("proc={} name={} page={page} count={count} onfault={}", x.proc, x.map, x.onfault as u8);
                 self.send(n, step, "mlock", args)?;
             }
             Step::Munlock(r) => {
@@ -316,7 +317,14 @@ impl Run<'_> {
     }
 
     /// Trigger classes of a migration: how many processes mapped what moved.
-    fn migration_triggers(&mut self, before: &Truth, proc: &str, map: &str, page: u64, count: u64) -> Result<(), Fault> {
+    fn migration_triggers(
+        &mut self,
+        before: &Truth,
+        proc: &str,
+        map: &str,
+        page: u64,
+        count: u64,
+    ) -> Result<(), Fault> {
         let held: BTreeMap<Slot, u64> = before.slots().into_iter().collect();
         let mut seen = BTreeSet::new();
         for p in page..page + count {
@@ -365,8 +373,7 @@ impl Run<'_> {
             return Ok(());
         }
         let info = self.guest.request("sysinfo", "")?;
-        let offered: Vec<u64> =
-            info.get("mthp").unwrap_or("-").split(',').filter_map(|k| k.parse().ok()).collect();
+        let offered: Vec<u64> = info.get("mthp").unwrap_or("-").split(',').filter_map(|k| k.parse().ok()).collect();
         let shmem = info.get("shmem_mthp") == Some("1");
         if offered.is_empty() {
             self.outcome.notes.push("mthp: this kernel has no per-size THP controls (6.8+); settings skipped".into());
