@@ -141,6 +141,7 @@ extern char reply_msg[NAME_LEN];
 
 int fail(int err, const char *msg);
 int sysfs_u64(const char *path, uint64_t *v);
+int sysfs_read(const char *path, char *buf, size_t len);
 int bad(const struct req *r, const char *why);
 const struct op *find_op(const char *name);
 int ops_init(void);

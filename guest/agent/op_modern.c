@@ -44,16 +44,9 @@ static int nsizes, swap_on;
 static int read_choice(const char *path, char *out, size_t len)
 {
 	char buf[256], *a, *b;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
 
-	if (fd < 0)
+	if (sysfs_read(path, buf, sizeof(buf)))
 		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
 	a = strchr(buf, '[');
 	b = a ? strchr(a, ']') : NULL;
 	if (!b || (size_t)(b - a - 1) >= len)
@@ -317,44 +310,22 @@ int op_compact(const struct req *r)
 }
 
 /*
- * Appends " swap=" and one pagemap swap entry (type and offset, as pagemap
- * packs them) per page, "-" where none, when any page of the range is
- * swapped out; nothing otherwise.
+ * Appends " swap=" and one pagemap swap entry per page ("-" where none)
+ * when any page of the range is swapped out; nothing otherwise.
  */
 int add_swaps(struct sbuf *sb, const struct proc *p, uint64_t addr,
 	      uint64_t count, const uint8_t *bits)
 {
-	static uint64_t ent[512];
-	uint64_t done = 0, i, any = 0;
 	size_t mark = sb->len;
+	int n;
 
 	sb_add(sb, " swap=");
-	while (done < count) {
-		uint64_t n = count - done < 512 ? count - done : 512;
-		ssize_t got = pread(p->pagemap, ent, n * 8,
-				    (addr / page_size + done) * 8);
-
-		if (got != (ssize_t)(n * 8))
-			return fail(got < 0 ? errno : EIO, "pagemap");
-		for (i = 0; i < n; i++) {
-			uint64_t k = done + i;
-
-			if (k)
-				sb_addn(sb, ",", 1);
-			if ((ent[i] & PM_SWAP) && !(ent[i] & PM_PRESENT) &&
-			    (!bits || (bits[k / 8] >> (k % 8) & 1))) {
-				sb_hex(sb, ent[i] & PFN_MASK);
-				any = 1;
-			} else {
-				sb_addn(sb, "-", 1);
-			}
-		}
-		done += n;
-	}
-	if (!any)
+	n = add_entries(sb, p, addr, count, bits, PM_SWAP);
+	if (n <= 0) {
 		sb->len = mark;
-	sb->p[sb->len] = '\0';
-	return 0;
+		sb->p[mark] = '\0';
+	}
+	return n < 0 ? -1 : 0;
 }
 
 /* mlock and friends run in the worker: they act on its own mm. */

@@ -56,6 +56,8 @@ int req_pages(const struct req *r, struct wreq *q, uint64_t count_def,
 	      uint64_t count_max);
 int add_pfns(struct sbuf *sb, const struct proc *p, uint64_t addr,
 	     uint64_t count, const uint8_t *bits);
+int add_entries(struct sbuf *sb, const struct proc *p, uint64_t addr,
+		uint64_t count, const uint8_t *bits, uint64_t want);
 int sysfs_write(const char *path, const char *val);
 int hexval(char c);
 

@@ -102,8 +102,20 @@ int req_pages(const struct req *r, struct wreq *q, uint64_t count_def,
 int add_pfns(struct sbuf *sb, const struct proc *p, uint64_t addr,
 		    uint64_t count, const uint8_t *bits)
 {
+	return add_entries(sb, p, addr, count, bits, PM_PRESENT) < 0 ? -1 : 0;
+}
+
+/*
+ * The same for any pagemap flag: the entry's low 55 bits (the pfn with
+ * PM_PRESENT, the swap type and offset with PM_SWAP) where it has want.
+ * Returns how many pages had it, or -1.
+ */
+int add_entries(struct sbuf *sb, const struct proc *p, uint64_t addr,
+		uint64_t count, const uint8_t *bits, uint64_t want)
+{
 	static uint64_t ent[512];
 	uint64_t done = 0, i;
+	int found = 0;
 
 	while (done < count) {
 		uint64_t n = count - done < 512 ? count - done : 512;
@@ -117,15 +129,17 @@ int add_pfns(struct sbuf *sb, const struct proc *p, uint64_t addr,
 
 			if (k)
 				sb_addn(sb, ",", 1);
-			if ((ent[i] & PM_PRESENT) &&
-			    (!bits || (bits[k / 8] >> (k % 8) & 1)))
+			if ((ent[i] & want) &&
+			    (!bits || (bits[k / 8] >> (k % 8) & 1))) {
 				sb_hex(sb, ent[i] & PFN_MASK);
-			else
+				found++;
+			} else {
 				sb_addn(sb, "-", 1);
+			}
 		}
 		done += n;
 	}
-	return 0;
+	return found;
 }
 
 int sysfs_write(const char *path, const char *val)
@@ -142,20 +156,29 @@ int sysfs_write(const char *path, const char *val)
 	return n < 0 ? -1 : 0;
 }
 
-int sysfs_u64(const char *path, uint64_t *v)
+/* The first line of a small file, NUL-terminated. */
+int sysfs_read(const char *path, char *buf, size_t len)
 {
-	char buf[32];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
 
 	if (fd < 0)
 		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
+	n = read(fd, buf, len - 1);
 	close(fd);
 	if (n <= 0)
 		return -1;
 	buf[n] = '\0';
 	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+int sysfs_u64(const char *path, uint64_t *v)
+{
+	char buf[32];
+
+	if (sysfs_read(path, buf, sizeof(buf)))
+		return -1;
 	if (parse_u64(buf, v)) {
 		errno = EPROTO;
 		return -1;

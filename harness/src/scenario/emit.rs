@@ -42,6 +42,10 @@ impl Fields {
             self
         }
     }
+    /// `proc`, `map` and an optional `page`/`pages` range.
+    fn range(self, proc: &str, map: &str, page: Option<u64>, pages: Option<u64>) -> Fields {
+        self.proc(proc).text("map", map).maybe("page", page).maybe("pages", pages)
+    }
     fn done(self) -> String {
         if self.0.is_empty() {
             return "{}".into();
@@ -81,8 +85,8 @@ pub fn step(s: &Step) -> String {
             .maybe("huge", m.huge)
             .flag("locked", m.locked)
             .done(),
-        Step::Munmap(r) => {
-            Fields::new().proc(&r.proc).text("map", &r.map).maybe("page", r.page).maybe("pages", r.pages).done()
+        Step::Munmap(r) | Step::Split(r) | Step::Munlock(r) => {
+            Fields::new().range(&r.proc, &r.map, r.page, r.pages).done()
         }
         Step::Mprotect(x) => Fields::new()
             .proc(&x.proc)
@@ -117,24 +121,9 @@ pub fn step(s: &Step) -> String {
         Step::Findpage(r) => Fields::new().proc(&r.proc).text("map", &r.map).word("page", r.page).done(),
         Step::Check(CheckWhat::All) => "all".to_string(),
         Step::Ksm(k) => Fields::new().maybe("timeout_ms", k.timeout_ms).done(),
-        Step::Split(r) | Step::Munlock(r) => {
-            Fields::new().proc(&r.proc).text("map", &r.map).maybe("page", r.page).maybe("pages", r.pages).done()
-        }
-        Step::Migrate(x) => Fields::new()
-            .proc(&x.proc)
-            .text("map", &x.map)
-            .maybe("page", x.page)
-            .maybe("pages", x.pages)
-            .maybe("node", x.node)
-            .done(),
+        Step::Migrate(x) => Fields::new().range(&x.proc, &x.map, x.page, x.pages).maybe("node", x.node).done(),
         Step::Compact(_) => "{}".to_string(),
-        Step::Mlock(x) => Fields::new()
-            .proc(&x.proc)
-            .text("map", &x.map)
-            .maybe("page", x.page)
-            .maybe("pages", x.pages)
-            .flag("onfault", x.onfault)
-            .done(),
+        Step::Mlock(x) => Fields::new().range(&x.proc, &x.map, x.page, x.pages).flag("onfault", x.onfault).done(),
         Step::Mlockall(x) => Fields::new()
             .proc(&x.proc)
             .maybe("current", (!x.current).then_some(false))
