@@ -132,6 +132,8 @@ void modern_boot(void)
 	/* NUMA balancing would move pages between the two nodes behind the
 	 * scenario's back; only the migrate step moves them. */
 	sysfs_write("/proc/sys/kernel/numa_balancing", "0");
+	/* Nor proactive compaction: pages move only when a step asks. */
+	sysfs_write("/proc/sys/vm/compaction_proactiveness", "0");
 	mkdir("/sys/kernel/debug", 0755);
 	mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
 	record_sizes();

@@ -217,7 +217,13 @@ impl Run<'_> {
                     self.outcome.problems.extend(swap::check_pageout(&before, &after, &slots));
                 }
                 if !reply.ok {
-                    if reply.errno() == Some(22) {
+                    // MADV_COLLAPSE may fail to get a huge page (ENOMEM, EAGAIN): a
+                    // result on this kernel and memory, not a failed step.
+                    let collapse = x.advice == Advice::Collapse && matches!(reply.errno(), Some(11 | 12));
+                    if collapse {
+                        let errno = reply.errno().unwrap_or(0);
+                        self.outcome.notes.push(format!("step {n}: madvise collapse did not collapse (errno {errno})"));
+                    } else if reply.errno() == Some(22) {
                         self.outcome
                             .notes
                             .push(format!("step {n}: madvise {} is unsupported on this kernel", x.advice.wire()));
@@ -433,12 +439,30 @@ impl Run<'_> {
     /// record the labelled result.
     fn findpage(&mut self, n: usize, step: &Step, slot: &Slot, truth: &Truth, record: bool) -> Result<(), Fault> {
         let (proc, map, page) = slot;
-        let Some(reply) = self.send(n, step, "findpage", format!("proc={proc} name={map} page={page}"))? else {
+        let args = format!("proc={proc} name={map} page={page}");
+        let Some(mut reply) = self.send(n, step, "findpage", args.clone())? else {
             return Ok(());
         };
+        let reply_pfn = |r: &Reply| {
+            r.get("pfn").and_then(|p| u64::from_str_radix(p.trim_start_matches("0x"), 16).ok()).filter(|p| *p != 0)
+        };
+        // Background compaction (kcompactd) or khugepaged may move the page between the
+        // pagemap read and the walk: then read pagemap again and walk again.
+        let mut fresh: Option<Truth> = None;
+        for _ in 0..2 {
+            let now = fresh.as_ref().unwrap_or(truth).slots().into_iter().find(|(s, _)| s == slot).map(|(_, p)| p);
+            if reply_pfn(&reply) == now {
+                break;
+            }
+            tracing::debug!(?slot, "the page moved since the pagemap read; reading it again");
+            self.truth = None;
+            fresh = Some(self.truth()?);
+            let Some(again) = self.send(n, step, "findpage", args.clone())? else { return Ok(()) };
+            reply = again;
+        }
+        let truth = fresh.as_ref().unwrap_or(truth);
         let walk = dmesg::walk_in_records(&reply.kmsg, reply.id);
-        let pfn =
-            reply.get("pfn").and_then(|p| u64::from_str_radix(p.trim_start_matches("0x"), 16).ok()).filter(|p| *p != 0);
+        let pfn = reply_pfn(&reply);
         let kpagecount = reply.get("kpagecount").and_then(|k| k.parse().ok());
         let at = format!("{map}[{page}]");
         let problems = oracle::check_walk(&walk, truth, slot, pfn, kpagecount);
