@@ -559,13 +559,13 @@ fn kernels_cmd(command: KernelsCommand) -> Result<ExitCode> {
         }
         KernelsCommand::List => {
             let lock = kernels::Lock::load()?;
-            println!("{:<11} {:<26} {:>5} {:<7} {:<7} {:<6} tags", "key", "release", "page", "gcc", "kind", "cached");
+            println!("{:<14} {:<26} {:>5} {:<7} {:<7} {:<6} tags", "key", "release", "page", "gcc", "kind", "cached");
             for (key, entry) in &manifest.kernels {
                 let release = lock.kernels.get(key).map(|l| l.release.as_str()).unwrap_or("(unresolved)");
                 let cached = kernels::cached(&manifest, key)?;
                 let gcc = cached.as_ref().map(|k| k.compiler()).unwrap_or_else(|| "-".into());
                 println!(
-                    "{:<11} {:<26} {:>4}k {:<7} {:<7} {:<6} {}",
+                    "{:<14} {:<26} {:>4}k {:<7} {:<7} {:<6} {}",
                     key,
                     release,
                     entry.page_size / 1024,
