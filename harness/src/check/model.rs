@@ -425,6 +425,24 @@ mod tests {
     }
 
     #[test]
+    fn large_folios_swap_and_mlock_are_not_predicted() {
+        let text = "name: t\nabout: t\nmthp: [{ pages: 4, anon: always }]\nsteps:\n - mmap: {name: a, pages: 8, backing: anon, share: private}\n - mmap: {name: m, pages: 8, backing: memfd, share: shared}\n - mmap: {name: b, pages: 2, backing: anon, share: private}\n - write: {map: b, page: 0, pages: 2}\n - madvise: {map: b, page: 1, advice: pageout}\n - mlock: {map: b, page: 0}\n";
+        let s = parse(Path::new("t.yaml"), text).unwrap();
+        let mut m = Model::new().with_mthp(&s.mthp);
+        for step in &s.steps {
+            m.apply(step);
+        }
+        assert_eq!(m.unpredictable.get(&slot("p0", "a", 7)).map(String::as_str), Some(MTHP));
+        assert!(!m.unpredictable.contains_key(&slot("p0", "m", 0)), "anon mTHP leaves shmem alone");
+        assert_eq!(m.unpredictable.get(&slot("p0", "b", 1)).map(String::as_str), Some(SWAP));
+        assert_eq!(m.unpredictable.get(&slot("p0", "b", 0)).map(String::as_str), Some(MLOCK));
+        // Migration and splits move pages but keep the sharing the model predicts.
+        let m = run(&format!("{SEED} - migrate: {{map: stack}}\n - split: {{map: stack}}\n - compact: {{}}\n"));
+        assert_eq!(m.sharers("p0", "stack", 2), [slot("c1", "stack", 2), slot("p0", "stack", 2)].into());
+        assert!(m.unpredictable.is_empty());
+    }
+
+    #[test]
     fn read_fault_maps_the_zero_page() {
         let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: a, pages: 2, backing: anon, share: private}\n - read: {map: a, page: 1}\n");
         assert_eq!(m.frame("p0", "a", 1), Some(Frame::Zero));

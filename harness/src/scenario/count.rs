@@ -61,7 +61,11 @@ impl<'de> Deserialize<'de> for Raw {
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Raw, E> {
                 Ok(Raw::N(v))
             }
+            // Checked here, not after, so a bad expression keeps its own position.
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Raw, E> {
+                if v.trim() != "all" {
+                    eval(v, PAGE_SIZE.with(Cell::get)).map_err(E::custom)?;
+                }
                 Ok(Raw::S(v.to_string()))
             }
         }

@@ -56,3 +56,27 @@ fn committed_schema_matches_the_types() {
         "scenarios/schema.json is stale; run: cargo run -q -- schema > scenarios/schema.json"
     );
 }
+
+#[test]
+fn pmd_counts_resolve_for_each_page_size() {
+    let text = "name: t\nabout: t\nmthp: [{ pages: all, anon: always }]\nsteps:\n  - mmap: { name: h, pages: pmd, backing: anon, share: private, huge: true }\n  - write: { map: h, page: pmd-1 }\n  - findpage: { map: h, page: pmd-1 }\n  - findpage: { map: h, page: 3 }\nexpect:\n  - findpage: h[pmd-1]\n    order: 9\n  - findpage: h[3]\n    order: 0\n";
+    let s = parse(Path::new("t.yaml"), text).unwrap();
+    let pages = |s: &Scenario| match &s.steps[0] {
+        Step::Mmap(m) => m.pages,
+        _ => unreachable!(),
+    };
+    assert_eq!(pages(&s), 512);
+    assert_eq!(s.mthp[0].pages, None, "all");
+    let big = s.for_page_size(16384).unwrap();
+    assert_eq!(pages(&big), 2048);
+    assert_eq!(big.expect[0].findpage.as_deref(), Some("h[2047]"));
+    assert_eq!(s.expect[0].findpage.as_deref(), Some("h[511]"));
+    // Plain counts need no text and stay as written.
+    let plain = parse(
+        Path::new("t.yaml"),
+        "name: t\nabout: t\nsteps:\n  - mmap: { name: a, pages: 3, backing: anon, share: private }\n",
+    )
+    .unwrap();
+    assert!(plain.text.is_none());
+    assert_eq!(pages(&plain.for_page_size(16384).unwrap()), 3);
+}
