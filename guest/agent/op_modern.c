@@ -129,8 +129,10 @@ static void setup_swap(void)
 
 void modern_boot(void)
 {
-	/* NUMA balancing would move pages between the two nodes behind the
-	 * scenario's back; only the migrate step moves them. */
+	/*
+	 * NUMA balancing would move pages between the two nodes behind the
+	 * scenario's back; only the migrate step moves them.
+	 */
 	sysfs_write("/proc/sys/kernel/numa_balancing", "0");
 	/* Nor proactive compaction: pages move only when a step asks. */
 	sysfs_write("/proc/sys/vm/compaction_proactiveness", "0");

@@ -217,9 +217,10 @@ impl Run<'_> {
                     self.outcome.problems.extend(swap::check_pageout(&before, &after, &slots));
                 }
                 if !reply.ok {
-                    // MADV_COLLAPSE may fail to get a huge page (ENOMEM, EAGAIN): a
+                    // MADV_COLLAPSE says why it did not collapse (ENOMEM: no huge page,
+                    // EAGAIN, EBUSY, EINVAL: not collapsible, or no MADV_COLLAPSE): a
                     // result on this kernel and memory, not a failed step.
-                    let collapse = x.advice == Advice::Collapse && matches!(reply.errno(), Some(11 | 12));
+                    let collapse = x.advice == Advice::Collapse && matches!(reply.errno(), Some(11 | 12 | 16 | 22));
                     if collapse {
                         let errno = reply.errno().unwrap_or(0);
                         self.outcome.notes.push(format!("step {n}: madvise collapse did not collapse (errno {errno})"));
