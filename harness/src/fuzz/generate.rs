@@ -165,7 +165,9 @@ pub struct GenConfig {
     pub weights: Weights,
     /// The kernel's page size: large maps are sized in PMDs of it.
     pub page_size: u64,
-    /// One mmap in this many is large: half a PMD up to two PMDs (0: never).
+    /// One mmap in this many is large: half a PMD up to two PMDs (0: never). Every
+    /// present page is walked at each check, so they cost: a THP is 512 walks (2048
+    /// on 16k).
     pub large_every: u32,
     /// One run in this many turns an anon or shmem mTHP size on (0: never).
     pub mthp_every: u32,
@@ -181,7 +183,7 @@ impl Default for GenConfig {
             check_every: 1,
             weights: Weights::default(),
             page_size: crate::scenario::count::DEFAULT_PAGE_SIZE,
-            large_every: 12,
+            large_every: 20,
             mthp_every: 4,
         }
     }
@@ -354,7 +356,12 @@ impl Gen<'_> {
                 let write = op == Op::Write;
                 let ok = move |p: &PageState| p.present && if write { writable(p.prot) } else { readable(p.prot) };
                 let (pi, map) = self.pick_map(|m| m.pages.iter().any(ok))?;
-                let (page, pages) = self.pick_range(pi, &map, ok)?;
+                let (page, mut pages) = self.pick_range(pi, &map, ok)?;
+                // Every page touched is walked by each later check: keep touches of
+                // large maps short, mostly.
+                if pages > self.cfg.max_pages && self.rng.gen_bool(0.9) {
+                    pages = self.rng.gen_range(1..=self.cfg.max_pages.max(1));
+                }
                 let proc = self.procs[pi].label.clone();
                 // Mostly the runner's distinct default; sometimes one shared byte, which
                 // makes equal pages that KSM could merge (often, in mergeable maps).
