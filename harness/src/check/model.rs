@@ -37,6 +37,8 @@ struct Map {
     anon_vma: bool,
     dontfork: bool,
     wipeonfork: bool,
+    /// Some of it is VM_LOCKED: growing it with mremap populates the new pages.
+    locked: bool,
 }
 
 /// Why the model believes what it believes about a slot.
@@ -115,6 +117,7 @@ impl Model {
                     anon_vma: false,
                     dontfork: false,
                     wipeonfork: false,
+                    locked: m.locked || self.locked_future.contains(&m.proc),
                 };
                 if m.huge == Some(true) {
                     for p in 0..m.pages {
@@ -195,13 +198,27 @@ impl Model {
             }
             Step::Mremap(x) => {
                 let Some(m) = self.procs.get_mut(&x.proc).and_then(|maps| maps.get_mut(&x.map)) else { return };
+                let old = m.pages.len() as u64;
                 m.pages.resize(x.pages as usize, None);
+                if m.locked && x.pages > old {
+                    self.mark(&x.proc, &x.map, old..x.pages, MLOCK);
+                }
             }
-            Step::Mlock(x) if !x.onfault => {
-                let (first, n) = span(x.page, x.pages, self.map_len(&x.proc, &x.map));
-                self.mark(&x.proc, &x.map, first..first + n, MLOCK);
+            Step::Mlock(x) => {
+                if let Some(m) = self.procs.get_mut(&x.proc).and_then(|maps| maps.get_mut(&x.map)) {
+                    m.locked = true;
+                }
+                if !x.onfault {
+                    let (first, n) = span(x.page, x.pages, self.map_len(&x.proc, &x.map));
+                    self.mark(&x.proc, &x.map, first..first + n, MLOCK);
+                }
             }
             Step::Mlockall(x) => {
+                if x.current {
+                    for m in self.procs.get_mut(&x.proc).into_iter().flat_map(|maps| maps.values_mut()) {
+                        m.locked = true;
+                    }
+                }
                 if x.current && !x.onfault {
                     let maps: Vec<(String, u64)> = self
                         .procs
@@ -221,8 +238,7 @@ impl Model {
             }
             // Migration, compaction and splitting move or remap pages but keep who
             // shares what.
-            Step::Mlock(_)
-            | Step::Munlock(_)
+            Step::Munlock(_)
             | Step::Split(_)
             | Step::Migrate(_)
             | Step::Compact(_)
@@ -290,6 +306,8 @@ impl Model {
                 continue;
             }
             let mut c = m.clone();
+            // The child's VMAs are not VM_LOCKED.
+            c.locked = false;
             // fork copies PTEs only of VMAs with an anon_vma; others fault in on touch.
             if m.wipeonfork {
                 c.pages = vec![None; m.pages.len()];

@@ -454,9 +454,16 @@ impl Gen<'_> {
                     .map(|(n, _)| n.clone())
                     .collect();
                 let map = names.choose(&mut self.rng)?.clone();
-                let (page, pages) = self.pick_range(pi, &map, |p| p.present)?;
-                Some(if self.rng.gen_bool(0.7) {
-                    let onfault = self.rng.gen_bool(0.3);
+                let (lock, onfault) = (self.rng.gen_bool(0.7), self.rng.gen_bool(0.3));
+                // mlock populates, and cannot populate PROT_NONE pages (ENOMEM).
+                let populate = lock && !onfault;
+                let (page, pages) = self.pick_range(pi, &map, |p| p.present && (!populate || readable(p.prot)))?;
+                // VM_LOCKED on part of a map splits its VMA.
+                let m = self.map_mut(pi, &map);
+                if pages != m.pages.len() as u64 {
+                    m.one_vma = false;
+                }
+                Some(if lock {
                     Step::Mlock(Mlock { proc, map, page: Some(page), pages: Some(pages), onfault })
                 } else {
                     Step::Munlock(Range { proc, map, page: Some(page), pages: Some(pages) })

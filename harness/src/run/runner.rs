@@ -284,15 +284,18 @@ impl Run<'_> {
                 self.truth = None;
                 if let Some(reply) = self.optional(n, step, "migrate", args, &[19, 38])? {
                     self.migration_triggers(&before, &x.proc, &x.map, page, count)?;
-                    let nodes = reply.get("nodes").unwrap_or("");
-                    for (i, status) in nodes.split(',').enumerate() {
+                    // One note per errno: a large range can leave hundreds of pages.
+                    let mut stayed: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+                    for (i, status) in reply.get("nodes").unwrap_or("").split(',').enumerate() {
                         if let Some(errno) = status.strip_prefix('-') {
-                            self.outcome.notes.push(format!(
-                                "step {n}: migrate: {}[{}] did not move (errno {errno})",
-                                x.map,
-                                page + i as u64
-                            ));
+                            stayed.entry(errno).or_insert((page + i as u64, 0)).1 += 1;
                         }
+                    }
+                    for (errno, (first, count)) in stayed {
+                        self.outcome.notes.push(format!(
+                            "step {n}: migrate: {count} page(s) of {}, the first {}[{first}], did not move (errno {errno})",
+                            x.map, x.map
+                        ));
                     }
                 }
             }
