@@ -68,6 +68,27 @@ enum Command {
     Fuzz(FuzzArgs),
     /// Measure boot, restore, warm and cold scenario rates, and request costs.
     Bench(BenchArgs),
+    /// Replay one scenario a step at a time: what each step changed, and the first step
+    /// at which an oracle disagrees (text or JSON on stdout, and an HTML page).
+    Replay(ReplayArgs),
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    file: PathBuf,
+    #[command(flatten)]
+    kernel: KernelArgs,
+    /// Show every step; without it, only the steps at which an oracle disagrees.
+    #[arg(long)]
+    step: bool,
+    /// Play on after the first failing step.
+    #[arg(long = "continue")]
+    keep_going: bool,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Write the static HTML page here (default: replay.html in the workdir).
+    #[arg(long)]
+    html: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -278,6 +299,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(Exit::Success.code())
         }
         Command::Fuzz(args) => fuzz_cmd(args),
+        Command::Replay(args) => replay_cmd(args),
     }
 }
 
@@ -489,6 +511,42 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     } else {
         Exit::Failed.code()
     })
+}
+
+/// The one kernel a debugging command (replay, shell) runs on.
+fn one_kernel(args: &KernelArgs) -> Result<Prepared> {
+    let mut kernels = prepare_kernels(args)?;
+    if kernels.len() != 1 {
+        return Err(BadInput("name one kernel: --kernel KEY or --kernel-image/--kernel-build".into()).into());
+    }
+    Ok(kernels.remove(0).1)
+}
+
+fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
+    let loaded = load_scenarios(std::slice::from_ref(&args.file))?.remove(0);
+    let prepared = one_kernel(&args.kernel)?;
+    let workroot = workdir("replay")?;
+    let pool = Pool::new(prepared, workroot.clone())
+        .with_module_params(&args.kernel.module_params)
+        .with_events(Box::new(|e| reporter().event(Event::Guest(e))));
+    let mut guest = pool.take()?;
+    let opts = rmapcheck::run::replay::Options { keep_going: args.keep_going };
+    let replayed = rmapcheck::run::replay::replay(&mut guest, &loaded, opts);
+    reporter().finish();
+    let mut r = replayed?;
+    let html_path = args.html.clone().unwrap_or_else(|| workroot.join("replay.html"));
+    cache::write_atomic(&html_path, html::replay::render(&r).as_bytes())?;
+    if !args.step {
+        r.steps.retain(|s| s.disagrees());
+    }
+    match args.format {
+        Format::Text => print!("{}", report::replay::text(&r)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+    }
+    eprintln!("rmapcheck: replay page: {}", html_path.display());
+    guest.shutdown();
+    let failed = r.first_failure.is_some() || r.outcome.status != Status::Pass;
+    Ok(if failed { Exit::Failed.code() } else { Exit::Success.code() })
 }
 
 fn report_cmd(args: ReportArgs) -> Result<ExitCode> {

@@ -7,6 +7,7 @@
 //! Layer `report`: this module, saved results, committed snapshots and the HTML report.
 
 pub mod html;
+pub mod replay;
 pub mod results;
 pub mod snapshots;
 

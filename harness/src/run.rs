@@ -3,4 +3,5 @@
 
 pub mod bench;
 pub mod pool;
+pub mod replay;
 pub mod runner;

@@ -8,6 +8,7 @@ mod emit;
 mod spans;
 mod validate;
 
+pub use emit::step as step_yaml;
 pub use emit::to_yaml;
 use schemars::JsonSchema;
 use serde::Deserialize;

@@ -8,6 +8,7 @@
 pub mod escape;
 pub mod fuzz;
 pub mod picture;
+pub mod replay;
 
 use crate::check::expect;
 use crate::check::outcome::{Findpage, Outcome, Status};

@@ -6,7 +6,7 @@ use crate::check::expect::check_expectations;
 use crate::check::model::{Frame, Model, Slot};
 use crate::check::oracle::{self, Check, Problem, Truth};
 use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status, VmaLabel};
-use crate::scenario::{Backing, Loaded, Share, Step};
+use crate::scenario::{Backing, Expect, Loaded, Share, Step};
 use crate::vm::guest::{Fault, Guest, Info};
 use crate::vm::protocol::Reply;
 use std::collections::{BTreeMap, BTreeSet};
@@ -64,42 +64,150 @@ struct Run<'a> {
 /// Run `loaded` on `guest`. A guest fault ends the run with `Err`; the caller decides
 /// whether to replace the guest.
 pub fn run(guest: &mut Guest, loaded: &Loaded) -> Result<Outcome, Fault> {
-    let started = Instant::now();
-    guest.mark_taint_baseline()?;
-    // Guests from the pool are clean already (every run ends with a teardown); this
-    // reset is for guests that a VM check used directly. The log mark comes after it,
-    // so nothing a previous user left is blamed on this run.
-    teardown(guest)?;
-    let mark = guest.kmsg_mark();
-    let outcome = Outcome::new(loaded, &guest.info);
-    let mut run = Run { guest, outcome, model: Model::new(), sizes: BTreeMap::new(), truth: None };
-    tracing::debug!(scenario = %loaded.scenario.name, steps = loaded.scenario.steps.len(), "scenario starts");
-    for (i, step) in loaded.scenario.steps.iter().enumerate() {
-        tracing::debug!(step = i + 1, op = step.op(), "step");
-        run.step(i + 1, step)?;
-        run.model.apply(step);
+    run_observed(guest, loaded, &mut |_| Flow::Continue)
+}
+
+/// What an observer of [`run_observed`] wants after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Skip the remaining steps; the run still ends with its teardown and checks.
+    Stop,
+}
+
+/// [`run`], calling `observe` after each step with the session, so a stepper can look
+/// at the guest between steps (`rmapcheck replay`).
+pub fn run_observed(
+    guest: &mut Guest,
+    loaded: &Loaded,
+    observe: &mut dyn FnMut(&mut Session) -> Flow,
+) -> Result<Outcome, Fault> {
+    let mut session = Session::start(guest, loaded)?;
+    for step in &loaded.scenario.steps {
+        session.step(step)?;
+        if observe(&mut session) == Flow::Stop {
+            break;
+        }
     }
-    // The teardown is part of the run: a splat while its processes exit (a bad page
-    // map, a WARN in unlink_anon_vmas) belongs to it, and the shrinker replays it too.
-    teardown(run.guest)?;
-    let splats = run.guest.splats_since(mark);
-    for s in &splats {
-        run.outcome.problems.push(Problem::new(Check::O3, format!("kernel splat: {}", s.line)));
+    session.finish(&loaded.scenario.expect)
+}
+
+/// One scenario in progress on a guest, played a step at a time: `run` plays a file
+/// through it, the shell plays lines as they are typed.
+pub struct Session<'g> {
+    run: Run<'g>,
+    started: Instant,
+    mark: u64,
+    /// Steps played so far.
+    pub steps: usize,
+}
+
+impl<'g> Session<'g> {
+    /// Reset the guest and start a scenario named by `loaded` (its steps are not played).
+    pub fn start(guest: &'g mut Guest, loaded: &Loaded) -> Result<Session<'g>, Fault> {
+        let started = Instant::now();
+        guest.mark_taint_baseline()?;
+        // Guests from the pool are clean already (every run ends with a teardown); this
+        // reset is for guests that a VM check used directly. The log mark comes after it,
+        // so nothing a previous user left is blamed on this run.
+        teardown(guest)?;
+        let mark = guest.kmsg_mark();
+        let outcome = Outcome::new(loaded, &guest.info);
+        let run = Run { guest, outcome, model: Model::new(), sizes: BTreeMap::new(), truth: None };
+        tracing::debug!(scenario = %loaded.scenario.name, steps = loaded.scenario.steps.len(), "scenario starts");
+        Ok(Session { run, started, mark, steps: 0 })
     }
-    // A WARN or BUG whose lines were lost still taints the kernel.
-    let taint = run.guest.new_taint()?;
-    if !taint.is_empty() {
-        run.outcome.problems.push(Problem::new(Check::O3, format!("the kernel is newly tainted: {taint}")));
-        run.outcome.tainted = true;
+
+    /// Play one more step.
+    pub fn step(&mut self, step: &Step) -> Result<(), Fault> {
+        self.steps += 1;
+        tracing::debug!(step = self.steps, op = step.op(), "step");
+        self.run.step(self.steps, step)?;
+        self.run.model.apply(step);
+        Ok(())
     }
-    run.outcome.splats = splats;
-    let mut outcome = run.outcome;
-    check_expectations(&loaded.scenario.expect, &mut outcome);
-    if !outcome.problems.is_empty() {
-        outcome.status = Status::Fail;
+
+    /// What the scenario found so far.
+    pub fn outcome(&self) -> &Outcome {
+        &self.run.outcome
     }
-    outcome.duration_ms = started.elapsed().as_millis() as u64;
-    Ok(outcome)
+
+    /// The model after the steps so far.
+    pub fn model(&self) -> &Model {
+        &self.run.model
+    }
+
+    /// Every splat since the session started.
+    pub fn splats(&self) -> Vec<dmesg::Splat> {
+        self.run.guest.splats_since(self.mark)
+    }
+
+    /// The guest, for requests of its own (raw module commands).
+    pub fn guest(&mut self) -> &mut Guest {
+        self.run.guest
+    }
+
+    /// Ground truth now (see `Run::truth`).
+    pub fn truth(&mut self) -> Result<Truth, Fault> {
+        self.run.truth()
+    }
+
+    /// Walk `slot` and judge it (O1, O2, O4) without recording anything in the outcome.
+    /// `None` when the agent refused (the slot is not mapped).
+    pub fn inspect(&mut self, slot: &Slot) -> Result<Option<Inspected>, Fault> {
+        let truth = self.truth()?;
+        let Some(w) = self.run.walk(slot)? else { return Ok(None) };
+        let mut problems = oracle::check_walk(&w.walk, &truth, slot, w.pfn, w.kpagecount);
+        // O4 by the run's own rule, taken back out of the outcome.
+        let recorded = self.run.outcome.model_mismatches.len();
+        self.run.check_model(slot, w.pfn, &truth);
+        problems.extend(self.run.outcome.model_mismatches.drain(recorded..));
+        let findpage = labelled(&w.walk, &truth, &slot.0, &format!("{}[{}]", slot.1, slot.2));
+        Ok(Some(Inspected { findpage, pfn: w.pfn, problems }))
+    }
+
+    /// Tear down, collect splats and taint, and check `expect`: the finished outcome.
+    pub fn finish(self, expect: &[Expect]) -> Result<Outcome, Fault> {
+        let Session { mut run, started, mark, .. } = self;
+        // The teardown is part of the run: a splat while its processes exit (a bad page
+        // map, a WARN in unlink_anon_vmas) belongs to it, and the shrinker replays it too.
+        teardown(run.guest)?;
+        let splats = run.guest.splats_since(mark);
+        for s in &splats {
+            run.outcome.problems.push(Problem::new(Check::O3, format!("kernel splat: {}", s.line)));
+        }
+        // A WARN or BUG whose lines were lost still taints the kernel.
+        let taint = run.guest.new_taint()?;
+        if !taint.is_empty() {
+            run.outcome.problems.push(Problem::new(Check::O3, format!("the kernel is newly tainted: {taint}")));
+            run.outcome.tainted = true;
+        }
+        run.outcome.splats = splats;
+        let mut outcome = run.outcome;
+        check_expectations(expect, &mut outcome);
+        if !outcome.problems.is_empty() {
+            outcome.status = Status::Fail;
+        }
+        outcome.duration_ms = started.elapsed().as_millis() as u64;
+        Ok(outcome)
+    }
+}
+
+/// One page walked and judged by [`Session::inspect`].
+#[derive(Debug, Clone)]
+pub struct Inspected {
+    pub findpage: Findpage,
+    /// Its pagemap PFN, if present.
+    pub pfn: Option<u64>,
+    /// What O1, O2 and O4 say about it.
+    pub problems: Vec<Problem>,
+}
+
+/// A findpage walk as the module and the agent reported it.
+struct Walked {
+    walk: Walk,
+    pfn: Option<u64>,
+    kpagecount: Option<i64>,
 }
 
 /// Kill and reap every workload process; the reply drains the kernel log up to then.
@@ -243,6 +351,13 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// A findpage of `slot` outside any step; `None` when the agent refused.
+    fn walk(&mut self, slot: &Slot) -> Result<Option<Walked>, Fault> {
+        let (proc, map, page) = slot;
+        let reply = self.guest.request("findpage", &format!("proc={proc} name={map} page={page}"))?;
+        Ok(reply.ok.then(|| walked(&reply)))
+    }
+
     /// Ground truth: pagemap of every named mapping of every live process.
     fn truth(&mut self) -> Result<Truth, Fault> {
         if let Some(t) = &self.truth {
@@ -264,10 +379,7 @@ impl Run<'_> {
         let Some(reply) = self.send(n, step, "findpage", format!("proc={proc} name={map} page={page}"))? else {
             return Ok(());
         };
-        let walk = dmesg::walk_in_records(&reply.kmsg, reply.id);
-        let pfn =
-            reply.get("pfn").and_then(|p| u64::from_str_radix(p.trim_start_matches("0x"), 16).ok()).filter(|p| *p != 0);
-        let kpagecount = reply.get("kpagecount").and_then(|k| k.parse().ok());
+        let Walked { walk, pfn, kpagecount } = walked(&reply);
         let at = format!("{map}[{page}]");
         let problems = oracle::check_walk(&walk, truth, slot, pfn, kpagecount);
         self.outcome.problems.extend(problems);
@@ -339,6 +451,14 @@ impl Run<'_> {
         self.outcome.checks.push(format!("check all (step {n}): {} pages in {} slots", seen.len(), slots.len()));
         Ok(())
     }
+}
+
+fn walked(reply: &Reply) -> Walked {
+    let walk = dmesg::walk_in_records(&reply.kmsg, reply.id);
+    let pfn =
+        reply.get("pfn").and_then(|p| u64::from_str_radix(p.trim_start_matches("0x"), 16).ok()).filter(|p| *p != 0);
+    let kpagecount = reply.get("kpagecount").and_then(|k| k.parse().ok());
+    Walked { walk, pfn, kpagecount }
 }
 
 fn flags_text(v: &VmaLine) -> String {
