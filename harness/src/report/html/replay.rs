@@ -135,7 +135,7 @@ pub fn render(r: &Replay) -> String {
     }
     let status = format!("{:?}", r.outcome.status).to_lowercase();
     let class = if status == "pass" { "pass" } else { "fail" };
-    let _ = write!(s, "<span class=\"chip {class}\">the run's own checks: {status}</span></div>\n");
+    let _ = writeln!(s, "<span class=\"chip {class}\">the run's own checks: {status}</span></div>");
     let mut prev = None;
     for st in &r.steps {
         step_card(&mut s, r, st, prev);
