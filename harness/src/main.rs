@@ -1,6 +1,6 @@
 //! The `rmapcheck` command line: wires the library together, nothing more.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use rmapcheck::check::outcome::{Outcome, Status};
 use rmapcheck::image::kernel::Kernel;
@@ -9,9 +9,9 @@ use rmapcheck::image::prepare;
 use rmapcheck::image::prepare::{Prepared, Target};
 use rmapcheck::report::{html, results};
 use rmapcheck::run::bench;
-use rmapcheck::run::pool::Pool;
+use rmapcheck::run::pool::{Hold, Pool};
 use rmapcheck::ui::{self, Event, Reporter};
-use rmapcheck::vm::guest::{Fault, Info};
+use rmapcheck::vm::guest::{Fault, Guest, Info};
 use rmapcheck::vm::qemu;
 use rmapcheck::{cache, fuzz, report, scenario};
 use std::path::PathBuf;
@@ -122,6 +122,10 @@ struct KernelArgs {
     /// Set an rmapcheck.ko parameter on every guest, e.g. misreport=1 (repeatable).
     #[arg(long = "module-param", value_parser = fuzz::parse_param)]
     module_params: Vec<(String, String)>,
+    /// Start QEMU with a gdb stub and print the gdb command that attaches to it; on a
+    /// failure the guest stays paused until Enter. Guests boot cold, one at a time.
+    #[arg(long)]
+    gdb: bool,
 }
 
 #[derive(clap::Args)]
@@ -384,6 +388,9 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
         print!("{}", scenario::to_yaml(&fuzz::generate::generate(&gen, seed, run), ""));
         return Ok(Exit::Success.code());
     }
+    if args.kernel.gdb && args.jobs != 1 {
+        return Err(BadInput("--gdb debugs one guest: use it with --jobs 1".into()).into());
+    }
     let mut failures = 0;
     // Fuzzing wants the debug kernel: DEBUG_VM and PAGE_TABLE_CHECK turn silent damage
     // into splats.
@@ -392,7 +399,10 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
         kernel.kernels.push(FUZZ_DEFAULT_KERNEL.to_string());
     }
     for (kernel_args, prepared) in prepare_kernels(&kernel)? {
+        let gdb =
+            if kernel.gdb { Some((gdb_setup(&prepared, &load_manifest()?)?, hold_for_gdb as Hold)) } else { None };
         let opts = fuzz::Options {
+            gdb,
             seed,
             limit,
             jobs: args.jobs as usize,
@@ -466,9 +476,13 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             }
         };
         let workroot = workdir("run")?;
-        let pool = Pool::new(prepared, workroot)
+        let gdb = if args.kernel.gdb { Some(gdb_setup(&prepared, &manifest)?) } else { None };
+        let mut pool = Pool::new(prepared, workroot)
             .with_module_params(&args.kernel.module_params)
             .with_events(Box::new(|e| progress.event(Event::Guest(e))));
+        if let Some(port) = gdb {
+            pool = pool.with_gdb(port, hold_for_gdb);
+        }
         progress.event(Event::Started { key: key.clone(), scenarios: loaded.len() });
         for l in &loaded {
             if qemu::stop_requested().is_some() {
@@ -513,27 +527,76 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     })
 }
 
-/// The one kernel a debugging command (replay, shell) runs on.
-fn one_kernel(args: &KernelArgs) -> Result<Prepared> {
+/// The pool of a debugging command (replay, shell): one kernel, its module
+/// parameters, and the gdb stub when asked for.
+fn debug_pool(args: &KernelArgs, command: &str) -> Result<Pool<'static>> {
     let mut kernels = prepare_kernels(args)?;
     if kernels.len() != 1 {
         return Err(BadInput("name one kernel: --kernel KEY or --kernel-image/--kernel-build".into()).into());
     }
-    Ok(kernels.remove(0).1)
+    let prepared = kernels.remove(0).1;
+    let gdb = if args.gdb { Some(gdb_setup(&prepared, &load_manifest()?)?) } else { None };
+    let mut pool = Pool::new(prepared, workdir(command)?)
+        .with_module_params(&args.module_params)
+        .with_events(Box::new(|e| reporter().event(Event::Guest(e))));
+    if let Some(port) = gdb {
+        pool = pool.with_gdb(port, hold_for_gdb);
+    }
+    Ok(pool)
+}
+
+/// `--gdb`: a free port for the stub, and the command that attaches to it, said now.
+fn gdb_setup(prepared: &Prepared, manifest: &Manifest) -> Result<u16> {
+    use rmapcheck::image::symbols::{self, Symbols};
+    let port = qemu::free_port().context("picking a port for the gdb stub")?;
+    let kernel = &prepared.kernel;
+    // Only Debian's kernels have a debug package; the archive lists are local.
+    let apt = manifest
+        .entry(&kernel.key)
+        .ok()
+        .filter(|e| e.kind == kernels::EntryKind::Debian)
+        .and_then(|e| kernels::apt_for(e).ok());
+    let symbols = symbols::find(kernel, apt.as_ref());
+    let vmlinux = match &symbols {
+        Symbols::Vmlinux(v) => Some(v.as_path()),
+        Symbols::Missing(note) => {
+            reporter().event(Event::Note(note.clone()));
+            None
+        }
+    };
+    reporter().event(Event::Note(format!(
+        "{}: gdb stub on port {port}; attach with:\n  {}",
+        kernel.key,
+        qemu::gdb_command(vmlinux, port)
+    )));
+    Ok(port)
+}
+
+/// `--gdb`: keep a failed guest paused and alive until the user presses Enter.
+fn hold_for_gdb(g: &Guest, why: &str) {
+    let paused = g.set_running(false).is_ok();
+    reporter().event(Event::Note(format!(
+        "{why}: the guest (QEMU pid {}) is {} for gdb; press Enter to let it go",
+        g.pid(),
+        if paused { "paused" } else { "kept" }
+    )));
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    let _ = g.set_running(true);
 }
 
 fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
     let loaded = load_scenarios(std::slice::from_ref(&args.file))?.remove(0);
-    let prepared = one_kernel(&args.kernel)?;
+    let pool = debug_pool(&args.kernel, "replay")?;
     let workroot = workdir("replay")?;
-    let pool = Pool::new(prepared, workroot.clone())
-        .with_module_params(&args.kernel.module_params)
-        .with_events(Box::new(|e| reporter().event(Event::Guest(e))));
     let mut guest = pool.take()?;
     let opts = rmapcheck::run::replay::Options { keep_going: args.keep_going };
     let replayed = rmapcheck::run::replay::replay(&mut guest, &loaded, opts);
     reporter().finish();
     let mut r = replayed?;
+    if let Some(n) = r.first_failure {
+        pool.hold(&guest, &format!("step {n} failed"));
+    }
     let html_path = args.html.clone().unwrap_or_else(|| workroot.join("replay.html"));
     cache::write_atomic(&html_path, html::replay::render(&r).as_bytes())?;
     if !args.step {

@@ -47,6 +47,8 @@ pub struct Options {
     pub shrink_budget: usize,
     /// Where guests keep their console logs.
     pub workroot: PathBuf,
+    /// `--gdb`: the stub's port, and what to do with the first failing guest.
+    pub gdb: Option<(u16, pool::Hold)>,
 }
 
 /// A unique failure.
@@ -355,9 +357,12 @@ fn keep_console(console: &Path, workroot: &Path, run: u64) -> PathBuf {
 /// Run a campaign on `prepared` until the limit or `stop`.
 pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn Fn(Event) + Sync)) -> Result<Summary> {
     std::fs::create_dir_all(&opts.workroot)?;
-    let pool = Pool::new(prepared.clone(), opts.workroot.clone())
+    let mut pool = Pool::new(prepared.clone(), opts.workroot.clone())
         .with_module_params(&opts.module_params)
         .with_events(Box::new(move |e| events(Event::Guest(e))));
+    if let Some((port, hold)) = opts.gdb {
+        pool = pool.with_gdb(port, hold);
+    }
     let shared = Shared {
         prepared,
         pool,

@@ -307,6 +307,13 @@ impl Guest {
         self.next_seq
     }
 
+    /// Stop or continue the guest's CPUs (QMP `stop`, `cont`): a failure is held for gdb.
+    pub fn set_running(&self, running: bool) -> anyhow::Result<()> {
+        let mut qmp = crate::vm::qmp::Qmp::connect(&self.config().qmp_socket(), Duration::from_secs(5))?;
+        qmp.execute(if running { "cont" } else { "stop" }, serde_json::json!({}))?;
+        Ok(())
+    }
+
     /// Power off politely, then make sure QEMU is gone.
     pub fn shutdown(mut self) {
         let _ = self.chan.request("poweroff", "", Duration::from_secs(2));

@@ -35,6 +35,8 @@ pub struct Config {
     /// Text that starts the console log, e.g. the boot log of the guest a restored one
     /// was saved from; QEMU appends to it.
     pub console_preamble: Option<PathBuf>,
+    /// Start a gdb stub on this local port (`--gdb`).
+    pub gdb_port: Option<u16>,
 }
 
 impl Config {
@@ -49,6 +51,7 @@ impl Config {
             workdir: workdir.to_path_buf(),
             incoming: None,
             console_preamble: None,
+            gdb_port: None,
         }
     }
 
@@ -112,12 +115,28 @@ impl Config {
             "-global".into(),
             "migration.store-global-state=off".into(),
         ];
+        if let Some(port) = self.gdb_port {
+            args.push("-gdb".into());
+            args.push(format!("tcp:127.0.0.1:{port}"));
+        }
         if let Some(state) = &self.incoming {
             args.push("-incoming".into());
             args.push(format!("exec:cat {}", state.display()));
         }
         args
     }
+}
+
+/// A local TCP port that is free now, for a gdb stub: the kernel picks it for a socket
+/// bound to port 0, which is closed again before QEMU binds it.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+/// The command that attaches gdb to a guest's stub; `vmlinux` gives it symbols.
+pub fn gdb_command(vmlinux: Option<&Path>, port: u16) -> String {
+    let file = vmlinux.map(|v| format!("{} ", shell_quote(&v.display().to_string()))).unwrap_or_default();
+    format!("gdb-multiarch {file}-ex 'target remote :{port}'")
 }
 
 /// `-cpu max` emulates pointer authentication slowly under TCG (boot 6.7 s against
@@ -341,6 +360,12 @@ mod tests {
         let mut max = c.clone();
         max.cpu = "max".into();
         assert!(max.args().join(" ").contains("-cpu max,pauth-impdef=on"), "slow pointer auth under TCG");
+        assert!(!args.contains("-gdb"));
+        let mut gdb = c.clone();
+        gdb.gdb_port = Some(1234);
+        assert!(gdb.args().join(" ").contains("-gdb tcp:127.0.0.1:1234"));
+        assert_eq!(gdb_command(None, 1234), "gdb-multiarch -ex 'target remote :1234'");
+        assert_eq!(gdb_command(Some(Path::new("/t/vmlinux")), 9), "gdb-multiarch /t/vmlinux -ex 'target remote :9'");
     }
 
     #[test]

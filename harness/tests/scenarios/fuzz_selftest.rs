@@ -36,6 +36,7 @@ pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
             kernel_args: format!("--kernel {key}"),
             shrink_budget: 200,
             workroot: tmp.path().join("guests"),
+            gdb: None,
         };
         // Stop at the first saved failure: the self-test needs one, not a campaign.
         let stop = AtomicBool::new(false);
