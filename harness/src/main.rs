@@ -71,6 +71,19 @@ enum Command {
     /// Replay one scenario a step at a time: what each step changed, and the first step
     /// at which an oracle disagrees (text or JSON on stdout, and an HTML page).
     Replay(ReplayArgs),
+    /// An interactive session on a live guest with the module loaded: type steps in the
+    /// scenario language, raw module commands and views; `save FILE.yaml` keeps it.
+    #[command(after_help = rmapcheck::run::shell::HELP)]
+    Shell(ShellArgs),
+}
+
+#[derive(clap::Args)]
+struct ShellArgs {
+    #[command(flatten)]
+    kernel: KernelArgs,
+    /// When the session ends, save its results here (the `run --results` format).
+    #[arg(long)]
+    results: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -304,6 +317,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Fuzz(args) => fuzz_cmd(args),
         Command::Replay(args) => replay_cmd(args),
+        Command::Shell(args) => shell_cmd(args),
     }
 }
 
@@ -524,6 +538,29 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         Exit::Success.code()
     } else {
         Exit::Failed.code()
+    })
+}
+
+fn shell_cmd(args: ShellArgs) -> Result<ExitCode> {
+    let pool = debug_pool(&args.kernel, "shell")?;
+    let mut guest = pool.take()?;
+    reporter().finish();
+    let mut shell = rmapcheck::run::shell::Shell::start(&mut guest)?;
+    let history = cache::subdir("shell").ok().map(|d| d.join("history"));
+    let lines = ui::shell::run(&mut shell, history.as_deref())?;
+    let outcome = shell.finish()?;
+    print!("{}", report::text(std::slice::from_ref(&outcome)));
+    save_results(args.results.as_deref(), std::slice::from_ref(&outcome))?;
+    if outcome.status != Status::Pass {
+        pool.hold(&guest, "the session failed");
+    }
+    guest.shutdown();
+    Ok(if outcome.status != Status::Pass {
+        Exit::Failed.code()
+    } else if lines.refused > 0 {
+        Exit::BadInput.code()
+    } else {
+        Exit::Success.code()
     })
 }
 

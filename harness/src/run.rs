@@ -5,3 +5,4 @@ pub mod bench;
 pub mod pool;
 pub mod replay;
 pub mod runner;
+pub mod shell;

@@ -6,6 +6,8 @@
 //!
 //! Architecture invariant: the library below this layer prints nothing; it emits events.
 
+pub mod shell;
+
 use crate::check::outcome::{Outcome, Status};
 use crate::fuzz::campaign::{self, Snapshot};
 use crate::fuzz::summary;

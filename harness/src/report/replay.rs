@@ -120,44 +120,53 @@ fn pfns_text(m: &MapView) -> String {
     m.pfns.iter().map(|p| p.as_deref().unwrap_or("-")).collect::<Vec<_>>().join(" ")
 }
 
+/// One step as text: its line, the mappings it changed, its pages and problems. `first`
+/// marks the first step at which an oracle disagrees.
+pub fn step_text(st: &StepView, total: usize, first: bool) -> String {
+    let mut s = String::new();
+    let mark = if first { ">>" } else { "  " };
+    let verdict = if st.fails() {
+        "  FAIL"
+    } else if st.disagrees() {
+        "  model differs"
+    } else {
+        ""
+    };
+    let _ = writeln!(s, "{mark} step {}/{total}: {}{verdict}", st.n, st.step);
+    if first {
+        let _ = writeln!(s, "   ^^ the first step at which an oracle disagrees");
+    }
+    for m in &st.maps {
+        let key = format!("{} {}", m.proc, m.name);
+        if st.changed.contains(&key) {
+            let _ = writeln!(s, "   * {key}: {}", pfns_text(m));
+        }
+    }
+    for gone in st.changed.iter().filter(|c| !st.maps.iter().any(|m| format!("{} {}", m.proc, m.name) == **c)) {
+        let _ = writeln!(s, "   * {gone}: gone");
+    }
+    for p in &st.pages {
+        let _ = writeln!(s, "   page {}", p.slot);
+        for (k, v) in page_rows(p) {
+            let _ = writeln!(s, "     {k:<8} {v}");
+        }
+    }
+    for p in st.problems.iter().chain(&st.model) {
+        let _ = writeln!(s, "   ! {:?}: {}", p.check, p.message);
+    }
+    for n in &st.notes {
+        let _ = writeln!(s, "   note: {n}");
+    }
+    s
+}
+
 /// The replay as text: per step, the changed mappings, the touched pages and problems.
 pub fn text(r: &Replay) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "replay {} ({}) on {} ({})", r.scenario, r.file, r.kernel, r.release);
     for st in &r.steps {
-        let mark = if Some(st.n) == r.first_disagreement { ">>" } else { "  " };
-        let verdict = if st.fails() {
-            "  FAIL"
-        } else if st.disagrees() {
-            "  model differs"
-        } else {
-            ""
-        };
-        let _ = writeln!(s, "\n{mark} step {}/{}: {}{verdict}", st.n, r.total_steps, st.step);
-        if Some(st.n) == r.first_disagreement {
-            let _ = writeln!(s, "   ^^ the first step at which an oracle disagrees");
-        }
-        for m in &st.maps {
-            let key = format!("{} {}", m.proc, m.name);
-            if st.changed.contains(&key) {
-                let _ = writeln!(s, "   * {key}: {}", pfns_text(m));
-            }
-        }
-        for gone in st.changed.iter().filter(|c| !st.maps.iter().any(|m| format!("{} {}", m.proc, m.name) == **c)) {
-            let _ = writeln!(s, "   * {gone}: gone");
-        }
-        for p in &st.pages {
-            let _ = writeln!(s, "   page {}", p.slot);
-            for (k, v) in page_rows(p) {
-                let _ = writeln!(s, "     {k:<8} {v}");
-            }
-        }
-        for p in st.problems.iter().chain(&st.model) {
-            let _ = writeln!(s, "   ! {:?}: {}", p.check, p.message);
-        }
-        for n in &st.notes {
-            let _ = writeln!(s, "   note: {n}");
-        }
+        s.push('\n');
+        s.push_str(&step_text(st, r.total_steps, Some(st.n) == r.first_disagreement));
     }
     match (r.first_failure, r.first_disagreement) {
         (Some(n), _) => {

@@ -86,7 +86,7 @@ pub fn touched(step: &Step, truth: &Truth) -> Vec<Slot> {
 
 /// What the session has already reported, to tell what a step added.
 #[derive(Default)]
-struct Seen {
+pub struct Seen {
     problems: usize,
     model: usize,
     notes: usize,
@@ -95,7 +95,7 @@ struct Seen {
 }
 
 /// Look at the guest after step `n`: the maps, the touched pages, what is new.
-fn view(session: &mut Session, n: usize, step: &Step, seen: &mut Seen) -> Result<StepView, Fault> {
+pub fn view(session: &mut Session, n: usize, step: &Step, seen: &mut Seen) -> Result<StepView, Fault> {
     let truth = session.truth()?;
     let maps = maps(&truth);
     let mut pages = Vec::new();
