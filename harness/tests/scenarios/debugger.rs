@@ -238,7 +238,7 @@ fn gdb_attach(key: &str) -> Result<(), Failed> {
         .output()
         .map_err(|e| e.to_string())?;
     let gdb_out = text(&gdb.stdout) + &text(&gdb.stderr);
-    let read_pc = gdb_out.lines().any(|l| l.starts_with("pc ") && l.contains("0x"));
+    let pc = gdb_out.lines().find(|l| l.starts_with("pc ") && l.contains("0x")).map(str::to_string);
     // The guest goes on after gdb detached: it plays steps.
     {
         let mut stdin = child.stdin.take().ok_or("no stdin")?;
@@ -247,9 +247,9 @@ fn gdb_attach(key: &str) -> Result<(), Failed> {
     }
     let out = wait(child, LIMIT)?;
     let rest = drain.join().unwrap_or_default();
-    if !read_pc {
+    let Some(pc) = pc else {
         return Err(format!("gdb read no pc with `{command}`:\n{gdb_out}").into());
-    }
+    };
     let stdout = text(&out.stdout);
     if !out.status.success() || !stdout.contains("walk     anon order=0, mapped by p0") {
         return Err(format!("the guest did not go on after gdb detached:\n{stdout}\n{seen}{rest}").into());
@@ -258,6 +258,10 @@ fn gdb_attach(key: &str) -> Result<(), Failed> {
     let symbols = seen.contains("symbols are missing");
     if command.contains("vmlinux") == symbols {
         return Err(format!("the command and the symbols note disagree:\n{seen}").into());
+    }
+    // With symbols, gdb names the function the pc is in: `pc 0x... <cpu_do_idle+16>`.
+    if !symbols && !pc.contains('<') {
+        return Err(format!("gdb has the vmlinux but named no symbol: {pc}").into());
     }
     Ok(())
 }
