@@ -567,11 +567,10 @@ fn shell_cmd(args: ShellArgs) -> Result<ExitCode> {
 /// The pool of a debugging command (replay, shell): one kernel, its module
 /// parameters, and the gdb stub when asked for.
 fn debug_pool(args: &KernelArgs, command: &str) -> Result<Pool<'static>> {
-    let mut kernels = prepare_kernels(args)?;
-    if kernels.len() != 1 {
+    if targets(args, &load_manifest()?)?.len() != 1 {
         return Err(BadInput("name one kernel: --kernel KEY or --kernel-image/--kernel-build".into()).into());
     }
-    let prepared = kernels.remove(0).1;
+    let prepared = prepare_kernels(args)?.remove(0).1;
     let gdb = if args.gdb { Some(gdb_setup(&prepared, &load_manifest()?)?) } else { None };
     let mut pool = Pool::new(prepared, workdir(command)?)
         .with_module_params(&args.module_params)
