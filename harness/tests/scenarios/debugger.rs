@@ -18,6 +18,15 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_rmapcheck"))
 }
 
+/// Start `cmd` with its output captured, and stdin piped when `input`, else empty.
+fn spawn(cmd: &mut Command, input: bool) -> Result<Child, Failed> {
+    cmd.stdin(if input { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string().into())
+}
+
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/replay").join(name)
 }
@@ -67,16 +76,14 @@ fn replay(key: &str) -> Result<(), Failed> {
     let html = tmp.path().join("replay.html");
     let file = fixture("misreport_o1.yaml");
     let run = |format: &str| {
-        let child = bin()
-            .args(["replay", "--step", "--kernel", key, "--module-param", "misreport=1", "--progress", "plain"])
-            .args(["--format", format, "--html"])
-            .arg(&html)
-            .arg(&file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| e.to_string())?;
+        let child = spawn(
+            bin()
+                .args(["replay", "--step", "--kernel", key, "--module-param", "misreport=1", "--progress", "plain"])
+                .args(["--format", format, "--html"])
+                .arg(&html)
+                .arg(&file),
+            false,
+        )?;
         wait(child, LIMIT)
     };
     let out = run("json")?;
@@ -139,14 +146,8 @@ fn shell_session(key: &str) -> Result<(), Failed> {
     let tmp = tmpdir()?;
     let saved = tmp.path().join("session.yaml");
     let (shell_results, run_results) = (tmp.path().join("shell.json"), tmp.path().join("run.json"));
-    let mut child = bin()
-        .args(["shell", "--kernel", key, "--progress", "plain", "--results"])
-        .arg(&shell_results)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
+    let mut child =
+        spawn(bin().args(["shell", "--kernel", key, "--progress", "plain", "--results"]).arg(&shell_results), true)?;
     {
         let mut stdin = child.stdin.take().ok_or("no stdin")?;
         let mut input = SESSION.join("\n");
@@ -167,15 +168,10 @@ fn shell_session(key: &str) -> Result<(), Failed> {
             return Err(format!("the session output lacks '{want}':\n{stdout}").into());
         }
     }
-    let child = bin()
-        .args(["run", "--kernel", key, "--progress", "plain", "--results"])
-        .arg(&run_results)
-        .arg(&saved)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
+    let child = spawn(
+        bin().args(["run", "--kernel", key, "--progress", "plain", "--results"]).arg(&run_results).arg(&saved),
+        false,
+    )?;
     let out = wait(child, LIMIT)?;
     if !out.status.success() {
         return Err(format!("run on the saved session failed: {}{}", text(&out.stdout), text(&out.stderr)).into());
@@ -193,13 +189,7 @@ fn gdb_attach(key: &str) -> Result<(), Failed> {
     if Command::new("gdb-multiarch").arg("--version").output().is_err() {
         return Err("gdb-multiarch is missing; run scripts/setup".into());
     }
-    let mut child = bin()
-        .args(["shell", "--gdb", "--kernel", key, "--progress", "plain"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
+    let mut child = spawn(bin().args(["shell", "--gdb", "--kernel", key, "--progress", "plain"]), true)?;
     // Read stderr until the guest is up, keeping the gdb line; the rest is drained by a
     // thread so the child never blocks on a full pipe.
     let mut stderr = BufReader::new(child.stderr.take().ok_or("no stderr")?);
