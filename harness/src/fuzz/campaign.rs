@@ -299,7 +299,8 @@ impl Worker<'_, '_> {
             "{title} | kernel {} ({}) | seed {} run {run} | {note} | replay: {replay}",
             sh.prepared.kernel.key, sh.prepared.kernel.release, sh.opts.seed
         );
-        let header = |what: &str| format!("{title}\n{what}\nreplay: {replay}");
+        let step = format!("rmapcheck replay --step {}{params} shrunk.yaml", sh.opts.kernel_args);
+        let header = |what: &str| format!("{title}\n{what}\nreplay: {replay}\nstep by step: {step}");
         let mut small = shrunk.clone();
         small.name = format!("{}-shrunk", full.name);
         small.about = format!("shrunk from {}: {title}", full.name);
