@@ -68,6 +68,27 @@ enum Command {
     Fuzz(FuzzArgs),
     /// Measure boot, restore, warm and cold scenario rates, and request costs.
     Bench(BenchArgs),
+    /// Plant known rmap bugs in the debug kernel (images/mutants/) and time how fast the
+    /// scenario suite and the fuzzer find each.
+    Mutants(MutantsArgs),
+}
+
+#[derive(clap::Args)]
+struct MutantsArgs {
+    /// Only these mutants (file stems under images/mutants/; repeatable).
+    #[arg(long = "only")]
+    only: Vec<String>,
+    /// How long the fuzzer may look for each mutant (e.g. 90s, 10m).
+    #[arg(long, default_value = "3m", value_parser = fuzz::parse_duration)]
+    duration: std::time::Duration,
+    /// Fuzz seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where mutants.json and each mutant's reproducers go.
+    #[arg(long, default_value = "mutants-out")]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
 }
 
 #[derive(clap::Args)]
@@ -278,6 +299,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(Exit::Success.code())
         }
         Command::Fuzz(args) => fuzz_cmd(args),
+        Command::Mutants(args) => mutants_cmd(args),
     }
 }
 
@@ -489,6 +511,38 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     } else {
         Exit::Failed.code()
     })
+}
+
+fn mutants_cmd(args: MutantsArgs) -> Result<ExitCode> {
+    let manifest = load_manifest()?;
+    let scenarios = load_scenarios(&[])?;
+    let dir = rmapcheck::image::images_dir().join("mutants");
+    let known = rmapcheck::mutants::load(&dir).map_err(|e| BadInput(format!("{e:#}")))?;
+    if let Some(name) = args.only.iter().find(|n| !known.iter().any(|m| &m.name == *n)) {
+        return Err(BadInput(format!("no mutant named '{name}' in {}", dir.display())).into());
+    }
+    let opts = rmapcheck::mutants::Options {
+        only: args.only,
+        fuzz_for: args.duration,
+        seed: args.seed,
+        out: args.out,
+        workroot: workdir("mutants")?,
+    };
+    std::fs::create_dir_all(&opts.out)?;
+    let verdicts = rmapcheck::mutants::run(
+        &manifest,
+        &scenarios,
+        &opts,
+        &STOP,
+        &|e| reporter().event(Event::Mutants(e)),
+        reporter(),
+    )?;
+    reporter().finish();
+    match args.format {
+        Format::Text => print!("{}", rmapcheck::mutants::text(&verdicts)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&verdicts)?),
+    }
+    Ok(Exit::Success.code())
 }
 
 fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
