@@ -56,10 +56,20 @@ impl Config {
         self.workdir.join("console.log")
     }
     pub fn port_socket(&self) -> PathBuf {
-        self.workdir.join("port.sock")
+        self.socket("port.sock")
     }
     pub fn qmp_socket(&self) -> PathBuf {
-        self.workdir.join("qmp.sock")
+        self.socket("qmp.sock")
+    }
+    /// A socket in the workdir, or in the temp dir under a name derived from the
+    /// workdir when the path would pass the 108-byte limit of a Unix socket address.
+    fn socket(&self, name: &str) -> PathBuf {
+        let path = self.workdir.join(name);
+        if path.as_os_str().len() < 100 {
+            return path;
+        }
+        let key = crate::cache::Key::new().part("workdir", self.workdir.as_os_str().as_encoded_bytes()).short();
+        std::env::temp_dir().join(format!("rmapcheck-{key}-{name}"))
     }
     pub fn stderr_log(&self) -> PathBuf {
         self.workdir.join("qemu.stderr")
@@ -311,6 +321,11 @@ impl Qemu {
 
 impl Drop for Qemu {
     fn drop(&mut self) {
+        for socket in [self.config.port_socket(), self.config.qmp_socket()] {
+            if !socket.starts_with(&self.config.workdir) {
+                let _ = std::fs::remove_file(socket);
+            }
+        }
         // duct's kill() sends SIGKILL and reaps; holding the live lock across it means
         // kill_all never signals the pid after it was reaped (and maybe reused).
         let mut live = live();
@@ -341,6 +356,19 @@ mod tests {
         let mut max = c.clone();
         max.cpu = "max".into();
         assert!(max.args().join(" ").contains("-cpu max,pauth-impdef=on"), "slow pointer auth under TCG");
+    }
+
+    #[test]
+    fn sockets_of_a_deep_workdir_stay_within_the_unix_path_limit() {
+        let short = Config::new(Path::new("/k/Image"), Path::new("/k/initrd"), Path::new("/w"));
+        assert_eq!(short.port_socket(), Path::new("/w/port.sock"));
+        let deep = Path::new("/runs").join("d".repeat(120));
+        let c = Config::new(Path::new("/k/Image"), Path::new("/k/initrd"), &deep);
+        let (port, qmp) = (c.port_socket(), c.qmp_socket());
+        assert!(port.as_os_str().len() < 108 && qmp.as_os_str().len() < 108, "{port:?}");
+        assert_ne!(port, qmp);
+        let other = Config::new(Path::new("/k/Image"), Path::new("/k/initrd"), &deep.join("x"));
+        assert_ne!(port, other.port_socket(), "two guests share a socket");
     }
 
     #[test]
