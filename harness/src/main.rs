@@ -102,6 +102,9 @@ struct ReportArgs {
     /// Fuzz findings directories written by `fuzz --out` (repeatable).
     #[arg(long = "fuzz")]
     fuzz: Vec<PathBuf>,
+    /// mutants.json files written by `rmapcheck mutants` (repeatable).
+    #[arg(long = "mutants")]
+    mutants: Vec<PathBuf>,
 }
 
 /// Which kernels to use: manifest keys, or a developer's own build.
@@ -546,7 +549,7 @@ fn mutants_cmd(args: MutantsArgs) -> Result<ExitCode> {
 }
 
 fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
-    if args.from.is_empty() && args.fuzz.is_empty() {
+    if args.from.is_empty() && args.fuzz.is_empty() && args.mutants.is_empty() {
         return Err(BadInput(
             "report: nothing to report; pass --from RESULTS (from `run --results`) or --fuzz DIR".into(),
         )
@@ -557,7 +560,12 @@ fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
         sets.push(results::read(path).map_err(|e| BadInput(format!("{e:#}")))?);
     }
     let outcomes = results::merge(sets);
-    let written = html::write(&args.out, &outcomes, &rmapcheck::project_root().join("snapshots"), &args.fuzz)?;
+    let mut verdicts = Vec::new();
+    for path in &args.mutants {
+        verdicts.extend(rmapcheck::report::mutants::read(path).map_err(|e| BadInput(format!("{e:#}")))?);
+    }
+    let snapshots = rmapcheck::project_root().join("snapshots");
+    let written = html::write(&args.out, &outcomes, &snapshots, &args.fuzz, &verdicts)?;
     println!("{}", written.index.display());
     Ok(Exit::Success.code())
 }

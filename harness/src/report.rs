@@ -4,9 +4,11 @@
 //! Architecture invariant: the snapshot text holds labels only (processes, mappings,
 //! page indices, prot): no pid, address, pfn or kernel release.
 //!
-//! Layer `report`: this module, saved results, committed snapshots and the HTML report.
+//! Layer `report`: this module, saved results, committed snapshots, the HTML report and
+//! the verdicts of `rmapcheck mutants`.
 
 pub mod html;
+pub mod mutants;
 pub mod results;
 pub mod snapshots;
 
