@@ -314,6 +314,23 @@ impl Qemu {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
+    /// The console log's length in bytes now, to read what comes after it.
+    pub fn console_len(&self) -> u64 {
+        std::fs::metadata(self.config.console_log()).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// The console from byte `from` on.
+    pub fn console_since(&self, from: u64) -> String {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut text = Vec::new();
+        if let Ok(mut f) = std::fs::File::open(self.config.console_log()) {
+            if f.seek(SeekFrom::Start(from)).is_ok() {
+                let _ = f.read_to_end(&mut text);
+            }
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    }
+
     pub fn console(&self) -> String {
         String::from_utf8_lossy(&std::fs::read(self.config.console_log()).unwrap_or_default()).into_owned()
     }
