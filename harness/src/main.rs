@@ -496,7 +496,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report::json(&outcomes))?),
     }
     if let Some(path) = &args.junit {
-        cache::write_atomic(path, report::junit(&outcomes).as_bytes())?;
+        cache::write_atomic(path, report::junit(&outcomes)?.as_bytes())?;
     }
     if let Some(sig) = qemu::stop_requested() {
         eprintln!("rmapcheck: interrupted by signal {sig}; {} results saved", outcomes.len());
