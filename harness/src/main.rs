@@ -75,6 +75,9 @@ enum Command {
     /// scenario language, raw module commands and views; `save FILE.yaml` keeps it.
     #[command(after_help = rmapcheck::run::shell::HELP)]
     Shell(ShellArgs),
+    /// Plant known rmap bugs in the debug kernel (images/mutants/) and time how fast the
+    /// scenario suite and the fuzzer find each.
+    Mutants(MutantsArgs),
 }
 
 #[derive(clap::Args)]
@@ -105,6 +108,24 @@ struct ReplayArgs {
 }
 
 #[derive(clap::Args)]
+struct MutantsArgs {
+    /// Only these mutants (file stems under images/mutants/; repeatable).
+    #[arg(long = "only")]
+    only: Vec<String>,
+    /// How long the fuzzer may look for each mutant (e.g. 90s, 10m).
+    #[arg(long, default_value = "3m", value_parser = fuzz::parse_duration)]
+    duration: std::time::Duration,
+    /// Fuzz seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where mutants.json and each mutant's reproducers go.
+    #[arg(long, default_value = "mutants-out")]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
+#[derive(clap::Args)]
 struct ReportArgs {
     /// Directory to write index.html, summary.md and fuzz reproducers into.
     #[arg(long, default_value = "report")]
@@ -115,6 +136,9 @@ struct ReportArgs {
     /// Fuzz findings directories written by `fuzz --out` (repeatable).
     #[arg(long = "fuzz")]
     fuzz: Vec<PathBuf>,
+    /// mutants.json files written by `rmapcheck mutants` (repeatable).
+    #[arg(long = "mutants")]
+    mutants: Vec<PathBuf>,
 }
 
 /// Which kernels to use: manifest keys, or a developer's own build.
@@ -318,6 +342,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Fuzz(args) => fuzz_cmd(args),
         Command::Replay(args) => replay_cmd(args),
         Command::Shell(args) => shell_cmd(args),
+        Command::Mutants(args) => mutants_cmd(args),
     }
 }
 
@@ -521,7 +546,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report::json(&outcomes))?),
     }
     if let Some(path) = &args.junit {
-        cache::write_atomic(path, report::junit(&outcomes).as_bytes())?;
+        cache::write_atomic(path, report::junit(&outcomes)?.as_bytes())?;
     }
     if let Some(sig) = qemu::stop_requested() {
         eprintln!("rmapcheck: interrupted by signal {sig}; {} results saved", outcomes.len());
@@ -648,8 +673,40 @@ fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
     Ok(if failed { Exit::Failed.code() } else { Exit::Success.code() })
 }
 
+fn mutants_cmd(args: MutantsArgs) -> Result<ExitCode> {
+    let manifest = load_manifest()?;
+    let scenarios = load_scenarios(&[])?;
+    let dir = rmapcheck::image::images_dir().join("mutants");
+    let known = rmapcheck::mutants::load(&dir).map_err(|e| BadInput(format!("{e:#}")))?;
+    if let Some(name) = args.only.iter().find(|n| !known.iter().any(|m| &m.name == *n)) {
+        return Err(BadInput(format!("no mutant named '{name}' in {}", dir.display())).into());
+    }
+    let opts = rmapcheck::mutants::Options {
+        only: args.only,
+        fuzz_for: args.duration,
+        seed: args.seed,
+        out: args.out,
+        workroot: workdir("mutants")?,
+    };
+    std::fs::create_dir_all(&opts.out)?;
+    let verdicts = rmapcheck::mutants::run(
+        &manifest,
+        &scenarios,
+        &opts,
+        &STOP,
+        &|e| reporter().event(Event::Mutants(e)),
+        reporter(),
+    )?;
+    reporter().finish();
+    match args.format {
+        Format::Text => print!("{}", rmapcheck::mutants::text(&verdicts)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&verdicts)?),
+    }
+    Ok(Exit::Success.code())
+}
+
 fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
-    if args.from.is_empty() && args.fuzz.is_empty() {
+    if args.from.is_empty() && args.fuzz.is_empty() && args.mutants.is_empty() {
         return Err(BadInput(
             "report: nothing to report; pass --from RESULTS (from `run --results`) or --fuzz DIR".into(),
         )
@@ -660,7 +717,12 @@ fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
         sets.push(results::read(path).map_err(|e| BadInput(format!("{e:#}")))?);
     }
     let outcomes = results::merge(sets);
-    let written = html::write(&args.out, &outcomes, &rmapcheck::project_root().join("snapshots"), &args.fuzz)?;
+    let mut verdicts = Vec::new();
+    for path in &args.mutants {
+        verdicts.extend(rmapcheck::report::mutants::read(path).map_err(|e| BadInput(format!("{e:#}")))?);
+    }
+    let snapshots = rmapcheck::project_root().join("snapshots");
+    let written = html::write(&args.out, &outcomes, &snapshots, &args.fuzz, &verdicts)?;
     println!("{}", written.index.display());
     Ok(Exit::Success.code())
 }

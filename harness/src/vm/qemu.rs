@@ -59,10 +59,20 @@ impl Config {
         self.workdir.join("console.log")
     }
     pub fn port_socket(&self) -> PathBuf {
-        self.workdir.join("port.sock")
+        self.socket("port.sock")
     }
     pub fn qmp_socket(&self) -> PathBuf {
-        self.workdir.join("qmp.sock")
+        self.socket("qmp.sock")
+    }
+    /// A socket in the workdir, or in the temp dir under a name derived from the
+    /// workdir when the path would pass the 108-byte limit of a Unix socket address.
+    fn socket(&self, name: &str) -> PathBuf {
+        let path = self.workdir.join(name);
+        if path.as_os_str().len() < 100 {
+            return path;
+        }
+        let key = crate::cache::Key::new().part("workdir", self.workdir.as_os_str().as_encoded_bytes()).short();
+        std::env::temp_dir().join(format!("rmapcheck-{key}-{name}"))
     }
     pub fn stderr_log(&self) -> PathBuf {
         self.workdir.join("qemu.stderr")
@@ -323,6 +333,23 @@ impl Qemu {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
+    /// The console log's length in bytes now, to read what comes after it.
+    pub fn console_len(&self) -> u64 {
+        std::fs::metadata(self.config.console_log()).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// The console from byte `from` on.
+    pub fn console_since(&self, from: u64) -> String {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut text = Vec::new();
+        if let Ok(mut f) = std::fs::File::open(self.config.console_log()) {
+            if f.seek(SeekFrom::Start(from)).is_ok() {
+                let _ = f.read_to_end(&mut text);
+            }
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    }
+
     pub fn console(&self) -> String {
         String::from_utf8_lossy(&std::fs::read(self.config.console_log()).unwrap_or_default()).into_owned()
     }
@@ -330,6 +357,11 @@ impl Qemu {
 
 impl Drop for Qemu {
     fn drop(&mut self) {
+        for socket in [self.config.port_socket(), self.config.qmp_socket()] {
+            if !socket.starts_with(&self.config.workdir) {
+                let _ = std::fs::remove_file(socket);
+            }
+        }
         // duct's kill() sends SIGKILL and reaps; holding the live lock across it means
         // kill_all never signals the pid after it was reaped (and maybe reused).
         let mut live = live();
@@ -366,6 +398,19 @@ mod tests {
         assert!(gdb.args().join(" ").contains("-gdb tcp:127.0.0.1:1234"));
         assert_eq!(gdb_command(None, 1234), "gdb-multiarch -ex 'target remote :1234'");
         assert_eq!(gdb_command(Some(Path::new("/t/vmlinux")), 9), "gdb-multiarch /t/vmlinux -ex 'target remote :9'");
+    }
+
+    #[test]
+    fn sockets_of_a_deep_workdir_stay_within_the_unix_path_limit() {
+        let short = Config::new(Path::new("/k/Image"), Path::new("/k/initrd"), Path::new("/w"));
+        assert_eq!(short.port_socket(), Path::new("/w/port.sock"));
+        let deep = Path::new("/runs").join("d".repeat(120));
+        let c = Config::new(Path::new("/k/Image"), Path::new("/k/initrd"), &deep);
+        let (port, qmp) = (c.port_socket(), c.qmp_socket());
+        assert!(port.as_os_str().len() < 108 && qmp.as_os_str().len() < 108, "{port:?}");
+        assert_ne!(port, qmp);
+        let other = Config::new(Path::new("/k/Image"), Path::new("/k/initrd"), &deep.join("x"));
+        assert_ne!(port, other.port_socket(), "two guests share a socket");
     }
 
     #[test]
