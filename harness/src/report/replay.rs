@@ -104,6 +104,16 @@ pub fn page_rows(p: &PageView) -> Vec<(&'static str, String)> {
             let _ = write!(walk, "; visited, not mapped: {}", w.visited_not_mapped.join(", "));
         }
         rows.push(("walk", walk));
+        // The truth's holders the walk did not find mapping the page: what O1 is about.
+        let missed: Vec<&str> = p
+            .holders
+            .iter()
+            .filter(|h| h.split_once(' ').is_some_and(|(proc, _)| !w.mapped_by.iter().any(|m| m == proc)))
+            .map(String::as_str)
+            .collect();
+        if !missed.is_empty() {
+            rows.push(("missed", missed.join(", ")));
+        }
         rows.push(("mapcount", w.mapcount.to_string()));
     }
     rows.push((
@@ -210,7 +220,17 @@ pub(crate) mod tests {
             slot: "p0 a[0]".into(),
             pfn: Some("0x41".into()),
             holders: vec!["p0 a[0]".into(), "c1 a[0]".into()],
-            walk: None,
+            walk: Some(Findpage {
+                at: "a[0]".into(),
+                proc: "p0".into(),
+                kind: "anon".into(),
+                order: 0,
+                mapcount: 2,
+                mapped_by: vec!["p0".into()],
+                visited_not_mapped: vec![],
+                vmas: vec![],
+                mcsem: String::new(),
+            }),
             predicted: Some(vec!["p0 a[0]".into(), "c1 a[0]".into()]),
             why: "fork shares until a write".into(),
             problems: vec![Problem::new(Check::O1, "findpage p0 a[0]: the walk misses c1 a[0]")],
@@ -258,6 +278,7 @@ pub(crate) mod tests {
         assert!(t.contains("* p0 a: 0x41 -"), "{t}");
         assert!(t.contains("truth    pfn 0x41, held by p0 a[0], c1 a[0]"), "{t}");
         assert!(t.contains("! O1: findpage p0 a[0]"), "{t}");
+        assert!(t.contains("     missed   c1 a[0]\n     mapcount 2"), "{t}");
         assert!(t.contains("stopped after step 2 of 3"), "{t}");
         assert!(t.contains("replay: FAIL at step 2: write"), "{t}");
     }
