@@ -131,8 +131,8 @@ fn pfns_text(m: &MapView) -> String {
 }
 
 /// One step as text: its line, the mappings it changed, its pages and problems. `first`
-/// marks the first step at which an oracle disagrees.
-pub fn step_text(st: &StepView, total: usize, first: bool) -> String {
+/// marks the first step at which an oracle disagrees; `total`, when known, the steps in all.
+pub fn step_text(st: &StepView, total: Option<usize>, first: bool) -> String {
     let mut s = String::new();
     let mark = if first { ">>" } else { "  " };
     let verdict = if st.fails() {
@@ -142,7 +142,8 @@ pub fn step_text(st: &StepView, total: usize, first: bool) -> String {
     } else {
         ""
     };
-    let _ = writeln!(s, "{mark} step {}/{total}: {}{verdict}", st.n, st.step);
+    let of = total.map(|t| format!("/{t}")).unwrap_or_default();
+    let _ = writeln!(s, "{mark} step {}{of}: {}{verdict}", st.n, st.step);
     if first {
         let _ = writeln!(s, "   ^^ the first step at which an oracle disagrees");
     }
@@ -176,7 +177,7 @@ pub fn text(r: &Replay) -> String {
     let _ = writeln!(s, "replay {} ({}) on {} ({})", r.scenario, r.file, r.kernel, r.release);
     for st in &r.steps {
         s.push('\n');
-        s.push_str(&step_text(st, r.total_steps, Some(st.n) == r.first_disagreement));
+        s.push_str(&step_text(st, Some(r.total_steps), Some(st.n) == r.first_disagreement));
     }
     match (r.first_failure, r.first_disagreement) {
         (Some(n), _) => {

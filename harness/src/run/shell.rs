@@ -141,7 +141,7 @@ impl<'g> Shell<'g> {
         self.session.step(&step)?;
         self.steps.push(step.clone());
         let v = view(&mut self.session, self.steps.len(), &step, &mut self.seen)?;
-        let mut text = step_text(&v, self.steps.len(), false);
+        let mut text = step_text(&v, None, false);
         // What the step itself recorded (a findpage's walk, a check's coverage).
         if let (Step::Findpage(_), Some(f)) = (&step, self.session.outcome().findpages.last()) {
             let _ =

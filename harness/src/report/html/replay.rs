@@ -83,7 +83,8 @@ fn step_card(s: &mut String, r: &Replay, st: &StepView, prev: Option<&StepView>)
         for p in &st.pages {
             let _ = write!(s, "<figure><figcaption><b>{}</b></figcaption><table class=\"rows mono\">", esc(&p.slot));
             for (k, v) in page_rows(p) {
-                let _ = write!(s, "<tr><th>{k}</th><td>{}</td></tr>", esc(&v));
+                let class = if k == "missed" { " class=\"fail\"" } else { "" };
+                let _ = write!(s, "<tr{class}><th>{k}</th><td>{}</td></tr>", esc(&v));
             }
             s.push_str("</table>");
             if !p.problems.is_empty() {
