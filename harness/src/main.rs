@@ -635,11 +635,18 @@ fn gdb_setup(prepared: &Prepared, manifest: &Manifest) -> Result<u16> {
 
 /// `--gdb`: keep a failed guest paused and alive until the user presses Enter.
 fn hold_for_gdb(g: &Guest, why: &str) {
-    let paused = g.set_running(false).is_ok();
+    if let Err(e) = g.set_running(false) {
+        // QEMU is gone (a panic ends it): nothing is left to attach to.
+        let console = g.console_log();
+        reporter().event(Event::Note(format!(
+            "{why}: the guest cannot be paused ({e:#}); its console: {}",
+            console.display()
+        )));
+        return;
+    }
     reporter().event(Event::Note(format!(
-        "{why}: the guest (QEMU pid {}) is {} for gdb; press Enter to let it go",
-        g.pid(),
-        if paused { "paused" } else { "kept" }
+        "{why}: the guest (QEMU pid {}) is paused for gdb; press Enter to let it go",
+        g.pid()
     )));
     let mut line = String::new();
     let _ = std::io::stdin().read_line(&mut line);
@@ -652,9 +659,11 @@ fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
     let workroot = workdir("replay")?;
     let mut guest = pool.take()?;
     let opts = rmapcheck::run::replay::Options { keep_going: args.keep_going };
-    let replayed = rmapcheck::run::replay::replay(&mut guest, &loaded, opts);
+    let (mut r, fault) = rmapcheck::run::replay::replay(&mut guest, &loaded, opts);
     reporter().finish();
-    let mut r = replayed?;
+    if let Some(f) = &fault {
+        eprintln!("rmapcheck: {f}");
+    }
     if let Some(n) = r.first_failure {
         pool.hold(&guest, &format!("step {n} failed"));
     }

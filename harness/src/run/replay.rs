@@ -8,6 +8,7 @@
 
 use crate::check::model::Slot;
 use crate::check::oracle::{self, Check, Problem, Truth};
+use crate::check::outcome::Outcome;
 use crate::report::replay::{MapView, PageView, Replay, StepView};
 use crate::run::runner::{self, Flow, Session};
 use crate::scenario::{self, Loaded, Step};
@@ -156,12 +157,13 @@ pub fn view(session: &mut Session, n: usize, step: &Step, seen: &mut Seen) -> Re
 }
 
 /// Replay `loaded` on `guest` a step at a time; stop after the first failing step
-/// unless `opts.keep_going`. The run still ends with its teardown and checks.
-pub fn replay(guest: &mut Guest, loaded: &Loaded, opts: Options) -> Result<Replay, Fault> {
+/// unless `opts.keep_going`. The run still ends with its teardown and checks. A guest
+/// that dies or hangs fails the step it was playing, and its fault comes back too.
+pub fn replay(guest: &mut Guest, loaded: &Loaded, opts: Options) -> (Replay, Option<Fault>) {
     let mut steps: Vec<StepView> = Vec::new();
     let mut fault = None;
     let mut seen = Seen::default();
-    let outcome = runner::run_observed(guest, loaded, &mut |session| {
+    let played = runner::run_observed(guest, loaded, &mut |session| {
         let n = session.steps;
         let step = &loaded.scenario.steps[n - 1];
         match view(session, n, step, &mut seen) {
@@ -179,11 +181,21 @@ pub fn replay(guest: &mut Guest, loaded: &Loaded, opts: Options) -> Result<Repla
                 Flow::Stop
             }
         }
-    })?;
-    if let Some(f) = fault {
-        return Err(f);
-    }
-    Ok(Replay {
+    });
+    let outcome = match (played, fault.take()) {
+        (Ok(o), None) => o,
+        (Ok(_), Some(f)) | (Err(f), _) => {
+            let o = Outcome::errored(loaded, &guest.info, &f);
+            // The step being played or looked at; none when the teardown failed.
+            let n = steps.len() + 1;
+            if let Some(step) = loaded.scenario.steps.get(n - 1) {
+                steps.push(fault_step(n, step, &f, seen.maps.clone()));
+            }
+            fault = Some(f);
+            o
+        }
+    };
+    let replay = Replay {
         scenario: outcome.scenario.clone(),
         file: outcome.file.clone(),
         kernel: outcome.kernel.clone(),
@@ -194,7 +206,28 @@ pub fn replay(guest: &mut Guest, loaded: &Loaded, opts: Options) -> Result<Repla
         first_failure: steps.iter().find(|s| s.fails()).map(|s| s.n),
         steps,
         outcome,
-    })
+    };
+    (replay, fault)
+}
+
+/// Step `n` as far as a guest that failed during it lets us know it: the maps from
+/// before, and the fault titled by its first splat.
+fn fault_step(n: usize, step: &Step, f: &Fault, maps: Vec<MapView>) -> StepView {
+    let what = match f.splat() {
+        Some(s) => s.title.clone(),
+        None => f.to_string().lines().next().unwrap_or_default().to_string(),
+    };
+    let check = if f.splat().is_some() { Check::O3 } else { Check::Step };
+    StepView {
+        n,
+        step: scenario::step_yaml(step),
+        maps,
+        changed: Vec::new(),
+        pages: Vec::new(),
+        problems: vec![Problem::new(check, format!("guest fault ({}): {what}", f.cause()))],
+        model: Vec::new(),
+        notes: vec!["the guest failed during this step; the maps are from before it".into()],
+    }
 }
 
 #[cfg(test)]
