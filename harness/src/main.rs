@@ -570,10 +570,21 @@ fn shell_cmd(args: ShellArgs) -> Result<ExitCode> {
     let pool = debug_pool(&args.kernel, "shell")?;
     let mut guest = pool.take()?;
     reporter().finish();
-    let mut shell = rmapcheck::run::shell::Shell::start(&mut guest)?;
     let history = cache::subdir("shell").ok().map(|d| d.join("history"));
-    let lines = ui::shell::run(&mut shell, history.as_deref())?;
-    let outcome = shell.finish()?;
+    let session = |guest: &mut Guest| {
+        let mut shell = rmapcheck::run::shell::Shell::start(guest)?;
+        let lines = ui::shell::run(&mut shell, history.as_deref())?;
+        Ok::<_, Fault>((shell.finish()?, lines))
+    };
+    let (outcome, lines) = match session(&mut guest) {
+        Ok(ended) => ended,
+        Err(fault) => {
+            // A hung guest is what gdb is for; a dead one is only its console now.
+            eprintln!("rmapcheck: the session ended: {fault}");
+            pool.hold(&guest, &format!("guest fault ({})", fault.cause()));
+            return Ok(Exit::Failed.code());
+        }
+    };
     print!("{}", report::text(std::slice::from_ref(&outcome)));
     save_results(args.results.as_deref(), std::slice::from_ref(&outcome))?;
     if outcome.status != Status::Pass {
