@@ -91,6 +91,7 @@ struct ShellArgs {
 
 #[derive(clap::Args)]
 struct ReplayArgs {
+    /// The scenario, e.g. a fuzz finding's shrunk.yaml.
     file: PathBuf,
     #[command(flatten)]
     kernel: KernelArgs,
