@@ -112,7 +112,9 @@ pub fn normalise_title(text: &str) -> String {
         [
             // Function offsets: `folio_add+0x2a4/0x2f0` keeps the name.
             regex::Regex::new(r"\+0x[0-9a-f]+/0x[0-9a-f]+").unwrap(),
-            regex::Regex::new(r"0x[0-9a-fA-F]+|\b[0-9a-f]{8,}\b").unwrap(),
+            // Hex with or without 0x (`pfn:4e`, `mm:00000000c2a1`): any word of hex
+            // digits that has a decimal digit in it.
+            regex::Regex::new(r"0x[0-9a-fA-F]+|\b[0-9a-f]*[0-9][0-9a-f]*\b").unwrap(),
             regex::Regex::new(r"\d+").unwrap(),
             regex::Regex::new(r"\s+").unwrap(),
         ]

@@ -171,3 +171,14 @@ fn only_splats_the_kernel_does_not_survive_are_fatal() {
     assert_eq!(kind("BUG: Bad page map in process p0  pte:00000 pmd:00000"), Some(false));
     assert_eq!(kind("BUG: Bad rss-counter state mm:000 type:MM_ANONPAGES val:1"), Some(false));
 }
+
+#[test]
+fn hex_numbers_without_0x_normalise_alike() {
+    // Seen with a planted bug: two runs titled differently, so the re-run "did not reproduce".
+    let a = normalise_title("BUG: Bad page state in process init pfn:4e");
+    let b = normalise_title("BUG: Bad page state in process init pfn:45");
+    assert_eq!(a, b);
+    assert_eq!(a, "BUG: Bad page state in process init pfn:#");
+    // Words without a digit stay, so names keep their meaning.
+    assert_eq!(normalise_title("WARNING: at mm/rmap.c:12 dead_beef"), "WARNING: at mm/rmap.c:# dead_beef");
+}
