@@ -69,6 +69,9 @@ pub enum Step {
     Check(CheckWhat),
     /// Run KSM until it stops merging.
     Ksm(Ksm),
+    /// Test only: change one byte of a present page behind the model's back (through
+    /// /proc/PID/mem), so O5 has a silent corruption to find.
+    Poke(PageRef),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -169,6 +172,8 @@ pub enum Advice {
     Collapse,
     Pageout,
     Cold,
+    /// MADV_FREE: the pages keep their bytes until reclaim, then read as zeros.
+    Free,
 }
 
 impl Advice {
@@ -186,6 +191,7 @@ impl Advice {
             Advice::Collapse => "collapse",
             Advice::Pageout => "pageout",
             Advice::Cold => "cold",
+            Advice::Free => "free",
         }
     }
 }
@@ -411,7 +417,7 @@ impl Step {
             Step::Write(s) | Step::Read(s) => &s.proc,
             Step::Fork(s) => &s.proc,
             Step::Exit(s) | Step::Findtask(s) => &s.proc,
-            Step::Findpage(s) => &s.proc,
+            Step::Findpage(s) | Step::Poke(s) => &s.proc,
             Step::Check(_) | Step::Ksm(_) => return None,
         })
     }
@@ -425,7 +431,7 @@ impl Step {
             Step::Mremap(x) => &x.map,
             Step::Madvise(x) => &x.map,
             Step::Write(a) | Step::Read(a) => &a.map,
-            Step::Findpage(r) => &r.map,
+            Step::Findpage(r) | Step::Poke(r) => &r.map,
             _ => return None,
         })
     }
@@ -446,6 +452,7 @@ impl Step {
             Step::Findtask(_) => "findtask",
             Step::Check(_) => "check",
             Step::Ksm(_) => "ksm",
+            Step::Poke(_) => "poke",
         }
     }
 }

@@ -1,10 +1,11 @@
-//! The host-side model of page sharing (oracle O4): from the scenario's steps alone it
-//! predicts which (process, mapping, page) slots share one physical page.
+//! The host-side model of page sharing and contents: from the scenario's steps alone it
+//! predicts which (process, mapping, page) slots share one physical page (oracle O4),
+//! and what every page holds (oracle O5).
 //!
 //! Architecture invariant: the model is a pure function of the steps; it never looks at
 //! what the guest reported.
 
-use crate::scenario::{Advice, Backing, Share, Step};
+use crate::scenario::{Access, Advice, Backing, Share, Step};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What a page slot holds, as the model sees it.
@@ -25,6 +26,32 @@ pub const FAULT_AROUND: &str = "fault-around: a read fault may also map cached n
 
 /// A slot: `(process, mapping, page index)`.
 pub type Slot = (String, String, u64);
+
+/// The byte a write step fills its pages with: the scenario's `value`, else one
+/// distinct per step, so unrelated pages never hold equal contents.
+pub fn write_value(a: &Access, step: usize) -> u8 {
+    a.value.unwrap_or((step % 250 + 1) as u8)
+}
+
+/// What the model predicts a page holds. Writes fill whole pages, so one byte says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bytes {
+    /// Every byte of the page.
+    pub value: u8,
+    /// MADV_FREE: the kernel may have dropped the page, which then reads as zeros.
+    pub may_be_zero: bool,
+    /// The process and step of the write that stored `value`.
+    pub by: Option<(String, usize)>,
+}
+
+impl Bytes {
+    const ZERO: Bytes = Bytes { value: 0, may_be_zero: false, by: None };
+
+    /// Whether a page whose every byte is `b` agrees with the prediction.
+    pub fn allows(&self, b: u8) -> bool {
+        b == self.value || self.may_be_zero && b == 0
+    }
+}
 
 #[derive(Debug, Clone)]
 struct Map {
@@ -47,6 +74,10 @@ pub struct Model {
     why: BTreeMap<Slot, String>,
     /// Slots whose sharing the model cannot predict (KSM, THP), with the reason.
     pub unpredictable: BTreeMap<Slot, String>,
+    /// What each frame holds; a frame absent here holds zeros.
+    contents: BTreeMap<Frame, Bytes>,
+    /// Steps applied so far: the number of the step being applied.
+    step: usize,
 }
 
 impl Model {
@@ -76,6 +107,7 @@ impl Model {
 
     /// Apply one step.
     pub fn apply(&mut self, step: &Step) {
+        self.step += 1;
         match step {
             Step::Mmap(m) => {
                 let object = (m.share == Share::Shared || m.backing != Backing::Anon && m.backing != Backing::DevZero)
@@ -98,7 +130,7 @@ impl Model {
                 self.procs.entry(m.proc.clone()).or_default().insert(m.name.clone(), map);
             }
             Step::Write(a) | Step::Read(a) => {
-                let write = matches!(step, Step::Write(_));
+                let write = matches!(step, Step::Write(_)).then(|| write_value(a, self.step));
                 for p in a.page..a.page + a.pages {
                     self.touch(&a.proc, &a.map, p, write);
                 }
@@ -137,7 +169,12 @@ impl Model {
                     }
                     Advice::Dontfork => m.dontfork = true,
                     Advice::Dofork => m.dontfork = false,
-                    Advice::Wipeonfork => m.wipeonfork = true,
+                    // The kernel refuses it (EINVAL) for any VMA with a file, and a
+                    // private /dev/zero VMA keeps its file.
+                    Advice::Wipeonfork if m.share == Share::Private && m.backing == Backing::Anon => {
+                        m.wipeonfork = true
+                    }
+                    Advice::Wipeonfork => {}
                     Advice::Keeponfork => m.wipeonfork = false,
                     Advice::Mergeable => {
                         for p in x.page..end {
@@ -153,18 +190,36 @@ impl Model {
                             );
                         }
                     }
-                    Advice::Pageout | Advice::Cold | Advice::Unmergeable | Advice::Nohugepage => {}
+                    Advice::Free if m.share == Share::Private && m.object.is_none() => {
+                        // Lazily freed: the page keeps its bytes until reclaim drops it.
+                        let frames: Vec<Frame> =
+                            (x.page..end).filter_map(|p| m.pages.get(p as usize).copied().flatten()).collect();
+                        for f in frames.into_iter().filter(|f| matches!(f, Frame::Anon(_))) {
+                            if let Some(b) = self.contents.get_mut(&f) {
+                                b.may_be_zero = true;
+                            }
+                        }
+                    }
+                    Advice::Free | Advice::Pageout | Advice::Cold | Advice::Unmergeable | Advice::Nohugepage => {}
                 }
             }
             Step::Mremap(x) => {
                 let Some(m) = self.procs.get_mut(&x.proc).and_then(|maps| maps.get_mut(&x.map)) else { return };
                 m.pages.resize(x.pages as usize, None);
             }
-            Step::Mprotect(_) | Step::Findpage(_) | Step::Findtask(_) | Step::Check(_) | Step::Ksm(_) => {}
+            // A poke changes bytes behind the model's back: that is its point.
+            Step::Mprotect(_)
+            | Step::Findpage(_)
+            | Step::Findtask(_)
+            | Step::Check(_)
+            | Step::Ksm(_)
+            | Step::Poke(_) => {}
         }
     }
 
-    fn touch(&mut self, proc: &str, name: &str, page: u64, write: bool) {
+    /// A read (`write` is `None`) or a write of the byte `write` to one slot.
+    fn touch(&mut self, proc: &str, name: &str, page: u64, value: Option<u8>) {
+        let write = value.is_some();
         let slot = (proc.to_string(), name.to_string(), page);
         if self.unpredictable.get(&slot).is_some_and(|why| why == FAULT_AROUND) {
             self.unpredictable.remove(&slot);
@@ -210,6 +265,9 @@ impl Model {
         }
         m.pages[page as usize] = Some(frame);
         self.note(proc, name, page, why);
+        if let Some(value) = value {
+            self.contents.insert(frame, Bytes { value, may_be_zero: false, by: Some((proc.into(), self.step)) });
+        }
     }
 
     fn fork(&mut self, parent: &str, child: &str) {
@@ -250,6 +308,21 @@ impl Model {
     /// The frame of a slot, `None` when nothing is mapped there.
     pub fn frame(&self, proc: &str, map: &str, page: u64) -> Option<Frame> {
         self.procs.get(proc)?.get(map)?.pages.get(page as usize).copied().flatten()
+    }
+
+    /// What a read of `(proc, map, page)` would see, `None` when the model has no such
+    /// page. A page that process never touched reads as its object's page (shared and
+    /// file mappings) or as zeros (private anonymous memory).
+    pub fn contents(&self, proc: &str, map: &str, page: u64) -> Option<&Bytes> {
+        let m = self.procs.get(proc)?.get(map)?;
+        let frame = match m.pages.get(page as usize)? {
+            Some(f) => *f,
+            None => match m.object {
+                Some(obj) => Frame::Object(obj, page),
+                None => return Some(&Bytes::ZERO),
+            },
+        };
+        Some(self.contents.get(&frame).unwrap_or(&Bytes::ZERO))
     }
 
     /// Every slot holding the same frame as `(proc, map, page)`.

@@ -1,9 +1,10 @@
 //! Plays one scenario on a guest: translates steps into agent requests, gathers the
 //! module's walks and the pagemap ground truth, and runs the oracle and the model.
 
+use crate::check::contents::{self, Contents, Seen};
 use crate::check::dmesg::{self, VmaLine, VmaState, Walk};
 use crate::check::expect::check_expectations;
-use crate::check::model::{Frame, Model, Slot};
+use crate::check::model::{self, Frame, Model, Slot};
 use crate::check::oracle::{self, Check, Problem, Truth};
 use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status};
 use crate::scenario::{Backing, Loaded, Share, Step};
@@ -59,6 +60,8 @@ struct Run<'a> {
     /// The last pagemap read. Steps that only look (findpage, findtask, check) change no
     /// mapping, so a run of them shares one read; any other step drops it.
     truth: Option<Truth>,
+    /// What that read found in every present page (O5).
+    seen: Seen,
 }
 
 /// Run `loaded` on `guest`. A guest fault ends the run with `Err`; the caller decides
@@ -72,7 +75,7 @@ pub fn run(guest: &mut Guest, loaded: &Loaded) -> Result<Outcome, Fault> {
     teardown(guest)?;
     let mark = guest.kmsg_mark();
     let outcome = Outcome::new(loaded, &guest.info);
-    let mut run = Run { guest, outcome, model: Model::new(), sizes: BTreeMap::new(), truth: None };
+    let mut run = Run { guest, outcome, model: Model::new(), sizes: BTreeMap::new(), truth: None, seen: Seen::new() };
     tracing::debug!(scenario = %loaded.scenario.name, steps = loaded.scenario.steps.len(), "scenario starts");
     for (i, step) in loaded.scenario.steps.iter().enumerate() {
         tracing::debug!(step = i + 1, op = step.op(), "step");
@@ -109,11 +112,6 @@ fn teardown(guest: &mut Guest) -> Result<(), Fault> {
         return Err(Fault::Protocol(format!("reset failed: {:?}", reset.fields)));
     }
     Ok(())
-}
-
-/// A distinct default byte per step, so unrelated pages never hold equal contents.
-fn default_value(step: usize) -> u8 {
-    (step % 250 + 1) as u8
 }
 
 impl Run<'_> {
@@ -208,9 +206,20 @@ impl Run<'_> {
                 let op = step.op();
                 let mut args = format!("proc={} name={} page={} count={}", a.proc, a.map, a.page, a.pages);
                 if op == "write" {
-                    args.push_str(&format!(" value={}", a.value.unwrap_or(default_value(n))));
+                    args.push_str(&format!(" value={}", model::write_value(a, n)));
                 }
-                self.send(n, step, op, args)?;
+                let reply = self.send(n, step, op, args)?;
+                if let Some(data) = reply.as_ref().and_then(|r| r.get("data")) {
+                    let read = Contents::parse_list(data).map_err(Fault::Protocol)?;
+                    for (i, c) in read.into_iter().enumerate() {
+                        if let Some(c) = c {
+                            self.check_contents(&(a.proc.clone(), a.map.clone(), a.page + i as u64), c);
+                        }
+                    }
+                }
+            }
+            Step::Poke(r) => {
+                self.send(n, step, "poke", format!("proc={} name={} page={}", r.proc, r.map, r.page))?;
             }
             Step::Fork(f) => {
                 if self.send(n, step, "fork", format!("proc={} child={}", f.proc, f.child))?.is_some() {
@@ -248,11 +257,12 @@ impl Run<'_> {
         if let Some(t) = &self.truth {
             return Ok(t.clone());
         }
-        let reply = self.guest.request("pagemap", "")?;
+        let reply = self.guest.request("pagemap", "data=1")?;
         if !reply.ok {
             return Err(Fault::Protocol(format!("pagemap failed: {:?}", reply.fields)));
         }
         let t = Truth::from_data(&reply.data, self.guest.info.page_size).map_err(Fault::Protocol)?;
+        self.seen = contents::from_data(&reply.data).map_err(Fault::Protocol)?;
         self.truth = Some(t.clone());
         Ok(t)
     }
@@ -311,6 +321,15 @@ impl Run<'_> {
         }
     }
 
+    /// O5 for one slot: what the guest read there against the model.
+    fn check_contents(&mut self, slot: &Slot, seen: Contents) {
+        if let Some(p) = contents::check(&self.model, slot, seen) {
+            if !self.outcome.problems.contains(&p) {
+                self.outcome.problems.push(p);
+            }
+        }
+    }
+
     fn findtask(&mut self, n: usize, step: &Step, proc: &str) -> Result<(), Fault> {
         let truth = self.truth()?;
         let Some(reply) = self.send(n, step, "findtask", format!("proc={proc}"))? else { return Ok(()) };
@@ -325,9 +344,13 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// `check: all`: O1/O2 on one slot of every distinct present page, O4 on all slots.
+    /// `check: all`: O1/O2 on one slot of every distinct present page, O4 and O5 on all
+    /// slots.
     fn check_all(&mut self, n: usize, step: &Step) -> Result<(), Fault> {
         let truth = self.truth()?;
+        for (slot, c) in self.seen.clone() {
+            self.check_contents(&slot, c);
+        }
         let mut seen = BTreeSet::new();
         let slots = truth.slots();
         for (slot, pfn) in &slots {
