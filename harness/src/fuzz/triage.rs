@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 /// The checks that make a fuzz run fail, most severe first. O4 (the model) and
 /// expectations are not among them: model mismatches are counted apart.
-const FAILING: [Check; 5] = [Check::O3, Check::O1, Check::O2, Check::Module, Check::Step];
+const FAILING: [Check; 6] = [Check::O3, Check::O1, Check::O2, Check::O5, Check::Module, Check::Step];
 
 /// A problem's title: its check and its message with labels, addresses and numbers
 /// stripped, so the same bug in another process or map gets the same title.
