@@ -105,7 +105,9 @@ fn find(
         }
     }
     let summary_line = std::fs::read_to_string(folder.join("summary.txt")).unwrap_or_default();
-    if summary_line.trim().lines().count() != 1 || !summary_line.contains(&format!("--kernel {key}{params} shrunk.yaml")) {
+    if summary_line.trim().lines().count() != 1
+        || !summary_line.contains(&format!("--kernel {key}{params} shrunk.yaml"))
+    {
         return Err(format!("summary.txt is not one line naming the replay: {summary_line}").into());
     }
     let shrunk = scenario::load(&folder.join("shrunk.yaml")).map_err(|e| Failed::from(e.to_string()))?;
