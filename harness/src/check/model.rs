@@ -8,6 +8,7 @@
 mod layout;
 
 use crate::scenario::{Access, Advice, Backing, Share, Step};
+pub use layout::Semantics;
 use layout::{Layout, DONTFORK, HUGEPAGE, MERGEABLE, NOHUGEPAGE, WIPEONFORK};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -79,12 +80,24 @@ pub struct Model {
     contents: BTreeMap<Frame, Bytes>,
     /// Steps applied so far: the number of the step being applied.
     step: usize,
+    /// How the kernel under test merges VMAs.
+    sem: Semantics,
 }
 
 impl Model {
+    /// A model of the oldest semantics (6.1).
     pub fn new() -> Model {
         let mut m = Model::default();
         m.procs.insert(crate::scenario::FIRST_PROC.into(), BTreeMap::new());
+        m
+    }
+
+    /// A model of the kernel whose `uname -r` is `release`.
+    pub fn for_release(release: &str) -> Model {
+        let mut nums = release.split(|c: char| !c.is_ascii_digit()).map(|n| n.parse::<u32>().unwrap_or(0));
+        let version = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
+        let mut m = Model::new();
+        m.sem.merge_faulted_into_unfaulted = version >= (6, 16);
         m
     }
 
@@ -180,7 +193,7 @@ impl Model {
                 let Some(m) = self.procs.get_mut(&x.proc).and_then(|maps| maps.get_mut(&x.map)) else { return };
                 let end = x.pages.map(|n| x.page + n).unwrap_or(m.pages.len() as u64);
                 let prot = x.prot;
-                m.layout.change(x.page as usize..end as usize, |a| a.prot = prot, &mut fresh);
+                m.layout.change(x.page as usize..end as usize, |a| a.prot = prot, &mut fresh, self.sem);
                 self.next_id = fresh();
             }
             Step::Madvise(x) => {
@@ -203,7 +216,7 @@ impl Model {
                     Advice::Unmergeable => (0, MERGEABLE),
                     _ => (0, 0),
                 };
-                m.layout.change(range, |a| a.flags = (a.flags | set) & !clear, &mut fresh);
+                m.layout.change(range, |a| a.flags = (a.flags | set) & !clear, &mut fresh, self.sem);
                 self.next_id = fresh();
                 match x.advice {
                     Advice::Dontneed => {

@@ -75,7 +75,8 @@ pub fn run(guest: &mut Guest, loaded: &Loaded) -> Result<Outcome, Fault> {
     teardown(guest)?;
     let mark = guest.kmsg_mark();
     let outcome = Outcome::new(loaded, &guest.info);
-    let mut run = Run { guest, outcome, model: Model::new(), sizes: BTreeMap::new(), truth: None, seen: Seen::new() };
+    let model = Model::for_release(&guest.info.release);
+    let mut run = Run { guest, outcome, model, sizes: BTreeMap::new(), truth: None, seen: Seen::new() };
     tracing::debug!(scenario = %loaded.scenario.name, steps = loaded.scenario.steps.len(), "scenario starts");
     for (i, step) in loaded.scenario.steps.iter().enumerate() {
         tracing::debug!(step = i + 1, op = step.op(), "step");

@@ -12,6 +12,29 @@ pub const HUGEPAGE: u8 = 4;
 pub const NOHUGEPAGE: u8 = 8;
 pub const MERGEABLE: u8 = 16;
 
+/// Where kernels differ in how they merge VMAs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Semantics {
+    /// 6.16+ (879bca0a2c4f, "mm/vma: fix incorrectly disallowed anonymous VMA merges"):
+    /// a piece with an anon_vma may merge into a neighbour without one, unless the
+    /// piece came through fork.
+    pub merge_faulted_into_unfaulted: bool,
+}
+
+impl Semantics {
+    /// Whether `moving` may merge into `into` as far as their anon_vmas go
+    /// (is_mergeable_anon_vma()): before 6.16 the one with an anon_vma must be the
+    /// neighbour, and its chain must have one link.
+    fn anon_mergeable(self, moving: Attrs, into: Attrs) -> bool {
+        match (moving.anon, into.anon) {
+            (None, None) => true,
+            (Some(x), Some(y)) => x == y,
+            (None, Some(_)) => !into.chained,
+            (Some(_), None) => self.merge_faulted_into_unfaulted && !moving.chained,
+        }
+    }
+}
+
 /// What the VMA a page lies in is like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attrs {
@@ -92,37 +115,60 @@ impl Layout {
     }
 
     /// Change the attributes of the mapped pages in `range` (mprotect, madvise): the
-    /// VMAs split where the change begins and ends, and the changed pieces merge with
-    /// neighbours that are now alike, as vma_merge() does.
-    pub fn change(&mut self, range: std::ops::Range<usize>, f: impl Fn(&mut Attrs), fresh: &mut impl FnMut() -> u64) {
+    /// VMAs split where the change begins and ends, and each changed piece, left to
+    /// right, merges with a neighbour that is now alike, as vma_merge() does.
+    pub fn change(
+        &mut self,
+        range: std::ops::Range<usize>,
+        f: impl Fn(&mut Attrs),
+        fresh: &mut impl FnMut() -> u64,
+        sem: Semantics,
+    ) {
         let end = range.end.min(self.0.len());
         let start = range.start.min(end);
         let mut new_ids = BTreeMap::new();
+        let mut changed = vec![false; self.0.len()];
         for i in start..end {
             let Some(a) = self.0[i].as_mut() else { continue };
             let before = *a;
             f(a);
             if a.prot != before.prot || a.flags != before.flags {
                 a.vma = *new_ids.entry(before.vma).or_insert_with(&mut *fresh);
+                changed[i] = true;
             }
         }
         if new_ids.is_empty() {
             return;
         }
         self.renumber(fresh);
-        for i in start.max(1)..=end.min(self.0.len() - 1) {
-            let (Some(a), Some(b)) = (self.at(i - 1), self.at(i)) else { continue };
-            let anon_ok = match (a.anon, b.anon) {
-                (None, None) => true,
-                (Some(x), Some(y)) => x == y,
-                (Some(_), None) => !a.chained,
-                (None, Some(_)) => !b.chained,
+        let mut i = start;
+        while i < end {
+            let r = self.run(i);
+            if r.is_empty() || !changed[i] {
+                i = r.end.max(i + 1);
+                continue;
+            }
+            i = r.end;
+            let Some(p) = self.at(r.start) else { continue };
+            // vma_merge(): into the left neighbour if it can, and the right one too when
+            // the two neighbours' anon_vmas agree; else into the right one alone.
+            let can = |n: Option<Attrs>| {
+                n.filter(|n| n.vma != p.vma && n.prot == p.prot && n.flags == p.flags && sem.anon_mergeable(p, *n))
             };
-            if a.vma != b.vma && a.prot == b.prot && a.flags == b.flags && anon_ok {
-                let merged = Attrs { anon: a.anon.or(b.anon), chained: a.chained || b.chained, ..a };
-                for j in self.run(i - 1).start..self.run(i).end {
-                    self.0[j] = Some(merged);
+            let (left, right) = (can(r.start.checked_sub(1).and_then(|j| self.at(j))), can(self.at(r.end)));
+            let (lo, hi, with) = match (left, right) {
+                (Some(l), Some(n)) if l.anon.is_none() || n.anon.is_none() || l.anon == n.anon => {
+                    (self.run(r.start - 1).start, self.run(r.end).end, [Some(l), Some(n)])
                 }
+                (Some(l), _) => (self.run(r.start - 1).start, r.end, [Some(l), None]),
+                (None, Some(n)) => (r.start, self.run(r.end).end, [None, Some(n)]),
+                (None, None) => continue,
+            };
+            let anon = with.iter().flatten().find_map(|n| n.anon).or(p.anon);
+            let chained = p.chained || with.iter().flatten().any(|n| n.chained);
+            let vma = with.iter().flatten().next().map(|n| n.vma).unwrap_or(p.vma);
+            for j in lo..hi {
+                self.0[j] = Some(Attrs { vma, anon, chained, ..p });
             }
         }
     }
@@ -186,7 +232,7 @@ mod tests {
     fn a_split_piece_has_no_anon_vma_until_written_and_merges_back() {
         let mut fresh = counter();
         let mut l = Layout::new(6, 1, 0);
-        l.change(4..5, |a| a.prot = Prot::R, &mut fresh);
+        l.change(4..5, |a| a.prot = Prot::R, &mut fresh, Semantics::default());
         let vmas: Vec<u64> = l.0.iter().map(|a| a.unwrap().vma).collect();
         assert_eq!(vmas[0], vmas[3]);
         assert_ne!(vmas[3], vmas[4]);
@@ -196,9 +242,23 @@ mod tests {
         assert!(l.at(0).unwrap().anon.is_some());
         assert!(l.at(5).unwrap().anon.is_none(), "a write elsewhere gives page 5's VMA no anon_vma");
         // Protection back to rw: all three pieces merge, and page 5 shares the anon_vma.
-        l.change(4..5, |a| a.prot = Prot::Rw, &mut fresh);
+        l.change(4..5, |a| a.prot = Prot::Rw, &mut fresh, Semantics::default());
         assert_eq!(l.at(5).unwrap().anon, l.at(0).unwrap().anon);
         assert_eq!(l.at(5).unwrap().vma, l.at(0).unwrap().vma);
+    }
+
+    #[test]
+    fn a_faulted_piece_merges_into_an_unfaulted_one_only_from_6_16() {
+        // Seed 3, run 613: rx in the middle, a write on the left, then all rx.
+        for (sem, merged) in [(Semantics::default(), false), (Semantics { merge_faulted_into_unfaulted: true }, true)] {
+            let mut fresh = counter();
+            let mut l = Layout::new(4, 1, 0);
+            l.change(2..3, |a| a.prot = Prot::Rx, &mut fresh, sem);
+            l.prepare_anon(1, &mut fresh);
+            l.change(0..4, |a| a.prot = Prot::Rx, &mut fresh, sem);
+            assert_eq!(l.at(3).unwrap().anon.is_some(), merged, "{sem:?}");
+            assert_eq!(l.at(2).unwrap().vma == l.at(3).unwrap().vma, true, "the unfaulted pieces merge");
+        }
     }
 
     #[test]
@@ -206,8 +266,8 @@ mod tests {
         let mut fresh = counter();
         let mut l = Layout::new(3, 1, 0);
         l.prepare_anon(0, &mut fresh);
-        l.change(1..2, |a| a.flags |= DONTFORK, &mut fresh);
-        l.change(2..3, |a| a.flags |= WIPEONFORK, &mut fresh);
+        l.change(1..2, |a| a.flags |= DONTFORK, &mut fresh, Semantics::default());
+        l.change(2..3, |a| a.flags |= WIPEONFORK, &mut fresh, Semantics::default());
         let c = l.forked(&mut fresh);
         assert!(c.at(0).unwrap().anon.is_some() && c.at(0).unwrap().chained);
         assert!(c.at(1).is_none());
