@@ -128,13 +128,13 @@ impl Layout {
         let start = range.start.min(end);
         let mut new_ids = BTreeMap::new();
         let mut changed = vec![false; self.0.len()];
-        for i in start..end {
-            let Some(a) = self.0[i].as_mut() else { continue };
+        for (page, changed) in self.0[start..end].iter_mut().zip(&mut changed[start..end]) {
+            let Some(a) = page.as_mut() else { continue };
             let before = *a;
             f(a);
             if a.prot != before.prot || a.flags != before.flags {
                 a.vma = *new_ids.entry(before.vma).or_insert_with(&mut *fresh);
-                changed[i] = true;
+                *changed = true;
             }
         }
         if new_ids.is_empty() {
@@ -257,7 +257,7 @@ mod tests {
             l.prepare_anon(1, &mut fresh);
             l.change(0..4, |a| a.prot = Prot::Rx, &mut fresh, sem);
             assert_eq!(l.at(3).unwrap().anon.is_some(), merged, "{sem:?}");
-            assert_eq!(l.at(2).unwrap().vma == l.at(3).unwrap().vma, true, "the unfaulted pieces merge");
+            assert_eq!(l.at(2).unwrap().vma, l.at(3).unwrap().vma, "the unfaulted pieces merge");
         }
     }
 
