@@ -68,11 +68,15 @@ pub fn from_data(data: &[Fields]) -> Result<Seen, String> {
     Ok(seen)
 }
 
-/// O5 for one slot: a problem when what was read is not what the model predicts.
+/// O5 for one slot: a problem when what was read is not what the model predicts. A
+/// page the agent could not read says nothing (7.x refuses /proc/PID/mem reads of
+/// PROT_NONE pages).
 pub fn check(model: &Model, slot: &Slot, seen: Contents) -> Option<Problem> {
     let want = model.contents(&slot.0, &slot.1, slot.2)?;
-    if matches!(seen, Contents::Uniform(b) if want.allows(b)) {
-        return None;
+    match seen {
+        Contents::Uniform(b) if want.allows(b) => return None,
+        Contents::Unreadable => return None,
+        _ => {}
     }
     let why = match &want.by {
         Some((proc, step)) => format!("written by {proc} at step {step}"),
@@ -134,6 +138,7 @@ mod tests {
             "p0 a[0]: the page holds 0x09 in every byte but the model expects 0x07 in every byte (written by p0 at step 2)"
         );
         assert!(check(&m, &slot("p0", "a", 1), Contents::Uniform(0)).is_none(), "untouched anon reads zeros");
+        assert!(check(&m, &slot("p0", "a", 0), Contents::Unreadable).is_none());
     }
 
     #[test]

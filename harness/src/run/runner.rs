@@ -29,7 +29,6 @@ impl Outcome {
             forks: Vec::new(),
             checks: Vec::new(),
             problems: Vec::new(),
-            model_mismatches: Vec::new(),
             notes: Vec::new(),
             splats: Vec::new(),
             tainted: false,
@@ -316,8 +315,9 @@ impl Run<'_> {
                 self.model.why(slot),
                 show(&observed)
             );
-            if !self.outcome.model_mismatches.iter().any(|m| m.message == message) {
-                self.outcome.model_mismatches.push(Problem::new(Check::O4, message));
+            let p = Problem::new(Check::O4, message);
+            if !self.outcome.problems.contains(&p) {
+                self.outcome.problems.push(p);
             }
         }
     }
