@@ -164,6 +164,9 @@ mod tests {
             title(Check::O2, "findpage c1 m1[0]: mapcount 3 but the walk found 2 mapping PTEs"),
             "O2: mapcount # but the walk found # mapping PTEs"
         );
+        let c1 = title(Check::O5, "p0 s[0]: the page holds mixed bytes (first 0x0404040404040404, digest 52cb8c9afa08e3cf) but the model expects 0x04 in every byte (written by p0 at step 4)");
+        let c2 = title(Check::O5, "c2 m1[3]: the page holds mixed bytes (first 0x1111111111111111, digest 0a3c8c9afa08e3cf) but the model expects 0x11 in every byte (written by p0 at step 17)");
+        assert_eq!(c1, c2, "O5 titles keep no values, digests or steps");
         let s1 = title(Check::Step, "step 12 (mremap): failed with errno 14 (mremap)");
         assert_eq!(s1, title(Check::Step, "step 3 (mremap): failed with errno 14 (mremap)"));
         assert!(s1.starts_with("Step: mremap "), "{s1}");
