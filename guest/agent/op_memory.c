@@ -53,6 +53,9 @@ int op_write(const struct req *r)
 	if (num(r, "bytes", 0, 1, &v))
 		return bad(r, "bytes");
 	q.one_byte = v;
+	if (num(r, "tag", 0, 1, &v))
+		return bad(r, "tag");
+	q.tag = v;
 	return touch_op(r, &q);
 }
 

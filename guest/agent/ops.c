@@ -25,7 +25,7 @@ static const struct op ops[] = {
 	{ "madvise", op_madvise, KEYS("proc", "name", "page", "count",
 				      "advice") },
 	{ "write", op_write, KEYS("proc", "name", "page", "count", "value",
-				  "offset", "bytes") },
+				  "offset", "bytes", "tag") },
 	{ "read", op_read, KEYS("proc", "name", "page", "count") },
 	{ "fork", op_fork, KEYS("proc", "child") },
 	{ "exit", op_exit, KEYS("proc") },

@@ -3,7 +3,7 @@
 //!
 //! Architecture invariant: pure, like the oracle; the runner hands it what the guest read.
 
-use crate::check::model::{Model, Slot};
+use crate::check::model::{Bytes, Model, Slot};
 use crate::check::oracle::{slot_text, Check, Problem};
 use crate::wire::Fields;
 use std::collections::BTreeMap;
@@ -51,6 +51,21 @@ impl fmt::Display for Contents {
     }
 }
 
+/// What a page of `page_size` bytes holding `b` reads as.
+pub fn expected(b: &Bytes, page_size: u64) -> Contents {
+    let Some(tag) = b.tag else { return Contents::Uniform(b.value) };
+    let head = tag.to_le_bytes();
+    if head.iter().all(|x| *x == b.value) {
+        return Contents::Uniform(b.value);
+    }
+    // FNV-1a 64, as the agent computes it.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in head.iter().copied().chain(std::iter::repeat_n(b.value, page_size.saturating_sub(8) as usize)) {
+        h = (h ^ byte as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    Contents::Mixed { first: u64::from_be_bytes(head), digest: h }
+}
+
 /// What a `pagemap data=1` read saw: the contents of every present slot.
 pub type Seen = BTreeMap<Slot, Contents>;
 
@@ -71,12 +86,13 @@ pub fn from_data(data: &[Fields]) -> Result<Seen, String> {
 /// O5 for one slot: a problem when what was read is not what the model predicts. A
 /// page the agent could not read says nothing (7.x refuses /proc/PID/mem reads of
 /// PROT_NONE pages).
-pub fn check(model: &Model, slot: &Slot, seen: Contents) -> Option<Problem> {
+pub fn check(model: &Model, slot: &Slot, seen: Contents, page_size: u64) -> Option<Problem> {
     let want = model.contents(&slot.0, &slot.1, slot.2)?;
-    match seen {
-        Contents::Uniform(b) if want.allows(b) => return None,
-        Contents::Unreadable => return None,
-        _ => {}
+    if seen == Contents::Unreadable || seen == expected(want, page_size) {
+        return None;
+    }
+    if want.may_be_zero && seen == Contents::Uniform(0) {
+        return None;
     }
     let why = match &want.by {
         Some((proc, step)) => format!("written by {proc} at step {step}"),
@@ -84,10 +100,11 @@ pub fn check(model: &Model, slot: &Slot, seen: Contents) -> Option<Problem> {
         None => "the model's page".to_string(),
     };
     let or_zero = if want.may_be_zero { " or zeros (MADV_FREE)" } else { "" };
+    let tag = want.tag.map(|t| format!(" after its page index {t}")).unwrap_or_default();
     Some(Problem::new(
         Check::O5,
         format!(
-            "{}: the page holds {seen} but the model expects 0x{:02x} in every byte{or_zero} ({why})",
+            "{}: the page holds {seen} but the model expects 0x{:02x} in every byte{tag}{or_zero} ({why})",
             slot_text(slot),
             want.value
         ),
@@ -113,6 +130,28 @@ mod tests {
         (p.into(), m.into(), i)
     }
 
+    const PS: u64 = 4096;
+
+    #[test]
+    fn a_default_write_tags_each_page_with_its_index() {
+        let m = model(
+            " - mmap: {name: a, pages: 3, backing: anon, share: private}\n - write: {map: a, page: 0, pages: 3}\n",
+        );
+        let b = m.contents("p0", "a", 2).unwrap();
+        assert_eq!(b.tag, Some(2));
+        // 2 in little-endian, then step 2's byte (3) for the rest of the page.
+        let Contents::Mixed { first, digest } = expected(b, PS) else { panic!("a tagged page is mixed") };
+        assert_eq!(first, 0x0200_0000_0000_0000);
+        let mut page = vec![3u8; PS as usize];
+        page[..8].copy_from_slice(&2u64.to_le_bytes());
+        let fnv = page.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, x| (h ^ *x as u64).wrapping_mul(0x0100_0000_01b3));
+        assert_eq!(digest, fnv);
+        // Page 1's bytes at index 2: a page that moved.
+        let moved = expected(m.contents("p0", "a", 1).unwrap(), PS);
+        let p = check(&m, &slot("p0", "a", 2), moved, PS).unwrap();
+        assert!(p.message.contains("after its page index 2"), "{}", p.message);
+    }
+
     #[test]
     fn tokens_parse() {
         assert_eq!(Contents::parse("=05"), Some(Some(Contents::Uniform(5))));
@@ -129,16 +168,16 @@ mod tests {
     #[test]
     fn a_childs_write_does_not_show_in_the_parent() {
         let m = model(" - mmap: {name: a, pages: 2, backing: anon, share: private}\n - write: {map: a, page: 0, value: 7}\n - fork: {child: c1}\n - write: {proc: c1, map: a, page: 0, value: 9}\n");
-        assert!(check(&m, &slot("p0", "a", 0), Contents::Uniform(7)).is_none());
-        assert!(check(&m, &slot("c1", "a", 0), Contents::Uniform(9)).is_none());
-        let p = check(&m, &slot("p0", "a", 0), Contents::Uniform(9)).unwrap();
+        assert!(check(&m, &slot("p0", "a", 0), Contents::Uniform(7), PS).is_none());
+        assert!(check(&m, &slot("c1", "a", 0), Contents::Uniform(9), PS).is_none());
+        let p = check(&m, &slot("p0", "a", 0), Contents::Uniform(9), PS).unwrap();
         assert_eq!(p.check, Check::O5);
         assert_eq!(
             p.message,
             "p0 a[0]: the page holds 0x09 in every byte but the model expects 0x07 in every byte (written by p0 at step 2)"
         );
-        assert!(check(&m, &slot("p0", "a", 1), Contents::Uniform(0)).is_none(), "untouched anon reads zeros");
-        assert!(check(&m, &slot("p0", "a", 0), Contents::Unreadable).is_none());
+        assert!(check(&m, &slot("p0", "a", 1), Contents::Uniform(0), PS).is_none(), "untouched anon reads zeros");
+        assert!(check(&m, &slot("p0", "a", 0), Contents::Unreadable, PS).is_none());
     }
 
     #[test]
@@ -165,8 +204,8 @@ mod tests {
     #[test]
     fn madv_free_allows_old_or_zero() {
         let m = model(" - mmap: {name: a, pages: 1, backing: anon, share: private}\n - write: {map: a, page: 0, value: 7}\n - madvise: {map: a, advice: free}\n");
-        assert!(check(&m, &slot("p0", "a", 0), Contents::Uniform(7)).is_none());
-        assert!(check(&m, &slot("p0", "a", 0), Contents::Uniform(0)).is_none());
-        assert!(check(&m, &slot("p0", "a", 0), Contents::Uniform(1)).is_some());
+        assert!(check(&m, &slot("p0", "a", 0), Contents::Uniform(7), PS).is_none());
+        assert!(check(&m, &slot("p0", "a", 0), Contents::Uniform(0), PS).is_none());
+        assert!(check(&m, &slot("p0", "a", 0), Contents::Uniform(1), PS).is_some());
     }
 }

@@ -37,11 +37,15 @@ pub fn write_value(a: &Access, step: usize) -> u8 {
     a.value.unwrap_or((step % 250 + 1) as u8)
 }
 
-/// What the model predicts a page holds. Writes fill whole pages, so one byte says it.
+/// What the model predicts a page holds. Writes fill whole pages, so one byte says it,
+/// and a write without a `value` puts the page's index in its map over the first 8
+/// bytes (the agent's `tag=1`), so a page that moves to another index shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bytes {
-    /// Every byte of the page.
+    /// Every byte of the page (after the tag, if any).
     pub value: u8,
+    /// The page index in the first 8 bytes, little-endian.
+    pub tag: Option<u64>,
     /// MADV_FREE: the kernel may have dropped the page, which then reads as zeros.
     pub may_be_zero: bool,
     /// The process and step of the write that stored `value`.
@@ -49,12 +53,7 @@ pub struct Bytes {
 }
 
 impl Bytes {
-    const ZERO: Bytes = Bytes { value: 0, may_be_zero: false, by: None };
-
-    /// Whether a page whose every byte is `b` agrees with the prediction.
-    pub fn allows(&self, b: u8) -> bool {
-        b == self.value || self.may_be_zero && b == 0
-    }
+    const ZERO: Bytes = Bytes { value: 0, tag: None, may_be_zero: false, by: None };
 }
 
 #[derive(Debug, Clone)]
@@ -159,7 +158,13 @@ impl Model {
             Step::Write(a) | Step::Read(a) => {
                 let write = matches!(step, Step::Write(_)).then(|| write_value(a, self.step));
                 for p in a.page..a.page + a.pages {
-                    self.touch(&a.proc, &a.map, p, write);
+                    let bytes = write.map(|value| Bytes {
+                        value,
+                        tag: a.value.is_none().then_some(p),
+                        may_be_zero: false,
+                        by: Some((a.proc.clone(), self.step)),
+                    });
+                    self.touch(&a.proc, &a.map, p, bytes);
                 }
             }
             Step::Fork(f) => self.fork(&f.proc, &f.child),
@@ -263,9 +268,9 @@ impl Model {
         }
     }
 
-    /// A read (`write` is `None`) or a write of the byte `write` to one slot.
-    fn touch(&mut self, proc: &str, name: &str, page: u64, value: Option<u8>) {
-        let write = value.is_some();
+    /// A read (`bytes` is `None`) or a write of `bytes` to one slot.
+    fn touch(&mut self, proc: &str, name: &str, page: u64, bytes: Option<Bytes>) {
+        let write = bytes.is_some();
         let slot = (proc.to_string(), name.to_string(), page);
         if self.unpredictable.get(&slot).is_some_and(|why| why == FAULT_AROUND) {
             self.unpredictable.remove(&slot);
@@ -316,8 +321,8 @@ impl Model {
         m.pages[page as usize] = Some(frame);
         self.next_id = fresh();
         self.note(proc, name, page, why);
-        if let Some(value) = value {
-            self.contents.insert(frame, Bytes { value, may_be_zero: false, by: Some((proc.into(), self.step)) });
+        if let Some(bytes) = bytes {
+            self.contents.insert(frame, bytes);
         }
     }
 

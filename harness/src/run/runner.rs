@@ -61,6 +61,8 @@ struct Run<'a> {
     truth: Option<Truth>,
     /// What that read found in every present page (O5).
     seen: Seen,
+    /// No step has failed, so O4 and O5 may judge.
+    model_valid: bool,
 }
 
 /// Run `loaded` on `guest`. A guest fault ends the run with `Err`; the caller decides
@@ -75,11 +77,18 @@ pub fn run(guest: &mut Guest, loaded: &Loaded) -> Result<Outcome, Fault> {
     let mark = guest.kmsg_mark();
     let outcome = Outcome::new(loaded, &guest.info);
     let model = Model::for_release(&guest.info.release);
-    let mut run = Run { guest, outcome, model, sizes: BTreeMap::new(), truth: None, seen: Seen::new() };
+    let mut run =
+        Run { guest, outcome, model, sizes: BTreeMap::new(), truth: None, seen: Seen::new(), model_valid: true };
     tracing::debug!(scenario = %loaded.scenario.name, steps = loaded.scenario.steps.len(), "scenario starts");
     for (i, step) in loaded.scenario.steps.iter().enumerate() {
         tracing::debug!(step = i + 1, op = step.op(), "step");
+        let before = run.outcome.problems.len();
         run.step(i + 1, step)?;
+        // The model assumes every step did all it says; after a refused one it would
+        // blame the kernel for the step's failure (that is the step's problem).
+        if run.outcome.problems[before..].iter().any(|p| p.check == Check::Step) {
+            run.model_valid = false;
+        }
         run.model.apply(step);
     }
     // The teardown is part of the run: a splat while its processes exit (a bad page
@@ -207,6 +216,10 @@ impl Run<'_> {
                 let mut args = format!("proc={} name={} page={} count={}", a.proc, a.map, a.page, a.pages);
                 if op == "write" {
                     args.push_str(&format!(" value={}", model::write_value(a, n)));
+                    // A given value fills whole pages (KSM scenarios want equal pages).
+                    if a.value.is_none() {
+                        args.push_str(" tag=1");
+                    }
                 }
                 let reply = self.send(n, step, op, args)?;
                 if let Some(data) = reply.as_ref().and_then(|r| r.get("data")) {
@@ -291,7 +304,7 @@ impl Run<'_> {
 
     /// O4 for one slot: the model's sharers against pagemap's.
     fn check_model(&mut self, slot: &Slot, pfn: Option<u64>, truth: &Truth) {
-        if self.model.unpredictable.contains_key(slot) {
+        if !self.model_valid || self.model.unpredictable.contains_key(slot) {
             return;
         }
         let predicted = self.model.frame(&slot.0, &slot.1, slot.2);
@@ -324,7 +337,10 @@ impl Run<'_> {
 
     /// O5 for one slot: what the guest read there against the model.
     fn check_contents(&mut self, slot: &Slot, seen: Contents) {
-        if let Some(p) = contents::check(&self.model, slot, seen) {
+        if !self.model_valid {
+            return;
+        }
+        if let Some(p) = contents::check(&self.model, slot, seen, self.guest.info.page_size) {
             if !self.outcome.problems.contains(&p) {
                 self.outcome.problems.push(p);
             }
