@@ -218,8 +218,9 @@ pub struct Access {
     pub page: u64,
     #[serde(default = "one")]
     pub pages: u64,
-    /// The byte written (default: a value unique to the process and page, so pages never
-    /// merge by accident).
+    /// The byte written to every byte of each page (default: a byte unique to the step,
+    /// with the page's index in its map over the first 8 bytes, so pages never merge by
+    /// accident and a page that moves shows).
     #[serde(default)]
     pub value: Option<u8>,
 }
