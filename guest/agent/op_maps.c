@@ -124,6 +124,7 @@ int op_madvise(const struct req *r)
 		{ "collapse", MADV_COLLAPSE },
 		{ "pageout", MADV_PAGEOUT },
 		{ "cold", MADV_COLD },
+		{ "free", MADV_FREE },
 		{ NULL, 0 }
 	};
 	struct wreq q;

@@ -185,7 +185,7 @@ struct FuzzArgs {
     /// Where each unique failure gets its folder.
     #[arg(long, default_value = "fuzz-out")]
     out: PathBuf,
-    /// Check every live page (O1-O3) after every N steps.
+    /// Check every live page (O1-O5) after every N steps.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     check_every: u64,
     /// Steps per sequence.

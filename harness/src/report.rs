@@ -42,9 +42,6 @@ pub fn snapshot(o: &Outcome) -> String {
             out.push_str(&format!("problem {:?}: {}\n", p.check, p.message));
         }
     }
-    for m in &o.model_mismatches {
-        out.push_str(&format!("model: {}\n", m.message));
-    }
     for n in &o.notes {
         out.push_str(&format!("note: {n}\n"));
     }

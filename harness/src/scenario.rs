@@ -70,6 +70,9 @@ pub enum Step {
     Check(CheckWhat),
     /// Run KSM until it stops merging.
     Ksm(Ksm),
+    /// Test only: change one byte of a present page behind the model's back (through
+    /// /proc/PID/mem), so O5 has a silent corruption to find.
+    Poke(PageRef),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -170,6 +173,8 @@ pub enum Advice {
     Collapse,
     Pageout,
     Cold,
+    /// MADV_FREE: the pages keep their bytes until reclaim, then read as zeros.
+    Free,
 }
 
 impl Advice {
@@ -187,6 +192,7 @@ impl Advice {
             Advice::Collapse => "collapse",
             Advice::Pageout => "pageout",
             Advice::Cold => "cold",
+            Advice::Free => "free",
         }
     }
 }
@@ -213,8 +219,9 @@ pub struct Access {
     pub page: u64,
     #[serde(default = "one")]
     pub pages: u64,
-    /// The byte written (default: a value unique to the process and page, so pages never
-    /// merge by accident).
+    /// The byte written to every byte of each page (default: a byte unique to the step,
+    /// with the page's index in its map over the first 8 bytes, so pages never merge by
+    /// accident and a page that moves shows).
     #[serde(default)]
     pub value: Option<u8>,
 }
@@ -412,7 +419,7 @@ impl Step {
             Step::Write(s) | Step::Read(s) => &s.proc,
             Step::Fork(s) => &s.proc,
             Step::Exit(s) | Step::Findtask(s) => &s.proc,
-            Step::Findpage(s) => &s.proc,
+            Step::Findpage(s) | Step::Poke(s) => &s.proc,
             Step::Check(_) | Step::Ksm(_) => return None,
         })
     }
@@ -426,7 +433,7 @@ impl Step {
             Step::Mremap(x) => &x.map,
             Step::Madvise(x) => &x.map,
             Step::Write(a) | Step::Read(a) => &a.map,
-            Step::Findpage(r) => &r.map,
+            Step::Findpage(r) | Step::Poke(r) => &r.map,
             _ => return None,
         })
     }
@@ -447,6 +454,7 @@ impl Step {
             Step::Findtask(_) => "findtask",
             Step::Check(_) => "check",
             Step::Ksm(_) => "ksm",
+            Step::Poke(_) => "poke",
         }
     }
 }

@@ -22,6 +22,8 @@ pub enum Check {
     O2,
     O3,
     O4,
+    /// Page contents against the model.
+    O5,
     /// The scenario's `expect:` block.
     Expect,
     /// A step the agent could not carry out.

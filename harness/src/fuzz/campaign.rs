@@ -9,7 +9,6 @@
 use super::generate::{generate, GenConfig};
 use super::shrink::shrink;
 use super::triage::{self, fault_title, titles, Record};
-use crate::check::oracle::Check;
 use crate::check::outcome::Outcome;
 use crate::image::prepare::Prepared;
 use crate::report;
@@ -72,11 +71,10 @@ pub struct Snapshot {
     pub kernel: String,
     pub elapsed: Duration,
     pub runs: u64,
-    /// Steps run, each followed by an O1-O3 check of every live page (with the default
+    /// Steps run, each followed by an O1-O5 check of every live page (with the default
     /// `--check-every 1`); injected checks are not counted.
     pub ops: u64,
     pub failures: u64,
-    pub model_mismatches: u64,
     pub boots: u64,
 }
 
@@ -114,9 +112,6 @@ pub struct Summary {
     pub jobs: usize,
     pub last: Snapshot,
     pub found: Vec<Found>,
-    /// O4 titles with their count and the first run that showed them: not failures,
-    /// counted apart.
-    pub model: BTreeMap<String, (u64, u64)>,
     pub stopped: bool,
 }
 
@@ -124,7 +119,6 @@ pub struct Summary {
 struct Counters {
     runs: AtomicU64,
     ops: AtomicU64,
-    model: AtomicU64,
 }
 
 struct Shared<'a> {
@@ -137,7 +131,6 @@ struct Shared<'a> {
     next_run: AtomicU64,
     counters: Counters,
     found: Mutex<BTreeMap<String, Found>>,
-    model: Mutex<BTreeMap<String, (u64, u64)>>,
 }
 
 impl Shared<'_> {
@@ -149,7 +142,6 @@ impl Shared<'_> {
             runs: self.counters.runs.load(Ordering::Relaxed),
             ops: self.counters.ops.load(Ordering::Relaxed),
             failures: found,
-            model_mismatches: self.counters.model.load(Ordering::Relaxed),
             boots: self.pool.boots.lock().unwrap_or_else(|e| e.into_inner()).len() as u64,
         }
     }
@@ -219,9 +211,6 @@ impl Worker<'_, '_> {
             sh.counters.runs.fetch_add(1, Ordering::Relaxed);
             let ops = scenario.steps.iter().filter(|s| !matches!(s, Step::Check(_))).count() as u64;
             sh.counters.ops.fetch_add(ops, Ordering::Relaxed);
-            if let Ran::Done(o) = &ran {
-                self.count_model(o, run);
-            }
             // A run is known by its most severe title; the others are usually the same
             // bug seen by another check (a missed VMA is also a wrong mapcount).
             let Some(title) = ran.titles().into_iter().next() else { continue };
@@ -246,17 +235,6 @@ impl Worker<'_, '_> {
             }
         }
         Ok(())
-    }
-
-    fn count_model(&self, o: &Outcome, run: u64) {
-        let sh = self.shared;
-        sh.counters.model.fetch_add(o.model_mismatches.len() as u64, Ordering::Relaxed);
-        let mut model = sh.model.lock().unwrap_or_else(|e| e.into_inner());
-        for p in o.model_mismatches.iter().filter(|p| p.check == Check::O4) {
-            let e = model.entry(triage::problem_title(p)).or_insert((0, run));
-            e.0 += 1;
-            e.1 = e.1.min(run);
-        }
     }
 
     /// Whether `candidate` still fails with `title`. Stops saying yes once a stop is
@@ -374,7 +352,6 @@ pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn
         next_run: AtomicU64::new(0),
         counters: Counters::default(),
         found: Mutex::new(BTreeMap::new()),
-        model: Mutex::new(BTreeMap::new()),
     };
     let done = AtomicBool::new(false);
     let results: Vec<Result<()>> = std::thread::scope(|scope| {
@@ -421,7 +398,6 @@ pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn
         jobs: opts.jobs.max(1),
         last,
         found,
-        model: shared.model.into_inner().unwrap_or_else(|e| e.into_inner()),
         stopped: stop.load(Ordering::SeqCst),
     })
 }

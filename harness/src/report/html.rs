@@ -354,7 +354,6 @@ fn scenario_section(s: &mut String, m: &Matrix, sc: &str) {
             .problems
             .iter()
             .map(|p| format!("<b>{:?}</b> <pre>{}</pre>", p.check, esc(&p.message)))
-            .chain(o.model_mismatches.iter().map(|p| format!("<b>model</b> {}", esc(&p.message))))
             .chain(o.notes.iter().map(|n| format!("<b>note</b> {}", esc(n))))
             .collect();
         if !issues.is_empty() {

@@ -73,6 +73,7 @@ pub fn touched(step: &Step, truth: &Truth) -> Vec<Slot> {
         Step::Mremap(x) => range(&x.proc, &x.map, 0, None),
         Step::Fork(f) => present.iter().filter(|(s, _)| s.0 == f.proc).map(|(s, _)| s.clone()).collect(),
         Step::Check(_) | Step::Ksm(_) => present.iter().map(|(s, _)| s.clone()).collect(),
+        Step::Poke(x) => vec![(x.proc.clone(), x.map.clone(), x.page)],
         Step::Mmap(_) | Step::Exit(_) | Step::Findtask(_) => Vec::new(),
     };
     // One slot per physical page is enough for the walk; keep absent slots too.
@@ -89,7 +90,6 @@ pub fn touched(step: &Step, truth: &Truth) -> Vec<Slot> {
 #[derive(Default)]
 pub struct Seen {
     problems: usize,
-    model: usize,
     notes: usize,
     splats: usize,
     maps: Vec<MapView>,
@@ -100,8 +100,9 @@ pub fn view(session: &mut Session, n: usize, step: &Step, seen: &mut Seen) -> Re
     let truth = session.truth()?;
     let maps = maps(&truth);
     let mut pages = Vec::new();
-    let mut problems: Vec<Problem> = session.outcome().problems[seen.problems..].to_vec();
-    let mut model: Vec<Problem> = session.outcome().model_mismatches[seen.model..].to_vec();
+    // O4 fails a run like any other check, but replay shows it in a list of its own.
+    let (mut model, mut problems): (Vec<Problem>, Vec<Problem>) =
+        session.outcome().problems[seen.problems..].iter().cloned().partition(|p| p.check == Check::O4);
     for s in session.splats().iter().skip(seen.splats) {
         problems.push(Problem::new(Check::O3, format!("kernel splat: {}", s.line)));
     }
@@ -149,7 +150,6 @@ pub fn view(session: &mut Session, n: usize, step: &Step, seen: &mut Seen) -> Re
         notes,
     };
     seen.problems = outcome.problems.len();
-    seen.model = outcome.model_mismatches.len();
     seen.notes = outcome.notes.len();
     seen.splats = session.splats().len();
     seen.maps = view.maps.clone();

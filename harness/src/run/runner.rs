@@ -1,9 +1,10 @@
 //! Plays one scenario on a guest: translates steps into agent requests, gathers the
 //! module's walks and the pagemap ground truth, and runs the oracle and the model.
 
+use crate::check::contents::{self, Contents, Seen};
 use crate::check::dmesg::{self, VmaLine, VmaState, Walk};
 use crate::check::expect::check_expectations;
-use crate::check::model::{Frame, Model, Slot};
+use crate::check::model::{self, Frame, Model, Slot};
 use crate::check::oracle::{self, Check, Problem, Truth};
 use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status, VmaLabel};
 use crate::scenario::{Backing, Expect, Loaded, Share, Step};
@@ -28,7 +29,6 @@ impl Outcome {
             forks: Vec::new(),
             checks: Vec::new(),
             problems: Vec::new(),
-            model_mismatches: Vec::new(),
             notes: Vec::new(),
             splats: Vec::new(),
             tainted: false,
@@ -59,6 +59,10 @@ struct Run<'a> {
     /// The last pagemap read. Steps that only look (findpage, findtask, check) change no
     /// mapping, so a run of them shares one read; any other step drops it.
     truth: Option<Truth>,
+    /// What that read found in every present page (O5).
+    seen: Seen,
+    /// No step has failed, so O4 and O5 may judge.
+    model_valid: bool,
 }
 
 /// Run `loaded` on `guest`. A guest fault ends the run with `Err`; the caller decides
@@ -113,7 +117,9 @@ impl<'g> Session<'g> {
         teardown(guest)?;
         let mark = guest.kmsg_mark();
         let outcome = Outcome::new(loaded, &guest.info);
-        let run = Run { guest, outcome, model: Model::new(), sizes: BTreeMap::new(), truth: None };
+        let model = Model::for_release(&guest.info.release);
+        let run =
+            Run { guest, outcome, model, sizes: BTreeMap::new(), truth: None, seen: Seen::new(), model_valid: true };
         tracing::debug!(scenario = %loaded.scenario.name, steps = loaded.scenario.steps.len(), "scenario starts");
         Ok(Session { run, started, mark, steps: 0 })
     }
@@ -122,7 +128,13 @@ impl<'g> Session<'g> {
     pub fn step(&mut self, step: &Step) -> Result<(), Fault> {
         self.steps += 1;
         tracing::debug!(step = self.steps, op = step.op(), "step");
+        let before = self.run.outcome.problems.len();
         self.run.step(self.steps, step)?;
+        // The model assumes every step did all it says; after a refused one it would
+        // blame the kernel for the step's failure (that is the step's problem).
+        if self.run.outcome.problems[before..].iter().any(|p| p.check == Check::Step) {
+            self.run.model_valid = false;
+        }
         self.run.model.apply(step);
         Ok(())
     }
@@ -159,9 +171,9 @@ impl<'g> Session<'g> {
         let Some(w) = self.run.walk(slot)? else { return Ok(None) };
         let mut problems = oracle::check_walk(&w.walk, &truth, slot, w.pfn, w.kpagecount);
         // O4 by the run's own rule, taken back out of the outcome.
-        let recorded = self.run.outcome.model_mismatches.len();
+        let recorded = self.run.outcome.problems.len();
         self.run.check_model(slot, w.pfn, &truth);
-        problems.extend(self.run.outcome.model_mismatches.drain(recorded..));
+        problems.extend(self.run.outcome.problems.drain(recorded..));
         let findpage = labelled(&w.walk, &truth, &slot.0, &format!("{}[{}]", slot.1, slot.2));
         Ok(Some(Inspected { findpage, pfn: w.pfn, problems }))
     }
@@ -217,11 +229,6 @@ fn teardown(guest: &mut Guest) -> Result<(), Fault> {
         return Err(Fault::Protocol(format!("reset failed: {:?}", reset.fields)));
     }
     Ok(())
-}
-
-/// A distinct default byte per step, so unrelated pages never hold equal contents.
-fn default_value(step: usize) -> u8 {
-    (step % 250 + 1) as u8
 }
 
 impl Run<'_> {
@@ -316,9 +323,24 @@ impl Run<'_> {
                 let op = step.op();
                 let mut args = format!("proc={} name={} page={} count={}", a.proc, a.map, a.page, a.pages);
                 if op == "write" {
-                    args.push_str(&format!(" value={}", a.value.unwrap_or(default_value(n))));
+                    args.push_str(&format!(" value={}", model::write_value(a, n)));
+                    // A given value fills whole pages (KSM scenarios want equal pages).
+                    if a.value.is_none() {
+                        args.push_str(" tag=1");
+                    }
                 }
-                self.send(n, step, op, args)?;
+                let reply = self.send(n, step, op, args)?;
+                if let Some(data) = reply.as_ref().and_then(|r| r.get("data")) {
+                    let read = Contents::parse_list(data).map_err(Fault::Protocol)?;
+                    for (i, c) in read.into_iter().enumerate() {
+                        if let Some(c) = c {
+                            self.check_contents(&(a.proc.clone(), a.map.clone(), a.page + i as u64), c);
+                        }
+                    }
+                }
+            }
+            Step::Poke(r) => {
+                self.send(n, step, "poke", format!("proc={} name={} page={}", r.proc, r.map, r.page))?;
             }
             Step::Fork(f) => {
                 if self.send(n, step, "fork", format!("proc={} child={}", f.proc, f.child))?.is_some() {
@@ -363,11 +385,12 @@ impl Run<'_> {
         if let Some(t) = &self.truth {
             return Ok(t.clone());
         }
-        let reply = self.guest.request("pagemap", "")?;
+        let reply = self.guest.request("pagemap", "data=1")?;
         if !reply.ok {
             return Err(Fault::Protocol(format!("pagemap failed: {:?}", reply.fields)));
         }
         let t = Truth::from_data(&reply.data, self.guest.info.page_size).map_err(Fault::Protocol)?;
+        self.seen = contents::from_data(&reply.data).map_err(Fault::Protocol)?;
         self.truth = Some(t.clone());
         Ok(t)
     }
@@ -393,7 +416,7 @@ impl Run<'_> {
 
     /// O4 for one slot: the model's sharers against pagemap's.
     fn check_model(&mut self, slot: &Slot, pfn: Option<u64>, truth: &Truth) {
-        if self.model.unpredictable.contains_key(slot) {
+        if !self.model_valid || self.model.unpredictable.contains_key(slot) {
             return;
         }
         let predicted = self.model.frame(&slot.0, &slot.1, slot.2);
@@ -417,8 +440,21 @@ impl Run<'_> {
                 self.model.why(slot),
                 show(&observed)
             );
-            if !self.outcome.model_mismatches.iter().any(|m| m.message == message) {
-                self.outcome.model_mismatches.push(Problem::new(Check::O4, message));
+            let p = Problem::new(Check::O4, message);
+            if !self.outcome.problems.contains(&p) {
+                self.outcome.problems.push(p);
+            }
+        }
+    }
+
+    /// O5 for one slot: what the guest read there against the model.
+    fn check_contents(&mut self, slot: &Slot, seen: Contents) {
+        if !self.model_valid {
+            return;
+        }
+        if let Some(p) = contents::check(&self.model, slot, seen, self.guest.info.page_size) {
+            if !self.outcome.problems.contains(&p) {
+                self.outcome.problems.push(p);
             }
         }
     }
@@ -437,9 +473,13 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// `check: all`: O1/O2 on one slot of every distinct present page, O4 on all slots.
+    /// `check: all`: O1/O2 on one slot of every distinct present page, O4 and O5 on all
+    /// slots.
     fn check_all(&mut self, n: usize, step: &Step) -> Result<(), Fault> {
         let truth = self.truth()?;
+        for (slot, c) in self.seen.clone() {
+            self.check_contents(&slot, c);
+        }
         let mut seen = BTreeSet::new();
         let slots = truth.slots();
         for (slot, pfn) in &slots {
