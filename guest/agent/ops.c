@@ -32,6 +32,7 @@ static const struct op ops[] = {
 	{ "findpage", op_findpage, KEYS("proc", "name", "page") },
 	{ "findtask", op_findtask, KEYS("proc") },
 	{ "pagemap", op_pagemap, NO_KEYS },
+	{ "folio", op_folio, KEYS("pfn", "nr", "pmd") },
 	{ "kpage", op_kpage, KEYS("pfn") },
 	{ "ksm", op_ksm, KEYS("timeout_ms") },
 	{ "mtest", op_mtest, KEYS("hex", "fill", "byte") },

@@ -47,6 +47,8 @@ pub struct Model {
     why: BTreeMap<Slot, String>,
     /// Slots whose sharing the model cannot predict (KSM, THP), with the reason.
     pub unpredictable: BTreeMap<Slot, String>,
+    /// The process whose fault or COW created each private page.
+    origins: BTreeMap<u64, String>,
 }
 
 impl Model {
@@ -204,6 +206,9 @@ impl Model {
                 (_, None) => (Frame::Zero, "a read fault maps the zero page"),
             },
         };
+        if let Frame::Anon(id) = frame {
+            self.origins.entry(id).or_insert_with(|| proc.to_string());
+        }
         let m = self.procs.get_mut(proc).and_then(|maps| maps.get_mut(name)).expect("checked above");
         if matches!(frame, Frame::Anon(_)) {
             m.anon_vma = true;
@@ -250,6 +255,15 @@ impl Model {
     /// The frame of a slot, `None` when nothing is mapped there.
     pub fn frame(&self, proc: &str, map: &str, page: u64) -> Option<Frame> {
         self.procs.get(proc)?.get(map)?.pages.get(page as usize).copied().flatten()
+    }
+
+    /// The process whose fault or COW created the private page of a slot: its anon_vma
+    /// is that process's, so only it and its descendants can hold the page.
+    pub fn origin(&self, proc: &str, map: &str, page: u64) -> Option<&str> {
+        match self.frame(proc, map, page)? {
+            Frame::Anon(id) => self.origins.get(&id).map(String::as_str),
+            _ => None,
+        }
     }
 
     /// Every slot holding the same frame as `(proc, map, page)`.

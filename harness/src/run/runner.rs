@@ -4,7 +4,7 @@
 use crate::check::dmesg::{self, VmaLine, VmaState, Walk};
 use crate::check::expect::check_expectations;
 use crate::check::model::{Frame, Model, Slot};
-use crate::check::oracle::{self, Check, Problem, Truth};
+use crate::check::oracle::{self, Asked, Check, FolioTruth, Problem, Truth};
 use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status};
 use crate::scenario::{Backing, Loaded, Share, Step};
 use crate::vm::guest::{Fault, Guest, Info};
@@ -59,6 +59,8 @@ struct Run<'a> {
     /// The last pagemap read. Steps that only look (findpage, findtask, check) change no
     /// mapping, so a run of them shares one read; any other step drops it.
     truth: Option<Truth>,
+    /// The `folio` reads of large folios since then, by head pfn; dropped with `truth`.
+    folios: BTreeMap<u64, FolioTruth>,
 }
 
 /// Run `loaded` on `guest`. A guest fault ends the run with `Err`; the caller decides
@@ -72,7 +74,8 @@ pub fn run(guest: &mut Guest, loaded: &Loaded) -> Result<Outcome, Fault> {
     teardown(guest)?;
     let mark = guest.kmsg_mark();
     let outcome = Outcome::new(loaded, &guest.info);
-    let mut run = Run { guest, outcome, model: Model::new(), sizes: BTreeMap::new(), truth: None };
+    let mut run =
+        Run { guest, outcome, model: Model::new(), sizes: BTreeMap::new(), truth: None, folios: BTreeMap::new() };
     tracing::debug!(scenario = %loaded.scenario.name, steps = loaded.scenario.steps.len(), "scenario starts");
     for (i, step) in loaded.scenario.steps.iter().enumerate() {
         tracing::debug!(step = i + 1, op = step.op(), "step");
@@ -143,6 +146,7 @@ impl Run<'_> {
     fn step(&mut self, n: usize, step: &Step) -> Result<(), Fault> {
         if !matches!(step, Step::Findpage(_) | Step::Findtask(_) | Step::Check(_)) {
             self.truth = None;
+            self.folios.clear();
         }
         match step {
             Step::Mmap(m) => {
@@ -257,26 +261,71 @@ impl Run<'_> {
         Ok(t)
     }
 
+    /// The `folio` read of a large folio: every live process's whole address space.
+    fn folio(&mut self, head: u64, nr: u64) -> Result<FolioTruth, Fault> {
+        if let Some(f) = self.folios.get(&head).filter(|f| f.nr == nr) {
+            return Ok(f.clone());
+        }
+        let page_size = self.guest.info.page_size;
+        // smaps tells PMD from PTE mappings, which only a PMD-sized folio can have.
+        let pmd = (nr == page_size / 8) as u8;
+        let reply = self.guest.request("folio", &format!("pfn=0x{head:x} nr={nr} pmd={pmd}"))?;
+        if !reply.ok {
+            return Err(Fault::Protocol(format!("folio failed: {:?}", reply.fields)));
+        }
+        let f = FolioTruth::from_reply(&reply.fields, &reply.data, head, nr, page_size).map_err(Fault::Protocol)?;
+        self.folios.insert(head, f.clone());
+        Ok(f)
+    }
+
+    /// The process that created the anon page of `slot` and its descendants.
+    fn lineage(&self, slot: &Slot) -> Option<BTreeSet<String>> {
+        let mut family = BTreeSet::from([self.model.origin(&slot.0, &slot.1, slot.2)?.to_string()]);
+        for f in &self.outcome.forks {
+            if family.contains(&f.parent) {
+                family.insert(f.child.clone());
+            }
+        }
+        Some(family)
+    }
+
     /// Walk one slot, check O1/O2 (and O4 against the model when `model` is set), and
-    /// record the labelled result.
-    fn findpage(&mut self, n: usize, step: &Step, slot: &Slot, truth: &Truth, record: bool) -> Result<(), Fault> {
+    /// record the labelled result. Returns the folio's pfn range when it is large.
+    fn findpage(
+        &mut self,
+        n: usize,
+        step: &Step,
+        slot: &Slot,
+        truth: &Truth,
+        record: bool,
+    ) -> Result<Option<std::ops::Range<u64>>, Fault> {
         let (proc, map, page) = slot;
         let Some(reply) = self.send(n, step, "findpage", format!("proc={proc} name={map} page={page}"))? else {
-            return Ok(());
+            return Ok(None);
         };
         let walk = dmesg::walk_in_records(&reply.kmsg, reply.id);
         let pfn =
             reply.get("pfn").and_then(|p| u64::from_str_radix(p.trim_start_matches("0x"), 16).ok()).filter(|p| *p != 0);
         let kpagecount = reply.get("kpagecount").and_then(|k| k.parse().ok());
         let at = format!("{map}[{page}]");
-        let problems = oracle::check_walk(&walk, truth, slot, pfn, kpagecount);
+        let large = walk.page.as_ref().and_then(|p| match (p.head, p.nr_pages, p.kind.as_str()) {
+            (Some(h), Some(nr), "anon" | "file" | "shmem") if nr > 1 && Some(p.pfn) == pfn => Some(h..h + nr),
+            _ => None,
+        });
+        let folio = match &large {
+            Some(r) => Some(self.folio(r.start, r.end - r.start)?),
+            None => None,
+        };
+        let lineage = self.lineage(slot);
+        let asked = Asked { slot, pfn, kpagecount, folio: folio.as_ref(), lineage: lineage.as_ref() };
+        let problems = oracle::check_asked(&walk, truth, &asked);
         self.outcome.problems.extend(problems);
         self.check_model(slot, pfn, truth);
         if record {
             let fp = labelled(&walk, truth, proc, &at);
             self.outcome.findpages.push(fp);
         }
-        Ok(())
+        Ok(large)
     }
 
     /// O4 for one slot: the model's sharers against pagemap's.
@@ -326,14 +375,17 @@ impl Run<'_> {
     }
 
     /// `check: all`: O1/O2 on one slot of every distinct present page, O4 on all slots.
+    /// One walk covers a whole large folio: O1 there spans every page of it, and the
+    /// `folio` read checks every page's kpagecount.
     fn check_all(&mut self, n: usize, step: &Step) -> Result<(), Fault> {
         let truth = self.truth()?;
         let mut seen = BTreeSet::new();
+        let mut folios: Vec<std::ops::Range<u64>> = Vec::new();
         let slots = truth.slots();
         for (slot, pfn) in &slots {
             self.check_model(slot, Some(*pfn), &truth);
-            if seen.insert(*pfn) {
-                self.findpage(n, step, slot, &truth, false)?;
+            if seen.insert(*pfn) && !folios.iter().any(|f| f.contains(pfn)) {
+                folios.extend(self.findpage(n, step, slot, &truth, false)?);
             }
         }
         self.outcome.checks.push(format!("check all (step {n}): {} pages in {} slots", seen.len(), slots.len()));
