@@ -268,7 +268,7 @@ impl Run<'_> {
         }
         let page_size = self.guest.info.page_size;
         // smaps tells PMD from PTE mappings, which only a PMD-sized folio can have.
-        let pmd = (nr == page_size / 8) as u8;
+        let pmd = (nr == oracle::folio::pmd_pages(page_size)) as u8;
         let reply = self.guest.request("folio", &format!("pfn=0x{head:x} nr={nr} pmd={pmd}"))?;
         if !reply.ok {
             return Err(Fault::Protocol(format!("folio failed: {:?}", reply.fields)));

@@ -12,6 +12,11 @@ use std::collections::{BTreeMap, BTreeSet};
 const KPF_COMPOUND_HEAD: u64 = 1 << 15;
 const KPF_COMPOUND_TAIL: u64 = 1 << 16;
 
+/// Pages a PMD maps: a page of PTEs (8 bytes each) is page_size / 8 entries.
+pub fn pmd_pages(page_size: u64) -> u64 {
+    page_size / 8
+}
+
 /// One VMA of one live process that maps pages of the folio.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FolioVma {
