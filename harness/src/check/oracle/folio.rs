@@ -3,7 +3,7 @@
 //! page of one folio, and the checks that need it: O1 over the folio's whole range, and
 //! O2's exact counts under each kernel's mapcount semantics.
 
-use super::{Check, Problem, Truth};
+use super::{parse_hex as hex, Check, Problem, Truth};
 use crate::check::dmesg::{AtLevel, PageLine, Walk};
 use crate::wire::Fields;
 use std::collections::{BTreeMap, BTreeSet};
@@ -52,10 +52,6 @@ enum Level {
     /// smaps counts PMDs in this VMA, but fewer than the PMD-sized runs in it, so it
     /// cannot say which run is the PMD.
     Unknown,
-}
-
-fn hex(s: &str) -> Option<u64> {
-    u64::from_str_radix(s.strip_prefix("0x")?, 16).ok()
 }
 
 /// `v*n,v,...` runs, expanded.
