@@ -39,6 +39,7 @@ static const struct op ops[] = {
 	{ "seed", op_seed, KEYS("hex") },
 	{ "modparam", op_modparam, KEYS("param", "value") },
 	{ "storm", op_storm, KEYS("threads", "writes", "churn", "seed") },
+	{ "race", op_race, KEYS("rounds") },
 	{ "tainted", op_tainted, NO_KEYS },
 	{ "panic", op_panic, NO_KEYS },
 	{ "hang", op_hang, NO_KEYS },

@@ -94,6 +94,8 @@ int op_crash(const struct req *r);
 int op_poweroff(const struct req *r);
 /* storm.c */
 int op_storm(const struct req *r);
+/* race.c */
+int op_race(const struct req *r);
 int op_tainted(const struct req *r);
 
 #endif

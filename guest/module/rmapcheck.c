@@ -55,6 +55,7 @@
 #include <linux/ctype.h>
 #include <linux/dcache.h>
 #include <linux/err.h>
+#include <linux/highmem.h>
 #include <linux/kallsyms.h>
 #include <linux/kernel.h>
 #include <linux/kprobes.h>
@@ -95,6 +96,11 @@ static int overcount;
 module_param(overcount, int, 0644);
 MODULE_PARM_DESC(overcount,
 		 "test only: report a large folio's mapcount one too high");
+
+static int plant_warn;
+module_param(plant_warn, int, 0644);
+MODULE_PARM_DESC(plant_warn,
+		 "test only: WARN when a walked page's first byte is this (1-255)");
 
 /* Resolved through kallsyms at load time; none of them is exported. */
 static typeof(kallsyms_lookup_name) *rmc_kallsyms_lookup_name;
@@ -427,6 +433,26 @@ static bool rmc_rmap_one(struct folio *folio, struct vm_area_struct *vma,
 }
 
 /*
+ * plant_warn: a WARN that only a scenario writing that byte triggers, so the
+ * harness can test that a splat fails its own scenario and no other.  Called
+ * with the folio locked and referenced.
+ */
+static void rmc_plant_warn(struct page *page)
+{
+	int want = READ_ONCE(plant_warn);
+	u8 first;
+	void *p;
+
+	if (want <= 0 || want > 255)
+		return;
+	p = kmap_local_page(page);
+	first = *(u8 *)p;
+	kunmap_local(p);
+	WARN(first == want, "rmapcheck: planted warning (first byte 0x%02x)\n",
+	     first);
+}
+
+/*
  * Holds the caller's mmap read lock (the target mm) and folio reference,
  * and takes the folio lock.  Prints the page line, then rmap-walks the
  * folio.  Returns 0 or -EINTR.
@@ -482,6 +508,7 @@ static int rmc_walk_folio(struct rmc_walk *w, struct folio *folio,
 		w->folio_pgoff = rmc_folio_pgoff(folio);
 		w->pgoff = w->folio_pgoff + (w->pfn - folio_pfn(folio));
 		w->hold_last = READ_ONCE(misreport) == 1;
+		rmc_plant_warn(page);
 		rmc_rmap_walk(folio, &rwc);
 		if (w->have_pending && w->found_mapped < 3) {
 			w->mapped++;

@@ -6,12 +6,12 @@
 //! - `shrink`: delta debugging, re-running each candidate through a predicate;
 //! - `triage`: failure titles for deduplication, and the folder each failure gets;
 //! - `campaign`: workers, guests, limits and stopping;
-//! - `progress`: the live line and the summary.
+//! - `summary`: the campaign as text: its progress line and its summary.
 
 pub mod campaign;
 pub mod generate;
-pub mod progress;
 pub mod shrink;
+pub mod summary;
 pub mod triage;
 
 pub use campaign::{Event, Limit, Options, Summary};

@@ -16,6 +16,8 @@ const LAYERS: &[&[&str]] = &[
     &["report"],
     &["run"],
     &["fuzz"],
+    &["mutants"],
+    &["ui"],
 ];
 
 fn layer_of(top: &str) -> Option<usize> {

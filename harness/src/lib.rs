@@ -10,9 +10,11 @@
 //!   they fill in;
 //! - `image`: kernels (fetched or built), the agent and module builds, the initramfs;
 //! - `vm`: `qemu`, `protocol`, one `guest`, and saved guests (`vmstate`);
-//! - `report`: text, JSON, JUnit, snapshots, results files, HTML, progress lines;
+//! - `report`: text, JSON, JUnit, snapshots, results files, HTML;
 //! - `run`: one scenario on one guest (`runner`), warm guests (`pool`), `bench`;
-//! - `fuzz`: generated sequences, shrinking, triage, campaigns.
+//! - `fuzz`: generated sequences, shrinking, triage, campaigns;
+//! - `mutants`: bugs planted in the debug kernel, and how fast rmapcheck finds them;
+//! - `ui`: one event type from every engine, and the reporter that shows it.
 //!
 //! See ARCHITECTURE.md.
 
@@ -22,9 +24,11 @@ pub mod exec;
 pub mod fuzz;
 pub mod image;
 pub mod log;
+pub mod mutants;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod ui;
 pub mod vm;
 pub mod wire;
 

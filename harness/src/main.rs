@@ -7,11 +7,11 @@ use rmapcheck::image::kernel::Kernel;
 use rmapcheck::image::kernels::{self, Manifest};
 use rmapcheck::image::prepare;
 use rmapcheck::image::prepare::{Prepared, Target};
-use rmapcheck::report::progress::Progress;
 use rmapcheck::report::{html, results};
 use rmapcheck::run::bench;
-use rmapcheck::run::pool::{self, Pool};
-use rmapcheck::vm::guest::Info;
+use rmapcheck::run::pool::Pool;
+use rmapcheck::ui::{self, Event, Reporter};
+use rmapcheck::vm::guest::{Fault, Info};
 use rmapcheck::vm::qemu;
 use rmapcheck::{cache, fuzz, report, scenario};
 use std::path::PathBuf;
@@ -34,6 +34,17 @@ Exit codes:
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How progress shows on stderr: bars on a terminal (auto), plain lines, or one JSON
+    /// object per event.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    progress: ui::Style,
+}
+
+/// The one reporter every command's events go to.
+static REPORTER: std::sync::OnceLock<Reporter> = std::sync::OnceLock::new();
+
+fn reporter() -> &'static Reporter {
+    REPORTER.get_or_init(Reporter::default)
 }
 
 #[derive(Subcommand)]
@@ -57,6 +68,27 @@ enum Command {
     Fuzz(FuzzArgs),
     /// Measure boot, restore, warm and cold scenario rates, and request costs.
     Bench(BenchArgs),
+    /// Plant known rmap bugs in the debug kernel (images/mutants/) and time how fast the
+    /// scenario suite and the fuzzer find each.
+    Mutants(MutantsArgs),
+}
+
+#[derive(clap::Args)]
+struct MutantsArgs {
+    /// Only these mutants (file stems under images/mutants/; repeatable).
+    #[arg(long = "only")]
+    only: Vec<String>,
+    /// How long the fuzzer may look for each mutant (e.g. 90s, 10m).
+    #[arg(long, default_value = "3m", value_parser = fuzz::parse_duration)]
+    duration: std::time::Duration,
+    /// Fuzz seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where mutants.json and each mutant's reproducers go.
+    #[arg(long, default_value = "mutants-out")]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
 }
 
 #[derive(clap::Args)]
@@ -70,6 +102,9 @@ struct ReportArgs {
     /// Fuzz findings directories written by `fuzz --out` (repeatable).
     #[arg(long = "fuzz")]
     fuzz: Vec<PathBuf>,
+    /// mutants.json files written by `rmapcheck mutants` (repeatable).
+    #[arg(long = "mutants")]
+    mutants: Vec<PathBuf>,
 }
 
 /// Which kernels to use: manifest keys, or a developer's own build.
@@ -221,7 +256,8 @@ static STOP: AtomicBool = AtomicBool::new(false);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    qemu::install_stop_handlers(qemu::STOP_GRACE, Some(&STOP));
+    let _ = REPORTER.set(Reporter::new(cli.progress));
+    qemu::install_stop_handlers(qemu::STOP_GRACE, Some(&STOP), |m| reporter().event(Event::Note(m)));
     // Unwinding drops every QEMU guard on the way; the panic message is already out.
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(cli))) {
         Ok(Ok(code)) => code,
@@ -241,6 +277,10 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
+    // For the test of exit code 4: a harness bug has no deterministic trigger otherwise.
+    if std::env::var_os("RMAPCHECK_TEST_PANIC").is_some() {
+        panic!("RMAPCHECK_TEST_PANIC is set: a deliberate harness bug");
+    }
     match cli.command {
         Command::Run(args) => run(args),
         Command::Kernels { command } => kernels_cmd(command),
@@ -265,6 +305,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(Exit::Success.code())
         }
         Command::Fuzz(args) => fuzz_cmd(args),
+        Command::Mutants(args) => mutants_cmd(args),
     }
 }
 
@@ -290,7 +331,7 @@ fn targets(args: &KernelArgs, manifest: &Manifest) -> Result<Vec<Target>> {
 
 /// The kernels `args` name, prepared, each with the arguments that name it again on a
 /// replay command line.
-fn prepare_kernels(args: &KernelArgs, progress: &Progress) -> Result<Vec<(String, Prepared)>> {
+fn prepare_kernels(args: &KernelArgs) -> Result<Vec<(String, Prepared)>> {
     let manifest = load_manifest()?;
     let targets = targets(args, &manifest)?;
     targets
@@ -302,7 +343,7 @@ fn prepare_kernels(args: &KernelArgs, progress: &Progress) -> Result<Vec<(String
                 }
                 _ => format!("--kernel {}", t.key()),
             };
-            Ok((replay, prepare::prepare_target(&manifest, t, progress)?))
+            Ok((replay, prepare::prepare_target(&manifest, t, reporter())?))
         })
         .collect()
 }
@@ -317,25 +358,13 @@ fn workdir(command: &str) -> Result<PathBuf> {
     }
     let dir = cache::subdir("runs")?.join(format!("{command}-{}", std::process::id()));
     let log = rmapcheck::log::init(&dir)?;
-    eprintln!("rmapcheck: guests and log under {} (log: {})", dir.display(), log.display());
+    reporter().event(Event::Note(format!("guests and log under {} (log: {})", dir.display(), log.display())));
     Ok(DIR.get_or_init(|| dir).clone())
 }
 
 /// images/kernels.toml; a broken one is bad input, like a broken scenario.
 fn load_manifest() -> Result<Manifest> {
     Ok(Manifest::load().map_err(|e| BadInput(format!("{e:#}")))?)
-}
-
-/// What the guest loop reports, as progress lines: boots, fallbacks, retired guests.
-fn show_pool_event(progress: &Progress, e: pool::Event) {
-    match e {
-        pool::Event::Booting { key, release } => progress.boot(&key, &release),
-        pool::Event::Booted { key, secs, console, .. } => progress.booted(&key, secs, &console),
-        pool::Event::FellBack { key, why } => progress.line(&format!("{key}: {why}; booting cold")),
-        pool::Event::Retired { key, why, workdir } => {
-            progress.line(&format!("{key}: guest retired ({why}); its logs: {}", workdir.display()))
-        }
-    }
 }
 
 /// The kernel `fuzz` uses when none is named.
@@ -368,7 +397,7 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
     if kernel.kernels.is_empty() && !kernel.all_kernels && kernel.kernel_image.is_none() {
         kernel.kernels.push(FUZZ_DEFAULT_KERNEL.to_string());
     }
-    for (kernel_args, prepared) in prepare_kernels(&kernel, &Progress::new())? {
+    for (kernel_args, prepared) in prepare_kernels(&kernel)? {
         let mut gen = gen.clone();
         if args.thp {
             gen.huge_pages = rmapcheck::check::oracle::folio::pmd_pages(prepared.kernel.page_size);
@@ -384,10 +413,9 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
             shrink_budget: args.shrink_budget,
             workroot: workdir("fuzz")?.join(&prepared.kernel.key),
         };
-        let progress = fuzz::progress::Progress::new();
-        let summary = fuzz::campaign::run(&prepared, &opts, &STOP, &|e| progress.event(e))?;
-        progress.finish();
-        print!("{}", fuzz::progress::summary(&summary));
+        let summary = fuzz::campaign::run(&prepared, &opts, &STOP, &|e| reporter().event(Event::Fuzz(e)))?;
+        reporter().finish();
+        print!("{}", fuzz::summary::summary(&summary));
         failures += summary.found.len();
         if summary.stopped {
             break;
@@ -416,48 +444,56 @@ fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<scenario::Loaded>> {
     Ok(loaded)
 }
 
+/// Saved after every scenario, so an interrupted run keeps what it did.
+fn save_results(path: Option<&std::path::Path>, outcomes: &[Outcome]) -> Result<()> {
+    match path {
+        Some(path) => results::write(path, outcomes),
+        None => Ok(()),
+    }
+}
+
 fn run(args: RunArgs) -> Result<ExitCode> {
     let loaded = load_scenarios(&args.paths)?;
-    let progress = Progress::new();
+    let progress = reporter();
     let manifest = load_manifest()?;
     let mut outcomes = Vec::new();
-    let mut unprepared = false;
+    // A kernel that could not be prepared or booted: the environment's failure.
+    let mut setup_failed = false;
     for target in targets(&args.kernel, &manifest)? {
         let key = target.key().to_string();
         // A kernel that cannot be prepared fails its own scenarios; the others go on.
-        let prepared = match prepare::prepare_target(&manifest, &target, &progress) {
+        let prepared = match prepare::prepare_target(&manifest, &target, progress) {
             Ok(p) => p,
             Err(e) => {
-                unprepared = true;
-                progress.finish();
-                progress.line(&format!("{key}: cannot prepare the kernel: {e:#}"));
+                setup_failed = true;
+                progress.event(Event::Unprepared { key: key.clone(), why: format!("{e:#}") });
                 let info = Info { key: key.clone(), ..Info::default() };
                 for l in &loaded {
                     outcomes.push(Outcome::not_run(l, &info, format!("kernel {key} is not ready: {e:#}")));
                 }
+                save_results(args.results.as_deref(), &outcomes)?;
                 continue;
             }
         };
         let workroot = workdir("run")?;
         let pool = Pool::new(prepared, workroot)
             .with_module_params(&args.kernel.module_params)
-            .with_events(Box::new(|e| show_pool_event(&progress, e)));
-        progress.start_run(&key, loaded.len());
+            .with_events(Box::new(|e| progress.event(Event::Guest(e))));
+        progress.event(Event::Started { key: key.clone(), scenarios: loaded.len() });
         for l in &loaded {
             if qemu::stop_requested().is_some() {
                 break;
             }
-            let outcome = pool.play(l).outcome;
+            let played = pool.play(l);
+            setup_failed |= matches!(played.fault, Some(Fault::Boot { .. }));
+            let outcome = played.outcome;
             if qemu::stop_requested().is_some() {
                 // The signal reached QEMU too (one process group): this result proves nothing.
                 break;
             }
-            progress.scenario_done(&outcome);
+            progress.event(Event::Scenario(Box::new(outcome.clone())));
             outcomes.push(outcome);
-            // Saved after every scenario, so an interrupted run keeps what it did.
-            if let Some(path) = &args.results {
-                results::write(path, &outcomes)?;
-            }
+            save_results(args.results.as_deref(), &outcomes)?;
         }
         progress.finish();
         pool.shutdown();
@@ -467,18 +503,18 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report::json(&outcomes))?),
     }
     if let Some(path) = &args.junit {
-        cache::write_atomic(path, report::junit(&outcomes).as_bytes())?;
+        cache::write_atomic(path, report::junit(&outcomes)?.as_bytes())?;
     }
     if let Some(sig) = qemu::stop_requested() {
         eprintln!("rmapcheck: interrupted by signal {sig}; {} results saved", outcomes.len());
         return Ok(ExitCode::from(128 + sig as u8));
     }
-    // A failing scenario is the news; a kernel that could not even be prepared is the
-    // environment's fault, when nothing failed.
+    // A failing scenario is the news; a kernel that could not even be prepared or
+    // booted is the environment's fault, when nothing failed.
     let failed = outcomes.iter().any(|o| o.status == Status::Fail);
     Ok(if failed {
         Exit::Failed.code()
-    } else if unprepared {
+    } else if setup_failed {
         Exit::Setup.code()
     } else if outcomes.iter().all(|o| o.status == Status::Pass) {
         Exit::Success.code()
@@ -487,8 +523,40 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     })
 }
 
+fn mutants_cmd(args: MutantsArgs) -> Result<ExitCode> {
+    let manifest = load_manifest()?;
+    let scenarios = load_scenarios(&[])?;
+    let dir = rmapcheck::image::images_dir().join("mutants");
+    let known = rmapcheck::mutants::load(&dir).map_err(|e| BadInput(format!("{e:#}")))?;
+    if let Some(name) = args.only.iter().find(|n| !known.iter().any(|m| &m.name == *n)) {
+        return Err(BadInput(format!("no mutant named '{name}' in {}", dir.display())).into());
+    }
+    let opts = rmapcheck::mutants::Options {
+        only: args.only,
+        fuzz_for: args.duration,
+        seed: args.seed,
+        out: args.out,
+        workroot: workdir("mutants")?,
+    };
+    std::fs::create_dir_all(&opts.out)?;
+    let verdicts = rmapcheck::mutants::run(
+        &manifest,
+        &scenarios,
+        &opts,
+        &STOP,
+        &|e| reporter().event(Event::Mutants(e)),
+        reporter(),
+    )?;
+    reporter().finish();
+    match args.format {
+        Format::Text => print!("{}", rmapcheck::mutants::text(&verdicts)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&verdicts)?),
+    }
+    Ok(Exit::Success.code())
+}
+
 fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
-    if args.from.is_empty() && args.fuzz.is_empty() {
+    if args.from.is_empty() && args.fuzz.is_empty() && args.mutants.is_empty() {
         return Err(BadInput(
             "report: nothing to report; pass --from RESULTS (from `run --results`) or --fuzz DIR".into(),
         )
@@ -499,7 +567,12 @@ fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
         sets.push(results::read(path).map_err(|e| BadInput(format!("{e:#}")))?);
     }
     let outcomes = results::merge(sets);
-    let written = html::write(&args.out, &outcomes, &rmapcheck::project_root().join("snapshots"), &args.fuzz)?;
+    let mut verdicts = Vec::new();
+    for path in &args.mutants {
+        verdicts.extend(rmapcheck::report::mutants::read(path).map_err(|e| BadInput(format!("{e:#}")))?);
+    }
+    let snapshots = rmapcheck::project_root().join("snapshots");
+    let written = html::write(&args.out, &outcomes, &snapshots, &args.fuzz, &verdicts)?;
     println!("{}", written.index.display());
     Ok(Exit::Success.code())
 }
@@ -509,11 +582,13 @@ fn bench(args: BenchArgs) -> Result<ExitCode> {
     let manifest = load_manifest()?;
     let key = args.kernel.unwrap_or_else(|| manifest.default.clone());
     manifest.entry(&key).map_err(|e| BadInput(e.to_string()))?;
-    let prepared = prepare::prepare(&manifest, &key, &Progress::new())?;
+    let prepared = prepare::prepare(&manifest, &key, reporter())?;
     let workroot = workdir("bench")?.join(&key);
     let opts =
         bench::Options { cold_runs: args.cold_runs.max(1), warm_runs: args.warm_runs.max(1), ..Default::default() };
-    let results = bench::run(&prepared, &seed, &workroot, &opts, &|what| eprintln!("rmapcheck: bench: {what}"))?;
+    let results = bench::run(&prepared, &seed, &workroot, &opts, &|what| {
+        reporter().event(Event::Note(format!("bench: {what}")))
+    })?;
     match args.format {
         Format::Text => print!("{}", bench::text(&results)),
         Format::Json => println!("{}", serde_json::to_string_pretty(&results)?),
@@ -523,7 +598,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode> {
 
 fn kernels_cmd(command: KernelsCommand) -> Result<ExitCode> {
     let manifest = load_manifest()?;
-    let progress = Progress::new();
+    let progress = reporter();
     match command {
         KernelsCommand::Fetch { keys, all } => {
             let keys = match (all, keys.is_empty()) {
@@ -533,7 +608,7 @@ fn kernels_cmd(command: KernelsCommand) -> Result<ExitCode> {
             };
             manifest.check_keys(&keys).map_err(|e| BadInput(e.to_string()))?;
             for k in &keys {
-                let p = prepare::prepare(&manifest, k, &progress)?;
+                let p = prepare::prepare(&manifest, k, progress)?;
                 progress.finish();
                 println!("{k}: {} ready ({}, {})", p.kernel.release, p.kernel.compiler(), p.kernel.image.display());
             }
@@ -541,7 +616,7 @@ fn kernels_cmd(command: KernelsCommand) -> Result<ExitCode> {
         KernelsCommand::Update { keys } => {
             let keys = if keys.is_empty() { manifest.kernels.keys().cloned().collect() } else { keys };
             manifest.check_keys(&keys).map_err(|e| BadInput(e.to_string()))?;
-            let changes = kernels::update(&manifest, &keys, &progress)?;
+            let changes = kernels::update(&manifest, &keys, progress)?;
             progress.finish();
             for change in changes {
                 println!("{change}");

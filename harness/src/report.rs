@@ -5,10 +5,10 @@
 //! page indices, prot): no pid, address, pfn or kernel release.
 //!
 //! Layer `report`: this module, saved results, committed snapshots, the HTML report and
-//! the progress lines.
+//! the verdicts of `rmapcheck mutants`.
 
 pub mod html;
-pub mod progress;
+pub mod mutants;
 pub mod results;
 pub mod snapshots;
 
@@ -83,7 +83,7 @@ pub fn json(outcomes: &[Outcome]) -> serde_json::Value {
 }
 
 /// JUnit XML: one suite per kernel, one case per scenario.
-pub fn junit(outcomes: &[Outcome]) -> String {
+pub fn junit(outcomes: &[Outcome]) -> anyhow::Result<String> {
     use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
     let mut report = Report::new("rmapcheck");
     let mut kernels: Vec<&str> = outcomes.iter().map(|o| o.kernel.as_str()).collect();
@@ -112,5 +112,5 @@ pub fn junit(outcomes: &[Outcome]) -> String {
         }
         report.add_test_suite(suite);
     }
-    report.to_string().unwrap_or_default()
+    Ok(report.to_string()?)
 }

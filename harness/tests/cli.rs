@@ -1,5 +1,8 @@
 //! The CLI's exit codes without a VM: 0 for success, 2 for bad input (one clear line on
-//! stderr, no guest started), 3 for a broken environment. None of these boots a VM.
+//! stderr, no guest started), 3 for a broken environment, 4 for a harness bug. None of
+//! these boots a VM; 1 (a failing scenario) and 3 for a kernel that does not boot are
+//! checked with guests, in `vm::planted_warn_fails_one_scenario` and
+//! `vm::boot_failure_isolated`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -137,4 +140,18 @@ fn a_missing_tool_exits_3() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("aarch64-linux-gnu-gcc is missing"), "{stderr}");
     assert_no_guest(cache.path());
+}
+
+#[test]
+fn a_harness_bug_exits_4_with_its_message() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rmapcheck"))
+        .args(["check", "scenarios"])
+        .env("RMAPCHECK_CACHE", cache.path())
+        .env("RMAPCHECK_TEST_PANIC", "1")
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("a deliberate harness bug"), "{stderr}");
 }

@@ -2,7 +2,7 @@
 //! runs a few scenarios through the library, saves the results the way `run --results`
 //! does, renders them with the `rmapcheck report` binary, and loads the page in headless
 //! Chromium (Debian's `chromium`, installed by scripts/setup). The rendered DOM must hold
-//! the matrix and the findpage pictures.
+//! the matrix and the findpage pictures, and a screenshot must show them.
 
 use rmapcheck::image::kernels::Manifest;
 use rmapcheck::image::prepare;
@@ -53,7 +53,7 @@ fn headless(page: &Path, extra: &[&str]) -> std::process::Output {
 
 #[test]
 fn report_of_a_real_run_renders_in_chromium() {
-    rmapcheck::vm::qemu::install_stop_handlers(std::time::Duration::ZERO, None);
+    rmapcheck::vm::qemu::install_stop_handlers(std::time::Duration::ZERO, None, |m| eprintln!("rmapcheck: {m}"));
     let manifest = Manifest::load().unwrap();
     let key = manifest.default.clone();
     let prepared = prepare::prepare(&manifest, &key, &()).unwrap_or_else(|e| {
@@ -96,10 +96,70 @@ fn report_of_a_real_run_renders_in_chromium() {
     // The fork tree of fork_three_generations is drawn.
     assert!(dom.contains("class=\"fork\""), "no fork tree");
 
-    // Leave a screenshot next to the report, for people to look at.
+    // Present in the DOM is not yet visible: a screenshot must show the pictures and the
+    // matrix, in the colours the page's CSS gives them. It stays next to the report.
+    let html = std::fs::read_to_string(&index).unwrap();
+    let painted = |pixels: &[[u8; 3]], rules: &[&str]| {
+        let colours: Vec<[u8; 3]> = rules.iter().map(|r| css_colour(&html, r)).collect();
+        pixels.iter().filter(|p| colours.contains(p)).count()
+    };
     let shot = out_dir.join("screenshot.png");
-    headless(&index, &["--window-size=1400,2400", &format!("--screenshot={}", shot.display())]);
-    let png = std::fs::read(&shot).unwrap();
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "screenshot is {} bytes", png.len());
-    eprintln!("report: {} (screenshot {})", index.display(), shot.display());
+    let pixels = screenshot(&index, &shot);
+    // Only the pictures' page boxes have these fills; one box is 180×104 pixels, less
+    // four lines of text.
+    let pages = painted(&pixels, &[".page rect { fill:", "kind-file rect { fill:", "kind-none rect { fill:"]);
+    assert!(pages >= 8_000, "{pages} pixels of page boxes in {}", shot.display());
+    // The verdict chips share the cells' colours, so the matrix is judged by what it
+    // adds: without it the page must lose about a cell's worth each (150×22, less text).
+    let verdicts = ["--pass-bg:", "--new-bg:", "--drift-bg:", "--fail-bg:", "--error-bg:"];
+    let start = html.find("<table class=\"matrix\">").unwrap();
+    let end = start + html[start..].find("</table>").unwrap() + "</table>".len();
+    let bare = out_dir.join("without-matrix.html");
+    std::fs::write(&bare, format!("{}{}", &html[..start], &html[end..])).unwrap();
+    let without = screenshot(&bare, &out_dir.join("without-matrix.png"));
+    let matrix = painted(&pixels, &verdicts).saturating_sub(painted(&without, &verdicts));
+    assert!(
+        matrix >= 1_000 * SCENARIOS.len(),
+        "the matrix paints {matrix} pixels of verdict colours in {}",
+        shot.display()
+    );
+    eprintln!(
+        "report: {} (screenshot {}: the matrix paints {matrix} pixels, page boxes {pages})",
+        index.display(),
+        shot.display()
+    );
+}
+
+/// A screenshot of the top of `page` saved to `png`, as RGB pixels.
+fn screenshot(page: &Path, png: &Path) -> Vec<[u8; 3]> {
+    headless(
+        page,
+        &[
+            "--window-size=1400,2400",
+            "--force-device-scale-factor=1",
+            "--force-color-profile=srgb",
+            &format!("--screenshot={}", png.display()),
+        ],
+    );
+    rgb_pixels(png)
+}
+
+/// The colour `#rrggbb` that follows `rule` in the page's CSS.
+fn css_colour(html: &str, rule: &str) -> [u8; 3] {
+    let at = html.find(rule).unwrap_or_else(|| panic!("no CSS rule {rule:?}")) + rule.len();
+    let hex = html[at..].trim_start().strip_prefix('#').and_then(|h| h.get(..6)).expect("a #rrggbb colour");
+    let byte = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex");
+    [byte(0), byte(2), byte(4)]
+}
+
+/// Every pixel of a PNG as RGB.
+fn rgb_pixels(path: &Path) -> Vec<[u8; 3]> {
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().expect("a screenshot of sane size")];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let samples = info.color_type.samples();
+    assert!(samples >= 3, "a {:?} screenshot", info.color_type);
+    buf[..info.buffer_size()].chunks_exact(samples).map(|p| [p[0], p[1], p[2]]).collect()
 }

@@ -114,7 +114,7 @@ fn scenario_trial(file: PathBuf, name: String, key: String) -> Trial {
 
 fn main() -> ExitCode {
     // No loop here checks a stop flag: kill every guest at the first signal.
-    qemu::install_stop_handlers(std::time::Duration::ZERO, None);
+    qemu::install_stop_handlers(std::time::Duration::ZERO, None, |m| eprintln!("rmapcheck: {m}"));
     let args = Arguments::from_args();
     let manifest = match Manifest::load() {
         Ok(m) => m,

@@ -56,6 +56,14 @@ pub enum SplatKind {
     Ubsan,
 }
 
+impl SplatKind {
+    /// Whether the kernel is past helping itself: an Oops (BUG() on arm64 prints one),
+    /// a panic, or a CPU stuck for good. The agent will likely never answer again.
+    pub fn is_fatal(self) -> bool {
+        matches!(self, SplatKind::Panic | SplatKind::Oops | SplatKind::SoftLockup | SplatKind::RcuStall)
+    }
+}
+
 /// A kernel splat: its kind, the line that opened it, and a title with addresses and
 /// numbers stripped, fit for deduplication.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,7 +273,7 @@ fn parse_at(value: Option<&String>) -> Result<(Vec<MappedAt>, u32), String> {
     Ok((at, more))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum VmaState {
     Mapped,

@@ -343,8 +343,18 @@ mod tests {
 
     #[test]
     fn reuse_after_the_sharer_exits() {
+        let forked = run(SEED).frame("p0", "stack", 2);
+        assert!(matches!(forked, Some(Frame::Anon(_))));
+        // With c1 gone, p0 is the only mapper: its write keeps the very page.
         let m = run(&format!("{SEED} - exit: {{proc: c1}}\n - write: {{map: stack, page: 2}}\n"));
+        assert_eq!(m.frame("p0", "stack", 2), forked);
+        assert_eq!(m.sharers("p0", "stack", 2), [slot("p0", "stack", 2)].into());
         assert!(m.why(&slot("p0", "stack", 2)).contains("reuses"));
+        // With c1 alive, the same write copies: p0 gets a new page, c1 keeps the old.
+        let m = run(&format!("{SEED} - write: {{map: stack, page: 2}}\n"));
+        assert_ne!(m.frame("p0", "stack", 2), forked);
+        assert_eq!(m.frame("c1", "stack", 2), forked);
+        assert_eq!(m.sharers("c1", "stack", 2), [slot("c1", "stack", 2)].into());
     }
 
     #[test]

@@ -314,7 +314,7 @@ pub fn check_asked(walk: &Walk, truth: &Truth, asked: &Asked) -> Vec<Problem> {
 /// have passed the address where the folio starts in it.
 fn judge_visits(walk: &Walk, truth: &Truth, asked: &Asked, kind: &str, at: &str) -> Vec<Problem> {
     let mut out = Vec::new();
-    let here = |v: &VmaLine| format!("the VMA 0x{:x}-0x{:x} of pid {} ({})", v.start, v.end, v.pid, v.comm);
+    let here = |v: &VmaLine| format!("VMA 0x{:x}-0x{:x} (pid {}, {})", v.start, v.end, v.pid, v.comm);
     // The asking process's own VMA names the file and offsets of a file page.
     let own = truth.address(asked.slot).and_then(|(pid, addr)| {
         walk.vmas.iter().find(|v| v.pid == pid && (v.start..v.end).contains(&addr)).map(|v| (v, addr))
@@ -332,7 +332,7 @@ fn judge_visits(walk: &Walk, truth: &Truth, asked: &Asked, kind: &str, at: &str)
         let Some(label) = truth.label(v.pid) else {
             out.push(Problem::new(
                 Check::O1,
-                format!("findpage {at}: the walk visited {}, which is no live workload process", here(v)),
+                format!("findpage {at}: the walk visited the {}, which no live workload process owns", here(v)),
             ));
             continue;
         };

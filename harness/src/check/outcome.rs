@@ -1,9 +1,10 @@
 //! What playing one scenario on one kernel found: the labelled walks and listings, and
 //! the problems the checks raised. Reports render it; `rmapcheck report` reads it back.
 
-use crate::check::dmesg;
+use crate::check::dmesg::{self, VmaState};
 use crate::check::oracle::Problem;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
 
 /// What one findpage found, labelled (no pids or addresses).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -15,10 +16,70 @@ pub struct Findpage {
     pub mapcount: i64,
     pub mapped_by: Vec<String>,
     pub visited_not_mapped: Vec<String>,
-    /// Normalised VMA lines, sorted.
-    pub vmas: Vec<String>,
+    /// The VMAs the walk visited, sorted by their text.
+    #[serde(deserialize_with = "vma_labels")]
+    pub vmas: Vec<VmaLabel>,
     #[serde(skip)]
     pub mcsem: String,
+}
+
+/// One VMA a findpage walk visited, labelled; it prints as its snapshot line,
+/// `c1 stack[2] rw-p anon_vma visited, not mapped`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VmaLabel {
+    /// The owning process, `?` when it is none of the scenario's.
+    pub proc: String,
+    /// The slot the page is at (`stack[2]`), else the mappings the VMA covers
+    /// (`a[0..2]+b[0]`), else `?`.
+    pub at: String,
+    /// prot, then ` anon_vma` when the VMA has one.
+    pub flags: String,
+    pub state: VmaState,
+}
+
+/// A state as the snapshot line words it.
+fn state_words(state: VmaState) -> &'static str {
+    match state {
+        VmaState::Mapped => "mapped",
+        VmaState::Visited => "visited, not mapped",
+        VmaState::Listed => "listed",
+    }
+}
+
+impl fmt::Display for VmaLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {} {}", self.proc, self.at, self.flags, state_words(self.state))
+    }
+}
+
+/// Results saved before VMA labels had fields hold each as its text line; read both.
+fn vma_labels<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<VmaLabel>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Label(VmaLabel),
+        Line(String),
+    }
+    Vec::<Stored>::deserialize(d)?
+        .into_iter()
+        .map(|s| match s {
+            Stored::Label(l) => Ok(l),
+            Stored::Line(line) => {
+                from_line(&line).ok_or_else(|| serde::de::Error::custom(format!("not a VMA line: {line}")))
+            }
+        })
+        .collect()
+}
+
+/// The inverse of `Display`, for old results only.
+fn from_line(line: &str) -> Option<VmaLabel> {
+    // "visited, not mapped" before "mapped", which it ends with.
+    let (rest, state) = [VmaState::Visited, VmaState::Mapped, VmaState::Listed]
+        .into_iter()
+        .find_map(|state| Some((line.strip_suffix(state_words(state))?.strip_suffix(' ')?, state)))?;
+    let (proc, rest) = rest.split_once(' ')?;
+    let (at, flags) = rest.split_once(' ')?;
+    Some(VmaLabel { proc: proc.into(), at: at.into(), flags: flags.into(), state })
 }
 
 /// What one findtask listed, normalised.
@@ -74,4 +135,36 @@ pub struct Outcome {
     #[serde(skip)]
     pub tainted: bool,
     pub duration_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label(proc: &str, at: &str, flags: &str, state: VmaState) -> VmaLabel {
+        VmaLabel { proc: proc.into(), at: at.into(), flags: flags.into(), state }
+    }
+
+    #[test]
+    fn a_label_prints_as_its_snapshot_line() {
+        let l = label("c1", "stack[2]", "rw-p anon_vma", VmaState::Visited);
+        assert_eq!(l.to_string(), "c1 stack[2] rw-p anon_vma visited, not mapped");
+        assert_eq!(label("p0", "shm[0]", "rw-s", VmaState::Mapped).to_string(), "p0 shm[0] rw-s mapped");
+        assert_eq!(label("?", "?", "r--p", VmaState::Listed).to_string(), "? ? r--p listed");
+    }
+
+    #[test]
+    fn findpages_read_from_fields_and_from_old_lines() {
+        let new = r#"{"at":"a[0]","proc":"p0","kind":"anon","order":0,"mapcount":1,"mapped_by":["p0"],
+            "visited_not_mapped":[],"vmas":[{"proc":"p0","at":"a[0]","flags":"rw-p","state":"mapped"}]}"#;
+        let old =
+            new.replace(r#"{"proc":"p0","at":"a[0]","flags":"rw-p","state":"mapped"}"#, r#""p0 a[0] rw-p mapped""#);
+        let want = vec![label("p0", "a[0]", "rw-p", VmaState::Mapped)];
+        let fp: Findpage = serde_json::from_str(new).unwrap();
+        assert_eq!(fp.vmas, want);
+        assert_eq!(serde_json::from_str::<Findpage>(&old).unwrap().vmas, want);
+        assert_eq!(serde_json::to_value(&fp).unwrap(), serde_json::from_str::<serde_json::Value>(new).unwrap());
+        let bad = new.replace(r#"{"proc":"p0","at":"a[0]","flags":"rw-p","state":"mapped"}"#, r#""garbage""#);
+        assert!(serde_json::from_str::<Findpage>(&bad).unwrap_err().to_string().contains("not a VMA line: garbage"));
+    }
 }

@@ -50,7 +50,7 @@ pub struct Options {
 }
 
 /// A unique failure.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Found {
     pub title: String,
     /// The run that found it first.
@@ -65,7 +65,7 @@ pub struct Found {
 }
 
 /// A point-in-time view of the counters, for progress lines.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Snapshot {
     pub kernel: String,
     pub elapsed: Duration,
@@ -85,21 +85,23 @@ impl Snapshot {
 }
 
 /// What a campaign reports while it runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Event {
     Tick(Snapshot),
-    Booted {
-        secs: f64,
-        restored: bool,
-    },
-    /// Restoring a saved guest failed; guests boot cold.
-    FellBack(String),
+    /// The guest loop's own events: boots, restores, retired guests.
+    Guest(pool::Event),
     /// A new failure; shrinking starts.
     Found {
         title: String,
         run: u64,
     },
     Saved(Found),
+    /// A failure's folder could not be written; the campaign goes on.
+    NotSaved {
+        title: String,
+        why: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -313,7 +315,7 @@ impl Worker<'_, '_> {
         let folder = match triage::save(&sh.opts.out, &record) {
             Ok(dir) => Some(dir),
             Err(e) => {
-                eprintln!("rmapcheck: cannot save the failure '{title}': {e:#}");
+                (sh.events)(Event::NotSaved { title: title.to_string(), why: format!("{e:#}") });
                 None
             }
         };
@@ -353,13 +355,9 @@ fn keep_console(console: &Path, workroot: &Path, run: u64) -> PathBuf {
 /// Run a campaign on `prepared` until the limit or `stop`.
 pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn Fn(Event) + Sync)) -> Result<Summary> {
     std::fs::create_dir_all(&opts.workroot)?;
-    let pool = Pool::new(prepared.clone(), opts.workroot.clone()).with_module_params(&opts.module_params).with_events(
-        Box::new(move |e| match e {
-            pool::Event::Booted { secs, restored, .. } => events(Event::Booted { secs, restored }),
-            pool::Event::FellBack { why, .. } => events(Event::FellBack(why)),
-            _ => {}
-        }),
-    );
+    let pool = Pool::new(prepared.clone(), opts.workroot.clone())
+        .with_module_params(&opts.module_params)
+        .with_events(Box::new(move |e| events(Event::Guest(e))));
     let shared = Shared {
         prepared,
         pool,

@@ -4,7 +4,9 @@
 use crate::exec::Cmd;
 use anyhow::{bail, Context, Result};
 use std::fs;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
@@ -40,6 +42,29 @@ pub fn host_mirror(archive: Archive) -> Result<String> {
         Some(uri) => Ok(uri.trim_end_matches('/').to_string()),
         None => bail!("the host's apt sources have no {} archive; add one to /etc/apt/sources.list", archive.label()),
     }
+}
+
+/// Whether a TCP connection to the host's mirror for `archive` opens within `timeout`:
+/// a cheap way for tests to tell "offline" from a real failure.
+pub fn mirror_reachable(archive: Archive, timeout: Duration) -> Result<bool> {
+    let Some(target) = socket_of(&host_mirror(archive)?) else { return Ok(true) };
+    // A name that does not resolve is as unreachable as a host that does not answer.
+    let Ok(addrs) = target.to_socket_addrs() else { return Ok(false) };
+    Ok(addrs.into_iter().any(|a| TcpStream::connect_timeout(&a, timeout).is_ok()))
+}
+
+/// `host:port` of an http(s) URI; `None` for other schemes (a local `file:` mirror).
+fn socket_of(uri: &str) -> Option<String> {
+    let (scheme, rest) = uri.split_once("://")?;
+    let port = match scheme {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let has_port = authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok());
+    Some(if has_port { authority.to_string() } else { format!("{authority}:{port}") })
 }
 
 impl Apt {
@@ -148,4 +173,18 @@ fn list_debs(dir: &Path) -> Result<Vec<PathBuf>> {
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "deb"))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mirror_uri_names_the_socket_to_try() {
+        assert_eq!(socket_of("http://mirror.example/debian").as_deref(), Some("mirror.example:80"));
+        assert_eq!(socket_of("https://user@mirror.example:8443/d").as_deref(), Some("mirror.example:8443"));
+        assert_eq!(socket_of("http://[::1]/debian").as_deref(), Some("[::1]:80"));
+        assert_eq!(socket_of("file:/srv/mirror"), None);
+        assert_eq!(socket_of("file:///srv/mirror"), None);
+    }
 }

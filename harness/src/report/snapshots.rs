@@ -89,6 +89,33 @@ pub fn side_by_side(texts: &[(String, String)]) -> String {
 mod tests {
     use super::*;
 
+    /// Every VMA line of every committed snapshot reads back (as a results file saved
+    /// before labels had fields holds it) as a label that prints as that very line.
+    #[test]
+    fn every_committed_snapshot_vma_line_round_trips() {
+        let dir = crate::project_root().join("snapshots");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            let mut in_findpage = false;
+            for line in body(&text).lines() {
+                if line.starts_with("findpage ") {
+                    in_findpage = true;
+                } else if let Some(v) = line.strip_prefix("  ").filter(|_| in_findpage) {
+                    let saved = serde_json::json!({"at": "a[0]", "proc": "p0", "kind": "anon", "order": 0,
+                        "mapcount": 1, "mapped_by": [], "visited_not_mapped": [], "vmas": [v]});
+                    let fp: crate::check::outcome::Findpage =
+                        serde_json::from_value(saved).unwrap_or_else(|e| panic!("{v}: {e}"));
+                    assert_eq!(fp.vmas[0].to_string(), v);
+                    n += 1;
+                } else {
+                    in_findpage = false;
+                }
+            }
+        }
+        assert!(n > 20, "only {n} VMA lines in snapshots");
+    }
+
     #[test]
     fn strips_the_insta_header() {
         let snap = "---\nsource: x\ninput_file: y\n---\nfindpage p0 a[0]: anon\n";

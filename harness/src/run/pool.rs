@@ -28,7 +28,8 @@ pub fn restore_enabled() -> bool {
 }
 
 /// What the pool reports while it works; the CLI's progress and the fuzzer consume it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Event {
     /// A guest is starting for `key`.
     Booting { key: String, release: String },

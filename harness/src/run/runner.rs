@@ -5,7 +5,7 @@ use crate::check::dmesg::{self, VmaLine, VmaState, Walk};
 use crate::check::expect::check_expectations;
 use crate::check::model::{Frame, Model, Slot};
 use crate::check::oracle::{self, Asked, Check, FolioTruth, Problem, Truth};
-use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status};
+use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status, VmaLabel};
 use crate::scenario::{Backing, Loaded, Share, Step};
 use crate::vm::guest::{Fault, Guest, Info};
 use crate::vm::protocol::Reply;
@@ -278,9 +278,16 @@ impl Run<'_> {
         Ok(f)
     }
 
-    /// The process that created the anon page of `slot` and its descendants.
-    fn lineage(&self, slot: &Slot) -> Option<BTreeSet<String>> {
-        let mut family = BTreeSet::from([self.model.origin(&slot.0, &slot.1, slot.2)?.to_string()]);
+    /// The processes whose VMAs can hold the anon page of `slot`: the one that created
+    /// it and its descendants. fork's anon_vma_clone() may reuse an ancestor's anon_vma
+    /// that no VMA uses any more, so ancestors that exited or unmapped the map widen it.
+    fn lineage(&self, slot: &Slot, truth: &Truth) -> Option<BTreeSet<String>> {
+        let mut root = self.model.origin(&slot.0, &slot.1, slot.2)?.to_string();
+        let has_map = |p: &str| truth.procs.iter().any(|t| t.label == p && t.maps.iter().any(|m| m.name == slot.1));
+        while let Some(f) = self.outcome.forks.iter().rev().find(|f| f.child == root && !has_map(&f.parent)) {
+            root = f.parent.clone();
+        }
+        let mut family = BTreeSet::from([root]);
         for f in &self.outcome.forks {
             if family.contains(&f.parent) {
                 family.insert(f.child.clone());
@@ -316,7 +323,7 @@ impl Run<'_> {
             Some(r) => Some(self.folio(r.start, r.end - r.start)?),
             None => None,
         };
-        let lineage = self.lineage(slot);
+        let lineage = self.lineage(slot, truth);
         let asked = Asked { slot, pfn, kpagecount, folio: folio.as_ref(), lineage: lineage.as_ref() };
         let problems = oracle::check_asked(&walk, truth, &asked);
         self.outcome.problems.extend(problems);
@@ -416,20 +423,19 @@ pub fn labelled(walk: &Walk, truth: &Truth, proc: &str, at: &str) -> Findpage {
             None => covered_names(v, truth),
         }
         .unwrap_or_else(|| "?".into());
-        let state = match v.state {
+        match v.state {
             VmaState::Mapped => {
                 mapped.insert(who.clone());
-                "mapped"
             }
             VmaState::Visited => {
                 visited.insert(who.clone());
-                "visited, not mapped"
             }
-            VmaState::Listed => "listed",
-        };
-        vmas.push(format!("{who} {what} {} {state}", flags_text(v)));
+            VmaState::Listed => {}
+        }
+        vmas.push(VmaLabel { proc: who, at: what, flags: flags_text(v), state: v.state });
     }
-    vmas.sort();
+    // Sorted as the lines they print as, so snapshots keep their order.
+    vmas.sort_by_cached_key(VmaLabel::to_string);
     Findpage {
         at: at.to_string(),
         proc: proc.to_string(),

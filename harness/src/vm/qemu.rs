@@ -56,10 +56,20 @@ impl Config {
         self.workdir.join("console.log")
     }
     pub fn port_socket(&self) -> PathBuf {
-        self.workdir.join("port.sock")
+        self.socket("port.sock")
     }
     pub fn qmp_socket(&self) -> PathBuf {
-        self.workdir.join("qmp.sock")
+        self.socket("qmp.sock")
+    }
+    /// A socket in the workdir, or in the temp dir under a name derived from the
+    /// workdir when the path would pass the 108-byte limit of a Unix socket address.
+    fn socket(&self, name: &str) -> PathBuf {
+        let path = self.workdir.join(name);
+        if path.as_os_str().len() < 100 {
+            return path;
+        }
+        let key = crate::cache::Key::new().part("workdir", self.workdir.as_os_str().as_encoded_bytes()).short();
+        std::env::temp_dir().join(format!("rmapcheck-{key}-{name}"))
     }
     pub fn stderr_log(&self) -> PathBuf {
         self.workdir.join("qemu.stderr")
@@ -159,8 +169,8 @@ pub fn stop_requested() -> Option<i32> {
 /// SIGINT, SIGTERM or SIGHUP sets [`stop_requested`] (and `also`, for APIs that take a
 /// flag), so the loop stops taking work and saves what it has. After `grace`, or at
 /// once on a second signal, every live QEMU is killed and the process exits with
-/// 128 + the signal number. Installed once per process.
-pub fn install_stop_handlers(grace: Duration, also: Option<&'static AtomicBool>) {
+/// 128 + the signal number. `say` tells the user. Installed once per process.
+pub fn install_stop_handlers(grace: Duration, also: Option<&'static AtomicBool>, say: fn(String)) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -173,24 +183,24 @@ pub fn install_stop_handlers(grace: Duration, also: Option<&'static AtomicBool>)
                     if let Some(flag) = also {
                         flag.store(true, Ordering::SeqCst);
                     }
-                    eprintln!("rmapcheck: stopping (signal {sig}); send it again to quit now");
+                    say(format!("stopping (signal {sig}); send it again to quit now"));
                     // No guest may outlive the signal by more than the grace period,
                     // whatever the loop is doing.
                     std::thread::spawn(move || {
                         std::thread::sleep(grace);
-                        quit(sig);
+                        quit(sig, say);
                     });
                 } else {
-                    quit(sig);
+                    quit(sig, say);
                 }
             }
         });
     });
 }
 
-fn quit(sig: i32) -> ! {
+fn quit(sig: i32, say: fn(String)) -> ! {
     kill_all();
-    eprintln!("rmapcheck: interrupted by signal {sig}; every guest was killed");
+    say(format!("interrupted by signal {sig}; every guest was killed"));
     std::process::exit(128 + sig);
 }
 
@@ -304,6 +314,23 @@ impl Qemu {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
+    /// The console log's length in bytes now, to read what comes after it.
+    pub fn console_len(&self) -> u64 {
+        std::fs::metadata(self.config.console_log()).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// The console from byte `from` on.
+    pub fn console_since(&self, from: u64) -> String {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut text = Vec::new();
+        if let Ok(mut f) = std::fs::File::open(self.config.console_log()) {
+            if f.seek(SeekFrom::Start(from)).is_ok() {
+                let _ = f.read_to_end(&mut text);
+            }
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    }
+
     pub fn console(&self) -> String {
         String::from_utf8_lossy(&std::fs::read(self.config.console_log()).unwrap_or_default()).into_owned()
     }
@@ -311,6 +338,11 @@ impl Qemu {
 
 impl Drop for Qemu {
     fn drop(&mut self) {
+        for socket in [self.config.port_socket(), self.config.qmp_socket()] {
+            if !socket.starts_with(&self.config.workdir) {
+                let _ = std::fs::remove_file(socket);
+            }
+        }
         // duct's kill() sends SIGKILL and reaps; holding the live lock across it means
         // kill_all never signals the pid after it was reaped (and maybe reused).
         let mut live = live();
@@ -341,6 +373,19 @@ mod tests {
         let mut max = c.clone();
         max.cpu = "max".into();
         assert!(max.args().join(" ").contains("-cpu max,pauth-impdef=on"), "slow pointer auth under TCG");
+    }
+
+    #[test]
+    fn sockets_of_a_deep_workdir_stay_within_the_unix_path_limit() {
+        let short = Config::new(Path::new("/k/Image"), Path::new("/k/initrd"), Path::new("/w"));
+        assert_eq!(short.port_socket(), Path::new("/w/port.sock"));
+        let deep = Path::new("/runs").join("d".repeat(120));
+        let c = Config::new(Path::new("/k/Image"), Path::new("/k/initrd"), &deep);
+        let (port, qmp) = (c.port_socket(), c.qmp_socket());
+        assert!(port.as_os_str().len() < 108 && qmp.as_os_str().len() < 108, "{port:?}");
+        assert_ne!(port, qmp);
+        let other = Config::new(Path::new("/k/Image"), Path::new("/k/initrd"), &deep.join("x"));
+        assert_ne!(port, other.port_socket(), "two guests share a socket");
     }
 
     #[test]

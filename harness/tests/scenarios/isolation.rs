@@ -1,5 +1,5 @@
-//! One kernel's trouble stays with that kernel: `rmapcheck run` over a kernel that
-//! cannot boot and a healthy one reports the first as errors and the second in full.
+//! Trouble stays where it happened: a kernel that cannot boot errors its own scenarios
+//! and no other kernel's, and a WARN in one scenario fails that scenario alone.
 
 use super::Pools;
 use libtest_mimic::Trial;
@@ -7,8 +7,58 @@ use rmapcheck::check::outcome::Status;
 use std::process::Command;
 
 pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
+    vec![boot_failure(key, pools), planted_warn(key, pools)]
+}
+
+/// The byte that makes rmapcheck.ko WARN (its `plant_warn` parameter) when a walked page
+/// starts with it; no committed scenario writes it.
+const WARN_BYTE: u8 = 0xee;
+
+fn planted_warn(key: &str, pools: fn() -> &'static Pools) -> Trial {
     let key = key.to_string();
-    vec![Trial::test(format!("vm::boot_failure_isolated::{key}"), move || {
+    Trial::test(format!("vm::planted_warn_fails_one_scenario::{key}"), move || {
+        pools().get(&key)?;
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let warns = dir.path().join("b_warns.yaml");
+        let text = format!(
+            "name: b_warns\nabout: walks a page that starts with the planted byte\nsteps:\n  \
+             - mmap: {{ name: a, pages: 1, backing: anon, share: private }}\n  \
+             - write: {{ map: a, page: 0, value: {WARN_BYTE} }}\n  \
+             - findpage: {{ map: a, page: 0 }}\n"
+        );
+        std::fs::write(&warns, text).map_err(|e| e.to_string())?;
+        let scenarios = rmapcheck::project_root().join("scenarios");
+        let results = dir.path().join("results.json");
+        let out = Command::new(env!("CARGO_BIN_EXE_rmapcheck"))
+            .args(["run", "--kernel", &key, "--module-param", &format!("plant_warn={WARN_BYTE}")])
+            .arg("--results")
+            .arg(&results)
+            .arg(scenarios.join("seed_mmap_fork.yaml"))
+            .arg(&warns)
+            .arg(scenarios.join("cow_child_writes.yaml"))
+            .output()
+            .map_err(|e| e.to_string())?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let outcomes = rmapcheck::report::results::read(&results).map_err(|e| format!("{e:#}\n{stderr}"))?;
+        let status: Vec<(&str, Status)> = outcomes.iter().map(|o| (o.scenario.as_str(), o.status)).collect();
+        let want = [("seed_mmap_fork", Status::Pass), ("b_warns", Status::Fail), ("cow_child_writes", Status::Pass)];
+        if status != want {
+            return Err(format!("statuses {status:?}, want {want:?}\n{stderr}").into());
+        }
+        let warned = &outcomes[1];
+        if !warned.splats.iter().any(|s| s.line.starts_with("WARNING: ")) {
+            return Err(format!("the failing scenario does not carry the WARNING: {:?}", warned.problems).into());
+        }
+        if out.status.code() != Some(1) {
+            return Err(format!("exit {:?}, want 1\n{stderr}", out.status.code()).into());
+        }
+        Ok(())
+    })
+}
+
+fn boot_failure(key: &str, pools: fn() -> &'static Pools) -> Trial {
+    let key = key.to_string();
+    Trial::test(format!("vm::boot_failure_isolated::{key}"), move || {
         let pool = pools().get(&key)?;
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         // An Image larger than the guest's RAM (sparse, so it costs no disk): QEMU
@@ -44,12 +94,11 @@ pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
         if !booted_once {
             return Err(format!("the second scenario tried its own boot: {why}").into());
         }
-        // A boot failure is a failure of the run (1); a kernel that could not even be
-        // prepared (a headers tree without the modules it needs) is the environment's (3).
-        let want = if why.contains("not ready") { 3 } else { 1 };
-        if out.status.code() != Some(want) {
-            return Err(format!("exit {:?}, want {want}\n{stderr}", out.status.code()).into());
+        // A kernel that cannot boot (or, from a headers tree without the modules it
+        // needs, cannot even be prepared) is the environment's failure.
+        if out.status.code() != Some(3) {
+            return Err(format!("exit {:?}, want 3\n{stderr}", out.status.code()).into());
         }
         Ok(())
-    })]
+    })
 }

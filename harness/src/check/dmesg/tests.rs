@@ -160,3 +160,14 @@ fn malformed_at_fields_are_reported() {
     assert_eq!(vma.at.len(), 2);
     assert_eq!(vma.at_more, 1);
 }
+
+#[test]
+fn only_splats_the_kernel_does_not_survive_are_fatal() {
+    let kind = |line: &str| detect_splat(line).map(|s| s.kind.is_fatal());
+    assert_eq!(kind("Internal error: Oops - BUG: 00000000f2000800 [#1] SMP"), Some(true));
+    assert_eq!(kind("Kernel panic - not syncing: Oops - BUG: Fatal exception"), Some(true));
+    assert_eq!(kind("watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [init:1]"), Some(true));
+    assert_eq!(kind("WARNING: CPU: 0 PID: 1 at mm/rmap.c:1234 folio_add_anon_rmap_ptes+0x1/0x2"), Some(false));
+    assert_eq!(kind("BUG: Bad page map in process p0  pte:00000 pmd:00000"), Some(false));
+    assert_eq!(kind("BUG: Bad rss-counter state mm:000 type:MM_ANONPAGES val:1"), Some(false));
+}

@@ -2,46 +2,14 @@
 //! map it, and those visited but not mapping it), the processes that own them and, when
 //! the scenario forked, the fork tree that links those processes.
 //!
-//! Architecture invariant: pure; it reads the labelled lines `runner::labelled` writes
-//! and never a pid or an address.
+//! Architecture invariant: pure; it reads the labels `runner::labelled` makes and never
+//! a pid or an address.
 
 use super::escape::esc;
-use crate::check::outcome::{Findpage, Fork};
+use crate::check::dmesg::VmaState;
+use crate::check::outcome::{Findpage, Fork, VmaLabel};
 use std::collections::BTreeMap;
 use std::fmt::Write;
-
-/// What the walk found a VMA doing with the page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VmaState {
-    Mapped,
-    Visited,
-    Listed,
-}
-
-/// One labelled VMA line, e.g. `c1 stack[2] rw-p anon_vma visited, not mapped`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VmaLabel<'a> {
-    pub proc: &'a str,
-    pub at: &'a str,
-    pub flags: &'a str,
-    pub state: VmaState,
-}
-
-/// Split a labelled VMA line into its parts; `None` if it is not of that shape.
-pub fn parse_vma(line: &str) -> Option<VmaLabel<'_>> {
-    let (rest, state) = if let Some(r) = line.strip_suffix(" visited, not mapped") {
-        (r, VmaState::Visited)
-    } else if let Some(r) = line.strip_suffix(" mapped") {
-        (r, VmaState::Mapped)
-    } else if let Some(r) = line.strip_suffix(" listed") {
-        (r, VmaState::Listed)
-    } else {
-        return None;
-    };
-    let (proc, rest) = rest.split_once(' ')?;
-    let (at, flags) = rest.split_once(' ')?;
-    Some(VmaLabel { proc, at, flags, state })
-}
 
 const ROW: i32 = 36;
 const TOP: i32 = 34;
@@ -55,8 +23,8 @@ const WIDTH: i32 = 700;
 
 /// The processes to draw, in fork-tree order with their depth: every process with a VMA
 /// on the page, the one that asked, and (to show the tree) their ancestors.
-fn processes<'a>(fp: &'a Findpage, vmas: &[VmaLabel<'a>], forks: &'a [Fork]) -> Vec<(&'a str, usize, bool)> {
-    let mut involved: Vec<&str> = vmas.iter().map(|v| v.proc).collect();
+fn processes<'a>(fp: &'a Findpage, forks: &'a [Fork]) -> Vec<(&'a str, usize, bool)> {
+    let mut involved: Vec<&str> = fp.vmas.iter().map(|v| v.proc.as_str()).collect();
     involved.push(&fp.proc);
     let parent: BTreeMap<&str, &str> = forks.iter().map(|f| (f.child.as_str(), f.parent.as_str())).collect();
     let mut shown: Vec<&str> = Vec::new();
@@ -96,8 +64,8 @@ fn processes<'a>(fp: &'a Findpage, vmas: &[VmaLabel<'a>], forks: &'a [Fork]) -> 
 
 /// The picture as an inline `<svg>` element.
 pub fn findpage_svg(fp: &Findpage, forks: &[Fork]) -> String {
-    let vmas: Vec<VmaLabel> = fp.vmas.iter().filter_map(|l| parse_vma(l)).collect();
-    let procs = processes(fp, &vmas, forks);
+    let vmas = &fp.vmas;
+    let procs = processes(fp, forks);
 
     // Lay out rows: each process takes one row per VMA it owns (at least one).
     let mut proc_y: BTreeMap<&str, i32> = BTreeMap::new();
@@ -167,12 +135,12 @@ pub fn findpage_svg(fp: &Findpage, forks: &[Fork]) -> String {
             VmaState::Visited => "vma visited",
             VmaState::Listed => "vma listed",
         };
-        let depth = depth_of.get(v.proc).copied().unwrap_or(0) as i32;
+        let depth = depth_of.get(v.proc.as_str()).copied().unwrap_or(0) as i32;
         let _ = write!(
             s,
             r#"<line class="own" x1="{}" y1="{}" x2="{VMA_X}" y2="{}"/>"#,
             PROC_X + depth * INDENT + 64,
-            proc_y[v.proc] + 13,
+            proc_y[v.proc.as_str()] + 13,
             y + 13
         );
         let _ = write!(
@@ -180,8 +148,8 @@ pub fn findpage_svg(fp: &Findpage, forks: &[Fork]) -> String {
             r#"<g class="{class}"><rect x="{VMA_X}" y="{y}" width="{VMA_W}" height="26" rx="4"/><text x="{}" y="{}"><tspan class="at">{}</tspan> {}</text></g>"#,
             VMA_X + 10,
             y + 17,
-            esc(v.at),
-            esc(v.flags)
+            esc(&v.at),
+            esc(&v.flags)
         );
         let (edge, label) = match v.state {
             VmaState::Mapped => ("edge mapped", "maps"),
@@ -249,7 +217,7 @@ pub fn findpage_svg(fp: &Findpage, forks: &[Fork]) -> String {
 mod tests {
     use super::*;
 
-    fn findpage(proc: &str, at: &str, vmas: &[&str]) -> Findpage {
+    fn findpage(proc: &str, at: &str, vmas: &[(&str, VmaState)]) -> Findpage {
         Findpage {
             at: at.into(),
             proc: proc.into(),
@@ -258,44 +226,22 @@ mod tests {
             mapcount: 1,
             mapped_by: vec!["p0".into()],
             visited_not_mapped: vec!["c1".into()],
-            vmas: vmas.iter().map(|s| s.to_string()).collect(),
+            vmas: vmas
+                .iter()
+                .map(|(who, state)| VmaLabel {
+                    proc: (*who).into(),
+                    at: at.into(),
+                    flags: "rw-p".into(),
+                    state: *state,
+                })
+                .collect(),
             mcsem: String::new(),
         }
     }
 
     #[test]
-    fn parses_the_labelled_vma_lines() {
-        let v = parse_vma("c1 stack[2] rw-p anon_vma visited, not mapped").unwrap();
-        assert_eq!(v, VmaLabel { proc: "c1", at: "stack[2]", flags: "rw-p anon_vma", state: VmaState::Visited });
-        assert_eq!(parse_vma("p0 shm[0] rw-s mapped").unwrap().state, VmaState::Mapped);
-        assert_eq!(parse_vma("? ? r--p listed").unwrap().proc, "?");
-        assert!(parse_vma("garbage").is_none());
-    }
-
-    #[test]
-    fn every_committed_snapshot_vma_line_parses() {
-        let dir = crate::project_root().join("snapshots");
-        let mut n = 0;
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
-            let mut in_findpage = false;
-            for line in crate::report::snapshots::body(&text).lines() {
-                if line.starts_with("findpage ") {
-                    in_findpage = true;
-                } else if let Some(v) = line.strip_prefix("  ").filter(|_| in_findpage) {
-                    assert!(parse_vma(v).is_some(), "unparsed: {v}");
-                    n += 1;
-                } else {
-                    in_findpage = false;
-                }
-            }
-        }
-        assert!(n > 20, "only {n} VMA lines in snapshots");
-    }
-
-    #[test]
     fn draws_every_vma_the_fork_tree_and_escapes_labels() {
-        let fp = findpage("p0", "a<b>[0]", &["c1.1 a<b>[0] rw-p visited, not mapped", "p0 a<b>[0] rw-p mapped"]);
+        let fp = findpage("p0", "a<b>[0]", &[("c1.1", VmaState::Visited), ("p0", VmaState::Mapped)]);
         let forks = vec![
             Fork { parent: "p0".into(), child: "c1".into() },
             Fork { parent: "c1".into(), child: "c1.1".into() },

@@ -1,0 +1,58 @@
+//! A campaign as text: its progress line and its end-of-campaign summary. Pure; the
+//! `ui` reporter decides where they go.
+
+use super::campaign::{Snapshot, Summary};
+use std::time::Duration;
+
+fn clock(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// One progress line.
+pub fn line(s: &Snapshot) -> String {
+    format!(
+        "[{}] {} runs {} ({:.2}/s), checked ops {} ({:.1} ops/s), unique failures {}, model mismatches {}",
+        s.kernel,
+        clock(s.elapsed),
+        s.runs,
+        s.per_sec(s.runs),
+        s.ops,
+        s.per_sec(s.ops),
+        s.failures,
+        s.model_mismatches
+    )
+}
+
+/// The end-of-campaign summary, one fact per line.
+pub fn summary(s: &Summary) -> String {
+    let l = &s.last;
+    let mut out = format!(
+        "fuzz {} ({}): seed {}, {} jobs, {} runs, {} checked ops in {:.1} s{}\n",
+        s.kernel,
+        s.release,
+        s.seed,
+        s.jobs,
+        l.runs,
+        l.ops,
+        l.elapsed.as_secs_f64(),
+        if s.stopped { " (stopped early)" } else { "" }
+    );
+    out.push_str(&format!(
+        "throughput: {:.2} runs/s, {:.1} ops/s, {} guest boots\n",
+        l.per_sec(l.runs),
+        l.per_sec(l.ops),
+        l.boots
+    ));
+    out.push_str(&format!("failures (O1-O3): {} unique\n", s.found.len()));
+    for f in &s.found {
+        let at = f.folder.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "(not saved)".into());
+        out.push_str(&format!("  {}x {} -> {at}\n", f.hits, f.title));
+    }
+    let model: u64 = s.model.values().map(|(n, _)| n).sum();
+    out.push_str(&format!("model mismatches (O4, counted apart): {model} in {} kinds\n", s.model.len()));
+    for (title, (n, run)) in &s.model {
+        out.push_str(&format!("  {n}x (first in run {run}) {title}\n"));
+    }
+    out
+}
