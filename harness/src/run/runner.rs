@@ -279,13 +279,20 @@ impl Run<'_> {
     }
 
     /// The processes whose VMAs can hold the anon page of `slot`: the one that created
-    /// it and its descendants. fork's anon_vma_clone() may reuse an ancestor's anon_vma
-    /// that no VMA uses any more, so ancestors that exited or unmapped the map widen it.
+    /// it and its descendants. fork's anon_vma_clone() may give a child the anon_vma of
+    /// any ancestor that no VMA uses any more, so the highest ancestor that exited or
+    /// unmapped the map widens it.
     fn lineage(&self, slot: &Slot, truth: &Truth) -> Option<BTreeSet<String>> {
-        let mut root = self.model.origin(&slot.0, &slot.1, slot.2)?.to_string();
+        let origin = self.model.origin(&slot.0, &slot.1, slot.2)?.to_string();
         let has_map = |p: &str| truth.procs.iter().any(|t| t.label == p && t.maps.iter().any(|m| m.name == slot.1));
-        while let Some(f) = self.outcome.forks.iter().rev().find(|f| f.child == root && !has_map(&f.parent)) {
-            root = f.parent.clone();
+        let (mut root, mut up) = (origin.clone(), origin);
+        // Bounded: a label that exited can be forked again, so the tree may loop.
+        for _ in 0..self.outcome.forks.len() {
+            let Some(f) = self.outcome.forks.iter().rev().find(|f| f.child == up) else { break };
+            up = f.parent.clone();
+            if !has_map(&up) {
+                root = up.clone();
+            }
         }
         let mut family = BTreeSet::from([root]);
         for f in &self.outcome.forks {
