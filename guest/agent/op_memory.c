@@ -88,6 +88,10 @@ int op_pagemap(const struct req *r)
 		}
 		if (rc)
 			return -1;
+		/* A process without maps is still live: name it. */
+		if (!wr.nmaps)
+			sb_printf(&reply_data, "D proc=%s pid=%d\n", p->label,
+				  p->pid);
 		for (m = 0; m < wr.nmaps && m < MAX_MAPS; m++) {
 			const struct wmapinfo *mi = &wr.maps[m];
 			const uint8_t *bits = NULL;

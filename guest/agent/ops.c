@@ -33,6 +33,7 @@ static const struct op ops[] = {
 	{ "findtask", op_findtask, KEYS("proc") },
 	{ "pagemap", op_pagemap, KEYS("data") },
 	{ "poke", op_poke, KEYS("proc", "name", "page", "value") },
+	{ "folio", op_folio, KEYS("pfn", "nr", "pmd") },
 	{ "kpage", op_kpage, KEYS("pfn") },
 	{ "ksm", op_ksm, KEYS("timeout_ms") },
 	{ "mtest", op_mtest, KEYS("hex", "fill", "byte") },

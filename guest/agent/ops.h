@@ -72,6 +72,8 @@ int op_write(const struct req *r);
 int op_read(const struct req *r);
 int op_pagemap(const struct req *r);
 int op_poke(const struct req *r);
+/* op_folio.c */
+int op_folio(const struct req *r);
 /* op_procs.c */
 extern int tmp_dirty;
 int op_reset(const struct req *r);

@@ -194,6 +194,9 @@ struct FuzzArgs {
     /// Op weights, e.g. fork=10,exit=0 (the rest keep their defaults).
     #[arg(long)]
     weights: Option<fuzz::Weights>,
+    /// Give maps with a hugepage hint a whole PMD of pages (a THP: large folios).
+    #[arg(long, conflicts_with = "print_run")]
+    thp: bool,
     /// Re-runs the shrinker may spend on one failure.
     #[arg(long, default_value_t = 300)]
     shrink_budget: usize,
@@ -441,13 +444,17 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
     for (kernel_args, prepared) in prepare_kernels(&kernel)? {
         let gdb =
             if kernel.gdb { Some((gdb_setup(&prepared, &load_manifest()?)?, hold_for_gdb as Hold)) } else { None };
+        let mut gen = gen.clone();
+        if args.thp {
+            gen.huge_pages = rmapcheck::check::oracle::folio::pmd_pages(prepared.kernel.page_size);
+        }
         let opts = fuzz::Options {
             gdb,
             seed,
             limit,
             jobs: args.jobs as usize,
             out: args.out.clone(),
-            gen: gen.clone(),
+            gen,
             module_params: args.kernel.module_params.clone(),
             kernel_args,
             shrink_budget: args.shrink_budget,

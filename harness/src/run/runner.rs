@@ -5,7 +5,7 @@ use crate::check::contents::{self, Contents, Seen};
 use crate::check::dmesg::{self, VmaLine, VmaState, Walk};
 use crate::check::expect::check_expectations;
 use crate::check::model::{self, Frame, Model, Slot};
-use crate::check::oracle::{self, Check, Problem, Truth};
+use crate::check::oracle::{self, Asked, Check, FolioTruth, Problem, Truth};
 use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status, VmaLabel};
 use crate::scenario::{Backing, Expect, Loaded, Share, Step};
 use crate::vm::guest::{Fault, Guest, Info};
@@ -63,6 +63,8 @@ struct Run<'a> {
     seen: Seen,
     /// No step has failed, so O4 and O5 may judge.
     model_valid: bool,
+    /// The `folio` reads of large folios since then, by head pfn; dropped with `truth`.
+    folios: BTreeMap<u64, FolioTruth>,
 }
 
 /// Run `loaded` on `guest`. A guest fault ends the run with `Err`; the caller decides
@@ -118,8 +120,16 @@ impl<'g> Session<'g> {
         let mark = guest.kmsg_mark();
         let outcome = Outcome::new(loaded, &guest.info);
         let model = Model::for_release(&guest.info.release);
-        let run =
-            Run { guest, outcome, model, sizes: BTreeMap::new(), truth: None, seen: Seen::new(), model_valid: true };
+        let run = Run {
+            guest,
+            outcome,
+            model,
+            sizes: BTreeMap::new(),
+            truth: None,
+            seen: Seen::new(),
+            model_valid: true,
+            folios: BTreeMap::new(),
+        };
         tracing::debug!(scenario = %loaded.scenario.name, steps = loaded.scenario.steps.len(), "scenario starts");
         Ok(Session { run, started, mark, steps: 0 })
     }
@@ -258,6 +268,7 @@ impl Run<'_> {
     fn step(&mut self, n: usize, step: &Step) -> Result<(), Fault> {
         if !matches!(step, Step::Findpage(_) | Step::Findtask(_) | Step::Check(_)) {
             self.truth = None;
+            self.folios.clear();
         }
         match step {
             Step::Mmap(m) => {
@@ -395,23 +406,82 @@ impl Run<'_> {
         Ok(t)
     }
 
+    /// The `folio` read of a large folio: every live process's whole address space.
+    fn folio(&mut self, head: u64, nr: u64) -> Result<FolioTruth, Fault> {
+        if let Some(f) = self.folios.get(&head).filter(|f| f.nr == nr) {
+            return Ok(f.clone());
+        }
+        let page_size = self.guest.info.page_size;
+        // smaps tells PMD from PTE mappings, which only a PMD-sized folio can have.
+        let pmd = (nr == oracle::folio::pmd_pages(page_size)) as u8;
+        let reply = self.guest.request("folio", &format!("pfn=0x{head:x} nr={nr} pmd={pmd}"))?;
+        if !reply.ok {
+            return Err(Fault::Protocol(format!("folio failed: {:?}", reply.fields)));
+        }
+        let f = FolioTruth::from_reply(&reply.fields, &reply.data, head, nr, page_size).map_err(Fault::Protocol)?;
+        self.folios.insert(head, f.clone());
+        Ok(f)
+    }
+
+    /// The processes whose VMAs can hold the anon page of `slot`: the one that created
+    /// it and its descendants. fork's anon_vma_clone() may give a child the anon_vma of
+    /// any ancestor that no VMA uses any more, so the highest ancestor that exited or
+    /// unmapped the map widens it.
+    fn lineage(&self, slot: &Slot, truth: &Truth) -> Option<BTreeSet<String>> {
+        let origin = self.model.origin(&slot.0, &slot.1, slot.2)?.to_string();
+        let has_map = |p: &str| truth.procs.iter().any(|t| t.label == p && t.maps.iter().any(|m| m.name == slot.1));
+        let (mut root, mut up) = (origin.clone(), origin);
+        // Bounded: a label that exited can be forked again, so the tree may loop.
+        for _ in 0..self.outcome.forks.len() {
+            let Some(f) = self.outcome.forks.iter().rev().find(|f| f.child == up) else { break };
+            up = f.parent.clone();
+            if !has_map(&up) {
+                root = up.clone();
+            }
+        }
+        let mut family = BTreeSet::from([root]);
+        for f in &self.outcome.forks {
+            if family.contains(&f.parent) {
+                family.insert(f.child.clone());
+            }
+        }
+        Some(family)
+    }
+
     /// Walk one slot, check O1/O2 (and O4 against the model when `model` is set), and
-    /// record the labelled result.
-    fn findpage(&mut self, n: usize, step: &Step, slot: &Slot, truth: &Truth, record: bool) -> Result<(), Fault> {
+    /// record the labelled result. Returns the folio's pfn range when it is large.
+    fn findpage(
+        &mut self,
+        n: usize,
+        step: &Step,
+        slot: &Slot,
+        truth: &Truth,
+        record: bool,
+    ) -> Result<Option<std::ops::Range<u64>>, Fault> {
         let (proc, map, page) = slot;
         let Some(reply) = self.send(n, step, "findpage", format!("proc={proc} name={map} page={page}"))? else {
-            return Ok(());
+            return Ok(None);
         };
         let Walked { walk, pfn, kpagecount } = walked(&reply);
         let at = format!("{map}[{page}]");
-        let problems = oracle::check_walk(&walk, truth, slot, pfn, kpagecount);
+        let large = walk.page.as_ref().and_then(|p| match (p.head, p.nr_pages, p.kind.as_str()) {
+            (Some(h), Some(nr), "anon" | "file" | "shmem") if nr > 1 && Some(p.pfn) == pfn => Some(h..h + nr),
+            _ => None,
+        });
+        let folio = match &large {
+            Some(r) => Some(self.folio(r.start, r.end - r.start)?),
+            None => None,
+        };
+        let lineage = self.lineage(slot, truth);
+        let asked = Asked { slot, pfn, kpagecount, folio: folio.as_ref(), lineage: lineage.as_ref() };
+        let problems = oracle::check_asked(&walk, truth, &asked);
         self.outcome.problems.extend(problems);
         self.check_model(slot, pfn, truth);
         if record {
             let fp = labelled(&walk, truth, proc, &at);
             self.outcome.findpages.push(fp);
         }
-        Ok(())
+        Ok(large)
     }
 
     /// O4 for one slot: the model's sharers against pagemap's.
@@ -474,18 +544,20 @@ impl Run<'_> {
     }
 
     /// `check: all`: O1/O2 on one slot of every distinct present page, O4 and O5 on all
-    /// slots.
+    /// slots. One walk covers a whole large folio: O1 there spans every page of it, and
+    /// the `folio` read checks every page's kpagecount.
     fn check_all(&mut self, n: usize, step: &Step) -> Result<(), Fault> {
         let truth = self.truth()?;
         for (slot, c) in self.seen.clone() {
             self.check_contents(&slot, c);
         }
         let mut seen = BTreeSet::new();
+        let mut folios: Vec<std::ops::Range<u64>> = Vec::new();
         let slots = truth.slots();
         for (slot, pfn) in &slots {
             self.check_model(slot, Some(*pfn), &truth);
-            if seen.insert(*pfn) {
-                self.findpage(n, step, slot, &truth, false)?;
+            if seen.insert(*pfn) && !folios.iter().any(|f| f.contains(pfn)) {
+                folios.extend(self.findpage(n, step, slot, &truth, false)?);
             }
         }
         self.outcome.checks.push(format!("check all (step {n}): {} pages in {} slots", seen.len(), slots.len()));

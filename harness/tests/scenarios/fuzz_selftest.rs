@@ -5,9 +5,12 @@
 //!   mapping VMAs from a findpage walk.
 //! - O5: the test-only `poke` step changes a byte of a page through /proc/PID/mem,
 //!   behind the model's back.
+//! - O2: the module's test-only `overcount` parameter reports a large folio's mapcount
+//!   one too high; its campaign gives hugepage-hinted maps a whole THP.
 
 use super::Pools;
 use libtest_mimic::{Failed, Trial};
+use rmapcheck::check::oracle::folio::pmd_pages;
 use rmapcheck::check::outcome::Status;
 use rmapcheck::fuzz::{self, campaign, triage};
 use rmapcheck::run::runner;
@@ -19,14 +22,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// generator, is on a shared file, where each of the 3 mappers must touch: 7 steps.)
 const SEED: u64 = 2;
 
+/// The overcount campaign's seed: its first O2 failure shrinks to 5 steps or fewer.
+const THP_SEED: u64 = 7;
+
 fn misreport(on: bool) -> Vec<(String, String)> {
-    vec![("misreport".into(), if on { "1" } else { "0" }.into())]
+    set("misreport", on)
+}
+
+fn set(param: &str, on: bool) -> Vec<(String, String)> {
+    vec![(param.into(), if on { "1" } else { "0" }.into())]
 }
 
 pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
     let k = key.to_string();
     let o1 = Trial::test(format!("vm::fuzz_selftest::{key}"), move || {
-        let (found, shrunk) = find(pools, &k, fuzz::GenConfig::default(), misreport(true), "O1:")?;
+        let (found, shrunk) = find(pools, &k, SEED, fuzz::GenConfig::default(), misreport(true), "O1:")?;
         // Replay the saved file as `rmapcheck run` would, with and without the bug.
         let pool = pools().get(&k)?;
         let mut g = pool.take().map_err(|f| Failed::from(f.to_string()))?;
@@ -41,7 +51,7 @@ pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
     let k = key.to_string();
     let o5 = Trial::test(format!("vm::fuzz_selftest_o5::{key}"), move || {
         let gen = fuzz::GenConfig { weights: "poke=3".parse()?, ..fuzz::GenConfig::default() };
-        let (found, shrunk) = find(pools, &k, gen, Vec::new(), "O5:")?;
+        let (found, shrunk) = find(pools, &k, SEED, gen, Vec::new(), "O5:")?;
         let mut clean = Loaded { path: shrunk.path.clone(), scenario: shrunk.scenario.clone() };
         clean.scenario.steps.retain(|s| !matches!(s, Step::Poke(_)));
         if clean.scenario.steps.len() == shrunk.scenario.steps.len() {
@@ -55,7 +65,21 @@ pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
         pool.give(g);
         same_failure_then_pass(&buggy, &clean, &found)
     });
-    vec![o1, o5]
+    let k = key.to_string();
+    let o2 = Trial::test(format!("vm::fuzz_selftest_overcount::{key}"), move || {
+        let pool = pools().get(&k)?;
+        let gen = fuzz::GenConfig { huge_pages: pmd_pages(pool.prepared.kernel.page_size), ..Default::default() };
+        let (found, shrunk) = find(pools, &k, THP_SEED, gen, set("overcount", true), "O2:")?;
+        let mut g = pool.take().map_err(|f| Failed::from(f.to_string()))?;
+        let fault = |f: rmapcheck::vm::guest::Fault| Failed::from(f.to_string());
+        g.set_module_params(&set("overcount", true)).map_err(fault)?;
+        let buggy = runner::run(&mut g, &shrunk).map_err(fault)?;
+        g.set_module_params(&set("overcount", false)).map_err(fault)?;
+        let clean = runner::run(&mut g, &shrunk).map_err(fault)?;
+        pool.give(g);
+        same_failure_then_pass(&buggy, &clean, &found)
+    });
+    vec![o1, o5, o2]
 }
 
 /// Run a campaign until its first saved failure whose title starts with `prefix`;
@@ -63,6 +87,7 @@ pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
 fn find(
     pools: fn() -> &'static Pools,
     key: &str,
+    seed: u64,
     gen: fuzz::GenConfig,
     module_params: Vec<(String, String)>,
     prefix: &str,
@@ -74,7 +99,7 @@ fn find(
         .map_err(|e| Failed::from(e.to_string()))?;
     let params: String = module_params.iter().map(|(k, v)| format!(" --module-param {k}={v}")).collect();
     let opts = campaign::Options {
-        seed: SEED,
+        seed,
         limit: fuzz::Limit::Runs(40),
         jobs: 1,
         out: tmp.path().join("out"),
