@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Mutex, Once};
+use std::sync::{Mutex, Once, OnceLock};
 use std::time::Duration;
 
 /// The fast settings measured in the design: a CPU without slow pointer auth, no KASLR
@@ -251,6 +251,34 @@ fn write_script(config: &Config) -> Result<()> {
     Ok(())
 }
 
+/// Start `expression` from one thread that lives as long as the process. QEMU gets
+/// PR_SET_PDEATHSIG, so even a SIGKILLed harness leaves no guest behind; the signal fires
+/// when the *thread* that forked exits, and pooled guests outlive the threads that use
+/// them, so every QEMU is forked from this one thread.
+fn spawn_from_long_lived_thread(expression: duct::Expression) -> std::io::Result<duct::Handle> {
+    type Job = (duct::Expression, std::sync::mpsc::Sender<std::io::Result<duct::Handle>>);
+    static SPAWNER: OnceLock<Mutex<std::sync::mpsc::Sender<Job>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("qemu-spawner".into())
+            .spawn(move || {
+                for (expression, reply) in rx {
+                    let _ = reply.send(expression.start());
+                }
+            })
+            .expect("a thread to start guests from");
+        Mutex::new(tx)
+    });
+    let (reply, result) = std::sync::mpsc::channel();
+    spawner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((expression, reply))
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
+    result.recv().map_err(|_| std::io::Error::other("the spawner thread is gone"))?
+}
+
 /// A running QEMU. Dropping it kills and reaps the process.
 pub struct Qemu {
     handle: duct::Handle,
@@ -275,13 +303,12 @@ impl Qemu {
         exec::require(program, "run: apt-get install qemu-system-arm")?;
         write_script(config).with_context(|| format!("writing {}", config.script().display()))?;
         let mut guard = live();
-        let handle = duct::cmd(program, config.args())
-            .stdin_null()
-            .stdout_null()
-            .stderr_path(config.stderr_log())
-            .unchecked()
-            .start()
-            .context("starting qemu-system-aarch64")?;
+        // setpriv (util-linux) gives QEMU a parent-death signal, then execs it in place.
+        let mut args: Vec<String> = vec!["--pdeathsig".into(), "KILL".into(), "--".into(), program.into()];
+        args.extend(config.args());
+        let expression =
+            duct::cmd("setpriv", args).stdin_null().stdout_null().stderr_path(config.stderr_log()).unchecked();
+        let handle = spawn_from_long_lived_thread(expression).context("starting qemu-system-aarch64")?;
         let pid = *handle.pids().first().context("qemu has no pid")?;
         guard.insert(pid);
         drop(guard);
