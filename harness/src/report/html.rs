@@ -632,24 +632,12 @@ mod tests {
         assert!(md.contains("```diff\n--- expected\n+++ actual\n-old\n+findpage"), "{md}");
     }
 
-    fn mutant(name: &str, suite: Option<f64>, fuzz: Option<f64>) -> mutants::Verdict {
-        let found = |secs| mutants::Found { title: "O1: x".into(), secs, replay: String::new() };
-        mutants::Verdict {
-            name: name.into(),
-            about: String::new(),
-            build_secs: 1.0,
-            suite: suite.map(found),
-            fuzz: fuzz.map(found),
-            error: None,
-        }
-    }
-
     #[test]
     fn the_html_section_shows_each_mutant_escaped() {
-        let mut v = mutant("a<b>", None, Some(3.0));
+        let mut v = mutants::example("a<b>", None, Some(3.0));
         v.about = "x & y".into();
         let mut s = String::new();
-        mutants_section(&mut s, &[v, mutant("c", None, None)]);
+        mutants_section(&mut s, &[v, mutants::example("c", None, None)]);
         assert!(s.contains("a&lt;b&gt;") && s.contains("x &amp; y") && !s.contains("a<b>"));
         assert_eq!(s.matches("<tr><td").count(), 2);
         assert!(s.contains("missed") && s.contains("caught 1/2"));

@@ -88,25 +88,27 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<Verdict>> {
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
+/// A verdict for tests: found by the suite and the fuzzer after these seconds, or missed.
+#[cfg(test)]
+pub fn example(name: &str, suite: Option<f64>, fuzz: Option<f64>) -> Verdict {
+    let found = |secs| Found { title: "O1: x".into(), secs, replay: String::new() };
+    Verdict {
+        name: name.into(),
+        about: String::new(),
+        build_secs: 1.0,
+        suite: suite.map(found),
+        fuzz: fuzz.map(found),
+        error: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn verdict(name: &str, suite: Option<f64>, fuzz: Option<f64>) -> Verdict {
-        let found = |secs| Found { title: "O1: x".into(), secs, replay: String::new() };
-        Verdict {
-            name: name.into(),
-            about: String::new(),
-            build_secs: 1.0,
-            suite: suite.map(found),
-            fuzz: fuzz.map(found),
-            error: None,
-        }
-    }
-
     #[test]
     fn the_summary_counts_catches_and_takes_the_median_of_the_faster_search() {
-        let v = [verdict("a", Some(2.0), Some(9.0)), verdict("b", None, Some(30.0)), verdict("c", None, None)];
+        let v = [example("a", Some(2.0), Some(9.0)), example("b", None, Some(30.0)), example("c", None, None)];
         assert_eq!(v[0].secs_to_find(), Some(2.0));
         assert_eq!(summary(&v), "caught 2/3 (suite 1, fuzz 2); median time to the first finding 16.0 s\n");
     }

@@ -149,24 +149,7 @@ pub fn storm_trial(key: &str, pools: fn() -> &'static Pools) -> Trial {
         if num("ok") + errnos != threads * writes {
             wrong.push(format!("ok {} + errors {errnos} != {}", num("ok"), threads * writes));
         }
-        if reply.get("tainted_before") != reply.get("tainted_after") {
-            wrong.push(format!(
-                "taint went from {:?} to {:?}",
-                reply.get("tainted_before"),
-                reply.get("tainted_after")
-            ));
-        }
-        let splats = g.splats_since(mark);
-        if !splats.is_empty() {
-            wrong.push(format!("splats: {splats:?}"));
-        }
-        g.request("ping", "").map_err(|f| Failed::from(format!("the guest stopped answering after the storm: {f}")))?;
-        if wrong.is_empty() {
-            pool.give(g);
-            Ok(())
-        } else {
-            Err(wrong.join("\n").into())
-        }
+        untouched_and_alive(&pool, g, mark, &reply, "storm", wrong)
     })
 }
 
@@ -207,23 +190,32 @@ pub fn race_trial(key: &str, pools: fn() -> &'static Pools) -> Trial {
         if num("walked") == 0 {
             wrong.push("no walk found its page: the race never overlapped".into());
         }
-        if reply.get("tainted_before") != reply.get("tainted_after") {
-            wrong.push(format!(
-                "taint went from {:?} to {:?}",
-                reply.get("tainted_before"),
-                reply.get("tainted_after")
-            ));
-        }
-        let splats = g.splats_since(mark);
-        if !splats.is_empty() {
-            wrong.push(format!("splats: {splats:?}"));
-        }
-        g.request("ping", "").map_err(|f| Failed::from(format!("the guest stopped answering after the race: {f}")))?;
-        if wrong.is_empty() {
-            pool.give(g);
-            Ok(())
-        } else {
-            Err(wrong.join("\n").into())
-        }
+        untouched_and_alive(&pool, g, mark, &reply, "race", wrong)
     })
+}
+
+/// The end of a load test: no new taint and no splat since `mark`, and the guest still
+/// answers; then it goes back to the pool, or `wrong` (with those) fails the test.
+fn untouched_and_alive(
+    pool: &rmapcheck::run::pool::Pool,
+    mut g: rmapcheck::vm::guest::Guest,
+    mark: u64,
+    reply: &rmapcheck::vm::protocol::Reply,
+    what: &str,
+    mut wrong: Vec<String>,
+) -> Result<(), Failed> {
+    if reply.get("tainted_before") != reply.get("tainted_after") {
+        wrong.push(format!("taint went from {:?} to {:?}", reply.get("tainted_before"), reply.get("tainted_after")));
+    }
+    let splats = g.splats_since(mark);
+    if !splats.is_empty() {
+        wrong.push(format!("splats: {splats:?}"));
+    }
+    g.request("ping", "").map_err(|f| Failed::from(format!("the guest stopped answering after the {what}: {f}")))?;
+    if wrong.is_empty() {
+        pool.give(g);
+        Ok(())
+    } else {
+        Err(wrong.join("\n").into())
+    }
 }
