@@ -58,6 +58,7 @@ struct wreq {
 	int32_t prot, advice, value;
 	uint8_t one_byte, has_at, move, dontunmap;
 	uint8_t locked;		/* W_MMAP: MAP_LOCKED */
+	uint8_t tag;		/* W_WRITE: first 8 bytes = page index */
 };
 
 struct wmapinfo {

@@ -1,23 +1,41 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Ops that touch memory and report pfns: write, read, pagemap. */
+/* Ops that touch memory and report pfns: write, read, pagemap, poke. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "ops.h"
 
-/* write and read: touch the pages in the worker, then report their pfns. */
+/* At most this many pages of contents in a read reply (keeps it < 64 KiB). */
+#define MAX_DATA_PAGES	1024
+
+/*
+ * write and read: touch the pages in the worker, then report their pfns; a
+ * read also reports what the pages hold.
+ */
 static int touch_op(const struct req *r, struct wreq *q)
 {
+	static struct sbuf data;
 	struct proc *p;
+	int with_data;
 
 	if (req_pages(r, q, 1, MAX_IO_PAGES))
 		return -1;
 	p = req_proc(r);
 	if (!p || wcall(p, q, -1))
 		return -1;
+	with_data = q->op == W_READ && wr.count <= MAX_DATA_PAGES;
+	data.len = 0;
 	sb_add(&reply_fields, " pfns=");
-	return add_pfns(&reply_fields, p, wr.addr, wr.count, NULL);
+	if (add_pfns(&reply_fields, p, wr.addr, wr.count, NULL,
+		     with_data ? &data : NULL))
+		return -1;
+	if (with_data) {
+		sb_add(&reply_fields, " data=");
+		sb_addn(&reply_fields, data.p, data.len);
+	}
+	return 0;
 }
 
 int op_write(const struct req *r)
@@ -35,6 +53,9 @@ int op_write(const struct req *r)
 	if (num(r, "bytes", 0, 1, &v))
 		return bad(r, "bytes");
 	q.one_byte = v;
+	if (num(r, "tag", 0, 1, &v))
+		return bad(r, "tag");
+	q.tag = v;
 	return touch_op(r, &q);
 }
 
@@ -49,11 +70,14 @@ int op_read(const struct req *r)
 
 int op_pagemap(const struct req *r)
 {
+	static struct sbuf data;
 	struct wreq q = { .op = W_LIST, .huge = -1 };
 	int i = 0, rc;
 	uint32_t m;
+	uint64_t with_data;
 
-	(void)r;
+	if (num(r, "data", 0, 1, &with_data))
+		return bad(r, "data");
 	while (i < nprocs) {
 		struct proc *p = &procs[i];
 
@@ -64,6 +88,10 @@ int op_pagemap(const struct req *r)
 		}
 		if (rc)
 			return -1;
+		/* A process without maps is still live: name it. */
+		if (!wr.nmaps)
+			sb_printf(&reply_data, "D proc=%s pid=%d\n", p->label,
+				  p->pid);
 		for (m = 0; m < wr.nmaps && m < MAX_MAPS; m++) {
 			const struct wmapinfo *mi = &wr.maps[m];
 			const uint8_t *bits = NULL;
@@ -76,14 +104,56 @@ int op_pagemap(const struct req *r)
 			sb_hex(&reply_data, mi->addr);
 			sb_printf(&reply_data, " pages=%llu pfns=",
 				  (unsigned long long)mi->pages);
-			if (add_pfns(&reply_data, p, mi->addr, mi->pages, bits) ||
+			data.len = 0;
+			if (add_pfns(&reply_data, p, mi->addr, mi->pages, bits,
+				     with_data ? &data : NULL) ||
 			    add_swaps(&reply_data, p, mi->addr, mi->pages, bits))
 				return -1;
+			if (with_data) {
+				sb_add(&reply_data, " data=");
+				sb_addn(&reply_data, data.p, data.len);
+			}
 			sb_addn(&reply_data, "\n", 1);
 			if (reply_data.len > MAX_REPLY)
 				return fail(E2BIG, "reply-too-big");
 		}
 		i++;
 	}
+	return 0;
+}
+
+/*
+ * Test only: changes one byte in the middle of a page behind the model's
+ * back, from the controller through /proc/PID/mem (as a debugger would). A
+ * page pagemap says is absent is left alone, so no mapping changes.
+ */
+int op_poke(const struct req *r)
+{
+	struct wreq q;
+	struct proc *p;
+	uint64_t ent = 0, v;
+	uint8_t byte;
+	ssize_t n;
+
+	if (req_map(r, &q, W_LOOKUP))
+		return -1;
+	if (num(r, "page", REQUIRED, max_pages, &q.page))
+		return bad(r, "page");
+	if (num(r, "value", 0xee, 255, &v))
+		return bad(r, "value");
+	p = req_proc(r);
+	if (!p || wcall(p, &q, -1))
+		return -1;
+	n = pread(p->pagemap, &ent, 8, wr.addr / page_size * 8);
+	if (n != 8)
+		return fail(n < 0 ? errno : EIO, "pagemap");
+	if (!(ent & PM_PRESENT) || !wr.mapped) {
+		sb_add(&reply_fields, " poked=0");
+		return 0;
+	}
+	byte = v;
+	if (pwrite(p->mem, &byte, 1, wr.addr + page_size / 2) != 1)
+		return fail(errno, "poke");
+	sb_add(&reply_fields, " poked=1");
 	return 0;
 }

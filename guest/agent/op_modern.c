@@ -324,7 +324,7 @@ int add_swaps(struct sbuf *sb, const struct proc *p, uint64_t addr,
 	int n;
 
 	sb_add(sb, " swap=");
-	n = add_entries(sb, p, addr, count, bits, PM_SWAP);
+	n = add_entries(sb, p, addr, count, bits, PM_SWAP, NULL);
 	if (n <= 0) {
 		sb->len = mark;
 		sb->p[mark] = '\0';

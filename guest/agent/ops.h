@@ -22,6 +22,7 @@ struct proc {
 	pid_t pid;
 	int ctl;	/* SOCK_SEQPACKET to the worker */
 	int pagemap;	/* /proc/<pid>/pagemap */
+	int mem;	/* /proc/<pid>/mem, read-write */
 };
 
 extern struct proc procs[MAX_PROCS];
@@ -55,9 +56,10 @@ int req_map(const struct req *r, struct wreq *q, uint32_t op);
 int req_pages(const struct req *r, struct wreq *q, uint64_t count_def,
 	      uint64_t count_max);
 int add_pfns(struct sbuf *sb, const struct proc *p, uint64_t addr,
-	     uint64_t count, const uint8_t *bits);
+	     uint64_t count, const uint8_t *bits, struct sbuf *data);
 int add_entries(struct sbuf *sb, const struct proc *p, uint64_t addr,
-		uint64_t count, const uint8_t *bits, uint64_t want);
+		uint64_t count, const uint8_t *bits, uint64_t want,
+		struct sbuf *data);
 int sysfs_write(const char *path, const char *val);
 int hexval(char c);
 
@@ -73,6 +75,9 @@ int op_mremap(const struct req *r);
 int op_write(const struct req *r);
 int op_read(const struct req *r);
 int op_pagemap(const struct req *r);
+int op_poke(const struct req *r);
+/* op_folio.c */
+int op_folio(const struct req *r);
 /* op_procs.c */
 extern int tmp_dirty;
 int op_reset(const struct req *r);
@@ -108,6 +113,8 @@ int op_mlockall(const struct req *r);
 int op_munlockall(const struct req *r);
 /* storm.c */
 int op_storm(const struct req *r);
+/* race.c */
+int op_race(const struct req *r);
 int op_tainted(const struct req *r);
 
 #endif

@@ -86,6 +86,7 @@ void drop_proc(struct proc *p)
 {
 	close(p->ctl);
 	close(p->pagemap);
+	close(p->mem);
 	memmove(p, p + 1, (procs + nprocs - p - 1) * sizeof(*p));
 	nprocs--;
 }
@@ -94,21 +95,26 @@ int add_proc(const char *label, pid_t pid, int ctl)
 {
 	struct proc *p = &procs[nprocs];
 	char path[64];
-	int fd, e;
+	int fd, mem, e;
 
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	mem = fd < 0 ? -1 : open(path, O_RDWR | O_CLOEXEC);
+	if (mem < 0) {
 		e = errno;
+		if (fd >= 0)
+			close(fd);
 		kill(pid, SIGKILL);
 		close(ctl);
 		wait_gone(&pid, 1, GONE_TIMEOUT_MS);
-		return fail(e, "open-pagemap");
+		return fail(e, fd < 0 ? "open-pagemap" : "open-mem");
 	}
 	snprintf(p->label, sizeof(p->label), "%s", label);
 	p->pid = pid;
 	p->ctl = ctl;
 	p->pagemap = fd;
+	p->mem = mem;
 	nprocs++;
 	return 0;
 }

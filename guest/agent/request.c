@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -95,23 +96,62 @@ int req_pages(const struct req *r, struct wreq *q, uint64_t count_def,
 }
 
 /*
+ * The contents token of the present page at addr, read through the
+ * worker's /proc/PID/mem (which reads PROT_NONE pages too and never faults
+ * a present page anew): "=hh" when every byte is hh, else the first 8 bytes
+ * and an FNV-1a 64 digest of the page as "<16 hex>:<16 hex>"; "?" when the
+ * read failed.
+ */
+static void add_contents(struct sbuf *sb, const struct proc *p, uint64_t addr)
+{
+	static uint8_t *buf;
+	uint64_t h = 0xcbf29ce484222325ULL, first = 0;
+	long i;
+	int uniform = 1;
+
+	if (!buf)
+		buf = malloc(page_size);
+	if (!buf || pread(p->mem, buf, page_size, addr) != page_size) {
+		sb_addn(sb, "?", 1);
+		return;
+	}
+	for (i = 0; i < page_size; i++) {
+		h = (h ^ buf[i]) * 0x100000001b3ULL;
+		uniform &= buf[i] == buf[0];
+	}
+	if (uniform) {
+		sb_printf(sb, "=%02x", buf[0]);
+		return;
+	}
+	for (i = 0; i < 8; i++)
+		first = first << 8 | buf[i];
+	sb_printf(sb, "%016llx:%016llx", (unsigned long long)first,
+		  (unsigned long long)h);
+}
+
+/*
  * Appends the pfns of count pages at addr: "-" where the pagemap says not
  * present, or where bits (one per page; NULL: all set) says the page is no
- * longer this map's.
+ * longer this map's. With data, also appends each present page's contents
+ * token there (comma-separated, "-" where not present): pages pagemap says
+ * are absent are never touched.
  */
 int add_pfns(struct sbuf *sb, const struct proc *p, uint64_t addr,
-		    uint64_t count, const uint8_t *bits)
+	     uint64_t count, const uint8_t *bits, struct sbuf *data)
 {
-	return add_entries(sb, p, addr, count, bits, PM_PRESENT) < 0 ? -1 : 0;
+	return add_entries(sb, p, addr, count, bits, PM_PRESENT, data) < 0 ?
+		-1 : 0;
 }
 
 /*
  * The same for any pagemap flag: the entry's low 55 bits (the pfn with
  * PM_PRESENT, the swap type and offset with PM_SWAP) where it has want.
- * Returns how many pages had it, or -1.
+ * Contents are read only for present pages. Returns how many pages had
+ * want, or -1.
  */
 int add_entries(struct sbuf *sb, const struct proc *p, uint64_t addr,
-		uint64_t count, const uint8_t *bits, uint64_t want)
+		uint64_t count, const uint8_t *bits, uint64_t want,
+		struct sbuf *data)
 {
 	static uint64_t ent[512];
 	uint64_t done = 0, i;
@@ -126,16 +166,24 @@ int add_entries(struct sbuf *sb, const struct proc *p, uint64_t addr,
 			return fail(got < 0 ? errno : EIO, "pagemap");
 		for (i = 0; i < n; i++) {
 			uint64_t k = done + i;
+			int mine = !bits || (bits[k / 8] >> (k % 8) & 1);
+			int present = (ent[i] & PM_PRESENT) && mine;
 
-			if (k)
+			if (k) {
 				sb_addn(sb, ",", 1);
-			if ((ent[i] & want) &&
-			    (!bits || (bits[k / 8] >> (k % 8) & 1))) {
+				if (data)
+					sb_addn(data, ",", 1);
+			}
+			if ((ent[i] & want) && mine) {
 				sb_hex(sb, ent[i] & PFN_MASK);
 				found++;
 			} else {
 				sb_addn(sb, "-", 1);
 			}
+			if (data && present)
+				add_contents(data, p, addr + k * page_size);
+			else if (data)
+				sb_addn(data, "-", 1);
 		}
 		done += n;
 	}

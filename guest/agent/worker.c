@@ -467,12 +467,17 @@ static __attribute__((noinline)) void touch(const struct wreq *q, uint64_t base,
 	for (i = 0; i < count; i++) {
 		volatile uint8_t *p = (volatile uint8_t *)(base + i * page_size);
 
+		uint64_t idx = q->page + i;
+
 		if (q->op == W_READ)
 			(void)p[0];
 		else if (q->one_byte)
 			p[q->offset] = q->value;
 		else
 			memset((void *)p, q->value, page_size);
+		/* The page's index in its map, so a page that moves shows. */
+		if (q->op == W_WRITE && q->tag && !q->one_byte)
+			memcpy((void *)p, &idx, sizeof(idx));
 	}
 }
 

@@ -187,7 +187,16 @@ static inline int rmc_page_mapcount(struct folio *folio, struct page *page)
 	return mapcount;
 }
 #else
+/*
+ * 6.15+ built with CONFIG_NO_PAGE_MAPCOUNT keeps no per-page count, and
+ * /proc/kpagecount then gives the folio's average; 6.10-6.14 lack the
+ * option and keep it.
+ */
+#if RMC_SINCE(KERNEL_VERSION(6, 15, 0))
+#define RMC_MCSEM	"folio_mapcount:no_page_mapcount"
+#else
 #define RMC_MCSEM	"folio_mapcount"
+#endif
 static inline int rmc_page_mapcount(struct folio *folio, struct page *page)
 {
 	return -1;

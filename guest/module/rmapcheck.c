@@ -92,6 +92,11 @@ module_param(misreport, int, 0644);
 MODULE_PARM_DESC(misreport,
 		 "test only: drop the last mapping VMA when 3 or more map the page");
 
+static int overcount;
+module_param(overcount, int, 0644);
+MODULE_PARM_DESC(overcount,
+		 "test only: report a large folio's mapcount one too high");
+
 static int plant_warn;
 module_param(plant_warn, int, 0644);
 MODULE_PARM_DESC(plant_warn,
@@ -463,7 +468,7 @@ static int rmc_walk_folio(struct rmc_walk *w, struct folio *folio,
 	const char *kind;
 	bool walk = true, locked = false;
 	char pmc[12] = "-";
-	int n;
+	int n, mapcount;
 
 	if (is_zero_pfn(w->pfn) || rmc_folio_is_huge_zero(folio, huge_zero)) {
 		/* The zero pages are in no rmap; do not lock them. */
@@ -486,13 +491,15 @@ static int rmc_walk_folio(struct rmc_walk *w, struct folio *folio,
 		}
 	}
 
+	mapcount = rmc_mapcount(folio, page);
+	if (READ_ONCE(overcount) == 1 && folio_test_large(folio))
+		mapcount++;
 	n = rmc_page_mapcount(folio, page);
 	if (n >= 0)
 		snprintf(pmc, sizeof(pmc), "%d", n);
 	/* refcount leaves out the reference this module holds. */
 	pr_info("req=%llu page pfn=0x%lx order=%u kind=%s mapcount=%d pagemapcount=%s refcount=%d flags=0x%lx mcsem=%s head=0x%lx nr=%lu\n",
-		w->req, w->pfn, folio_order(folio), kind,
-		rmc_mapcount(folio, page), pmc, folio_ref_count(folio) - 1,
+		w->req, w->pfn, folio_order(folio), kind, mapcount, pmc, folio_ref_count(folio) - 1,
 		rmc_folio_flags(folio), RMC_MCSEM, folio_pfn(folio),
 		(unsigned long)folio_nr_pages(folio));
 

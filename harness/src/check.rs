@@ -1,7 +1,8 @@
 //! Layer `check`: pure judgements over values, no I/O. The kernel log parser, the oracle
-//! (O1-O3), the model (O4), the scenario's `expect:` block, and the [`outcome::Outcome`]
-//! they fill in.
+//! (O1-O3), the model (O4), page contents (O5), the scenario's `expect:` block, and the
+//! [`outcome::Outcome`] they fill in.
 
+pub mod contents;
 pub mod dmesg;
 pub mod expect;
 pub mod model;

@@ -1,5 +1,5 @@
 //! Fuzz mode: random but valid scenarios, played back to back on persistent guests,
-//! every step checked by the oracle (O1-O3) and the model (O4, counted apart); each new
+//! every step checked by the oracle (O1-O3), the model (O4) and page contents (O5); each new
 //! failure is shrunk to a minimal scenario that `rmapcheck run` replays.
 //!
 //! - `generate`: seeded sequences over every step kind;

@@ -10,6 +10,7 @@ pub mod kernel;
 pub mod kernels;
 pub mod prepare;
 pub mod source_build;
+pub mod symbols;
 pub mod toolchain;
 
 use std::path::PathBuf;

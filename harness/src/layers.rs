@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["report"],
     &["run"],
     &["fuzz"],
+    &["mutants"],
     &["ui"],
 ];
 

@@ -13,6 +13,7 @@
 //! - `report`: text, JSON, JUnit, snapshots, results files, HTML;
 //! - `run`: one scenario on one guest (`runner`), warm guests (`pool`), `bench`;
 //! - `fuzz`: generated sequences, shrinking, triage, campaigns;
+//! - `mutants`: bugs planted in the debug kernel, and how fast rmapcheck finds them;
 //! - `ui`: one event type from every engine, and the reporter that shows it.
 //!
 //! See ARCHITECTURE.md.
@@ -23,6 +24,7 @@ pub mod exec;
 pub mod fuzz;
 pub mod image;
 pub mod log;
+pub mod mutants;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -1,6 +1,6 @@
 //! The `rmapcheck` command line: wires the library together, nothing more.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use rmapcheck::check::outcome::{Outcome, Status};
 use rmapcheck::image::kernel::Kernel;
@@ -9,9 +9,9 @@ use rmapcheck::image::prepare;
 use rmapcheck::image::prepare::{Prepared, Target};
 use rmapcheck::report::{html, results};
 use rmapcheck::run::bench;
-use rmapcheck::run::pool::Pool;
+use rmapcheck::run::pool::{Hold, Pool};
 use rmapcheck::ui::{self, Event, Reporter};
-use rmapcheck::vm::guest::{Fault, Info};
+use rmapcheck::vm::guest::{Fault, Guest, Info};
 use rmapcheck::vm::qemu;
 use rmapcheck::{cache, fuzz, report, scenario};
 use std::path::PathBuf;
@@ -68,6 +68,62 @@ enum Command {
     Fuzz(FuzzArgs),
     /// Measure boot, restore, warm and cold scenario rates, and request costs.
     Bench(BenchArgs),
+    /// Replay one scenario a step at a time: what each step changed, and the first step
+    /// at which an oracle disagrees (text or JSON on stdout, and an HTML page).
+    Replay(ReplayArgs),
+    /// An interactive session on a live guest with the module loaded: type steps in the
+    /// scenario language, raw module commands and views; `save FILE.yaml` keeps it.
+    #[command(after_help = rmapcheck::run::shell::HELP)]
+    Shell(ShellArgs),
+    /// Plant known rmap bugs in the debug kernel (images/mutants/) and time how fast the
+    /// scenario suite and the fuzzer find each.
+    Mutants(MutantsArgs),
+}
+
+#[derive(clap::Args)]
+struct ShellArgs {
+    #[command(flatten)]
+    kernel: KernelArgs,
+    /// When the session ends, save its results here (the `run --results` format).
+    #[arg(long)]
+    results: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// The scenario, e.g. a fuzz finding's shrunk.yaml.
+    file: PathBuf,
+    #[command(flatten)]
+    kernel: KernelArgs,
+    /// Show every step; without it, only the steps at which an oracle disagrees.
+    #[arg(long)]
+    step: bool,
+    /// Play on after the first failing step.
+    #[arg(long = "continue")]
+    keep_going: bool,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Write the static HTML page here (default: replay.html in the workdir).
+    #[arg(long)]
+    html: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct MutantsArgs {
+    /// Only these mutants (file stems under images/mutants/; repeatable).
+    #[arg(long = "only")]
+    only: Vec<String>,
+    /// How long the fuzzer may look for each mutant (e.g. 90s, 10m).
+    #[arg(long, default_value = "3m", value_parser = fuzz::parse_duration)]
+    duration: std::time::Duration,
+    /// Fuzz seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where mutants.json and each mutant's reproducers go.
+    #[arg(long, default_value = "mutants-out")]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
 }
 
 #[derive(clap::Args)]
@@ -81,6 +137,9 @@ struct ReportArgs {
     /// Fuzz findings directories written by `fuzz --out` (repeatable).
     #[arg(long = "fuzz")]
     fuzz: Vec<PathBuf>,
+    /// mutants.json files written by `rmapcheck mutants` (repeatable).
+    #[arg(long = "mutants")]
+    mutants: Vec<PathBuf>,
 }
 
 /// Which kernels to use: manifest keys, or a developer's own build.
@@ -101,6 +160,10 @@ struct KernelArgs {
     /// Set an rmapcheck.ko parameter on every guest, e.g. misreport=1 (repeatable).
     #[arg(long = "module-param", value_parser = fuzz::parse_param)]
     module_params: Vec<(String, String)>,
+    /// Start QEMU with a gdb stub and print the gdb command that attaches to it; on a
+    /// failure the guest stays paused until Enter. Guests boot cold, one at a time.
+    #[arg(long)]
+    gdb: bool,
 }
 
 #[derive(clap::Args)]
@@ -122,7 +185,7 @@ struct FuzzArgs {
     /// Where each unique failure gets its folder.
     #[arg(long, default_value = "fuzz-out")]
     out: PathBuf,
-    /// Check every live page (O1-O3) after every N steps.
+    /// Check every live page (O1-O5) after every N steps.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     check_every: u64,
     /// Steps per sequence.
@@ -131,6 +194,9 @@ struct FuzzArgs {
     /// Op weights, e.g. fork=10,exit=0 (the rest keep their defaults).
     #[arg(long)]
     weights: Option<fuzz::Weights>,
+    /// Give maps with a hugepage hint a whole PMD of pages (a THP: large folios).
+    #[arg(long, conflicts_with = "print_run")]
+    thp: bool,
     /// Re-runs the shrinker may spend on one failure.
     #[arg(long, default_value_t = 300)]
     shrink_budget: usize,
@@ -278,6 +344,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(Exit::Success.code())
         }
         Command::Fuzz(args) => fuzz_cmd(args),
+        Command::Replay(args) => replay_cmd(args),
+        Command::Shell(args) => shell_cmd(args),
+        Command::Mutants(args) => mutants_cmd(args),
     }
 }
 
@@ -358,6 +427,13 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
         weights: args.weights.unwrap_or_default(),
         ..fuzz::GenConfig::default()
     };
+    if let Some(run) = args.print_run {
+        print!("{}", scenario::to_yaml(&fuzz::generate::generate(&gen, seed, run), ""));
+        return Ok(Exit::Success.code());
+    }
+    if args.kernel.gdb && args.jobs != 1 {
+        return Err(BadInput("--gdb debugs one guest: use it with --jobs 1".into()).into());
+    }
     let mut failures = 0;
     // Fuzzing wants the debug kernel: DEBUG_VM and PAGE_TABLE_CHECK turn silent damage
     // into splats.
@@ -374,7 +450,14 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
         return Ok(Exit::Success.code());
     }
     for (kernel_args, prepared) in prepare_kernels(&kernel)? {
+        let gdb =
+            if kernel.gdb { Some((gdb_setup(&prepared, &load_manifest()?)?, hold_for_gdb as Hold)) } else { None };
+        let mut gen = gen.clone();
+        if args.thp {
+            gen.huge_pages = rmapcheck::check::oracle::folio::pmd_pages(prepared.kernel.page_size);
+        }
         let opts = fuzz::Options {
+            gdb,
             seed,
             limit,
             jobs: args.jobs as usize,
@@ -448,9 +531,13 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             }
         };
         let workroot = workdir("run")?;
-        let pool = Pool::new(prepared, workroot)
+        let gdb = if args.kernel.gdb { Some(gdb_setup(&prepared, &manifest)?) } else { None };
+        let mut pool = Pool::new(prepared, workroot)
             .with_module_params(&args.kernel.module_params)
             .with_events(Box::new(|e| progress.event(Event::Guest(e))));
+        if let Some(port) = gdb {
+            pool = pool.with_gdb(port, hold_for_gdb);
+        }
         progress.event(Event::Started { key: key.clone(), scenarios: loaded.len() });
         for l in &loaded {
             if qemu::stop_requested().is_some() {
@@ -475,7 +562,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report::json(&outcomes))?),
     }
     if let Some(path) = &args.junit {
-        cache::write_atomic(path, report::junit(&outcomes).as_bytes())?;
+        cache::write_atomic(path, report::junit(&outcomes)?.as_bytes())?;
     }
     if let Some(sig) = qemu::stop_requested() {
         eprintln!("rmapcheck: interrupted by signal {sig}; {} results saved", outcomes.len());
@@ -495,8 +582,167 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     })
 }
 
+fn shell_cmd(args: ShellArgs) -> Result<ExitCode> {
+    let pool = debug_pool(&args.kernel, "shell")?;
+    let mut guest = pool.take()?;
+    reporter().finish();
+    let history = cache::subdir("shell").ok().map(|d| d.join("history"));
+    let session = |guest: &mut Guest| {
+        let mut shell = rmapcheck::run::shell::Shell::start(guest)?;
+        let lines = ui::shell::run(&mut shell, history.as_deref())?;
+        Ok::<_, Fault>((shell.finish()?, lines))
+    };
+    let (outcome, lines) = match session(&mut guest) {
+        Ok(ended) => ended,
+        Err(fault) => {
+            // A hung guest is what gdb is for; a dead one is only its console now.
+            eprintln!("rmapcheck: the session ended: {fault}");
+            pool.hold(&guest, &format!("guest fault ({})", fault.cause()));
+            return Ok(Exit::Failed.code());
+        }
+    };
+    print!("{}", report::text(std::slice::from_ref(&outcome)));
+    save_results(args.results.as_deref(), std::slice::from_ref(&outcome))?;
+    if outcome.status != Status::Pass {
+        pool.hold(&guest, "the session failed");
+    }
+    guest.shutdown();
+    Ok(if outcome.status != Status::Pass {
+        Exit::Failed.code()
+    } else if lines.refused > 0 {
+        Exit::BadInput.code()
+    } else {
+        Exit::Success.code()
+    })
+}
+
+/// The pool of a debugging command (replay, shell): one kernel, its module
+/// parameters, and the gdb stub when asked for.
+fn debug_pool(args: &KernelArgs, command: &str) -> Result<Pool<'static>> {
+    if targets(args, &load_manifest()?)?.len() != 1 {
+        return Err(BadInput("name one kernel: --kernel KEY or --kernel-image/--kernel-build".into()).into());
+    }
+    let prepared = prepare_kernels(args)?.remove(0).1;
+    let gdb = if args.gdb { Some(gdb_setup(&prepared, &load_manifest()?)?) } else { None };
+    let mut pool = Pool::new(prepared, workdir(command)?)
+        .with_module_params(&args.module_params)
+        .with_events(Box::new(|e| reporter().event(Event::Guest(e))));
+    if let Some(port) = gdb {
+        pool = pool.with_gdb(port, hold_for_gdb);
+    }
+    Ok(pool)
+}
+
+/// `--gdb`: a free port for the stub, and the command that attaches to it, said now.
+fn gdb_setup(prepared: &Prepared, manifest: &Manifest) -> Result<u16> {
+    use rmapcheck::image::symbols::{self, Symbols};
+    let port = qemu::free_port().context("picking a port for the gdb stub")?;
+    let kernel = &prepared.kernel;
+    // Only Debian's kernels have a debug package; the archive lists are local.
+    let apt = manifest
+        .entry(&kernel.key)
+        .ok()
+        .filter(|e| e.kind == kernels::EntryKind::Debian)
+        .and_then(|e| kernels::apt_for(e).ok());
+    let symbols = symbols::find(kernel, apt.as_ref());
+    let vmlinux = match &symbols {
+        Symbols::Vmlinux(v) => Some(v.as_path()),
+        Symbols::Missing(note) => {
+            reporter().event(Event::Note(note.clone()));
+            None
+        }
+    };
+    reporter().event(Event::Note(format!(
+        "{}: gdb stub on port {port}; attach with:\n  {}",
+        kernel.key,
+        qemu::gdb_command(vmlinux, port)
+    )));
+    Ok(port)
+}
+
+/// `--gdb`: keep a failed guest paused and alive until the user presses Enter.
+fn hold_for_gdb(g: &Guest, why: &str) {
+    if let Err(e) = g.set_running(false) {
+        // QEMU is gone (a panic ends it): nothing is left to attach to.
+        let console = g.console_log();
+        reporter().event(Event::Note(format!(
+            "{why}: the guest cannot be paused ({e:#}); its console: {}",
+            console.display()
+        )));
+        return;
+    }
+    reporter().event(Event::Note(format!(
+        "{why}: the guest (QEMU pid {}) is paused for gdb; press Enter to let it go",
+        g.pid()
+    )));
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    let _ = g.set_running(true);
+}
+
+fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
+    let loaded = load_scenarios(std::slice::from_ref(&args.file))?.remove(0);
+    let pool = debug_pool(&args.kernel, "replay")?;
+    let workroot = workdir("replay")?;
+    let mut guest = pool.take()?;
+    let opts = rmapcheck::run::replay::Options { keep_going: args.keep_going };
+    let (mut r, fault) = rmapcheck::run::replay::replay(&mut guest, &loaded, opts);
+    reporter().finish();
+    if let Some(f) = &fault {
+        eprintln!("rmapcheck: {f}");
+    }
+    if let Some(n) = r.first_failure {
+        pool.hold(&guest, &format!("step {n} failed"));
+    }
+    let html_path = args.html.clone().unwrap_or_else(|| workroot.join("replay.html"));
+    cache::write_atomic(&html_path, html::replay::render(&r).as_bytes())?;
+    if !args.step {
+        r.steps.retain(|s| s.disagrees());
+    }
+    match args.format {
+        Format::Text => print!("{}", report::replay::text(&r)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+    }
+    eprintln!("rmapcheck: replay page: {}", html_path.display());
+    guest.shutdown();
+    let failed = r.first_failure.is_some() || r.outcome.status != Status::Pass;
+    Ok(if failed { Exit::Failed.code() } else { Exit::Success.code() })
+}
+
+fn mutants_cmd(args: MutantsArgs) -> Result<ExitCode> {
+    let manifest = load_manifest()?;
+    let scenarios = load_scenarios(&[])?;
+    let dir = rmapcheck::image::images_dir().join("mutants");
+    let known = rmapcheck::mutants::load(&dir).map_err(|e| BadInput(format!("{e:#}")))?;
+    if let Some(name) = args.only.iter().find(|n| !known.iter().any(|m| &m.name == *n)) {
+        return Err(BadInput(format!("no mutant named '{name}' in {}", dir.display())).into());
+    }
+    let opts = rmapcheck::mutants::Options {
+        only: args.only,
+        fuzz_for: args.duration,
+        seed: args.seed,
+        out: args.out,
+        workroot: workdir("mutants")?,
+    };
+    std::fs::create_dir_all(&opts.out)?;
+    let verdicts = rmapcheck::mutants::run(
+        &manifest,
+        &scenarios,
+        &opts,
+        &STOP,
+        &|e| reporter().event(Event::Mutants(e)),
+        reporter(),
+    )?;
+    reporter().finish();
+    match args.format {
+        Format::Text => print!("{}", rmapcheck::mutants::text(&verdicts)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&verdicts)?),
+    }
+    Ok(Exit::Success.code())
+}
+
 fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
-    if args.from.is_empty() && args.fuzz.is_empty() {
+    if args.from.is_empty() && args.fuzz.is_empty() && args.mutants.is_empty() {
         return Err(BadInput(
             "report: nothing to report; pass --from RESULTS (from `run --results`) or --fuzz DIR".into(),
         )
@@ -507,7 +753,12 @@ fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
         sets.push(results::read(path).map_err(|e| BadInput(format!("{e:#}")))?);
     }
     let outcomes = results::merge(sets);
-    let written = html::write(&args.out, &outcomes, &rmapcheck::project_root().join("snapshots"), &args.fuzz)?;
+    let mut verdicts = Vec::new();
+    for path in &args.mutants {
+        verdicts.extend(rmapcheck::report::mutants::read(path).map_err(|e| BadInput(format!("{e:#}")))?);
+    }
+    let snapshots = rmapcheck::project_root().join("snapshots");
+    let written = html::write(&args.out, &outcomes, &snapshots, &args.fuzz, &verdicts)?;
     println!("{}", written.index.display());
     Ok(Exit::Success.code())
 }

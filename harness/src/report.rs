@@ -4,9 +4,12 @@
 //! Architecture invariant: the snapshot text holds labels only (processes, mappings,
 //! page indices, prot): no pid, address, pfn or kernel release.
 //!
-//! Layer `report`: this module, saved results, committed snapshots and the HTML report.
+//! Layer `report`: this module, saved results, committed snapshots, the HTML report and
+//! the verdicts of `rmapcheck mutants`.
 
 pub mod html;
+pub mod mutants;
+pub mod replay;
 pub mod results;
 pub mod snapshots;
 
@@ -38,9 +41,6 @@ pub fn snapshot(o: &Outcome) -> String {
         for p in &o.problems {
             out.push_str(&format!("problem {:?}: {}\n", p.check, p.message));
         }
-    }
-    for m in &o.model_mismatches {
-        out.push_str(&format!("model: {}\n", m.message));
     }
     for n in &o.notes {
         out.push_str(&format!("note: {n}\n"));
@@ -81,7 +81,7 @@ pub fn json(outcomes: &[Outcome]) -> serde_json::Value {
 }
 
 /// JUnit XML: one suite per kernel, one case per scenario.
-pub fn junit(outcomes: &[Outcome]) -> String {
+pub fn junit(outcomes: &[Outcome]) -> anyhow::Result<String> {
     use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
     let mut report = Report::new("rmapcheck");
     let mut kernels: Vec<&str> = outcomes.iter().map(|o| o.kernel.as_str()).collect();
@@ -110,5 +110,5 @@ pub fn junit(outcomes: &[Outcome]) -> String {
         }
         report.add_test_suite(suite);
     }
-    report.to_string().unwrap_or_default()
+    Ok(report.to_string()?)
 }

@@ -3,4 +3,6 @@
 
 pub mod bench;
 pub mod pool;
+pub mod replay;
 pub mod runner;
+pub mod shell;

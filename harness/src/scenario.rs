@@ -9,6 +9,7 @@ mod emit;
 mod spans;
 mod validate;
 
+pub use emit::step as step_yaml;
 pub use emit::to_yaml;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -142,6 +143,9 @@ pub enum Step {
     Mlockall(Mlockall),
     /// munlockall(2) in one process.
     Munlockall(Proc),
+    /// Test only: change one byte of a present page behind the model's back (through
+    /// /proc/PID/mem), so O5 has a silent corruption to find.
+    Poke(PageRef),
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -311,6 +315,7 @@ pub enum Advice {
     Collapse,
     Pageout,
     Cold,
+    /// MADV_FREE: the pages keep their bytes until reclaim, then read as zeros.
     Free,
 }
 
@@ -361,8 +366,9 @@ pub struct Access {
     #[serde(default = "one", deserialize_with = "count::one")]
     #[schemars(with = "count::Count")]
     pub pages: u64,
-    /// The byte written (default: a value unique to the process and page, so pages never
-    /// merge by accident).
+    /// The byte written to every byte of each page (default: a byte unique to the step,
+    /// with the page's index in its map over the first 8 bytes, so pages never merge by
+    /// accident and a page that moves shows).
     #[serde(default)]
     pub value: Option<u8>,
 }
@@ -600,7 +606,7 @@ impl Step {
             Step::Write(s) | Step::Read(s) => &s.proc,
             Step::Fork(s) => &s.proc,
             Step::Exit(s) | Step::Findtask(s) => &s.proc,
-            Step::Findpage(s) => &s.proc,
+            Step::Findpage(s) | Step::Poke(s) => &s.proc,
             Step::Split(s) | Step::Munlock(s) => &s.proc,
             Step::Migrate(s) => &s.proc,
             Step::Mlock(s) => &s.proc,
@@ -619,7 +625,7 @@ impl Step {
             Step::Mremap(x) => &x.map,
             Step::Madvise(x) => &x.map,
             Step::Write(a) | Step::Read(a) => &a.map,
-            Step::Findpage(r) => &r.map,
+            Step::Findpage(r) | Step::Poke(r) => &r.map,
             Step::Split(r) | Step::Munlock(r) => &r.map,
             Step::Migrate(x) => &x.map,
             Step::Mlock(x) => &x.map,
@@ -650,6 +656,7 @@ impl Step {
             Step::Munlock(_) => "munlock",
             Step::Mlockall(_) => "mlockall",
             Step::Munlockall(_) => "munlockall",
+            Step::Poke(_) => "poke",
         }
     }
 }

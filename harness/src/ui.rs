@@ -6,10 +6,13 @@
 //!
 //! Architecture invariant: the library below this layer prints nothing; it emits events.
 
+pub mod shell;
+
 use crate::check::outcome::{Outcome, Status};
 use crate::fuzz::campaign::{self, Snapshot};
 use crate::fuzz::summary;
 use crate::image::kernel::FetchProgress;
+use crate::mutants;
 use crate::run::pool;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -33,6 +36,8 @@ pub enum Event {
     Scenario(Box<Outcome>),
     /// A fuzz campaign.
     Fuzz(campaign::Event),
+    /// `rmapcheck mutants`.
+    Mutants(mutants::Event),
     /// A line worth a person's attention that fits no event above.
     Note(String),
 }
@@ -97,6 +102,7 @@ impl Reporter {
             Event::Started { key, scenarios } => self.started(&key, scenarios),
             Event::Scenario(o) => self.scenario(&o),
             Event::Fuzz(f) => self.fuzz(f),
+            Event::Mutants(m) => self.mutants(m),
             Event::Note(text) => self.line(&text),
         }
     }
@@ -198,6 +204,23 @@ impl Reporter {
                 self.line(&format!("saved {at}: {}", f.summary));
             }
             campaign::Event::NotSaved { title, why } => self.line(&format!("cannot save the failure '{title}': {why}")),
+        }
+    }
+
+    fn mutants(&self, e: mutants::Event) {
+        match e {
+            mutants::Event::Building { name } => self.line(&format!("mutant {name}: patching and building")),
+            mutants::Event::Searching { name, how } => self.line(&format!("mutant {name}: {how}")),
+            mutants::Event::Judged(v) => {
+                let verdict = match (&v.error, v.secs_to_find()) {
+                    (Some(e), _) => format!("not judged: {e}"),
+                    (None, Some(secs)) => format!("caught in {secs:.1} s"),
+                    (None, None) => "missed".to_string(),
+                };
+                self.line(&format!("mutant {}: {verdict}", v.name))
+            }
+            mutants::Event::Guest(g) => self.guest(g),
+            mutants::Event::Fuzz(f) => self.fuzz(f),
         }
     }
 

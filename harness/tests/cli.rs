@@ -60,6 +60,10 @@ fn unknown_kernel_missing_file_and_bad_flags_exit_2() {
         (vec!["diff", "no_such_scenario"], "no snapshots for scenario 'no_such_scenario'"),
         (vec!["frobnicate"], "unrecognized subcommand"),
         (vec!["report"], "nothing to report"),
+        (vec!["replay", "/nonexistent/x.yaml"], "/nonexistent/x.yaml: cannot read"),
+        (vec!["replay", seed.to_str().unwrap(), "--kernel", "6.12", "--kernel", "7.2"], "name one kernel"),
+        (vec!["shell", "--kernel", "2.6.11"], "unknown kernel '2.6.11'"),
+        (vec!["fuzz", "--gdb", "--jobs", "2", "--runs", "1"], "--gdb debugs one guest: use it with --jobs 1"),
         (vec!["report", "--from", "/nonexistent/results.json"], "reading results /nonexistent/results.json"),
     ];
     for (args, want) in cases {

@@ -33,6 +33,9 @@ mod boot_walk;
 #[path = "scenarios/isolation.rs"]
 mod isolation;
 
+#[path = "scenarios/debugger.rs"]
+mod debugger;
+
 /// The kernels to test: `RMAPCHECK_KERNELS` (comma-separated), else the manifest's
 /// `default` tag.
 fn kernel_keys(manifest: &Manifest) -> Vec<String> {
@@ -135,7 +138,8 @@ fn main() -> ExitCode {
             trials.push(scenario_trial(file.clone(), name.clone(), key.clone()));
         }
     }
-    for key in &keys {
+    for (i, key) in keys.iter().enumerate() {
+        trials.extend(debugger::trials(key, i == 0));
         trials.extend(vm_checks::trials(key, pools));
         trials.extend(faults::trials(key, pools));
         trials.extend(signals::trials(key, pools));

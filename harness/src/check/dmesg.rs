@@ -56,6 +56,14 @@ pub enum SplatKind {
     Ubsan,
 }
 
+impl SplatKind {
+    /// Whether the kernel is past helping itself: an Oops (BUG() on arm64 prints one),
+    /// a panic, or a CPU stuck for good. The agent will likely never answer again.
+    pub fn is_fatal(self) -> bool {
+        matches!(self, SplatKind::Panic | SplatKind::Oops | SplatKind::SoftLockup | SplatKind::RcuStall)
+    }
+}
+
 /// A kernel splat: its kind, the line that opened it, and a title with addresses and
 /// numbers stripped, fit for deduplication.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,7 +112,9 @@ pub fn normalise_title(text: &str) -> String {
         [
             // Function offsets: `folio_add+0x2a4/0x2f0` keeps the name.
             regex::Regex::new(r"\+0x[0-9a-f]+/0x[0-9a-f]+").unwrap(),
-            regex::Regex::new(r"0x[0-9a-fA-F]+|\b[0-9a-f]{8,}\b").unwrap(),
+            // Hex with or without 0x (`pfn:4e`, `mm:00000000c2a1`): any word of hex
+            // digits that has a decimal digit in it.
+            regex::Regex::new(r"0x[0-9a-fA-F]+|\b[0-9a-f]*[0-9][0-9a-f]*\b").unwrap(),
             regex::Regex::new(r"\d+").unwrap(),
             regex::Regex::new(r"\s+").unwrap(),
         ]
@@ -275,8 +285,7 @@ pub enum VmaState {
 }
 
 /// A module line that has the prefix but does not parse: the module and this parser
-/// disagree, which is a bug worth reporting. `collect_walk` also reports here a `vma`
-/// line whose `rmap_addr` and `folio_addr` differ, so the oracle fails on it.
+/// disagree, which is a bug worth reporting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("bad module line ({why}): {line}")]
 pub struct BadLine {
@@ -403,12 +412,7 @@ pub fn collect_walk<'a>(lines: impl IntoIterator<Item = &'a str>, req: u64) -> W
             Some(Ok(ml)) => match ml {
                 ModuleLine::Cmd { fields, .. } => walk.cmd = Some(fields),
                 ModuleLine::Page { page, .. } => walk.page = Some(page),
-                ModuleLine::Vma { vma, .. } => {
-                    if let Some(why) = vma.rmap_addr_mismatch() {
-                        walk.bad_lines.push(BadLine { line: line.to_string(), why });
-                    }
-                    walk.vmas.push(vma)
-                }
+                ModuleLine::Vma { vma, .. } => walk.vmas.push(vma),
                 ModuleLine::Task { pid, comm, vmas, .. } => walk.task = Some((pid, comm, vmas)),
                 ModuleLine::Error { rc, msg, .. } => walk.errors.push((rc, msg)),
                 ModuleLine::End { rc, mapped, visited, .. } => walk.end = Some((rc, mapped, visited)),

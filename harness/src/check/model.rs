@@ -1,10 +1,15 @@
-//! The host-side model of page sharing (oracle O4): from the scenario's steps alone it
-//! predicts which (process, mapping, page) slots share one physical page.
+//! The host-side model of page sharing and contents: from the scenario's steps alone it
+//! predicts which (process, mapping, page) slots share one physical page (oracle O4),
+//! and what every page holds (oracle O5).
 //!
 //! Architecture invariant: the model is a pure function of the steps; it never looks at
 //! what the guest reported.
 
-use crate::scenario::{span, Advice, Backing, Mthp, Share, Step};
+mod layout;
+
+use crate::scenario::{span, Access, Advice, Backing, Mthp, Share, Step};
+pub use layout::Semantics;
+use layout::{Layout, DONTFORK, HUGEPAGE, MERGEABLE, NOHUGEPAGE, WIPEONFORK};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What a page slot holds, as the model sees it.
@@ -26,17 +31,40 @@ pub const FAULT_AROUND: &str = "fault-around: a read fault may also map cached n
 /// A slot: `(process, mapping, page index)`.
 pub type Slot = (String, String, u64);
 
+/// The byte a write step fills its pages with: the scenario's `value`, else one
+/// distinct per step, so unrelated pages never hold equal contents.
+pub fn write_value(a: &Access, step: usize) -> u8 {
+    a.value.unwrap_or((step % 250 + 1) as u8)
+}
+
+/// What the model predicts a page holds. Writes fill whole pages, so one byte says it,
+/// and a write without a `value` puts the page's index in its map over the first 8
+/// bytes (the agent's `tag=1`), so a page that moves to another index shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bytes {
+    /// Every byte of the page (after the tag, if any).
+    pub value: u8,
+    /// The page index in the first 8 bytes, little-endian.
+    pub tag: Option<u64>,
+    /// MADV_FREE: the kernel may have dropped the page, which then reads as zeros.
+    pub may_be_zero: bool,
+    /// The process and step of the write that stored `value`.
+    pub by: Option<(String, usize)>,
+}
+
+impl Bytes {
+    const ZERO: Bytes = Bytes { value: 0, tag: None, may_be_zero: false, by: None };
+}
+
 #[derive(Debug, Clone)]
 struct Map {
     share: Share,
     backing: Backing,
     object: Option<u64>,
-    /// Page offset of this mapping into its object (changes on partial remaps).
+    /// What each page maps; page `i` is page `i` of the object.
     pages: Vec<Option<Frame>>,
-    /// Whether the VMA has an anon_vma, which decides whether fork copies its PTEs.
-    anon_vma: bool,
-    dontfork: bool,
-    wipeonfork: bool,
+    /// The VMAs under the pages, with their flags and anon_vmas.
+    layout: Layout,
     /// Some of it is VM_LOCKED: growing it with mremap populates the new pages.
     locked: bool,
 }
@@ -53,6 +81,14 @@ pub struct Model {
     large: (bool, bool),
     /// Processes under mlockall(MCL_FUTURE): their new maps are populated at mmap.
     locked_future: BTreeSet<String>,
+    /// What each frame holds; a frame absent here holds zeros.
+    contents: BTreeMap<Frame, Bytes>,
+    /// Steps applied so far: the number of the step being applied.
+    step: usize,
+    /// How the kernel under test merges VMAs.
+    sem: Semantics,
+    /// The process whose fault or COW created each private page.
+    origins: BTreeMap<u64, String>,
 }
 
 const MTHP: &str = "mTHP: a fault may map a large folio over neighbouring pages";
@@ -61,6 +97,7 @@ const SWAP: &str = "swap: MADV_PAGEOUT may swap the page out, and swap-in may ma
 const LAZYFREE: &str = "MADV_FREE: the kernel may drop a clean lazy-free page";
 
 impl Model {
+    /// A model of the oldest semantics (6.1).
     pub fn new() -> Model {
         let mut m = Model::default();
         m.procs.insert(crate::scenario::FIRST_PROC.into(), BTreeMap::new());
@@ -85,9 +122,28 @@ impl Model {
         self.procs.get(proc).and_then(|maps| maps.get(map)).map(|m| m.pages.len() as u64).unwrap_or(0)
     }
 
+    /// A model of the kernel whose `uname -r` is `release`.
+    pub fn for_release(release: &str) -> Model {
+        let mut nums = release.split(|c: char| !c.is_ascii_digit()).map(|n| n.parse::<u32>().unwrap_or(0));
+        let version = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
+        let mut m = Model::new();
+        m.sem.merge_faulted_into_unfaulted = version >= (6, 16);
+        m
+    }
+
     fn fresh(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    /// A source of fresh ids that does not borrow the model; store its next value back
+    /// in `next_id` when done.
+    fn ids(&self) -> impl FnMut() -> u64 {
+        let mut n = self.next_id;
+        move || {
+            n += 1;
+            n
+        }
     }
 
     fn holders(&self, frame: Frame) -> usize {
@@ -105,18 +161,22 @@ impl Model {
 
     /// Apply one step.
     pub fn apply(&mut self, step: &Step) {
+        self.step += 1;
         match step {
             Step::Mmap(m) => {
                 let object = (m.share == Share::Shared || m.backing != Backing::Anon && m.backing != Backing::DevZero)
                     .then(|| self.fresh());
+                let flags = match m.huge {
+                    Some(true) => HUGEPAGE,
+                    Some(false) => NOHUGEPAGE,
+                    None => 0,
+                };
                 let map = Map {
                     share: m.share,
                     backing: m.backing,
                     object,
                     pages: vec![None; m.pages as usize],
-                    anon_vma: false,
-                    dontfork: false,
-                    wipeonfork: false,
+                    layout: Layout::new(m.pages as usize, self.fresh(), flags),
                     locked: m.locked || self.locked_future.contains(&m.proc),
                 };
                 if m.huge == Some(true) {
@@ -135,9 +195,15 @@ impl Model {
                 self.procs.entry(m.proc.clone()).or_default().insert(m.name.clone(), map);
             }
             Step::Write(a) | Step::Read(a) => {
-                let write = matches!(step, Step::Write(_));
+                let write = matches!(step, Step::Write(_)).then(|| write_value(a, self.step));
                 for p in a.page..a.page + a.pages {
-                    self.touch(&a.proc, &a.map, p, write);
+                    let bytes = write.map(|value| Bytes {
+                        value,
+                        tag: a.value.is_none().then_some(p),
+                        may_be_zero: false,
+                        by: Some((a.proc.clone(), self.step)),
+                    });
+                    self.touch(&a.proc, &a.map, p, bytes);
                 }
             }
             Step::Fork(f) => self.fork(&f.proc, &f.child),
@@ -146,6 +212,7 @@ impl Model {
                 self.locked_future.remove(&p.proc);
             }
             Step::Munmap(r) => {
+                let mut fresh = self.ids();
                 let Some(maps) = self.procs.get_mut(&r.proc) else { return };
                 match r.page {
                     None => {
@@ -153,18 +220,49 @@ impl Model {
                     }
                     Some(page) => {
                         if let Some(m) = maps.get_mut(&r.map) {
-                            for p in page..page + r.pages.unwrap_or(1) {
-                                if let Some(slot) = m.pages.get_mut(p as usize) {
-                                    *slot = None;
-                                }
+                            let range = page as usize..(page + r.pages.unwrap_or(1)) as usize;
+                            for slot in m.pages.iter_mut().take(range.end).skip(range.start) {
+                                *slot = None;
+                            }
+                            m.layout.unmap(range, &mut fresh);
+                            if m.layout.0.iter().all(Option::is_none) {
+                                maps.remove(&r.map);
                             }
                         }
                     }
                 }
+                self.next_id = fresh();
             }
-            Step::Madvise(x) => {
+            Step::Mprotect(x) => {
+                let mut fresh = self.ids();
                 let Some(m) = self.procs.get_mut(&x.proc).and_then(|maps| maps.get_mut(&x.map)) else { return };
                 let end = x.pages.map(|n| x.page + n).unwrap_or(m.pages.len() as u64);
+                let prot = x.prot;
+                m.layout.change(x.page as usize..end as usize, |a| a.prot = prot, &mut fresh, self.sem);
+                self.next_id = fresh();
+            }
+            Step::Madvise(x) => {
+                let mut fresh = self.ids();
+                let Some(m) = self.procs.get_mut(&x.proc).and_then(|maps| maps.get_mut(&x.map)) else { return };
+                let end = x.pages.map(|n| x.page + n).unwrap_or(m.pages.len() as u64);
+                let range = x.page as usize..end as usize;
+                let private = m.share == Share::Private;
+                let (set, clear) = match x.advice {
+                    Advice::Dontfork => (DONTFORK, 0),
+                    Advice::Dofork => (0, DONTFORK),
+                    // The kernel refuses it (EINVAL) for any VMA with a file, and a
+                    // private /dev/zero VMA keeps its file.
+                    Advice::Wipeonfork if private && m.backing == Backing::Anon => (WIPEONFORK, 0),
+                    Advice::Keeponfork => (0, WIPEONFORK),
+                    Advice::Hugepage => (HUGEPAGE, NOHUGEPAGE),
+                    Advice::Nohugepage => (NOHUGEPAGE, HUGEPAGE),
+                    // KSM leaves shared VMAs alone.
+                    Advice::Mergeable if private => (MERGEABLE, 0),
+                    Advice::Unmergeable => (0, MERGEABLE),
+                    _ => (0, 0),
+                };
+                m.layout.change(range, |a| a.flags = (a.flags | set) & !clear, &mut fresh, self.sem);
+                self.next_id = fresh();
                 match x.advice {
                     Advice::Dontneed => {
                         for p in x.page..end {
@@ -173,10 +271,6 @@ impl Model {
                             }
                         }
                     }
-                    Advice::Dontfork => m.dontfork = true,
-                    Advice::Dofork => m.dontfork = false,
-                    Advice::Wipeonfork => m.wipeonfork = true,
-                    Advice::Keeponfork => m.wipeonfork = false,
                     Advice::Mergeable => {
                         for p in x.page..end {
                             self.unpredictable
@@ -192,14 +286,26 @@ impl Model {
                         }
                     }
                     Advice::Pageout => self.mark(&x.proc, &x.map, x.page..end, SWAP),
-                    Advice::Free => self.mark(&x.proc, &x.map, x.page..end, LAZYFREE),
-                    Advice::Cold | Advice::Unmergeable | Advice::Nohugepage => {}
+                    Advice::Free if m.share == Share::Private && m.object.is_none() => {
+                        // Lazily freed: the page keeps its bytes until reclaim drops it,
+                        // and then it is gone (a PAGEOUT is such a reclaim).
+                        let frames: Vec<Frame> =
+                            (x.page..end).filter_map(|p| m.pages.get(p as usize).copied().flatten()).collect();
+                        for f in frames.into_iter().filter(|f| matches!(f, Frame::Anon(_))) {
+                            if let Some(b) = self.contents.get_mut(&f) {
+                                b.may_be_zero = true;
+                            }
+                        }
+                        self.mark(&x.proc, &x.map, x.page..end, LAZYFREE);
+                    }
+                    _ => {}
                 }
             }
             Step::Mremap(x) => {
                 let Some(m) = self.procs.get_mut(&x.proc).and_then(|maps| maps.get_mut(&x.map)) else { return };
                 let old = m.pages.len() as u64;
                 m.pages.resize(x.pages as usize, None);
+                m.layout.resize(x.pages as usize);
                 if m.locked && x.pages > old {
                     self.mark(&x.proc, &x.map, old..x.pages, MLOCK);
                 }
@@ -242,20 +348,26 @@ impl Model {
             | Step::Split(_)
             | Step::Migrate(_)
             | Step::Compact(_)
-            | Step::Mprotect(_)
             | Step::Findpage(_)
             | Step::Findtask(_)
             | Step::Check(_)
             | Step::Ksm(_) => {}
+            // A poke changes bytes behind the model's back: that is its point.
+            Step::Poke(_) => {}
         }
     }
 
-    fn touch(&mut self, proc: &str, name: &str, page: u64, write: bool) {
+    /// A read (`bytes` is `None`) or a write of `bytes` to one slot.
+    fn touch(&mut self, proc: &str, name: &str, page: u64, bytes: Option<Bytes>) {
+        let write = bytes.is_some();
         let slot = (proc.to_string(), name.to_string(), page);
         if self.unpredictable.get(&slot).is_some_and(|why| why == FAULT_AROUND) {
             self.unpredictable.remove(&slot);
         }
         let Some(m) = self.procs.get(proc).and_then(|maps| maps.get(name)) else { return };
+        if m.layout.at(page as usize).is_none() {
+            return; // unmapped: the agent refuses the step
+        }
         if !write && m.object.is_some() {
             // The window is aligned by virtual address, which the model does not know.
             for (i, f) in m.pages.iter().enumerate() {
@@ -290,39 +402,45 @@ impl Model {
                 (_, None) => (Frame::Zero, "a read fault maps the zero page"),
             },
         };
+        if let Frame::Anon(id) = frame {
+            self.origins.entry(id).or_insert_with(|| proc.to_string());
+        }
+        let mut fresh = self.ids();
         let m = self.procs.get_mut(proc).and_then(|maps| maps.get_mut(name)).expect("checked above");
         if matches!(frame, Frame::Anon(_)) {
-            m.anon_vma = true;
+            m.layout.prepare_anon(page as usize, &mut fresh);
         }
         m.pages[page as usize] = Some(frame);
+        self.next_id = fresh();
         self.note(proc, name, page, why);
+        if let Some(bytes) = bytes {
+            self.contents.insert(frame, bytes);
+        }
     }
 
     fn fork(&mut self, parent: &str, child: &str) {
         let Some(maps) = self.procs.get(parent).cloned() else { return };
         let mut inherited = BTreeMap::new();
+        let mut fresh = self.ids();
         for (name, m) in maps {
-            if m.dontfork {
+            let layout = m.layout.forked(&mut fresh);
+            if layout.0.iter().all(Option::is_none) {
                 continue;
             }
-            let mut c = m.clone();
             // The child's VMAs are not VM_LOCKED.
-            c.locked = false;
-            // fork copies PTEs only of VMAs with an anon_vma; others fault in on touch.
-            if m.wipeonfork {
-                c.pages = vec![None; m.pages.len()];
-                c.anon_vma = false;
-                c.wipeonfork = true;
-            } else if !m.anon_vma || m.share == Share::Shared {
-                c.pages = vec![None; m.pages.len()];
-            } else {
-                for (i, f) in c.pages.iter().enumerate() {
-                    if f.is_some() {
-                        self.why.insert(
-                            (child.into(), name.clone(), i as u64),
-                            format!("fork: {child} shares {parent}'s private pages until a write"),
-                        );
-                    }
+            let mut c = Map { layout, locked: false, ..m.clone() };
+            for (i, f) in c.pages.iter_mut().enumerate() {
+                // fork copies PTEs only of VMAs with an anon_vma (never of shared ones,
+                // which have none); others fault in on touch. WIPEONFORK and DONTFORK
+                // VMAs come without theirs.
+                let copied = m.layout.at(i).is_some_and(|a| a.anon.is_some() && a.flags & (WIPEONFORK | DONTFORK) == 0);
+                if !copied {
+                    *f = None;
+                } else if f.is_some() {
+                    self.why.insert(
+                        (child.into(), name.clone(), i as u64),
+                        format!("fork: {child} shares {parent}'s private pages until a write"),
+                    );
                 }
             }
             for p in 0..m.pages.len() as u64 {
@@ -332,12 +450,38 @@ impl Model {
             }
             inherited.insert(name, c);
         }
+        self.next_id = fresh();
         self.procs.insert(child.into(), inherited);
     }
 
     /// The frame of a slot, `None` when nothing is mapped there.
     pub fn frame(&self, proc: &str, map: &str, page: u64) -> Option<Frame> {
         self.procs.get(proc)?.get(map)?.pages.get(page as usize).copied().flatten()
+    }
+
+    /// What a read of `(proc, map, page)` would see, `None` when the model has no such
+    /// page. A page that process never touched reads as its object's page (shared and
+    /// file mappings) or as zeros (private anonymous memory).
+    pub fn contents(&self, proc: &str, map: &str, page: u64) -> Option<&Bytes> {
+        let m = self.procs.get(proc)?.get(map)?;
+        m.layout.at(page as usize)?;
+        let frame = match m.pages.get(page as usize)? {
+            Some(f) => *f,
+            None => match m.object {
+                Some(obj) => Frame::Object(obj, page),
+                None => return Some(&Bytes::ZERO),
+            },
+        };
+        Some(self.contents.get(&frame).unwrap_or(&Bytes::ZERO))
+    }
+
+    /// The process whose fault or COW created the private page of a slot: its anon_vma
+    /// is that process's, so only it and its descendants can hold the page.
+    pub fn origin(&self, proc: &str, map: &str, page: u64) -> Option<&str> {
+        match self.frame(proc, map, page)? {
+            Frame::Anon(id) => self.origins.get(&id).map(String::as_str),
+            _ => None,
+        }
     }
 
     /// Every slot holding the same frame as `(proc, map, page)`.
@@ -458,6 +602,16 @@ mod tests {
         let m = run(&format!("{SEED} - migrate: {{map: stack}}\n - split: {{map: stack}}\n - compact: {{}}\n"));
         assert_eq!(m.sharers("p0", "stack", 2), [slot("c1", "stack", 2), slot("p0", "stack", 2)].into());
         assert!(m.unpredictable.is_empty());
+    }
+
+    #[test]
+    fn fork_copies_only_the_vmas_with_an_anon_vma() {
+        // mprotect splits the map before the write, so page 5's VMA never gets an
+        // anon_vma, and the child has no PTE there (seed 1, run 238).
+        let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: a, pages: 6, backing: file, share: private}\n - mprotect: {map: a, page: 4, pages: 1, prot: r}\n - read: {map: a, page: 5}\n - write: {map: a, page: 2}\n - fork: {child: c1}\n");
+        assert_eq!(m.frame("c1", "a", 2), m.frame("p0", "a", 2));
+        assert_eq!(m.frame("c1", "a", 5), None);
+        assert!(m.frame("p0", "a", 5).is_some());
     }
 
     #[test]

@@ -4,12 +4,15 @@
 //! - O1 forward = reverse: the slots whose pagemap PFN is the page's PFN are exactly the
 //!   slots the rmap walk reports as mapping it.
 //! - O2 mapcount: an order-0 page's mapcount is the number of mapping PTEs found, and
-//!   /proc/kpagecount agrees.
+//!   /proc/kpagecount agrees. Large folios are counted exactly, per kernel (`folio`).
+//! - Every VMA the walk visits must be able to hold the page: a live workload process's,
+//!   with the page's file and offsets, or anon in the page's fork lineage; and
+//!   rmap_walk() must pass the address where the folio starts in it.
 //! - O3 no splat (checked by the runner over the whole scenario).
 //!
 //! Architecture invariant: the oracle is pure; it judges values, it does no I/O.
 
-use crate::check::dmesg::{VmaState, Walk};
+use crate::check::dmesg::{VmaLine, VmaState, Walk};
 use crate::check::model::Slot;
 use crate::wire::Fields;
 use serde::{Deserialize, Serialize};
@@ -22,6 +25,8 @@ pub enum Check {
     O2,
     O3,
     O4,
+    /// Page contents against the model.
+    O5,
     /// The scenario's `expect:` block.
     Expect,
     /// A step the agent could not carry out.
@@ -57,6 +62,9 @@ pub struct ProcPages {
     pub maps: Vec<MapPages>,
 }
 
+pub mod folio;
+pub use folio::FolioTruth;
+
 /// Ground truth: every named mapping of every live process, page by page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Truth {
@@ -79,6 +87,11 @@ impl Truth {
             let get = |k: &str| d.get(k).ok_or_else(|| format!("pagemap line without {k}: {d:?}"));
             let label = get("proc")?.clone();
             let pid = get("pid")?.parse().map_err(|_| format!("bad pid in {d:?}"))?;
+            if !d.contains_key("name") {
+                // A live process without maps.
+                truth.procs.push(ProcPages { label, pid, maps: Vec::new() });
+                continue;
+            }
             let addr = parse_hex(get("addr")?).ok_or_else(|| format!("bad addr in {d:?}"))?;
             let pfns =
                 get("pfns")?
@@ -125,6 +138,13 @@ impl Truth {
         })
     }
 
+    /// The pid and address of a slot.
+    pub fn address(&self, slot: &Slot) -> Option<(u32, u64)> {
+        let proc = self.procs.iter().find(|p| p.label == slot.0)?;
+        let map = proc.maps.iter().find(|m| m.name == slot.1)?;
+        Some((proc.pid, map.addr + slot.2 * self.page_size))
+    }
+
     /// A label for `(pid, addr)` even outside the named mappings.
     pub fn describe(&self, pid: u32, addr: u64) -> String {
         match self.locate(pid, addr) {
@@ -168,8 +188,27 @@ fn set_text(set: &BTreeSet<Slot>) -> String {
     set.iter().map(slot_text).collect::<Vec<_>>().join(", ")
 }
 
+/// What the agent saw of the page a findpage asked about, and the truth around it.
+pub struct Asked<'a> {
+    pub slot: &'a Slot,
+    /// Its pagemap PFN.
+    pub pfn: Option<u64>,
+    pub kpagecount: Option<i64>,
+    /// The folio's truth over every live process's whole address space (large folios).
+    pub folio: Option<&'a FolioTruth>,
+    /// For an anon page: the process that created it and its descendants, the only
+    /// ones whose VMAs can hold it. `None` where the model cannot say.
+    pub lineage: Option<&'a BTreeSet<String>>,
+}
+
 /// O1 and O2 for one findpage walk of `slot`, whose pagemap PFN was `pfn`.
 pub fn check_walk(walk: &Walk, truth: &Truth, slot: &Slot, pfn: Option<u64>, kpagecount: Option<i64>) -> Vec<Problem> {
+    check_asked(walk, truth, &Asked { slot, pfn, kpagecount, folio: None, lineage: None })
+}
+
+/// O1 and O2 for one findpage walk, with everything the runner knows about the page.
+pub fn check_asked(walk: &Walk, truth: &Truth, asked: &Asked) -> Vec<Problem> {
+    let (slot, pfn, kpagecount) = (asked.slot, asked.pfn, asked.kpagecount);
     let mut out = Vec::new();
     let at = slot_text(slot);
     for bad in &walk.bad_lines {
@@ -252,6 +291,12 @@ pub fn check_walk(walk: &Walk, truth: &Truth, slot: &Slot, pfn: Option<u64>, kpa
         }
         out.push(Problem::new(Check::O1, msg));
     }
+    out.extend(judge_visits(walk, truth, asked, &page.kind, &at));
+    let large = page.nr_pages.is_some_and(|n| n > 1) && page.kind != "ksm";
+    if let (true, Some(folio)) = (large, asked.folio) {
+        out.extend(folio::check_folio(walk, page, folio, truth, &at));
+        return out;
+    }
     // O2: mapcount.
     let mapped = walk.vmas.iter().filter(|v| v.state == VmaState::Mapped).count() as i64;
     if page.order == 0 && page.kind != "ksm" && page.mapcount != mapped {
@@ -271,6 +316,73 @@ pub fn check_walk(walk: &Walk, truth: &Truth, slot: &Slot, pfn: Option<u64>, kpa
             out.push(Problem::new(
                 Check::O2,
                 format!("findpage {at}: /proc/kpagecount says {kpc}, the module's mapcount {}", page.mapcount),
+            ));
+        }
+    }
+    out
+}
+
+/// Every VMA the walk visited must be one that can hold the page, and rmap_walk() must
+/// have passed the address where the folio starts in it.
+fn judge_visits(walk: &Walk, truth: &Truth, asked: &Asked, kind: &str, at: &str) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let here = |v: &VmaLine| format!("VMA 0x{:x}-0x{:x} (pid {}, {})", v.start, v.end, v.pid, v.comm);
+    // The asking process's own VMA names the file and offsets of a file page.
+    let own = truth.address(asked.slot).and_then(|(pid, addr)| {
+        walk.vmas.iter().find(|v| v.pid == pid && (v.start..v.end).contains(&addr)).map(|v| (v, addr))
+    });
+    let page = walk.page.as_ref();
+    let file_range = own.zip(page).map(|((v, addr), p)| {
+        let index = v.pgoff + (addr - v.start) / truth.page_size;
+        let first = index.wrapping_sub(p.pfn - p.head.unwrap_or(p.pfn));
+        (v.file.clone(), first, first + p.nr_pages.unwrap_or(1))
+    });
+    for v in &walk.vmas {
+        if let Some(why) = v.rmap_addr_mismatch() {
+            out.push(Problem::new(Check::O1, format!("findpage {at}: {why}")));
+        }
+        let Some(label) = truth.label(v.pid) else {
+            out.push(Problem::new(
+                Check::O1,
+                format!("findpage {at}: the walk visited the {}, which no live workload process owns", here(v)),
+            ));
+            continue;
+        };
+        let why = match kind {
+            "anon" if !v.anon_vma => Some("it has no anon_vma".to_string()),
+            "anon" => asked.lineage.filter(|l| !l.contains(label)).map(|l| {
+                format!(
+                    "{label} is not in the page's fork lineage [{}]",
+                    l.iter().cloned().collect::<Vec<_>>().join(", ")
+                )
+            }),
+            "file" | "shmem" => file_range.as_ref().and_then(|(file, first, end)| {
+                let pages = (v.end - v.start) / truth.page_size;
+                if v.file != *file {
+                    Some(format!(
+                        "it maps {} but the page is of {}",
+                        v.file.as_deref().unwrap_or("no file"),
+                        file.as_deref().unwrap_or("no file")
+                    ))
+                } else if v.pgoff >= *end || v.pgoff + pages <= *first {
+                    Some(format!(
+                        "it maps pages 0x{:x}-0x{:x} of the file but the folio is 0x{first:x}-0x{end:x}",
+                        v.pgoff,
+                        v.pgoff + pages
+                    ))
+                } else {
+                    None
+                }
+            }),
+            _ => None,
+        };
+        if let Some(why) = why {
+            out.push(Problem::new(
+                Check::O1,
+                format!(
+                    "findpage {at}: the walk visited {label}'s {}, which cannot hold this {kind} page: {why}",
+                    here(v)
+                ),
             ));
         }
     }

@@ -124,10 +124,9 @@ pub struct Outcome {
     pub forks: Vec<Fork>,
     /// One line per `check: all`: how much it covered.
     pub checks: Vec<String>,
-    /// O1-O3, expectations and failed steps.
+    /// O1-O5, expectations and failed steps. (Results from before O4 failed runs also
+    /// have `model_mismatches`, which reading ignores.)
     pub problems: Vec<Problem>,
-    /// O4: where the kernel differs from the model, with the model's reason.
-    pub model_mismatches: Vec<Problem>,
     /// Things worth knowing that are not failures ("unsupported on this kernel").
     pub notes: Vec<String>,
     pub splats: Vec<dmesg::Splat>,

@@ -9,7 +9,6 @@
 use super::generate::{generate, GenConfig};
 use super::shrink::shrink;
 use super::triage::{self, fault_title, titles, Record};
-use crate::check::oracle::Check;
 use crate::check::outcome::Outcome;
 use crate::image::prepare::Prepared;
 use crate::report;
@@ -47,6 +46,8 @@ pub struct Options {
     pub shrink_budget: usize,
     /// Where guests keep their console logs.
     pub workroot: PathBuf,
+    /// `--gdb`: the stub's port, and what to do with the first failing guest.
+    pub gdb: Option<(u16, pool::Hold)>,
 }
 
 /// A unique failure.
@@ -70,11 +71,10 @@ pub struct Snapshot {
     pub kernel: String,
     pub elapsed: Duration,
     pub runs: u64,
-    /// Steps run, each followed by an O1-O3 check of every live page (with the default
+    /// Steps run, each followed by an O1-O5 check of every live page (with the default
     /// `--check-every 1`); injected checks are not counted.
     pub ops: u64,
     pub failures: u64,
-    pub model_mismatches: u64,
     pub boots: u64,
 }
 
@@ -112,9 +112,6 @@ pub struct Summary {
     pub jobs: usize,
     pub last: Snapshot,
     pub found: Vec<Found>,
-    /// O4 titles with their count and the first run that showed them: not failures,
-    /// counted apart.
-    pub model: BTreeMap<String, (u64, u64)>,
     /// Trigger classes (`check::triggers`) with the number of runs that reached each.
     pub triggers: BTreeMap<String, u64>,
     pub stopped: bool,
@@ -124,7 +121,6 @@ pub struct Summary {
 struct Counters {
     runs: AtomicU64,
     ops: AtomicU64,
-    model: AtomicU64,
 }
 
 struct Shared<'a> {
@@ -137,7 +133,6 @@ struct Shared<'a> {
     next_run: AtomicU64,
     counters: Counters,
     found: Mutex<BTreeMap<String, Found>>,
-    model: Mutex<BTreeMap<String, (u64, u64)>>,
     triggers: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -150,7 +145,6 @@ impl Shared<'_> {
             runs: self.counters.runs.load(Ordering::Relaxed),
             ops: self.counters.ops.load(Ordering::Relaxed),
             failures: found,
-            model_mismatches: self.counters.model.load(Ordering::Relaxed),
             boots: self.pool.boots.lock().unwrap_or_else(|e| e.into_inner()).len() as u64,
         }
     }
@@ -221,7 +215,6 @@ impl Worker<'_, '_> {
             let ops = scenario.steps.iter().filter(|s| !matches!(s, Step::Check(_))).count() as u64;
             sh.counters.ops.fetch_add(ops, Ordering::Relaxed);
             if let Ran::Done(o) = &ran {
-                self.count_model(o, run);
                 let mut triggers = sh.triggers.lock().unwrap_or_else(|e| e.into_inner());
                 for t in &o.triggers {
                     *triggers.entry(t.clone()).or_default() += 1;
@@ -251,17 +244,6 @@ impl Worker<'_, '_> {
             }
         }
         Ok(())
-    }
-
-    fn count_model(&self, o: &Outcome, run: u64) {
-        let sh = self.shared;
-        sh.counters.model.fetch_add(o.model_mismatches.len() as u64, Ordering::Relaxed);
-        let mut model = sh.model.lock().unwrap_or_else(|e| e.into_inner());
-        for p in o.model_mismatches.iter().filter(|p| p.check == Check::O4) {
-            let e = model.entry(triage::problem_title(p)).or_insert((0, run));
-            e.0 += 1;
-            e.1 = e.1.min(run);
-        }
     }
 
     /// Whether `candidate` still fails with `title`. Stops saying yes once a stop is
@@ -304,7 +286,8 @@ impl Worker<'_, '_> {
             "{title} | kernel {} ({}) | seed {} run {run} | {note} | replay: {replay}",
             sh.prepared.kernel.key, sh.prepared.kernel.release, sh.opts.seed
         );
-        let header = |what: &str| format!("{title}\n{what}\nreplay: {replay}");
+        let step = format!("rmapcheck replay --step {}{params} shrunk.yaml", sh.opts.kernel_args);
+        let header = |what: &str| format!("{title}\n{what}\nreplay: {replay}\nstep by step: {step}");
         let mut small = shrunk.clone();
         small.name = format!("{}-shrunk", full.name);
         small.about = format!("shrunk from {}: {title}", full.name);
@@ -362,9 +345,12 @@ fn keep_console(console: &Path, workroot: &Path, run: u64) -> PathBuf {
 /// Run a campaign on `prepared` until the limit or `stop`.
 pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn Fn(Event) + Sync)) -> Result<Summary> {
     std::fs::create_dir_all(&opts.workroot)?;
-    let pool = Pool::new(prepared.clone(), opts.workroot.clone())
+    let mut pool = Pool::new(prepared.clone(), opts.workroot.clone())
         .with_module_params(&opts.module_params)
         .with_events(Box::new(move |e| events(Event::Guest(e))));
+    if let Some((port, hold)) = opts.gdb {
+        pool = pool.with_gdb(port, hold);
+    }
     let shared = Shared {
         prepared,
         pool,
@@ -375,7 +361,6 @@ pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn
         next_run: AtomicU64::new(0),
         counters: Counters::default(),
         found: Mutex::new(BTreeMap::new()),
-        model: Mutex::new(BTreeMap::new()),
         triggers: Mutex::new(BTreeMap::new()),
     };
     let done = AtomicBool::new(false);
@@ -423,7 +408,6 @@ pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn
         jobs: opts.jobs.max(1),
         last,
         found,
-        model: shared.model.into_inner().unwrap_or_else(|e| e.into_inner()),
         triggers: shared.triggers.into_inner().unwrap_or_else(|e| e.into_inner()),
         stopped: stop.load(Ordering::SeqCst),
     })

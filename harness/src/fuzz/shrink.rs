@@ -30,7 +30,7 @@ fn proc_mut(s: &mut Step) -> Option<&mut String> {
         Step::Write(a) | Step::Read(a) => &mut a.proc,
         Step::Fork(f) => &mut f.proc,
         Step::Exit(p) | Step::Findtask(p) => &mut p.proc,
-        Step::Findpage(r) => &mut r.proc,
+        Step::Findpage(r) | Step::Poke(r) => &mut r.proc,
         Step::Split(r) | Step::Munlock(r) => &mut r.proc,
         Step::Migrate(x) => &mut x.proc,
         Step::Mlock(x) => &mut x.proc,

@@ -12,15 +12,14 @@ fn clock(d: Duration) -> String {
 /// One progress line.
 pub fn line(s: &Snapshot) -> String {
     format!(
-        "[{}] {} runs {} ({:.2}/s), checked ops {} ({:.1} ops/s), unique failures {}, model mismatches {}",
+        "[{}] {} runs {} ({:.2}/s), checked ops {} ({:.1} ops/s), unique failures {}",
         s.kernel,
         clock(s.elapsed),
         s.runs,
         s.per_sec(s.runs),
         s.ops,
         s.per_sec(s.ops),
-        s.failures,
-        s.model_mismatches
+        s.failures
     )
 }
 
@@ -44,15 +43,10 @@ pub fn summary(s: &Summary) -> String {
         l.per_sec(l.ops),
         l.boots
     ));
-    out.push_str(&format!("failures (O1-O3): {} unique\n", s.found.len()));
+    out.push_str(&format!("failures: {} unique\n", s.found.len()));
     for f in &s.found {
         let at = f.folder.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "(not saved)".into());
         out.push_str(&format!("  {}x {} -> {at}\n", f.hits, f.title));
-    }
-    let model: u64 = s.model.values().map(|(n, _)| n).sum();
-    out.push_str(&format!("model mismatches (O4, counted apart): {model} in {} kinds\n", s.model.len()));
-    for (title, (n, run)) in &s.model {
-        out.push_str(&format!("  {n}x (first in run {run}) {title}\n"));
     }
     out.push_str(&format!("trigger classes hit: {} (runs that reached each)\n", s.triggers.len()));
     let mut classes: Vec<_> = s.triggers.iter().collect();

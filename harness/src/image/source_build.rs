@@ -80,6 +80,15 @@ pub fn build(key: &str, deb: &Path, fragments: &[(String, String)], progress: &d
     tree_of(&dir)
 }
 
+/// Rebuild a configured tree in place (Image and what modules build against); only what
+/// changed is recompiled. For trees outside the cache, such as the mutants' copy.
+pub fn rebuild(key: &str, tree: &Path, progress: &dyn FetchProgress) -> Result<()> {
+    progress.step(&format!("{key}: building Image and modules_prepare"));
+    make_logged(key, tree, &["Image", "modules_prepare"], progress)?;
+    fs::write(tree.join(BUILT), "")?;
+    Ok(())
+}
+
 fn names(fragments: &[(String, String)]) -> String {
     fragments.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(" + ")
 }

@@ -8,6 +8,9 @@
 pub mod escape;
 pub mod fuzz;
 pub mod picture;
+pub mod replay;
+
+use super::mutants;
 
 use crate::check::expect;
 use crate::check::outcome::{Findpage, Outcome, Status};
@@ -182,7 +185,12 @@ details summary { cursor:pointer; font-weight:600; }
 "#;
 
 /// The report page.
-pub fn render(outcomes: &[Outcome], committed: &Committed, campaigns: &[fuzz::Campaign]) -> String {
+pub fn render(
+    outcomes: &[Outcome],
+    committed: &Committed,
+    campaigns: &[fuzz::Campaign],
+    mutants: &[mutants::Verdict],
+) -> String {
     let m = Matrix::new(outcomes, committed);
     let mut s = String::new();
     s.push_str("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
@@ -202,6 +210,9 @@ pub fn render(outcomes: &[Outcome], committed: &Committed, campaigns: &[fuzz::Ca
     matrix(&mut s, &m);
     if !campaigns.is_empty() {
         fuzz_section(&mut s, campaigns);
+    }
+    if !mutants.is_empty() {
+        mutants_section(&mut s, mutants);
     }
     for sc in &m.scenarios {
         scenario_section(&mut s, &m, sc);
@@ -343,7 +354,6 @@ fn scenario_section(s: &mut String, m: &Matrix, sc: &str) {
             .problems
             .iter()
             .map(|p| format!("<b>{:?}</b> <pre>{}</pre>", p.check, esc(&p.message)))
-            .chain(o.model_mismatches.iter().map(|p| format!("<b>model</b> {}", esc(&p.message))))
             .chain(o.notes.iter().map(|n| format!("<b>note</b> {}", esc(n))))
             .collect();
         if !issues.is_empty() {
@@ -488,7 +498,13 @@ pub struct Written {
 }
 
 /// Write `index.html`, `summary.md` and the fuzz reproducers into `out`.
-pub fn write(out: &Path, outcomes: &[Outcome], snapshots_dir: &Path, fuzz_dirs: &[PathBuf]) -> Result<Written> {
+pub fn write(
+    out: &Path,
+    outcomes: &[Outcome],
+    snapshots_dir: &Path,
+    fuzz_dirs: &[PathBuf],
+    mutants: &[mutants::Verdict],
+) -> Result<Written> {
     let committed = load_committed(snapshots_dir, outcomes)?;
     let campaigns = fuzz_dirs.iter().map(|d| fuzz::load(d)).collect::<Result<Vec<_>>>()?;
     std::fs::create_dir_all(out).with_context(|| format!("creating report directory {}", out.display()))?;
@@ -499,12 +515,38 @@ pub fn write(out: &Path, outcomes: &[Outcome], snapshots_dir: &Path, fuzz_dirs: 
             }
         }
     }
-    let html = render(outcomes, &committed, &campaigns);
+    let html = render(outcomes, &committed, &campaigns, mutants);
     let index = out.join("index.html");
     crate::cache::write_atomic(&index, html.as_bytes())?;
     let summary = out.join("summary.md");
     crate::cache::write_atomic(&summary, summary_markdown(outcomes, &committed).as_bytes())?;
     Ok(Written { index, summary })
+}
+
+/// The HTML report's section: the summary, then one row per mutant.
+fn mutants_section(s: &mut String, verdicts: &[mutants::Verdict]) {
+    s.push_str("<section id=\"mutants\" class=\"card\"><h2>Mutants: planted bugs</h2>\n");
+    let _ = write!(s, "<p>{}</p>", esc(mutants::summary(verdicts).trim_end()));
+    s.push_str(
+        "<table><thead><tr><th>mutant</th><th>what it breaks</th><th>suite</th><th>fuzz</th></tr></thead><tbody>",
+    );
+    let cell = |f: &Option<mutants::Found>| match f {
+        Some(f) => format!("<span class=\"chip pass\">{:.1} s</span> {}", f.secs, esc(&f.title)),
+        None => "<span class=\"chip fail\">missed</span>".to_string(),
+    };
+    for v in verdicts {
+        let (suite, fuzz) = match &v.error {
+            Some(e) => (format!("<span class=\"chip error\">error</span> {}", esc(e)), String::new()),
+            None => (cell(&v.suite), cell(&v.fuzz)),
+        };
+        let _ = write!(
+            s,
+            "<tr><td class=\"mono\">{}</td><td>{}</td><td>{suite}</td><td>{fuzz}</td></tr>",
+            esc(&v.name),
+            esc(&v.about)
+        );
+    }
+    s.push_str("</tbody></table></section>\n");
 }
 
 #[cfg(test)]
@@ -553,7 +595,7 @@ mod tests {
         committed.insert(("s".into(), "7.2".into()), Some(report::snapshot(&a)));
         committed.insert(("t<x>".into(), "6.12".into()), None);
         let outcomes = vec![a, b, c];
-        let page = render(&outcomes, &committed, &[]);
+        let page = render(&outcomes, &committed, &[], &[]);
         assert!(page.contains("<table class=\"matrix\">"));
         // Kernel columns, cells for both scenarios, and a "not run" cell for t<x> on 7.2.
         assert_eq!(page.matches("<td class=\"cell\">").count(), 4);
@@ -571,7 +613,7 @@ mod tests {
         assert_eq!(page.matches("<svg class=\"findpage\"").count(), 3);
         // Kernels that found the same page share one picture.
         let same = vec![outcome("s", "6.12", "pass", 1), outcome("s", "7.2", "pass", 1)];
-        let shared = render(&same, &committed, &[]);
+        let shared = render(&same, &committed, &[], &[]);
         assert_eq!(shared.matches(&caption("6.12, 7.2")).count(), 1, "{shared}");
         assert_eq!(shared.matches("<svg class=\"findpage\"").count(), 1);
         // Names and messages are escaped.
@@ -588,5 +630,16 @@ mod tests {
         let md = summary_markdown(&[a, f], &committed);
         assert!(md.contains("- `t::6.12` Fail: walk &lt;missed&gt; c1"), "{md}");
         assert!(md.contains("```diff\n--- expected\n+++ actual\n-old\n+findpage"), "{md}");
+    }
+
+    #[test]
+    fn the_html_section_shows_each_mutant_escaped() {
+        let mut v = mutants::example("a<b>", None, Some(3.0));
+        v.about = "x & y".into();
+        let mut s = String::new();
+        mutants_section(&mut s, &[v, mutants::example("c", None, None)]);
+        assert!(s.contains("a&lt;b&gt;") && s.contains("x &amp; y") && !s.contains("a<b>"));
+        assert_eq!(s.matches("<tr><td").count(), 2);
+        assert!(s.contains("missed") && s.contains("caught 1/2"));
     }
 }

@@ -149,7 +149,7 @@ fn op_rates(g: &mut Guest, iters: usize, r: &mut Results) -> Result<()> {
         let t = Instant::now();
         let pm = must(g, "pagemap", "")?;
         let mut seen = std::collections::BTreeSet::new();
-        for d in &pm.data {
+        for d in pm.data.iter().filter(|d| d.contains_key("name")) {
             let (Some(proc), Some(name), Some(pfns)) = (d.get("proc"), d.get("name"), d.get("pfns")) else {
                 bail!("pagemap line without proc/name/pfns: {d:?}");
             };

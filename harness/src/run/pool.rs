@@ -41,6 +41,10 @@ pub enum Event {
     Retired { key: String, why: String, workdir: PathBuf },
 }
 
+/// What `--gdb` does with a guest that just failed, before it is retired or reused:
+/// the CLI pauses it and waits for Enter. Called once per pool.
+pub type Hold = fn(&Guest, &str);
+
 /// Where pool events go.
 pub type Sink<'e> = Box<dyn Fn(Event) + Send + Sync + 'e>;
 
@@ -71,6 +75,10 @@ pub struct Pool<'e> {
     /// remaining scenarios turn into errors at once instead of one deadline each.
     boot_failure: Mutex<Option<(String, PathBuf)>>,
     events: Sink<'e>,
+    /// `--gdb`: every guest boots cold with a stub on this port, and the first failure
+    /// is held.
+    gdb: Option<(u16, Hold)>,
+    held: std::sync::atomic::AtomicBool,
 }
 
 impl<'e> Pool<'e> {
@@ -86,12 +94,31 @@ impl<'e> Pool<'e> {
             module_params: Vec::new(),
             boot_failure: Mutex::new(None),
             events: Box::new(|_| {}),
+            gdb: None,
+            held: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     pub fn with_module_params(mut self, params: &[(String, String)]) -> Pool<'e> {
         self.module_params = params.to_vec();
         self
+    }
+
+    /// Boot every guest cold with a gdb stub on `port` (one guest at a time), and hand
+    /// the first failure to `hold` before the guest goes on or is retired.
+    pub fn with_gdb(mut self, port: u16, hold: Hold) -> Pool<'e> {
+        self.gdb = Some((port, hold));
+        self.restore = false;
+        self
+    }
+
+    /// Hold `g` for the debugger after a failure, once per pool (`--gdb`).
+    pub fn hold(&self, g: &Guest, why: &str) {
+        if let Some((_, hold)) = self.gdb {
+            if !self.held.swap(true, Ordering::SeqCst) {
+                hold(g, why);
+            }
+        }
     }
 
     pub fn with_events(mut self, sink: Sink<'e>) -> Pool<'e> {
@@ -183,6 +210,11 @@ impl<'e> Pool<'e> {
                 Err(_) => {}
             }
         }
+        if let Some((port, _)) = self.gdb {
+            let mut config = qemu::Config::new(&self.prepared.kernel.image, &self.prepared.initrd, dir);
+            config.gdb_port = Some(port);
+            return Guest::start(self.key(), &config).map(|g| (g, false));
+        }
         Guest::boot(&self.prepared.kernel, &self.prepared.initrd, &cold_dir(dir)).map(|g| (g, false))
     }
 
@@ -217,6 +249,9 @@ impl<'e> Pool<'e> {
         let console = g.console_log();
         match runner::run(&mut g, loaded) {
             Ok(outcome) => {
+                if outcome.status != crate::check::outcome::Status::Pass {
+                    self.hold(&g, &format!("{} failed", loaded.scenario.name));
+                }
                 match retire_reason(&outcome) {
                     None => self.give(g),
                     Some(why) => self.retire(g, &why),
@@ -225,6 +260,7 @@ impl<'e> Pool<'e> {
             }
             Err(fault) => {
                 let outcome = Outcome::errored(loaded, &g.info, &fault);
+                self.hold(&g, &format!("guest fault ({})", fault.cause()));
                 self.retire(g, &format!("guest fault ({})", fault.cause()));
                 Played { outcome, fault: Some(fault), console }
             }

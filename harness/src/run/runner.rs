@@ -1,13 +1,14 @@
 //! Plays one scenario on a guest: translates steps into agent requests, gathers the
 //! module's walks and the pagemap ground truth, and runs the oracle and the model.
 
+use crate::check::contents::{self, Contents, Seen};
 use crate::check::dmesg::{self, VmaLine, VmaState, Walk};
 use crate::check::expect::check_expectations;
-use crate::check::model::{Frame, Model, Slot};
-use crate::check::oracle::{self, Check, Problem, Truth};
+use crate::check::model::{self, Frame, Model, Slot};
+use crate::check::oracle::{self, Asked, Check, FolioTruth, Problem, Truth};
 use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status, VmaLabel};
 use crate::check::{swap, triggers};
-use crate::scenario::{span, Advice, Backing, Loaded, Mthp, Share, Step};
+use crate::scenario::{span, Advice, Backing, Expect, Loaded, Mthp, Share, Step};
 use crate::vm::guest::{Fault, Guest, Info};
 use crate::vm::protocol::Reply;
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,7 +30,6 @@ impl Outcome {
             forks: Vec::new(),
             checks: Vec::new(),
             problems: Vec::new(),
-            model_mismatches: Vec::new(),
             notes: Vec::new(),
             splats: Vec::new(),
             triggers: Vec::new(),
@@ -61,56 +61,186 @@ struct Run<'a> {
     /// The last pagemap read. Steps that only look (findpage, findtask, check) change no
     /// mapping, so a run of them shares one read; any other step drops it.
     truth: Option<Truth>,
+    /// What that read found in every present page (O5).
+    seen: Seen,
+    /// No step has failed, so O4 and O5 may judge.
+    model_valid: bool,
+    /// The `folio` reads of large folios since then, by head pfn; dropped with `truth`.
+    folios: BTreeMap<u64, FolioTruth>,
 }
 
 /// Run `loaded` on `guest`. A guest fault ends the run with `Err`; the caller decides
 /// whether to replace the guest.
 pub fn run(guest: &mut Guest, loaded: &Loaded) -> Result<Outcome, Fault> {
-    let started = Instant::now();
-    guest.mark_taint_baseline()?;
-    // Guests from the pool are clean already (every run ends with a teardown); this
-    // reset is for guests that a VM check used directly. The log mark comes after it,
-    // so nothing a previous user left is blamed on this run.
-    teardown(guest)?;
-    let mark = guest.kmsg_mark();
-    let outcome = Outcome::new(loaded, &guest.info);
+    run_observed(guest, loaded, &mut |_| Flow::Continue)
+}
+
+/// What an observer of [`run_observed`] wants after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Skip the remaining steps; the run still ends with its teardown and checks.
+    Stop,
+}
+
+/// [`run`], calling `observe` after each step with the session, so a stepper can look
+/// at the guest between steps (`rmapcheck replay`).
+pub fn run_observed(
+    guest: &mut Guest,
+    loaded: &Loaded,
+    observe: &mut dyn FnMut(&mut Session) -> Flow,
+) -> Result<Outcome, Fault> {
     // Counts relative to the PMD (`pages: pmd`) resolve for this kernel's page size.
     let scenario = match loaded.scenario.for_page_size(guest.info.page_size) {
         Ok(s) => s,
         Err(why) => return Ok(Outcome::not_run(loaded, &guest.info, why)),
     };
-    let model = Model::new().with_mthp(&scenario.mthp);
-    let mut run = Run { guest, outcome, model, sizes: BTreeMap::new(), truth: None };
-    run.set_mthp(&scenario.mthp)?;
-    tracing::debug!(scenario = %loaded.scenario.name, steps = scenario.steps.len(), "scenario starts");
-    for (i, step) in scenario.steps.iter().enumerate() {
-        tracing::debug!(step = i + 1, op = step.op(), "step");
-        run.step(i + 1, step)?;
-        run.model.apply(step);
+    let mut session = Session::start(guest, loaded, &scenario.mthp)?;
+    for step in &scenario.steps {
+        session.step(step)?;
+        if observe(&mut session) == Flow::Stop {
+            break;
+        }
     }
-    // The teardown is part of the run: a splat while its processes exit (a bad page
-    // map, a WARN in unlink_anon_vmas) belongs to it, and the shrinker replays it too.
-    teardown(run.guest)?;
-    let splats = run.guest.splats_since(mark);
-    for s in &splats {
-        run.outcome.problems.push(Problem::new(Check::O3, format!("kernel splat: {}", s.line)));
+    session.finish(&scenario.expect)
+}
+
+/// One scenario in progress on a guest, played a step at a time: `run` plays a file
+/// through it, the shell plays lines as they are typed.
+pub struct Session<'g> {
+    run: Run<'g>,
+    started: Instant,
+    mark: u64,
+    /// Steps played so far.
+    pub steps: usize,
+}
+
+impl<'g> Session<'g> {
+    /// Reset the guest, apply `mthp`, and start a scenario named by `loaded` (its steps
+    /// are not played).
+    pub fn start(guest: &'g mut Guest, loaded: &Loaded, mthp: &[Mthp]) -> Result<Session<'g>, Fault> {
+        let started = Instant::now();
+        guest.mark_taint_baseline()?;
+        // Guests from the pool are clean already (every run ends with a teardown); this
+        // reset is for guests that a VM check used directly. The log mark comes after it,
+        // so nothing a previous user left is blamed on this run.
+        teardown(guest)?;
+        let mark = guest.kmsg_mark();
+        let outcome = Outcome::new(loaded, &guest.info);
+        let model = Model::for_release(&guest.info.release).with_mthp(mthp);
+        let mut run = Run {
+            guest,
+            outcome,
+            model,
+            sizes: BTreeMap::new(),
+            truth: None,
+            seen: Seen::new(),
+            model_valid: true,
+            folios: BTreeMap::new(),
+        };
+        run.set_mthp(mthp)?;
+        tracing::debug!(scenario = %loaded.scenario.name, steps = loaded.scenario.steps.len(), "scenario starts");
+        Ok(Session { run, started, mark, steps: 0 })
     }
-    // A WARN or BUG whose lines were lost still taints the kernel.
-    let taint = run.guest.new_taint()?;
-    if !taint.is_empty() {
-        run.outcome.problems.push(Problem::new(Check::O3, format!("the kernel is newly tainted: {taint}")));
-        run.outcome.tainted = true;
+
+    /// Play one more step.
+    pub fn step(&mut self, step: &Step) -> Result<(), Fault> {
+        self.steps += 1;
+        tracing::debug!(step = self.steps, op = step.op(), "step");
+        let before = self.run.outcome.problems.len();
+        self.run.step(self.steps, step)?;
+        // The model assumes every step did all it says; after a refused one it would
+        // blame the kernel for the step's failure (that is the step's problem).
+        if self.run.outcome.problems[before..].iter().any(|p| p.check == Check::Step) {
+            self.run.model_valid = false;
+        }
+        self.run.model.apply(step);
+        Ok(())
     }
-    run.outcome.splats = splats;
-    let mut outcome = run.outcome;
-    outcome.triggers.sort();
-    outcome.triggers.dedup();
-    check_expectations(&scenario.expect, &mut outcome);
-    if !outcome.problems.is_empty() {
-        outcome.status = Status::Fail;
+
+    /// What the scenario found so far.
+    pub fn outcome(&self) -> &Outcome {
+        &self.run.outcome
     }
-    outcome.duration_ms = started.elapsed().as_millis() as u64;
-    Ok(outcome)
+
+    /// The model after the steps so far.
+    pub fn model(&self) -> &Model {
+        &self.run.model
+    }
+
+    /// Every splat since the session started.
+    pub fn splats(&self) -> Vec<dmesg::Splat> {
+        self.run.guest.splats_since(self.mark)
+    }
+
+    /// The guest, for requests of its own (raw module commands).
+    pub fn guest(&mut self) -> &mut Guest {
+        self.run.guest
+    }
+
+    /// Ground truth now (see `Run::truth`).
+    pub fn truth(&mut self) -> Result<Truth, Fault> {
+        self.run.truth()
+    }
+
+    /// Walk `slot` and judge it (O1, O2, O4) without recording anything in the outcome.
+    /// `None` when the agent refused (the slot is not mapped).
+    pub fn inspect(&mut self, slot: &Slot) -> Result<Option<Inspected>, Fault> {
+        let truth = self.truth()?;
+        let Some(w) = self.run.walk(slot)? else { return Ok(None) };
+        let mut problems = oracle::check_walk(&w.walk, &truth, slot, w.pfn, w.kpagecount);
+        // O4 by the run's own rule, taken back out of the outcome.
+        let recorded = self.run.outcome.problems.len();
+        self.run.check_model(slot, w.pfn, &truth);
+        problems.extend(self.run.outcome.problems.drain(recorded..));
+        let findpage = labelled(&w.walk, &truth, &slot.0, &format!("{}[{}]", slot.1, slot.2));
+        Ok(Some(Inspected { findpage, pfn: w.pfn, problems }))
+    }
+
+    /// Tear down, collect splats and taint, and check `expect`: the finished outcome.
+    pub fn finish(self, expect: &[Expect]) -> Result<Outcome, Fault> {
+        let Session { mut run, started, mark, .. } = self;
+        // The teardown is part of the run: a splat while its processes exit (a bad page
+        // map, a WARN in unlink_anon_vmas) belongs to it, and the shrinker replays it too.
+        teardown(run.guest)?;
+        let splats = run.guest.splats_since(mark);
+        for s in &splats {
+            run.outcome.problems.push(Problem::new(Check::O3, format!("kernel splat: {}", s.line)));
+        }
+        // A WARN or BUG whose lines were lost still taints the kernel.
+        let taint = run.guest.new_taint()?;
+        if !taint.is_empty() {
+            run.outcome.problems.push(Problem::new(Check::O3, format!("the kernel is newly tainted: {taint}")));
+            run.outcome.tainted = true;
+        }
+        run.outcome.splats = splats;
+        let mut outcome = run.outcome;
+        outcome.triggers.sort();
+        outcome.triggers.dedup();
+        check_expectations(expect, &mut outcome);
+        if !outcome.problems.is_empty() {
+            outcome.status = Status::Fail;
+        }
+        outcome.duration_ms = started.elapsed().as_millis() as u64;
+        Ok(outcome)
+    }
+}
+
+/// One page walked and judged by [`Session::inspect`].
+#[derive(Debug, Clone)]
+pub struct Inspected {
+    pub findpage: Findpage,
+    /// Its pagemap PFN, if present.
+    pub pfn: Option<u64>,
+    /// What O1, O2 and O4 say about it.
+    pub problems: Vec<Problem>,
+}
+
+/// A findpage walk as the module and the agent reported it.
+struct Walked {
+    walk: Walk,
+    pfn: Option<u64>,
+    kpagecount: Option<i64>,
 }
 
 /// Kill and reap every workload process; the reply drains the kernel log up to then.
@@ -120,11 +250,6 @@ fn teardown(guest: &mut Guest) -> Result<(), Fault> {
         return Err(Fault::Protocol(format!("reset failed: {:?}", reset.fields)));
     }
     Ok(())
-}
-
-/// A distinct default byte per step, so unrelated pages never hold equal contents.
-fn default_value(step: usize) -> u8 {
-    (step % 250 + 1) as u8
 }
 
 impl Run<'_> {
@@ -154,6 +279,7 @@ impl Run<'_> {
     fn step(&mut self, n: usize, step: &Step) -> Result<(), Fault> {
         if !matches!(step, Step::Findpage(_) | Step::Findtask(_) | Step::Check(_)) {
             self.truth = None;
+            self.folios.clear();
         }
         match step {
             Step::Mmap(m) => {
@@ -237,9 +363,24 @@ impl Run<'_> {
                 let op = step.op();
                 let mut args = format!("proc={} name={} page={} count={}", a.proc, a.map, a.page, a.pages);
                 if op == "write" {
-                    args.push_str(&format!(" value={}", a.value.unwrap_or(default_value(n))));
+                    args.push_str(&format!(" value={}", model::write_value(a, n)));
+                    // A given value fills whole pages (KSM scenarios want equal pages).
+                    if a.value.is_none() {
+                        args.push_str(" tag=1");
+                    }
                 }
-                self.send(n, step, op, args)?;
+                let reply = self.send(n, step, op, args)?;
+                if let Some(data) = reply.as_ref().and_then(|r| r.get("data")) {
+                    let read = Contents::parse_list(data).map_err(Fault::Protocol)?;
+                    for (i, c) in read.into_iter().enumerate() {
+                        if let Some(c) = c {
+                            self.check_contents(&(a.proc.clone(), a.map.clone(), a.page + i as u64), c);
+                        }
+                    }
+                }
+            }
+            Step::Poke(r) => {
+                self.send(n, step, "poke", format!("proc={} name={} page={}", r.proc, r.map, r.page))?;
             }
             Step::Fork(f) => {
                 if self.send(n, step, "fork", format!("proc={} child={}", f.proc, f.child))?.is_some() {
@@ -425,30 +566,84 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// A findpage of `slot` outside any step; `None` when the agent refused.
+    fn walk(&mut self, slot: &Slot) -> Result<Option<Walked>, Fault> {
+        let (proc, map, page) = slot;
+        let reply = self.guest.request("findpage", &format!("proc={proc} name={map} page={page}"))?;
+        Ok(reply.ok.then(|| walked(&reply)))
+    }
+
     /// Ground truth: pagemap of every named mapping of every live process.
     fn truth(&mut self) -> Result<Truth, Fault> {
         if let Some(t) = &self.truth {
             return Ok(t.clone());
         }
-        let reply = self.guest.request("pagemap", "")?;
+        let reply = self.guest.request("pagemap", "data=1")?;
         if !reply.ok {
             return Err(Fault::Protocol(format!("pagemap failed: {:?}", reply.fields)));
         }
         let t = Truth::from_data(&reply.data, self.guest.info.page_size).map_err(Fault::Protocol)?;
+        self.seen = contents::from_data(&reply.data).map_err(Fault::Protocol)?;
         self.truth = Some(t.clone());
         Ok(t)
     }
 
+    /// The `folio` read of a large folio: every live process's whole address space.
+    fn folio(&mut self, head: u64, nr: u64) -> Result<FolioTruth, Fault> {
+        if let Some(f) = self.folios.get(&head).filter(|f| f.nr == nr) {
+            return Ok(f.clone());
+        }
+        let page_size = self.guest.info.page_size;
+        // smaps tells PMD from PTE mappings, which only a PMD-sized folio can have.
+        let pmd = (nr == oracle::folio::pmd_pages(page_size)) as u8;
+        let reply = self.guest.request("folio", &format!("pfn=0x{head:x} nr={nr} pmd={pmd}"))?;
+        if !reply.ok {
+            return Err(Fault::Protocol(format!("folio failed: {:?}", reply.fields)));
+        }
+        let f = FolioTruth::from_reply(&reply.fields, &reply.data, head, nr, page_size).map_err(Fault::Protocol)?;
+        self.folios.insert(head, f.clone());
+        Ok(f)
+    }
+
+    /// The processes whose VMAs can hold the anon page of `slot`: the one that created
+    /// it and its descendants. fork's anon_vma_clone() may give a child the anon_vma of
+    /// any ancestor that no VMA uses any more, so the highest ancestor that exited or
+    /// unmapped the map widens it.
+    fn lineage(&self, slot: &Slot, truth: &Truth) -> Option<BTreeSet<String>> {
+        let origin = self.model.origin(&slot.0, &slot.1, slot.2)?.to_string();
+        let has_map = |p: &str| truth.procs.iter().any(|t| t.label == p && t.maps.iter().any(|m| m.name == slot.1));
+        let (mut root, mut up) = (origin.clone(), origin);
+        // Bounded: a label that exited can be forked again, so the tree may loop.
+        for _ in 0..self.outcome.forks.len() {
+            let Some(f) = self.outcome.forks.iter().rev().find(|f| f.child == up) else { break };
+            up = f.parent.clone();
+            if !has_map(&up) {
+                root = up.clone();
+            }
+        }
+        let mut family = BTreeSet::from([root]);
+        for f in &self.outcome.forks {
+            if family.contains(&f.parent) {
+                family.insert(f.child.clone());
+            }
+        }
+        Some(family)
+    }
+
     /// Walk one slot, check O1/O2 (and O4 against the model when `model` is set), and
-    /// record the labelled result.
-    fn findpage(&mut self, n: usize, step: &Step, slot: &Slot, truth: &Truth, record: bool) -> Result<(), Fault> {
+    /// record the labelled result. Returns the folio's pfn range when it is large.
+    fn findpage(
+        &mut self,
+        n: usize,
+        step: &Step,
+        slot: &Slot,
+        truth: &Truth,
+        record: bool,
+    ) -> Result<Option<std::ops::Range<u64>>, Fault> {
         let (proc, map, page) = slot;
         let args = format!("proc={proc} name={map} page={page}");
         let Some(mut reply) = self.send(n, step, "findpage", args.clone())? else {
-            return Ok(());
-        };
-        let reply_pfn = |r: &Reply| {
-            r.get("pfn").and_then(|p| u64::from_str_radix(p.trim_start_matches("0x"), 16).ok()).filter(|p| *p != 0)
+            return Ok(None);
         };
         // Background compaction (kcompactd) or khugepaged may move the page between the
         // pagemap read and the walk: then read pagemap again and walk again.
@@ -461,29 +656,37 @@ impl Run<'_> {
             tracing::debug!(?slot, "the page moved since the pagemap read; reading it again");
             self.truth = None;
             fresh = Some(self.truth()?);
-            let Some(again) = self.send(n, step, "findpage", args.clone())? else { return Ok(()) };
+            let Some(again) = self.send(n, step, "findpage", args.clone())? else { return Ok(None) };
             reply = again;
         }
         let truth = fresh.as_ref().unwrap_or(truth);
-        let walk = dmesg::walk_in_records(&reply.kmsg, reply.id);
-        let pfn = reply_pfn(&reply);
-        let kpagecount = reply.get("kpagecount").and_then(|k| k.parse().ok());
-        let at = format!("{map}[{page}]");
-        let problems = oracle::check_walk(&walk, truth, slot, pfn, kpagecount);
+        let Walked { walk, pfn, kpagecount } = walked(&reply);
         let flags = reply.get("kpageflags").and_then(|f| u64::from_str_radix(f.trim_start_matches("0x"), 16).ok());
         self.outcome.triggers.extend(triggers::of_walk(&walk, flags));
+        let at = format!("{map}[{page}]");
+        let large = walk.page.as_ref().and_then(|p| match (p.head, p.nr_pages, p.kind.as_str()) {
+            (Some(h), Some(nr), "anon" | "file" | "shmem") if nr > 1 && Some(p.pfn) == pfn => Some(h..h + nr),
+            _ => None,
+        });
+        let folio = match &large {
+            Some(r) => Some(self.folio(r.start, r.end - r.start)?),
+            None => None,
+        };
+        let lineage = self.lineage(slot, truth);
+        let asked = Asked { slot, pfn, kpagecount, folio: folio.as_ref(), lineage: lineage.as_ref() };
+        let problems = oracle::check_asked(&walk, truth, &asked);
         self.outcome.problems.extend(problems);
         self.check_model(slot, pfn, truth);
         if record {
             let fp = labelled(&walk, truth, proc, &at);
             self.outcome.findpages.push(fp);
         }
-        Ok(())
+        Ok(large)
     }
 
     /// O4 for one slot: the model's sharers against pagemap's.
     fn check_model(&mut self, slot: &Slot, pfn: Option<u64>, truth: &Truth) {
-        if self.model.unpredictable.contains_key(slot) {
+        if !self.model_valid || self.model.unpredictable.contains_key(slot) {
             return;
         }
         let predicted = self.model.frame(&slot.0, &slot.1, slot.2);
@@ -507,8 +710,21 @@ impl Run<'_> {
                 self.model.why(slot),
                 show(&observed)
             );
-            if !self.outcome.model_mismatches.iter().any(|m| m.message == message) {
-                self.outcome.model_mismatches.push(Problem::new(Check::O4, message));
+            let p = Problem::new(Check::O4, message);
+            if !self.outcome.problems.contains(&p) {
+                self.outcome.problems.push(p);
+            }
+        }
+    }
+
+    /// O5 for one slot: what the guest read there against the model.
+    fn check_contents(&mut self, slot: &Slot, seen: Contents) {
+        if !self.model_valid {
+            return;
+        }
+        if let Some(p) = contents::check(&self.model, slot, seen, self.guest.info.page_size) {
+            if !self.outcome.problems.contains(&p) {
+                self.outcome.problems.push(p);
             }
         }
     }
@@ -527,16 +743,22 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// `check: all`: O1/O2 on one slot of every distinct present page, O4 on all slots.
+    /// `check: all`: O1/O2 on one slot of every distinct present page, O4 and O5 on all
+    /// slots. One walk covers a whole large folio: O1 there spans every page of it, and
+    /// the `folio` read checks every page's kpagecount.
     fn check_all(&mut self, n: usize, step: &Step) -> Result<(), Fault> {
         let truth = self.truth()?;
         self.outcome.triggers.extend(triggers::of_truth(&truth));
+        for (slot, c) in self.seen.clone() {
+            self.check_contents(&slot, c);
+        }
         let mut seen = BTreeSet::new();
+        let mut folios: Vec<std::ops::Range<u64>> = Vec::new();
         let slots = truth.slots();
         for (slot, pfn) in &slots {
             self.check_model(slot, Some(*pfn), &truth);
-            if seen.insert(*pfn) {
-                self.findpage(n, step, slot, &truth, false)?;
+            if seen.insert(*pfn) && !folios.iter().any(|f| f.contains(pfn)) {
+                folios.extend(self.findpage(n, step, slot, &truth, false)?);
             }
         }
         let mut line = format!("check all (step {n}): {} pages in {} slots", seen.len(), slots.len());
@@ -547,6 +769,17 @@ impl Run<'_> {
         self.outcome.checks.push(line);
         Ok(())
     }
+}
+
+fn walked(reply: &Reply) -> Walked {
+    let walk = dmesg::walk_in_records(&reply.kmsg, reply.id);
+    let kpagecount = reply.get("kpagecount").and_then(|k| k.parse().ok());
+    Walked { walk, pfn: reply_pfn(reply), kpagecount }
+}
+
+/// The pfn a findpage reply names, if the page is present.
+fn reply_pfn(reply: &Reply) -> Option<u64> {
+    reply.get("pfn").and_then(|p| u64::from_str_radix(p.trim_start_matches("0x"), 16).ok()).filter(|p| *p != 0)
 }
 
 fn flags_text(v: &VmaLine) -> String {

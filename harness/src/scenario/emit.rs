@@ -118,7 +118,9 @@ pub fn step(s: &Step) -> String {
             .done(),
         Step::Fork(f) => Fields::new().proc(&f.proc).text("child", &f.child).done(),
         Step::Exit(p) | Step::Findtask(p) => Fields::new().proc(&p.proc).done(),
-        Step::Findpage(r) => Fields::new().proc(&r.proc).text("map", &r.map).word("page", r.page).done(),
+        Step::Findpage(r) | Step::Poke(r) => {
+            Fields::new().proc(&r.proc).text("map", &r.map).word("page", r.page).done()
+        }
         Step::Check(CheckWhat::All) => "all".to_string(),
         Step::Ksm(k) => Fields::new().maybe("timeout_ms", k.timeout_ms).done(),
         Step::Migrate(x) => Fields::new().range(&x.proc, &x.map, x.page, x.pages).maybe("node", x.node).done(),

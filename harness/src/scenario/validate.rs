@@ -208,6 +208,10 @@ fn step_problems(st: &mut State, step: &Step, number: usize, base: &str, out: &m
                 st.findpages.push((r.proc.clone(), r.map.clone(), r.page));
             }
         }
+        Step::Poke(r) => {
+            let Some(m) = st.map(&r.proc, &r.map, base, out) else { return };
+            check_range(m, r.page, 1, base, &r.map, out);
+        }
         Step::Fork(f) => {
             if !valid_label(&f.child) {
                 out.push((format!("{base}.child"), format!("bad process label '{}'", f.child)));

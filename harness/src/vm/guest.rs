@@ -24,6 +24,8 @@ pub fn scaled(base: Duration) -> Duration {
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Base deadline for one request.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a request still waits once the console shows a fatal splat.
+pub const FATAL_GRACE: Duration = Duration::from_secs(2);
 
 /// Why a guest stopped being usable.
 #[derive(Debug, thiserror::Error)]
@@ -215,7 +217,22 @@ impl Guest {
     pub fn request_within(&mut self, op: &str, args: &str, timeout: Duration) -> Result<Reply, Fault> {
         let sent = Instant::now();
         tracing::debug!(qemu = self.qemu.pid(), op, args, "request");
-        let result = self.chan.request(op, args, timeout);
+        // A kernel that Oopsed or panicked rarely answers again: stop waiting soon after
+        // the console says so, so a crash costs seconds, not a whole deadline.
+        let qemu = &self.qemu;
+        let from = qemu.console_len();
+        let mut fatal_at: Option<Instant> = None;
+        let give_up = || {
+            if fatal_at.is_none() {
+                let console = qemu.console_since(from);
+                let lines = console.lines().map(dmesg::strip_console_stamp);
+                if dmesg::splats(lines).iter().any(|s| s.kind.is_fatal()) {
+                    fatal_at = Some(Instant::now());
+                }
+            }
+            fatal_at.is_some_and(|t| t.elapsed() >= scaled(FATAL_GRACE))
+        };
+        let result = self.chan.request_watching(op, args, timeout, give_up);
         let t = self.op_times.entry(op.to_string()).or_default();
         t.0 += 1;
         t.1 += sent.elapsed();
@@ -305,6 +322,13 @@ impl Guest {
     /// The next kmsg sequence number, to mark the start of a scenario.
     pub fn kmsg_mark(&self) -> u64 {
         self.next_seq
+    }
+
+    /// Stop or continue the guest's CPUs (QMP `stop`, `cont`): a failure is held for gdb.
+    pub fn set_running(&self, running: bool) -> anyhow::Result<()> {
+        let mut qmp = crate::vm::qmp::Qmp::connect(&self.config().qmp_socket(), Duration::from_secs(5))?;
+        qmp.execute(if running { "cont" } else { "stop" }, serde_json::json!({}))?;
+        Ok(())
     }
 
     /// Power off politely, then make sure QEMU is gone.

@@ -67,6 +67,9 @@ impl Reply {
 }
 
 /// Why the channel failed; callers classify guest faults by it.
+/// How often a waiting request asks whether to give up.
+const WATCH_EVERY: Duration = Duration::from_millis(250);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelError {
     #[error("no answer to '{op}' within {secs:.1} s")]
@@ -147,11 +150,23 @@ impl Channel {
 
     /// Send one request and collect its reply. `args` is already `key=value ...`.
     pub fn request(&mut self, op: &str, args: &str, timeout: Duration) -> Result<Reply, ChannelError> {
+        self.request_watching(op, args, timeout, || false)
+    }
+
+    /// [`Channel::request`], asking `give_up` a few times a second while it waits: when it
+    /// says yes (the guest is known dead), the wait ends as a timeout before `timeout`.
+    pub fn request_watching(
+        &mut self,
+        op: &str,
+        args: &str,
+        timeout: Duration,
+        give_up: impl FnMut() -> bool,
+    ) -> Result<Reply, ChannelError> {
         let id = self.next_id;
         self.next_id += 1;
         let line = if args.is_empty() { format!("{id} {op}\n") } else { format!("{id} {op} {args}\n") };
         self.stream.write_all(line.as_bytes())?;
-        self.collect(id, op, timeout)
+        self.collect(id, op, timeout, give_up)
     }
 
     /// Send a request that gets no reply (the guest dies or stops answering).
@@ -162,15 +177,26 @@ impl Channel {
         Ok(())
     }
 
-    fn collect(&mut self, id: u64, op: &str, timeout: Duration) -> Result<Reply, ChannelError> {
+    fn collect(
+        &mut self,
+        id: u64,
+        op: &str,
+        timeout: Duration,
+        mut give_up: impl FnMut() -> bool,
+    ) -> Result<Reply, ChannelError> {
         let start = Instant::now();
         let deadline = start + timeout;
         let mut reply = Reply { id, ..Reply::default() };
         loop {
-            let line = self.read_line(op, deadline).map_err(|e| match e {
-                ChannelError::Timeout { op, .. } => ChannelError::Timeout { op, secs: start.elapsed().as_secs_f64() },
-                other => other,
-            })?;
+            let slice = (Instant::now() + WATCH_EVERY).min(deadline);
+            let line = match self.read_line(op, slice) {
+                Ok(line) => line,
+                Err(ChannelError::Timeout { .. }) if Instant::now() < deadline && !give_up() => continue,
+                Err(ChannelError::Timeout { op, .. }) => {
+                    return Err(ChannelError::Timeout { op, secs: start.elapsed().as_secs_f64() })
+                }
+                Err(other) => return Err(other),
+            };
             match parse_line(&line) {
                 Line::Kmsg(k) => reply.kmsg.push(k),
                 Line::Data(d) => reply.data.push(d),
@@ -228,6 +254,24 @@ mod tests {
         drop(guest);
         let err = chan.request("ping", "", Duration::from_secs(5)).unwrap_err();
         assert!(matches!(err, ChannelError::Closed { .. } | ChannelError::Io(_)), "{err}");
+    }
+
+    #[test]
+    fn a_watcher_ends_the_wait_long_before_the_deadline() {
+        let (host, _guest) = UnixStream::pair().unwrap();
+        let mut chan = Channel { stream: host, buf: Vec::new(), next_id: 1, stray: Vec::new() };
+        let started = Instant::now();
+        let mut asked = 0;
+        let err = chan
+            .request_watching("ping", "", Duration::from_secs(3600), || {
+                asked += 1;
+                asked == 3
+            })
+            .unwrap_err();
+        assert!(matches!(err, ChannelError::Timeout { .. }), "{err}");
+        assert_eq!(asked, 3);
+        // Three asks, a quarter second apart, not the hour: a margin no load can eat.
+        assert!(started.elapsed() < Duration::from_secs(600), "{:?}", started.elapsed());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Mutex, Once};
+use std::sync::{Mutex, Once, OnceLock};
 use std::time::Duration;
 
 /// The fast settings measured in the design: a CPU without slow pointer auth, no KASLR
@@ -38,6 +38,8 @@ pub struct Config {
     /// Text that starts the console log, e.g. the boot log of the guest a restored one
     /// was saved from; QEMU appends to it.
     pub console_preamble: Option<PathBuf>,
+    /// Start a gdb stub on this local port (`--gdb`).
+    pub gdb_port: Option<u16>,
 }
 
 impl Config {
@@ -52,6 +54,7 @@ impl Config {
             workdir: workdir.to_path_buf(),
             incoming: None,
             console_preamble: None,
+            gdb_port: None,
         }
     }
 
@@ -59,10 +62,20 @@ impl Config {
         self.workdir.join("console.log")
     }
     pub fn port_socket(&self) -> PathBuf {
-        self.workdir.join("port.sock")
+        self.socket("port.sock")
     }
     pub fn qmp_socket(&self) -> PathBuf {
-        self.workdir.join("qmp.sock")
+        self.socket("qmp.sock")
+    }
+    /// A socket in the workdir, or in the temp dir under a name derived from the
+    /// workdir when the path would pass the 108-byte limit of a Unix socket address.
+    fn socket(&self, name: &str) -> PathBuf {
+        let path = self.workdir.join(name);
+        if path.as_os_str().len() < 100 {
+            return path;
+        }
+        let key = crate::cache::Key::new().part("workdir", self.workdir.as_os_str().as_encoded_bytes()).short();
+        std::env::temp_dir().join(format!("rmapcheck-{key}-{name}"))
     }
     pub fn stderr_log(&self) -> PathBuf {
         self.workdir.join("qemu.stderr")
@@ -116,6 +129,10 @@ impl Config {
             "migration.store-global-state=off".into(),
         ];
         args.extend(numa_args(self.memory_mb, self.cpus));
+        if let Some(port) = self.gdb_port {
+            args.push("-gdb".into());
+            args.push(format!("tcp:127.0.0.1:{port}"));
+        }
         if let Some(state) = &self.incoming {
             args.push("-incoming".into());
             args.push(format!("exec:cat {}", state.display()));
@@ -138,6 +155,18 @@ fn numa_args(memory_mb: u32, cpus: u32) -> Vec<String> {
         args.push(format!("node,nodeid={n},memdev=node{n}{cpus}"));
     }
     args
+}
+
+/// A local TCP port that is free now, for a gdb stub: the kernel picks it for a socket
+/// bound to port 0, which is closed again before QEMU binds it.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+/// The command that attaches gdb to a guest's stub; `vmlinux` gives it symbols.
+pub fn gdb_command(vmlinux: Option<&Path>, port: u16) -> String {
+    let file = vmlinux.map(|v| format!("{} ", shell_quote(&v.display().to_string()))).unwrap_or_default();
+    format!("gdb-multiarch {file}-ex 'target remote :{port}'")
 }
 
 /// `-cpu max` emulates pointer authentication slowly under TCG (boot 6.7 s against
@@ -242,6 +271,34 @@ fn write_script(config: &Config) -> Result<()> {
     Ok(())
 }
 
+/// Start `expression` from one thread that lives as long as the process. QEMU gets
+/// PR_SET_PDEATHSIG, so even a SIGKILLed harness leaves no guest behind; the signal fires
+/// when the *thread* that forked exits, and pooled guests outlive the threads that use
+/// them, so every QEMU is forked from this one thread.
+fn spawn_from_long_lived_thread(expression: duct::Expression) -> std::io::Result<duct::Handle> {
+    type Job = (duct::Expression, std::sync::mpsc::Sender<std::io::Result<duct::Handle>>);
+    static SPAWNER: OnceLock<Mutex<std::sync::mpsc::Sender<Job>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("qemu-spawner".into())
+            .spawn(move || {
+                for (expression, reply) in rx {
+                    let _ = reply.send(expression.start());
+                }
+            })
+            .expect("a thread to start guests from");
+        Mutex::new(tx)
+    });
+    let (reply, result) = std::sync::mpsc::channel();
+    spawner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((expression, reply))
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
+    result.recv().map_err(|_| std::io::Error::other("the spawner thread is gone"))?
+}
+
 /// A running QEMU. Dropping it kills and reaps the process.
 pub struct Qemu {
     handle: duct::Handle,
@@ -266,13 +323,12 @@ impl Qemu {
         exec::require(program, "run: apt-get install qemu-system-arm")?;
         write_script(config).with_context(|| format!("writing {}", config.script().display()))?;
         let mut guard = live();
-        let handle = duct::cmd(program, config.args())
-            .stdin_null()
-            .stdout_null()
-            .stderr_path(config.stderr_log())
-            .unchecked()
-            .start()
-            .context("starting qemu-system-aarch64")?;
+        // setpriv (util-linux) gives QEMU a parent-death signal, then execs it in place.
+        let mut args: Vec<String> = vec!["--pdeathsig".into(), "KILL".into(), "--".into(), program.into()];
+        args.extend(config.args());
+        let expression =
+            duct::cmd("setpriv", args).stdin_null().stdout_null().stderr_path(config.stderr_log()).unchecked();
+        let handle = spawn_from_long_lived_thread(expression).context("starting qemu-system-aarch64")?;
         let pid = *handle.pids().first().context("qemu has no pid")?;
         guard.insert(pid);
         drop(guard);
@@ -324,6 +380,23 @@ impl Qemu {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
+    /// The console log's length in bytes now, to read what comes after it.
+    pub fn console_len(&self) -> u64 {
+        std::fs::metadata(self.config.console_log()).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// The console from byte `from` on.
+    pub fn console_since(&self, from: u64) -> String {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut text = Vec::new();
+        if let Ok(mut f) = std::fs::File::open(self.config.console_log()) {
+            if f.seek(SeekFrom::Start(from)).is_ok() {
+                let _ = f.read_to_end(&mut text);
+            }
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    }
+
     pub fn console(&self) -> String {
         String::from_utf8_lossy(&std::fs::read(self.config.console_log()).unwrap_or_default()).into_owned()
     }
@@ -331,6 +404,11 @@ impl Qemu {
 
 impl Drop for Qemu {
     fn drop(&mut self) {
+        for socket in [self.config.port_socket(), self.config.qmp_socket()] {
+            if !socket.starts_with(&self.config.workdir) {
+                let _ = std::fs::remove_file(socket);
+            }
+        }
         // duct's kill() sends SIGKILL and reaps; holding the live lock across it means
         // kill_all never signals the pid after it was reaped (and maybe reused).
         let mut live = live();
@@ -361,6 +439,25 @@ mod tests {
         let mut max = c.clone();
         max.cpu = "max".into();
         assert!(max.args().join(" ").contains("-cpu max,pauth-impdef=on"), "slow pointer auth under TCG");
+        assert!(!args.contains("-gdb"));
+        let mut gdb = c.clone();
+        gdb.gdb_port = Some(1234);
+        assert!(gdb.args().join(" ").contains("-gdb tcp:127.0.0.1:1234"));
+        assert_eq!(gdb_command(None, 1234), "gdb-multiarch -ex 'target remote :1234'");
+        assert_eq!(gdb_command(Some(Path::new("/t/vmlinux")), 9), "gdb-multiarch /t/vmlinux -ex 'target remote :9'");
+    }
+
+    #[test]
+    fn sockets_of_a_deep_workdir_stay_within_the_unix_path_limit() {
+        let short = Config::new(Path::new("/k/Image"), Path::new("/k/initrd"), Path::new("/w"));
+        assert_eq!(short.port_socket(), Path::new("/w/port.sock"));
+        let deep = Path::new("/runs").join("d".repeat(120));
+        let c = Config::new(Path::new("/k/Image"), Path::new("/k/initrd"), &deep);
+        let (port, qmp) = (c.port_socket(), c.qmp_socket());
+        assert!(port.as_os_str().len() < 108 && qmp.as_os_str().len() < 108, "{port:?}");
+        assert_ne!(port, qmp);
+        let other = Config::new(Path::new("/k/Image"), Path::new("/k/initrd"), &deep.join("x"));
+        assert_ne!(port, other.port_socket(), "two guests share a socket");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! SIGINT and SIGTERM to a running `rmapcheck run` or to this test binary must leave no
-//! QEMU behind within 2 s.
+//! SIGINT, SIGTERM and SIGKILL to a running `rmapcheck run` or to this test binary must
+//! leave no QEMU behind within 2 s.
 
 use super::Pools;
 use libtest_mimic::{Failed, Trial};
@@ -63,7 +63,8 @@ fn interrupt(mut cmd: Command, sig: Signal, ready: impl Fn() -> bool) -> Result<
 
 pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
     let mut out = Vec::new();
-    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+    // SIGKILL cannot be caught: QEMU's parent-death signal must end it.
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
         let k = key.to_string();
         out.push(Trial::test(format!("vm::signal_run_{}::{k}", sig.as_str().to_lowercase()), move || {
             // Make sure the kernel is prepared, so the child boots at once.

@@ -22,6 +22,7 @@ fn hex(s: &str) -> String {
 
 pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
     let storm = storm_trial(key, pools);
+    let race = race_trial(key, pools);
     let key = key.to_string();
     let hostile = Trial::test(format!("vm::mtest_hostile::{key}"), move || {
         let pool = pools().get(&key)?;
@@ -103,7 +104,7 @@ pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
             Err(wrong.join("\n").into())
         }
     });
-    vec![hostile, storm]
+    vec![hostile, storm, race]
 }
 
 /// Threads write hostile commands to /proc/mtest while churn processes mmap, write,
@@ -148,23 +149,73 @@ pub fn storm_trial(key: &str, pools: fn() -> &'static Pools) -> Trial {
         if num("ok") + errnos != threads * writes {
             wrong.push(format!("ok {} + errors {errnos} != {}", num("ok"), threads * writes));
         }
-        if reply.get("tainted_before") != reply.get("tainted_after") {
-            wrong.push(format!(
-                "taint went from {:?} to {:?}",
-                reply.get("tainted_before"),
-                reply.get("tainted_after")
-            ));
-        }
-        let splats = g.splats_since(mark);
-        if !splats.is_empty() {
-            wrong.push(format!("splats: {splats:?}"));
-        }
-        g.request("ping", "").map_err(|f| Failed::from(format!("the guest stopped answering after the storm: {f}")))?;
-        if wrong.is_empty() {
-            pool.give(g);
-            Ok(())
-        } else {
-            Err(wrong.join("\n").into())
-        }
+        untouched_and_alive(&pool, g, mark, &reply, "storm", wrong)
     })
+}
+
+/// Rounds of the walk-against-exit race: the KASAN kernel gets the full proof (10,000),
+/// the others a cheaper sample. `RMAPCHECK_RACE_ROUNDS` overrides both.
+fn race_rounds(key: &str) -> u64 {
+    let default = if key.contains("kasan") { 10_000 } else { 1_000 };
+    std::env::var("RMAPCHECK_RACE_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The last mapper of a page unmaps it or exits while the module walks it, round after
+/// round: the walk keeps the anon_vma alive, so no round may splat (on the KASAN
+/// kernel, a use-after-free would), taint, or get an errno other than "gone".
+pub fn race_trial(key: &str, pools: fn() -> &'static Pools) -> Trial {
+    let key = key.to_string();
+    Trial::test(format!("vm::walk_races_last_mapper::{key}"), move || {
+        let pool = pools().get(&key)?;
+        let mut g = pool.take().map_err(|f| Failed::from(f.to_string()))?;
+        let mark = g.kmsg_mark();
+        let rounds = race_rounds(&key);
+        let started = std::time::Instant::now();
+        let reply = g
+            .request_within(
+                "race",
+                &format!("rounds={rounds}"),
+                rmapcheck::vm::guest::scaled(std::time::Duration::from_secs(600)),
+            )
+            .map_err(|f| Failed::from(f.to_string()))?;
+        eprintln!("race on {key} in {:.1} s: {:?}", started.elapsed().as_secs_f64(), reply.fields);
+        let num = |k: &str| reply.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(u64::MAX);
+        let mut wrong = Vec::new();
+        if !reply.ok || num("rounds") != rounds {
+            wrong.push(format!("{} of {rounds} rounds ran: {:?}", num("rounds"), reply.fields));
+        }
+        if num("unexpected") != 0 {
+            wrong.push(format!("{} walks got an unexpected errno (first {})", num("unexpected"), num("first_bad")));
+        }
+        if num("walked") == 0 {
+            wrong.push("no walk found its page: the race never overlapped".into());
+        }
+        untouched_and_alive(&pool, g, mark, &reply, "race", wrong)
+    })
+}
+
+/// The end of a load test: no new taint and no splat since `mark`, and the guest still
+/// answers; then it goes back to the pool, or `wrong` (with those) fails the test.
+fn untouched_and_alive(
+    pool: &rmapcheck::run::pool::Pool,
+    mut g: rmapcheck::vm::guest::Guest,
+    mark: u64,
+    reply: &rmapcheck::vm::protocol::Reply,
+    what: &str,
+    mut wrong: Vec<String>,
+) -> Result<(), Failed> {
+    if reply.get("tainted_before") != reply.get("tainted_after") {
+        wrong.push(format!("taint went from {:?} to {:?}", reply.get("tainted_before"), reply.get("tainted_after")));
+    }
+    let splats = g.splats_since(mark);
+    if !splats.is_empty() {
+        wrong.push(format!("splats: {splats:?}"));
+    }
+    g.request("ping", "").map_err(|f| Failed::from(format!("the guest stopped answering after the {what}: {f}")))?;
+    if wrong.is_empty() {
+        pool.give(g);
+        Ok(())
+    } else {
+        Err(wrong.join("\n").into())
+    }
 }

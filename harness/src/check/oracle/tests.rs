@@ -71,3 +71,55 @@ fn visited_vmas_do_not_count_as_mappers() {
     let slot = ("p0".to_string(), "a".to_string(), 0);
     assert!(check_walk(&walk, &truth, &slot, Some(0x100), Some(1)).is_empty());
 }
+
+fn asked_checks(lines: &[&str], lineage: Option<&BTreeSet<String>>) -> Vec<Problem> {
+    let walk = collect_walk(lines.iter().copied(), 1);
+    let slot = ("p0".to_string(), "a".to_string(), 0);
+    let asked = Asked { slot: &slot, pfn: Some(0x100), kpagecount: Some(2), folio: None, lineage };
+    check_asked(&walk, &truth(), &asked)
+}
+
+#[test]
+fn rmap_walk_must_pass_the_folios_address() {
+    let wrong = format!("{VMA_C1} rmap_addr=0x11000 folio_addr=0x10000");
+    let problems = asked_checks(&[PAGE, VMA_P0, &wrong, END], None);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].check, Check::O1);
+    assert!(problems[0].message.contains("rmap_walk passed 0x11000"), "{}", problems[0].message);
+}
+
+#[test]
+fn a_visit_to_a_process_that_is_gone_fails() {
+    let gone = VMA_C1.replace("pid=11", "pid=99").replace("state=mapped level=pte", "state=visited level=-");
+    let problems = asked_checks(&[PAGE, VMA_P0, VMA_C1, &gone, END], None);
+    assert_eq!(problems.iter().map(|p| p.check).collect::<Vec<_>>(), vec![Check::O1]);
+    assert!(problems[0].message.contains("no live workload process"), "{}", problems[0].message);
+}
+
+#[test]
+fn anon_visits_stay_in_the_pages_fork_lineage() {
+    let lines = [PAGE, VMA_P0, VMA_C1, END];
+    let family: BTreeSet<String> = ["p0".to_string(), "c1".to_string()].into();
+    assert!(asked_checks(&lines, Some(&family)).is_empty());
+    let only_p0: BTreeSet<String> = ["p0".to_string()].into();
+    let problems = asked_checks(&lines, Some(&only_p0));
+    assert_eq!(problems.iter().map(|p| p.check).collect::<Vec<_>>(), vec![Check::O1]);
+    assert!(problems[0].message.contains("c1 is not in the page's fork lineage"), "{}", problems[0].message);
+    let no_anon_vma = VMA_C1.replace("anon_vma=1", "anon_vma=0");
+    assert_eq!(asked_checks(&[PAGE, VMA_P0, &no_anon_vma, END], None).len(), 1);
+}
+
+#[test]
+fn file_visits_need_the_same_file_and_offsets() {
+    let page = PAGE.replace("kind=anon", "kind=file");
+    let file = |v: &str, f: &str, pgoff: &str| v.replace("file=-", &format!("file={f}")).replace("pgoff=0x10", pgoff);
+    let p0 = file(VMA_P0, "/tmp/rmc-a", "pgoff=0x0");
+    let good = file(VMA_C1, "/tmp/rmc-a", "pgoff=0x0");
+    assert!(asked_checks(&[&page, &p0, &good, END], None).is_empty());
+    let other = file(VMA_C1, "/tmp/rmc-b", "pgoff=0x0");
+    let far = file(VMA_C1, "/tmp/rmc-a", "pgoff=0x8");
+    for bad in [other, far] {
+        let problems = asked_checks(&[&page, &p0, &bad, END], None);
+        assert_eq!(problems.iter().map(|p| p.check).collect::<Vec<_>>(), vec![Check::O1], "{bad}");
+    }
+}

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The walk against the last mapper's exit: for the module-safety test on the
+ * KASAN kernel. Each round a child maps and writes one anon page, then on a
+ * signal from the shared page unmaps it (even rounds) or exits (odd rounds),
+ * while the agent asks /proc/mtest to walk that very page. If the walk did not
+ * keep the anon_vma alive, KASAN would report a use-after-free here.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ops.h"
+
+#define TAINTED		"/proc/sys/kernel/tainted"
+
+/* What the agent and one round's child share. */
+struct round {
+	volatile unsigned long addr;	/* the child's page, once written */
+	volatile int go;		/* the agent says: unmap or exit now */
+};
+
+/* The child of one round: map, write, publish, then vanish on the signal. */
+static void racer(struct round *rd, int exit_instead)
+{
+	char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		_exit(1);
+	p[0] = 1;
+	rd->addr = (unsigned long)p;
+	while (!rd->go)
+		sched_yield();
+	if (!exit_instead)
+		munmap(p, 4096);
+	_exit(0);
+}
+
+int op_race(const struct req *r)
+{
+	uint64_t rounds, i, walked = 0, gone = 0, unexpected = 0;
+	uint64_t before, after = 0;
+	int first_bad = 0, fd;
+	struct round *rd;
+
+	if (num(r, "rounds", 10000, 1000000, &rounds))
+		return bad(r, "rounds");
+	if (sysfs_u64(TAINTED, &before))
+		return fail(errno, "tainted");
+	fd = open("/proc/mtest", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(errno, "open-mtest");
+	rd = mmap(NULL, sizeof(*rd), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (rd == MAP_FAILED) {
+		close(fd);
+		return fail(errno, "mmap");
+	}
+	for (i = 0; i < rounds; i++) {
+		char cmd[64];
+		pid_t kid;
+		int n;
+
+		rd->addr = 0;
+		rd->go = 0;
+		kid = fork();
+		if (kid < 0) {
+			first_bad = first_bad ? first_bad : errno;
+			unexpected++;
+			break;
+		}
+		if (kid == 0) {
+			signal(SIGCHLD, SIG_DFL);
+			racer(rd, i & 1);
+		}
+		while (!rd->addr)
+			sched_yield();
+		n = snprintf(cmd, sizeof(cmd), "findpage %d 0x%lx", kid,
+			     rd->addr);
+		/* Let the child go, then walk at once: the two race. */
+		rd->go = 1;
+		if (write(fd, cmd, n) == n)
+			walked++;
+		else if (errno == ESRCH || errno == EFAULT || errno == ENOENT)
+			gone++;
+		else {
+			unexpected++;
+			first_bad = first_bad ? first_bad : errno;
+		}
+		waitpid(kid, NULL, 0);
+	}
+	sysfs_u64(TAINTED, &after);
+	sb_printf(&reply_fields,
+		  " rounds=%llu walked=%llu gone=%llu unexpected=%llu first_bad=%d tainted_before=%llu tainted_after=%llu",
+		  (unsigned long long)i, (unsigned long long)walked,
+		  (unsigned long long)gone, (unsigned long long)unexpected,
+		  first_bad, (unsigned long long)before,
+		  (unsigned long long)after);
+	munmap(rd, sizeof(*rd));
+	close(fd);
+	return 0;
+}

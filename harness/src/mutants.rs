@@ -1,0 +1,285 @@
+//! `rmapcheck mutants`: rmapcheck's own bug-finding power, measured by planting bugs.
+//! Each patch under images/mutants/ injects one known kind of rmap or mapcount bug into
+//! the debug kernel's source. For each, the kernel is rebuilt incrementally in a copy of
+//! the cached tree, the scenario suite runs on it, then a fuzz campaign, each until it
+//! finds the bug; the verdict says which found it, by which check, and how fast.
+//!
+//! Architecture invariant: the cached tree of the debug kernel is never patched; only
+//! its copy is, and a patch left applied by an interrupted run is reverted first.
+
+use crate::cache;
+use crate::check::outcome::Status;
+use crate::exec::Cmd;
+use crate::fuzz::campaign::{self, Limit};
+use crate::fuzz::triage;
+use crate::fuzz::GenConfig;
+use crate::image::kernel::{FetchProgress, Kernel};
+use crate::image::kernels::Manifest;
+use crate::image::{prepare, source_build};
+pub use crate::report::mutants::{summary, text, Found, Verdict};
+use crate::run::pool::{self, Pool};
+use crate::scenario::Loaded;
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The kernel the mutants patch: the debug kernel, whose DEBUG_VM turns damage into
+/// splats.
+pub const BASE: &str = "6.12-debug";
+
+/// One planted bug: a patch and the sentence that says what it breaks.
+#[derive(Debug, Clone)]
+pub struct Mutant {
+    pub name: String,
+    pub about: String,
+    pub patch: PathBuf,
+}
+
+/// The mutants in `dir`, by name. A patch starts with `rmapcheck mutant: <about>`.
+pub fn load(dir: &Path) -> Result<Vec<Mutant>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_none_or(|e| e != "patch") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        out.push(parse(&path, &text)?);
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+fn parse(path: &Path, text: &str) -> Result<Mutant> {
+    let Some(about) = text.lines().next().and_then(|l| l.strip_prefix("rmapcheck mutant: ")) else {
+        bail!("{}:1: a mutant patch starts with 'rmapcheck mutant: <what it breaks>'", path.display());
+    };
+    if !text.contains("\n--- a/") {
+        bail!("{}: no unified diff (--- a/...)", path.display());
+    }
+    let name = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+    Ok(Mutant { name, about: about.trim().to_string(), patch: path.to_path_buf() })
+}
+
+/// What a mutants run reports while it works.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    Building { name: String },
+    Searching { name: String, how: String },
+    Judged(Verdict),
+    Guest(pool::Event),
+    Fuzz(campaign::Event),
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Patches to run by name; all when empty.
+    pub only: Vec<String>,
+    /// How long the fuzz campaign may look for each mutant.
+    pub fuzz_for: Duration,
+    pub seed: u64,
+    /// Where reproducers and `mutants.json` go.
+    pub out: PathBuf,
+    /// Guests' workdirs.
+    pub workroot: PathBuf,
+}
+
+/// Judge every mutant (or those `opts.only` names) with `scenarios`; `stop` ends it early.
+pub fn run(
+    manifest: &Manifest,
+    scenarios: &[Loaded],
+    opts: &Options,
+    stop: &AtomicBool,
+    events: &(dyn Fn(Event) + Sync),
+    progress: &dyn FetchProgress,
+) -> Result<Vec<Verdict>> {
+    let mut mutants = load(&crate::image::images_dir().join("mutants"))?;
+    if !opts.only.is_empty() {
+        for name in &opts.only {
+            if !mutants.iter().any(|m| &m.name == name) {
+                bail!("no mutant named '{name}' in images/mutants");
+            }
+        }
+        mutants.retain(|m| opts.only.contains(&m.name));
+    }
+    let base = prepare::prepare(manifest, BASE, progress)?;
+    let tree = copy_tree(&base.kernel.build_dir, progress)?;
+    revert_leftover(&tree)?;
+    let mut verdicts = Vec::new();
+    for m in &mutants {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        events(Event::Building { name: m.name.clone() });
+        let v = judge(m, &tree, scenarios, opts, stop, events, progress);
+        // The copy goes back to the clean source whatever happened.
+        revert(&tree, m)?;
+        let v = v.unwrap_or_else(|e| Verdict {
+            name: m.name.clone(),
+            about: m.about.clone(),
+            build_secs: 0.0,
+            suite: None,
+            fuzz: None,
+            error: Some(format!("{e:#}")),
+        });
+        events(Event::Judged(v.clone()));
+        verdicts.push(v);
+        let json = serde_json::to_string_pretty(&verdicts)?;
+        cache::write_atomic(&opts.out.join("mutants.json"), json.as_bytes())?;
+    }
+    Ok(verdicts)
+}
+
+/// Patch, build and search one mutant.
+fn judge(
+    m: &Mutant,
+    tree: &Path,
+    scenarios: &[Loaded],
+    opts: &Options,
+    stop: &AtomicBool,
+    events: &(dyn Fn(Event) + Sync),
+    progress: &dyn FetchProgress,
+) -> Result<Verdict> {
+    std::fs::write(tree.join(APPLIED), &m.name)?;
+    patch(tree, &m.patch, false)?;
+    let key = format!("{BASE}+{}", m.name);
+    let started = Instant::now();
+    source_build::rebuild(&key, tree, progress)?;
+    let build_secs = started.elapsed().as_secs_f64();
+    let image = tree.join("arch/arm64/boot/Image");
+    let kernel = Kernel::custom(&image, tree, Some(&key))?;
+    let prepared = prepare::prepare_kernel(kernel, progress)?;
+
+    events(Event::Searching { name: m.name.clone(), how: "scenario suite".into() });
+    let workroot = opts.workroot.join(&m.name);
+    let suite = {
+        let pool =
+            Pool::new(prepared.clone(), workroot.join("suite")).with_events(Box::new(|e| events(Event::Guest(e))));
+        let started = Instant::now();
+        let mut found = None;
+        for l in scenarios {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let played = pool.play(l);
+            let title = match &played.fault {
+                Some(f) => Some(triage::fault_title(f)),
+                None if played.outcome.status != Status::Pass => triage::titles(&played.outcome)
+                    .into_iter()
+                    .next()
+                    .or_else(|| played.outcome.problems.first().map(triage::problem_title)),
+                None => None,
+            };
+            if let Some(title) = title {
+                let replay = l.path.display().to_string();
+                found = Some(Found { title, secs: started.elapsed().as_secs_f64(), replay });
+                break;
+            }
+        }
+        pool.shutdown();
+        found
+    };
+
+    events(Event::Searching { name: m.name.clone(), how: format!("fuzz for up to {:?}", opts.fuzz_for) });
+    let fuzz_out = opts.out.join(&m.name);
+    let local_stop = AtomicBool::new(stop.load(Ordering::SeqCst));
+    let fopts = campaign::Options {
+        seed: opts.seed,
+        limit: Limit::Duration(opts.fuzz_for),
+        jobs: 1,
+        out: fuzz_out,
+        gen: GenConfig::default(),
+        module_params: Vec::new(),
+        kernel_args: format!("--kernel-image {} --kernel-build {}", image.display(), tree.display()),
+        shrink_budget: 100,
+        workroot: workroot.join("fuzz"),
+        gdb: None,
+    };
+    let started = Instant::now();
+    let found_at: std::sync::Mutex<Option<f64>> = std::sync::Mutex::new(None);
+    let summary = campaign::run(&prepared, &fopts, &local_stop, &|e| {
+        if let campaign::Event::Found { .. } = &e {
+            found_at.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(started.elapsed().as_secs_f64());
+        }
+        // The first saved finding is all a verdict needs; a stop of the whole run too.
+        if matches!(e, campaign::Event::Saved(_)) || stop.load(Ordering::SeqCst) {
+            local_stop.store(true, Ordering::SeqCst);
+        }
+        events(Event::Fuzz(e));
+    })?;
+    let secs = found_at.into_inner().unwrap_or_else(|p| p.into_inner());
+    let fuzz = summary.found.first().map(|f| Found {
+        title: f.title.clone(),
+        secs: secs.unwrap_or(summary.last.elapsed.as_secs_f64()),
+        replay: f.folder.as_ref().map(|d| d.join("shrunk.yaml").display().to_string()).unwrap_or_default(),
+    });
+    Ok(Verdict { name: m.name.clone(), about: m.about.clone(), build_secs, suite, fuzz, error: None })
+}
+
+/// Names the patch applied to the copy, so an interrupted run can undo it.
+const APPLIED: &str = ".rmapcheck-mutant";
+
+/// A copy of the built debug tree for patching, made once per base tree.
+fn copy_tree(base: &Path, progress: &dyn FetchProgress) -> Result<PathBuf> {
+    let name = base.parent().and_then(|p| p.file_name()).unwrap_or_default().to_string_lossy().into_owned();
+    let dir = cache::subdir("mutants")?.join(name);
+    cache::ensure_dir(&dir, |tmp| {
+        progress.step(&format!("mutants: copying the {BASE} tree (once)"));
+        Cmd::new("cp").arg("-a").arg(base).arg(tmp.join("linux")).run("copying the kernel tree")?;
+        Ok(())
+    })?;
+    Ok(dir.join("linux"))
+}
+
+fn patch(tree: &Path, patch: &Path, reverse: bool) -> Result<()> {
+    let mut cmd = Cmd::new("patch");
+    cmd.dir(tree).args(["-p1", "--forward", "--no-backup-if-mismatch", "-i"]).arg(patch);
+    if reverse {
+        cmd.arg("-R");
+    }
+    cmd.run(&format!("patch {}{}", if reverse { "-R " } else { "" }, patch.display()))?;
+    Ok(())
+}
+
+fn revert(tree: &Path, m: &Mutant) -> Result<()> {
+    let marker = tree.join(APPLIED);
+    if marker.exists() {
+        // Only a patch that applied is reverted; one that failed left nothing behind.
+        if Cmd::new("patch").dir(tree).args(["-p1", "-R", "--dry-run", "-s", "-i"]).arg(&m.patch).run("").is_ok() {
+            patch(tree, &m.patch, true)?;
+        }
+        std::fs::remove_file(marker)?;
+    }
+    Ok(())
+}
+
+/// Undo the patch an interrupted run left applied.
+fn revert_leftover(tree: &Path) -> Result<()> {
+    let Ok(name) = std::fs::read_to_string(tree.join(APPLIED)) else { return Ok(()) };
+    let patch = crate::image::images_dir().join("mutants").join(format!("{}.patch", name.trim()));
+    let text = std::fs::read_to_string(&patch).with_context(|| format!("reading {}", patch.display()))?;
+    revert(tree, &parse(&patch, &text)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_committed_mutant_parses_and_names_what_it_breaks() {
+        let mutants = load(&crate::project_root().join("images/mutants")).unwrap();
+        assert!(mutants.len() >= 8, "{} mutants", mutants.len());
+        for m in &mutants {
+            assert!(m.about.len() > 20, "{}: {}", m.name, m.about);
+        }
+    }
+
+    #[test]
+    fn a_patch_without_its_header_is_refused_with_its_file() {
+        let e = parse(Path::new("x.patch"), "--- a/mm/rmap.c\n").unwrap_err().to_string();
+        assert!(e.starts_with("x.patch:1: "), "{e}");
+    }
+}
