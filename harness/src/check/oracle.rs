@@ -14,6 +14,7 @@
 
 use crate::check::dmesg::{VmaLine, VmaState, Walk};
 use crate::check::model::Slot;
+use crate::check::outcome::Fork;
 use crate::wire::Fields;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -199,11 +200,28 @@ pub struct Asked<'a> {
     /// For an anon page: the process that created it and its descendants, the only
     /// ones whose VMAs can hold it. `None` where the model cannot say.
     pub lineage: Option<&'a BTreeSet<String>>,
+    /// The run's forks so far, in order: who a KSM walk can reach.
+    pub forks: &'a [Fork],
+}
+
+/// The missing mappers of a KSM page that its walk should have found. rmap_walk_ksm()
+/// walks, per merged rmap_item, only the VMAs in the anon_vma tree of the VMA KSM
+/// merged: that process and those forked from it. try_to_merge_one_page() makes a page
+/// stable in place, so its other mappers (the merging process's parent and siblings
+/// after a fork) keep it where no KSM walk reaches them (mm/ksm.c, 6.1 to 7.2).
+fn ksm_reachable(missing: BTreeSet<Slot>, found: &BTreeSet<Slot>, forks: &[Fork]) -> BTreeSet<Slot> {
+    let mut reach: BTreeSet<&str> = found.iter().map(|s| s.0.as_str()).collect();
+    for f in forks {
+        if reach.contains(f.parent.as_str()) {
+            reach.insert(&f.child);
+        }
+    }
+    missing.into_iter().filter(|s| reach.contains(s.0.as_str())).collect()
 }
 
 /// O1 and O2 for one findpage walk of `slot`, whose pagemap PFN was `pfn`.
 pub fn check_walk(walk: &Walk, truth: &Truth, slot: &Slot, pfn: Option<u64>, kpagecount: Option<i64>) -> Vec<Problem> {
-    check_asked(walk, truth, &Asked { slot, pfn, kpagecount, folio: None, lineage: None })
+    check_asked(walk, truth, &Asked { slot, pfn, kpagecount, folio: None, lineage: None, forks: &[] })
 }
 
 /// O1 and O2 for one findpage walk, with everything the runner knows about the page.
@@ -271,9 +289,12 @@ pub fn check_asked(walk: &Walk, truth: &Truth, asked: &Asked) -> Vec<Problem> {
         }
     }
     let forward = truth.holders(page.pfn);
-    if forward != reverse || !strays.is_empty() {
-        let missing: BTreeSet<_> = forward.difference(&reverse).cloned().collect();
-        let extra: BTreeSet<_> = reverse.difference(&forward).cloned().collect();
+    let mut missing: BTreeSet<_> = forward.difference(&reverse).cloned().collect();
+    if page.kind == "ksm" {
+        missing = ksm_reachable(missing, &reverse, asked.forks);
+    }
+    let extra: BTreeSet<_> = reverse.difference(&forward).cloned().collect();
+    if !missing.is_empty() || !extra.is_empty() || !strays.is_empty() {
         let mut msg = format!(
             "findpage {at}: pagemap maps pfn 0x{:x} at [{}] but the rmap walk found [{}]",
             page.pfn,
@@ -303,6 +324,14 @@ pub fn check_asked(walk: &Walk, truth: &Truth, asked: &Asked) -> Vec<Problem> {
         out.push(Problem::new(
             Check::O2,
             format!("findpage {at}: mapcount {} but the walk found {mapped} mapping PTEs", page.mapcount),
+        ));
+    }
+    // A KSM walk may not reach every mapper (see `ksm_reachable`): count pagemap's.
+    let holders = forward.len() as i64;
+    if page.order == 0 && page.kind == "ksm" && page.mapcount != holders {
+        out.push(Problem::new(
+            Check::O2,
+            format!("findpage {at}: KSM page mapcount {} but pagemap has {holders} mappings", page.mapcount),
         ));
     }
     if page.order > 0 && page.mapcount < mapped {

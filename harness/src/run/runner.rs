@@ -351,9 +351,10 @@ impl Run<'_> {
                         let errno = reply.errno().unwrap_or(0);
                         self.outcome.notes.push(format!("step {n}: madvise collapse did not collapse (errno {errno})"));
                     } else if reply.errno() == Some(22) {
-                        self.outcome
-                            .notes
-                            .push(format!("step {n}: madvise {} is unsupported on this kernel", x.advice.wire()));
+                        self.outcome.notes.push(format!(
+                            "step {n}: madvise {} refused here (EINVAL: not on this kernel or this mapping)",
+                            x.advice.wire()
+                        ));
                     } else {
                         self.fail(n, step, &reply);
                     }
@@ -673,7 +674,14 @@ impl Run<'_> {
             None => None,
         };
         let lineage = self.lineage(slot, truth);
-        let asked = Asked { slot, pfn, kpagecount, folio: folio.as_ref(), lineage: lineage.as_ref() };
+        let asked = Asked {
+            slot,
+            pfn,
+            kpagecount,
+            folio: folio.as_ref(),
+            lineage: lineage.as_ref(),
+            forks: &self.outcome.forks,
+        };
         let problems = oracle::check_asked(&walk, truth, &asked);
         self.outcome.problems.extend(problems);
         self.check_model(slot, pfn, truth);

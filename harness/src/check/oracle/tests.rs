@@ -75,7 +75,7 @@ fn visited_vmas_do_not_count_as_mappers() {
 fn asked_checks(lines: &[&str], lineage: Option<&BTreeSet<String>>) -> Vec<Problem> {
     let walk = collect_walk(lines.iter().copied(), 1);
     let slot = ("p0".to_string(), "a".to_string(), 0);
-    let asked = Asked { slot: &slot, pfn: Some(0x100), kpagecount: Some(2), folio: None, lineage };
+    let asked = Asked { slot: &slot, pfn: Some(0x100), kpagecount: Some(2), folio: None, lineage, forks: &[] };
     check_asked(&walk, &truth(), &asked)
 }
 
@@ -122,4 +122,30 @@ fn file_visits_need_the_same_file_and_offsets() {
         let problems = asked_checks(&[&page, &p0, &bad, END], None);
         assert_eq!(problems.iter().map(|p| p.check).collect::<Vec<_>>(), vec![Check::O1], "{bad}");
     }
+}
+
+#[test]
+fn a_ksm_walk_owes_only_the_merging_process_and_its_descendants() {
+    let s = |p: &str| (p.to_string(), "m".to_string(), 3);
+    let fork = |parent: &str, child: &str| Fork { parent: parent.into(), child: child.into() };
+    // p0 forked c1 and c3; c1 (alone mergeable) merged the page in place, then forked c4.
+    let forks = [fork("p0", "c1"), fork("p0", "c3"), fork("c1", "c4")];
+    let found = BTreeSet::from([s("c1")]);
+    let missing = BTreeSet::from([s("p0"), s("c3"), s("c4")]);
+    assert_eq!(ksm_reachable(missing, &found, &forks), BTreeSet::from([s("c4")]));
+}
+
+#[test]
+fn a_ksm_walk_that_misses_a_reachable_mapper_fails() {
+    let page = PAGE.replace("kind=anon", "kind=ksm");
+    let walk = collect_walk([page.as_str(), VMA_P0, END], 1);
+    let slot = ("p0".to_string(), "a".to_string(), 0);
+    let judge = |forks: &[Fork]| {
+        let asked = Asked { slot: &slot, pfn: Some(0x100), kpagecount: Some(2), folio: None, lineage: None, forks };
+        check_asked(&walk, &truth(), &asked).into_iter().map(|p| p.check).collect::<Vec<_>>()
+    };
+    // c1 was forked from p0, whose VMA KSM merged: the walk owes it.
+    assert_eq!(judge(&[Fork { parent: "p0".into(), child: "c1".into() }]), vec![Check::O1]);
+    // c1 is p0's parent: a page made stable in place by p0 keeps c1 out of reach.
+    assert!(judge(&[Fork { parent: "c1".into(), child: "p0".into() }]).is_empty());
 }
