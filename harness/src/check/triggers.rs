@@ -3,7 +3,8 @@
 //! read from what the walks and the pagemap saw, not from the steps, so a class counts
 //! only when the kernel really got there.
 //!
-//! Architecture invariant: pure; classes are facts about values already gathered.
+//! Architecture invariant: pure; classes are facts about values already gathered, and
+//! every class is in `CLASSES`, so a summary can show what a campaign never reached.
 
 use crate::check::dmesg::{VmaState, Walk};
 use crate::check::oracle::Truth;
@@ -11,6 +12,45 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// /proc/kpageflags bit of an mlocked page (KPF_MLOCKED).
 const KPF_MLOCKED: u64 = 1 << 33;
+
+/// Every class, in the order a summary lists them: a class no run reached shows as 0.
+pub const CLASSES: [&str; 17] = [
+    LARGE_PTE_2,
+    LARGE_PTE_3,
+    PMD_SHARED,
+    PMD_AND_PTE,
+    LARGE_PARTLY,
+    MTHP_PTE,
+    PMD_ORDER_PTE,
+    KSM_1_2,
+    KSM_3,
+    MLOCKED_SHARED,
+    SWAPPED,
+    SWAP_2,
+    SWAP_3,
+    MIGRATE_1,
+    MIGRATE_2,
+    MIGRATE_3,
+    MIGRATE_LARGE,
+];
+
+pub const LARGE_PTE_2: &str = "large folio PTE-mapped by 2 processes (fork of a PTE-mapped large folio)";
+pub const LARGE_PTE_3: &str = "large folio PTE-mapped by 3+ processes";
+pub const PMD_SHARED: &str = "PMD-mapped THP shared by 2+ processes";
+pub const PMD_AND_PTE: &str = "THP mapped by a PMD and by PTEs at once";
+pub const LARGE_PARTLY: &str = "large folio partly COWed or unmapped (visited, not mapped)";
+pub const MTHP_PTE: &str = "PTE-mapped mTHP (order below the PMD's)";
+pub const PMD_ORDER_PTE: &str = "PTE-mapped folio of PMD order (a split PMD)";
+pub const KSM_1_2: &str = "KSM page mapped by 1-2 processes";
+pub const KSM_3: &str = "KSM page mapped by 3+ processes";
+pub const MLOCKED_SHARED: &str = "mlocked page mapped by 2+ processes";
+pub const SWAPPED: &str = "swapped-out page";
+pub const SWAP_2: &str = "swap entry held by 2 processes";
+pub const SWAP_3: &str = "swap entry held by 3+ processes";
+pub const MIGRATE_1: &str = "migration of a page mapped by 1 process";
+pub const MIGRATE_2: &str = "migration of a page mapped by 2 processes";
+pub const MIGRATE_3: &str = "migration of a page mapped by 3+ processes";
+pub const MIGRATE_LARGE: &str = "migration of a large folio";
 
 fn procs_at(walk: &Walk, level: Option<&str>) -> BTreeSet<u32> {
     walk.vmas
@@ -20,71 +60,67 @@ fn procs_at(walk: &Walk, level: Option<&str>) -> BTreeSet<u32> {
         .collect()
 }
 
-fn many(n: usize) -> &'static str {
-    if n >= 3 {
-        "3+ processes"
-    } else {
-        "2 processes"
-    }
-}
-
-/// The classes one findpage walk shows; `kpageflags` from the agent's reply.
-pub fn of_walk(walk: &Walk, kpageflags: Option<u64>) -> Vec<String> {
+/// The classes one findpage walk shows; `kpageflags` from the agent's reply, and
+/// `pmd_order` the folio order a PMD maps on this kernel.
+pub fn of_walk(walk: &Walk, kpageflags: Option<u64>, pmd_order: u32) -> Vec<&'static str> {
     let mut out = Vec::new();
     let Some(page) = &walk.page else { return out };
     let all = procs_at(walk, None);
     if page.kind == "ksm" {
-        out.push(format!("KSM page mapped by {}", if all.len() >= 3 { "3+ processes" } else { "1-2 processes" }));
+        out.push(if all.len() >= 3 { KSM_3 } else { KSM_1_2 });
     }
     if page.order > 0 {
         let (pte, pmd) = (procs_at(walk, Some("pte")), procs_at(walk, Some("pmd")));
-        if pte.len() >= 2 {
-            out.push(format!("large folio PTE-mapped by {}", many(pte.len())));
+        match pte.len() {
+            0 | 1 => {}
+            2 => out.push(LARGE_PTE_2),
+            _ => out.push(LARGE_PTE_3),
         }
         if pmd.len() >= 2 {
-            out.push(format!("PMD-mapped THP shared by {}", many(pmd.len())));
+            out.push(PMD_SHARED);
         }
         if !pmd.is_empty() && !pte.is_empty() {
-            out.push("THP mapped by a PMD and by PTEs at once".to_string());
+            out.push(PMD_AND_PTE);
         }
         if walk.vmas.iter().any(|v| v.state == VmaState::Visited) {
-            out.push("large folio partly COWed or unmapped (visited, not mapped)".to_string());
+            out.push(LARGE_PARTLY);
         }
         if !pte.is_empty() && pmd.is_empty() {
-            out.push(format!("PTE-mapped large folio of order {}", page.order));
+            out.push(if page.order >= pmd_order { PMD_ORDER_PTE } else { MTHP_PTE });
         }
     }
     if kpageflags.is_some_and(|f| f & KPF_MLOCKED != 0) && all.len() >= 2 {
-        out.push("mlocked page mapped by 2+ processes".to_string());
+        out.push(MLOCKED_SHARED);
     }
     out
 }
 
 /// The classes a pagemap read shows: swap entries and who holds them.
-pub fn of_truth(truth: &Truth) -> Vec<String> {
+pub fn of_truth(truth: &Truth) -> Vec<&'static str> {
     let mut holders: BTreeMap<u64, BTreeSet<&str>> = BTreeMap::new();
     for ((proc, _, _), entry) in &truth.swapped {
         holders.entry(*entry).or_default().insert(proc);
     }
     let mut out = BTreeSet::new();
     for procs in holders.values() {
-        out.insert(if procs.len() >= 2 {
-            format!("swap entry held by {}", many(procs.len()))
-        } else {
-            "swapped-out page".to_string()
+        out.insert(match procs.len() {
+            0 | 1 => SWAPPED,
+            2 => SWAP_2,
+            _ => SWAP_3,
         });
     }
     out.into_iter().collect()
 }
 
-/// The class of migrating a page that `mappers` processes map, of folio order `order`.
-pub fn of_migration(mappers: usize, large: bool) -> String {
-    let who = match mappers {
-        0 | 1 => "1 process",
-        2 => "2 processes",
-        _ => "3+ processes",
-    };
-    format!("migration of a {} mapped by {who}", if large { "large folio" } else { "page" })
+/// The class of migrating a page that `mappers` processes map (a large folio is one
+/// class whoever maps it).
+pub fn of_migration(mappers: usize, large: bool) -> &'static str {
+    match (large, mappers) {
+        (true, _) => MIGRATE_LARGE,
+        (false, 0 | 1) => MIGRATE_1,
+        (false, 2) => MIGRATE_2,
+        _ => MIGRATE_3,
+    }
 }
 
 #[cfg(test)]
@@ -106,13 +142,13 @@ mod tests {
     #[test]
     fn a_large_folio_mapped_by_ptes_in_three_processes() {
         let (a, b, c) = (vma(1, "pte", "mapped"), vma(2, "pte", "mapped"), vma(3, "pte", "mapped"));
-        let t = of_walk(&walk(&[PAGE, &a, &b, &c, "end rc=0 mapped=3 visited=0"]), None);
-        assert!(t.contains(&"large folio PTE-mapped by 3+ processes".to_string()), "{t:?}");
-        assert!(t.contains(&"PTE-mapped large folio of order 4".to_string()), "{t:?}");
+        let t = of_walk(&walk(&[PAGE, &a, &b, &c, "end rc=0 mapped=3 visited=0"]), None, 9);
+        assert!(t.contains(&LARGE_PTE_3), "{t:?}");
+        assert!(t.contains(&MTHP_PTE), "{t:?}");
         let (a, b) = (vma(1, "pmd", "mapped"), vma(2, "pte", "mapped"));
-        let t = of_walk(&walk(&[PAGE, &a, &b, "end rc=0 mapped=2 visited=0"]), Some(1 << 33));
-        assert!(t.contains(&"THP mapped by a PMD and by PTEs at once".to_string()), "{t:?}");
-        assert!(t.contains(&"mlocked page mapped by 2+ processes".to_string()), "{t:?}");
+        let t = of_walk(&walk(&[PAGE, &a, &b, "end rc=0 mapped=2 visited=0"]), Some(1 << 33), 9);
+        assert!(t.contains(&PMD_AND_PTE), "{t:?}");
+        assert!(t.contains(&MLOCKED_SHARED), "{t:?}");
     }
 
     #[test]
@@ -126,6 +162,6 @@ mod tests {
         .map(|l| crate::wire::parse_fields(l))
         .collect();
         let t = of_truth(&Truth::from_data(&data, 4096).unwrap());
-        assert_eq!(t, vec!["swap entry held by 3+ processes".to_string(), "swapped-out page".to_string()]);
+        assert_eq!(t, vec![SWAP_3, SWAPPED]);
     }
 }

@@ -2,6 +2,7 @@
 //! `ui` reporter decides where they go.
 
 use super::campaign::{Snapshot, Summary};
+use crate::check::triggers::CLASSES;
 use std::time::Duration;
 
 fn clock(d: Duration) -> String {
@@ -48,11 +49,10 @@ pub fn summary(s: &Summary) -> String {
         let at = f.folder.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "(not saved)".into());
         out.push_str(&format!("  {}x {} -> {at}\n", f.hits, f.title));
     }
-    out.push_str(&format!("trigger classes hit: {} (runs that reached each)\n", s.triggers.len()));
-    let mut classes: Vec<_> = s.triggers.iter().collect();
-    classes.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    for (class, n) in classes {
-        out.push_str(&format!("  {class}: {n} runs\n"));
+    let hit = CLASSES.iter().filter(|c| s.triggers.get(**c).is_some_and(|n| *n > 0)).count();
+    out.push_str(&format!("trigger classes hit: {hit} of {} (runs that reached each)\n", CLASSES.len()));
+    for class in CLASSES {
+        out.push_str(&format!("  {class}: {} runs\n", s.triggers.get(class).copied().unwrap_or(0)));
     }
     out
 }

@@ -489,7 +489,7 @@ impl Run<'_> {
             let kpage = self.guest.request("kpage", &format!("pfn=0x{pfn:x}"))?;
             let flags = kpage.get("kpageflags").and_then(|f| u64::from_str_radix(f.trim_start_matches("0x"), 16).ok());
             let large = flags.is_some_and(|f| f & (3 << 15) != 0);
-            self.outcome.triggers.push(triggers::of_migration(mappers.len(), large));
+            self.outcome.triggers.push(triggers::of_migration(mappers.len(), large).to_string());
         }
         Ok(())
     }
@@ -663,7 +663,9 @@ impl Run<'_> {
         let truth = fresh.as_ref().unwrap_or(truth);
         let Walked { walk, pfn, kpagecount } = walked(&reply);
         let flags = reply.get("kpageflags").and_then(|f| u64::from_str_radix(f.trim_start_matches("0x"), 16).ok());
-        self.outcome.triggers.extend(triggers::of_walk(&walk, flags));
+        // A PMD maps a page table's worth of pages: 8-byte entries in one page.
+        let pmd_order = (self.guest.info.page_size / 8).trailing_zeros();
+        self.outcome.triggers.extend(triggers::of_walk(&walk, flags, pmd_order).into_iter().map(String::from));
         let at = format!("{map}[{page}]");
         let large = walk.page.as_ref().and_then(|p| match (p.head, p.nr_pages, p.kind.as_str()) {
             (Some(h), Some(nr), "anon" | "file" | "shmem") if nr > 1 && Some(p.pfn) == pfn => Some(h..h + nr),
@@ -756,7 +758,7 @@ impl Run<'_> {
     /// the `folio` read checks every page's kpagecount.
     fn check_all(&mut self, n: usize, step: &Step) -> Result<(), Fault> {
         let truth = self.truth()?;
-        self.outcome.triggers.extend(triggers::of_truth(&truth));
+        self.outcome.triggers.extend(triggers::of_truth(&truth).into_iter().map(String::from));
         for (slot, c) in self.seen.clone() {
             self.check_contents(&slot, c);
         }
