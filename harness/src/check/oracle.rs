@@ -14,7 +14,6 @@
 
 use crate::check::dmesg::{VmaLine, VmaState, Walk};
 use crate::check::model::Slot;
-use crate::check::outcome::Fork;
 use crate::wire::Fields;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -200,8 +199,8 @@ pub struct Asked<'a> {
     /// For an anon page: the process that created it and its descendants, the only
     /// ones whose VMAs can hold it. `None` where the model cannot say.
     pub lineage: Option<&'a BTreeSet<String>>,
-    /// The run's forks so far, in order: who a KSM walk can reach.
-    pub forks: &'a [Fork],
+    /// The run's forks so far, in order, as (parent, child): who a KSM walk can reach.
+    pub forks: &'a [(String, String)],
 }
 
 /// The missing mappers of a KSM page that its walk should have found. rmap_walk_ksm()
@@ -209,11 +208,11 @@ pub struct Asked<'a> {
 /// merged: that process and those forked from it. try_to_merge_one_page() makes a page
 /// stable in place, so its other mappers (the merging process's parent and siblings
 /// after a fork) keep it where no KSM walk reaches them (mm/ksm.c, 6.1 to 7.2).
-fn ksm_reachable(missing: BTreeSet<Slot>, found: &BTreeSet<Slot>, forks: &[Fork]) -> BTreeSet<Slot> {
+fn ksm_reachable(missing: BTreeSet<Slot>, found: &BTreeSet<Slot>, forks: &[(String, String)]) -> BTreeSet<Slot> {
     let mut reach: BTreeSet<&str> = found.iter().map(|s| s.0.as_str()).collect();
-    for f in forks {
-        if reach.contains(f.parent.as_str()) {
-            reach.insert(&f.child);
+    for (parent, child) in forks {
+        if reach.contains(parent.as_str()) {
+            reach.insert(child);
         }
     }
     missing.into_iter().filter(|s| reach.contains(s.0.as_str())).collect()
@@ -239,6 +238,20 @@ pub fn check_asked(walk: &Walk, truth: &Truth, asked: &Asked) -> Vec<Problem> {
         ));
         return out;
     };
+    // The module prints a page line (kind=none included) and one line per VMA it
+    // counts; fewer lines than that means kernel log records were overwritten before
+    // the agent read them, which says nothing about the kernel's rmap.
+    let (lines, counted) = (walk.vmas.len(), walk.end.map_or(0, |(_, m, v)| (m + v) as usize));
+    if rc == 0 && (walk.page.is_none() || lines != counted) {
+        out.push(Problem::new(
+            Check::Module,
+            format!(
+                "findpage {at}: the kernel log lost the module's lines ({} page line, {lines} of {counted} VMA lines)",
+                if walk.page.is_some() { "a" } else { "no" }
+            ),
+        ));
+        return out;
+    }
     let Some(page) = &walk.page else {
         if pfn.is_some() {
             out.push(Problem::new(

@@ -224,6 +224,9 @@ struct MapState {
     dontfork: bool,
     /// MADV_MERGEABLE: writes often use the shared byte, so KSM has pages to merge.
     mergeable: bool,
+    /// Some of it may be VM_LOCKED: madvise that drops or reclaims pages (dontneed,
+    /// free, cold, pageout) fails there with EINVAL.
+    locked: bool,
 }
 
 impl MapState {
@@ -240,6 +243,8 @@ impl MapState {
 struct ProcState {
     label: String,
     maps: BTreeMap<String, MapState>,
+    /// mlockall(MCL_FUTURE): its later maps are locked. fork does not pass it on.
+    lock_future: bool,
 }
 
 fn readable(p: Prot) -> bool {
@@ -266,7 +271,7 @@ pub fn generate(cfg: &GenConfig, seed: u64, run: u64) -> Scenario {
     let mut g = Gen {
         cfg,
         rng: ChaCha8Rng::seed_from_u64(run_seed(seed, run)),
-        procs: vec![ProcState { label: FIRST_PROC.into(), maps: BTreeMap::new() }],
+        procs: vec![ProcState { label: FIRST_PROC.into(), maps: BTreeMap::new(), lock_future: false }],
         next_map: 0,
         next_child: 1,
         steps: Vec::new(),
@@ -384,10 +389,15 @@ impl Gen<'_> {
                 let child = format!("c{}", self.next_child);
                 self.next_child += 1;
                 let parent = &self.procs[pi];
-                let maps =
-                    parent.maps.iter().filter(|(_, m)| !m.dontfork).map(|(n, m)| (n.clone(), m.clone())).collect();
+                // The child's VMAs are not VM_LOCKED.
+                let maps = parent
+                    .maps
+                    .iter()
+                    .filter(|(_, m)| !m.dontfork)
+                    .map(|(n, m)| (n.clone(), MapState { locked: false, ..m.clone() }))
+                    .collect();
                 let proc = parent.label.clone();
-                self.procs.push(ProcState { label: child.clone(), maps });
+                self.procs.push(ProcState { label: child.clone(), maps, lock_future: false });
                 Some(Step::Fork(Fork { proc, child }))
             }
             Op::Exit => {
@@ -451,7 +461,8 @@ impl Gen<'_> {
     fn pageout(&mut self) -> Option<Step> {
         let advice = *[Advice::Pageout, Advice::Pageout, Advice::Cold, Advice::Free].choose(&mut self.rng)?;
         let anon_only = advice == Advice::Free;
-        let (pi, map) = self.pick_map(|m| m.pages.iter().any(|p| p.present) && (!anon_only || m.anon_like()))?;
+        let (pi, map) =
+            self.pick_map(|m| m.pages.iter().any(|p| p.present) && (!anon_only || m.anon_like()) && !m.locked)?;
         let (page, pages) = self.pick_range(pi, &map, |p| p.present)?;
         let proc = self.procs[pi].label.clone();
         Some(Step::Madvise(Madvise { proc, map, page, pages: Some(pages), advice }))
@@ -479,6 +490,7 @@ impl Gen<'_> {
                 if pages != m.pages.len() as u64 {
                     m.one_vma = false;
                 }
+                m.locked |= lock;
                 Some(if lock {
                     Step::Mlock(Mlock { proc, map, page: Some(page), pages: Some(pages), onfault })
                 } else {
@@ -489,6 +501,11 @@ impl Gen<'_> {
                 let future = self.rng.gen_bool(0.5);
                 let current = !future || self.rng.gen_bool(0.5);
                 let onfault = self.rng.gen_bool(0.3);
+                let p = &mut self.procs[pi];
+                p.lock_future |= future;
+                for m in p.maps.values_mut() {
+                    m.locked |= current;
+                }
                 Some(Step::Mlockall(Mlockall { proc, current, future, onfault }))
             }
             _ => Some(Step::Munlockall(Proc { proc })),
@@ -552,6 +569,7 @@ impl Gen<'_> {
             one_vma: true,
             dontfork: false,
             mergeable: false,
+            locked: locked || self.procs[pi].lock_future,
         };
         let proc = self.procs[pi].label.clone();
         self.procs[pi].maps.insert(name.clone(), state);
@@ -640,8 +658,11 @@ impl Gen<'_> {
         .choose(&mut self.rng)?;
         let whole_only = matches!(advice, Advice::Dontfork | Advice::Dofork | Advice::Wipeonfork | Advice::Keeponfork);
         let anon_only = matches!(advice, Advice::Wipeonfork | Advice::Keeponfork | Advice::Free);
+        let reclaims = matches!(advice, Advice::Dontneed | Advice::Free | Advice::Cold);
         let (pi, map) = self.pick_map(|m| {
-            if whole_only {
+            if reclaims && m.locked {
+                false
+            } else if whole_only {
                 m.all_present() && (!anon_only || m.anon_like())
             } else {
                 m.pages.iter().any(|p| p.present) && (!anon_only || m.anon_like())

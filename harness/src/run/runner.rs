@@ -67,6 +67,10 @@ struct Run<'a> {
     model_valid: bool,
     /// The `folio` reads of large folios since then, by head pfn; dropped with `truth`.
     folios: BTreeMap<u64, FolioTruth>,
+    /// The kernel refused the current step where that is a result, not a failure
+    /// (a madvise this mapping does not take). It may have acted on part of the range
+    /// first, so the model stops judging (O4, O5) from here on.
+    refused: bool,
 }
 
 /// Run `loaded` on `guest`. A guest fault ends the run with `Err`; the caller decides
@@ -137,6 +141,7 @@ impl<'g> Session<'g> {
             seen: Seen::new(),
             model_valid: true,
             folios: BTreeMap::new(),
+            refused: false,
         };
         run.set_mthp(mthp)?;
         tracing::debug!(scenario = %loaded.scenario.name, steps = loaded.scenario.steps.len(), "scenario starts");
@@ -152,6 +157,9 @@ impl<'g> Session<'g> {
         // The model assumes every step did all it says; after a refused one it would
         // blame the kernel for the step's failure (that is the step's problem).
         if self.run.outcome.problems[before..].iter().any(|p| p.check == Check::Step) {
+            self.run.model_valid = false;
+        }
+        if std::mem::take(&mut self.run.refused) {
             self.run.model_valid = false;
         }
         self.run.model.apply(step);
@@ -351,6 +359,7 @@ impl Run<'_> {
                         let errno = reply.errno().unwrap_or(0);
                         self.outcome.notes.push(format!("step {n}: madvise collapse did not collapse (errno {errno})"));
                     } else if reply.errno() == Some(22) {
+                        self.refused = true;
                         self.outcome.notes.push(format!(
                             "step {n}: madvise {} refused here (EINVAL: not on this kernel or this mapping)",
                             x.advice.wire()
@@ -676,13 +685,15 @@ impl Run<'_> {
             None => None,
         };
         let lineage = self.lineage(slot, truth);
+        let forks: Vec<(String, String)> =
+            self.outcome.forks.iter().map(|f| (f.parent.clone(), f.child.clone())).collect();
         let asked = Asked {
             slot,
             pfn,
             kpagecount,
             folio: folio.as_ref(),
             lineage: lineage.as_ref(),
-            forks: &self.outcome.forks,
+            forks: &forks,
         };
         let problems = oracle::check_asked(&walk, truth, &asked);
         self.outcome.problems.extend(problems);

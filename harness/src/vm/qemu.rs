@@ -15,7 +15,9 @@ use std::time::Duration;
 /// The fast settings measured in the design: a CPU without slow pointer auth, no KASLR
 /// and no mitigations (syscalls ~10x cheaper under TCG).
 pub const DEFAULT_CPU: &str = "neoverse-n1";
-pub const BASE_APPEND: &str = "console=ttyAMA0 quiet panic=-1 nokaslr mitigations=off rdinit=/init";
+/// `log_buf_len`: a walk of a page that 512 processes map prints 512 lines, more than
+/// a tinyconfig kernel's 128 KiB log holds until the agent drains it.
+pub const BASE_APPEND: &str = "console=ttyAMA0 quiet panic=-1 nokaslr mitigations=off rdinit=/init log_buf_len=8M";
 pub const PORT_NAME: &str = "rmapcheck.0";
 pub const PROGRAM: &str = "qemu-system-aarch64";
 /// Guests get this many NUMA nodes, memory split evenly, every CPU on node 0, so the

@@ -31,7 +31,8 @@ fn a_faithful_walk_passes() {
 
 #[test]
 fn a_walk_that_misses_a_mapper_breaks_o1_and_o2() {
-    assert_eq!(check(&[PAGE, VMA_P0, END], Some(0x100), None), vec![Check::O1, Check::O2]);
+    let end = END.replace("mapped=2", "mapped=1");
+    assert_eq!(check(&[PAGE, VMA_P0, &end], Some(0x100), None), vec![Check::O1, Check::O2]);
 }
 
 #[test]
@@ -91,7 +92,8 @@ fn rmap_walk_must_pass_the_folios_address() {
 #[test]
 fn a_visit_to_a_process_that_is_gone_fails() {
     let gone = VMA_C1.replace("pid=11", "pid=99").replace("state=mapped level=pte", "state=visited level=-");
-    let problems = asked_checks(&[PAGE, VMA_P0, VMA_C1, &gone, END], None);
+    let end = END.replace("visited=0", "visited=1");
+    let problems = asked_checks(&[PAGE, VMA_P0, VMA_C1, &gone, &end], None);
     assert_eq!(problems.iter().map(|p| p.check).collect::<Vec<_>>(), vec![Check::O1]);
     assert!(problems[0].message.contains("no live workload process"), "{}", problems[0].message);
 }
@@ -127,7 +129,7 @@ fn file_visits_need_the_same_file_and_offsets() {
 #[test]
 fn a_ksm_walk_owes_only_the_merging_process_and_its_descendants() {
     let s = |p: &str| (p.to_string(), "m".to_string(), 3);
-    let fork = |parent: &str, child: &str| Fork { parent: parent.into(), child: child.into() };
+    let fork = |parent: &str, child: &str| (parent.to_string(), child.to_string());
     // p0 forked c1 and c3; c1 (alone mergeable) merged the page in place, then forked c4.
     let forks = [fork("p0", "c1"), fork("p0", "c3"), fork("c1", "c4")];
     let found = BTreeSet::from([s("c1")]);
@@ -138,14 +140,26 @@ fn a_ksm_walk_owes_only_the_merging_process_and_its_descendants() {
 #[test]
 fn a_ksm_walk_that_misses_a_reachable_mapper_fails() {
     let page = PAGE.replace("kind=anon", "kind=ksm");
-    let walk = collect_walk([page.as_str(), VMA_P0, END], 1);
+    let end = END.replace("mapped=2", "mapped=1");
+    let walk = collect_walk([page.as_str(), VMA_P0, &end], 1);
     let slot = ("p0".to_string(), "a".to_string(), 0);
-    let judge = |forks: &[Fork]| {
+    let judge = |forks: &[(String, String)]| {
         let asked = Asked { slot: &slot, pfn: Some(0x100), kpagecount: Some(2), folio: None, lineage: None, forks };
         check_asked(&walk, &truth(), &asked).into_iter().map(|p| p.check).collect::<Vec<_>>()
     };
     // c1 was forked from p0, whose VMA KSM merged: the walk owes it.
-    assert_eq!(judge(&[Fork { parent: "p0".into(), child: "c1".into() }]), vec![Check::O1]);
+    assert_eq!(judge(&[("p0".into(), "c1".into())]), vec![Check::O1]);
     // c1 is p0's parent: a page made stable in place by p0 keeps c1 out of reach.
-    assert!(judge(&[Fork { parent: "c1".into(), child: "p0".into() }]).is_empty());
+    assert!(judge(&[("c1".into(), "p0".into())]).is_empty());
+}
+
+#[test]
+fn lost_log_lines_blame_the_log_not_the_rmap() {
+    // The page line was overwritten: not "the module found no page".
+    let problems = asked_checks(&[VMA_P0, VMA_C1, END], None);
+    assert_eq!(problems.iter().map(|p| p.check).collect::<Vec<_>>(), vec![Check::Module], "{problems:?}");
+    assert!(problems[0].message.contains("lost"), "{}", problems[0].message);
+    // One VMA line of the two the end line counts is gone.
+    let problems = asked_checks(&[PAGE, VMA_P0, END], None);
+    assert_eq!(problems.iter().map(|p| p.check).collect::<Vec<_>>(), vec![Check::Module], "{problems:?}");
 }
