@@ -24,11 +24,14 @@ int op_ping(const struct req *r)
  * Runs ksmd flat out until pages_sharing did not grow over a whole scan.
  * Merging needs two scans (a page's checksum must hold still once), so at
  * least three complete scans run. Then ksmd stops, keeping what it merged,
- * so later steps see no merging behind their back.
+ * so later steps see no merging behind their back. A scan of a few
+ * mergeable maps takes milliseconds; none for IDLE_US means ksmd has no
+ * mergeable VMA left to scan (all were made unmergeable again, say).
  */
+#define IDLE_US			200000
 int op_ksm(const struct req *r)
 {
-	uint64_t tmo, start, scans, last, prev, sharing, shared, deadline;
+	uint64_t tmo, start, scans, last, prev, sharing, shared, deadline, idle;
 
 	if (num(r, "timeout_ms", 2000, 600000, &tmo))
 		return bad(r, "timeout_ms");
@@ -40,14 +43,18 @@ int op_ksm(const struct req *r)
 		return fail(errno, "ksm");
 	last = start;
 	deadline = now_us() + tmo * 1000;
+	idle = now_us() + IDLE_US;
 	while (now_us() < deadline) {
 		struct timespec ts = { 0, 1000000 };
 
 		nanosleep(&ts, NULL);
 		if (sysfs_u64(KSM "full_scans", &scans))
 			break;
+		if (scans == last && now_us() > idle)
+			break;
 		if (scans == last)
 			continue;
+		idle = now_us() + IDLE_US;
 		if (sysfs_u64(KSM "pages_sharing", &sharing))
 			break;
 		if (scans - start >= 3 && sharing <= prev)

@@ -487,7 +487,16 @@ impl Model {
     /// Every slot holding the same frame as `(proc, map, page)`.
     pub fn sharers(&self, proc: &str, map: &str, page: u64) -> BTreeSet<Slot> {
         let Some(frame) = self.frame(proc, map, page) else { return BTreeSet::new() };
-        self.slots().into_iter().filter(|(_, f)| *f == frame).map(|(s, _)| s).collect()
+        // Called per slot by `check: all`: clone only the matches.
+        let mut out = BTreeSet::new();
+        for (proc, maps) in &self.procs {
+            for (name, m) in maps {
+                for (i, _) in m.pages.iter().enumerate().filter(|(_, f)| **f == Some(frame)) {
+                    out.insert((proc.clone(), name.clone(), i as u64));
+                }
+            }
+        }
+        out
     }
 
     /// Every present slot and its frame.

@@ -158,7 +158,23 @@ impl Truth {
 
     /// Every slot whose pagemap PFN is `pfn`.
     pub fn holders(&self, pfn: u64) -> BTreeSet<Slot> {
-        self.slots().into_iter().filter(|(_, f)| *f == pfn).map(|(s, _)| s).collect()
+        // Called per page by `check: all`: clone only the matches.
+        let mut out = BTreeSet::new();
+        for p in &self.procs {
+            for m in &p.maps {
+                for (i, _) in m.pfns.iter().enumerate().filter(|(_, f)| **f == Some(pfn)) {
+                    out.insert((p.label.clone(), m.name.clone(), i as u64));
+                }
+            }
+        }
+        out
+    }
+
+    /// The pagemap PFN of one slot, if present.
+    pub fn pfn_of(&self, slot: &Slot) -> Option<u64> {
+        let p = self.procs.iter().find(|p| p.label == slot.0)?;
+        let m = p.maps.iter().find(|m| m.name == slot.1)?;
+        m.pfns.get(slot.2 as usize).copied().flatten()
     }
 
     /// Every present slot and its PFN.

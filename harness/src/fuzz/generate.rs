@@ -154,6 +154,9 @@ impl fmt::Display for Weights {
     }
 }
 
+/// The largest map that mmap locks, mlock locks or mlockall finds (see `mmap`).
+const LOCK_MAX_PAGES: u64 = 64;
+
 /// Bounds of generated sequences.
 #[derive(Debug, Clone)]
 pub struct GenConfig {
@@ -477,7 +480,7 @@ impl Gen<'_> {
                 let names: Vec<String> = self.procs[pi]
                     .maps
                     .iter()
-                    .filter(|(_, m)| m.pages.iter().any(|p| p.present))
+                    .filter(|(_, m)| m.pages.len() as u64 <= LOCK_MAX_PAGES && m.pages.iter().any(|p| p.present))
                     .map(|(n, _)| n.clone())
                     .collect();
                 let map = names.choose(&mut self.rng)?.clone();
@@ -497,7 +500,7 @@ impl Gen<'_> {
                     Step::Munlock(Range { proc, map, page: Some(page), pages: Some(pages) })
                 })
             }
-            3 | 4 => {
+            3 | 4 if self.procs[pi].maps.values().all(|m| m.pages.len() as u64 <= LOCK_MAX_PAGES) => {
                 let future = self.rng.gen_bool(0.5);
                 let current = !future || self.rng.gen_bool(0.5);
                 let onfault = self.rng.gen_bool(0.3);
@@ -559,9 +562,12 @@ impl Gen<'_> {
             2..=9 if large && !no_huge => Some(true),
             _ => None,
         };
-        let locked = self.rng.gen_range(0..40) == 0;
+        // Locking populates the whole map, and `check: all` walks every page it
+        // populated: only small maps are locked (below), so one run stays fast.
         // After the draws, so the sequences without huge_pages stay as they were.
         let pages = if huge == Some(true) && self.cfg.huge_pages > 0 { self.cfg.huge_pages } else { pages };
+        let pages = if self.procs[pi].lock_future { pages.min(LOCK_MAX_PAGES) } else { pages };
+        let locked = self.rng.gen_range(0..40) == 0 && pages <= LOCK_MAX_PAGES;
         let state = MapState {
             backing,
             share,

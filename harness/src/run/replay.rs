@@ -110,7 +110,7 @@ pub fn view(session: &mut Session, n: usize, step: &Step, seen: &mut Seen) -> Re
         problems.push(Problem::new(Check::O3, format!("kernel splat: {}", s.line)));
     }
     for slot in touched(step, &truth) {
-        let pfn = truth.slots().into_iter().find(|(s, _)| *s == slot).map(|(_, f)| f);
+        let pfn = truth.pfn_of(&slot);
         let inspected = match pfn {
             Some(_) => session.inspect(&slot)?,
             None => None,

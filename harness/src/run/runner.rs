@@ -659,7 +659,7 @@ impl Run<'_> {
         // pagemap read and the walk: then read pagemap again and walk again.
         let mut fresh: Option<Truth> = None;
         for _ in 0..2 {
-            let now = fresh.as_ref().unwrap_or(truth).slots().into_iter().find(|(s, _)| s == slot).map(|(_, p)| p);
+            let now = fresh.as_ref().unwrap_or(truth).pfn_of(slot);
             if reply_pfn(&reply) == now {
                 break;
             }
@@ -687,14 +687,7 @@ impl Run<'_> {
         let lineage = self.lineage(slot, truth);
         let forks: Vec<(String, String)> =
             self.outcome.forks.iter().map(|f| (f.parent.clone(), f.child.clone())).collect();
-        let asked = Asked {
-            slot,
-            pfn,
-            kpagecount,
-            folio: folio.as_ref(),
-            lineage: lineage.as_ref(),
-            forks: &forks,
-        };
+        let asked = Asked { slot, pfn, kpagecount, folio: folio.as_ref(), lineage: lineage.as_ref(), forks: &forks };
         let problems = oracle::check_asked(&walk, truth, &asked);
         self.outcome.problems.extend(problems);
         self.check_model(slot, pfn, truth);
