@@ -500,6 +500,23 @@ pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn
         }
         seeded += seeds.len();
     }
+    // Seeds from elsewhere that keep their coverage join this campaign's corpus folder,
+    // so it holds the whole corpus (to resume from, and to merge).
+    let keys: Vec<String> =
+        corpus.entries.iter().filter(|e| !e.saved && !e.pcs.is_empty()).map(|e| e.key.clone()).collect();
+    for key in keys {
+        let Some(e) = corpus.entries.iter().find(|e| e.key == key).cloned() else { continue };
+        let comment = format!(
+            "rmapcheck fuzz corpus entry (a seed): {} PCs on {} ({})\nreplay: rmapcheck run {} {}",
+            e.pcs.len(),
+            prepared.kernel.key,
+            prepared.kernel.release,
+            opts.kernel_args,
+            own.join(format!("{key}.yaml")).display()
+        );
+        corpus::save(&own, &e, &prepared.kernel.release, &comment)?;
+        corpus.mark_saved(&key);
+    }
     if seeded > 0 {
         events(Event::Note(format!(
             "corpus: {seeded} seeds from {}; {trusted} keep their coverage, {} run first",
