@@ -21,7 +21,7 @@ use crate::report;
 use crate::run::pool::{self, Pool};
 use crate::scenario::{to_yaml, Loaded, Scenario, Step};
 use crate::vm::guest::Fault;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -469,6 +469,8 @@ fn keep_console(console: &Path, workroot: &Path, run: u64) -> PathBuf {
 /// Run a campaign on `prepared` until the limit or `stop`.
 pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn Fn(Event) + Sync)) -> Result<Summary> {
     std::fs::create_dir_all(&opts.workroot)?;
+    // Made even when nothing is found, so shards always have a folder to merge.
+    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
     let mut pool = Pool::new(prepared.clone(), opts.workroot.clone())
         .with_module_params(&opts.module_params)
         .with_events(Box::new(move |e| events(Event::Guest(e))));
