@@ -5,11 +5,19 @@
 //! - `generate`: seeded sequences over every step kind;
 //! - `shrink`: delta debugging, re-running each candidate through a predicate;
 //! - `triage`: failure titles for deduplication, and the folder each failure gets;
+//! - `mutate`: mutants of corpus entries, repaired and validated;
+//! - `corpus`: runs that reached new kernel coverage, kept as replayable YAML;
+//! - `schedule`: the next input (seed, mutant or fresh) and `--shard I/N`;
+//! - `merge`: `rmapcheck corpus merge` of corpora and findings folders;
 //! - `campaign`: workers, guests, limits and stopping;
 //! - `summary`: the campaign as text: its progress line and its summary.
 
 pub mod campaign;
+pub mod corpus;
 pub mod generate;
+pub mod merge;
+pub mod mutate;
+pub mod schedule;
 pub mod shrink;
 pub mod summary;
 pub mod triage;

@@ -12,6 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["scenario"],
     &["check"],
     &["image"],
+    &["coverage"],
     &["vm"],
     &["report"],
     &["run"],

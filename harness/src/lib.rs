@@ -20,6 +20,7 @@
 
 pub mod cache;
 pub mod check;
+pub mod coverage;
 pub mod exec;
 pub mod fuzz;
 pub mod image;

@@ -78,6 +78,40 @@ enum Command {
     /// Plant known rmap bugs in the debug kernel (images/mutants/) and time how fast the
     /// scenario suite and the fuzzer find each.
     Mutants(MutantsArgs),
+    /// Fuzz corpora: merge those of several campaigns (shards) into one.
+    Corpus {
+        #[command(subcommand)]
+        command: CorpusCommand,
+    },
+    /// Kernel coverage of a fuzz campaign (KCOV kernels): per function of mm/rmap.c,
+    /// memory.c, huge_memory.c, mremap.c, ksm.c and migrate.c the lines reached, and
+    /// the rmap entry points never reached. Reads the corpus's .cov files; boots nothing.
+    Coverage(CoverageArgs),
+}
+
+#[derive(Subcommand)]
+enum CorpusCommand {
+    /// Merge corpora (deduplicated by content; with .cov files, only entries that add
+    /// coverage stay) and findings folders (one per title) of campaigns A B ... into C.
+    Merge {
+        /// Campaign outputs (`fuzz --out` folders) or corpus folders.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// The merged folder: C/corpus, C's findings folders, the coverage series.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct CoverageArgs {
+    /// A campaign's `fuzz --out` folder (or a merged one, or a corpus folder).
+    #[arg(long)]
+    from: PathBuf,
+    /// The kernel's vmlinux (default: the one of the kernel the campaign ran on, found
+    /// in its build tree).
+    #[arg(long)]
+    vmlinux: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -140,6 +174,12 @@ struct ReportArgs {
     /// mutants.json files written by `rmapcheck mutants` (repeatable).
     #[arg(long = "mutants")]
     mutants: Vec<PathBuf>,
+    /// A fuzz campaign's folder whose kernel coverage gets a page (coverage.html).
+    #[arg(long)]
+    coverage: Option<PathBuf>,
+    /// The vmlinux for --coverage (default: the campaign kernel's).
+    #[arg(long, requires = "coverage")]
+    vmlinux: Option<PathBuf>,
 }
 
 /// Which kernels to use: manifest keys, or a developer's own build.
@@ -203,6 +243,15 @@ struct FuzzArgs {
     /// Print the sequence of this run number (with --seed) as scenario YAML, and exit.
     #[arg(long, requires = "seed")]
     print_run: Option<u64>,
+    /// Seed the corpus from this folder: scenario files (e.g. scenarios/) or an earlier
+    /// campaign's corpus (repeatable). The corpus of --out is always read: a campaign
+    /// resumes from it.
+    #[arg(long = "corpus")]
+    corpus: Vec<PathBuf>,
+    /// Run shard I of N: the run numbers I, I+N, ... of the seed, so N machines with the
+    /// same command and seed run disjoint campaigns (merge them with `corpus merge`).
+    #[arg(long, default_value = "0/1")]
+    shard: fuzz::schedule::Shard,
 }
 
 #[derive(clap::Args)]
@@ -347,6 +396,23 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Replay(args) => replay_cmd(args),
         Command::Shell(args) => shell_cmd(args),
         Command::Mutants(args) => mutants_cmd(args),
+        Command::Corpus { command: CorpusCommand::Merge { inputs, out } } => {
+            for d in &inputs {
+                if !d.is_dir() {
+                    return Err(BadInput(format!("{}: no such folder", d.display())).into());
+                }
+            }
+            let merged = fuzz::merge::merge(&inputs, &out)?;
+            print!("{}", merged.text(&out));
+            Ok(Exit::Success.code())
+        }
+        Command::Coverage(args) => {
+            let mapped = rmapcheck::coverage::map(&args.from, args.vmlinux.as_deref())
+                .map_err(|e| BadInput(format!("{e:#}")))?;
+            print!("{}", report::coverage::text(&mapped.coverage, &mapped.what));
+            println!("(vmlinux: {})", mapped.vmlinux.display());
+            Ok(Exit::Success.code())
+        }
     }
 }
 
@@ -467,6 +533,8 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
             kernel_args,
             shrink_budget: args.shrink_budget,
             workroot: workdir("fuzz")?.join(&prepared.kernel.key),
+            corpus: args.corpus.clone(),
+            shard: args.shard,
         };
         let summary = fuzz::campaign::run(&prepared, &opts, &STOP, &|e| reporter().event(Event::Fuzz(e)))?;
         reporter().finish();
@@ -742,12 +810,21 @@ fn mutants_cmd(args: MutantsArgs) -> Result<ExitCode> {
 }
 
 fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
-    if args.from.is_empty() && args.fuzz.is_empty() && args.mutants.is_empty() {
+    if args.from.is_empty() && args.fuzz.is_empty() && args.mutants.is_empty() && args.coverage.is_none() {
         return Err(BadInput(
-            "report: nothing to report; pass --from RESULTS (from `run --results`) or --fuzz DIR".into(),
+            "report: nothing to report; pass --from RESULTS (from `run --results`), --fuzz DIR or --coverage DIR"
+                .into(),
         )
         .into());
     }
+    let coverage = match &args.coverage {
+        Some(dir) => {
+            let m = rmapcheck::coverage::map(dir, args.vmlinux.as_deref()).map_err(|e| BadInput(format!("{e:#}")))?;
+            let source = m.vmlinux.parent().filter(|d| d.join("mm/rmap.c").is_file()).map(|d| d.to_path_buf());
+            Some(html::CoveragePage { coverage: m.coverage, curves: m.curves, what: m.what, source })
+        }
+        None => None,
+    };
     let mut sets = Vec::new();
     for path in &args.from {
         sets.push(results::read(path).map_err(|e| BadInput(format!("{e:#}")))?);
@@ -758,7 +835,7 @@ fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
         verdicts.extend(rmapcheck::report::mutants::read(path).map_err(|e| BadInput(format!("{e:#}")))?);
     }
     let snapshots = rmapcheck::project_root().join("snapshots");
-    let written = html::write(&args.out, &outcomes, &snapshots, &args.fuzz, &verdicts)?;
+    let written = html::write(&args.out, &outcomes, &snapshots, &args.fuzz, &verdicts, coverage.as_ref())?;
     println!("{}", written.index.display());
     Ok(Exit::Success.code())
 }

@@ -197,6 +197,8 @@ fn judge(
         shrink_budget: 100,
         workroot: workroot.join("fuzz"),
         gdb: None,
+        corpus: Vec::new(),
+        shard: Default::default(),
     };
     let started = Instant::now();
     let found_at: std::sync::Mutex<Option<f64>> = std::sync::Mutex::new(None);

@@ -7,6 +7,7 @@
 //! Layer `report`: this module, saved results, committed snapshots, the HTML report and
 //! the verdicts of `rmapcheck mutants`.
 
+pub mod coverage;
 pub mod html;
 pub mod mutants;
 pub mod replay;

@@ -633,6 +633,42 @@ impl Step {
         })
     }
 
+    /// The process a step runs in, to relabel it (the shrinker folds processes, the
+    /// mutator moves steps).
+    pub fn proc_mut(&mut self) -> Option<&mut String> {
+        Some(match self {
+            Step::Mmap(m) => &mut m.proc,
+            Step::Munmap(r) | Step::Split(r) | Step::Munlock(r) => &mut r.proc,
+            Step::Mprotect(x) => &mut x.proc,
+            Step::Mremap(x) => &mut x.proc,
+            Step::Madvise(x) => &mut x.proc,
+            Step::Write(a) | Step::Read(a) => &mut a.proc,
+            Step::Fork(f) => &mut f.proc,
+            Step::Exit(p) | Step::Findtask(p) | Step::Munlockall(p) => &mut p.proc,
+            Step::Findpage(r) | Step::Poke(r) => &mut r.proc,
+            Step::Migrate(x) => &mut x.proc,
+            Step::Mlock(x) => &mut x.proc,
+            Step::Mlockall(x) => &mut x.proc,
+            Step::Check(_) | Step::Ksm(_) | Step::Compact(_) => return None,
+        })
+    }
+
+    /// The mapping a step names, to relabel it.
+    pub fn map_mut(&mut self) -> Option<&mut String> {
+        Some(match self {
+            Step::Mmap(m) => &mut m.name,
+            Step::Munmap(r) | Step::Split(r) | Step::Munlock(r) => &mut r.map,
+            Step::Mprotect(x) => &mut x.map,
+            Step::Mremap(x) => &mut x.map,
+            Step::Madvise(x) => &mut x.map,
+            Step::Write(a) | Step::Read(a) => &mut a.map,
+            Step::Findpage(r) | Step::Poke(r) => &mut r.map,
+            Step::Migrate(x) => &mut x.map,
+            Step::Mlock(x) => &mut x.map,
+            _ => return None,
+        })
+    }
+
     /// The step's name as written in YAML.
     pub fn op(&self) -> &'static str {
         match self {

@@ -204,6 +204,7 @@ impl Reporter {
                 self.line(&format!("saved {at}: {}", f.summary));
             }
             campaign::Event::NotSaved { title, why } => self.line(&format!("cannot save the failure '{title}': {why}")),
+            campaign::Event::Note(n) => self.line(&n),
         }
     }
 

@@ -2,8 +2,13 @@
 //! runs a few scenarios through the library, saves the results the way `run --results`
 //! does, renders them with the `rmapcheck report` binary, and loads the page in headless
 //! Chromium (Debian's `chromium`, installed by scripts/setup). The rendered DOM must hold
-//! the matrix and the findpage pictures, and a screenshot must show them.
+//! the matrix and the findpage pictures, and a screenshot must show them. The report also
+//! gets a coverage page, from a campaign folder made here whose PCs are those of a small
+//! program compiled with `cc -g` as `mm/rmap.c` (no KCOV kernel needed): its DOM must
+//! mark reached and unreached lines beside their source and plot coverage over time, and
+//! a screenshot must paint both marks.
 
+use rmapcheck::coverage::{lines::Symbolizer, pcs, series, Pcs};
 use rmapcheck::image::kernels::Manifest;
 use rmapcheck::image::prepare;
 use rmapcheck::report::results;
@@ -72,11 +77,17 @@ fn report_of_a_real_run_renders_in_chromium() {
     let results_path = work.join("results.json");
     results::write(&results_path, &outcomes).unwrap();
     let out_dir = work.join("report");
+    let (_tree, vmlinux, campaign) = coverage_fixture(&work);
     let cli = Command::new(env!("CARGO_BIN_EXE_rmapcheck"))
+        .env("RMAPCHECK_CACHE", work.join("cache"))
         .args(["report", "--out"])
         .arg(&out_dir)
         .arg("--from")
         .arg(&results_path)
+        .arg("--coverage")
+        .arg(&campaign)
+        .arg("--vmlinux")
+        .arg(&vmlinux)
         .output()
         .unwrap();
     assert!(cli.status.success(), "rmapcheck report: {}", String::from_utf8_lossy(&cli.stderr));
@@ -128,6 +139,70 @@ fn report_of_a_real_run_renders_in_chromium() {
         index.display(),
         shot.display()
     );
+    check_coverage_page(&out_dir, &dom);
+}
+
+/// The C program whose lines stand in for mm/rmap.c: `rmap_walk` is reached up to its
+/// loop, `try_to_unmap` only on its early return, `folio_mkclean` never.
+const RMAP_C: &str = "int rmap_walk(int n)\n{\n\tint s = 0;\n\tfor (int i = 0; i < n; i++)\n\t\ts += i * 3;\n\treturn s;\n}\n\nint try_to_unmap(int n)\n{\n\tif (n > 100)\n\t\treturn -1;\n\treturn n + 1;\n}\n\nint folio_mkclean(int n)\n{\n\treturn n - 1;\n}\n\nint main(int argc, char **argv)\n{\n\treturn rmap_walk(argc) + try_to_unmap(argc) + folio_mkclean(argc);\n}\n";
+
+/// A kernel tree with `mm/rmap.c` built into a `vmlinux` with `cc -g`, and a campaign
+/// folder whose one corpus entry reached some of its lines, with a coverage series.
+fn coverage_fixture(work: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let tree = work.join("tree");
+    std::fs::create_dir_all(tree.join("mm")).unwrap();
+    std::fs::write(tree.join("mm/rmap.c"), RMAP_C).unwrap();
+    let cc = Command::new("cc").current_dir(&tree).args(["-g", "-O0", "-o", "vmlinux", "mm/rmap.c"]).output().unwrap();
+    assert!(cc.status.success(), "cc: {}", String::from_utf8_lossy(&cc.stderr));
+    let vmlinux = tree.join("vmlinux");
+    let rows = Symbolizer::open(&vmlinux).unwrap().rows().unwrap();
+    // A KCOV PC is a return address: one byte past an instruction of the line (x86-64).
+    let pc = |line: u32| {
+        rows.iter().filter(|(_, f, l)| f == "mm/rmap.c" && *l == line).map(|(a, _, _)| a + 1).min().unwrap()
+    };
+    let campaign = work.join("campaign");
+    let entry = campaign.join("corpus/0123456789abcdef");
+    let scenario = rmapcheck::project_root().join("scenarios/seed_mmap_fork.yaml");
+    std::fs::create_dir_all(campaign.join("corpus")).unwrap();
+    let text = std::fs::read_to_string(scenario).unwrap();
+    let text: String = text.split("\nexpect:").next().unwrap().to_string() + "\n";
+    std::fs::write(entry.with_extension("yaml"), text).unwrap();
+    let reached = Pcs::new(vec![pc(3), pc(4), pc(11), pc(12)]);
+    pcs::write(&entry.with_extension("cov"), "test", &reached).unwrap();
+    let header = series::Header { kernel: "test".into(), release: "test".into(), seed: 1, shard: "0/1".into() };
+    let mut w = series::Writer::open(&campaign.join("coverage.jsonl"), &header).unwrap();
+    let point = |runs, secs, new: Vec<u64>| series::Point { runs, secs, pcs: 0, corpus: 1, new };
+    w.point(point(1, 0.4, vec![pc(3), pc(4)])).unwrap();
+    w.point(point(7, 3.0, vec![pc(11), pc(12)])).unwrap();
+    w.point(point(20, 9.5, vec![])).unwrap();
+    (tree, vmlinux, campaign)
+}
+
+/// The coverage page: linked from the index, lines marked beside their source, the
+/// plots drawn, and both marks painted.
+fn check_coverage_page(out_dir: &Path, index_dom: &str) {
+    assert!(index_dom.contains("href=\"coverage.html\""), "the index does not link the coverage page");
+    let page = out_dir.join("coverage.html");
+    let dom = String::from_utf8(headless(&page, &["--dump-dom"]).stdout).unwrap();
+    for want in ["<h2 class=\"mono\">mm/rmap.c", "rmap_walk", "try_to_unmap", "folio_mkclean"] {
+        assert!(dom.contains(want), "no {want:?} on the coverage page");
+    }
+    assert!(dom.contains("<td>\tfor (int i = 0; i &lt; n; i++)</td>"), "the source is not beside the marks");
+    let (hit, miss) = (dom.matches("<tr class=\"hit\">").count(), dom.matches("<tr class=\"miss\">").count());
+    assert!(hit >= 3 && miss >= 3, "{hit} lines marked reached, {miss} unreached");
+    assert_eq!(dom.matches("<svg class=\"plot\"").count(), 2, "coverage over time: runs and seconds");
+    assert!(dom.contains("<path class=\"curve\""));
+    assert!(dom.contains("title=\"mm/rmap.c (never reached)\">folio_mkclean<"), "entry points");
+    let html = std::fs::read_to_string(&page).unwrap();
+    let pixels = screenshot(&page, &out_dir.join("coverage.png"));
+    let count = |rule: &str| {
+        let c = css_colour(&html, rule);
+        pixels.iter().filter(|p| **p == c).count()
+    };
+    let (hit_px, miss_px) = (count("tr.hit td { background:"), count("tr.miss td { background:"));
+    // A source line is about 1300×16 pixels; at least three of each are painted.
+    assert!(hit_px >= 3 * 8_000 && miss_px >= 3 * 8_000, "reached {hit_px} px, unreached {miss_px} px");
+    eprintln!("coverage page: {} ({hit} reached and {miss} unreached lines painted)", page.display());
 }
 
 /// A screenshot of the top of `page` saved to `png`, as RGB pixels.

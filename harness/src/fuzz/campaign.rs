@@ -1,21 +1,27 @@
 //! A fuzz campaign on one kernel: `jobs` workers, each with a persistent guest, play
-//! generated sequences back to back through the runner, and every new failure is shrunk
-//! on the worker's guest and saved.
+//! sequences back to back through the runner, and every new failure is shrunk on the
+//! worker's guest and saved. The sequences are seeds first (`--corpus`, and the corpus of
+//! `--out` when resuming), then mutants of the corpus and fresh runs (`schedule`). On a
+//! kernel with KCOV, a passing run that reached new PCs joins the corpus, and the
+//! coverage series records it; without KCOV the campaign runs unguided and says so once.
 //!
 //! Architecture invariant: the campaign owns no QEMU directly. Workers play runs through
 //! the one guest loop ([`Pool`]), which retires a guest that faulted, splatted or gained
 //! taint before the next run.
 
-use super::generate::{generate, GenConfig};
+use super::corpus::{self, Corpus};
+use super::generate::GenConfig;
+use super::schedule::{self, Input, Origin, Shard};
 use super::shrink::shrink;
 use super::triage::{self, fault_title, titles, Record};
 use crate::check::outcome::Outcome;
+use crate::coverage::{series, Pcs};
 use crate::image::prepare::Prepared;
 use crate::report;
 use crate::run::pool::{self, Pool};
 use crate::scenario::{to_yaml, Loaded, Scenario, Step};
 use crate::vm::guest::Fault;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -48,6 +54,10 @@ pub struct Options {
     pub workroot: PathBuf,
     /// `--gdb`: the stub's port, and what to do with the first failing guest.
     pub gdb: Option<(u16, pool::Hold)>,
+    /// `--corpus`: folders whose scenarios seed the corpus (besides `out/corpus`).
+    pub corpus: Vec<PathBuf>,
+    /// `--shard I/N`: the run numbers this campaign owns.
+    pub shard: Shard,
 }
 
 /// A unique failure.
@@ -76,6 +86,9 @@ pub struct Snapshot {
     pub ops: u64,
     pub failures: u64,
     pub boots: u64,
+    /// Corpus entries, and the PCs of their union (0 without KCOV).
+    pub corpus: u64,
+    pub pcs: u64,
 }
 
 impl Snapshot {
@@ -102,6 +115,8 @@ pub enum Event {
         title: String,
         why: String,
     },
+    /// Something worth one line: the kernel has no KCOV, a seed was skipped.
+    Note(String),
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +130,13 @@ pub struct Summary {
     /// Trigger classes (`check::triggers`) with the number of runs that reached each.
     pub triggers: BTreeMap<String, u64>,
     pub stopped: bool,
+    pub shard: Shard,
+    /// Whether runs brought coverage (`None`: no run finished).
+    pub guided: Option<bool>,
+    /// Corpus entries at the end, how many joined in this campaign, and where.
+    pub corpus: usize,
+    pub corpus_new: usize,
+    pub corpus_dir: PathBuf,
 }
 
 #[derive(Default)]
@@ -134,11 +156,19 @@ struct Shared<'a> {
     counters: Counters,
     found: Mutex<BTreeMap<String, Found>>,
     triggers: Mutex<BTreeMap<String, u64>>,
+    corpus: Mutex<Corpus>,
+    /// Seeds that run before anything else, in order.
+    candidates: Vec<crate::scenario::Scenario>,
+    /// 0: no run finished yet; 1: runs bring coverage; 2: they do not (said once).
+    guided: std::sync::atomic::AtomicU8,
+    corpus_new: AtomicU64,
+    series: Mutex<Option<series::Writer>>,
 }
 
 impl Shared<'_> {
     fn snapshot(&self) -> Snapshot {
         let found = self.found.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
+        let corpus = self.corpus.lock().unwrap_or_else(|e| e.into_inner());
         Snapshot {
             kernel: self.prepared.kernel.key.clone(),
             elapsed: self.started.elapsed(),
@@ -146,6 +176,95 @@ impl Shared<'_> {
             ops: self.counters.ops.load(Ordering::Relaxed),
             failures: found,
             boots: self.pool.boots.lock().unwrap_or_else(|e| e.into_inner()).len() as u64,
+            corpus: corpus.entries.len() as u64,
+            pcs: corpus.union.len() as u64,
+        }
+    }
+
+    /// The input of claim `k`: the seeds first, then the schedule's choice for this
+    /// shard's run numbers. Also a phrase for reports: `seed 3 run 17`.
+    fn input(&self, k: u64) -> (u64, Input, String) {
+        let seed = self.opts.seed;
+        if let Some(s) = self.candidates.get(k as usize) {
+            let input = Input { scenario: s.clone(), origin: Origin::Seed };
+            return (k, input, format!("seed input {} (campaign seed {seed})", s.name));
+        }
+        let run = self.opts.shard.run(k - self.candidates.len() as u64);
+        let corpus = self.corpus.lock().unwrap_or_else(|e| e.into_inner());
+        let input = schedule::next(&self.opts.gen, seed, run, &corpus.entries);
+        let what = match &input.origin {
+            Origin::Mutant { parent, kinds } => {
+                format!("seed {seed} run {run} (mutant of {parent}: {})", kinds.join(", "))
+            }
+            _ => format!("seed {seed} run {run}"),
+        };
+        (run, input, what)
+    }
+
+    /// A run finished without failure: its coverage may add it to the corpus.
+    fn feedback(&self, scenario: &crate::scenario::Scenario, what: &str, o: &Outcome) {
+        if o.coverage.is_empty() {
+            if self.guided.compare_exchange(0, 2, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                (self.events)(Event::Note(format!(
+                    "{}: runs bring no coverage (a kernel without KCOV): the campaign runs unguided, and the corpus does not grow",
+                    self.prepared.kernel.key
+                )));
+            }
+            return;
+        }
+        self.guided.store(1, Ordering::SeqCst);
+        let mut corpus = self.corpus.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((entry, new)) = corpus.offer(scenario, Pcs::new(o.coverage.clone())) else { return };
+        let entry = entry.clone();
+        let kernel = &self.prepared.kernel;
+        if !entry.saved {
+            let dir = self.opts.out.join("corpus");
+            let comment = format!(
+                "rmapcheck fuzz corpus entry: {} new PCs ({} reached) on {} ({}), {what}\nreplay: rmapcheck run {} {}",
+                new.len(),
+                entry.pcs.len(),
+                kernel.key,
+                kernel.release,
+                self.opts.kernel_args,
+                dir.join(format!("{}.yaml", entry.key)).display()
+            );
+            match corpus::save(&dir, &entry, &kernel.release, &comment) {
+                Ok(_) => corpus.mark_saved(&entry.key),
+                Err(e) => (self.events)(Event::Note(format!("cannot save a corpus entry: {e:#}"))),
+            }
+            self.corpus_new.fetch_add(1, Ordering::Relaxed);
+        }
+        let point = series::Point {
+            runs: self.counters.runs.load(Ordering::Relaxed),
+            secs: self.started.elapsed().as_secs_f64(),
+            pcs: corpus.union.len() as u64,
+            corpus: corpus.entries.len() as u64,
+            new: new.as_slice().to_vec(),
+        };
+        drop(corpus);
+        self.series_point(point);
+    }
+
+    fn series_point(&self, point: series::Point) {
+        let mut w = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        if w.is_none() {
+            let kernel = &self.prepared.kernel;
+            let header = series::Header {
+                kernel: kernel.key.clone(),
+                release: kernel.release.clone(),
+                seed: self.opts.seed,
+                shard: self.opts.shard.to_string(),
+            };
+            let path = self.opts.out.join(series::file_name((self.opts.shard.index, self.opts.shard.count)));
+            match series::Writer::open(&path, &header) {
+                Ok(opened) => *w = Some(opened),
+                Err(e) => (self.events)(Event::Note(format!("cannot write the coverage series: {e:#}"))),
+            }
+        }
+        if let Some(w) = w.as_mut() {
+            if let Err(e) = w.point(point) {
+                (self.events)(Event::Note(format!("{e:#}")));
+            }
         }
     }
 
@@ -204,8 +323,9 @@ impl Worker<'_, '_> {
 
     fn work(&mut self) -> Result<()> {
         let sh = self.shared;
-        while let Some(run) = sh.claim() {
-            let scenario = generate(&sh.opts.gen, sh.opts.seed, run);
+        while let Some(k) = sh.claim() {
+            let (run, input, what) = sh.input(k);
+            let scenario = input.scenario;
             let ran = self.play(&scenario)?;
             if sh.stop.load(Ordering::SeqCst) {
                 // A run cut short by Ctrl-C (the terminal signals QEMU too) proves nothing.
@@ -222,7 +342,12 @@ impl Worker<'_, '_> {
             }
             // A run is known by its most severe title; the others are usually the same
             // bug seen by another check (a missed VMA is also a wrong mapcount).
-            let Some(title) = ran.titles().into_iter().next() else { continue };
+            let Some(title) = ran.titles().into_iter().next() else {
+                if let Ran::Done(o) = &ran {
+                    sh.feedback(&scenario, &what, o);
+                }
+                continue;
+            };
             let new = {
                 let mut found = sh.found.lock().unwrap_or_else(|e| e.into_inner());
                 match found.get_mut(&title) {
@@ -238,7 +363,7 @@ impl Worker<'_, '_> {
             };
             if let Some(title) = new {
                 (sh.events)(Event::Found { title: title.clone(), run });
-                let found = self.shrink_and_save(&title, run, &scenario, &ran);
+                let found = self.shrink_and_save(&title, run, &what, &scenario, &ran);
                 sh.found.lock().unwrap_or_else(|e| e.into_inner()).insert(title, found.clone());
                 (sh.events)(Event::Saved(found));
             }
@@ -258,7 +383,7 @@ impl Worker<'_, '_> {
         }
     }
 
-    fn shrink_and_save(&mut self, title: &str, run: u64, full: &Scenario, ran: &Ran) -> Found {
+    fn shrink_and_save(&mut self, title: &str, run: u64, what: &str, full: &Scenario, ran: &Ran) -> Found {
         let sh = self.shared;
         // Keep the evidence of the original run before re-runs replace the guest.
         let console = keep_console(&self.console, &sh.opts.workroot, run);
@@ -283,16 +408,15 @@ impl Worker<'_, '_> {
             "did not reproduce on a re-run; not shrunk".to_string()
         };
         let summary = format!(
-            "{title} | kernel {} ({}) | seed {} run {run} | {note} | replay: {replay}",
-            sh.prepared.kernel.key, sh.prepared.kernel.release, sh.opts.seed
+            "{title} | kernel {} ({}) | {what} | {note} | replay: {replay}",
+            sh.prepared.kernel.key, sh.prepared.kernel.release
         );
         let step = format!("rmapcheck replay --step {}{params} shrunk.yaml", sh.opts.kernel_args);
         let header = |what: &str| format!("{title}\n{what}\nreplay: {replay}\nstep by step: {step}");
         let mut small = shrunk.clone();
         small.name = format!("{}-shrunk", full.name);
         small.about = format!("shrunk from {}: {title}", full.name);
-        let full_yaml =
-            to_yaml(full, &header(&format!("seed {} run {run} on {}", sh.opts.seed, sh.prepared.kernel.key)));
+        let full_yaml = to_yaml(full, &header(&format!("{what} on {}", sh.prepared.kernel.key)));
         let shrunk_yaml = to_yaml(&small, &header(&note));
         let record = Record {
             title,
@@ -345,11 +469,62 @@ fn keep_console(console: &Path, workroot: &Path, run: u64) -> PathBuf {
 /// Run a campaign on `prepared` until the limit or `stop`.
 pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn Fn(Event) + Sync)) -> Result<Summary> {
     std::fs::create_dir_all(&opts.workroot)?;
+    // Made even when nothing is found, so shards always have a folder to merge.
+    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
     let mut pool = Pool::new(prepared.clone(), opts.workroot.clone())
         .with_module_params(&opts.module_params)
         .with_events(Box::new(move |e| events(Event::Guest(e))));
     if let Some((port, hold)) = opts.gdb {
         pool = pool.with_gdb(port, hold);
+    }
+    // Seeds: this campaign's own corpus (a resume) first, then each --corpus folder.
+    let mut corpus = Corpus::default();
+    let mut candidates = Vec::new();
+    let own = opts.out.join("corpus");
+    let mut dirs: Vec<(PathBuf, bool)> = Vec::new();
+    if own.is_dir() {
+        dirs.push((own.clone(), true));
+    }
+    dirs.extend(opts.corpus.iter().map(|d| (d.clone(), false)));
+    let (mut seeded, mut trusted) = (0, 0);
+    for (dir, saved) in &dirs {
+        let (seeds, notes) = corpus::load_seeds(dir, &opts.gen)?;
+        for n in notes {
+            events(Event::Note(n));
+        }
+        for seed in &seeds {
+            let before = corpus.entries.len();
+            if corpus.seed(seed, &prepared.kernel.release, *saved) {
+                candidates.push(corpus.entries[before].scenario.clone());
+            } else if corpus.entries.len() > before {
+                trusted += 1;
+            }
+        }
+        seeded += seeds.len();
+    }
+    // Seeds from elsewhere that keep their coverage join this campaign's corpus folder,
+    // so it holds the whole corpus (to resume from, and to merge).
+    let keys: Vec<String> =
+        corpus.entries.iter().filter(|e| !e.saved && !e.pcs.is_empty()).map(|e| e.key.clone()).collect();
+    for key in keys {
+        let Some(e) = corpus.entries.iter().find(|e| e.key == key).cloned() else { continue };
+        let comment = format!(
+            "rmapcheck fuzz corpus entry (a seed): {} PCs on {} ({})\nreplay: rmapcheck run {} {}",
+            e.pcs.len(),
+            prepared.kernel.key,
+            prepared.kernel.release,
+            opts.kernel_args,
+            own.join(format!("{key}.yaml")).display()
+        );
+        corpus::save(&own, &e, &prepared.kernel.release, &comment)?;
+        corpus.mark_saved(&key);
+    }
+    if seeded > 0 {
+        events(Event::Note(format!(
+            "corpus: {seeded} seeds from {}; {trusted} keep their coverage, {} run first",
+            dirs.iter().map(|(d, _)| d.display().to_string()).collect::<Vec<_>>().join(", "),
+            candidates.len()
+        )));
     }
     let shared = Shared {
         prepared,
@@ -362,6 +537,11 @@ pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn
         counters: Counters::default(),
         found: Mutex::new(BTreeMap::new()),
         triggers: Mutex::new(BTreeMap::new()),
+        corpus: Mutex::new(corpus),
+        candidates,
+        guided: std::sync::atomic::AtomicU8::new(0),
+        corpus_new: AtomicU64::new(0),
+        series: Mutex::new(None),
     };
     let done = AtomicBool::new(false);
     let results: Vec<Result<()>> = std::thread::scope(|scope| {
@@ -396,6 +576,16 @@ pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn
         results
     });
     let last = shared.snapshot();
+    let corpus_len = last.corpus as usize;
+    if shared.series.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+        shared.series_point(series::Point {
+            runs: last.runs,
+            secs: last.elapsed.as_secs_f64(),
+            pcs: last.pcs,
+            corpus: last.corpus,
+            new: Vec::new(),
+        });
+    }
     for r in results {
         r?;
     }
@@ -410,5 +600,13 @@ pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn
         found,
         triggers: shared.triggers.into_inner().unwrap_or_else(|e| e.into_inner()),
         stopped: stop.load(Ordering::SeqCst),
+        shard: opts.shard,
+        guided: match shared.guided.load(Ordering::SeqCst) {
+            0 => None,
+            g => Some(g == 1),
+        },
+        corpus: corpus_len,
+        corpus_new: shared.corpus_new.load(Ordering::Relaxed) as usize,
+        corpus_dir: own,
     })
 }

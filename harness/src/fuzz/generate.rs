@@ -9,6 +9,7 @@
 //! campaign seed and the run number; the kernel never influences it.
 
 use crate::scenario::count::pmd_pages;
+use crate::scenario::span;
 use crate::scenario::{
     Access, Advice, Backing, CheckWhat, Compact, Fork, Ksm, Madvise, Migrate, Mlock, Mlockall, Mmap, Mprotect, Mremap,
     Mthp, MthpMode, PageRef, Proc, Prot, Range, Scenario, Share, Step, FIRST_PROC, MAX_PAGES,
@@ -250,6 +251,20 @@ struct ProcState {
     lock_future: bool,
 }
 
+impl ProcState {
+    /// The state of a child that this process forks: DONTFORK maps stay behind, and no
+    /// VMA of the child is VM_LOCKED.
+    fn forked(&self, child: &str) -> ProcState {
+        let maps = self
+            .maps
+            .iter()
+            .filter(|(_, m)| !m.dontfork)
+            .map(|(n, m)| (n.clone(), MapState { locked: false, ..m.clone() }))
+            .collect();
+        ProcState { label: child.to_string(), maps, lock_future: false }
+    }
+}
+
 fn readable(p: Prot) -> bool {
     p != Prot::None
 }
@@ -303,6 +318,245 @@ pub fn generate(cfg: &GenConfig, seed: u64, run: u64) -> Scenario {
         expect: Vec::new(),
         mthp,
         text: None,
+    }
+}
+
+/// The generator's symbolic state driven by steps from elsewhere (corpus entries,
+/// mutants, scenario files): `apply` plays a step if the generator could have made it
+/// in this state (valid, and it cannot fault in the workload), and `pick` makes a new
+/// one as the generator would.
+pub struct Sim<'a>(Gen<'a>);
+
+impl<'a> Sim<'a> {
+    /// The state at the start of a run with `mthp`; `seed` drives `pick`.
+    pub fn new(cfg: &'a GenConfig, seed: u64, mthp: &[Mthp]) -> Sim<'a> {
+        let mut g = Gen {
+            cfg,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            procs: vec![ProcState { label: FIRST_PROC.into(), maps: BTreeMap::new(), lock_future: false }],
+            next_map: 0,
+            next_child: 1,
+            steps: Vec::new(),
+            mthp_pages: None,
+        };
+        g.mthp_pages = mthp.first().and_then(|m| m.pages);
+        Sim(g)
+    }
+
+    /// A new valid step for this state, already played.
+    pub fn pick(&mut self) -> Option<Step> {
+        self.0.pick()
+    }
+
+    /// A new step of kind `op`, already played.
+    pub fn make(&mut self, op: Op) -> Option<Step> {
+        if self.0.possible(op) {
+            self.0.make(op)
+        } else {
+            None
+        }
+    }
+
+    /// The labels of the live processes.
+    pub fn live(&self) -> Vec<String> {
+        self.0.procs.iter().map(|p| p.label.clone()).collect()
+    }
+
+    /// Whether `proc` is live and has the map `map`.
+    pub fn has_map(&self, proc: &str, map: &str) -> bool {
+        self.0.procs.iter().any(|p| p.label == proc && p.maps.contains_key(map))
+    }
+
+    /// A map name and a child label no earlier step used.
+    pub fn fresh_labels(&self) -> (usize, usize) {
+        (self.0.next_map, self.0.next_child)
+    }
+
+    /// Play `step` if it is one the generator could have made here.
+    pub fn apply(&mut self, step: &Step) -> bool {
+        let ok = self.0.allows(step);
+        if ok {
+            self.0.absorb(step);
+        }
+        ok
+    }
+}
+
+/// The number in a label like `m12` or `c3`.
+fn label_number(label: &str, prefix: char) -> Option<usize> {
+    label.strip_prefix(prefix)?.parse().ok()
+}
+
+impl Gen<'_> {
+    fn proc_of(&self, label: &str) -> Option<usize> {
+        self.procs.iter().position(|p| p.label == label)
+    }
+
+    fn map_of(&self, proc: &str, map: &str) -> Option<&MapState> {
+        self.procs.get(self.proc_of(proc)?)?.maps.get(map)
+    }
+
+    /// Whether every page of `[first, first+count)` of `m` is present and `want`s.
+    fn range_ok(m: &MapState, first: u64, count: u64, want: impl Fn(&PageState) -> bool) -> bool {
+        count > 0
+            && first.checked_add(count).is_some_and(|end| end <= m.pages.len() as u64)
+            && m.pages[first as usize..(first + count) as usize].iter().all(|p| p.present && want(p))
+    }
+
+    /// Whether the generator could have made `step` in this state.
+    fn allows(&self, step: &Step) -> bool {
+        let live = |p: &str| self.proc_of(p).is_some();
+        let map = |p: &str, m: &str| self.map_of(p, m);
+        match step {
+            Step::Check(_) | Step::Ksm(_) | Step::Compact(_) => true,
+            Step::Mmap(m) => {
+                live(&m.proc)
+                    && map(&m.proc, &m.name).is_none()
+                    && (1..=MAX_PAGES).contains(&m.pages)
+                    && self.procs[self.proc_of(&m.proc).unwrap_or(0)].maps.len() < crate::scenario::MAX_MAPS
+            }
+            Step::Munmap(r) | Step::Split(r) | Step::Munlock(r) => map(&r.proc, &r.map).is_some_and(|m| {
+                let (first, count) = span(r.page, r.pages, m.pages.len() as u64);
+                Self::range_ok(m, first, count, |_| true)
+            }),
+            Step::Mprotect(x) => map(&x.proc, &x.map).is_some_and(|m| {
+                let count = x.pages.unwrap_or((m.pages.len() as u64).saturating_sub(x.page));
+                Self::range_ok(m, x.page, count, |_| true)
+            }),
+            Step::Madvise(x) => map(&x.proc, &x.map).is_some_and(|m| {
+                let len = m.pages.len() as u64;
+                let count = x.pages.unwrap_or(len.saturating_sub(x.page));
+                let whole_only =
+                    matches!(x.advice, Advice::Dontfork | Advice::Dofork | Advice::Wipeonfork | Advice::Keeponfork);
+                let anon_only = matches!(x.advice, Advice::Wipeonfork | Advice::Keeponfork | Advice::Free);
+                let reclaims = matches!(x.advice, Advice::Dontneed | Advice::Free | Advice::Cold | Advice::Pageout);
+                Self::range_ok(m, x.page, count, |_| true)
+                    && (!whole_only || (x.page == 0 && count == len))
+                    && (!anon_only || m.anon_like())
+                    && !(reclaims && m.locked)
+            }),
+            Step::Mremap(x) => map(&x.proc, &x.map).is_some_and(|m| {
+                let old = m.pages.len() as u64;
+                m.one_vma
+                    && m.all_present()
+                    && (1..=MAX_PAGES).contains(&x.pages)
+                    && (m.anon_like() || x.pages <= old)
+                    && (!x.dontunmap || (m.anon_like() && x.pages == old && !x.move_))
+            }),
+            Step::Write(a) | Step::Read(a) => map(&a.proc, &a.map).is_some_and(|m| {
+                let write = matches!(step, Step::Write(_));
+                Self::range_ok(m, a.page, a.pages, |p| if write { writable(p.prot) } else { readable(p.prot) })
+            }),
+            Step::Findpage(r) => map(&r.proc, &r.map).is_some_and(|m| Self::range_ok(m, r.page, 1, |_| true)),
+            Step::Poke(r) => map(&r.proc, &r.map).is_some_and(|m| Self::range_ok(m, r.page, 1, |p| writable(p.prot))),
+            Step::Migrate(x) => map(&x.proc, &x.map).is_some_and(|m| {
+                let (first, count) = span(x.page, x.pages, m.pages.len() as u64);
+                Self::range_ok(m, first, count, |_| true) && x.node.is_none_or(|n| n <= 1)
+            }),
+            Step::Mlock(x) => map(&x.proc, &x.map).is_some_and(|m| {
+                let (first, count) = span(x.page, x.pages, m.pages.len() as u64);
+                Self::range_ok(m, first, count, |p| x.onfault || readable(p.prot))
+            }),
+            Step::Fork(f) => {
+                live(&f.proc)
+                    && !self.procs.iter().any(|p| p.label == f.child)
+                    && self.procs.len() < crate::scenario::MAX_PROCS
+                    && label_number(&f.child, 'c').is_none_or(|n| n >= self.next_child)
+            }
+            Step::Exit(p) | Step::Findtask(p) | Step::Munlockall(p) => live(&p.proc),
+            Step::Mlockall(x) => live(&x.proc) && (x.current || x.future),
+        }
+    }
+
+    /// Play `step` (which `allows` accepted) into the state, as `make` does for its own.
+    fn absorb(&mut self, step: &Step) {
+        let Some(pi) = step.proc().and_then(|p| self.proc_of(p)) else { return };
+        match step {
+            Step::Mmap(m) => {
+                if let Some(n) = label_number(&m.name, 'm') {
+                    self.next_map = self.next_map.max(n + 1);
+                }
+                let state = MapState {
+                    backing: m.backing,
+                    share: m.share,
+                    pages: vec![PageState { present: true, prot: Prot::Rw }; m.pages as usize],
+                    one_vma: true,
+                    dontfork: false,
+                    mergeable: false,
+                    locked: m.locked || self.procs[pi].lock_future,
+                };
+                self.procs[pi].maps.insert(m.name.clone(), state);
+            }
+            Step::Munmap(r) => {
+                let m = self.map_mut(pi, &r.map);
+                let (first, count) = span(r.page, r.pages, m.pages.len() as u64);
+                for p in first..first + count {
+                    m.pages[p as usize].present = false;
+                }
+                m.one_vma = false;
+                if !m.pages.iter().any(|p| p.present) {
+                    self.procs[pi].maps.remove(&r.map);
+                }
+            }
+            Step::Mprotect(x) => {
+                let m = self.map_mut(pi, &x.map);
+                let count = x.pages.unwrap_or(m.pages.len() as u64 - x.page);
+                if count != m.pages.len() as u64 {
+                    m.one_vma = false;
+                }
+                for p in x.page..x.page + count {
+                    m.pages[p as usize].prot = x.prot;
+                }
+            }
+            Step::Madvise(x) => {
+                let m = self.map_mut(pi, &x.map);
+                let whole = x.pages.is_none_or(|n| x.page == 0 && n == m.pages.len() as u64);
+                match x.advice {
+                    Advice::Dontfork => m.dontfork = true,
+                    Advice::Dofork => m.dontfork = false,
+                    Advice::Mergeable => {
+                        m.mergeable = true;
+                        m.one_vma &= whole;
+                    }
+                    Advice::Hugepage | Advice::Nohugepage | Advice::Unmergeable => m.one_vma &= whole,
+                    _ => {}
+                }
+            }
+            Step::Mremap(x) => {
+                let m = self.map_mut(pi, &x.map);
+                let prot = m.pages[0].prot;
+                m.pages = vec![PageState { present: true, prot }; x.pages as usize];
+            }
+            Step::Mlock(x) => {
+                let m = self.map_mut(pi, &x.map);
+                let (first, count) = span(x.page, x.pages, m.pages.len() as u64);
+                m.one_vma &= first == 0 && count == m.pages.len() as u64;
+                m.locked = true;
+            }
+            Step::Mlockall(x) => {
+                let p = &mut self.procs[pi];
+                p.lock_future |= x.future;
+                for m in p.maps.values_mut() {
+                    m.locked |= x.current;
+                }
+            }
+            Step::Munlock(r) => {
+                let m = self.map_mut(pi, &r.map);
+                let (first, count) = span(r.page, r.pages, m.pages.len() as u64);
+                m.one_vma &= first == 0 && count == m.pages.len() as u64;
+            }
+            Step::Fork(f) => {
+                if let Some(n) = label_number(&f.child, 'c') {
+                    self.next_child = self.next_child.max(n + 1);
+                }
+                let child = self.procs[pi].forked(&f.child);
+                self.procs.push(child);
+            }
+            Step::Exit(_) => {
+                self.procs.remove(pi);
+            }
+            _ => {}
+        }
     }
 }
 
@@ -391,16 +645,9 @@ impl Gen<'_> {
                 let pi = self.proc_index();
                 let child = format!("c{}", self.next_child);
                 self.next_child += 1;
-                let parent = &self.procs[pi];
-                // The child's VMAs are not VM_LOCKED.
-                let maps = parent
-                    .maps
-                    .iter()
-                    .filter(|(_, m)| !m.dontfork)
-                    .map(|(n, m)| (n.clone(), MapState { locked: false, ..m.clone() }))
-                    .collect();
-                let proc = parent.label.clone();
-                self.procs.push(ProcState { label: child.clone(), maps, lock_future: false });
+                let proc = self.procs[pi].label.clone();
+                let state = self.procs[pi].forked(&child);
+                self.procs.push(state);
                 Some(Step::Fork(Fork { proc, child }))
             }
             Op::Exit => {

@@ -19,27 +19,6 @@ pub struct Shrunk {
     pub tries: usize,
 }
 
-/// The process field of a step, to relabel it.
-fn proc_mut(s: &mut Step) -> Option<&mut String> {
-    Some(match s {
-        Step::Mmap(m) => &mut m.proc,
-        Step::Munmap(r) => &mut r.proc,
-        Step::Mprotect(x) => &mut x.proc,
-        Step::Mremap(x) => &mut x.proc,
-        Step::Madvise(x) => &mut x.proc,
-        Step::Write(a) | Step::Read(a) => &mut a.proc,
-        Step::Fork(f) => &mut f.proc,
-        Step::Exit(p) | Step::Findtask(p) => &mut p.proc,
-        Step::Findpage(r) | Step::Poke(r) => &mut r.proc,
-        Step::Split(r) | Step::Munlock(r) => &mut r.proc,
-        Step::Migrate(x) => &mut x.proc,
-        Step::Mlock(x) => &mut x.proc,
-        Step::Mlockall(x) => &mut x.proc,
-        Step::Munlockall(p) => &mut p.proc,
-        Step::Check(_) | Step::Ksm(_) | Step::Compact(_) => return None,
-    })
-}
-
 fn valid(s: &Scenario) -> bool {
     parse(Path::new("shrink.yaml"), &to_yaml(s, "")).is_ok()
 }
@@ -100,7 +79,7 @@ impl Shrinker<'_> {
         for (parent, child) in forks {
             let mut c = Self::without(cur, |_, s| matches!(s, Step::Fork(f) if f.child == child));
             for st in &mut c.steps {
-                if let Some(p) = proc_mut(st).filter(|p| **p == child) {
+                if let Some(p) = st.proc_mut().filter(|p| **p == child) {
                     *p = parent.clone();
                 }
             }

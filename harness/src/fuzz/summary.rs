@@ -13,14 +13,15 @@ fn clock(d: Duration) -> String {
 /// One progress line.
 pub fn line(s: &Snapshot) -> String {
     format!(
-        "[{}] {} runs {} ({:.2}/s), checked ops {} ({:.1} ops/s), unique failures {}",
+        "[{}] {} runs {} ({:.2}/s), checked ops {} ({:.1} ops/s), unique failures {}{}",
         s.kernel,
         clock(s.elapsed),
         s.runs,
         s.per_sec(s.runs),
         s.ops,
         s.per_sec(s.ops),
-        s.failures
+        s.failures,
+        if s.pcs > 0 { format!(", corpus {} ({} PCs)", s.corpus, s.pcs) } else { String::new() }
     )
 }
 
@@ -44,6 +45,20 @@ pub fn summary(s: &Summary) -> String {
         l.per_sec(l.ops),
         l.boots
     ));
+    if s.shard.count > 1 {
+        out.push_str(&format!("shard {} (run numbers {}, {}, ...)\n", s.shard, s.shard.run(0), s.shard.run(1)));
+    }
+    out.push_str(&match s.guided {
+        Some(true) => format!(
+            "coverage-guided: corpus {} entries ({} new, {} kernel PCs) in {}\n",
+            s.corpus,
+            s.corpus_new,
+            l.pcs,
+            s.corpus_dir.display()
+        ),
+        Some(false) => "unguided: the kernel reports no coverage (no KCOV)\n".to_string(),
+        None => String::new(),
+    });
     out.push_str(&format!("failures: {} unique\n", s.found.len()));
     for f in &s.found {
         let at = f.folder.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "(not saved)".into());

@@ -5,6 +5,7 @@
 //! Architecture invariant: the page is one self-contained file (inline CSS and SVG, no
 //! script, no external asset), and every piece of text in it goes through `esc`.
 
+pub mod coverage;
 pub mod escape;
 pub mod fuzz;
 pub mod picture;
@@ -184,12 +185,48 @@ details summary { cursor:pointer; font-weight:600; }
 .muted { color:var(--muted); }
 "#;
 
+/// What the coverage page shows (`rmapcheck report --coverage DIR`).
+pub struct CoveragePage {
+    pub coverage: crate::coverage::summary::Coverage,
+    pub curves: Vec<crate::coverage::summary::Curve>,
+    /// Where the coverage came from, for the page's header.
+    pub what: String,
+    /// The kernel source tree the lines are read from.
+    pub source: Option<PathBuf>,
+}
+
+impl CoveragePage {
+    pub fn render(&self) -> String {
+        let read = |file: &str| self.source.as_ref().and_then(|root| std::fs::read_to_string(root.join(file)).ok());
+        coverage::page(&self.coverage, &self.curves, &self.what, &read)
+    }
+}
+
+/// The index's coverage section: the totals, and the link to the page.
+fn coverage_section(s: &mut String, c: &CoveragePage) {
+    use crate::coverage::summary::Reach;
+    s.push_str("<section id=\"coverage\" class=\"card\"><h2>Kernel coverage</h2><ul>");
+    for f in &c.coverage.files {
+        let (r, t) = f.lines();
+        let _ = write!(s, "<li><code>{}</code>: {r} of {t} lines</li>", esc(&f.file));
+    }
+    let never = c.coverage.entry_points.iter().filter(|(_, _, r)| *r == Reach::Never).count();
+    let _ = writeln!(
+        s,
+        "</ul><p>{} kernel PCs from {}; {never} rmap entry points never reached. <a href=\"{}\">The coverage page</a>: every function's lines, reached or not, and coverage over time.</p></section>",
+        c.coverage.pcs,
+        esc(&c.what),
+        coverage::PAGE
+    );
+}
+
 /// The report page.
 pub fn render(
     outcomes: &[Outcome],
     committed: &Committed,
     campaigns: &[fuzz::Campaign],
     mutants: &[mutants::Verdict],
+    coverage: Option<&CoveragePage>,
 ) -> String {
     let m = Matrix::new(outcomes, committed);
     let mut s = String::new();
@@ -207,6 +244,9 @@ pub fn render(
         if campaigns.is_empty() { String::new() } else { format!(" · {} fuzz campaigns", campaigns.len()) }
     );
     totals(&mut s, &m);
+    if let Some(c) = coverage {
+        coverage_section(&mut s, c);
+    }
     matrix(&mut s, &m);
     if !campaigns.is_empty() {
         fuzz_section(&mut s, campaigns);
@@ -504,6 +544,7 @@ pub fn write(
     snapshots_dir: &Path,
     fuzz_dirs: &[PathBuf],
     mutants: &[mutants::Verdict],
+    coverage: Option<&CoveragePage>,
 ) -> Result<Written> {
     let committed = load_committed(snapshots_dir, outcomes)?;
     let campaigns = fuzz_dirs.iter().map(|d| fuzz::load(d)).collect::<Result<Vec<_>>>()?;
@@ -515,7 +556,10 @@ pub fn write(
             }
         }
     }
-    let html = render(outcomes, &committed, &campaigns, mutants);
+    if let Some(c) = coverage {
+        crate::cache::write_atomic(&out.join(coverage::PAGE), c.render().as_bytes())?;
+    }
+    let html = render(outcomes, &committed, &campaigns, mutants, coverage);
     let index = out.join("index.html");
     crate::cache::write_atomic(&index, html.as_bytes())?;
     let summary = out.join("summary.md");
@@ -595,7 +639,7 @@ mod tests {
         committed.insert(("s".into(), "7.2".into()), Some(report::snapshot(&a)));
         committed.insert(("t<x>".into(), "6.12".into()), None);
         let outcomes = vec![a, b, c];
-        let page = render(&outcomes, &committed, &[], &[]);
+        let page = render(&outcomes, &committed, &[], &[], None);
         assert!(page.contains("<table class=\"matrix\">"));
         // Kernel columns, cells for both scenarios, and a "not run" cell for t<x> on 7.2.
         assert_eq!(page.matches("<td class=\"cell\">").count(), 4);
@@ -613,7 +657,7 @@ mod tests {
         assert_eq!(page.matches("<svg class=\"findpage\"").count(), 3);
         // Kernels that found the same page share one picture.
         let same = vec![outcome("s", "6.12", "pass", 1), outcome("s", "7.2", "pass", 1)];
-        let shared = render(&same, &committed, &[], &[]);
+        let shared = render(&same, &committed, &[], &[], None);
         assert_eq!(shared.matches(&caption("6.12, 7.2")).count(), 1, "{shared}");
         assert_eq!(shared.matches("<svg class=\"findpage\"").count(), 1);
         // Names and messages are escaped.

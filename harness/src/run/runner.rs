@@ -33,6 +33,7 @@ impl Outcome {
             notes: Vec::new(),
             splats: Vec::new(),
             triggers: Vec::new(),
+            coverage: Vec::new(),
             tainted: false,
             duration_ms: 0,
         }

@@ -109,6 +109,8 @@ fn find(
         shrink_budget: 200,
         workroot: tmp.path().join("guests"),
         gdb: None,
+        corpus: Vec::new(),
+        shard: Default::default(),
     };
     // Stop at the first saved failure: the self-test needs one, not a campaign.
     let stop = AtomicBool::new(false);

@@ -49,6 +49,8 @@ pub fn load(dir: &Path) -> Result<Campaign> {
         .with_context(|| format!("reading fuzz findings {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_dir())
+        // The campaign's corpus (`corpus/`) and temporary folders are not findings.
+        .filter(|p| p.file_name().is_some_and(|n| n != "corpus" && !n.to_string_lossy().starts_with('.')))
         .collect();
     subdirs.sort();
     for sub in subdirs {
@@ -70,6 +72,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("f2-bad-page-map")).unwrap();
         std::fs::create_dir_all(d.path().join("f1-o1")).unwrap();
+        std::fs::create_dir_all(d.path().join("corpus")).unwrap();
         std::fs::write(d.path().join("f1-o1/summary.txt"), "O1 on 7.2 after 41 steps\n").unwrap();
         std::fs::write(d.path().join("f1-o1/shrunk.yaml"), "name: f1\nsteps: []\n").unwrap();
         std::fs::write(d.path().join("summary.txt"), "300 runs\n").unwrap();
