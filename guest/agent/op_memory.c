@@ -107,7 +107,10 @@ int op_pagemap(const struct req *r)
 			data.len = 0;
 			if (add_pfns(&reply_data, p, mi->addr, mi->pages, bits,
 				     with_data ? &data : NULL) ||
-			    add_swaps(&reply_data, p, mi->addr, mi->pages, bits))
+			    add_flagged(&reply_data, "swap", p, mi->addr,
+					mi->pages, bits, PM_SWAP) ||
+			    add_flagged(&reply_data, "excl", p, mi->addr,
+					mi->pages, bits, PM_MMAP_EXCLUSIVE))
 				return -1;
 			if (with_data) {
 				sb_add(&reply_data, " data=");

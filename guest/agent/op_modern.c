@@ -314,17 +314,20 @@ int op_compact(const struct req *r)
 }
 
 /*
- * Appends " swap=" and one pagemap swap entry per page ("-" where none)
- * when any page of the range is swapped out; nothing otherwise.
+ * Appends " <key>=" and, per page, the low 55 bits of its pagemap entry
+ * where the entry has want ("-" elsewhere), when any page of the range has
+ * it; nothing otherwise. " swap=": swap entries (PM_SWAP). " excl=": pages
+ * pagemap says this mm maps exclusively (PM_MMAP_EXCLUSIVE).
  */
-int add_swaps(struct sbuf *sb, const struct proc *p, uint64_t addr,
-	      uint64_t count, const uint8_t *bits)
+int add_flagged(struct sbuf *sb, const char *key, const struct proc *p,
+		uint64_t addr, uint64_t count, const uint8_t *bits,
+		uint64_t want)
 {
 	size_t mark = sb->len;
 	int n;
 
-	sb_add(sb, " swap=");
-	n = add_entries(sb, p, addr, count, bits, PM_SWAP, NULL);
+	sb_printf(sb, " %s=", key);
+	n = add_entries(sb, p, addr, count, bits, want, NULL);
 	if (n <= 0) {
 		sb->len = mark;
 		sb->p[mark] = '\0';

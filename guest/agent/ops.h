@@ -12,6 +12,7 @@
 #define PFN_MASK		((1ULL << 55) - 1)
 #define PM_PRESENT		(1ULL << 63)
 #define PM_SWAP			(1ULL << 62)
+#define PM_MMAP_EXCLUSIVE	(1ULL << 56)
 #define REQUIRED		UINT64_MAX
 #define GONE_TIMEOUT_MS		10000
 
@@ -100,8 +101,9 @@ int op_crash(const struct req *r);
 int op_poweroff(const struct req *r);
 /* op_modern.c (modern_boot is in agent.h) */
 void modern_reset(void);
-int add_swaps(struct sbuf *sb, const struct proc *p, uint64_t addr,
-	      uint64_t count, const uint8_t *bits);
+int add_flagged(struct sbuf *sb, const char *key, const struct proc *p,
+		uint64_t addr, uint64_t count, const uint8_t *bits,
+		uint64_t want);
 int op_sysinfo(const struct req *r);
 int op_mthp(const struct req *r);
 int op_split(const struct req *r);

@@ -73,6 +73,8 @@ pub struct Truth {
     /// Slots whose pagemap entry is a swap entry (bit 62), with the entry (type and
     /// offset, as pagemap packs them): equal entries are one swapped-out page.
     pub swapped: std::collections::BTreeMap<Slot, u64>,
+    /// Present slots pagemap flags PM_MMAP_EXCLUSIVE (bit 56).
+    pub exclusive: BTreeSet<Slot>,
 }
 
 fn parse_hex(s: &str) -> Option<u64> {
@@ -82,7 +84,7 @@ fn parse_hex(s: &str) -> Option<u64> {
 impl Truth {
     /// Build from the `D` lines of a `pagemap` reply.
     pub fn from_data(data: &[Fields], page_size: u64) -> Result<Truth, String> {
-        let mut truth = Truth { procs: Vec::new(), page_size, swapped: Default::default() };
+        let mut truth = Truth { procs: Vec::new(), page_size, swapped: Default::default(), exclusive: BTreeSet::new() };
         for d in data {
             let get = |k: &str| d.get(k).ok_or_else(|| format!("pagemap line without {k}: {d:?}"));
             let label = get("proc")?.clone();
@@ -105,12 +107,16 @@ impl Truth {
                     })
                     .collect::<Result<Vec<_>, _>>()?;
             let map = MapPages { name: get("name")?.clone(), addr, pfns };
-            // `swap=` comes only when some page of the map is swapped out.
-            for (i, e) in d.get("swap").map(|s| s.split(',').collect::<Vec<_>>()).unwrap_or_default().iter().enumerate()
-            {
-                if let Some(e) = parse_hex(e) {
-                    truth.swapped.insert((label.clone(), map.name.clone(), i as u64), e);
-                }
+            // `swap=` and `excl=` come only when some page of the map has the flag.
+            let flagged = |key: &str| {
+                let list = d.get(key).map(|s| s.split(',').map(parse_hex).collect::<Vec<_>>()).unwrap_or_default();
+                list.into_iter().enumerate().filter_map(|(i, e)| Some((i as u64, e?)))
+            };
+            for (i, e) in flagged("swap") {
+                truth.swapped.insert((label.clone(), map.name.clone(), i), e);
+            }
+            for (i, _) in flagged("excl").filter(|(i, _)| map.pfns.get(*i as usize).is_some_and(|p| p.is_some())) {
+                truth.exclusive.insert((label.clone(), map.name.clone(), i));
             }
             match truth.procs.iter_mut().find(|p| p.label == label) {
                 Some(p) => p.maps.push(map),
@@ -217,6 +223,39 @@ pub struct Asked<'a> {
     pub lineage: Option<&'a BTreeSet<String>>,
     /// The run's forks so far, in order, as (parent, child): who a KSM walk can reach.
     pub forks: &'a [(String, String)],
+}
+
+/// PM_MMAP_EXCLUSIVE: on every kernel a set bit means one mm maps the page (before
+/// 6.15, and without CONFIG_NO_PAGE_MAPCOUNT, its own mapcount is 1; with it, the
+/// folio is not maybe-mapped-shared). A clear bit promises nothing.
+pub fn check_exclusive(truth: &Truth) -> Vec<Problem> {
+    let mut procs: std::collections::BTreeMap<u64, BTreeSet<&str>> = Default::default();
+    for p in &truth.procs {
+        for m in &p.maps {
+            for pfn in m.pfns.iter().flatten() {
+                procs.entry(*pfn).or_default().insert(&p.label);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut told = BTreeSet::new();
+    for slot in &truth.exclusive {
+        let Some(pfn) = truth.pfn_of(slot) else { continue };
+        let who = &procs[&pfn];
+        if who.len() > 1 && told.insert(pfn) {
+            let list: Vec<&str> = who.iter().copied().collect();
+            out.push(Problem::new(
+                Check::O2,
+                format!(
+                    "{}: pagemap flags pfn 0x{pfn:x} exclusive to one mm (PM_MMAP_EXCLUSIVE), but {} map it: {}",
+                    slot_text(slot),
+                    who.len(),
+                    list.join(", ")
+                ),
+            ));
+        }
+    }
+    out
 }
 
 /// The missing mappers of a KSM page that its walk should have found. rmap_walk_ksm()

@@ -558,7 +558,7 @@ mod tests {
         for key in ["6.1", "6.12", "6.12-16k", "7.2", "7.2-16k", "7.3", "6.12-debug", "7.2-debug"] {
             assert!(keys.contains(&key), "{key} missing from {keys:?}");
         }
-        assert_eq!(m.tagged("default"), ["6.1", "6.12", "6.12-16k", "6.12-debug", "7.2", "7.2-16k"]);
+        assert_eq!(m.tagged("default"), ["6.1", "6.12", "6.12-16k", "6.12-debug", "7.2", "7.2-16k", "7.2-nomapcount"]);
         assert_eq!(m.tagged("nightly").len(), m.kernels.len());
         assert_eq!(m.kernels["7.2-16k"].page_size, 16384);
         assert_eq!(m.kernels["7.3"].toolchain_suite(), "sid");

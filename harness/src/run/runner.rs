@@ -764,6 +764,13 @@ impl Run<'_> {
     fn check_all(&mut self, n: usize, step: &Step) -> Result<(), Fault> {
         let truth = self.truth()?;
         self.outcome.triggers.extend(triggers::of_truth(&truth).into_iter().map(String::from));
+        let mut exclusive = oracle::check_exclusive(&truth);
+        if !exclusive.is_empty() {
+            // Background compaction may have moved a page between two processes' reads.
+            self.truth = None;
+            exclusive = oracle::check_exclusive(&self.truth()?);
+        }
+        self.outcome.problems.extend(exclusive);
         for (slot, c) in self.seen.clone() {
             self.check_contents(&slot, c);
         }

@@ -163,3 +163,19 @@ fn lost_log_lines_blame_the_log_not_the_rmap() {
     let problems = asked_checks(&[PAGE, VMA_P0, END], None);
     assert_eq!(problems.iter().map(|p| p.check).collect::<Vec<_>>(), vec![Check::Module], "{problems:?}");
 }
+
+#[test]
+fn an_exclusive_page_that_two_processes_map_breaks_o2() {
+    let data = [
+        "proc=p0 pid=10 name=a addr=0x10000 pages=2 pfns=0x100,0x101 excl=0x100,0x101",
+        "proc=c1 pid=11 name=a addr=0x10000 pages=2 pfns=0x100,0x201 excl=-,0x201",
+    ];
+    let truth = Truth::from_data(&data.map(parse_fields), 4096).unwrap();
+    let problems = check_exclusive(&truth);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].check, Check::O2);
+    assert!(problems[0].message.contains("pfn 0x100"), "{}", problems[0].message);
+    // A clear bit on a page one process maps promises nothing.
+    let data = ["proc=p0 pid=10 name=a addr=0x10000 pages=2 pfns=0x100,0x101 excl=-,0x101"];
+    assert!(check_exclusive(&Truth::from_data(&data.map(parse_fields), 4096).unwrap()).is_empty());
+}
