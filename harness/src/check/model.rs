@@ -7,7 +7,7 @@
 
 mod layout;
 
-use crate::scenario::{span, Access, Advice, Backing, Mthp, Share, Step};
+use crate::scenario::{span, Access, Advice, Backing, Mthp, Prot, Share, Step};
 pub use layout::Semantics;
 use layout::{Layout, DONTFORK, HUGEPAGE, MERGEABLE, NOHUGEPAGE, WIPEONFORK};
 use std::collections::{BTreeMap, BTreeSet};
@@ -118,6 +118,25 @@ impl Model {
         }
     }
 
+    /// mlock's populate of `pages`: which pages it faults in is not predicted, but on a
+    /// private writable VMA it write-faults them, so the VMA gets an anon_vma (and fork
+    /// then copies its page tables).
+    fn populate(&mut self, proc: &str, map: &str, pages: std::ops::Range<u64>) {
+        self.mark(proc, map, pages.clone(), MLOCK);
+        let mut fresh = self.ids();
+        if let Some(m) = self.procs.get_mut(proc).and_then(|maps| maps.get_mut(map)) {
+            if m.share == Share::Private {
+                for i in pages {
+                    let writable = m.layout.at(i as usize).is_some_and(|a| matches!(a.prot, Prot::Rw | Prot::Rwx));
+                    if writable {
+                        m.layout.prepare_anon(i as usize, &mut fresh);
+                    }
+                }
+            }
+        }
+        self.next_id = fresh();
+    }
+
     fn map_len(&self, proc: &str, map: &str) -> u64 {
         self.procs.get(proc).and_then(|maps| maps.get(map)).map(|m| m.pages.len() as u64).unwrap_or(0)
     }
@@ -189,10 +208,11 @@ impl Model {
                 if (anon && self.large.0) || (!anon && self.large.1) {
                     self.mark(&m.proc, &m.name, 0..m.pages, MTHP);
                 }
-                if m.locked || self.locked_future.contains(&m.proc) {
-                    self.mark(&m.proc, &m.name, 0..m.pages, MLOCK);
-                }
+                let populated = m.locked || self.locked_future.contains(&m.proc);
                 self.procs.entry(m.proc.clone()).or_default().insert(m.name.clone(), map);
+                if populated {
+                    self.populate(&m.proc, &m.name, 0..m.pages);
+                }
             }
             Step::Write(a) | Step::Read(a) => {
                 let write = matches!(step, Step::Write(_)).then(|| write_value(a, self.step));
@@ -307,7 +327,7 @@ impl Model {
                 m.pages.resize(x.pages as usize, None);
                 m.layout.resize(x.pages as usize);
                 if m.locked && x.pages > old {
-                    self.mark(&x.proc, &x.map, old..x.pages, MLOCK);
+                    self.populate(&x.proc, &x.map, old..x.pages);
                 }
             }
             Step::Mlock(x) => {
@@ -316,7 +336,7 @@ impl Model {
                 }
                 if !x.onfault {
                     let (first, n) = span(x.page, x.pages, self.map_len(&x.proc, &x.map));
-                    self.mark(&x.proc, &x.map, first..first + n, MLOCK);
+                    self.populate(&x.proc, &x.map, first..first + n);
                 }
             }
             Step::Mlockall(x) => {
@@ -332,7 +352,7 @@ impl Model {
                         .map(|maps| maps.iter().map(|(n, m)| (n.clone(), m.pages.len() as u64)).collect())
                         .unwrap_or_default();
                     for (name, len) in maps {
-                        self.mark(&x.proc, &name, 0..len, MLOCK);
+                        self.populate(&x.proc, &name, 0..len);
                     }
                 }
                 if x.future && !x.onfault {
@@ -611,6 +631,15 @@ mod tests {
         let m = run(&format!("{SEED} - migrate: {{map: stack}}\n - split: {{map: stack}}\n - compact: {{}}\n"));
         assert_eq!(m.sharers("p0", "stack", 2), [slot("c1", "stack", 2), slot("p0", "stack", 2)].into());
         assert!(m.unpredictable.is_empty());
+    }
+
+    #[test]
+    fn a_populated_private_vma_has_an_anon_vma_that_fork_passes_on() {
+        // mlockall(MCL_FUTURE) populates m1 with write faults: its VMA has an anon_vma,
+        // so c1's copy has one too, and c2 inherits c1's zero page (seed 2026, run 2856).
+        let m = run("name: t\nabout: t\nsteps:\n - mlockall: {future: true}\n - mmap: {name: m1, pages: 1, backing: dev-zero, share: private}\n - fork: {child: c1}\n - mremap: {proc: c1, map: m1, pages: 3}\n - read: {proc: c1, map: m1, page: 1}\n - fork: {proc: c1, child: c2}\n");
+        assert_eq!(m.frame("c2", "m1", 1), Some(Frame::Zero));
+        assert_eq!(m.frame("c2", "m1", 2), None);
     }
 
     #[test]

@@ -116,11 +116,11 @@ impl Default for Weights {
             (Op::Exit, 2),
             (Op::Findpage, 2),
             (Op::Findtask, 1),
-            (Op::Ksm, 2),
-            (Op::Pageout, 3),
+            (Op::Ksm, 3),
+            (Op::Pageout, 4),
             (Op::Migrate, 2),
             (Op::Compact, 1),
-            (Op::Thp, 1),
+            (Op::Thp, 2),
             (Op::Mlock, 1),
             (Op::Poke, 0),
         ]))
@@ -231,6 +231,9 @@ struct MapState {
     /// Some of it may be VM_LOCKED: madvise that drops or reclaims pages (dontneed,
     /// free, cold, pageout) fails there with EINVAL.
     locked: bool,
+    /// Faults may map large folios here (a THP-sized anon map with a hugepage hint, or
+    /// anon memory under the run's mTHP size): migrate and thp prefer it.
+    large: bool,
 }
 
 impl MapState {
@@ -484,6 +487,7 @@ impl Gen<'_> {
                     dontfork: false,
                     mergeable: false,
                     locked: m.locked || self.procs[pi].lock_future,
+                    large: self.may_map_large_folios(m.backing, m.share, m.huge, m.pages),
                 };
                 self.procs[pi].maps.insert(m.name.clone(), state);
             }
@@ -602,6 +606,25 @@ impl Gen<'_> {
         all.choose(&mut self.rng).cloned()
     }
 
+    /// Whether faults may map large folios in a new map: private anon memory with a
+    /// hugepage hint and room for a THP, or any under the run's mTHP size.
+    fn may_map_large_folios(&self, backing: Backing, share: Share, huge: Option<bool>, pages: u64) -> bool {
+        let anon_private = backing == Backing::Anon && share == Share::Private;
+        let thp = huge == Some(true) && pages >= pmd_pages(self.cfg.page_size) / 2;
+        anon_private && (thp || self.mthp_pages.is_some_and(|n| pages >= n))
+    }
+
+    /// A map with present pages, half the time one where faults may map large folios.
+    fn pick_large_map(&mut self) -> Option<(usize, String)> {
+        let present = |m: &MapState| m.pages.iter().any(|p| p.present);
+        if self.rng.gen_bool(0.5) {
+            if let Some(found) = self.pick_map(|m| m.large && present(m)) {
+                return Some(found);
+            }
+        }
+        self.pick_map(present)
+    }
+
     /// A random run of consecutive pages of `map` that all satisfy `want`.
     fn pick_range(&mut self, pi: usize, name: &str, want: impl Fn(&PageState) -> bool) -> Option<(u64, u64)> {
         let pages = &self.procs[pi].maps[name].pages;
@@ -668,20 +691,22 @@ impl Gen<'_> {
             Op::Compact => Some(Step::Compact(Compact {})),
             Op::Pageout => self.pageout(),
             Op::Migrate => {
-                let (pi, map) = self.pick_map(|m| m.pages.iter().any(|p| p.present))?;
+                let (pi, map) = self.pick_large_map()?;
                 let (page, pages) = self.pick_range(pi, &map, |p| p.present)?;
                 let node = self.rng.gen_bool(0.2).then_some(0);
                 let proc = self.procs[pi].label.clone();
                 Some(Step::Migrate(Migrate { proc, map, page: Some(page), pages: Some(pages), node }))
             }
             Op::Thp => {
-                let (pi, map) = self.pick_map(|m| m.pages.iter().any(|p| p.present))?;
+                let (pi, map) = self.pick_large_map()?;
                 let (page, pages) = self.pick_range(pi, &map, |p| p.present)?;
                 let proc = self.procs[pi].label.clone();
-                Some(if self.rng.gen_bool(0.5) {
-                    Step::Split(Range { proc, map, page: Some(page), pages: Some(pages) })
-                } else {
-                    Step::Madvise(Madvise { proc, map, page, pages: Some(pages), advice: Advice::Collapse })
+                Some(match self.rng.gen_range(0..3) {
+                    0 => Step::Split(Range { proc, map, page: Some(page), pages: Some(pages) }),
+                    1 => Step::Madvise(Madvise { proc, map, page, pages: Some(pages), advice: Advice::Collapse }),
+                    // One read-only page splits the PMD of a THP in this process alone:
+                    // the folio stays PMD-mapped wherever it was shared by fork.
+                    _ => self.mprotect_pages(pi, map, page, 1, Prot::R),
                 })
             }
             Op::Mlock => self.mlock(),
@@ -799,8 +824,14 @@ impl Gen<'_> {
         self.next_map += 1;
         let pages = self.map_pages();
         let large = pages > self.cfg.max_pages;
-        let backing = *[Backing::Anon, Backing::DevZero, Backing::Memfd, Backing::File].choose(&mut self.rng)?;
-        let share = if self.rng.gen_bool(0.5) { Share::Private } else { Share::Shared };
+        // Large maps are mostly private anon memory: that is where THPs come from.
+        let backing = if large && self.rng.gen_bool(0.5) {
+            Backing::Anon
+        } else {
+            *[Backing::Anon, Backing::DevZero, Backing::Memfd, Backing::File].choose(&mut self.rng)?
+        };
+        let private = if large && backing == Backing::Anon { 0.8 } else { 0.5 };
+        let share = if self.rng.gen_bool(private) { Share::Private } else { Share::Shared };
         let no_huge = backing == Backing::DevZero && share == Share::Private;
         // Large maps ask for THPs more often: that is what they are for.
         let huge = match self.rng.gen_range(0..20) {
@@ -809,12 +840,13 @@ impl Gen<'_> {
             2..=9 if large && !no_huge => Some(true),
             _ => None,
         };
-        // Locking populates the whole map, and `check: all` walks every page it
-        // populated: only small maps are locked (below), so one run stays fast.
         // After the draws, so the sequences without huge_pages stay as they were.
         let pages = if huge == Some(true) && self.cfg.huge_pages > 0 { self.cfg.huge_pages } else { pages };
+        // Locking populates the whole map, and `check: all` walks every page it
+        // populated: only small maps are locked, so one run stays fast.
         let pages = if self.procs[pi].lock_future { pages.min(LOCK_MAX_PAGES) } else { pages };
         let locked = self.rng.gen_range(0..40) == 0 && pages <= LOCK_MAX_PAGES;
+        let large_folios = self.may_map_large_folios(backing, share, huge, pages);
         let state = MapState {
             backing,
             share,
@@ -823,6 +855,7 @@ impl Gen<'_> {
             dontfork: false,
             mergeable: false,
             locked: locked || self.procs[pi].lock_future,
+            large: large_folios,
         };
         let proc = self.procs[pi].label.clone();
         self.procs[pi].maps.insert(name.clone(), state);
@@ -859,6 +892,11 @@ impl Gen<'_> {
         let (pi, map) = self.pick_map(|m| m.pages.iter().any(|p| p.present))?;
         let (page, pages) = self.pick_range(pi, &map, |p| p.present)?;
         let prot = *[Prot::Rw, Prot::Rw, Prot::R, Prot::R, Prot::None, Prot::Rx, Prot::Rwx].choose(&mut self.rng)?;
+        Some(self.mprotect_pages(pi, map, page, pages, prot))
+    }
+
+    /// mprotect `pages` pages of `map` from `page`, in the state as in the step.
+    fn mprotect_pages(&mut self, pi: usize, map: String, page: u64, pages: u64, prot: Prot) -> Step {
         let proc = self.procs[pi].label.clone();
         let m = self.map_mut(pi, &map);
         if pages != m.pages.len() as u64 {
@@ -867,7 +905,7 @@ impl Gen<'_> {
         for p in page..page + pages {
             m.pages[p as usize].prot = prot;
         }
-        Some(Step::Mprotect(Mprotect { proc, map, page, pages: Some(pages), prot }))
+        Step::Mprotect(Mprotect { proc, map, page, pages: Some(pages), prot })
     }
 
     fn mremap(&mut self) -> Option<Step> {
