@@ -77,6 +77,9 @@ pub struct Model {
     why: BTreeMap<Slot, String>,
     /// Slots whose sharing the model cannot predict (KSM, THP), with the reason.
     pub unpredictable: BTreeMap<Slot, String>,
+    /// Slots MADV_PAGEOUT may have swapped out (and a fork's child's copies): a page
+    /// swapped in where the swap entry was shared gets the root anon_vma.
+    pub paged_out: BTreeSet<Slot>,
     /// The scenario's mTHP settings let faults map large folios: anon, shmem.
     large: (bool, bool),
     /// Processes under mlockall(MCL_FUTURE): their new maps are populated at mmap.
@@ -305,7 +308,10 @@ impl Model {
                             );
                         }
                     }
-                    Advice::Pageout => self.mark(&x.proc, &x.map, x.page..end, SWAP),
+                    Advice::Pageout => {
+                        self.mark(&x.proc, &x.map, x.page..end, SWAP);
+                        self.paged_out.extend((x.page..end).map(|p| (x.proc.clone(), x.map.clone(), p)));
+                    }
                     Advice::Free if m.share == Share::Private && m.object.is_none() => {
                         // Lazily freed: the page keeps its bytes until reclaim drops it,
                         // and then it is gone (a PAGEOUT is such a reclaim).
@@ -464,8 +470,12 @@ impl Model {
                 }
             }
             for p in 0..m.pages.len() as u64 {
-                if let Some(r) = self.unpredictable.get(&(parent.to_string(), name.clone(), p)).cloned() {
+                let at = (parent.to_string(), name.clone(), p);
+                if let Some(r) = self.unpredictable.get(&at).cloned() {
                     self.unpredictable.insert((child.into(), name.clone(), p), r);
+                }
+                if self.paged_out.contains(&at) {
+                    self.paged_out.insert((child.into(), name.clone(), p));
                 }
             }
             inherited.insert(name, c);

@@ -120,7 +120,7 @@ impl Default for Weights {
             (Op::Pageout, 4),
             (Op::Migrate, 2),
             (Op::Compact, 1),
-            (Op::Thp, 2),
+            (Op::Thp, 3),
             (Op::Mlock, 1),
             (Op::Poke, 0),
         ]))
@@ -614,10 +614,10 @@ impl Gen<'_> {
         anon_private && (thp || self.mthp_pages.is_some_and(|n| pages >= n))
     }
 
-    /// A map with present pages, half the time one where faults may map large folios.
+    /// A map with present pages, mostly one where faults may map large folios.
     fn pick_large_map(&mut self) -> Option<(usize, String)> {
         let present = |m: &MapState| m.pages.iter().any(|p| p.present);
-        if self.rng.gen_bool(0.5) {
+        if self.rng.gen_bool(0.75) {
             if let Some(found) = self.pick_map(|m| m.large && present(m)) {
                 return Some(found);
             }
@@ -837,7 +837,7 @@ impl Gen<'_> {
         let huge = match self.rng.gen_range(0..20) {
             0 => Some(false),
             1 if !no_huge => Some(true),
-            2..=9 if large && !no_huge => Some(true),
+            2..=13 if large && !no_huge => Some(true),
             _ => None,
         };
         // After the draws, so the sequences without huge_pages stay as they were.

@@ -623,12 +623,15 @@ impl Run<'_> {
     fn lineage(&self, slot: &Slot, truth: &Truth) -> Option<BTreeSet<String>> {
         let origin = self.model.origin(&slot.0, &slot.1, slot.2)?.to_string();
         let has_map = |p: &str| truth.procs.iter().any(|t| t.label == p && t.maps.iter().any(|m| m.name == slot.1));
+        // A page swapped in from an entry more than one process held gets the root
+        // anon_vma (__folio_set_anon() when not exclusive): the whole tree may visit.
+        let swapped = self.model.paged_out.contains(slot);
         let (mut root, mut up) = (origin.clone(), origin);
         // Bounded: a label that exited can be forked again, so the tree may loop.
         for _ in 0..self.outcome.forks.len() {
             let Some(f) = self.outcome.forks.iter().rev().find(|f| f.child == up) else { break };
             up = f.parent.clone();
-            if !has_map(&up) {
+            if swapped || !has_map(&up) {
                 root = up.clone();
             }
         }
