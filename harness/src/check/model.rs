@@ -9,7 +9,7 @@ mod layout;
 
 use crate::scenario::{span, Access, Advice, Backing, Mthp, Prot, Share, Step};
 pub use layout::Semantics;
-use layout::{Layout, DONTFORK, HUGEPAGE, MERGEABLE, NOHUGEPAGE, WIPEONFORK};
+use layout::{Layout, DONTFORK, HUGEPAGE, LOCKED, MERGEABLE, NOHUGEPAGE, WIPEONFORK};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What a page slot holds, as the model sees it.
@@ -84,6 +84,9 @@ pub struct Model {
     large: (bool, bool),
     /// Processes under mlockall(MCL_FUTURE): their new maps are populated at mmap.
     locked_future: BTreeSet<String>,
+    /// Processes under mlockall(MCL_FUTURE), MCL_ONFAULT too: their new VMAs are
+    /// VM_LOCKED.
+    locked_vmas_future: BTreeSet<String>,
     /// What each frame holds; a frame absent here holds zeros.
     contents: BTreeMap<Frame, Bytes>,
     /// Steps applied so far: the number of the step being applied.
@@ -140,6 +143,31 @@ impl Model {
         self.next_id = fresh();
     }
 
+    /// Set or clear VM_LOCKED on `pages` of a map: the VMAs split and merge as for
+    /// any flag.
+    fn lock_vmas(&mut self, proc: &str, map: &str, pages: std::ops::Range<u64>, on: bool) {
+        let mut fresh = self.ids();
+        let sem = self.sem;
+        if let Some(m) = self.procs.get_mut(proc).and_then(|maps| maps.get_mut(map)) {
+            let range = pages.start as usize..pages.end as usize;
+            m.layout.change(
+                range,
+                |a| a.flags = if on { a.flags | LOCKED } else { a.flags & !LOCKED },
+                &mut fresh,
+                sem,
+            );
+        }
+        self.next_id = fresh();
+    }
+
+    /// Every map of a process with its length in pages.
+    fn map_lens(&self, proc: &str) -> Vec<(String, u64)> {
+        self.procs
+            .get(proc)
+            .map(|maps| maps.iter().map(|(n, m)| (n.clone(), m.pages.len() as u64)).collect())
+            .unwrap_or_default()
+    }
+
     fn map_len(&self, proc: &str, map: &str) -> u64 {
         self.procs.get(proc).and_then(|maps| maps.get(map)).map(|m| m.pages.len() as u64).unwrap_or(0)
     }
@@ -193,6 +221,8 @@ impl Model {
                     Some(false) => NOHUGEPAGE,
                     None => 0,
                 };
+                let locked = m.locked || self.locked_vmas_future.contains(&m.proc);
+                let flags = if locked { flags | LOCKED } else { flags };
                 let map = Map {
                     share: m.share,
                     backing: m.backing,
@@ -233,6 +263,7 @@ impl Model {
             Step::Exit(p) => {
                 self.procs.remove(&p.proc);
                 self.locked_future.remove(&p.proc);
+                self.locked_vmas_future.remove(&p.proc);
             }
             Step::Munmap(r) => {
                 let mut fresh = self.ids();
@@ -340,24 +371,30 @@ impl Model {
                 if let Some(m) = self.procs.get_mut(&x.proc).and_then(|maps| maps.get_mut(&x.map)) {
                     m.locked = true;
                 }
+                let (first, n) = span(x.page, x.pages, self.map_len(&x.proc, &x.map));
+                self.lock_vmas(&x.proc, &x.map, first..first + n, true);
                 if !x.onfault {
-                    let (first, n) = span(x.page, x.pages, self.map_len(&x.proc, &x.map));
                     self.populate(&x.proc, &x.map, first..first + n);
                 }
+            }
+            Step::Munlock(r) => {
+                let (first, n) = span(r.page, r.pages, self.map_len(&r.proc, &r.map));
+                self.lock_vmas(&r.proc, &r.map, first..first + n, false);
             }
             Step::Mlockall(x) => {
                 if x.current {
                     for m in self.procs.get_mut(&x.proc).into_iter().flat_map(|maps| maps.values_mut()) {
                         m.locked = true;
                     }
+                    for (name, len) in self.map_lens(&x.proc) {
+                        self.lock_vmas(&x.proc, &name, 0..len, true);
+                    }
+                }
+                if x.future {
+                    self.locked_vmas_future.insert(x.proc.clone());
                 }
                 if x.current && !x.onfault {
-                    let maps: Vec<(String, u64)> = self
-                        .procs
-                        .get(&x.proc)
-                        .map(|maps| maps.iter().map(|(n, m)| (n.clone(), m.pages.len() as u64)).collect())
-                        .unwrap_or_default();
-                    for (name, len) in maps {
+                    for (name, len) in self.map_lens(&x.proc) {
                         self.populate(&x.proc, &name, 0..len);
                     }
                 }
@@ -367,11 +404,14 @@ impl Model {
             }
             Step::Munlockall(p) => {
                 self.locked_future.remove(&p.proc);
+                self.locked_vmas_future.remove(&p.proc);
+                for (name, len) in self.map_lens(&p.proc) {
+                    self.lock_vmas(&p.proc, &name, 0..len, false);
+                }
             }
             // Migration, compaction and splitting move or remap pages but keep who
             // shares what.
-            Step::Munlock(_)
-            | Step::Split(_)
+            Step::Split(_)
             | Step::Migrate(_)
             | Step::Compact(_)
             | Step::Findpage(_)
@@ -641,6 +681,15 @@ mod tests {
         let m = run(&format!("{SEED} - migrate: {{map: stack}}\n - split: {{map: stack}}\n - compact: {{}}\n"));
         assert_eq!(m.sharers("p0", "stack", 2), [slot("c1", "stack", 2), slot("p0", "stack", 2)].into());
         assert!(m.unpredictable.is_empty());
+    }
+
+    #[test]
+    fn mlock_splits_the_vma_so_populate_leaves_the_rest_without_an_anon_vma() {
+        // Page 0 is locked and populated, page 1 only read: its VMA has no anon_vma, so
+        // fork does not copy its page cache PTE (seed 2026, run 2527).
+        let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: m1, pages: 2, backing: memfd, share: private}\n - mlock: {map: m1, page: 0, pages: 1}\n - read: {map: m1, page: 1}\n - fork: {child: c2}\n");
+        assert_eq!(m.frame("c2", "m1", 1), None);
+        assert!(m.frame("p0", "m1", 1).is_some());
     }
 
     #[test]

@@ -118,9 +118,9 @@ impl Default for Weights {
             (Op::Findtask, 1),
             (Op::Ksm, 3),
             (Op::Pageout, 4),
-            (Op::Migrate, 2),
+            (Op::Migrate, 3),
             (Op::Compact, 1),
-            (Op::Thp, 3),
+            (Op::Thp, 4),
             (Op::Mlock, 1),
             (Op::Poke, 0),
         ]))
@@ -196,7 +196,7 @@ impl Default for GenConfig {
             huge_pages: 0,
             weights: Weights::default(),
             page_size: crate::scenario::count::DEFAULT_PAGE_SIZE,
-            large_every: 20,
+            large_every: 15,
             mthp_every: 4,
         }
     }

@@ -11,6 +11,8 @@ pub const WIPEONFORK: u8 = 2;
 pub const HUGEPAGE: u8 = 4;
 pub const NOHUGEPAGE: u8 = 8;
 pub const MERGEABLE: u8 = 16;
+/// VM_LOCKED (with or without VM_LOCKONFAULT): mlock splits VMAs like any flag.
+pub const LOCKED: u8 = 32;
 
 /// Where kernels differ in how they merge VMAs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -209,7 +211,8 @@ impl Layout {
                     Some(_) if a.flags & WIPEONFORK == 0 => Some(*anons.entry(a.vma).or_insert_with(&mut *fresh)),
                     _ => None,
                 };
-                Some(Attrs { vma, anon, chained: anon.is_some(), ..a })
+                // dup_mmap() clears VM_LOCKED in the child.
+                Some(Attrs { vma, anon, chained: anon.is_some(), flags: a.flags & !LOCKED, ..a })
             })
             .collect();
         Layout(pages)
