@@ -133,6 +133,11 @@ pub struct Outcome {
     /// The rmap situations the run reached (`check::triggers`), for fuzz summaries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub triggers: Vec<String>,
+    /// The kernel PCs (KCOV, mm/ on the kcov kernels) the run reached, sorted and
+    /// unique; empty unless the run collected coverage (`fuzz --coverage`). Map them to
+    /// lines with the kernel's vmlinux (`image::symbols`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coverage: Vec<u64>,
     /// The kernel gained taint flags during the scenario; its guest is not reused.
     #[serde(skip)]
     pub tainted: bool,

@@ -48,6 +48,8 @@ pub struct Options {
     pub workroot: PathBuf,
     /// `--gdb`: the stub's port, and what to do with the first failing guest.
     pub gdb: Option<(u16, pool::Hold)>,
+    /// Collect each run's KCOV coverage: `Ran::Done`'s outcome carries it.
+    pub coverage: bool,
 }
 
 /// A unique failure.
@@ -347,6 +349,7 @@ pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn
     std::fs::create_dir_all(&opts.workroot)?;
     let mut pool = Pool::new(prepared.clone(), opts.workroot.clone())
         .with_module_params(&opts.module_params)
+        .with_coverage(opts.coverage)
         .with_events(Box::new(move |e| events(Event::Guest(e))));
     if let Some((port, hold)) = opts.gdb {
         pool = pool.with_gdb(port, hold);

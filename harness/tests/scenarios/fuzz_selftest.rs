@@ -109,6 +109,7 @@ fn find(
         shrink_budget: 200,
         workroot: tmp.path().join("guests"),
         gdb: None,
+        coverage: false,
     };
     // Stop at the first saved failure: the self-test needs one, not a campaign.
     let stop = AtomicBool::new(false);
