@@ -62,18 +62,16 @@ pub fn trial(keys: &[String], pools: fn() -> &'static Pools) -> Trial {
             return Err(format!("second run: {} PCs, first: {}", again.coverage.len(), pcs.len()).into());
         }
         let lines = addr2line(&vmlinux, pcs)?;
+        // Paths are absolute in the build tree (`<tree>/mm/rmap.c`, `<tree>/./include/..`).
+        let tree = format!("{}/", vmlinux.parent().unwrap_or(Path::new("")).display());
         let mut files: BTreeMap<&str, usize> = BTreeMap::new();
         for (_, at) in &lines {
             let path = at.split(':').next().unwrap_or("");
-            let file = path.find("mm/").map_or(path, |i| &path[i..]);
-            *files.entry(file).or_default() += 1;
+            *files.entry(path.strip_prefix(tree.as_str()).unwrap_or(path).trim_start_matches("./")).or_default() += 1;
         }
-        eprintln!(
-            "{} PCs; mm/rmap.c {}, mm/memory.c {}; by file: {files:?}",
-            pcs.len(),
-            files.get("mm/rmap.c").unwrap_or(&0),
-            files.get("mm/memory.c").unwrap_or(&0)
-        );
+        let mm: Vec<String> =
+            files.iter().filter(|(f, _)| f.starts_with("mm/")).map(|(f, n)| format!("{f} {n}")).collect();
+        eprintln!("{} PCs; in mm/: {}", pcs.len(), mm.join(", "));
         let mut wrong = Vec::new();
         for f in ["mm/rmap.c", "mm/memory.c"] {
             if files.get(f).copied().unwrap_or(0) == 0 {
