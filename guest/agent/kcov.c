@@ -31,7 +31,14 @@
 #include "ops.h"
 
 #define KCOV_PATH	"/sys/kernel/debug/kcov"
-#define KCOV_WORDS	65536UL		/* per buffer: 512 KiB, one count + PCs */
+/*
+ * Words per buffer (a count, then PCs). 2 MiB per workload process: at 512
+ * KiB, one fuzz run in ten filled one (a write or populate of hundreds of
+ * pages traces the fault path once per page). 8 MiB for the controller,
+ * whose compaction (a scan of all memory) fills even that.
+ */
+#define WORKER_WORDS	262144UL
+#define SELF_WORDS	1048576UL
 #define LINE_BUDGET	60000		/* bytes of PCs per D line (< MAX_LINE) */
 
 int kcov_present;	/* the kernel has KCOV (debugfs kcov exists) */
@@ -109,19 +116,20 @@ void kcov_boot(void)
  * controller's mapping is MADV_DONTFORK, so workers forked from it never
  * carry another process's buffer in their address space.
  */
-int kcov_open(struct kcov_buf *k)
+static int open_words(struct kcov_buf *k, size_t words)
 {
-	size_t len = KCOV_WORDS * sizeof(uint64_t);
+	size_t len = words * sizeof(uint64_t);
 	int e;
 
 	k->fd = -1;
 	k->area = NULL;
+	k->words = words;
 	if (!kcov_on)
 		return 0;
 	k->fd = open(KCOV_PATH, O_RDWR | O_CLOEXEC);
 	if (k->fd < 0)
 		return fail(errno, "open-kcov");
-	if (ioctl(k->fd, KCOV_INIT_TRACE, KCOV_WORDS))
+	if (ioctl(k->fd, KCOV_INIT_TRACE, words))
 		goto err;
 	k->area = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, k->fd,
 		       0);
@@ -138,6 +146,11 @@ err:
 	return fail(e, "kcov");
 }
 
+int kcov_open(struct kcov_buf *k)
+{
+	return open_words(k, WORKER_WORDS);
+}
+
 /* Folds what k's buffer holds into the set and empties the buffer. */
 void kcov_fold(struct kcov_buf *k)
 {
@@ -147,9 +160,9 @@ void kcov_fold(struct kcov_buf *k)
 		return;
 	n = __atomic_load_n(&k->area[0], __ATOMIC_ACQUIRE);
 	/* KCOV stops writing when the next PC would not fit. */
-	if (n >= KCOV_WORDS - 1) {
+	if (n >= k->words - 1) {
 		overflowed = 1;
-		n = KCOV_WORDS - 1;
+		n = k->words - 1;
 	}
 	for (i = 1; i <= n; i++)
 		set_add(k->area[i]);
@@ -161,7 +174,7 @@ void kcov_close(struct kcov_buf *k)
 {
 	kcov_fold(k);
 	if (k->area)
-		munmap(k->area, KCOV_WORDS * sizeof(uint64_t));
+		munmap(k->area, k->words * sizeof(uint64_t));
 	if (k->fd >= 0)
 		close(k->fd);
 	k->fd = -1;
@@ -252,7 +265,7 @@ int op_cov(const struct req *r)
 	if (enable != 2) {
 		if (enable && !kcov_on) {
 			kcov_on = 1;
-			if (kcov_open(&self)) {
+			if (open_words(&self, SELF_WORDS)) {
 				kcov_on = 0;
 				return -1;
 			}

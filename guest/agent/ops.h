@@ -21,6 +21,7 @@
 struct kcov_buf {
 	int fd;
 	uint64_t *area;
+	size_t words;
 };
 
 extern int kcov_present, kcov_on;
