@@ -124,6 +124,7 @@ int valid_name(const char *s);
 extern long page_size;
 void worker_main(void) __attribute__((noreturn));
 void kcov_enable_self(void);
+extern const char *kcov_op;	/* kcov.c: the op being served */
 
 /* ---- the ops (ops.h has the rest) ---- */
 

@@ -3,11 +3,11 @@
  * KCOV coverage, for coverage-guided fuzzing (docs/PROTOCOL.md, `cov`).
  *
  * KCOV traces per task, and only code built with KCOV_INSTRUMENT (mm/ on
- * the kcov kernels). The controller owns every trace buffer: it opens one
- * kcov fd per workload process, sizes and maps it, and hands the fd to the
- * worker (p0 inherits it at KCOV_FD; a forked child gets it with its
- * control socket), which turns tracing on for itself with KCOV_ENABLE and
- * never looks at it again. After each worker call the controller folds
+ * the kcov kernels). The controller owns every trace buffer: it opens (or
+ * reuses) one kcov fd per workload process, sizes and maps it, and hands
+ * the fd to the worker (p0 inherits it at KCOV_FD; a forked child gets it
+ * with its control socket), which turns tracing on for itself with
+ * KCOV_ENABLE and never looks at it again. After each worker call the controller folds
  * what the worker's buffer holds into one set of PCs and empties the
  * buffer. The controller traces itself too, but keeps only what it does on
  * a step's behalf: the module's walk (/proc/mtest), split, migrate,
@@ -22,6 +22,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kcov.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -43,13 +45,48 @@
 
 int kcov_present;	/* the kernel has KCOV (debugfs kcov exists) */
 int kcov_on;		/* the host asked for coverage (cov enable=1) */
+const char *kcov_op;	/* the request being served, for overflow_ops */
 
 static struct kcov_buf self = { .fd = -1 };
+
+/*
+ * Buffers are reused: making one (vmalloc, zeroing, mapping 2 MiB) costs
+ * more than a fuzz step. A buffer whose process was dropped waits in dying
+ * until that pid is gone (reaped: do_exit() has unbound it, and a new task
+ * may KCOV_ENABLE it), then moves to spare.
+ */
+#define MAX_SPARE	(2 * MAX_PROCS)
+static struct kcov_buf spare[MAX_SPARE];
+static int nspare;
+static struct {
+	struct kcov_buf k;
+	pid_t pid;
+} dying[MAX_SPARE];
+static int ndying;
 
 /* The PCs since the last `cov`: open addressing, 0 marks a free slot. */
 static uint64_t *set;
 static size_t set_cap, set_len;
 static int overflowed;
+static char overflow_ops[128];	/* "compact,write": the ops whose steps did */
+
+/* Notes that a buffer filled up during the current request. */
+static void overflow(void)
+{
+	const char *op = kcov_op ? kcov_op : "?";
+	size_t n = strlen(overflow_ops), k = strlen(op);
+	char *s;
+
+	overflowed = 1;
+	for (s = overflow_ops; (s = strstr(s, op)); s += k)
+		if ((s == overflow_ops || s[-1] == ',') &&
+		    (s[k] == ',' || !s[k]))
+			return;
+	if (n + k + 2 > sizeof(overflow_ops))
+		return;
+	snprintf(overflow_ops + n, sizeof(overflow_ops) - n, "%s%s",
+		 n ? "," : "", op);
+}
 
 static size_t hash(uint64_t pc)
 {
@@ -146,9 +183,54 @@ err:
 	return fail(e, "kcov");
 }
 
+/* Dying buffers whose process is gone become spare. */
+static void recycle(void)
+{
+	int i;
+
+	for (i = ndying - 1; i >= 0; i--) {
+		if (!kill(dying[i].pid, 0) || errno != ESRCH ||
+		    nspare == MAX_SPARE)
+			continue;
+		spare[nspare++] = dying[i].k;
+		dying[i] = dying[--ndying];
+	}
+}
+
 int kcov_open(struct kcov_buf *k)
 {
+	if (kcov_on) {
+		recycle();
+		if (nspare) {
+			*k = spare[--nspare];
+			__atomic_store_n(&k->area[0], 0, __ATOMIC_RELEASE);
+			return 0;
+		}
+	}
 	return open_words(k, WORKER_WORDS);
+}
+
+/* Folds k and keeps it for reuse once pid (its process) is gone. */
+void kcov_retire(struct kcov_buf *k, pid_t pid)
+{
+	kcov_fold(k);
+	if (!k->area || k->words != WORKER_WORDS || ndying == MAX_SPARE) {
+		kcov_close(k);
+		return;
+	}
+	dying[ndying].k = *k;
+	dying[ndying++].pid = pid;
+	k->fd = -1;
+	k->area = NULL;
+}
+
+/* Frees every kept buffer (coverage goes off). */
+static void drop_kept(void)
+{
+	while (nspare)
+		kcov_close(&spare[--nspare]);
+	while (ndying)
+		kcov_close(&dying[--ndying].k);
 }
 
 /* Folds what k's buffer holds into the set and empties the buffer. */
@@ -161,7 +243,7 @@ void kcov_fold(struct kcov_buf *k)
 	n = __atomic_load_n(&k->area[0], __ATOMIC_ACQUIRE);
 	/* KCOV stops writing when the next PC would not fit. */
 	if (n >= k->words - 1) {
-		overflowed = 1;
+		overflow();
 		n = k->words - 1;
 	}
 	for (i = 1; i <= n; i++)
@@ -246,6 +328,7 @@ static void set_clear(void)
 		memset(set, 0, set_cap * sizeof(*set));
 	set_len = 0;
 	overflowed = 0;
+	overflow_ops[0] = '\0';
 }
 
 /*
@@ -279,6 +362,7 @@ int op_cov(const struct req *r)
 			/* Workers keep tracing into buffers nobody reads. */
 			for (i = 0; i < nprocs; i++)
 				kcov_close(&procs[i].kcov);
+			drop_kept();
 			ioctl(self.fd, KCOV_DISABLE, 0);
 			kcov_close(&self);
 			kcov_on = 0;
@@ -291,6 +375,9 @@ int op_cov(const struct req *r)
 		kcov_fold(&procs[i].kcov);
 	rc = emit();
 	sb_printf(&reply_fields, " overflow=%d on=%d", overflowed, kcov_on);
+	if (overflowed)
+		sb_printf(&reply_fields, " overflow_ops=%s",
+			  overflow_ops[0] ? overflow_ops : "-");
 	set_clear();
 	return rc;
 }

@@ -29,6 +29,7 @@ void kcov_boot(void);
 int kcov_open(struct kcov_buf *k);
 void kcov_fold(struct kcov_buf *k);
 void kcov_close(struct kcov_buf *k);
+void kcov_retire(struct kcov_buf *k, pid_t pid);
 void kcov_begin(void);
 void kcov_end(void);
 int op_cov(const struct req *r);

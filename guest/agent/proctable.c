@@ -84,7 +84,7 @@ struct proc *find_proc(const char *label)
 /* Forgets p; the pointer then names the next process. */
 void drop_proc(struct proc *p)
 {
-	kcov_close(&p->kcov);
+	kcov_retire(&p->kcov, p->pid);
 	close(p->ctl);
 	close(p->pagemap);
 	close(p->mem);

@@ -210,7 +210,10 @@ impl<'g> Session<'g> {
         if run.guest.coverage {
             let cov = run.guest.take_coverage()?;
             if cov.overflow {
-                run.outcome.notes.push("coverage: a KCOV trace buffer filled up; some PCs are missing".into());
+                run.outcome.notes.push(format!(
+                    "coverage: a KCOV trace buffer filled up during {}; PCs after that point are missing",
+                    if cov.overflow_ops.is_empty() { "a step".to_string() } else { cov.overflow_ops.join(", ") }
+                ));
             }
             run.outcome.coverage = cov.pcs;
         }

@@ -73,6 +73,8 @@ pub struct Coverage {
     pub pcs: Vec<u64>,
     /// A trace buffer filled up, so PCs after that point in that step are missing.
     pub overflow: bool,
+    /// The requests during which a buffer filled (`compact` always does).
+    pub overflow_ops: Vec<String>,
 }
 
 /// Decode a `cov` reply (docs/PROTOCOL.md): `D pcs=<first>,<delta>,...` lines in hex,
@@ -102,7 +104,11 @@ pub fn decode_coverage(reply: &Reply) -> Result<Coverage, String> {
     if pcs.len() != n {
         return Err(format!("cov said n={n} but sent {} pcs", pcs.len()));
     }
-    Ok(Coverage { pcs, overflow: reply.get("overflow") == Some("1") })
+    let overflow_ops = match reply.get("overflow_ops") {
+        None | Some("-") => Vec::new(),
+        Some(ops) => ops.split(',').map(String::from).collect(),
+    };
+    Ok(Coverage { pcs, overflow: reply.get("overflow") == Some("1"), overflow_ops })
 }
 
 /// Why the channel failed; callers classify guest faults by it.
@@ -335,8 +341,11 @@ mod tests {
             [0xffff800080201000, 0xffff800080201004, 0xffff800080201020, 0xffff800080300000, 0xffff800080300008]
         );
         assert!(!cov.overflow);
-        let empty = decode_coverage(&cov_reply("R 1 ok n=0 overflow=1 on=1", &[])).unwrap();
-        assert_eq!(empty, Coverage { pcs: Vec::new(), overflow: true });
+        let empty = decode_coverage(&cov_reply("R 1 ok n=0 overflow=1 on=1 overflow_ops=compact,write", &[])).unwrap();
+        assert_eq!(
+            empty,
+            Coverage { pcs: Vec::new(), overflow: true, overflow_ops: vec!["compact".into(), "write".into()] }
+        );
     }
 
     #[test]
