@@ -319,6 +319,7 @@ static void handle_line(char *line, size_t len, int overlong)
 	} else if (kv_check(&r, op->keys)) {
 		rc = fail(EINVAL, "bad-request");
 	} else {
+		kcov_op = r.op;
 		rc = op->fn(&r);
 	}
 	if (rc == NO_REPLY)

@@ -24,6 +24,7 @@
 #define MAX_MAP_PAGES	65536	/* mmap/mremap: bounds the pagemap dump */
 #define MAX_REPLY	(32 << 20)	/* the most pid 1 buffers for one reply */
 #define CTL_FD		3	/* a worker's control socket */
+#define KCOV_FD		4	/* a worker's kcov buffer (kcov.c), if any */
 
 /* ---- controller <-> worker messages ---- */
 
@@ -122,6 +123,8 @@ int valid_name(const char *s);
 
 extern long page_size;
 void worker_main(void) __attribute__((noreturn));
+void kcov_enable_self(void);
+extern const char *kcov_op;	/* kcov.c: the op being served */
 
 /* ---- the ops (ops.h has the rest) ---- */
 

@@ -138,6 +138,7 @@ void modern_boot(void)
 	sysfs_write("/proc/sys/vm/compaction_proactiveness", "0");
 	mkdir("/sys/kernel/debug", 0755);
 	mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
+	kcov_boot();
 	record_sizes();
 	setup_swap();
 }
@@ -185,9 +186,10 @@ int op_sysinfo(const struct req *r)
 		sb_printf(&reply_fields, "%s%lu", i ? "," : "", sizes[i].kb);
 	if (!nsizes)
 		sb_add(&reply_fields, "-");
-	sb_printf(&reply_fields, " shmem_mthp=%d swap=%d nodes=%d split=%d",
+	sb_printf(&reply_fields,
+		  " shmem_mthp=%d swap=%d nodes=%d split=%d kcov=%d",
 		  nsizes && sizes[0].shmem[0], swap_on, nodes(),
-		  !access(SPLIT_FILE, W_OK));
+		  !access(SPLIT_FILE, W_OK), kcov_present);
 	return 0;
 }
 
@@ -252,6 +254,7 @@ int op_split(const struct req *r)
 	struct proc *p;
 	uint64_t addr, count;
 	char cmd[96];
+	int rc, e;
 
 	if (range_addr(r, &p, &addr, &count))
 		return -1;
@@ -260,8 +263,12 @@ int op_split(const struct req *r)
 	snprintf(cmd, sizeof(cmd), "%d,0x%llx,0x%llx", p->pid,
 		 (unsigned long long)addr,
 		 (unsigned long long)(addr + count * page_size));
-	if (sysfs_write(SPLIT_FILE, cmd))
-		return fail(errno, "split");
+	kcov_begin();
+	rc = sysfs_write(SPLIT_FILE, cmd);
+	e = errno;
+	kcov_end();
+	if (rc)
+		return fail(e, "split");
 	return 0;
 }
 
@@ -277,8 +284,9 @@ int op_migrate(const struct req *r)
 	static void *pages[MAX_IO_PAGES];
 	static int want[MAX_IO_PAGES], status[MAX_IO_PAGES];
 	uint64_t addr, count, node, i;
-	int n = nodes();
+	int n = nodes(), e;
 	struct proc *p;
+	long rc;
 
 	if (num(r, "node", ANY_NODE, 63, &node))
 		return bad(r, "node");
@@ -296,20 +304,31 @@ int op_migrate(const struct req *r)
 		else
 			want[i] = status[i] >= 0 ? (status[i] + 1) % n : 0;
 	}
-	if (syscall(SYS_move_pages, p->pid, count, pages, want, status,
-		    MPOL_MF_MOVE_ALL) < 0)
-		return fail(errno, "move_pages");
+	kcov_begin();
+	rc = syscall(SYS_move_pages, p->pid, count, pages, want, status,
+		     MPOL_MF_MOVE_ALL);
+	e = errno;
+	kcov_end();
+	if (rc < 0)
+		return fail(e, "move_pages");
 	sb_add(&reply_fields, " nodes=");
 	for (i = 0; i < count; i++)
 		sb_printf(&reply_fields, "%s%d", i ? "," : "", status[i]);
 	return 0;
 }
 
+/* Compaction runs in the writer's context, so it is traced (kcov.c). */
 int op_compact(const struct req *r)
 {
+	int rc, e;
+
 	(void)r;
-	if (sysfs_write("/proc/sys/vm/compact_memory", "1"))
-		return fail(errno, "compact");
+	kcov_begin();
+	rc = sysfs_write("/proc/sys/vm/compact_memory", "1");
+	e = errno;
+	kcov_end();
+	if (rc)
+		return fail(e, "compact");
 	return 0;
 }
 

@@ -59,8 +59,9 @@ int op_fork(const struct req *r)
 {
 	const char *child = kv_get(r, "child");
 	struct wreq q = { .op = W_FORK, .huge = -1 };
+	struct kcov_buf k;
 	struct proc *p;
-	int sv[2], rc;
+	int sv[2], fds[2], rc;
 
 	if (!child || !valid_name(child))
 		return bad(r, "child");
@@ -71,15 +72,23 @@ int op_fork(const struct req *r)
 		return fail(EEXIST, "proc-exists");
 	if (nprocs == MAX_PROCS)
 		return fail(EAGAIN, "too-many-procs");
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+	if (kcov_open(&k))
+		return -1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
+		kcov_close(&k);
 		return fail(errno, "socketpair");
-	rc = wcall(p, &q, sv[1]);
+	}
+	/* The child's control socket, and its kcov buffer when tracing. */
+	fds[0] = sv[1];
+	fds[1] = k.fd;
+	rc = wcall_fds(p, &q, fds, k.fd >= 0 ? 2 : 1);
 	close(sv[1]);
 	if (rc) {
 		close(sv[0]);
+		kcov_close(&k);
 		return -1;
 	}
-	if (add_proc(child, wr.pid, sv[0]))
+	if (add_proc(child, wr.pid, sv[0], &k))
 		return -1;
 	sb_printf(&reply_fields, " pid=%d", wr.pid);
 	return 0;

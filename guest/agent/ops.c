@@ -37,6 +37,7 @@ static const struct op ops[] = {
 	{ "kpage", op_kpage, KEYS("pfn") },
 	{ "ksm", op_ksm, KEYS("timeout_ms") },
 	{ "sysinfo", op_sysinfo, NO_KEYS },
+	{ "cov", op_cov, KEYS("enable") },
 	{ "mthp", op_mthp, KEYS("size_kb", "anon", "shmem") },
 	{ "split", op_split, KEYS("proc", "name", "page", "count") },
 	{ "migrate", op_migrate, KEYS("proc", "name", "page", "count",

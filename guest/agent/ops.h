@@ -16,6 +16,25 @@
 #define REQUIRED		UINT64_MAX
 #define GONE_TIMEOUT_MS		10000
 
+/* ---- kcov.c ---- */
+
+/* One KCOV trace buffer, mapped by the controller: count, then PCs. */
+struct kcov_buf {
+	int fd;
+	uint64_t *area;
+	size_t words;
+};
+
+extern int kcov_present, kcov_on;
+void kcov_boot(void);
+int kcov_open(struct kcov_buf *k);
+void kcov_fold(struct kcov_buf *k);
+void kcov_close(struct kcov_buf *k);
+void kcov_retire(struct kcov_buf *k, pid_t pid);
+void kcov_begin(void);
+void kcov_end(void);
+int op_cov(const struct req *r);
+
 /* ---- proctable.c ---- */
 
 struct proc {
@@ -24,6 +43,7 @@ struct proc {
 	int ctl;	/* SOCK_SEQPACKET to the worker */
 	int pagemap;	/* /proc/<pid>/pagemap */
 	int mem;	/* /proc/<pid>/mem, read-write */
+	struct kcov_buf kcov;	/* fd -1 when coverage is off */
 };
 
 extern struct proc procs[MAX_PROCS];
@@ -35,9 +55,10 @@ uint64_t now_us(void);
 int wait_gone(const pid_t *ids, int n, int ms);
 struct proc *find_proc(const char *label);
 void drop_proc(struct proc *p);
-int add_proc(const char *label, pid_t pid, int ctl);
+int add_proc(const char *label, pid_t pid, int ctl, struct kcov_buf *kcov);
 int start_p0(void);
 int wcall(struct proc *p, const struct wreq *q, int passfd);
+int wcall_fds(struct proc *p, const struct wreq *q, const int *fds, int nfds);
 
 /* ---- request.c ---- */
 

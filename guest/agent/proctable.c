@@ -84,6 +84,7 @@ struct proc *find_proc(const char *label)
 /* Forgets p; the pointer then names the next process. */
 void drop_proc(struct proc *p)
 {
+	kcov_retire(&p->kcov, p->pid);
 	close(p->ctl);
 	close(p->pagemap);
 	close(p->mem);
@@ -91,7 +92,8 @@ void drop_proc(struct proc *p)
 	nprocs--;
 }
 
-int add_proc(const char *label, pid_t pid, int ctl)
+/* Takes over ctl and kcov; on failure the process is killed. */
+int add_proc(const char *label, pid_t pid, int ctl, struct kcov_buf *kcov)
 {
 	struct proc *p = &procs[nprocs];
 	char path[64];
@@ -108,6 +110,7 @@ int add_proc(const char *label, pid_t pid, int ctl)
 		kill(pid, SIGKILL);
 		close(ctl);
 		wait_gone(&pid, 1, GONE_TIMEOUT_MS);
+		kcov_close(kcov);
 		return fail(e, fd < 0 ? "open-pagemap" : "open-mem");
 	}
 	snprintf(p->label, sizeof(p->label), "%s", label);
@@ -115,6 +118,7 @@ int add_proc(const char *label, pid_t pid, int ctl)
 	p->ctl = ctl;
 	p->pagemap = fd;
 	p->mem = mem;
+	p->kcov = *kcov;
 	nprocs++;
 	return 0;
 }
@@ -128,40 +132,57 @@ static void close_from(int fd)
 
 int start_p0(void)
 {
+	struct kcov_buf k;
 	int sv[2], e;
 	pid_t pid;
 
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+	if (kcov_open(&k))
+		return -1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
+		kcov_close(&k);
 		return fail(errno, "socketpair");
+	}
 	pid = fork();
 	if (pid < 0) {
 		e = errno;
 		close(sv[0]);
 		close(sv[1]);
+		kcov_close(&k);
 		return fail(e, "fork");
 	}
 	if (!pid) {
 		setpgid(0, 0);
 		if (dup2(sv[1], CTL_FD) < 0)
 			_exit(1);
-		close_from(CTL_FD + 1);
+		if (k.fd < 0)
+			close(KCOV_FD);
+		else if (dup2(k.fd, KCOV_FD) < 0)
+			_exit(1);
+		close_from(KCOV_FD + 1);
+		kcov_enable_self();
 		worker_main();
 	}
 	setpgid(pid, pid);	/* whichever side runs first wins */
 	close(sv[1]);
 	pgid = pid;
-	return add_proc("p0", pid, sv[0]);
+	return add_proc("p0", pid, sv[0], &k);
+}
+
+int wcall(struct proc *p, const struct wreq *q, int passfd)
+{
+	return wcall_fds(p, q, &passfd, passfd >= 0);
 }
 
 /*
- * Sends q (and passfd, if any) to p's worker and waits for the answer in
- * wr. Returns 0, -1 for an err answer, or -2 when the worker died, in which
+ * Sends q (and nfds fds, at most 2) to p's worker and waits for the answer
+ * in wr; what the worker's kernel work reached goes into the coverage set.
+ * Returns 0, -1 for an err answer, or -2 when the worker died, in which
  * case p is gone from the table.
  */
-int wcall(struct proc *p, const struct wreq *q, int passfd)
+int wcall_fds(struct proc *p, const struct wreq *q, const int *fds, int nfds)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(2 * sizeof(int))];
 		struct cmsghdr align;
 	} cm;
 	struct iovec iov = { (void *)q, sizeof(*q) };
@@ -170,17 +191,17 @@ int wcall(struct proc *p, const struct wreq *q, int passfd)
 	pid_t pid = p->pid;
 	ssize_t n;
 
-	if (passfd >= 0) {
+	if (nfds > 0) {
 		struct cmsghdr *c;
 
 		memset(&cm, 0, sizeof(cm));
 		mh.msg_control = cm.buf;
-		mh.msg_controllen = sizeof(cm.buf);
+		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
 		c = CMSG_FIRSTHDR(&mh);
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &passfd, sizeof(int));
+		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
 	}
 	if (sendmsg(p->ctl, &mh, MSG_NOSIGNAL) < 0)
 		goto died;
@@ -195,6 +216,7 @@ int wcall(struct proc *p, const struct wreq *q, int passfd)
 		return -2;
 	}
 	n = recv(p->ctl, &wr, sizeof(wr), 0);
+	kcov_fold(&p->kcov);
 	if (n <= 0)
 		goto died;
 	if ((size_t)n < WREP_HDR_LEN)

@@ -505,8 +505,11 @@ static int w_touch(const struct wreq *q, struct wrep *r)
 	return 0;
 }
 
-/* Returns 1 in the child, which must not answer. */
-static int w_fork(int fd, struct wrep *r)
+/*
+ * fd is the child's control socket, kfd its kcov buffer or -1. Returns 1
+ * in the child, which must not answer.
+ */
+static int w_fork(int fd, int kfd, struct wrep *r)
 {
 	pid_t pid;
 	int i;
@@ -517,16 +520,29 @@ static int w_fork(int fd, struct wrep *r)
 	if (pid < 0) {
 		wfail(r, errno, "fork");
 		close(fd);
+		if (kfd >= 0)
+			close(kfd);
 		return -1;
 	}
 	if (pid) {
 		close(fd);
+		if (kfd >= 0)
+			close(kfd);
 		r->pid = pid;
 		return 0;
 	}
 	if (dup2(fd, CTL_FD) < 0)
 		_exit(1);
 	close(fd);
+	/* KCOV_FD is still the parent's buffer, which it traces into. */
+	if (kfd < 0) {
+		close(KCOV_FD);
+	} else {
+		if (dup2(kfd, KCOV_FD) < 0)
+			_exit(1);
+		close(kfd);
+		kcov_enable_self();
+	}
 	/* MADV_DONTFORK pages were not copied into this mm. */
 	for (i = nmaps - 1; i >= 0; i--) {
 		struct wmap *m = &maps[i];
@@ -581,7 +597,7 @@ static void w_list(struct wrep *r)
 	}
 }
 
-static int dispatch(const struct wreq *q, struct wrep *r, int fd)
+static int dispatch(const struct wreq *q, struct wrep *r, int fd, int kfd)
 {
 	switch (q->op) {
 	case W_MMAP:
@@ -598,7 +614,7 @@ static int dispatch(const struct wreq *q, struct wrep *r, int fd)
 	case W_READ:
 		return w_touch(q, r);
 	case W_FORK:
-		return w_fork(fd, r);
+		return w_fork(fd, kfd, r);
 	case W_EXIT:
 		_exit(0);
 	case W_LOOKUP:
@@ -631,7 +647,7 @@ void worker_main(void)
 	signal(SIGCHLD, SIG_IGN);
 
 	for (;;) {
-		char cbuf[CMSG_SPACE(sizeof(int))];
+		char cbuf[CMSG_SPACE(2 * sizeof(int))];
 		struct iovec iov = { &q, sizeof(q) };
 		struct msghdr mh = {
 			.msg_iov = &iov, .msg_iovlen = 1,
@@ -640,7 +656,7 @@ void worker_main(void)
 		struct cmsghdr *c;
 		ssize_t n;
 		size_t len = WREP_HDR_LEN;
-		int fd = -1, rc, pass;
+		int fds[2] = { -1, -1 }, rc, pass, i;
 
 		n = recvmsg(CTL_FD, &mh, MSG_CMSG_CLOEXEC);
 		if (n == 0)
@@ -653,16 +669,20 @@ void worker_main(void)
 		for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
 			if (c->cmsg_level == SOL_SOCKET &&
 			    c->cmsg_type == SCM_RIGHTS)
-				memcpy(&fd, CMSG_DATA(c), sizeof(int));
+				memcpy(fds, CMSG_DATA(c),
+				       c->cmsg_len - CMSG_LEN(0) < sizeof(fds) ?
+				       c->cmsg_len - CMSG_LEN(0) : sizeof(fds));
 
 		memset(&r, 0, WREP_HDR_LEN);
 		pass = n == sizeof(q) && q.op == W_FORK;
-		if (fd >= 0 && !pass)
-			close(fd);
+		for (i = 0; i < 2 && !pass; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
 		if (n != sizeof(q)) {
 			wfail(&r, EPROTO, "bad-wreq");
 		} else {
-			rc = dispatch(&q, &r, pass ? fd : -1);
+			rc = dispatch(&q, &r, pass ? fds[0] : -1,
+				      pass ? fds[1] : -1);
 			if (rc == 1)
 				continue;	/* the new child */
 			if (q.op == W_LIST)

@@ -252,6 +252,17 @@ struct FuzzArgs {
     /// same command and seed run disjoint campaigns (merge them with `corpus merge`).
     #[arg(long, default_value = "0/1")]
     shard: fuzz::schedule::Shard,
+    /// Collect the KCOV coverage (kernel PCs) of every run. auto: on kernels built with
+    /// CONFIG_KCOV (6.12-kcov); elsewhere the campaign is unguided and says so.
+    #[arg(long, value_enum, default_value = "auto")]
+    coverage: Coverage,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Coverage {
+    Auto,
+    On,
+    Off,
 }
 
 #[derive(clap::Args)]
@@ -522,8 +533,25 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
         if args.thp {
             gen.huge_pages = rmapcheck::check::oracle::folio::pmd_pages(prepared.kernel.page_size);
         }
+        let kcov = has_kcov(&prepared.kernel);
+        let coverage = match args.coverage {
+            Coverage::On => true,
+            Coverage::Off => false,
+            Coverage::Auto => kcov,
+        };
+        eprintln!(
+            "rmapcheck: {}: coverage {}",
+            prepared.kernel.key,
+            match (coverage, kcov) {
+                (true, true) => "on (KCOV over what the kernel instruments)",
+                (true, false) => "asked for, but the kernel's config has no CONFIG_KCOV; runs will tell",
+                (false, true) => "off (--coverage off)",
+                (false, false) => "off: the kernel has no KCOV, so the campaign is unguided",
+            }
+        );
         let opts = fuzz::Options {
             gdb,
+            coverage,
             seed,
             limit,
             jobs: args.jobs as usize,
@@ -545,6 +573,11 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
         }
     }
     Ok(if failures == 0 { Exit::Success.code() } else { Exit::Failed.code() })
+}
+
+/// Whether `kernel` was built with CONFIG_KCOV (its build tree's .config says so).
+fn has_kcov(kernel: &rmapcheck::image::kernel::Kernel) -> bool {
+    rmapcheck::image::kconfig::Kconfig::read(&kernel.build_dir.join(".config")).is_ok_and(|c| c.is("CONFIG_KCOV", "y"))
 }
 
 fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<scenario::Loaded>> {

@@ -144,7 +144,7 @@ fn judge(
     progress: &dyn FetchProgress,
 ) -> Result<Verdict> {
     std::fs::write(tree.join(APPLIED), &m.name)?;
-    patch(tree, &m.patch, false)?;
+    source_build::patch(tree, &m.patch, false)?;
     let key = format!("{BASE}+{}", m.name);
     let started = Instant::now();
     source_build::rebuild(&key, tree, progress)?;
@@ -199,6 +199,7 @@ fn judge(
         gdb: None,
         corpus: Vec::new(),
         shard: Default::default(),
+        coverage: false,
     };
     let started = Instant::now();
     let found_at: std::sync::Mutex<Option<f64>> = std::sync::Mutex::new(None);
@@ -236,22 +237,12 @@ fn copy_tree(base: &Path, progress: &dyn FetchProgress) -> Result<PathBuf> {
     Ok(dir.join("linux"))
 }
 
-fn patch(tree: &Path, patch: &Path, reverse: bool) -> Result<()> {
-    let mut cmd = Cmd::new("patch");
-    cmd.dir(tree).args(["-p1", "--forward", "--no-backup-if-mismatch", "-i"]).arg(patch);
-    if reverse {
-        cmd.arg("-R");
-    }
-    cmd.run(&format!("patch {}{}", if reverse { "-R " } else { "" }, patch.display()))?;
-    Ok(())
-}
-
 fn revert(tree: &Path, m: &Mutant) -> Result<()> {
     let marker = tree.join(APPLIED);
     if marker.exists() {
         // Only a patch that applied is reverted; one that failed left nothing behind.
-        if Cmd::new("patch").dir(tree).args(["-p1", "-R", "--dry-run", "-s", "-i"]).arg(&m.patch).run("").is_ok() {
-            patch(tree, &m.patch, true)?;
+        if source_build::is_applied(tree, &m.patch) {
+            source_build::patch(tree, &m.patch, true)?;
         }
         std::fs::remove_file(marker)?;
     }

@@ -36,6 +36,9 @@ mod isolation;
 #[path = "scenarios/debugger.rs"]
 mod debugger;
 
+#[path = "scenarios/kcov.rs"]
+mod kcov;
+
 /// The kernels to test: `RMAPCHECK_KERNELS` (comma-separated), else the manifest's
 /// `default` tag.
 fn kernel_keys(manifest: &Manifest) -> Vec<String> {
@@ -148,6 +151,7 @@ fn main() -> ExitCode {
         trials.extend(isolation::trials(key, pools));
         trials.push(boot_walk::trial(key, pools));
     }
+    trials.push(kcov::trial(&keys, pools));
     let conclusion = libtest_mimic::run(&args, trials);
     pools().shutdown();
     conclusion.exit_code()

@@ -133,8 +133,9 @@ pub struct Outcome {
     /// The rmap situations the run reached (`check::triggers`), for fuzz summaries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub triggers: Vec<String>,
-    /// The sorted unique kernel PCs the run reached (KCOV return addresses); empty on
-    /// kernels without KCOV. The fuzzer's feedback and the coverage report read it.
+    /// The kernel PCs (KCOV, mm/ on the kcov kernels) the run reached, sorted and
+    /// unique; empty unless the run collected coverage (`fuzz --coverage`). Map them to
+    /// lines with the kernel's vmlinux (`image::symbols`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub coverage: Vec<u64>,
     /// The kernel gained taint flags during the scenario; its guest is not reused.

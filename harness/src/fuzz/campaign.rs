@@ -58,6 +58,8 @@ pub struct Options {
     pub corpus: Vec<PathBuf>,
     /// `--shard I/N`: the run numbers this campaign owns.
     pub shard: Shard,
+    /// Collect each run's KCOV coverage: `Ran::Done`'s outcome carries it.
+    pub coverage: bool,
 }
 
 /// A unique failure.
@@ -473,6 +475,7 @@ pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn
     std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
     let mut pool = Pool::new(prepared.clone(), opts.workroot.clone())
         .with_module_params(&opts.module_params)
+        .with_coverage(opts.coverage)
         .with_events(Box::new(move |e| events(Event::Guest(e))));
     if let Some((port, hold)) = opts.gdb {
         pool = pool.with_gdb(port, hold);

@@ -46,6 +46,10 @@ pub struct Entry {
     /// Config fragments under images/, merged onto tinyconfig (source kind).
     #[serde(default)]
     pub config: Vec<String>,
+    /// Source patches under images/, applied with `patch -p1` right after extraction
+    /// (source kind), in order. Like the fragments, they are part of the build's key.
+    #[serde(default)]
+    pub patches: Vec<String>,
     #[serde(default)]
     pub tags: Vec<String>,
 }
@@ -86,6 +90,9 @@ impl Entry {
                 }
                 if !self.config.is_empty() {
                     out.push("`config` fragments are for kind = \"source\"".into());
+                }
+                if !self.patches.is_empty() {
+                    out.push("`patches` are for kind = \"source\"".into());
                 }
             }
             EntryKind::Source => {
@@ -325,7 +332,7 @@ pub fn fetch(manifest: &Manifest, key: &str, progress: &dyn FetchProgress) -> Re
         EntryKind::Debian => fetch_debian(key, entry, &locked, progress),
         EntryKind::Source => {
             let deb = fetch_debs(key, entry, &locked, progress)?.remove(0);
-            let tree = source_build::build(key, &deb, &fragments(entry)?, progress)?;
+            let tree = source_build::build(key, &deb, &recipe(entry)?, progress)?;
             source_kernel(key, entry, tree)
         }
     }
@@ -346,17 +353,19 @@ fn locked_or_resolve(key: &str, entry: &Entry, progress: &dyn FetchProgress) -> 
     Ok(l)
 }
 
-/// The entry's config fragments, read from images/.
-fn fragments(entry: &Entry) -> Result<Vec<(String, String)>> {
-    entry
-        .config
-        .iter()
-        .map(|name| {
-            let path = image::images_dir().join(name);
-            let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            Ok((name.clone(), text))
-        })
-        .collect()
+/// The entry's config fragments and patches, read from images/.
+fn recipe(entry: &Entry) -> Result<source_build::Recipe> {
+    let read = |names: &[String]| -> Result<Vec<(String, String)>> {
+        names
+            .iter()
+            .map(|name| {
+                let path = image::images_dir().join(name);
+                let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                Ok((name.clone(), text))
+            })
+            .collect()
+    };
+    Ok(source_build::Recipe { fragments: read(&entry.config)?, patches: read(&entry.patches)? })
 }
 
 /// Download (or find in the cache) every package of `locked`, verified.
@@ -436,7 +445,7 @@ pub fn cached(manifest: &Manifest, key: &str) -> Result<Option<Kernel>> {
             }
             kernel_from_dir(key, entry, locked, &dir, paths).map(Some)
         }
-        EntryKind::Source => match source_build::built(key, &paths[0], &fragments(entry)?)? {
+        EntryKind::Source => match source_build::built(key, &paths[0], &recipe(entry)?)? {
             Some(tree) => source_kernel(key, entry, tree).map(Some),
             None => Ok(None),
         },
@@ -587,6 +596,7 @@ mod tests {
             page_size = 4096
             packages = ["linux-image-{abi}:arm64"]
             config = ["debug.config"]
+            patches = ["kcov-mm.patch"]
         "#;
         let err = Manifest::parse(text, "m.toml").unwrap_err().to_string();
         for want in [
@@ -598,6 +608,7 @@ mod tests {
             "m.toml: kernel b: kind = \"debian\" needs `release`",
             "m.toml: kernel b: kind = \"debian\" needs `image`",
             "m.toml: kernel b: `config` fragments are for",
+            "m.toml: kernel b: `patches` are for",
         ] {
             assert!(err.contains(want), "missing '{want}' in:\n{err}");
         }

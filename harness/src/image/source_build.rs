@@ -28,12 +28,23 @@ pub struct Tree {
 /// Written after a successful build; sources newer than it mean the tree changed.
 const BUILT: &str = ".rmapcheck-built";
 
+/// What a source kernel is made of besides its tarball: config fragments and source
+/// patches, each a file under images/ as (name, contents).
+#[derive(Debug, Clone, Default)]
+pub struct Recipe {
+    pub fragments: Vec<(String, String)>,
+    pub patches: Vec<(String, String)>,
+}
+
 /// The cache entry of `key` built from `deb` (whose file name holds its sha256) with
-/// `fragments` (name, contents).
-fn entry_dir(key: &str, deb: &Path, fragments: &[(String, String)]) -> Result<PathBuf> {
+/// `recipe`. A recipe without patches keys as it did before patches existed.
+fn entry_dir(key: &str, deb: &Path, recipe: &Recipe) -> Result<PathBuf> {
     let mut k = cache::Key::new().part("tarball", deb.file_name().unwrap_or_default().as_encoded_bytes());
-    for (name, text) in fragments {
+    for (name, text) in &recipe.fragments {
         k = k.part(name, text);
+    }
+    for (name, text) in &recipe.patches {
+        k = k.part(&format!("patch {name}"), text);
     }
     Ok(cache::subdir("source")?.join(format!("{key}-{}", k.short())))
 }
@@ -46,25 +57,32 @@ fn tree_of(dir: &Path) -> Result<Tree> {
 }
 
 /// The tree, if it was built before (it may have changed since; `build` checks that).
-pub fn built(key: &str, deb: &Path, fragments: &[(String, String)]) -> Result<Option<Tree>> {
-    let dir = entry_dir(key, deb, fragments)?;
+pub fn built(key: &str, deb: &Path, recipe: &Recipe) -> Result<Option<Tree>> {
+    let dir = entry_dir(key, deb, recipe)?;
     if !dir.join("linux").join(BUILT).exists() {
         return Ok(None);
     }
     tree_of(&dir).map(Some)
 }
 
-/// Extract, configure and build `key`'s tree as needed. Each stage is redone only when
-/// it did not finish before; the build itself reruns when any source file changed.
-pub fn build(key: &str, deb: &Path, fragments: &[(String, String)], progress: &dyn FetchProgress) -> Result<Tree> {
-    let dir = entry_dir(key, deb, fragments)?;
+/// Extract (and patch), configure and build `key`'s tree as needed. Each stage is redone
+/// only when it did not finish before; the build itself reruns when any source file
+/// changed. A patch that fails to apply leaves the stage unfinished, so the next try
+/// extracts a clean tree again.
+pub fn build(key: &str, deb: &Path, recipe: &Recipe, progress: &dyn FetchProgress) -> Result<Tree> {
+    let dir = entry_dir(key, deb, recipe)?;
     let _guard = cache::lock(&dir)?;
     let tree = dir.join("linux");
     if !dir.join(".extracted").exists() {
         progress.step(&format!("{key}: extracting the kernel source"));
         extract(deb, &dir).with_context(|| format!("extracting {}", deb.display()))?;
+        for (name, _) in &recipe.patches {
+            progress.step(&format!("{key}: applying {name}"));
+            patch(&tree, &crate::image::images_dir().join(name), false).with_context(|| format!("kernel {key}"))?;
+        }
         fs::write(dir.join(".extracted"), "")?;
     }
+    let fragments = &recipe.fragments;
     if !dir.join(".configured").exists() {
         progress.step(&format!("{key}: configuring (tinyconfig + {})", names(fragments)));
         configure(&tree, fragments).with_context(|| format!("configuring {key}"))?;
@@ -87,6 +105,23 @@ pub fn rebuild(key: &str, tree: &Path, progress: &dyn FetchProgress) -> Result<(
     make_logged(key, tree, &["Image", "modules_prepare"], progress)?;
     fs::write(tree.join(BUILT), "")?;
     Ok(())
+}
+
+/// Apply (or with `reverse`, revert) a unified diff to a tree, `patch -p1`. The one
+/// place trees are patched: source kernels' patches and the mutants.
+pub fn patch(tree: &Path, patch: &Path, reverse: bool) -> Result<()> {
+    let mut cmd = Cmd::new("patch");
+    cmd.dir(tree).args(["-p1", "--forward", "--no-backup-if-mismatch", "-i"]).arg(patch);
+    if reverse {
+        cmd.arg("-R");
+    }
+    cmd.run(&format!("patch {}{}", if reverse { "-R " } else { "" }, patch.display()))?;
+    Ok(())
+}
+
+/// Whether `patch` is applied to `tree` (it reverts cleanly).
+pub fn is_applied(tree: &Path, patch: &Path) -> bool {
+    Cmd::new("patch").dir(tree).args(["-p1", "-R", "--dry-run", "-s", "-i"]).arg(patch).run("").is_ok()
 }
 
 fn names(fragments: &[(String, String)]) -> String {

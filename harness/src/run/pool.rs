@@ -79,6 +79,9 @@ pub struct Pool<'e> {
     /// is held.
     gdb: Option<(u16, Hold)>,
     held: std::sync::atomic::AtomicBool,
+    /// Every run collects KCOV coverage into `Outcome::coverage` (where the kernel has
+    /// KCOV); off, runs pay nothing for it.
+    coverage: bool,
 }
 
 impl<'e> Pool<'e> {
@@ -96,6 +99,7 @@ impl<'e> Pool<'e> {
             events: Box::new(|_| {}),
             gdb: None,
             held: std::sync::atomic::AtomicBool::new(false),
+            coverage: false,
         }
     }
 
@@ -119,6 +123,13 @@ impl<'e> Pool<'e> {
                 hold(g, why);
             }
         }
+    }
+
+    /// Collect each run's KCOV coverage (`Outcome::coverage`). On a kernel without
+    /// KCOV the first run finds out and the runs go on without.
+    pub fn with_coverage(mut self, on: bool) -> Pool<'e> {
+        self.coverage = on;
+        self
     }
 
     pub fn with_events(mut self, sink: Sink<'e>) -> Pool<'e> {
@@ -159,6 +170,7 @@ impl<'e> Pool<'e> {
         (self.events)(Event::Booting { key: self.key().to_string(), release: self.prepared.kernel.release.clone() });
         let grown = self.grow(&dir).and_then(|(mut g, restored)| {
             g.info.compiler = self.prepared.kernel.compiler();
+            g.coverage = self.coverage;
             g.set_module_params(&self.module_params)?;
             Ok((g, restored))
         });

@@ -126,6 +126,9 @@ impl<'g> Session<'g> {
     pub fn start(guest: &'g mut Guest, loaded: &Loaded, mthp: &[Mthp]) -> Result<Session<'g>, Fault> {
         let started = Instant::now();
         guest.mark_taint_baseline()?;
+        // Before the reset, so its fresh p0 gets a trace buffer; it also forgets what
+        // anything before this run reached.
+        guest.start_coverage()?;
         // Guests from the pool are clean already (every run ends with a teardown); this
         // reset is for guests that a VM check used directly. The log mark comes after it,
         // so nothing a previous user left is blamed on this run.
@@ -212,6 +215,16 @@ impl<'g> Session<'g> {
         // The teardown is part of the run: a splat while its processes exit (a bad page
         // map, a WARN in unlink_anon_vmas) belongs to it, and the shrinker replays it too.
         teardown(run.guest)?;
+        if run.guest.coverage {
+            let cov = run.guest.take_coverage()?;
+            if cov.overflow {
+                run.outcome.notes.push(format!(
+                    "coverage: a KCOV trace buffer filled up during {}; PCs after that point are missing",
+                    if cov.overflow_ops.is_empty() { "a step".to_string() } else { cov.overflow_ops.join(", ") }
+                ));
+            }
+            run.outcome.coverage = cov.pcs;
+        }
         let splats = run.guest.splats_since(mark);
         for s in &splats {
             run.outcome.problems.push(Problem::new(Check::O3, format!("kernel splat: {}", s.line)));

@@ -3,7 +3,7 @@
 
 use crate::check::dmesg::{self, Record};
 use crate::image::kernel::Kernel;
-use crate::vm::protocol::{Channel, ChannelError, Reply};
+use crate::vm::protocol::{decode_coverage, Channel, ChannelError, Coverage, Reply};
 use crate::vm::qemu::{self, Qemu};
 use crate::wire::Fields;
 use std::collections::{BTreeMap, VecDeque};
@@ -96,6 +96,9 @@ pub struct Guest {
     taint_baseline: Option<u64>,
     /// Count and total wall time of the requests sent, per op, for profiling.
     pub op_times: BTreeMap<String, (u32, Duration)>,
+    /// Runs on this guest collect KCOV coverage (set by the pool; turned off when the
+    /// kernel turns out to have no KCOV).
+    pub coverage: bool,
 }
 
 impl Guest {
@@ -139,6 +142,7 @@ impl Guest {
             next_seq: 0,
             taint_baseline: None,
             op_times: BTreeMap::new(),
+            coverage: false,
         }
     }
 
@@ -257,6 +261,30 @@ impl Guest {
                 Err(fault)
             }
         }
+    }
+
+    /// When this guest collects coverage: turn the agent's collection on (it is then on
+    /// for every process made from now on) and forget what it collected so far.
+    /// Returns whether collection is on; a kernel without KCOV turns `coverage` off.
+    pub fn start_coverage(&mut self) -> Result<bool, Fault> {
+        if !self.coverage {
+            return Ok(false);
+        }
+        let reply = self.request("cov", "enable=1")?;
+        if !reply.ok {
+            tracing::info!(key = %self.info.key, errno = ?reply.errno(), "no KCOV on this kernel: coverage off");
+            self.coverage = false;
+        }
+        Ok(self.coverage)
+    }
+
+    /// The PCs collected since the last `start_coverage` or `take_coverage`.
+    pub fn take_coverage(&mut self) -> Result<Coverage, Fault> {
+        let reply = self.request("cov", "")?;
+        if !reply.ok {
+            return Err(Fault::Protocol(format!("cov failed: {:?}", reply.fields)));
+        }
+        decode_coverage(&reply).map_err(|e| Fault::Protocol(format!("bad cov reply: {e}")))
     }
 
     /// Set rmapcheck.ko parameters (`misreport=1` for the fuzzer's self-test). They

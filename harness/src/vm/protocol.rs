@@ -66,6 +66,51 @@ impl Reply {
     }
 }
 
+/// The answer to `cov`: the kernel PCs (KCOV) the guest's runs reached since the last
+/// `cov`, sorted and unique.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage {
+    pub pcs: Vec<u64>,
+    /// A trace buffer filled up, so PCs after that point in that step are missing.
+    pub overflow: bool,
+    /// The requests during which a buffer filled (`compact` always does).
+    pub overflow_ops: Vec<String>,
+}
+
+/// Decode a `cov` reply (docs/PROTOCOL.md): `D pcs=<first>,<delta>,...` lines in hex,
+/// each starting from an absolute PC, and `n=` and `overflow=` on the `R` line. The PCs
+/// must be strictly increasing across lines and as many as `n` says.
+pub fn decode_coverage(reply: &Reply) -> Result<Coverage, String> {
+    let n: usize = reply.get("n").and_then(|n| n.parse().ok()).ok_or("cov reply without n=")?;
+    let mut pcs: Vec<u64> = Vec::with_capacity(n);
+    for line in &reply.data {
+        let list = line.get("pcs").ok_or("cov data line without pcs=")?;
+        let mut words = list.split(',');
+        let first = words.next().unwrap_or_default();
+        let mut pc = u64::from_str_radix(first, 16).map_err(|_| format!("bad pc '{first}'"))?;
+        if pcs.last().is_some_and(|&last| last >= pc) {
+            return Err(format!("pcs not increasing at {pc:#x}"));
+        }
+        pcs.push(pc);
+        for d in words {
+            let delta = u64::from_str_radix(d, 16).map_err(|_| format!("bad pc delta '{d}'"))?;
+            if delta == 0 {
+                return Err(format!("a zero delta after {pc:#x}"));
+            }
+            pc = pc.checked_add(delta).ok_or_else(|| format!("pc overflows after {pc:#x}"))?;
+            pcs.push(pc);
+        }
+    }
+    if pcs.len() != n {
+        return Err(format!("cov said n={n} but sent {} pcs", pcs.len()));
+    }
+    let overflow_ops = match reply.get("overflow_ops") {
+        None | Some("-") => Vec::new(),
+        Some(ops) => ops.split(',').map(String::from).collect(),
+    };
+    Ok(Coverage { pcs, overflow: reply.get("overflow") == Some("1"), overflow_ops })
+}
+
 /// Why the channel failed; callers classify guest faults by it.
 /// How often a waiting request asks whether to give up.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
@@ -272,6 +317,51 @@ mod tests {
         assert_eq!(asked, 3);
         // Three asks, a quarter second apart, not the hour: a margin no load can eat.
         assert!(started.elapsed() < Duration::from_secs(600), "{:?}", started.elapsed());
+    }
+
+    fn cov_reply(r: &str, data: &[&str]) -> Reply {
+        let Line::Reply { ok, fields, .. } = parse_line(r) else { panic!("{r}") };
+        let data = data
+            .iter()
+            .map(|d| match parse_line(d) {
+                Line::Data(f) => f,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        Reply { id: 1, ok, fields, data, kmsg: Vec::new() }
+    }
+
+    #[test]
+    fn coverage_decodes_deltas_across_lines() {
+        let reply =
+            cov_reply("R 1 ok n=5 overflow=0 on=1", &["D pcs=ffff800080201000,4,1c", "D pcs=ffff800080300000,8"]);
+        let cov = decode_coverage(&reply).unwrap();
+        assert_eq!(
+            cov.pcs,
+            [0xffff800080201000, 0xffff800080201004, 0xffff800080201020, 0xffff800080300000, 0xffff800080300008]
+        );
+        assert!(!cov.overflow);
+        let empty = decode_coverage(&cov_reply("R 1 ok n=0 overflow=1 on=1 overflow_ops=compact,write", &[])).unwrap();
+        assert_eq!(
+            empty,
+            Coverage { pcs: Vec::new(), overflow: true, overflow_ops: vec!["compact".into(), "write".into()] }
+        );
+    }
+
+    #[test]
+    fn coverage_refuses_what_is_not_a_sorted_set() {
+        for (r, data, want) in [
+            ("R 1 ok n=3 overflow=0", &["D pcs=10,4"][..], "n=3 but sent 2"),
+            ("R 1 ok overflow=0", &[][..], "without n="),
+            ("R 1 ok n=2 overflow=0", &["D pcs=10,0"][..], "zero delta"),
+            ("R 1 ok n=2 overflow=0", &["D pcs=10", "D pcs=10"][..], "not increasing"),
+            ("R 1 ok n=1 overflow=0", &["D pcs=xyz"][..], "bad pc 'xyz'"),
+            ("R 1 ok n=2 overflow=0", &["D pcs=ffffffffffffffff,1"][..], "overflows"),
+            ("R 1 ok n=1 overflow=0", &["D pfns=10"][..], "without pcs="),
+        ] {
+            let e = decode_coverage(&cov_reply(r, data)).unwrap_err();
+            assert!(e.contains(want), "{r} {data:?}: {e}");
+        }
     }
 
     #[test]

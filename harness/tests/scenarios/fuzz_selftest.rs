@@ -111,6 +111,7 @@ fn find(
         gdb: None,
         corpus: Vec::new(),
         shard: Default::default(),
+        coverage: false,
     };
     // Stop at the first saved failure: the self-test needs one, not a campaign.
     let stop = AtomicBool::new(false);
