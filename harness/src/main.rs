@@ -253,7 +253,7 @@ struct FuzzArgs {
     #[arg(long, default_value = "0/1")]
     shard: fuzz::schedule::Shard,
     /// Collect the KCOV coverage (kernel PCs) of every run. auto: on kernels built with
-    /// CONFIG_KCOV (6.12-kcov); elsewhere the campaign is unguided and says so.
+    /// CONFIG_KCOV (the source-built debug kernels); elsewhere the campaign is unguided and says so.
     #[arg(long, value_enum, default_value = "auto")]
     coverage: Coverage,
 }

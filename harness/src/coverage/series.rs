@@ -125,7 +125,7 @@ mod tests {
     fn a_resumed_series_keeps_rising() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(file_name((0, 1)));
-        let h = Header { kernel: "6.12-kcov".into(), release: "6.12.9".into(), seed: 1, shard: "0/1".into() };
+        let h = Header { kernel: "6.12-debug".into(), release: "6.12.9".into(), seed: 1, shard: "0/1".into() };
         let mut w = Writer::open(&path, &h).unwrap();
         w.point(Point { runs: 1, secs: 0.5, pcs: 3, corpus: 1, new: vec![1, 2, 3] }).unwrap();
         w.point(Point { runs: 10, secs: 4.0, pcs: 3, corpus: 1, new: vec![] }).unwrap();
@@ -134,7 +134,7 @@ mod tests {
         w.point(Point { runs: 2, secs: 1.0, pcs: 4, corpus: 2, new: vec![7] }).unwrap();
         drop(w);
         let s = read(&path).unwrap();
-        assert_eq!(s.kernel.as_deref(), Some("6.12-kcov"));
+        assert_eq!(s.kernel.as_deref(), Some("6.12-debug"));
         let at: Vec<(u64, f64)> = s.points.iter().map(|p| (p.runs, p.secs)).collect();
         assert_eq!(at, [(1, 0.5), (10, 4.0), (12, 5.0)]);
         assert_eq!(file_name((2, 4)), "coverage-shard2of4.jsonl");

@@ -1,7 +1,7 @@
-//! `vm::kcov_coverage::6.12-kcov`: a run that collects coverage on the KCOV kernel comes
+//! `vm::kcov_coverage::6.12-debug`: a run that collects coverage on the KCOV kernel comes
 //! back with PCs that the kernel's vmlinux maps into mm/rmap.c and mm/memory.c: the
 //! fork (anon_vma_fork), the child's copy-on-write, and the module's walk (rmap_walk,
-//! run in the agent's context). Only with 6.12-kcov in RMAPCHECK_KERNELS; elsewhere the
+//! run in the agent's context). Only with 6.12-debug in RMAPCHECK_KERNELS; elsewhere the
 //! trial says why it skipped and passes.
 
 use super::Pools;
@@ -15,7 +15,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-pub const KEY: &str = "6.12-kcov";
+pub const KEY: &str = "6.12-debug";
 const ADDR2LINE: &str = "aarch64-linux-gnu-addr2line";
 
 pub fn trial(keys: &[String], pools: fn() -> &'static Pools) -> Trial {
