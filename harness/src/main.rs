@@ -256,6 +256,10 @@ struct FuzzArgs {
     /// CONFIG_KCOV (the source-built debug kernels); elsewhere the campaign is unguided and says so.
     #[arg(long, value_enum, default_value = "auto")]
     coverage: Coverage,
+    /// Generate every run afresh, as without coverage, while still recording coverage
+    /// and the corpus: the baseline to measure a guided campaign against.
+    #[arg(long)]
+    unguided: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -563,6 +567,7 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
             workroot: workdir("fuzz")?.join(&prepared.kernel.key),
             corpus: args.corpus.clone(),
             shard: args.shard,
+            unguided: args.unguided,
         };
         let summary = fuzz::campaign::run(&prepared, &opts, &STOP, &|e| reporter().event(Event::Fuzz(e)))?;
         reporter().finish();

@@ -200,6 +200,7 @@ fn judge(
         corpus: Vec::new(),
         shard: Default::default(),
         coverage: false,
+        unguided: false,
     };
     let started = Instant::now();
     let found_at: std::sync::Mutex<Option<f64>> = std::sync::Mutex::new(None);

@@ -60,6 +60,9 @@ pub struct Options {
     pub shard: Shard,
     /// Collect each run's KCOV coverage: `Ran::Done`'s outcome carries it.
     pub coverage: bool,
+    /// `--unguided`: every run freshly generated, the corpus only recorded (the
+    /// baseline a guided campaign is measured against).
+    pub unguided: bool,
 }
 
 /// A unique failure.
@@ -193,7 +196,8 @@ impl Shared<'_> {
         }
         let run = self.opts.shard.run(k - self.candidates.len() as u64);
         let corpus = self.corpus.lock().unwrap_or_else(|e| e.into_inner());
-        let input = schedule::next(&self.opts.gen, seed, run, &corpus.entries);
+        let entries = if self.opts.unguided { &[][..] } else { &corpus.entries[..] };
+        let input = schedule::next(&self.opts.gen, seed, run, entries);
         let what = match &input.origin {
             Origin::Mutant { parent, kinds } => {
                 format!("seed {seed} run {run} (mutant of {parent}: {})", kinds.join(", "))

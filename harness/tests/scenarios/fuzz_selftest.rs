@@ -112,6 +112,7 @@ fn find(
         corpus: Vec::new(),
         shard: Default::default(),
         coverage: false,
+        unguided: false,
     };
     // Stop at the first saved failure: the self-test needs one, not a campaign.
     let stop = AtomicBool::new(false);
