@@ -123,6 +123,7 @@ fn failure_dirs(out: &std::path::Path) -> Vec<std::path::PathBuf> {
         .flatten()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        // `corpus/` holds the runs that reached new coverage, not failures.
+        .filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.') || n == "corpus"))
         .collect()
 }
