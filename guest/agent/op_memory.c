@@ -70,7 +70,8 @@ int op_read(const struct req *r)
 
 int op_pagemap(const struct req *r)
 {
-	static struct sbuf data;
+	static struct sbuf data, swap, excl;
+	struct page_lists l = { .swap = &swap, .excl = &excl };
 	struct wreq q = { .op = W_LIST, .huge = -1 };
 	int i = 0, rc;
 	uint32_t m;
@@ -105,13 +106,23 @@ int op_pagemap(const struct req *r)
 			sb_printf(&reply_data, " pages=%llu pfns=",
 				  (unsigned long long)mi->pages);
 			data.len = 0;
-			if (add_pfns(&reply_data, p, mi->addr, mi->pages, bits,
-				     with_data ? &data : NULL) ||
-			    add_flagged(&reply_data, "swap", p, mi->addr,
-					mi->pages, bits, PM_SWAP) ||
-			    add_flagged(&reply_data, "excl", p, mi->addr,
-					mi->pages, bits, PM_MMAP_EXCLUSIVE))
+			swap.len = 0;
+			excl.len = 0;
+			l.data = with_data ? &data : NULL;
+			l.nswap = 0;
+			l.nexcl = 0;
+			if (add_pages(&reply_data, p, mi->addr, mi->pages, bits,
+				      &l))
 				return -1;
+			/* Only when some page has them: most maps have none. */
+			if (l.nswap) {
+				sb_add(&reply_data, " swap=");
+				sb_addn(&reply_data, swap.p, swap.len);
+			}
+			if (l.nexcl) {
+				sb_add(&reply_data, " excl=");
+				sb_addn(&reply_data, excl.p, excl.len);
+			}
 			if (with_data) {
 				sb_add(&reply_data, " data=");
 				sb_addn(&reply_data, data.p, data.len);

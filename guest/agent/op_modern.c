@@ -39,6 +39,7 @@ struct thp_size {
 
 static struct thp_size sizes[MAX_SIZES];
 static int nsizes, swap_on;
+static int mthp_changed;	/* an mthp request ran since the last reset */
 
 /* The bracketed word of a sysfs choice file: "always [madvise] never". */
 static int read_choice(const char *path, char *out, size_t len)
@@ -149,6 +150,10 @@ void modern_reset(void)
 	char path[160];
 	int i;
 
+	/* Most runs set no size: skip a dozen sysfs writes per reset. */
+	if (!mthp_changed)
+		return;
+	mthp_changed = 0;
 	for (i = 0; i < nsizes; i++) {
 		snprintf(path, sizeof(path), THP_DIR "hugepages-%lukB/enabled",
 			 sizes[i].kb);
@@ -208,6 +213,7 @@ int op_mthp(const struct req *r)
 		 (unsigned long long)kb);
 	if (access(path, F_OK))
 		return fail(ENOENT, "no-mthp-size");
+	mthp_changed = 1;
 	if (anon) {
 		snprintf(path, sizeof(path), THP_DIR "hugepages-%llukB/enabled",
 			 (unsigned long long)kb);
@@ -330,28 +336,6 @@ int op_compact(const struct req *r)
 	if (rc)
 		return fail(e, "compact");
 	return 0;
-}
-
-/*
- * Appends " <key>=" and, per page, the low 55 bits of its pagemap entry
- * where the entry has want ("-" elsewhere), when any page of the range has
- * it; nothing otherwise. " swap=": swap entries (PM_SWAP). " excl=": pages
- * pagemap says this mm maps exclusively (PM_MMAP_EXCLUSIVE).
- */
-int add_flagged(struct sbuf *sb, const char *key, const struct proc *p,
-		uint64_t addr, uint64_t count, const uint8_t *bits,
-		uint64_t want)
-{
-	size_t mark = sb->len;
-	int n;
-
-	sb_printf(sb, " %s=", key);
-	n = add_entries(sb, p, addr, count, bits, want, NULL);
-	if (n <= 0) {
-		sb->len = mark;
-		sb->p[mark] = '\0';
-	}
-	return n < 0 ? -1 : 0;
 }
 
 /* mlock and friends run in the worker: they act on its own mm. */

@@ -79,9 +79,13 @@ int req_pages(const struct req *r, struct wreq *q, uint64_t count_def,
 	      uint64_t count_max);
 int add_pfns(struct sbuf *sb, const struct proc *p, uint64_t addr,
 	     uint64_t count, const uint8_t *bits, struct sbuf *data);
-int add_entries(struct sbuf *sb, const struct proc *p, uint64_t addr,
-		uint64_t count, const uint8_t *bits, uint64_t want,
-		struct sbuf *data);
+/* What add_pages gathers besides the pfns; a NULL sbuf is not asked for. */
+struct page_lists {
+	struct sbuf *data, *swap, *excl;
+	int npresent, nswap, nexcl;
+};
+int add_pages(struct sbuf *sb, const struct proc *p, uint64_t addr,
+	      uint64_t count, const uint8_t *bits, struct page_lists *l);
 int sysfs_write(const char *path, const char *val);
 int hexval(char c);
 
@@ -122,9 +126,6 @@ int op_crash(const struct req *r);
 int op_poweroff(const struct req *r);
 /* op_modern.c (modern_boot is in agent.h) */
 void modern_reset(void);
-int add_flagged(struct sbuf *sb, const char *key, const struct proc *p,
-		uint64_t addr, uint64_t count, const uint8_t *bits,
-		uint64_t want);
 int op_sysinfo(const struct req *r);
 int op_mthp(const struct req *r);
 int op_split(const struct req *r);

@@ -139,23 +139,36 @@ static void add_contents(struct sbuf *sb, const struct proc *p, uint64_t addr)
 int add_pfns(struct sbuf *sb, const struct proc *p, uint64_t addr,
 	     uint64_t count, const uint8_t *bits, struct sbuf *data)
 {
-	return add_entries(sb, p, addr, count, bits, PM_PRESENT, data) < 0 ?
-		-1 : 0;
+	struct page_lists l = { .data = data };
+
+	return add_pages(sb, p, addr, count, bits, &l);
+}
+
+static void add_listed(struct sbuf *sb, uint64_t k, int has, uint64_t v,
+		       int *n)
+{
+	if (!sb)
+		return;
+	if (k)
+		sb_addn(sb, ",", 1);
+	if (has) {
+		sb_hex(sb, v);
+		(*n)++;
+	} else {
+		sb_addn(sb, "-", 1);
+	}
 }
 
 /*
- * The same for any pagemap flag: the entry's low 55 bits (the pfn with
- * PM_PRESENT, the swap type and offset with PM_SWAP) where it has want.
- * Contents are read only for present pages. Returns how many pages had
- * want, or -1.
+ * add_pfns with one pagemap read for every list l asks for: per page, its
+ * swap entry (PM_SWAP: type and offset) and its pfn where pagemap says this
+ * mm maps it exclusively (PM_MMAP_EXCLUSIVE), "-" elsewhere; l counts both.
  */
-int add_entries(struct sbuf *sb, const struct proc *p, uint64_t addr,
-		uint64_t count, const uint8_t *bits, uint64_t want,
-		struct sbuf *data)
+int add_pages(struct sbuf *sb, const struct proc *p, uint64_t addr,
+	      uint64_t count, const uint8_t *bits, struct page_lists *l)
 {
 	static uint64_t ent[512];
 	uint64_t done = 0, i;
-	int found = 0;
 
 	while (done < count) {
 		uint64_t n = count - done < 512 ? count - done : 512;
@@ -165,29 +178,27 @@ int add_entries(struct sbuf *sb, const struct proc *p, uint64_t addr,
 		if (got != (ssize_t)(n * 8))
 			return fail(got < 0 ? errno : EIO, "pagemap");
 		for (i = 0; i < n; i++) {
-			uint64_t k = done + i;
+			uint64_t k = done + i, e = ent[i];
 			int mine = !bits || (bits[k / 8] >> (k % 8) & 1);
-			int present = (ent[i] & PM_PRESENT) && mine;
+			int present = (e & PM_PRESENT) && mine;
 
-			if (k) {
-				sb_addn(sb, ",", 1);
-				if (data)
-					sb_addn(data, ",", 1);
-			}
-			if ((ent[i] & want) && mine) {
-				sb_hex(sb, ent[i] & PFN_MASK);
-				found++;
-			} else {
-				sb_addn(sb, "-", 1);
-			}
-			if (data && present)
-				add_contents(data, p, addr + k * page_size);
-			else if (data)
-				sb_addn(data, "-", 1);
+			add_listed(sb, k, present, e & PFN_MASK, &l->npresent);
+			add_listed(l->swap, k, (e & PM_SWAP) && mine,
+				   e & PFN_MASK, &l->nswap);
+			add_listed(l->excl, k, present && (e & PM_MMAP_EXCLUSIVE),
+				   e & PFN_MASK, &l->nexcl);
+			if (!l->data)
+				continue;
+			if (k)
+				sb_addn(l->data, ",", 1);
+			if (present)
+				add_contents(l->data, p, addr + k * page_size);
+			else
+				sb_addn(l->data, "-", 1);
 		}
 		done += n;
 	}
-	return found;
+	return 0;
 }
 
 int sysfs_write(const char *path, const char *val)

@@ -116,7 +116,7 @@ impl Default for Weights {
             (Op::Exit, 2),
             (Op::Findpage, 2),
             (Op::Findtask, 1),
-            (Op::Ksm, 3),
+            (Op::Ksm, 2),
             (Op::Pageout, 4),
             (Op::Migrate, 3),
             (Op::Compact, 1),
