@@ -137,6 +137,12 @@ void modern_boot(void)
 	sysfs_write("/proc/sys/kernel/numa_balancing", "0");
 	/* Nor proactive compaction: pages move only when a step asks. */
 	sysfs_write("/proc/sys/vm/compaction_proactiveness", "0");
+	/*
+	 * Nor khugepaged (a day between scans): it collapsed a page between a
+	 * walk's lookup and its rmap walk once. MADV_COLLAPSE still collapses.
+	 */
+	sysfs_write(THP_DIR "khugepaged/scan_sleep_millisecs", "86400000");
+	sysfs_write(THP_DIR "khugepaged/alloc_sleep_millisecs", "86400000");
 	mkdir("/sys/kernel/debug", 0755);
 	mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
 	kcov_boot();

@@ -466,7 +466,9 @@ impl Gen<'_> {
                     && self.procs.len() < crate::scenario::MAX_PROCS
                     && label_number(&f.child, 'c').is_none_or(|n| n >= self.next_child)
             }
-            Step::Exit(p) | Step::Findtask(p) | Step::Munlockall(p) => live(&p.proc),
+            // The generator never ends the last process: steps need one to run in.
+            Step::Exit(p) => live(&p.proc) && self.procs.len() > 1,
+            Step::Findtask(p) | Step::Munlockall(p) => live(&p.proc),
             Step::Mlockall(x) => live(&x.proc) && (x.current || x.future),
         }
     }
@@ -580,6 +582,10 @@ impl Gen<'_> {
     }
 
     fn possible(&self, op: Op) -> bool {
+        // Steps from elsewhere (a corpus entry) may have ended every process.
+        if self.procs.is_empty() {
+            return false;
+        }
         let any_map = self.procs.iter().any(|p| !p.maps.is_empty());
         match op {
             Op::Mmap => self.procs.iter().any(|p| p.maps.len() < self.cfg.max_maps),
@@ -1089,6 +1095,24 @@ mod tests {
         let cfg = GenConfig { weights: "exit=0,fork=0".parse().unwrap(), ..GenConfig::default() };
         for run in 0..50 {
             assert!(generate(&cfg, 9, run).steps.iter().all(|s| !matches!(s, Step::Fork(_) | Step::Exit(_))));
+        }
+    }
+}
+
+#[cfg(test)]
+mod sim_tests {
+    use super::*;
+    use crate::scenario::Proc;
+
+    #[test]
+    fn the_last_process_never_exits_so_a_simulation_can_always_go_on() {
+        // A corpus entry whose p0 exits (a guided campaign panicked on an empty range).
+        let cfg = GenConfig::default();
+        let mut sim = Sim::new(&cfg, 1, &[]);
+        assert!(!sim.apply(&Step::Exit(Proc { proc: FIRST_PROC.into() })));
+        assert_eq!(sim.live(), [FIRST_PROC.to_string()]);
+        for op in Op::ALL {
+            sim.make(op);
         }
     }
 }

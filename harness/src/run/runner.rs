@@ -68,6 +68,12 @@ struct Run<'a> {
     model_valid: bool,
     /// The `folio` reads of large folios since then, by head pfn; dropped with `truth`.
     folios: BTreeMap<u64, FolioTruth>,
+    /// Order-0 pages the last `check: all` walked (or found unchanged), with their
+    /// mappers then.
+    walked: BTreeMap<u64, BTreeSet<Slot>>,
+    /// A step since the last `check: all` may have changed VMAs, processes or where
+    /// pages are, so every page is walked again.
+    restructured: bool,
     /// The kernel refused the current step where that is a result, not a failure
     /// (a madvise this mapping does not take). It may have acted on part of the range
     /// first, so the model stops judging (O4, O5) from here on.
@@ -145,6 +151,8 @@ impl<'g> Session<'g> {
             seen: Seen::new(),
             model_valid: true,
             folios: BTreeMap::new(),
+            walked: BTreeMap::new(),
+            restructured: true,
             refused: false,
         };
         run.set_mthp(mthp)?;
@@ -166,6 +174,7 @@ impl<'g> Session<'g> {
         if std::mem::take(&mut self.run.refused) {
             self.run.model_valid = false;
         }
+        self.run.restructured |= !only_touches_pages(step);
         self.run.model.apply(step);
         Ok(())
     }
@@ -793,10 +802,24 @@ impl Run<'_> {
         let mut seen = BTreeSet::new();
         let mut folios: Vec<std::ops::Range<u64>> = Vec::new();
         let slots = truth.slots();
+        // After steps that only touched pages, an order-0 page whose mappers are the
+        // ones its last walk found has the same rmap: no walk needed again.
+        let unchanged = !std::mem::replace(&mut self.restructured, false);
+        let before = std::mem::take(&mut self.walked);
         for (slot, pfn) in &slots {
             self.check_model(slot, Some(*pfn), &truth);
             if seen.insert(*pfn) && !folios.iter().any(|f| f.contains(pfn)) {
-                folios.extend(self.findpage(n, step, slot, &truth, false)?);
+                let holders = truth.holders(*pfn);
+                if unchanged && before.get(pfn) == Some(&holders) {
+                    self.walked.insert(*pfn, holders);
+                    continue;
+                }
+                match self.findpage(n, step, slot, &truth, false)? {
+                    Some(folio) => folios.push(folio),
+                    None => {
+                        self.walked.insert(*pfn, holders);
+                    }
+                }
             }
         }
         let mut line = format!("check all (step {n}): {} pages in {} slots", seen.len(), slots.len());
@@ -807,6 +830,15 @@ impl Run<'_> {
         self.outcome.checks.push(line);
         Ok(())
     }
+}
+
+/// Steps that change no VMA, process or page placement beyond the pages they touch
+/// (which pagemap then shows changed).
+fn only_touches_pages(step: &Step) -> bool {
+    matches!(
+        step,
+        Step::Write(_) | Step::Read(_) | Step::Findpage(_) | Step::Findtask(_) | Step::Check(_) | Step::Poke(_)
+    )
 }
 
 fn walked(reply: &Reply) -> Walked {
