@@ -138,6 +138,8 @@ pub struct Summary {
     pub shard: Shard,
     /// Whether runs brought coverage (`None`: no run finished).
     pub guided: Option<bool>,
+    /// `--unguided`: coverage recorded, every run fresh.
+    pub unguided: bool,
     /// Corpus entries at the end, how many joined in this campaign, and where.
     pub corpus: usize,
     pub corpus_new: usize,
@@ -612,6 +614,7 @@ pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn
             0 => None,
             g => Some(g == 1),
         },
+        unguided: opts.unguided,
         corpus: corpus_len,
         corpus_new: shared.corpus_new.load(Ordering::Relaxed) as usize,
         corpus_dir: own,

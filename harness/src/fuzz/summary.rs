@@ -50,7 +50,8 @@ pub fn summary(s: &Summary) -> String {
     }
     out.push_str(&match s.guided {
         Some(true) => format!(
-            "coverage-guided: corpus {} entries ({} new, {} kernel PCs) in {}\n",
+            "{}: corpus {} entries ({} new, {} kernel PCs) in {}\n",
+            if s.unguided { "unguided (--unguided), coverage recorded" } else { "coverage-guided" },
             s.corpus,
             s.corpus_new,
             l.pcs,
