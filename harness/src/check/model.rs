@@ -363,8 +363,13 @@ impl Model {
                 let old = m.pages.len() as u64;
                 m.pages.resize(x.pages as usize, None);
                 m.layout.resize(x.pages as usize);
+                let anon = m.share == Share::Private && matches!(m.backing, Backing::Anon | Backing::DevZero);
                 if m.locked && x.pages > old {
                     self.populate(&x.proc, &x.map, old..x.pages);
+                }
+                // Grown pages fault like the map's first ones: under mTHP in folios.
+                if anon && self.large.0 && x.pages > old {
+                    self.mark(&x.proc, &x.map, old..x.pages, MTHP);
                 }
             }
             Step::Mlock(x) => {

@@ -260,17 +260,18 @@ pub fn check_exclusive(truth: &Truth) -> Vec<Problem> {
 
 /// The missing mappers of a KSM page that its walk should have found. rmap_walk_ksm()
 /// walks, per merged rmap_item, only the VMAs in the anon_vma tree of the VMA KSM
-/// merged: that process and those forked from it. try_to_merge_one_page() makes a page
-/// stable in place, so its other mappers (the merging process's parent and siblings
-/// after a fork) keep it where no KSM walk reaches them (mm/ksm.c, 6.1 to 7.2).
+/// merged, at the merged address: that mapping and its copies in processes forked
+/// from it. try_to_merge_one_page() makes a page stable in place, so its other mappers
+/// (the merging process's parent and siblings after a fork, or another address in the
+/// same process) keep it where no KSM walk reaches them (mm/ksm.c, 6.1 to 7.2).
 fn ksm_reachable(missing: BTreeSet<Slot>, found: &BTreeSet<Slot>, forks: &[(String, String)]) -> BTreeSet<Slot> {
-    let mut reach: BTreeSet<&str> = found.iter().map(|s| s.0.as_str()).collect();
+    let mut reach: BTreeSet<Slot> = found.clone();
     for (parent, child) in forks {
-        if reach.contains(parent.as_str()) {
-            reach.insert(child);
-        }
+        let copies: Vec<Slot> =
+            reach.iter().filter(|s| &s.0 == parent).map(|s| (child.clone(), s.1.clone(), s.2)).collect();
+        reach.extend(copies);
     }
-    missing.into_iter().filter(|s| reach.contains(s.0.as_str())).collect()
+    missing.into_iter().filter(|s| reach.contains(s)).collect()
 }
 
 /// O1 and O2 for one findpage walk of `slot`, whose pagemap PFN was `pfn`.

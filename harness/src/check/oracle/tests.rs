@@ -135,6 +135,10 @@ fn a_ksm_walk_owes_only_the_merging_process_and_its_descendants() {
     let found = BTreeSet::from([s("c1")]);
     let missing = BTreeSet::from([s("p0"), s("c3"), s("c4")]);
     assert_eq!(ksm_reachable(missing, &found, &forks), BTreeSet::from([s("c4")]));
+    // The walk reaches c1's merged address only: c1's own mapping of the page at
+    // another address (a page KSM made stable in place) is out of its reach.
+    let other = ("c1".to_string(), "n".to_string(), 0);
+    assert!(ksm_reachable(BTreeSet::from([other]), &found, &forks).is_empty());
 }
 
 #[test]
