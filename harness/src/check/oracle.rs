@@ -229,6 +229,22 @@ pub struct Asked<'a> {
 /// 6.15, and without CONFIG_NO_PAGE_MAPCOUNT, its own mapcount is 1; with it, the
 /// folio is not maybe-mapped-shared). A clear bit promises nothing.
 pub fn check_exclusive(truth: &Truth) -> Vec<Problem> {
+    check_exclusive_on(truth, "")
+}
+
+/// Before 6.10, pagemap took the bit of every page of a PMD-mapped THP from the head
+/// page's mapcount ("fs/proc/task_mmu: properly detect PM_MMAP_EXCLUSIVE per page of
+/// PMD-mapped THPs" fixed it), so there it says nothing about one page.
+pub fn exclusive_is_per_page(release: &str) -> bool {
+    let mut nums = release.split(|c: char| !c.is_ascii_digit()).map(|n| n.parse::<u32>().unwrap_or(0));
+    (nums.next().unwrap_or(0), nums.next().unwrap_or(0)) >= (6, 10)
+}
+
+/// `check_exclusive` on the kernel whose `uname -r` is `release` ("": the newest rule).
+pub fn check_exclusive_on(truth: &Truth, release: &str) -> Vec<Problem> {
+    if !release.is_empty() && !exclusive_is_per_page(release) {
+        return Vec::new();
+    }
     let mut procs: std::collections::BTreeMap<u64, BTreeSet<&str>> = Default::default();
     for p in &truth.procs {
         for m in &p.maps {

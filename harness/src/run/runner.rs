@@ -789,11 +789,12 @@ impl Run<'_> {
     fn check_all(&mut self, n: usize, step: &Step) -> Result<(), Fault> {
         let truth = self.truth()?;
         self.outcome.triggers.extend(triggers::of_truth(&truth).into_iter().map(String::from));
-        let mut exclusive = oracle::check_exclusive(&truth);
+        let release = self.guest.info.release.clone();
+        let mut exclusive = oracle::check_exclusive_on(&truth, &release);
         if !exclusive.is_empty() {
             // Background compaction may have moved a page between two processes' reads.
             self.truth = None;
-            exclusive = oracle::check_exclusive(&self.truth()?);
+            exclusive = oracle::check_exclusive_on(&self.truth()?, &release);
         }
         self.outcome.problems.extend(exclusive);
         for (slot, c) in self.seen.clone() {

@@ -183,3 +183,17 @@ fn an_exclusive_page_that_two_processes_map_breaks_o2() {
     let data = ["proc=p0 pid=10 name=a addr=0x10000 pages=2 pfns=0x100,0x101 excl=-,0x101"];
     assert!(check_exclusive(&Truth::from_data(&data.map(parse_fields), 4096).unwrap()).is_empty());
 }
+
+#[test]
+fn the_exclusive_bit_is_judged_from_6_10_only() {
+    assert!(!exclusive_is_per_page("6.1.0-56-arm64"));
+    assert!(exclusive_is_per_page("6.12.117"));
+    assert!(exclusive_is_per_page("7.2.13+deb14-arm64"));
+    let data = [
+        "proc=p0 pid=10 name=a addr=0x10000 pages=1 pfns=0x100 excl=0x100",
+        "proc=c1 pid=11 name=a addr=0x10000 pages=1 pfns=0x100",
+    ];
+    let truth = Truth::from_data(&data.map(parse_fields), 4096).unwrap();
+    assert!(check_exclusive_on(&truth, "6.1.0-56-arm64").is_empty());
+    assert_eq!(check_exclusive_on(&truth, "6.12.117").len(), 1);
+}
