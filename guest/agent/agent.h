@@ -38,7 +38,6 @@ enum wop {
 	W_READ,
 	W_FORK,		/* carries the child's control socket (SCM_RIGHTS) */
 	W_EXIT,		/* no reply: the controller waits for the socket EOF */
-	W_LOOKUP,	/* address of name[page] */
 	W_LIST,		/* the whole map table */
 	W_MLOCK,	/* advice: mlock2() flags */
 	W_MUNLOCK,
@@ -77,7 +76,7 @@ struct wrep {
 	char msg[NAME_LEN];
 	uint64_t addr, old, count;
 	int32_t pid;
-	uint32_t mapped;	/* W_LOOKUP: the page is still this map's */
+	uint32_t mapped;	/* proc_lookup: the page is still this map's */
 	uint32_t nmaps, nbits;
 	struct wmapinfo maps[MAX_MAPS];
 	uint8_t bits[WREP_BITS];	/* W_LIST: one bit per page, 1 = mapped */
@@ -111,6 +110,7 @@ void sb_printf(struct sbuf *sb, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void sb_add_sanitized(struct sbuf *sb, const char *s, size_t n);
 void sb_hex(struct sbuf *sb, uint64_t v);
+void sb_hex_bare(struct sbuf *sb, uint64_t v);
 
 int parse_request(char *line, struct req *r);
 const char *kv_get(const struct req *r, const char *key);

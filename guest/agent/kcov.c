@@ -9,10 +9,10 @@
  * with its control socket), which turns tracing on for itself with
  * KCOV_ENABLE and never looks at it again. After each worker call the controller folds
  * what the worker's buffer holds into one set of PCs and empties the
- * buffer. The controller traces itself too, but keeps only what it does on
- * a step's behalf: the module's walk (/proc/mtest), split, migrate,
- * compact and ksm (kcov_begin/kcov_end around those syscalls); its own
- * truth reading (pagemap, /proc/PID/mem) is left out.
+ * buffer. The controller traces itself too, but only what it does on a
+ * step's behalf: the module's walk (/proc/mtest), split, migrate, compact
+ * and ksm (kcov_begin/kcov_end around those syscalls); its own truth
+ * reading (pagemap, /proc/PID/mem) is not traced.
  *
  * Not seen: what kernel threads do (ksmd's merging, kcompactd), and a
  * process's exit: do_exit() calls kcov_task_exit() before exit_mm(), so
@@ -36,11 +36,12 @@
 /*
  * Words per buffer (a count, then PCs). 2 MiB per workload process: at 512
  * KiB, one fuzz run in ten filled one (a write or populate of hundreds of
- * pages traces the fault path once per page). 8 MiB for the controller,
- * whose compaction (a scan of all memory) fills even that.
+ * pages traces the fault path once per page). The controller's compaction
+ * (a scan of all memory) fills even 8 MiB, and folding that many PCs cost
+ * more than the compaction itself: it gets 2 MiB too.
  */
 #define WORKER_WORDS	262144UL
-#define SELF_WORDS	1048576UL
+#define SELF_WORDS	WORKER_WORDS
 #define LINE_BUDGET	60000		/* bytes of PCs per D line (< MAX_LINE) */
 
 int kcov_present;	/* the kernel has KCOV (debugfs kcov exists) */
@@ -272,47 +273,89 @@ void kcov_enable_self(void)
 		close(KCOV_FD);
 }
 
-/* The controller's own tracing, kept only between begin and end. */
+/*
+ * The controller traces itself only between begin and end: tracing its
+ * truth reads too (the GUP of every /proc/PID/mem read) and throwing that
+ * away made each pagemap read slower.
+ */
+static int self_tracing;
+
 void kcov_begin(void)
 {
-	if (self.area)
-		__atomic_store_n(&self.area[0], 0, __ATOMIC_RELEASE);
+	if (!self.area)
+		return;
+	__atomic_store_n(&self.area[0], 0, __ATOMIC_RELEASE);
+	self_tracing = !ioctl(self.fd, KCOV_ENABLE, KCOV_TRACE_PC);
 }
 
 void kcov_end(void)
 {
+	if (!self_tracing)
+		return;
+	ioctl(self.fd, KCOV_DISABLE, 0);
+	self_tracing = 0;
 	kcov_fold(&self);
 }
 
-static int cmp_u64(const void *a, const void *b)
+/*
+ * Sorts v[0..n) with tmp as scratch: LSD radix by bytes, skipping the bytes
+ * every PC shares (kernel text differs in its low bytes only). qsort's
+ * calls to a comparator cost several times more.
+ */
+static void radix_sort(uint64_t *v, uint64_t *tmp, size_t n)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	uint64_t all_or = 0, all_and = ~0ULL, *src = v, *dst = tmp, *t;
+	size_t count[256], i, pos;
+	int shift, b;
 
-	return x < y ? -1 : x > y;
+	for (i = 0; i < n; i++) {
+		all_or |= v[i];
+		all_and &= v[i];
+	}
+	for (shift = 0; shift < 64; shift += 8) {
+		if (!((all_or ^ all_and) >> shift & 0xff))
+			continue;
+		memset(count, 0, sizeof(count));
+		for (i = 0; i < n; i++)
+			count[src[i] >> shift & 0xff]++;
+		for (b = 0, pos = 0; b < 256; b++) {
+			size_t c = count[b];
+
+			count[b] = pos;
+			pos += c;
+		}
+		for (i = 0; i < n; i++)
+			dst[count[src[i] >> shift & 0xff]++] = src[i];
+		t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != v)
+		memcpy(v, src, n * sizeof(*v));
 }
 
 /* The set as D lines: `pcs=<first>,<delta>,...` in hex, sorted. */
 static int emit(void)
 {
-	uint64_t *pcs = malloc((set_len ? set_len : 1) * sizeof(*pcs));
-	size_t i, n = 0, start = 0;
+	size_t i, n = 0, start = 0, cap = set_len ? set_len : 1;
+	uint64_t *pcs = malloc(2 * cap * sizeof(*pcs));
 
 	if (!pcs)
 		return fail(ENOMEM, "malloc");
 	for (i = 0; i < set_cap; i++)
 		if (set[i])
 			pcs[n++] = set[i];
-	qsort(pcs, n, sizeof(*pcs), cmp_u64);
+	radix_sort(pcs, pcs + cap, n);
 	for (i = 0; i < n; i++) {
 		if (i == 0 || reply_data.len - start > LINE_BUDGET) {
 			if (i)
 				sb_add(&reply_data, "\n");
 			start = reply_data.len;
-			sb_printf(&reply_data, "D pcs=%llx",
-				  (unsigned long long)pcs[i]);
+			sb_add(&reply_data, "D pcs=");
+			sb_hex_bare(&reply_data, pcs[i]);
 		} else {
-			sb_printf(&reply_data, ",%llx",
-				  (unsigned long long)(pcs[i] - pcs[i - 1]));
+			sb_addn(&reply_data, ",", 1);
+			sb_hex_bare(&reply_data, pcs[i] - pcs[i - 1]);
 		}
 	}
 	if (n)
@@ -352,7 +395,9 @@ int op_cov(const struct req *r)
 				kcov_on = 0;
 				return -1;
 			}
-			if (ioctl(self.fd, KCOV_ENABLE, KCOV_TRACE_PC)) {
+			/* Refused here, or never: begin would trace nothing. */
+			if (ioctl(self.fd, KCOV_ENABLE, KCOV_TRACE_PC) ||
+			    ioctl(self.fd, KCOV_DISABLE, 0)) {
 				rc = fail(errno, "kcov-enable");
 				kcov_close(&self);
 				kcov_on = 0;
@@ -363,7 +408,6 @@ int op_cov(const struct req *r)
 			for (i = 0; i < nprocs; i++)
 				kcov_close(&procs[i].kcov);
 			drop_kept();
-			ioctl(self.fd, KCOV_DISABLE, 0);
 			kcov_close(&self);
 			kcov_on = 0;
 		}

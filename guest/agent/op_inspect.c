@@ -72,12 +72,12 @@ int op_findpage(const struct req *r)
 	uint64_t ent = 0, cnt, flags;
 	ssize_t n;
 
-	if (req_map(r, &q, W_LOOKUP))
+	if (req_map(r, &q, 0))
 		return -1;
 	if (num(r, "page", REQUIRED, max_pages, &q.page))
 		return bad(r, "page");
 	p = req_proc(r);
-	if (!p || wcall(p, &q, -1) || need_mtest())
+	if (!p || proc_lookup(p, &q, 1) || need_mtest())
 		return -1;
 	n = pread(p->pagemap, &ent, 8, wr.addr / page_size * 8);
 	if (n != 8)

@@ -131,13 +131,21 @@ int op_madvise(const struct req *r)
 		{ NULL, 0 }
 	};
 	struct wreq q;
+	struct proc *p;
+	int rc;
 
 	if (req_map(r, &q, W_MADVISE))
 		return -1;
 	q.advice = pick(kv_get(r, "advice"), advice);
 	if (q.advice < 0)
 		return bad(r, "advice");
-	return range_op(r, &q);
+	rc = range_op(r, &q);
+	if (rc)
+		return rc;
+	p = q.advice == MADV_MERGEABLE ? req_proc(r) : NULL;
+	if (p)
+		p->mergeable = 1;
+	return 0;
 }
 
 int op_mremap(const struct req *r)

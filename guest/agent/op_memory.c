@@ -27,6 +27,7 @@ static int touch_op(const struct req *r, struct wreq *q)
 		return -1;
 	with_data = q->op == W_READ && wr.count <= MAX_DATA_PAGES;
 	data.len = 0;
+	tokens_forget();
 	sb_add(&reply_fields, " pfns=");
 	if (add_pfns(&reply_fields, p, wr.addr, wr.count, NULL,
 		     with_data ? &data : NULL))
@@ -72,17 +73,18 @@ int op_pagemap(const struct req *r)
 {
 	static struct sbuf data, swap, excl;
 	struct page_lists l = { .swap = &swap, .excl = &excl };
-	struct wreq q = { .op = W_LIST, .huge = -1 };
+	const struct wrep *t;
 	int i = 0, rc;
 	uint32_t m;
 	uint64_t with_data;
 
 	if (num(r, "data", 0, 1, &with_data))
 		return bad(r, "data");
+	tokens_forget();
 	while (i < nprocs) {
 		struct proc *p = &procs[i];
 
-		rc = wcall(p, &q, -1);
+		rc = proc_table(p, &t);
 		if (rc == -2) {
 			reply_err = 0;	/* died meanwhile: not live, no lines */
 			continue;
@@ -90,16 +92,16 @@ int op_pagemap(const struct req *r)
 		if (rc)
 			return -1;
 		/* A process without maps is still live: name it. */
-		if (!wr.nmaps)
+		if (!t->nmaps)
 			sb_printf(&reply_data, "D proc=%s pid=%d\n", p->label,
 				  p->pid);
-		for (m = 0; m < wr.nmaps && m < MAX_MAPS; m++) {
-			const struct wmapinfo *mi = &wr.maps[m];
+		for (m = 0; m < t->nmaps && m < MAX_MAPS; m++) {
+			const struct wmapinfo *mi = &t->maps[m];
 			const uint8_t *bits = NULL;
 
 			if (mi->bits_off != ALL_MAPPED &&
-			    mi->bits_off + (mi->pages + 7) / 8 <= wr.nbits)
-				bits = wr.bits + mi->bits_off;
+			    mi->bits_off + (mi->pages + 7) / 8 <= t->nbits)
+				bits = t->bits + mi->bits_off;
 			sb_printf(&reply_data, "D proc=%s pid=%d name=%.*s addr=",
 				  p->label, p->pid, NAME_LEN - 1, mi->name);
 			sb_hex(&reply_data, mi->addr);
@@ -149,14 +151,14 @@ int op_poke(const struct req *r)
 	uint8_t byte;
 	ssize_t n;
 
-	if (req_map(r, &q, W_LOOKUP))
+	if (req_map(r, &q, 0))
 		return -1;
 	if (num(r, "page", REQUIRED, max_pages, &q.page))
 		return bad(r, "page");
 	if (num(r, "value", 0xee, 255, &v))
 		return bad(r, "value");
 	p = req_proc(r);
-	if (!p || wcall(p, &q, -1))
+	if (!p || proc_lookup(p, &q, 1))
 		return -1;
 	n = pread(p->pagemap, &ent, 8, wr.addr / page_size * 8);
 	if (n != 8)

@@ -241,20 +241,12 @@ static int range_addr(const struct req *r, struct proc **pp, uint64_t *addr,
 		      uint64_t *count)
 {
 	struct wreq q;
-	uint64_t first;
 
-	if (req_map(r, &q, W_LOOKUP) || req_pages(r, &q, 1, MAX_IO_PAGES))
+	if (req_map(r, &q, 0) || req_pages(r, &q, 1, MAX_IO_PAGES))
 		return -1;
 	*count = q.count;
 	*pp = req_proc(r);
-	if (!*pp)
-		return -1;
-	first = q.page;
-	q.page = first + q.count - 1;
-	if (wcall(*pp, &q, -1))
-		return -1;
-	q.page = first;
-	if (wcall(*pp, &q, -1))
+	if (!*pp || proc_lookup(*pp, &q, q.count))
 		return -1;
 	*addr = wr.addr;
 	return 0;

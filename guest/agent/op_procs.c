@@ -90,6 +90,8 @@ int op_fork(const struct req *r)
 	}
 	if (add_proc(child, wr.pid, sv[0], &k))
 		return -1;
+	/* fork copies VM_MERGEABLE, and ksm_fork() registers the child. */
+	procs[nprocs - 1].mergeable = p->mergeable;
 	sb_printf(&reply_fields, " pid=%d", wr.pid);
 	return 0;
 }

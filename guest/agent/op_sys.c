@@ -32,9 +32,18 @@ int op_ping(const struct req *r)
 int op_ksm(const struct req *r)
 {
 	uint64_t tmo, start, scans, last, prev, sharing, shared, deadline, idle;
+	int i;
 
 	if (num(r, "timeout_ms", 2000, 600000, &tmo))
 		return bad(r, "timeout_ms");
+	/*
+	 * With no live process that made memory mergeable, ksmd has no mm to
+	 * scan: the wait below would last its whole IDLE_US for nothing.
+	 */
+	for (i = 0; i < nprocs && !procs[i].mergeable; i++)
+		;
+	if (i == nprocs)
+		tmo = 0;
 	if (sysfs_write(KSM "sleep_millisecs", "0") ||
 	    sysfs_write(KSM "pages_to_scan", "1000") ||
 	    sysfs_u64(KSM "full_scans", &start) ||

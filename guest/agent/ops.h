@@ -44,6 +44,8 @@ struct proc {
 	int pagemap;	/* /proc/<pid>/pagemap */
 	int mem;	/* /proc/<pid>/mem, read-write */
 	struct kcov_buf kcov;	/* fd -1 when coverage is off */
+	struct wrep *table;	/* its W_LIST answer while still true, or NULL */
+	int mergeable;		/* a madvise made some of its memory mergeable */
 };
 
 extern struct proc procs[MAX_PROCS];
@@ -59,6 +61,8 @@ int add_proc(const char *label, pid_t pid, int ctl, struct kcov_buf *kcov);
 int start_p0(void);
 int wcall(struct proc *p, const struct wreq *q, int passfd);
 int wcall_fds(struct proc *p, const struct wreq *q, const int *fds, int nfds);
+int proc_table(struct proc *p, const struct wrep **out);
+int proc_lookup(struct proc *p, const struct wreq *q, uint64_t count);
 
 /* ---- request.c ---- */
 
@@ -86,6 +90,7 @@ struct page_lists {
 };
 int add_pages(struct sbuf *sb, const struct proc *p, uint64_t addr,
 	      uint64_t count, const uint8_t *bits, struct page_lists *l);
+void tokens_forget(void);
 int sysfs_write(const char *path, const char *val);
 int hexval(char c);
 

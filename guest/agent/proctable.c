@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -84,6 +85,7 @@ struct proc *find_proc(const char *label)
 /* Forgets p; the pointer then names the next process. */
 void drop_proc(struct proc *p)
 {
+	free(p->table);
 	kcov_retire(&p->kcov, p->pid);
 	close(p->ctl);
 	close(p->pagemap);
@@ -119,6 +121,8 @@ int add_proc(const char *label, pid_t pid, int ctl, struct kcov_buf *kcov)
 	p->pagemap = fd;
 	p->mem = mem;
 	p->kcov = *kcov;
+	p->table = NULL;
+	p->mergeable = 0;
 	nprocs++;
 	return 0;
 }
@@ -203,6 +207,11 @@ int wcall_fds(struct proc *p, const struct wreq *q, const int *fds, int nfds)
 		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
 		memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
 	}
+	/* Only a worker's own requests change its table, and not these. */
+	if (q->op != W_LIST && q->op != W_WRITE && q->op != W_READ) {
+		free(p->table);
+		p->table = NULL;
+	}
 	if (sendmsg(p->ctl, &mh, MSG_NOSIGNAL) < 0)
 		goto died;
 	do
@@ -232,4 +241,56 @@ died:
 	wait_gone(&pid, 1, GONE_TIMEOUT_MS);
 	fail(ESRCH, "worker-died");
 	return -2;
+}
+
+/*
+ * p's map table (W_LIST), asked of the worker only when a request since the
+ * last ask may have changed it: a round trip to a worker costs more than
+ * the rest of a pagemap read or a findpage. Returns what wcall returns.
+ */
+int proc_table(struct proc *p, const struct wrep **out)
+{
+	struct wreq q = { .op = W_LIST, .huge = -1 };
+	size_t len;
+	int rc;
+
+	if (!p->table) {
+		rc = wcall(p, &q, -1);
+		if (rc)
+			return rc;
+		len = WREP_LIST_LEN(wr.nbits);
+		p->table = malloc(len);
+		if (!p->table)
+			return fail(ENOMEM, "malloc");
+		memcpy(p->table, &wr, len);
+	}
+	*out = p->table;
+	return 0;
+}
+
+/*
+ * Where q->name[q->page] is, from p's table: wr.addr is its address and
+ * wr.mapped whether that page is still the map's. The errors are the
+ * worker's own (no-map, range), for the count pages from q->page.
+ */
+int proc_lookup(struct proc *p, const struct wreq *q, uint64_t count)
+{
+	const struct wrep *t;
+	const struct wmapinfo *mi;
+	uint32_t i;
+	int rc = proc_table(p, &t);
+
+	if (rc)
+		return rc;
+	for (i = 0; i < t->nmaps && strcmp(t->maps[i].name, q->name); i++)
+		;
+	if (i == t->nmaps)
+		return fail(ENOENT, "no-map");
+	mi = &t->maps[i];
+	if (q->page >= mi->pages || count < 1 || count > mi->pages - q->page)
+		return fail(EINVAL, "range");
+	wr.addr = mi->addr + q->page * page_size;
+	wr.mapped = mi->bits_off == ALL_MAPPED ||
+		    (t->bits[mi->bits_off + q->page / 8] >> (q->page % 8) & 1);
+	return 0;
 }

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "ops.h"
@@ -95,38 +97,168 @@ int req_pages(const struct req *r, struct wreq *q, uint64_t count_def,
 	return 0;
 }
 
+#define TOKEN_LEN	34	/* "<16 hex>:<16 hex>" and its NUL */
+
 /*
- * The contents token of the present page at addr, read through the
- * worker's /proc/PID/mem (which reads PROT_NONE pages too and never faults
- * a present page anew): "=hh" when every byte is hh, else the first 8 bytes
- * and an FNV-1a 64 digest of the page as "<16 hex>:<16 hex>"; "?" when the
- * read failed.
+ * The contents token of one page: "=hh" when every byte is hh, else the
+ * first 8 bytes and an FNV-1a 64 digest over the page's 64-bit words
+ * (little-endian) as "<16 hex>:<16 hex>". Words, not bytes: a pagemap read
+ * hashes every present page.
  */
-static void add_contents(struct sbuf *sb, const struct proc *p, uint64_t addr)
+static void page_token(const uint8_t *buf, char tok[TOKEN_LEN])
 {
-	static uint8_t *buf;
+	const uint64_t *w = (const uint64_t *)buf;
 	uint64_t h = 0xcbf29ce484222325ULL, first = 0;
+	uint64_t rep = buf[0] * 0x0101010101010101ULL;
 	long i;
 	int uniform = 1;
 
-	if (!buf)
-		buf = malloc(page_size);
-	if (!buf || pread(p->mem, buf, page_size, addr) != page_size) {
-		sb_addn(sb, "?", 1);
-		return;
-	}
-	for (i = 0; i < page_size; i++) {
-		h = (h ^ buf[i]) * 0x100000001b3ULL;
-		uniform &= buf[i] == buf[0];
+	for (i = 0; i < page_size / 8; i++) {
+		h = (h ^ w[i]) * 0x100000001b3ULL;
+		uniform &= w[i] == rep;
 	}
 	if (uniform) {
-		sb_printf(sb, "=%02x", buf[0]);
+		snprintf(tok, TOKEN_LEN, "=%02x", buf[0]);
 		return;
 	}
 	for (i = 0; i < 8; i++)
 		first = first << 8 | buf[i];
-	sb_printf(sb, "%016llx:%016llx", (unsigned long long)first,
-		  (unsigned long long)h);
+	snprintf(tok, TOKEN_LEN, "%016llx:%016llx", (unsigned long long)first,
+		 (unsigned long long)h);
+}
+
+/*
+ * The tokens of the frames one request has read, by pfn: a frame that
+ * several processes map (fork, KSM, a THP) is read and hashed once, which
+ * halves a pagemap read after a fork. Only within one request: between two,
+ * a frame may be written, or freed and reused.
+ */
+#define TOKEN_SLOTS	16384
+static struct token {
+	uint64_t pfn;
+	uint32_t gen;
+	char tok[TOKEN_LEN];
+} *tokens;
+static uint32_t token_gen = 1, token_count;
+
+/*
+ * Memory only the controller uses. Every worker is forked from it, and a
+ * copy of each page the controller touched made every fork and exit slower.
+ */
+static void *ctl_alloc(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	if (madvise(p, len, MADV_DONTFORK)) {
+		munmap(p, len);
+		return NULL;
+	}
+	return p;
+}
+
+void tokens_forget(void)
+{
+	if (!tokens)
+		tokens = ctl_alloc(TOKEN_SLOTS * sizeof(*tokens));
+	token_gen++;
+	token_count = 0;
+}
+
+/* The slot of pfn, or the free slot where it would go; -1 when none. */
+static int token_slot(uint64_t pfn)
+{
+	uint32_t h = (pfn * 0x9e3779b97f4a7c15ULL) >> 50, i;
+
+	if (!tokens)
+		return -1;
+	for (i = 0; i < TOKEN_SLOTS; i++, h = (h + 1) % TOKEN_SLOTS)
+		if (tokens[h].gen != token_gen || tokens[h].pfn == pfn)
+			return h;
+	return -1;
+}
+
+static const char *token_find(uint64_t pfn)
+{
+	int s = token_slot(pfn);
+
+	return s >= 0 && tokens[s].gen == token_gen ? tokens[s].tok : NULL;
+}
+
+/* Appends the token of the page at buf, the frame pfn, and keeps it. */
+static void add_token(struct sbuf *sb, uint64_t pfn, const uint8_t *buf)
+{
+	char tok[TOKEN_LEN];
+	int s;
+
+	page_token(buf, tok);
+	sb_add(sb, tok);
+	/* Three quarters full at most, so probes stay short. */
+	if (4 * (token_count + 1) > 3 * TOKEN_SLOTS)
+		return;
+	s = token_slot(pfn);
+	if (s < 0 || tokens[s].gen == token_gen)
+		return;
+	tokens[s].gen = token_gen;
+	tokens[s].pfn = pfn;
+	memcpy(tokens[s].tok, tok, TOKEN_LEN);
+	token_count++;
+}
+
+/* Pages per /proc/PID/mem read: one read per page cost more than the hash. */
+#define MEM_RUN		64
+
+/*
+ * Contents are read a run of present pages at a time into this window, with
+ * process_vm_readv() (it pins a batch of pages per call and copies once),
+ * and through the worker's /proc/PID/mem where that fails: mem reads
+ * PROT_NONE pages too. Neither faults a present page anew.
+ */
+struct window {
+	uint8_t *buf;
+	uint64_t first, n;	/* pages [first, first + n) of the map are in buf */
+};
+
+/* bits (NULL: all set) says page k is still the map's. */
+static int is_mine(const uint8_t *bits, uint64_t k)
+{
+	return !bits || (bits[k / 8] >> (k % 8) & 1);
+}
+
+/*
+ * Present pages of the map from page k on whose frames this request has
+ * not read yet, at most MEM_RUN: ent[0] is k's.
+ */
+static uint64_t present_run(const uint64_t *ent, uint64_t left,
+			    const uint8_t *bits, uint64_t k)
+{
+	uint64_t run = 1;
+
+	while (run < left && run < MEM_RUN && (ent[run] & PM_PRESENT) &&
+	       is_mine(bits, k + run) && !token_find(ent[run] & PFN_MASK))
+		run++;
+	return run;
+}
+
+/* Reads up to run pages from page k at addr; n is how many were read whole. */
+static void window_fill(struct window *win, const struct proc *p,
+			uint64_t addr, uint64_t k, uint64_t run)
+{
+	struct iovec local, remote = { (void *)addr, run * page_size };
+	ssize_t got = -1;
+
+	if (!win->buf)
+		win->buf = ctl_alloc(MEM_RUN * page_size);
+	win->first = k;
+	if (win->buf) {
+		local = (struct iovec){ win->buf, run * page_size };
+		got = process_vm_readv(p->pid, &local, 1, &remote, 1, 0);
+		if (got < page_size)
+			got = pread(p->mem, win->buf, run * page_size, addr);
+	}
+	win->n = got < 0 ? 0 : got / page_size;
 }
 
 /*
@@ -168,8 +300,10 @@ int add_pages(struct sbuf *sb, const struct proc *p, uint64_t addr,
 	      uint64_t count, const uint8_t *bits, struct page_lists *l)
 {
 	static uint64_t ent[512];
+	static struct window win;
 	uint64_t done = 0, i;
 
+	win.n = 0;
 	while (done < count) {
 		uint64_t n = count - done < 512 ? count - done : 512;
 		ssize_t got = pread(p->pagemap, ent, n * 8,
@@ -179,7 +313,7 @@ int add_pages(struct sbuf *sb, const struct proc *p, uint64_t addr,
 			return fail(got < 0 ? errno : EIO, "pagemap");
 		for (i = 0; i < n; i++) {
 			uint64_t k = done + i, e = ent[i];
-			int mine = !bits || (bits[k / 8] >> (k % 8) & 1);
+			int mine = is_mine(bits, k);
 			int present = (e & PM_PRESENT) && mine;
 
 			add_listed(sb, k, present, e & PFN_MASK, &l->npresent);
@@ -191,10 +325,22 @@ int add_pages(struct sbuf *sb, const struct proc *p, uint64_t addr,
 				continue;
 			if (k)
 				sb_addn(l->data, ",", 1);
-			if (present)
-				add_contents(l->data, p, addr + k * page_size);
-			else
+			if (!present) {
 				sb_addn(l->data, "-", 1);
+				continue;
+			}
+			if (token_find(e & PFN_MASK)) {
+				sb_add(l->data, token_find(e & PFN_MASK));
+				continue;
+			}
+			if (k < win.first || k >= win.first + win.n)
+				window_fill(&win, p, addr + k * page_size, k,
+					    present_run(ent + i, n - i, bits, k));
+			if (k < win.first + win.n)
+				add_token(l->data, e & PFN_MASK,
+					  win.buf + (k - win.first) * page_size);
+			else
+				sb_addn(l->data, "?", 1);
 		}
 		done += n;
 	}

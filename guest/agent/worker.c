@@ -560,17 +560,6 @@ static int w_fork(int fd, int kfd, struct wrep *r)
 	return 1;
 }
 
-static int w_lookup(const struct wreq *q, struct wrep *r)
-{
-	struct wmap *m = get_range(q, 1, r);
-
-	if (!m)
-		return -1;
-	r->addr = m->addr + q->page * page_size;
-	r->mapped = m->pf[q->page] & PF_MAPPED;
-	return 0;
-}
-
 static void w_list(struct wrep *r)
 {
 	int i;
@@ -617,8 +606,6 @@ static int dispatch(const struct wreq *q, struct wrep *r, int fd, int kfd)
 		return w_fork(fd, kfd, r);
 	case W_EXIT:
 		_exit(0);
-	case W_LOOKUP:
-		return w_lookup(q, r);
 	case W_LIST:
 		w_list(r);
 		return 0;

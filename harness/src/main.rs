@@ -231,6 +231,11 @@ struct FuzzArgs {
     /// Steps per sequence.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=2000))]
     steps: u64,
+    /// One generated run in N plays a motif, a short sequence that reaches what random
+    /// steps rarely do (a THP mapped by a PMD and by PTEs, a large folio migrated, a
+    /// KSM page of three processes); 0: never.
+    #[arg(long, default_value_t = 4)]
+    motifs: u32,
     /// Op weights, e.g. fork=10,exit=0 (the rest keep their defaults).
     #[arg(long)]
     weights: Option<fuzz::Weights>,
@@ -506,12 +511,9 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
         steps: args.steps as usize,
         check_every: args.check_every as usize,
         weights: args.weights.unwrap_or_default(),
+        motif_every: args.motifs,
         ..fuzz::GenConfig::default()
     };
-    if let Some(run) = args.print_run {
-        print!("{}", scenario::to_yaml(&fuzz::generate::generate(&gen, seed, run), ""));
-        return Ok(Exit::Success.code());
-    }
     if args.kernel.gdb && args.jobs != 1 {
         return Err(BadInput("--gdb debugs one guest: use it with --jobs 1".into()).into());
     }

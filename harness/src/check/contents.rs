@@ -14,7 +14,8 @@ use std::fmt;
 pub enum Contents {
     /// Every byte is this one.
     Uniform(u8),
-    /// The first 8 bytes (big-endian) and an FNV-1a 64 digest of the page.
+    /// The first 8 bytes (big-endian) and an FNV-1a 64 digest of the page's 64-bit
+    /// little-endian words.
     Mixed { first: u64, digest: u64 },
     /// The agent could not read it.
     Unreadable,
@@ -58,11 +59,10 @@ pub fn expected(b: &Bytes, page_size: u64) -> Contents {
     if head.iter().all(|x| *x == b.value) {
         return Contents::Uniform(b.value);
     }
-    // FNV-1a 64, as the agent computes it.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in head.iter().copied().chain(std::iter::repeat_n(b.value, page_size.saturating_sub(8) as usize)) {
-        h = (h ^ byte as u64).wrapping_mul(0x0100_0000_01b3);
-    }
+    // FNV-1a 64 over words, as the agent computes it: the tag, then the value's.
+    let rest = u64::from_ne_bytes([b.value; 8]);
+    let words = std::iter::once(tag).chain(std::iter::repeat_n(rest, (page_size / 8).saturating_sub(1) as usize));
+    let h = words.fold(0xcbf2_9ce4_8422_2325u64, |h, w| (h ^ w).wrapping_mul(0x0100_0000_01b3));
     Contents::Mixed { first: u64::from_be_bytes(head), digest: h }
 }
 
@@ -144,7 +144,8 @@ mod tests {
         assert_eq!(first, 0x0200_0000_0000_0000);
         let mut page = vec![3u8; PS as usize];
         page[..8].copy_from_slice(&2u64.to_le_bytes());
-        let fnv = page.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, x| (h ^ *x as u64).wrapping_mul(0x0100_0000_01b3));
+        let words = page.chunks_exact(8).map(|w| u64::from_le_bytes(w.try_into().unwrap()));
+        let fnv = words.fold(0xcbf2_9ce4_8422_2325u64, |h, w| (h ^ w).wrapping_mul(0x0100_0000_01b3));
         assert_eq!(digest, fnv);
         // Page 1's bytes at index 2: a page that moved.
         let moved = expected(m.contents("p0", "a", 1).unwrap(), PS);

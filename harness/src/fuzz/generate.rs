@@ -17,7 +17,7 @@ use crate::scenario::{
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
 
@@ -183,6 +183,9 @@ pub struct GenConfig {
     pub large_every: u32,
     /// One run in this many turns an anon or shmem mTHP size on (0: never).
     pub mthp_every: u32,
+    /// One run in this many plays a motif somewhere in its second half (0: never): a
+    /// short sequence that reaches a situation random steps rarely reach (`Motif`).
+    pub motif_every: u32,
 }
 
 impl Default for GenConfig {
@@ -198,6 +201,7 @@ impl Default for GenConfig {
             page_size: crate::scenario::count::DEFAULT_PAGE_SIZE,
             large_every: 15,
             mthp_every: 4,
+            motif_every: 4,
         }
     }
 }
@@ -302,8 +306,19 @@ pub fn generate(cfg: &GenConfig, seed: u64, run: u64) -> Scenario {
     g.mthp_pages = mthp.first().and_then(|m| m.pages);
     let every = cfg.check_every.max(1);
     let mut since_check = 0;
-    for _ in 0..cfg.steps.max(1) {
-        let Some(step) = g.pick() else { break };
+    let steps = cfg.steps.max(1);
+    // In the second half: a motif's large maps are read and walked at every check
+    // after it, and the random steps after it still act on what it made.
+    let motif_at =
+        (cfg.motif_every > 0 && g.rng.gen_range(0..cfg.motif_every) == 0).then(|| g.rng.gen_range(steps / 2..steps));
+    let mut motif = VecDeque::new();
+    let mut i = 0;
+    while i < steps || !motif.is_empty() {
+        if motif_at == Some(i) {
+            motif = g.motif().into();
+        }
+        i += 1;
+        let Some(step) = motif.pop_front().or_else(|| g.pick()) else { break };
         g.steps.push(step);
         since_check += 1;
         if since_check == every {
@@ -563,6 +578,180 @@ impl Gen<'_> {
             }
             _ => {}
         }
+    }
+}
+
+/// Short sequences that reach what random steps rarely reach (the trigger classes a
+/// 10-minute campaign hit fewest times before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Motif {
+    /// A THP shared by fork, then one page mprotected in one process: that process's
+    /// PMD is split, the other's is not.
+    PmdAndPte,
+    /// A THP or mTHP folio, maybe shared by fork, moved to the other node.
+    MigrateLarge,
+    /// Equal pages merged by KSM and mapped by three processes: forked after the
+    /// merge, before it, or three unrelated maps.
+    Ksm3,
+    /// Pages swapped out, then forked twice: three processes hold each swap entry
+    /// (MADV_PAGEOUT leaves pages that others map alone, so swap-out comes first).
+    Swap3,
+}
+
+impl Gen<'_> {
+    /// The steps of one motif, played into the state; none when the state has no room
+    /// for it (processes or maps), or when a kind of step it needs has weight 0.
+    fn motif(&mut self) -> Vec<Step> {
+        let all = [Motif::PmdAndPte, Motif::MigrateLarge, Motif::Ksm3, Motif::Swap3];
+        let motif = *all.choose(&mut self.rng).expect("not empty");
+        let needs: &[Op] = match motif {
+            Motif::PmdAndPte => &[Op::Mmap, Op::Fork, Op::Mprotect],
+            Motif::MigrateLarge => &[Op::Mmap, Op::Migrate],
+            Motif::Ksm3 => &[Op::Mmap, Op::Write, Op::Ksm, Op::Fork],
+            Motif::Swap3 => &[Op::Mmap, Op::Write, Op::Pageout, Op::Fork],
+        };
+        if needs.iter().any(|op| self.cfg.weights.0.get(op).is_none_or(|w| *w == 0)) {
+            return Vec::new();
+        }
+        let forks_fit = |g: &Self, forks: usize| {
+            g.procs.len() + forks <= g.cfg.max_procs.min(crate::scenario::MAX_PROCS)
+                && g.next_child + forks <= crate::scenario::MAX_PROCS
+        };
+        let mut out = Vec::new();
+        match motif {
+            Motif::PmdAndPte | Motif::MigrateLarge => {
+                let may_fork = self.cfg.weights.0.get(&Op::Fork).is_some_and(|w| *w > 0);
+                let fork = motif == Motif::PmdAndPte || (may_fork && self.rng.gen_bool(0.5));
+                let Some(pi) = self.motif_proc(1).filter(|_| forks_fit(self, fork as usize)) else { return out };
+                let pmd = pmd_pages(self.cfg.page_size);
+                // Under an anon mTHP size, a migration may take an mTHP folio instead.
+                let (pages, huge) = match self.mthp_pages {
+                    Some(n) if motif == Motif::MigrateLarge && self.rng.gen_bool(0.5) => (4 * n, None),
+                    _ => (pmd, Some(true)),
+                };
+                let map = self.motif_mmap(&mut out, pi, pages, huge);
+                // A fault maps the large folio (mmap alone populates nothing): one
+                // write fills a THP, which is the whole map; an mTHP folio is the
+                // first quarter.
+                let (page, folio) = match huge {
+                    Some(_) => (self.rng.gen_range(0..pages), pages),
+                    None => (0, pages / 4),
+                };
+                let proc = self.procs[pi].label.clone();
+                let count = if huge.is_some() { 1 } else { folio };
+                let write = Step::Write(Access { proc, map: map.clone(), page, pages: count, value: None });
+                self.absorb(&write);
+                out.push(write);
+                let mut who = pi;
+                if fork {
+                    let child = self.motif_fork(&mut out, pi);
+                    if self.rng.gen_bool(0.5) {
+                        who = child;
+                    }
+                }
+                let proc = self.procs[who].label.clone();
+                let page = self.rng.gen_range(0..folio);
+                let step = if motif == Motif::PmdAndPte {
+                    Step::Mprotect(Mprotect { proc, map, page, pages: Some(1), prot: Prot::R })
+                } else {
+                    let count = self.rng.gen_range(1..=16).min(folio - page);
+                    Step::Migrate(Migrate { proc, map, page: Some(page), pages: Some(count), node: None })
+                };
+                self.absorb(&step);
+                out.push(step);
+            }
+            Motif::Swap3 => {
+                let Some(pi) = self.motif_proc(1).filter(|_| forks_fit(self, 2)) else { return out };
+                let pages = self.rng.gen_range(1..=self.cfg.max_pages.max(1));
+                let map = self.motif_mmap(&mut out, pi, pages, None);
+                let proc = self.procs[pi].label.clone();
+                let write = Step::Write(Access { proc: proc.clone(), map: map.clone(), page: 0, pages, value: None });
+                let advice = Advice::Pageout;
+                let pageout = Step::Madvise(Madvise { proc, map, page: 0, pages: Some(pages), advice });
+                for step in [write, pageout] {
+                    self.absorb(&step);
+                    out.push(step);
+                }
+                let c1 = self.motif_fork(&mut out, pi);
+                let parent = if self.rng.gen_bool(0.5) { c1 } else { pi };
+                self.motif_fork(&mut out, parent);
+            }
+            Motif::Ksm3 => {
+                let unrelated = self.rng.gen_range(0..3);
+                let Some(pi) = self.motif_proc(1).filter(|_| forks_fit(self, 2)) else {
+                    return out;
+                };
+                let pages = self.rng.gen_range(2..=self.cfg.max_pages.max(2));
+                if unrelated == 0 {
+                    let (c1, c2) = (self.motif_fork(&mut out, pi), self.motif_fork(&mut out, pi));
+                    for who in [pi, c1, c2] {
+                        self.motif_mergeable(&mut out, who, pages);
+                    }
+                    out.push(Step::Ksm(Ksm { timeout_ms: Some(2000) }));
+                } else {
+                    let merge_first = unrelated == 1;
+                    let map = self.motif_mergeable(&mut out, pi, pages);
+                    if merge_first {
+                        out.push(Step::Ksm(Ksm { timeout_ms: Some(2000) }));
+                    }
+                    let c1 = self.motif_fork(&mut out, pi);
+                    let parent = if self.rng.gen_bool(0.5) { c1 } else { pi };
+                    self.motif_fork(&mut out, parent);
+                    if !merge_first {
+                        out.push(Step::Ksm(Ksm { timeout_ms: Some(2000) }));
+                    }
+                    debug_assert!(self.procs[pi].maps.contains_key(&map));
+                }
+            }
+        }
+        out
+    }
+
+    /// A process with room for `maps` more maps whose new maps are not locked (a
+    /// locked THP would be populated and walked whole at every check).
+    fn motif_proc(&mut self, maps: usize) -> Option<usize> {
+        let fit = |p: &ProcState| p.maps.len() + maps <= self.cfg.max_maps && !p.lock_future;
+        let room: Vec<usize> = (0..self.procs.len()).filter(|&i| fit(&self.procs[i])).collect();
+        room.choose(&mut self.rng).copied()
+    }
+
+    /// A motif's private anon map in process `pi`, played; returns its name.
+    fn motif_mmap(&mut self, out: &mut Vec<Step>, pi: usize, pages: u64, huge: Option<bool>) -> String {
+        let name = format!("m{}", self.next_map);
+        let proc = self.procs[pi].label.clone();
+        let step = Step::Mmap(Mmap {
+            proc,
+            name: name.clone(),
+            pages,
+            backing: Backing::Anon,
+            share: Share::Private,
+            huge,
+            locked: false,
+        });
+        self.absorb(&step);
+        out.push(step);
+        name
+    }
+
+    /// A motif's fork of process `pi`, played; returns the child's index.
+    fn motif_fork(&mut self, out: &mut Vec<Step>, pi: usize) -> usize {
+        let step = Step::Fork(Fork { proc: self.procs[pi].label.clone(), child: format!("c{}", self.next_child) });
+        self.absorb(&step);
+        out.push(step);
+        self.procs.len() - 1
+    }
+
+    /// A motif's map of equal pages that KSM may merge, played; returns its name.
+    fn motif_mergeable(&mut self, out: &mut Vec<Step>, pi: usize, pages: u64) -> String {
+        let map = self.motif_mmap(out, pi, pages, None);
+        let proc = self.procs[pi].label.clone();
+        let write = Step::Write(Access { proc: proc.clone(), map: map.clone(), page: 0, pages, value: Some(0x5a) });
+        let advise = Step::Madvise(Madvise { proc, map: map.clone(), page: 0, pages: None, advice: Advice::Mergeable });
+        for step in [write, advise] {
+            self.absorb(&step);
+            out.push(step);
+        }
+        map
     }
 }
 
@@ -1070,6 +1259,52 @@ mod tests {
                 assert!(sizes.contains(&want), "{ps}: no {want}-page map in {sizes:?}");
             }
             assert!((20..=80).contains(&mthp), "{ps}: {mthp} of 200 runs set mTHP");
+        }
+    }
+
+    /// Each motif shows in the steps: a fork, then one page of a THP map mprotected; a
+    /// migration of a THP or mTHP map; three processes holding a mergeable map of equal
+    /// pages when KSM runs; a pageout, then two forks.
+    #[test]
+    fn every_motif_is_played() {
+        let cfg = GenConfig { motif_every: 1, ..GenConfig::default() };
+        let (mut split, mut migrated, mut ksm3, mut swap3) = (0, 0, 0, 0);
+        let mut paged_out = BTreeMap::new();
+        for run in 0..150 {
+            let s = generate(&cfg, 11, run);
+            let mut sim = Sim::new(&cfg, 0, &s.mthp);
+            let mut forked_after = BTreeMap::new();
+            for st in &s.steps {
+                assert!(sim.apply(st), "run {run}: {st:?} is not valid");
+                match st {
+                    Step::Mmap(m) if m.huge == Some(true) => {
+                        forked_after.insert(m.name.clone(), false);
+                    }
+                    Step::Fork(_) => {
+                        forked_after.values_mut().for_each(|f| *f = true);
+                        for forks in paged_out.values_mut() {
+                            *forks += 1;
+                            swap3 += usize::from(*forks == 2);
+                        }
+                    }
+                    Step::Madvise(x) if x.advice == Advice::Pageout => {
+                        paged_out.insert(x.map.clone(), 0);
+                    }
+                    Step::Mprotect(x) if x.pages == Some(1) && forked_after.get(&x.map) == Some(&true) => split += 1,
+                    Step::Migrate(x) if sim.0.map_of(&x.proc, &x.map).is_some_and(|m| m.large) => migrated += 1,
+                    Step::Ksm(_) => {
+                        let holders = |p: &ProcState| p.maps.values().any(|m| m.mergeable && m.pages.len() >= 2);
+                        if sim.0.procs.iter().filter(|p| holders(p)).count() >= 3 {
+                            ksm3 += 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let all = [("PMD and PTEs", split), ("large migration", migrated), ("KSM of 3", ksm3), ("swap of 3", swap3)];
+        for (what, n) in all {
+            assert!(n >= 20, "{what}: {n} in 150 runs");
         }
     }
 

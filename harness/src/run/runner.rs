@@ -135,10 +135,12 @@ impl<'g> Session<'g> {
         // Before the reset, so its fresh p0 gets a trace buffer; it also forgets what
         // anything before this run reached.
         guest.start_coverage()?;
-        // Guests from the pool are clean already (every run ends with a teardown); this
+        // Guests from the pool are fresh already (every run ends with a teardown); this
         // reset is for guests that a VM check used directly. The log mark comes after it,
         // so nothing a previous user left is blamed on this run.
-        teardown(guest)?;
+        if !guest.is_fresh() {
+            teardown(guest)?;
+        }
         let mark = guest.kmsg_mark();
         let outcome = Outcome::new(loaded, &guest.info);
         let model = Model::for_release(&guest.info.release).with_mthp(mthp);
@@ -454,10 +456,12 @@ impl Run<'_> {
                     args.push_str(&format!(" node={node}"));
                 }
                 // ENODEV: one node; ENOSYS: no move_pages (CONFIG_MIGRATION off).
+                // Read before the move: afterwards the old frames are free.
                 let before = self.truth()?;
+                let classes = self.migration_triggers(&before, &x.proc, &x.map, page, count)?;
                 self.truth = None;
                 if let Some(reply) = self.optional(n, step, "migrate", args, &[19, 38])? {
-                    self.migration_triggers(&before, &x.proc, &x.map, page, count)?;
+                    self.outcome.triggers.extend(classes);
                     // One note per errno: a large range can leave hundreds of pages.
                     let mut stayed: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
                     for (i, status) in reply.get("nodes").unwrap_or("").split(',').enumerate() {
@@ -500,7 +504,8 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Trigger classes of a migration: how many processes mapped what moved.
+    /// Trigger classes of migrating a range, read before it moves: how many processes
+    /// map each page, and whether it is part of a large folio.
     fn migration_triggers(
         &mut self,
         before: &Truth,
@@ -508,7 +513,8 @@ impl Run<'_> {
         map: &str,
         page: u64,
         count: u64,
-    ) -> Result<(), Fault> {
+    ) -> Result<Vec<String>, Fault> {
+        let mut classes = Vec::new();
         let held: BTreeMap<Slot, u64> = before.slots().into_iter().collect();
         let mut seen = BTreeSet::new();
         for p in page..page + count {
@@ -521,9 +527,9 @@ impl Run<'_> {
             let kpage = self.guest.request("kpage", &format!("pfn=0x{pfn:x}"))?;
             let flags = kpage.get("kpageflags").and_then(|f| u64::from_str_radix(f.trim_start_matches("0x"), 16).ok());
             let large = flags.is_some_and(|f| f & (3 << 15) != 0);
-            self.outcome.triggers.push(triggers::of_migration(mappers.len(), large).to_string());
+            classes.push(triggers::of_migration(mappers.len(), large).to_string());
         }
-        Ok(())
+        Ok(classes)
     }
 
     /// A request the kernel may not support: an errno in `unsupported` becomes a note

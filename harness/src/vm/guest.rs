@@ -99,7 +99,14 @@ pub struct Guest {
     /// Runs on this guest collect KCOV coverage (set by the pool; turned off when the
     /// kernel turns out to have no KCOV).
     pub coverage: bool,
+    /// No request since the last successful `reset` touched the workload.
+    fresh: bool,
+    /// The agent collects coverage: processes it starts get a trace buffer.
+    collecting: bool,
 }
+
+/// Requests that leave the workload (processes, maps, settings) as it was.
+const LEAVE_WORKLOAD: [&str; 5] = ["cov", "tainted", "sysinfo", "ping", "kpage"];
 
 impl Guest {
     /// Boot `kernel` with `initrd` and wait for READY.
@@ -142,6 +149,8 @@ impl Guest {
             next_seq: 0,
             taint_baseline: None,
             op_times: BTreeMap::new(),
+            fresh: false,
+            collecting: false,
             coverage: false,
         }
     }
@@ -199,6 +208,11 @@ impl Guest {
         &self.qemu.config
     }
 
+    /// Whether the workload is as a `reset` left it: one p0, no maps, default settings.
+    pub fn is_fresh(&self) -> bool {
+        self.fresh
+    }
+
     /// Requests sent so far; a saved guest must have sent none (see `snapshot`).
     pub fn requests_sent(&self) -> u64 {
         self.chan.next_id() - 1
@@ -237,6 +251,10 @@ impl Guest {
             fatal_at.is_some_and(|t| t.elapsed() >= scaled(FATAL_GRACE))
         };
         let result = self.chan.request_watching(op, args, timeout, give_up);
+        self.fresh = match &result {
+            Ok(reply) if op == "reset" => reply.ok,
+            _ => self.fresh && LEAVE_WORKLOAD.contains(&op),
+        };
         let t = self.op_times.entry(op.to_string()).or_default();
         t.0 += 1;
         t.1 += sent.elapsed();
@@ -274,6 +292,10 @@ impl Guest {
         if !reply.ok {
             tracing::info!(key = %self.info.key, errno = ?reply.errno(), "no KCOV on this kernel: coverage off");
             self.coverage = false;
+        } else if !self.collecting {
+            // The running p0 has no trace buffer: the next run needs a reset first.
+            self.collecting = true;
+            self.fresh = false;
         }
         Ok(self.coverage)
     }
