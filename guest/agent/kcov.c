@@ -10,9 +10,9 @@
  * KCOV_ENABLE and never looks at it again. After each worker call the controller folds
  * what the worker's buffer holds into one set of PCs and empties the
  * buffer. The controller traces itself too, but only what it does on a
- * step's behalf: the module's walk (/proc/mtest), split, migrate, compact
- * and ksm (kcov_begin/kcov_end around those syscalls); its own truth
- * reading (pagemap, /proc/PID/mem) is not traced.
+ * step's behalf: the module's walk (/proc/mtest), split and migrate
+ * (kcov_begin/kcov_end around those syscalls). Its own truth reading
+ * (pagemap, /proc/PID/mem) is not traced, nor compaction (op_compact).
  *
  * Not seen: what kernel threads do (ksmd's merging, kcompactd), and a
  * process's exit: do_exit() calls kcov_task_exit() before exit_mm(), so
@@ -36,9 +36,7 @@
 /*
  * Words per buffer (a count, then PCs). 2 MiB per workload process: at 512
  * KiB, one fuzz run in ten filled one (a write or populate of hundreds of
- * pages traces the fault path once per page). The controller's compaction
- * (a scan of all memory) fills even 8 MiB, and folding that many PCs cost
- * more than the compaction itself: it gets 2 MiB too.
+ * pages traces the fault path once per page). The controller gets as much.
  */
 #define WORKER_WORDS	262144UL
 #define SELF_WORDS	WORKER_WORDS

@@ -39,6 +39,12 @@ static int kpage(uint64_t pfn, uint64_t *count, uint64_t *flags)
 	return 0;
 }
 
+/* /proc/kpageflags of up to n pfns from pfn, in one read: what pread gives. */
+ssize_t kpageflags_read(uint64_t pfn, uint64_t n, uint64_t *out)
+{
+	return kpf_fd < 0 ? -1 : pread(kpf_fd, out, n * 8, pfn * 8);
+}
+
 static int need_mtest(void)
 {
 	if (mtest_fd < 0)
@@ -65,40 +71,98 @@ static int mtest_cmd(const char *fmt, ...)
 	return rc;
 }
 
+/* A findpage of p's q->name[q->page] into sb: fields, then the walk (req). */
+static int findpage_into(struct sbuf *sb, struct proc *p, struct wreq *q,
+			 uint64_t req)
+{
+	uint64_t ent = 0, cnt, flags;
+	ssize_t n;
+
+	if (proc_lookup(p, q, 1) || need_mtest())
+		return -1;
+	n = pread(p->pagemap, &ent, 8, wr.addr / page_size * 8);
+	if (n != 8)
+		return fail(n < 0 ? errno : EIO, "pagemap");
+	sb_printf(sb, " pid=%d addr=", p->pid);
+	sb_hex(sb, wr.addr);
+	if ((ent & PM_PRESENT) && wr.mapped) {
+		if (kpage(ent & PFN_MASK, &cnt, &flags))
+			return -1;
+		sb_add(sb, " pfn=");
+		sb_hex(sb, ent & PFN_MASK);
+		sb_printf(sb, " kpagecount=%llu kpageflags=",
+			  (unsigned long long)cnt);
+		sb_hex(sb, flags);
+	} else {
+		sb_add(sb, " pfn=- kpagecount=- kpageflags=-");
+	}
+	sb_printf(sb, " rc=%d",
+		  mtest_cmd("findpage %d 0x%llx req=%llu", p->pid,
+			    (unsigned long long)wr.addr,
+			    (unsigned long long)req));
+	return 0;
+}
+
 int op_findpage(const struct req *r)
 {
 	struct wreq q;
 	struct proc *p;
-	uint64_t ent = 0, cnt, flags;
-	ssize_t n;
 
 	if (req_map(r, &q, 0))
 		return -1;
 	if (num(r, "page", REQUIRED, max_pages, &q.page))
 		return bad(r, "page");
 	p = req_proc(r);
-	if (!p || proc_lookup(p, &q, 1) || need_mtest())
+	if (!p)
 		return -1;
-	n = pread(p->pagemap, &ent, 8, wr.addr / page_size * 8);
-	if (n != 8)
-		return fail(n < 0 ? errno : EIO, "pagemap");
-	sb_printf(&reply_fields, " pid=%d addr=", p->pid);
-	sb_hex(&reply_fields, wr.addr);
-	if ((ent & PM_PRESENT) && wr.mapped) {
-		if (kpage(ent & PFN_MASK, &cnt, &flags))
-			return -1;
-		sb_add(&reply_fields, " pfn=");
-		sb_hex(&reply_fields, ent & PFN_MASK);
-		sb_printf(&reply_fields, " kpagecount=%llu kpageflags=",
-			  (unsigned long long)cnt);
-		sb_hex(&reply_fields, flags);
-	} else {
-		sb_add(&reply_fields, " pfn=- kpagecount=- kpageflags=-");
+	return findpage_into(&reply_fields, p, &q, r->id);
+}
+
+/*
+ * findpages base=N slots=proc:name:page,...: the findpage of each slot in
+ * one request, a D line each (k=<index>, then findpage's fields, or err= and
+ * msg=), the walk of slot k under req N+k. One request instead of one per
+ * page saves a round trip to the host per walk.
+ */
+int op_findpages(const struct req *r)
+{
+	const char *list = kv_get(r, "slots");
+	char slot[3 * NAME_LEN + 24], *proc, *name, *page, *save;
+	uint64_t base, k = 0;
+	struct proc *p;
+	struct wreq q;
+	size_t len;
+
+	if (num(r, "base", REQUIRED, UINT64_MAX / 2, &base))
+		return bad(r, "base");
+	if (!list || !*list)
+		return bad(r, "slots");
+	for (; *list; list += len + (list[len] == ','), k++) {
+		len = strcspn(list, ",");
+		if (len >= sizeof(slot))
+			return bad(r, "slots");
+		memcpy(slot, list, len);
+		slot[len] = '\0';
+		proc = strtok_r(slot, ":", &save);
+		name = strtok_r(NULL, ":", &save);
+		page = strtok_r(NULL, ":", &save);
+		memset(&q, 0, sizeof(q));
+		if (!proc || !name || !page || !valid_name(proc) ||
+		    !valid_name(name) || parse_u64(page, &q.page) ||
+		    q.page >= max_pages)
+			return bad(r, "slots");
+		snprintf(q.name, sizeof(q.name), "%s", name);
+		sb_printf(&reply_data, "D k=%llu", (unsigned long long)k);
+		p = find_proc(proc);
+		if (!p)
+			fail(ESRCH, "no-proc");
+		if (!p || findpage_into(&reply_data, p, &q, base + k)) {
+			sb_printf(&reply_data, " err=%d msg=%s", reply_err,
+				  reply_msg);
+			reply_err = 0;
+		}
+		sb_addn(&reply_data, "\n", 1);
 	}
-	sb_printf(&reply_fields, " rc=%d",
-		  mtest_cmd("findpage %d 0x%llx req=%llu", p->pid,
-			    (unsigned long long)wr.addr,
-			    (unsigned long long)r->id));
 	return 0;
 }
 

@@ -71,8 +71,8 @@ int op_read(const struct req *r)
 
 int op_pagemap(const struct req *r)
 {
-	static struct sbuf data, swap, excl;
-	struct page_lists l = { .swap = &swap, .excl = &excl };
+	static struct sbuf data, swap, excl, folio;
+	struct page_lists l = { .swap = &swap, .excl = &excl, .folio = &folio };
 	const struct wrep *t;
 	int i = 0, rc;
 	uint32_t m;
@@ -110,9 +110,11 @@ int op_pagemap(const struct req *r)
 			data.len = 0;
 			swap.len = 0;
 			excl.len = 0;
+			folio.len = 0;
 			l.data = with_data ? &data : NULL;
 			l.nswap = 0;
 			l.nexcl = 0;
+			l.nlarge = 0;
 			if (add_pages(&reply_data, p, mi->addr, mi->pages, bits,
 				      &l))
 				return -1;
@@ -124,6 +126,10 @@ int op_pagemap(const struct req *r)
 			if (l.nexcl) {
 				sb_add(&reply_data, " excl=");
 				sb_addn(&reply_data, excl.p, excl.len);
+			}
+			if (l.nlarge) {
+				sb_add(&reply_data, " folio=");
+				sb_addn(&reply_data, folio.p, folio.len);
 			}
 			if (with_data) {
 				sb_add(&reply_data, " data=");

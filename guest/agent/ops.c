@@ -30,6 +30,7 @@ static const struct op ops[] = {
 	{ "fork", op_fork, KEYS("proc", "child") },
 	{ "exit", op_exit, KEYS("proc") },
 	{ "findpage", op_findpage, KEYS("proc", "name", "page") },
+	{ "findpages", op_findpages, KEYS("base", "slots") },
 	{ "findtask", op_findtask, KEYS("proc") },
 	{ "pagemap", op_pagemap, KEYS("data") },
 	{ "poke", op_poke, KEYS("proc", "name", "page", "value") },

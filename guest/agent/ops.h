@@ -86,8 +86,10 @@ int add_pfns(struct sbuf *sb, const struct proc *p, uint64_t addr,
 /* What add_pages gathers besides the pfns; a NULL sbuf is not asked for. */
 struct page_lists {
 	struct sbuf *data, *swap, *excl;
-	int npresent, nswap, nexcl;
+	struct sbuf *folio;	/* h: a large folio's head, t: a tail, -: neither */
+	int npresent, nswap, nexcl, nlarge;
 };
+ssize_t kpageflags_read(uint64_t pfn, uint64_t n, uint64_t *out);
 int add_pages(struct sbuf *sb, const struct proc *p, uint64_t addr,
 	      uint64_t count, const uint8_t *bits, struct page_lists *l);
 void tokens_forget(void);
@@ -117,6 +119,7 @@ int op_exit(const struct req *r);
 /* op_inspect.c */
 void inspect_open(void);
 int op_findpage(const struct req *r);
+int op_findpages(const struct req *r);
 int op_findtask(const struct req *r);
 int op_kpage(const struct req *r);
 int op_mtest(const struct req *r);

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "ops.h"
@@ -211,10 +210,10 @@ static void add_token(struct sbuf *sb, uint64_t pfn, const uint8_t *buf)
 #define MEM_RUN		64
 
 /*
- * Contents are read a run of present pages at a time into this window, with
- * process_vm_readv() (it pins a batch of pages per call and copies once),
- * and through the worker's /proc/PID/mem where that fails: mem reads
- * PROT_NONE pages too. Neither faults a present page anew.
+ * Contents are read through the worker's /proc/PID/mem, a run of present
+ * pages at a time, into this window. mem reads PROT_NONE pages too, and it
+ * takes references without pinning: process_vm_readv() pins, and pinning a
+ * page that fork shares breaks its COW (the fuzzer saw O4 at once).
  */
 struct window {
 	uint8_t *buf;
@@ -246,18 +245,12 @@ static uint64_t present_run(const uint64_t *ent, uint64_t left,
 static void window_fill(struct window *win, const struct proc *p,
 			uint64_t addr, uint64_t k, uint64_t run)
 {
-	struct iovec local, remote = { (void *)addr, run * page_size };
-	ssize_t got = -1;
+	ssize_t got;
 
 	if (!win->buf)
 		win->buf = ctl_alloc(MEM_RUN * page_size);
 	win->first = k;
-	if (win->buf) {
-		local = (struct iovec){ win->buf, run * page_size };
-		got = process_vm_readv(p->pid, &local, 1, &remote, 1, 0);
-		if (got < page_size)
-			got = pread(p->mem, win->buf, run * page_size, addr);
-	}
+	got = win->buf ? pread(p->mem, win->buf, run * page_size, addr) : -1;
 	win->n = got < 0 ? 0 : got / page_size;
 }
 
@@ -296,6 +289,56 @@ static void add_listed(struct sbuf *sb, uint64_t k, int has, uint64_t v,
  * swap entry (PM_SWAP: type and offset) and its pfn where pagemap says this
  * mm maps it exclusively (PM_MMAP_EXCLUSIVE), "-" elsewhere; l counts both.
  */
+/* KPF_COMPOUND_HEAD and KPF_COMPOUND_TAIL of /proc/kpageflags. */
+#define KPF_HEAD	(1ULL << 15)
+#define KPF_TAIL	(1ULL << 16)
+
+/*
+ * The kpageflags of the frames one request looks at, in aligned blocks:
+ * one read brings a block, and the frames of a request cluster (a THP, the
+ * pages that fork shares), so a page costs far less than a read of its own.
+ */
+#define KF_BLOCK	64
+#define KF_BLOCKS	256
+static struct kf_block {
+	uint64_t block;
+	uint32_t gen;
+	uint64_t f[KF_BLOCK];
+} *kf_cache;
+
+/* pfn's kpageflags, 0 when they cannot be read. */
+static uint64_t kflags(uint64_t pfn)
+{
+	uint64_t block = pfn / KF_BLOCK;
+	struct kf_block *b;
+
+	if (!kf_cache)
+		kf_cache = ctl_alloc(KF_BLOCKS * sizeof(*kf_cache));
+	if (!kf_cache)
+		return 0;
+	b = &kf_cache[block % KF_BLOCKS];
+	if (b->gen != token_gen || b->block != block) {
+		/* Short at the end of memory; what is not read stays 0. */
+		memset(b->f, 0, sizeof(b->f));
+		kpageflags_read(block * KF_BLOCK, KF_BLOCK, b->f);
+		b->block = block;
+		b->gen = token_gen;
+	}
+	return b->f[pfn % KF_BLOCK];
+}
+
+/* One token of the folio list: where the page lies in a large folio. */
+static void add_folio_token(struct sbuf *sb, uint64_t k, uint64_t flags,
+			    int *n)
+{
+	const char *t = flags & KPF_HEAD ? "h" : flags & KPF_TAIL ? "t" : "-";
+
+	if (k)
+		sb_addn(sb, ",", 1);
+	sb_addn(sb, t, 1);
+	*n += *t != '-';
+}
+
 int add_pages(struct sbuf *sb, const struct proc *p, uint64_t addr,
 	      uint64_t count, const uint8_t *bits, struct page_lists *l)
 {
@@ -321,6 +364,10 @@ int add_pages(struct sbuf *sb, const struct proc *p, uint64_t addr,
 				   e & PFN_MASK, &l->nswap);
 			add_listed(l->excl, k, present && (e & PM_MMAP_EXCLUSIVE),
 				   e & PFN_MASK, &l->nexcl);
+			if (l->folio)
+				add_folio_token(l->folio, k,
+						present ? kflags(e & PFN_MASK) : 0,
+						&l->nlarge);
 			if (!l->data)
 				continue;
 			if (k)

@@ -5,6 +5,7 @@
 
 use crate::wire::{parse_fields, Fields};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// One /dev/kmsg record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -420,6 +421,19 @@ pub fn collect_walk<'a>(lines: impl IntoIterator<Item = &'a str>, req: u64) -> W
         }
     }
     walk
+}
+
+/// The raw kmsg records of a reply, by the module request (`req=`) they belong to;
+/// records that are not the module's are left out.
+pub fn records_by_req(raw: &[String]) -> BTreeMap<u64, Vec<String>> {
+    let mut out: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for r in raw {
+        let req = r.split_once(';').and_then(|(_, text)| text.strip_prefix("rmapcheck: req="));
+        if let Some(n) = req.and_then(|rest| rest.split(' ').next()?.parse().ok()) {
+            out.entry(n).or_default().push(r.clone());
+        }
+    }
+    out
 }
 
 /// The module's account of request `req` in the raw kmsg records of a reply.

@@ -75,6 +75,8 @@ pub struct Truth {
     pub swapped: std::collections::BTreeMap<Slot, u64>,
     /// Present slots pagemap flags PM_MMAP_EXCLUSIVE (bit 56).
     pub exclusive: BTreeSet<Slot>,
+    /// Frames that are a tail page of a large folio (KPF_COMPOUND_TAIL).
+    pub tails: BTreeSet<u64>,
 }
 
 fn parse_hex(s: &str) -> Option<u64> {
@@ -84,7 +86,13 @@ fn parse_hex(s: &str) -> Option<u64> {
 impl Truth {
     /// Build from the `D` lines of a `pagemap` reply.
     pub fn from_data(data: &[Fields], page_size: u64) -> Result<Truth, String> {
-        let mut truth = Truth { procs: Vec::new(), page_size, swapped: Default::default(), exclusive: BTreeSet::new() };
+        let mut truth = Truth {
+            procs: Vec::new(),
+            page_size,
+            swapped: Default::default(),
+            exclusive: BTreeSet::new(),
+            tails: BTreeSet::new(),
+        };
         for d in data {
             let get = |k: &str| d.get(k).ok_or_else(|| format!("pagemap line without {k}: {d:?}"));
             let label = get("proc")?.clone();
@@ -118,12 +126,22 @@ impl Truth {
             for (i, _) in flagged("excl").filter(|(i, _)| map.pfns.get(*i as usize).is_some_and(|p| p.is_some())) {
                 truth.exclusive.insert((label.clone(), map.name.clone(), i));
             }
+            // `folio=` too: h (a large folio's head), t (a tail) or - per page.
+            let folio = d.get("folio").map(|s| s.split(',').collect::<Vec<_>>()).unwrap_or_default();
+            let tails = folio.iter().zip(&map.pfns).filter(|(t, _)| **t == "t").filter_map(|(_, p)| *p);
+            truth.tails.extend(tails);
             match truth.procs.iter_mut().find(|p| p.label == label) {
                 Some(p) => p.maps.push(map),
                 None => truth.procs.push(ProcPages { label, pid, maps: vec![map] }),
             }
         }
         Ok(truth)
+    }
+
+    /// Whether `pfn` needs a walk of its own: not when it is a tail page whose previous
+    /// frame (in `present`) is too, or the head, since one walk covers a whole folio.
+    pub fn needs_walk(&self, pfn: u64, present: &BTreeSet<u64>) -> bool {
+        !(self.tails.contains(&pfn) && pfn.checked_sub(1).is_some_and(|p| present.contains(&p)))
     }
 
     pub fn label(&self, pid: u32) -> Option<&str> {

@@ -684,9 +684,25 @@ impl Run<'_> {
     ) -> Result<Option<std::ops::Range<u64>>, Fault> {
         let (proc, map, page) = slot;
         let args = format!("proc={proc} name={map} page={page}");
-        let Some(mut reply) = self.send(n, step, "findpage", args.clone())? else {
+        let Some(reply) = self.send(n, step, "findpage", args)? else {
             return Ok(None);
         };
+        self.judge_walk(n, step, slot, truth, reply, record)
+    }
+
+    /// O1/O2 (and O4) on the walk in `reply`, a findpage of `slot`; the rest of
+    /// `findpage`.
+    fn judge_walk(
+        &mut self,
+        n: usize,
+        step: &Step,
+        slot: &Slot,
+        truth: &Truth,
+        mut reply: Reply,
+        record: bool,
+    ) -> Result<Option<std::ops::Range<u64>>, Fault> {
+        let (proc, map, page) = slot;
+        let args = format!("proc={proc} name={map} page={page}");
         // Background compaction (kcompactd) or khugepaged may move the page between the
         // pagemap read and the walk: then read pagemap again and walk again.
         let mut fresh: Option<Truth> = None;
@@ -813,19 +829,37 @@ impl Run<'_> {
         // ones its last walk found has the same rmap: no walk needed again.
         let unchanged = !std::mem::replace(&mut self.restructured, false);
         let before = std::mem::take(&mut self.walked);
+        let mut todo: Vec<(Slot, u64)> = Vec::new();
+        let present: BTreeSet<u64> = slots.iter().map(|(_, pfn)| *pfn).collect();
         for (slot, pfn) in &slots {
             self.check_model(slot, Some(*pfn), &truth);
-            if seen.insert(*pfn) && !folios.iter().any(|f| f.contains(pfn)) {
+            if seen.insert(*pfn) && truth.needs_walk(*pfn, &present) {
                 let holders = truth.holders(*pfn);
                 if unchanged && before.get(pfn) == Some(&holders) {
                     self.walked.insert(*pfn, holders);
-                    continue;
+                } else {
+                    todo.push((slot.clone(), *pfn));
                 }
-                match self.findpage(n, step, slot, &truth, false)? {
-                    Some(folio) => folios.push(folio),
-                    None => {
-                        self.walked.insert(*pfn, holders);
-                    }
+            }
+        }
+        // One walk covers a large folio: a folio's other pages are not in `todo`,
+        // except where a part of it is mapped nowhere.
+        let batched = self.findpages(&todo)?;
+        for ((slot, pfn), walk) in todo.iter().zip(batched) {
+            if folios.iter().any(|f| f.contains(pfn)) {
+                continue;
+            }
+            let large = match walk {
+                Ok(reply) => self.judge_walk(n, step, slot, &truth, reply, false)?,
+                Err(refused) => {
+                    self.fail(n, step, &refused);
+                    None
+                }
+            };
+            match large {
+                Some(folio) => folios.push(folio),
+                None => {
+                    self.walked.insert(*pfn, truth.holders(*pfn));
                 }
             }
         }
@@ -836,6 +870,42 @@ impl Run<'_> {
         }
         self.outcome.checks.push(line);
         Ok(())
+    }
+}
+
+/// Slots per `findpages` request: keeps the request line well under the agent's limit.
+const FINDPAGES_BATCH: usize = 256;
+
+impl Run<'_> {
+    /// `findpage` of every slot, a batch of them per request (one round trip to the
+    /// guest costs about as much as a walk): per slot the reply a `findpage` would have
+    /// given, or the refusal (errno and msg) it would have got.
+    fn findpages(&mut self, slots: &[(Slot, u64)]) -> Result<Vec<Result<Reply, Reply>>, Fault> {
+        let mut out = Vec::with_capacity(slots.len());
+        for chunk in slots.chunks(FINDPAGES_BATCH) {
+            let base = self.guest.reserve_ids(chunk.len() as u64);
+            let list: Vec<String> = chunk.iter().map(|((p, m, i), _)| format!("{p}:{m}:{i}")).collect();
+            let reply = self.guest.request("findpages", &format!("base={base} slots={}", list.join(",")))?;
+            if !reply.ok || reply.data.len() != chunk.len() {
+                return Err(Fault::Protocol(format!("findpages failed: {:?}", reply.fields)));
+            }
+            let mut records = dmesg::records_by_req(&reply.kmsg);
+            for (k, mut fields) in reply.data.into_iter().enumerate() {
+                let id = base + k as u64;
+                if fields.remove("k").and_then(|v| v.parse::<usize>().ok()) != Some(k) {
+                    return Err(Fault::Protocol(format!("findpages: slot {k} answered out of order")));
+                }
+                let kmsg = records.remove(&id).unwrap_or_default();
+                out.push(if let Some(errno) = fields.remove("err") {
+                    let mut f = BTreeMap::from([("errno".to_string(), errno)]);
+                    f.extend(fields.remove("msg").map(|m| ("msg".to_string(), m)));
+                    Err(Reply { id, ok: false, fields: f, data: vec![], kmsg })
+                } else {
+                    Ok(Reply { id, ok: true, fields, data: vec![], kmsg })
+                });
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -281,6 +281,7 @@ mod tests {
             page_size: 4096,
             swapped: Default::default(),
             exclusive: Default::default(),
+            tails: Default::default(),
         }
     }
 

@@ -208,6 +208,11 @@ impl Guest {
         &self.qemu.config
     }
 
+    /// `n` request ids for the walks of one `findpages` request; returns the first.
+    pub fn reserve_ids(&mut self, n: u64) -> u64 {
+        self.chan.reserve_ids(n)
+    }
+
     /// Whether the workload is as a `reset` left it: one p0, no maps, default settings.
     pub fn is_fresh(&self) -> bool {
         self.fresh

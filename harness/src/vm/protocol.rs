@@ -214,6 +214,14 @@ impl Channel {
         self.collect(id, op, timeout, give_up)
     }
 
+    /// Take `n` request ids for the module's walks of one batched request (`findpages`),
+    /// so they never meet another request's; returns the first.
+    pub fn reserve_ids(&mut self, n: u64) -> u64 {
+        let first = self.next_id;
+        self.next_id += n;
+        first
+    }
+
     /// Send a request that gets no reply (the guest dies or stops answering).
     pub fn send_only(&mut self, op: &str) -> Result<(), ChannelError> {
         let id = self.next_id;

@@ -182,3 +182,21 @@ fn hex_numbers_without_0x_normalise_alike() {
     // Words without a digit stay, so names keep their meaning.
     assert_eq!(normalise_title("WARNING: at mm/rmap.c:12 dead_beef"), "WARNING: at mm/rmap.c:# dead_beef");
 }
+
+#[test]
+fn records_split_by_their_module_request() {
+    let raw: Vec<String> = [
+        "6,10,5;rmapcheck: req=41 page pfn=0x10 order=0",
+        "6,11,6;rmapcheck: req=42 page pfn=0x11 order=0",
+        "4,12,7;some other driver: req=41",
+        "6,13,8;rmapcheck: req=41 end rc=0 mapped=1 visited=0",
+        "6,14,9;rmapcheck: loaded mcsem=folio_mapcount",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let by = records_by_req(&raw);
+    assert_eq!(by.keys().copied().collect::<Vec<_>>(), [41, 42]);
+    assert_eq!(by[&41], [raw[0].clone(), raw[3].clone()]);
+    assert_eq!(by[&42], [raw[1].clone()]);
+}

@@ -197,3 +197,19 @@ fn the_exclusive_bit_is_judged_from_6_10_only() {
     assert!(check_exclusive_on(&truth, "6.1.0-56-arm64").is_empty());
     assert_eq!(check_exclusive_on(&truth, "6.12.117").len(), 1);
 }
+
+#[test]
+fn one_walk_per_large_folio_unless_part_of_it_is_mapped_nowhere() {
+    // p0 maps a 4-page folio at 0x20..0x24 whole; c1 maps its last two pages and an
+    // order-0 page. 0x22 follows 0x21 (present), so it needs no walk of its own.
+    let data = [
+        "proc=p0 pid=1 name=a addr=0x1000 pages=4 pfns=0x20,0x21,0x22,0x23 folio=h,t,t,t",
+        "proc=c1 pid=2 name=a addr=0x1000 pages=3 pfns=0x22,0x23,0x9 folio=t,t,-",
+        "proc=c2 pid=3 name=b addr=0x1000 pages=2 pfns=0x32,0x33 folio=t,t",
+    ];
+    let truth = Truth::from_data(&data.map(parse_fields), 4096).unwrap();
+    let present: BTreeSet<u64> = truth.slots().into_iter().map(|(_, pfn)| pfn).collect();
+    let walked: Vec<u64> = present.iter().copied().filter(|p| truth.needs_walk(*p, &present)).collect();
+    // 0x32 is the first mapped page of a folio whose head is mapped nowhere.
+    assert_eq!(walked, [0x9, 0x20, 0x32]);
+}
