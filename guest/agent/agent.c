@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "ops.h"
 
 #define PORT_NAME	"rmapcheck.0"
 #define PORT_WAIT_MS	10000
@@ -297,11 +297,46 @@ static uint64_t leading_id(const char *line, size_t len)
 	return id;
 }
 
+/*
+ * Takes `then=pagemap` out of r: 1 when it was there, 0 when not, -1 for
+ * another value. Any op may carry it.
+ */
+static int take_then(struct req *r)
+{
+	int i;
+
+	for (i = 0; i < r->nkv; i++) {
+		if (strcmp(r->kv[i].k, "then"))
+			continue;
+		if (strcmp(r->kv[i].v, "pagemap"))
+			return -1;
+		r->kv[i] = r->kv[--r->nkv];
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * After an op that succeeded: pagemap's D lines too (data=1), saving the
+ * host a round trip before its next check. Their failure does not undo the
+ * op: the reply says then=0, and the host reads pagemap itself.
+ */
+static void then_pagemap(void)
+{
+	size_t len = reply_data.len;
+
+	if (pagemap_lines(1)) {
+		reply_data.len = len;
+		reply_err = 0;
+		sb_add(&reply_fields, " then=0");
+	}
+}
+
 static void handle_line(char *line, size_t len, int overlong)
 {
 	const struct op *op;
 	struct req r;
-	int rc;
+	int rc, then;
 
 	reply_data.len = 0;
 	reply_fields.len = 0;
@@ -316,11 +351,15 @@ static void handle_line(char *line, size_t len, int overlong)
 		rc = bad(&r, "line");
 	} else if (!(op = find_op(r.op))) {
 		rc = fail(ENOSYS, "unknown-op");
+	} else if ((then = take_then(&r)) < 0) {
+		rc = bad(&r, "then");
 	} else if (kv_check(&r, op->keys)) {
 		rc = fail(EINVAL, "bad-request");
 	} else {
 		kcov_op = r.op;
 		rc = op->fn(&r);
+		if (!rc && then)
+			then_pagemap();
 	}
 	if (rc == NO_REPLY)
 		return;

@@ -71,15 +71,22 @@ int op_read(const struct req *r)
 
 int op_pagemap(const struct req *r)
 {
+	uint64_t with_data;
+
+	if (num(r, "data", 0, 1, &with_data))
+		return bad(r, "data");
+	return pagemap_lines(with_data);
+}
+
+/* pagemap's D lines: every map of every live process (see op_pagemap). */
+int pagemap_lines(int with_data)
+{
 	static struct sbuf data, swap, excl, folio;
 	struct page_lists l = { .swap = &swap, .excl = &excl, .folio = &folio };
 	const struct wrep *t;
 	int i = 0, rc;
 	uint32_t m;
-	uint64_t with_data;
 
-	if (num(r, "data", 0, 1, &with_data))
-		return bad(r, "data");
 	tokens_forget();
 	while (i < nprocs) {
 		struct proc *p = &procs[i];

@@ -108,6 +108,7 @@ int op_mremap(const struct req *r);
 int op_write(const struct req *r);
 int op_read(const struct req *r);
 int op_pagemap(const struct req *r);
+int pagemap_lines(int with_data);
 int op_poke(const struct req *r);
 /* op_folio.c */
 int op_folio(const struct req *r);

@@ -77,6 +77,8 @@ pub struct Truth {
     pub exclusive: BTreeSet<Slot>,
     /// Frames that are a tail page of a large folio (KPF_COMPOUND_TAIL).
     pub tails: BTreeSet<u64>,
+    /// Frames that are a page of a large folio, head or tail.
+    pub large: BTreeSet<u64>,
 }
 
 fn parse_hex(s: &str) -> Option<u64> {
@@ -92,6 +94,7 @@ impl Truth {
             swapped: Default::default(),
             exclusive: BTreeSet::new(),
             tails: BTreeSet::new(),
+            large: BTreeSet::new(),
         };
         for d in data {
             let get = |k: &str| d.get(k).ok_or_else(|| format!("pagemap line without {k}: {d:?}"));
@@ -128,8 +131,14 @@ impl Truth {
             }
             // `folio=` too: h (a large folio's head), t (a tail) or - per page.
             let folio = d.get("folio").map(|s| s.split(',').collect::<Vec<_>>()).unwrap_or_default();
-            let tails = folio.iter().zip(&map.pfns).filter(|(t, _)| **t == "t").filter_map(|(_, p)| *p);
-            truth.tails.extend(tails);
+            for (t, pfn) in folio.iter().zip(&map.pfns).filter_map(|(t, p)| Some((*t, (*p)?))) {
+                if t != "-" {
+                    truth.large.insert(pfn);
+                }
+                if t == "t" {
+                    truth.tails.insert(pfn);
+                }
+            }
             match truth.procs.iter_mut().find(|p| p.label == label) {
                 Some(p) => p.maps.push(map),
                 None => truth.procs.push(ProcPages { label, pid, maps: vec![map] }),

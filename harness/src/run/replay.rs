@@ -249,6 +249,7 @@ mod tests {
             swapped: Default::default(),
             exclusive: Default::default(),
             tails: Default::default(),
+            large: Default::default(),
         }
     }
 

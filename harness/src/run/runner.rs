@@ -78,6 +78,11 @@ struct Run<'a> {
     /// (a madvise this mapping does not take). It may have acted on part of the range
     /// first, so the model stops judging (O4, O5) from here on.
     refused: bool,
+    /// A `check: all` comes next: the step's request asks for the pagemap read too.
+    prefetch: bool,
+    /// `truth` came with a step's request, and stays true only while no other request
+    /// has gone since: the guest's request count then.
+    fused_at: Option<u64>,
 }
 
 /// Run `loaded` on `guest`. A guest fault ends the run with `Err`; the caller decides
@@ -107,7 +112,8 @@ pub fn run_observed(
         Err(why) => return Ok(Outcome::not_run(loaded, &guest.info, why)),
     };
     let mut session = Session::start(guest, loaded, &scenario.mthp)?;
-    for step in &scenario.steps {
+    for (i, step) in scenario.steps.iter().enumerate() {
+        session.run.prefetch = matches!(scenario.steps.get(i + 1), Some(Step::Check(_)));
         session.step(step)?;
         if observe(&mut session) == Flow::Stop {
             break;
@@ -156,6 +162,8 @@ impl<'g> Session<'g> {
             walked: BTreeMap::new(),
             restructured: true,
             refused: false,
+            prefetch: false,
+            fused_at: None,
         };
         run.set_mthp(mthp)?;
         tracing::debug!(scenario = %loaded.scenario.name, steps = loaded.scenario.steps.len(), "scenario starts");
@@ -296,8 +304,14 @@ impl Run<'_> {
 
     /// Send a request; a refusal becomes a step problem and `None`.
     fn send(&mut self, n: usize, step: &Step, op: &str, args: String) -> Result<Option<Reply>, Fault> {
+        let fuse = std::mem::take(&mut self.prefetch);
+        let args = if fuse { format!("{args} then=pagemap") } else { args };
         let reply = self.guest.request(op, &args)?;
         if reply.ok {
+            if fuse && reply.get("then") != Some("0") {
+                self.keep_truth(&reply.data)?;
+                self.fused_at = Some(self.guest.requests_sent());
+            }
             Ok(Some(reply))
         } else {
             self.fail(n, step, &reply);
@@ -458,7 +472,7 @@ impl Run<'_> {
                 // ENODEV: one node; ENOSYS: no move_pages (CONFIG_MIGRATION off).
                 // Read before the move: afterwards the old frames are free.
                 let before = self.truth()?;
-                let classes = self.migration_triggers(&before, &x.proc, &x.map, page, count)?;
+                let classes = migration_triggers(&before, &x.proc, &x.map, page, count);
                 self.truth = None;
                 if let Some(reply) = self.optional(n, step, "migrate", args, &[19, 38])? {
                     self.outcome.triggers.extend(classes);
@@ -502,34 +516,6 @@ impl Run<'_> {
             }
         }
         Ok(())
-    }
-
-    /// Trigger classes of migrating a range, read before it moves: how many processes
-    /// map each page, and whether it is part of a large folio.
-    fn migration_triggers(
-        &mut self,
-        before: &Truth,
-        proc: &str,
-        map: &str,
-        page: u64,
-        count: u64,
-    ) -> Result<Vec<String>, Fault> {
-        let mut classes = Vec::new();
-        let held: BTreeMap<Slot, u64> = before.slots().into_iter().collect();
-        let mut seen = BTreeSet::new();
-        for p in page..page + count {
-            let Some(&pfn) = held.get(&(proc.to_string(), map.to_string(), p)) else { continue };
-            if !seen.insert(pfn) {
-                continue;
-            }
-            let mappers: BTreeSet<String> = before.holders(pfn).into_iter().map(|s| s.0).collect();
-            // A compound head or tail page (KPF_COMPOUND_HEAD/TAIL) is part of a large folio.
-            let kpage = self.guest.request("kpage", &format!("pfn=0x{pfn:x}"))?;
-            let flags = kpage.get("kpageflags").and_then(|f| u64::from_str_radix(f.trim_start_matches("0x"), 16).ok());
-            let large = flags.is_some_and(|f| f & (3 << 15) != 0);
-            classes.push(triggers::of_migration(mappers.len(), large).to_string());
-        }
-        Ok(classes)
     }
 
     /// A request the kernel may not support: an errno in `unsupported` becomes a note
@@ -614,6 +600,10 @@ impl Run<'_> {
 
     /// Ground truth: pagemap of every named mapping of every live process.
     fn truth(&mut self) -> Result<Truth, Fault> {
+        let sent = self.guest.requests_sent();
+        if self.fused_at.is_some_and(|at| at != sent) {
+            self.truth = None;
+        }
         if let Some(t) = &self.truth {
             return Ok(t.clone());
         }
@@ -621,10 +611,17 @@ impl Run<'_> {
         if !reply.ok {
             return Err(Fault::Protocol(format!("pagemap failed: {:?}", reply.fields)));
         }
-        let t = Truth::from_data(&reply.data, self.guest.info.page_size).map_err(Fault::Protocol)?;
-        self.seen = contents::from_data(&reply.data).map_err(Fault::Protocol)?;
-        self.truth = Some(t.clone());
-        Ok(t)
+        self.keep_truth(&reply.data)?;
+        Ok(self.truth.clone().expect("just kept"))
+    }
+
+    /// Keep a pagemap read (its `D` lines) as the truth, and what its pages hold.
+    fn keep_truth(&mut self, data: &[crate::wire::Fields]) -> Result<(), Fault> {
+        let t = Truth::from_data(data, self.guest.info.page_size).map_err(Fault::Protocol)?;
+        self.seen = contents::from_data(data).map_err(Fault::Protocol)?;
+        self.truth = Some(t);
+        self.fused_at = None;
+        Ok(())
     }
 
     /// The `folio` read of a large folio: every live process's whole address space.
@@ -871,6 +868,23 @@ impl Run<'_> {
         self.outcome.checks.push(line);
         Ok(())
     }
+}
+
+/// Trigger classes of migrating a range, read before it moves: how many processes
+/// map each page, and whether it is part of a large folio.
+fn migration_triggers(before: &Truth, proc: &str, map: &str, page: u64, count: u64) -> Vec<String> {
+    let mut classes = Vec::new();
+    let held: BTreeMap<Slot, u64> = before.slots().into_iter().collect();
+    let mut seen = BTreeSet::new();
+    for p in page..page + count {
+        let Some(&pfn) = held.get(&(proc.to_string(), map.to_string(), p)) else { continue };
+        if !seen.insert(pfn) {
+            continue;
+        }
+        let mappers: BTreeSet<String> = before.holders(pfn).into_iter().map(|s| s.0).collect();
+        classes.push(triggers::of_migration(mappers.len(), before.large.contains(&pfn)).to_string());
+    }
+    classes
 }
 
 /// Slots per `findpages` request: keeps the request line well under the agent's limit.
