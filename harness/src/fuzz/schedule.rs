@@ -10,7 +10,7 @@
 use super::corpus::Entry;
 use super::generate::{generate, run_seed, GenConfig};
 use super::mutate::mutate;
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, Step};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -83,9 +83,18 @@ pub struct Input {
     pub origin: Origin,
 }
 
+/// How often an entry is drawn as a parent: more for the coverage it added, less for
+/// what a run of it costs (as AFL favours fast inputs). Every page a run maps is read
+/// at each check and its frames walked, so the pages its maps take stand for the cost;
+/// a THP-sized map makes a run several times slower. From the scenario alone, so the
+/// choice stays a pure function of the corpus.
+fn weight(e: &Entry) -> f64 {
+    let pages: u64 = e.scenario.steps.iter().map(|s| if let Step::Mmap(m) = s { m.pages } else { 0 }).sum();
+    (1.0 + (e.added as f64).sqrt()) / (1.0 + pages as f64 / 64.0).sqrt()
+}
+
 /// The input of run `run`: fresh with an empty corpus and one time in `FRESH_ONE_IN`;
-/// else a mutant of an entry drawn by the coverage it added (with another entry to
-/// splice from).
+/// else a mutant of an entry drawn by `weight` (with another entry to splice from).
 pub fn next(cfg: &GenConfig, seed: u64, run: u64, corpus: &[Entry]) -> Input {
     let fresh = || Input { scenario: generate(cfg, seed, run), origin: Origin::Generated };
     if corpus.is_empty() {
@@ -95,7 +104,7 @@ pub fn next(cfg: &GenConfig, seed: u64, run: u64, corpus: &[Entry]) -> Input {
     if rng.gen_ratio(1, FRESH_ONE_IN) {
         return fresh();
     }
-    let Ok(parent) = corpus.choose_weighted(&mut rng, |e| 1 + (e.added as f64).sqrt() as u64) else { return fresh() };
+    let Ok(parent) = corpus.choose_weighted(&mut rng, weight) else { return fresh() };
     let donor = corpus.choose(&mut rng);
     match mutate(cfg, &parent.scenario, donor.map(|d| &d.scenario), &mut rng) {
         Some((mut s, kinds)) => {
@@ -154,6 +163,21 @@ mod tests {
         assert_ne!(a, campaign(&cfg, 5, &seeds[..1], Shard::default(), 60), "another corpus");
         let mutants = a.iter().filter(|y| y.contains("about: \"mutant of") || y.contains("about: mutant of")).count();
         assert!(mutants >= 30, "{mutants} of 60 runs were mutants");
+    }
+
+    #[test]
+    fn cheap_entries_are_drawn_more_often_than_costly_ones_of_the_same_worth() {
+        let entry = |pages: &str| {
+            let yaml = format!(
+                "name: e\nabout: e\nsteps:\n  - mmap: {{ name: a, pages: {pages}, backing: anon, share: private }}\n"
+            );
+            let scenario = crate::scenario::parse(std::path::Path::new("e.yaml"), &yaml).unwrap();
+            Entry { key: String::new(), scenario, pcs: Pcs::default(), added: 100, saved: false }
+        };
+        let (small, thp) = (weight(&entry("4")), weight(&entry("512")));
+        assert!(small > 2.5 * thp, "{small} against {thp}");
+        let more = Entry { added: 400, ..entry("4") };
+        assert!(weight(&more) > small, "more coverage weighs more");
     }
 
     #[test]
