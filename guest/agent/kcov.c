@@ -7,12 +7,13 @@
  * reuses) one kcov fd per workload process, sizes and maps it, and hands
  * the fd to the worker (p0 inherits it at KCOV_FD; a forked child gets it
  * with its control socket), which turns tracing on for itself with
- * KCOV_ENABLE and never looks at it again. After each worker call the controller folds
- * what the worker's buffer holds into one set of PCs and empties the
- * buffer. The controller traces itself too, but only what it does on a
- * step's behalf: the module's walk (/proc/mtest), split and migrate
- * (kcov_begin/kcov_end around those syscalls). Its own truth reading
- * (pagemap, /proc/PID/mem) is not traced, nor compaction (op_compact).
+ * KCOV_ENABLE and never looks at it again. After each worker call the
+ * controller folds what the worker's buffer holds into one set of PCs and
+ * empties the buffer. The controller traces itself too, but only what it
+ * does on a step's behalf: the module's walk (/proc/mtest), split and
+ * migrate (kcov_begin/kcov_end around those syscalls). Its own truth
+ * reading (pagemap, /proc/PID/mem) is not traced, nor compaction
+ * (op_compact).
  *
  * Not seen: what kernel threads do (ksmd's merging, kcompactd), and a
  * process's exit: do_exit() calls kcov_task_exit() before exit_mm(), so

@@ -284,11 +284,6 @@ static void add_listed(struct sbuf *sb, uint64_t k, int has, uint64_t v,
 	}
 }
 
-/*
- * add_pfns with one pagemap read for every list l asks for: per page, its
- * swap entry (PM_SWAP: type and offset) and its pfn where pagemap says this
- * mm maps it exclusively (PM_MMAP_EXCLUSIVE), "-" elsewhere; l counts both.
- */
 /* KPF_COMPOUND_HEAD and KPF_COMPOUND_TAIL of /proc/kpageflags. */
 #define KPF_HEAD	(1ULL << 15)
 #define KPF_TAIL	(1ULL << 16)
@@ -339,6 +334,12 @@ static void add_folio_token(struct sbuf *sb, uint64_t k, uint64_t flags,
 	*n += *t != '-';
 }
 
+/*
+ * add_pfns with one pagemap read for every list l asks for: per page, its
+ * swap entry (PM_SWAP: type and offset) and its pfn where pagemap says this
+ * mm maps it exclusively (PM_MMAP_EXCLUSIVE), "-" elsewhere, and where it
+ * lies in a large folio (h, t or -); l counts each.
+ */
 int add_pages(struct sbuf *sb, const struct proc *p, uint64_t addr,
 	      uint64_t count, const uint8_t *bits, struct page_lists *l)
 {

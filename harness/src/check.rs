@@ -10,3 +10,21 @@ pub mod oracle;
 pub mod outcome;
 pub mod swap;
 pub mod triggers;
+
+/// The (major, minor) of a `uname -r` release such as `6.12.117` or `6.1.0-40-arm64`;
+/// the rules that changed in a kernel version compare against it.
+pub fn release_version(release: &str) -> (u32, u32) {
+    let mut nums = release.split(|c: char| !c.is_ascii_digit()).map(|n| n.parse::<u32>().unwrap_or(0));
+    (nums.next().unwrap_or(0), nums.next().unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn release_versions() {
+        assert_eq!(super::release_version("6.1.0-40-arm64"), (6, 1));
+        assert_eq!(super::release_version("6.12.117"), (6, 12));
+        assert_eq!(super::release_version("7.2.0-rc1+"), (7, 2));
+        assert_eq!(super::release_version(""), (0, 0));
+    }
+}

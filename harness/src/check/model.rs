@@ -118,6 +118,22 @@ impl Model {
         self
     }
 
+    /// Every page of every map of shared object `obj`, in every process.
+    fn mark_object(&mut self, obj: u64, why: &str) {
+        let maps: Vec<(String, String, u64)> = self
+            .procs
+            .iter()
+            .flat_map(|(p, maps)| maps.iter().map(move |(n, m)| (p.clone(), n.clone(), m)))
+            .filter(|(_, _, m)| m.object == Some(obj))
+            .map(|(p, n, m)| (p, n, m.pages.len() as u64))
+            .collect();
+        for (proc, map, len) in maps {
+            for p in 0..len {
+                self.unpredictable.entry((proc.clone(), map.clone(), p)).or_insert_with(|| why.into());
+            }
+        }
+    }
+
     fn mark(&mut self, proc: &str, map: &str, pages: std::ops::Range<u64>, why: &str) {
         for p in pages {
             self.unpredictable.insert((proc.into(), map.into(), p), why.into());
@@ -174,10 +190,8 @@ impl Model {
 
     /// A model of the kernel whose `uname -r` is `release`.
     pub fn for_release(release: &str) -> Model {
-        let mut nums = release.split(|c: char| !c.is_ascii_digit()).map(|n| n.parse::<u32>().unwrap_or(0));
-        let version = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
         let mut m = Model::new();
-        m.sem.merge_faulted_into_unfaulted = version >= (6, 16);
+        m.sem.merge_faulted_into_unfaulted = crate::check::release_version(release) >= (6, 16);
         m
     }
 
@@ -337,6 +351,13 @@ impl Model {
                                 (x.proc.clone(), x.map.clone(), p),
                                 "THP: a huge page may back this range".into(),
                             );
+                        }
+                        // A file or shmem THP is the object's: a fault here may put its
+                        // other pages in it too, wherever they are mapped, and a split of
+                        // it (by pageout, say) unmaps them all, since only anon folios
+                        // are mapped again after a split (6.1, tmpfs huge=advise).
+                        if let Some(obj) = m.object {
+                            self.mark_object(obj, "THP: the object's huge page may back this page");
                         }
                     }
                     Advice::Pageout => {
@@ -657,6 +678,18 @@ mod tests {
         assert_ne!(m.frame("p0", "stack", 2), forked);
         assert_eq!(m.frame("c1", "stack", 2), forked);
         assert_eq!(m.sharers("c1", "stack", 2), [slot("c1", "stack", 2)].into());
+    }
+
+    /// 6.1 campaign, seed 77 run 2248: part of a tmpfs file made MADV_HUGEPAGE, and the
+    /// pageout of that part split the file's THP, unmapping its pages in the other VMA.
+    #[test]
+    fn a_hugepage_advice_on_part_of_a_file_covers_the_whole_object() {
+        let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: f, pages: 6, backing: file, share: shared}\n - mmap: {name: a, pages: 2, backing: anon, share: private}\n - fork: {child: c1}\n - madvise: {map: f, page: 1, pages: 3, advice: hugepage}\n");
+        for p in 0..6 {
+            assert!(m.unpredictable.contains_key(&slot("c1", "f", p)), "c1 f[{p}]");
+            assert!(m.unpredictable.contains_key(&slot("p0", "f", p)), "p0 f[{p}]");
+        }
+        assert!(!m.unpredictable.contains_key(&slot("p0", "a", 0)), "another object");
     }
 
     #[test]

@@ -263,8 +263,7 @@ pub fn check_exclusive(truth: &Truth) -> Vec<Problem> {
 /// page's mapcount ("fs/proc/task_mmu: properly detect PM_MMAP_EXCLUSIVE per page of
 /// PMD-mapped THPs" fixed it), so there it says nothing about one page.
 pub fn exclusive_is_per_page(release: &str) -> bool {
-    let mut nums = release.split(|c: char| !c.is_ascii_digit()).map(|n| n.parse::<u32>().unwrap_or(0));
-    (nums.next().unwrap_or(0), nums.next().unwrap_or(0)) >= (6, 10)
+    crate::check::release_version(release) >= (6, 10)
 }
 
 /// `check_exclusive` on the kernel whose `uname -r` is `release` ("": the newest rule).
