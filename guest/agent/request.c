@@ -346,6 +346,7 @@ int add_pages(struct sbuf *sb, const struct proc *p, uint64_t addr,
 	static uint64_t ent[512];
 	static struct window win;
 	uint64_t done = 0, i;
+	const char *known;
 
 	win.n = 0;
 	while (done < count) {
@@ -377,8 +378,9 @@ int add_pages(struct sbuf *sb, const struct proc *p, uint64_t addr,
 				sb_addn(l->data, "-", 1);
 				continue;
 			}
-			if (token_find(e & PFN_MASK)) {
-				sb_add(l->data, token_find(e & PFN_MASK));
+			known = token_find(e & PFN_MASK);
+			if (known) {
+				sb_add(l->data, known);
 				continue;
 			}
 			if (k < win.first || k >= win.first + win.n)

@@ -639,9 +639,7 @@ impl Gen<'_> {
                 };
                 let proc = self.procs[pi].label.clone();
                 let count = if huge.is_some() { 1 } else { folio };
-                let write = Step::Write(Access { proc, map: map.clone(), page, pages: count, value: None });
-                self.absorb(&write);
-                out.push(write);
+                self.play(&mut out, Step::Write(Access { proc, map: map.clone(), page, pages: count, value: None }));
                 let mut who = pi;
                 if fork {
                     let child = self.motif_fork(&mut out, pi);
@@ -657,8 +655,7 @@ impl Gen<'_> {
                     let count = self.rng.gen_range(1..=16).min(folio - page);
                     Step::Migrate(Migrate { proc, map, page: Some(page), pages: Some(count), node: None })
                 };
-                self.absorb(&step);
-                out.push(step);
+                self.play(&mut out, step);
             }
             Motif::Swap3 => {
                 let Some(pi) = self.motif_proc(1).filter(|_| forks_fit(self, 2)) else { return out };
@@ -668,10 +665,8 @@ impl Gen<'_> {
                 let write = Step::Write(Access { proc: proc.clone(), map: map.clone(), page: 0, pages, value: None });
                 let advice = Advice::Pageout;
                 let pageout = Step::Madvise(Madvise { proc, map, page: 0, pages: Some(pages), advice });
-                for step in [write, pageout] {
-                    self.absorb(&step);
-                    out.push(step);
-                }
+                self.play(&mut out, write);
+                self.play(&mut out, pageout);
                 let c1 = self.motif_fork(&mut out, pi);
                 let parent = if self.rng.gen_bool(0.5) { c1 } else { pi };
                 self.motif_fork(&mut out, parent);
@@ -728,16 +723,14 @@ impl Gen<'_> {
             huge,
             locked: false,
         });
-        self.absorb(&step);
-        out.push(step);
+        self.play(out, step);
         name
     }
 
     /// A motif's fork of process `pi`, played; returns the child's index.
     fn motif_fork(&mut self, out: &mut Vec<Step>, pi: usize) -> usize {
         let step = Step::Fork(Fork { proc: self.procs[pi].label.clone(), child: format!("c{}", self.next_child) });
-        self.absorb(&step);
-        out.push(step);
+        self.play(out, step);
         self.procs.len() - 1
     }
 
@@ -747,11 +740,15 @@ impl Gen<'_> {
         let proc = self.procs[pi].label.clone();
         let write = Step::Write(Access { proc: proc.clone(), map: map.clone(), page: 0, pages, value: Some(0x5a) });
         let advise = Step::Madvise(Madvise { proc, map: map.clone(), page: 0, pages: None, advice: Advice::Mergeable });
-        for step in [write, advise] {
-            self.absorb(&step);
-            out.push(step);
-        }
+        self.play(out, write);
+        self.play(out, advise);
         map
+    }
+
+    /// A motif's step: played into the state, then added to the motif's steps.
+    fn play(&mut self, out: &mut Vec<Step>, step: Step) {
+        self.absorb(&step);
+        out.push(step);
     }
 }
 
