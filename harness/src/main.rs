@@ -38,6 +38,10 @@ struct Cli {
     /// object per event.
     #[arg(long, global = true, value_enum, default_value = "auto")]
     progress: ui::Style,
+    /// Keep kernel pins strict: a pinned package the mirror no longer serves is an error
+    /// (exit 3) instead of moving to the newest match. Also RMAPCHECK_LOCKED=1.
+    #[arg(long, global = true)]
+    locked: bool,
 }
 
 /// The one reporter every command's events go to.
@@ -321,6 +325,10 @@ enum KernelsCommand {
         /// Every key of the manifest.
         #[arg(long, conflicts_with = "keys")]
         all: bool,
+        /// Download and verify the packages (moving a pin the mirror no longer serves),
+        /// and stop there: no extraction and no build.
+        #[arg(long)]
+        download_only: bool,
     },
     /// List the manifest's kernels and whether each is cached.
     List,
@@ -364,6 +372,7 @@ static STOP: AtomicBool = AtomicBool::new(false);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    kernels::set_strict_pins(cli.locked);
     let _ = REPORTER.set(Reporter::new(cli.progress));
     qemu::install_stop_handlers(qemu::STOP_GRACE, Some(&STOP), |m| reporter().event(Event::Note(m)));
     // Unwinding drops every QEMU guard on the way; the panic message is already out.
@@ -903,7 +912,7 @@ fn kernels_cmd(command: KernelsCommand) -> Result<ExitCode> {
     let manifest = load_manifest()?;
     let progress = reporter();
     match command {
-        KernelsCommand::Fetch { keys, all } => {
+        KernelsCommand::Fetch { keys, all, download_only } => {
             let keys = match (all, keys.is_empty()) {
                 (true, _) => manifest.kernels.keys().cloned().collect(),
                 (false, true) => vec![manifest.default.clone()],
@@ -911,6 +920,12 @@ fn kernels_cmd(command: KernelsCommand) -> Result<ExitCode> {
             };
             manifest.check_keys(&keys).map_err(|e| BadInput(e.to_string()))?;
             for k in &keys {
+                if download_only {
+                    let (locked, debs) = kernels::fetch_packages(&manifest, k, progress)?;
+                    progress.finish();
+                    println!("{k}: {} downloaded, {} packages", kernels::pin_summary(&locked), debs.len());
+                    continue;
+                }
                 let p = prepare::prepare(&manifest, k, progress)?;
                 progress.finish();
                 println!("{k}: {} ready ({}, {})", p.kernel.release, p.kernel.compiler(), p.kernel.image.display());

@@ -242,6 +242,10 @@ impl FetchProgress for Reporter {
     fn step(&self, what: &str) {
         self.event(Event::Prepare(what.to_string()));
     }
+
+    fn note(&self, what: &str) {
+        self.event(Event::Note(what.to_string()));
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,10 @@ use std::time::Duration;
 
 const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
+/// Overrides the host's mirror. A `file:` mirror is a folder of the user's own and is
+/// trusted as it is (no signed Release needed); any other is verified as usual.
+pub const MIRROR_ENV: &str = "RMAPCHECK_MIRROR";
+
 /// Which archive of the host's mirrors a suite lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -32,8 +36,12 @@ pub struct Apt {
     dir: PathBuf,
 }
 
-/// The mirror URI the host's own apt uses for `archive`.
+/// The mirror URI the host's own apt uses for `archive`, or `$RMAPCHECK_MIRROR` for every
+/// archive when set (a local copy, or a test's own repository).
 pub fn host_mirror(archive: Archive) -> Result<String> {
+    if let Some(uri) = std::env::var_os(MIRROR_ENV) {
+        return Ok(uri.to_string_lossy().trim_end_matches('/').to_string());
+    }
     let text = Cmd::new("apt-get")
         .args(["indextargets", "--format", "$(REPO_URI)", "Identifier: Packages"])
         .arg(format!("Label: {}", archive.label()))
@@ -74,8 +82,10 @@ impl Apt {
             bail!("{KEYRING} is missing; run: apt-get install debian-archive-keyring");
         }
         let mirror = host_mirror(archive)?;
+        let trust =
+            if mirror.starts_with("file:") { "trusted=yes".to_string() } else { format!("signed-by={KEYRING}") };
         let sources: String =
-            suites.iter().map(|s| format!("deb [arch=arm64,amd64 signed-by={KEYRING}] {mirror} {s} main\n")).collect();
+            suites.iter().map(|s| format!("deb [arch=arm64,amd64 {trust}] {mirror} {s} main\n")).collect();
         let key = crate::cache::Key::new().part("sources", &sources).short();
         let dir = cache.join(format!("apt-{key}"));
         for sub in [
@@ -115,17 +125,40 @@ impl Apt {
         cmd
     }
 
-    pub fn update(&self, force: bool) -> Result<()> {
-        let has_lists = fs::read_dir(self.dir.join("state/lists"))?
-            .filter_map(|e| e.ok())
-            .any(|e| e.file_name().to_string_lossy().ends_with("_Packages"));
-        if has_lists && !force {
+    /// Download the package lists, unless `freshness` accepts the ones there are.
+    /// Several threads and processes may share the root: one updates while the others
+    /// wait for it.
+    pub fn update(&self, freshness: Freshness) -> Result<()> {
+        let _guard = crate::cache::lock(&self.dir)?;
+        let mut refreshed = refreshed_roots().lock().unwrap_or_else(|e| e.into_inner());
+        let fresh_enough = match freshness {
+            Freshness::Any => self.has_lists()?,
+            Freshness::ThisRun => refreshed.contains(&self.dir) && self.has_lists()?,
+            Freshness::Now => false,
+        };
+        if fresh_enough {
             return Ok(());
         }
         let mut cmd = self.cmd("apt-get");
         cmd.args(["-q", "update"]);
         cmd.run("apt-get update (private root)")?;
+        refreshed.insert(self.dir.clone());
         Ok(())
+    }
+
+    fn has_lists(&self) -> Result<bool> {
+        Ok(fs::read_dir(self.dir.join("state/lists"))?
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().ends_with("_Packages")))
+    }
+
+    /// Whether the lists hold `name` (`name:arch` or plain) at exactly `version`.
+    pub fn serves(&self, name: &str, version: &str) -> Result<bool> {
+        let mut cmd = self.cmd("apt-cache");
+        cmd.args(["show", "--all-versions", name]);
+        // apt-cache fails on a name it does not know at all: that is "not served".
+        let Ok(out) = cmd.run(&format!("apt-cache show {name}")) else { return Ok(false) };
+        Ok(out.lines().filter_map(|l| l.strip_prefix("Version:")).any(|v| v.trim() == version))
     }
 
     /// Names of all known packages that start with `prefix`. (`apt-cache pkgnames`
@@ -165,6 +198,24 @@ impl Apt {
         let after = list_debs(dest)?;
         after.into_iter().find(|p| !before.contains(p)).with_context(|| format!("apt-get download {name} left no .deb"))
     }
+}
+
+/// How recent the package lists must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Any lists will do (resolving a package the cache has).
+    Any,
+    /// Lists this process downloaded: a download goes by what the mirror serves now.
+    ThisRun,
+    /// Download them again (`kernels update`).
+    Now,
+}
+
+/// The private roots whose lists this process downloaded.
+fn refreshed_roots() -> &'static std::sync::Mutex<std::collections::HashSet<PathBuf>> {
+    static ROOTS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<PathBuf>>> =
+        std::sync::OnceLock::new();
+    ROOTS.get_or_init(Default::default)
 }
 
 fn list_debs(dir: &Path) -> Result<Vec<PathBuf>> {

@@ -75,6 +75,10 @@ impl Kernel {
 /// Progress of a fetch, for the CLI to show.
 pub trait FetchProgress {
     fn step(&self, what: &str);
+    /// Something the user must hear of even when steps are not shown (a pin that moved).
+    fn note(&self, what: &str) {
+        eprintln!("rmapcheck: {what}");
+    }
 }
 
 impl FetchProgress for () {

@@ -4,7 +4,7 @@
 
 use crate::cache;
 use crate::exec;
-use crate::image::apt::{Apt, Archive};
+use crate::image::apt::{Apt, Archive, Freshness};
 use crate::image::kconfig::Kconfig;
 use crate::image::kernel::{FetchProgress, Kernel};
 use crate::image::{self, source_build};
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// images/kernels.toml.
 #[derive(Debug, Deserialize)]
@@ -272,7 +273,7 @@ fn resolve_with(apt: &Apt, entry: &Entry) -> Result<Locked> {
 /// Resolve the newest packages of `entry` from the mirror.
 pub fn resolve(entry: &Entry) -> Result<Locked> {
     let apt = apt_for(entry)?;
-    apt.update(true)?;
+    apt.update(Freshness::Now)?;
     resolve_with(&apt, entry)
 }
 
@@ -312,7 +313,7 @@ pub fn update(manifest: &Manifest, keys: &[String], progress: &dyn FetchProgress
         // One `apt-get update` per suite, however many keys share it.
         if refreshed.insert(format!("{:?} {}", entry.archive, entry.suite)) {
             progress.step(&format!("updating the package lists of {}", entry.suite));
-            apt.update(true)?;
+            apt.update(Freshness::Now)?;
         }
         let new = resolve_with(&apt, entry).with_context(|| format!("resolving kernel {key}"))?;
         changes.push(describe_change(key, entry, lock.kernels.get(key), &new));
@@ -324,33 +325,142 @@ pub fn update(manifest: &Manifest, keys: &[String], progress: &dyn FetchProgress
 
 /// Make `key` ready: resolve it if the lock lacks it, download and verify its packages,
 /// and extract (or, for a source kernel, build) them into the cache. A kernel already in
-/// the cache costs no network.
+/// the cache costs no network. A pin the mirror no longer serves moves on (see
+/// [`fetch_packages`]).
 pub fn fetch(manifest: &Manifest, key: &str, progress: &dyn FetchProgress) -> Result<Kernel> {
     let entry = manifest.entry(key)?;
-    let locked = locked_or_resolve(key, entry, progress)?;
+    let (locked, debs) = fetch_packages(manifest, key, progress)?;
     match entry.kind {
-        EntryKind::Debian => fetch_debian(key, entry, &locked, progress),
+        EntryKind::Debian => fetch_debian(key, entry, &locked, debs, progress),
         EntryKind::Source => {
-            let deb = fetch_debs(key, entry, &locked, progress)?.remove(0);
-            let tree = source_build::build(key, &deb, &recipe(entry)?, progress)?;
+            let tree = source_build::build(key, &debs[0], &recipe(entry)?, progress)?;
             source_kernel(key, entry, tree)
         }
     }
 }
 
+/// Whether a pin the mirror no longer serves is an error rather than a move: `--locked`,
+/// or `RMAPCHECK_LOCKED=1`.
+static STRICT_PINS: AtomicBool = AtomicBool::new(false);
+
+pub fn set_strict_pins(strict: bool) {
+    STRICT_PINS.store(strict, Ordering::Relaxed);
+}
+
+fn strict_pins() -> bool {
+    STRICT_PINS.load(Ordering::Relaxed) || std::env::var("RMAPCHECK_LOCKED").is_ok_and(|v| v == "1")
+}
+
+/// A kernel that cannot be prepared from the mirror, named so that the error reads on
+/// its own: which key, which package, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    #[error(
+        "kernel {key}: {package} {version} is no longer served by {suite}, and pins are strict \
+         (--locked or RMAPCHECK_LOCKED=1); run `rmapcheck kernels update {key}` to move the pin"
+    )]
+    Gone { key: String, package: String, version: String, suite: String },
+    #[error("kernel {key}: {package} {version} is no longer served by {suite}, and nothing replaces it: {cause:#}")]
+    NoReplacement { key: String, package: String, version: String, suite: String, cause: anyhow::Error },
+}
+
+/// Resolve `key` if the lock lacks it, then download (or find in the cache) and verify
+/// every package of its pin. A pin whose packages are all cached costs no network.
+/// Otherwise the lists are read fresh, and a pinned version the mirror no longer serves
+/// (Debian keeps only the newest) is replaced by the newest that matches the key, as
+/// `kernels update` would; apt verifies it against the signed index like any other. The
+/// lock records the move, and a note names both versions. With strict pins that is a
+/// [`PinError::Gone`] instead.
+pub fn fetch_packages(manifest: &Manifest, key: &str, progress: &dyn FetchProgress) -> Result<(Locked, Vec<PathBuf>)> {
+    let entry = manifest.entry(key)?;
+    let locked = locked_or_resolve(key, entry, progress)?;
+    let debs = cache::subdir("debs")?;
+    let cached: Option<Vec<PathBuf>> =
+        locked.packages.iter().map(|p| cached_deb(p, &debs)).collect::<Result<Vec<_>>>()?.into_iter().collect();
+    if let Some(paths) = cached {
+        return Ok((locked, paths));
+    }
+    let apt = apt_for(entry)?;
+    progress.step(&format!("{key}: reading the package lists of {}", entry.suite));
+    apt.update(Freshness::ThisRun).with_context(|| format!("kernel {key}: reading the lists of {}", entry.suite))?;
+    let locked = match first_gone(&apt, &locked)? {
+        None => locked,
+        Some(gone) => {
+            let gone_error = |cause| PinError::NoReplacement {
+                key: key.to_string(),
+                package: gone.name.clone(),
+                version: gone.version.clone(),
+                suite: entry.suite.clone(),
+                cause,
+            };
+            if strict_pins() {
+                return Err(PinError::Gone {
+                    key: key.to_string(),
+                    package: gone.name.clone(),
+                    version: gone.version.clone(),
+                    suite: entry.suite.clone(),
+                }
+                .into());
+            }
+            let new = resolve_with(&apt, entry).map_err(gone_error)?;
+            record(key, &new)?;
+            progress.note(&format!(
+                "{key}: {} {} is no longer served by {}; the pin moves to {}, as `kernels update {key}` would \
+                 (images/kernels.lock updated; --locked keeps pins strict)",
+                gone.name,
+                gone.version,
+                entry.suite,
+                pin_summary(&new)
+            ));
+            new
+        }
+    };
+    let mut out = Vec::new();
+    for pkg in &locked.packages {
+        match cached_deb(pkg, &debs)? {
+            Some(path) => out.push(path),
+            None => {
+                progress.step(&format!("{key}: fetching {} {}", pkg.name, pkg.version));
+                out.push(fetch_deb(&apt, pkg, &debs).with_context(|| format!("kernel {key}"))?);
+            }
+        }
+    }
+    Ok((locked, out))
+}
+
+/// The first package of `locked` that the lists no longer hold at its pinned version.
+fn first_gone(apt: &Apt, locked: &Locked) -> Result<Option<LockedPackage>> {
+    for pkg in &locked.packages {
+        if !apt.serves(&apt_name(&pkg.name, &pkg.arch), &pkg.version)? {
+            return Ok(Some(pkg.clone()));
+        }
+    }
+    Ok(None)
+}
+
+/// A pin in a few words: `6.1.0-56-arm64 (6.1.192-3)`.
+pub fn pin_summary(locked: &Locked) -> String {
+    let version = locked.packages.first().map(|p| p.version.as_str()).unwrap_or("?");
+    format!("{} ({version})", locked.release)
+}
+
 fn locked_or_resolve(key: &str, entry: &Entry, progress: &dyn FetchProgress) -> Result<Locked> {
-    let mut lock = Lock::load()?;
-    if let Some(l) = lock.kernels.get(key) {
+    if let Some(l) = Lock::load()?.kernels.get(key) {
         return Ok(l.clone());
     }
     progress.step(&format!("{key}: resolving the newest {} in {}", entry.abi, entry.suite));
-    let l = resolve(entry)?;
-    // Another process may have written other keys meanwhile; reload under the lock.
-    let _guard = cache::lock(&cache::subdir("locks")?.join("kernels"))?;
-    lock = Lock::load()?;
-    lock.kernels.insert(key.to_string(), l.clone());
-    lock.save()?;
+    let l = resolve(entry).with_context(|| format!("kernel {key}: resolving the newest {}", entry.abi))?;
+    record(key, &l)?;
     Ok(l)
+}
+
+/// Write `key`'s pin into the lock. Other processes may have written other keys
+/// meanwhile, so reload it under the cache's lock first.
+fn record(key: &str, locked: &Locked) -> Result<()> {
+    let _guard = cache::lock(&cache::subdir("locks")?.join("kernels"))?;
+    let mut lock = Lock::load()?;
+    lock.kernels.insert(key.to_string(), locked.clone());
+    lock.save()
 }
 
 /// The entry's config fragments and patches, read from images/.
@@ -368,33 +478,14 @@ fn recipe(entry: &Entry) -> Result<source_build::Recipe> {
     Ok(source_build::Recipe { fragments: read(&entry.config)?, patches: read(&entry.patches)? })
 }
 
-/// Download (or find in the cache) every package of `locked`, verified.
-fn fetch_debs(key: &str, entry: &Entry, locked: &Locked, progress: &dyn FetchProgress) -> Result<Vec<PathBuf>> {
-    let debs = cache::subdir("debs")?;
-    let mut apt = None;
-    let mut out = Vec::new();
-    for pkg in &locked.packages {
-        if let Some(path) = cached_deb(pkg, &debs)? {
-            out.push(path);
-            continue;
-        }
-        let apt = match &mut apt {
-            Some(a) => a,
-            None => {
-                let a = apt_for(entry)?;
-                a.update(false)?;
-                apt.insert(a)
-            }
-        };
-        progress.step(&format!("{key}: fetching {} {}", pkg.name, pkg.version));
-        out.push(fetch_deb(apt, pkg, &debs)?);
-    }
-    Ok(out)
-}
-
-fn fetch_debian(key: &str, entry: &Entry, locked: &Locked, progress: &dyn FetchProgress) -> Result<Kernel> {
+fn fetch_debian(
+    key: &str,
+    entry: &Entry,
+    locked: &Locked,
+    debs: Vec<PathBuf>,
+    progress: &dyn FetchProgress,
+) -> Result<Kernel> {
     let dir = kernel_dir(key, locked)?;
-    let debs = fetch_debs(key, entry, locked, progress)?;
     cache::ensure_dir(&dir, |tmp| {
         let root = tmp.join("root");
         fs::create_dir_all(&root)?;
@@ -405,7 +496,7 @@ fn fetch_debian(key: &str, entry: &Entry, locked: &Locked, progress: &dyn FetchP
             } else {
                 progress.step(&format!("{key}: cached {} is damaged; fetching it again", pkg.name));
                 let apt = apt_for(entry)?;
-                apt.update(false)?;
+                apt.update(Freshness::ThisRun)?;
                 fetch_deb(&apt, pkg, &cache::subdir("debs")?)?
             };
             progress.step(&format!("{key}: extracting {}", pkg.name));
@@ -525,9 +616,9 @@ pub fn fetch_deb(apt: &Apt, pkg: &LockedPackage, debs: &Path) -> Result<PathBuf>
         fs::remove_file(&path)?;
     }
     let tmp = tempfile::tempdir_in(debs)?;
-    let deb = apt.download(&apt_name(&pkg.name, &pkg.arch), &pkg.version, tmp.path()).with_context(|| {
-        format!("{} {} may be gone from the mirror; run `rmapcheck kernels update`", pkg.name, pkg.version)
-    })?;
+    let deb = apt
+        .download(&apt_name(&pkg.name, &pkg.arch), &pkg.version, tmp.path())
+        .with_context(|| format!("downloading {} {}", pkg.name, pkg.version))?;
     let got = cache::sha256_file(&deb)?;
     if got != pkg.sha256 {
         bail!("{}: sha256 {got} does not match the lock's {}", pkg.name, pkg.sha256);
