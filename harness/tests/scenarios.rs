@@ -5,12 +5,12 @@
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use rmapcheck::check::outcome::Status;
-use rmapcheck::image::kernels::Manifest;
+use rmapcheck::image::kernels::{self, Manifest};
 use rmapcheck::image::prepare;
 use rmapcheck::run::pool::Pool;
 use rmapcheck::vm::qemu;
 use rmapcheck::{report, scenario};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -54,6 +54,8 @@ type PoolSlot = Arc<OnceLock<Result<Arc<Pool<'static>>, String>>>;
 #[derive(Default)]
 struct Pools {
     by_key: Mutex<HashMap<String, PoolSlot>>,
+    /// Kernels whose preparation error a trial has shown already.
+    reported: Mutex<HashSet<String>>,
 }
 
 impl Pools {
@@ -76,7 +78,19 @@ impl Pools {
             Ok(Arc::new(pool))
         })
         .clone()
-        .map_err(Failed::from)
+        .map_err(|cause| self.failure_once(key, cause))
+    }
+
+    /// The whole cause for the first trial of `key` that needs the kernel; a one-line
+    /// pointer to it for every other.
+    fn failure_once(&self, key: &str, cause: String) -> Failed {
+        if self.reported.lock().unwrap().insert(key.to_string()) {
+            Failed::from(cause)
+        } else {
+            Failed::from(format!(
+                "kernel {key} is not ready; the cause is shown once, under the first failed trial on {key}"
+            ))
+        }
     }
 
     fn shutdown(&self) {
@@ -100,12 +114,18 @@ fn scenario_trial(file: PathBuf, name: String, key: String) -> Trial {
         let pool = pools().get(&key)?;
         let outcome = pool.play(&loaded).outcome;
         let text = report::snapshot(&outcome);
+        let snapshots = rmapcheck::project_root().join("snapshots");
+        // A snapshot belongs to the key; its header records the pin it was taken on, so
+        // a point release that changes it is named beside the one it was taken on.
+        let pin = pin_of(&key);
         let mut settings = insta::Settings::clone_current();
-        settings.set_snapshot_path(rmapcheck::project_root().join("snapshots"));
+        settings.set_snapshot_path(&snapshots);
         settings.set_snapshot_suffix(key.clone());
         settings.set_input_file(&file);
         settings.set_prepend_module_to_snapshot(false);
         settings.set_omit_expression(true);
+        settings.set_info(&pin);
+        let taken_on = report::snapshots::taken_on(&snapshots, &name, &key).map_err(|e| format!("{e:#}"))?;
         let snap = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             settings.bind(|| insta::assert_snapshot!(name.clone(), text))
         }));
@@ -114,8 +134,21 @@ fn scenario_trial(file: PathBuf, name: String, key: String) -> Trial {
                 format!("{} on {key}: {:?}\n{}", outcome.scenario, outcome.status, report::snapshot(&outcome)).into()
             );
         }
-        snap.map_err(|_| Failed::from(format!("snapshot {name}@{key} differs; review with: cargo insta review")))
+        snap.map_err(|_| {
+            let taken_on = taken_on.as_deref().unwrap_or("an unrecorded version");
+            Failed::from(format!(
+                "snapshot {name}@{key} differs: taken on {taken_on}, now {pin}; review with: cargo insta review"
+            ))
+        })
     })
+}
+
+/// The pin `key` runs on, as a snapshot header records it.
+fn pin_of(key: &str) -> String {
+    match kernels::Lock::load() {
+        Ok(lock) => lock.kernels.get(key).map(kernels::pin_summary).unwrap_or_else(|| "an unlocked kernel".into()),
+        Err(e) => format!("an unreadable lock ({e:#})"),
+    }
 }
 
 fn main() -> ExitCode {

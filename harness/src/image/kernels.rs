@@ -298,7 +298,7 @@ pub fn describe_change(key: &str, entry: &Entry, old: Option<&Locked>, new: &Loc
             series(&new.abi),
             series(&new.abi)
         ),
-        Some(old) => format!("{key}: {} ({}) to {} ({})", old.release, version(old), new.release, version(new)),
+        Some(old) => format!("{key}: {} ({}) → {} ({})", old.release, version(old), new.release, version(new)),
     }
 }
 
@@ -785,7 +785,7 @@ mod tests {
         assert_eq!(describe_change("7.2", e, Some(&a), &a), "7.2: unchanged at 7.2.13+deb14-arm64 (7.2.13-1)");
         assert_eq!(
             describe_change("7.2", e, Some(&a), &b),
-            "7.2: 7.2.13+deb14-arm64 (7.2.13-1) to 7.2.14+deb14-arm64 (7.2.14-1)"
+            "7.2: 7.2.13+deb14-arm64 (7.2.13-1) → 7.2.14+deb14-arm64 (7.2.14-1)"
         );
         assert_eq!(
             describe_change("7.2", e, Some(&a), &c),

@@ -41,6 +41,26 @@ pub fn read(dir: &Path, scenario: &str, kernel: &str) -> Result<Option<String>> 
     }
 }
 
+/// The kernel a committed snapshot was taken on (its header's `info`, which the
+/// scenario trials set to the key's pin), if it says.
+pub fn taken_on(dir: &Path, scenario: &str, kernel: &str) -> Result<Option<String>> {
+    let path = dir.join(format!("{scenario}@{kernel}.snap"));
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    Ok(header_info(&text))
+}
+
+/// The `info` string of an insta snapshot's header.
+fn header_info(text: &str) -> Option<String> {
+    let rest = text.strip_prefix("---\n")?;
+    let header = &rest[..rest.find("\n---\n")?];
+    let value: serde_yaml::Value = serde_yaml::from_str(header).ok()?;
+    value.get("info")?.as_str().map(str::to_string)
+}
+
 /// One line position across the kernels' texts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row<'a> {
@@ -88,6 +108,17 @@ pub fn side_by_side(texts: &[(String, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_header_says_which_pin_a_snapshot_was_taken_on() {
+        let with = "---\nsource: harness/tests/scenarios.rs\ninfo: 6.1.0-57-arm64 (6.1.192-3)\n\
+                    input_file: scenarios/x.yaml\n---\nfindpage\n";
+        assert_eq!(header_info(with).as_deref(), Some("6.1.0-57-arm64 (6.1.192-3)"));
+        assert_eq!(body(with), "findpage\n");
+        let without = "---\nsource: harness/tests/scenarios.rs\n---\ninfo: not the header\n";
+        assert_eq!(header_info(without), None);
+        assert_eq!(header_info("no header"), None);
+    }
 
     /// Every VMA line of every committed snapshot reads back (as a results file saved
     /// before labels had fields holds it) as a label that prints as that very line.
