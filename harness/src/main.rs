@@ -692,7 +692,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         Exit::Failed.code()
     } else if setup_failed {
         Exit::Setup.code()
-    } else if outcomes.iter().all(|o| o.status == Status::Pass) {
+    } else if outcomes.iter().all(|o| o.status.is_ok()) {
         Exit::Success.code()
     } else {
         Exit::Failed.code()

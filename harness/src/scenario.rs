@@ -43,6 +43,10 @@ pub struct Scenario {
     /// puts them back. A size the kernel does not offer is skipped with a note.
     #[serde(default)]
     pub mthp: Vec<Mthp>,
+    /// A real kernel bug this scenario reproduces: on the kernels it names, the failure
+    /// it describes is expected (XFAIL), and its absence is a failure.
+    #[serde(default)]
+    pub known_bug: Option<KnownBug>,
     /// The source text, kept when a count depends on the page size (`pmd`), so
     /// [`Scenario::for_page_size`] can resolve it for another kernel.
     #[serde(skip)]
@@ -414,6 +418,22 @@ pub enum CheckWhat {
 pub struct Ksm {
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+}
+
+/// A kernel bug that rmapcheck found and that is not fixed on some kernels of the
+/// matrix. Its entry in docs/FINDINGS.md says what it is and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KnownBug {
+    /// Its heading in docs/FINDINGS.md (`pagemap-pmd-exclusive`).
+    pub finding: String,
+    /// The kernel keys that have it. Elsewhere the scenario must pass.
+    pub on: Vec<String>,
+    /// The check that catches it, as reports name it: `O1` ... `O5`.
+    pub check: String,
+    /// Text every one of its problems contains: only this failure is expected, never
+    /// another one beside it.
+    pub says: String,
 }
 
 /// An assertion about one findpage (`findpage: shm[0]`) or findtask (`findtask: p0`).

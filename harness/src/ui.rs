@@ -8,7 +8,7 @@
 
 pub mod shell;
 
-use crate::check::outcome::{Outcome, Status};
+use crate::check::outcome::Outcome;
 use crate::fuzz::campaign::{self, Snapshot};
 use crate::fuzz::summary;
 use crate::image::kernel::FetchProgress;
@@ -183,7 +183,7 @@ impl Reporter {
     /// One scenario finished: a line for anything but a pass (every result when plain).
     fn scenario(&self, o: &Outcome) {
         let line = format!("{}: {} {:?} in {} ms", o.kernel, o.scenario, o.status, o.duration_ms);
-        if !self.bars() || o.status != Status::Pass {
+        if !self.bars() || !o.status.is_ok() {
             self.line(&line);
         }
         if let Some(b) = lock(&self.bar).as_ref() {

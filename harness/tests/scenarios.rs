@@ -4,7 +4,6 @@
 //! Listing reads files only; guests boot on first use and are pooled per kernel.
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use rmapcheck::check::outcome::Status;
 use rmapcheck::image::kernels::{self, Manifest};
 use rmapcheck::image::prepare;
 use rmapcheck::run::pool::Pool;
@@ -129,7 +128,8 @@ fn scenario_trial(file: PathBuf, name: String, key: String) -> Trial {
         let snap = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             settings.bind(|| insta::assert_snapshot!(name.clone(), text))
         }));
-        if outcome.status != Status::Pass {
+        // A known kernel bug that showed as known passes; its snapshot holds the failure.
+        if !outcome.status.is_ok() {
             return Err(
                 format!("{} on {key}: {:?}\n{}", outcome.scenario, outcome.status, report::snapshot(&outcome)).into()
             );

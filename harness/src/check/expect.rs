@@ -3,7 +3,7 @@
 
 use crate::check::oracle::{Check, Problem};
 use crate::check::outcome::{Findpage, Outcome};
-use crate::scenario::{Expect, Facts};
+use crate::scenario::{Expect, Facts, KnownBug};
 use std::collections::BTreeSet;
 
 /// Compare the outcome against the scenario's `expect:` block.
@@ -49,6 +49,33 @@ pub fn check_expectations(expect: &[Expect], outcome: &mut Outcome) {
             outcome.problems.push(Problem::new(Check::Expect, format!("expect {what} does not hold:\n{diff}")));
         }
     }
+}
+
+/// Judge the scenario's known kernel bug, on a kernel that has it: whether the outcome
+/// failed exactly as the bug says (only problems of its check that contain its text).
+/// If it did not fail at all, that is a problem of its own: the bug may be fixed there.
+pub fn judge_known_bug(known: Option<&KnownBug>, outcome: &mut Outcome) -> bool {
+    let Some(kb) = known.filter(|kb| kb.on.contains(&outcome.kernel)) else { return false };
+    let check_name = |c: Check| serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string));
+    if outcome.problems.is_empty() {
+        outcome.problems.push(Problem::new(
+            Check::Expect,
+            format!(
+                "known kernel bug {} did not show on {} ({}): if it is fixed there, say so in docs/FINDINGS.md \
+                 and take {} out of known_bug.on",
+                kb.finding, outcome.kernel, outcome.release, outcome.kernel
+            ),
+        ));
+        return false;
+    }
+    let known = outcome
+        .problems
+        .iter()
+        .all(|p| check_name(p.check).as_deref() == Some(kb.check.as_str()) && p.message.contains(&kb.says));
+    if known {
+        outcome.notes.push(format!("failed as known kernel bug {} (docs/FINDINGS.md) on this kernel", kb.finding));
+    }
+    known
 }
 
 /// `got` restricted to the facts `want` states.
@@ -149,6 +176,47 @@ pub fn diff(expected: &str, actual: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn outcome(kernel: &str, problems: &[(Check, &str)]) -> Outcome {
+        let problems: Vec<Problem> = problems.iter().map(|(c, m)| Problem::new(*c, *m)).collect();
+        let json = serde_json::json!({"results": [{
+            "scenario": "s", "file": "scenarios/s.yaml", "kernel": kernel, "release": "r", "page_size": 4096,
+            "status": "fail", "findpages": [], "findtasks": [], "forks": [], "checks": [], "problems": problems,
+            "model_mismatches": [], "notes": [], "splats": [], "duration_ms": 1
+        }]});
+        crate::report::results::parse(&json.to_string()).unwrap().remove(0)
+    }
+
+    #[test]
+    fn a_known_bug_is_expected_only_where_it_is_known_and_only_as_itself() {
+        let kb = KnownBug {
+            finding: "pagemap-pmd-exclusive".into(),
+            on: vec!["7.2".into()],
+            check: "O2".into(),
+            says: "PM_MMAP_EXCLUSIVE".into(),
+        };
+        let bug = (Check::O2, "c2 m1[200]: pagemap flags pfn exclusive to one mm (PM_MMAP_EXCLUSIVE), but 2 map it");
+        // The bug alone, on a kernel that has it: expected, with a note naming it.
+        let mut o = outcome("7.2", &[bug, bug]);
+        assert!(judge_known_bug(Some(&kb), &mut o));
+        assert!(o.notes.iter().any(|n| n.contains("known kernel bug pagemap-pmd-exclusive")), "{:?}", o.notes);
+        // Another problem beside it, or the same text from another check: not excused.
+        let mut o = outcome("7.2", &[bug, (Check::O1, "walk missed c2")]);
+        assert!(!judge_known_bug(Some(&kb), &mut o));
+        let mut o = outcome("7.2", &[(Check::O4, bug.1)]);
+        assert!(!judge_known_bug(Some(&kb), &mut o));
+        // A kernel the bug does not name: nothing is excused.
+        let mut o = outcome("6.12", &[bug]);
+        assert!(!judge_known_bug(Some(&kb), &mut o));
+        assert_eq!(o.problems.len(), 1);
+        // The bug did not show where it is known: that is a problem of its own.
+        let mut o = outcome("7.2", &[]);
+        assert!(!judge_known_bug(Some(&kb), &mut o));
+        assert!(o.problems[0].message.contains("did not show on 7.2"), "{:?}", o.problems);
+        let mut o = outcome("7.2", &[]);
+        assert!(!judge_known_bug(None, &mut o));
+        assert!(o.problems.is_empty());
+    }
 
     #[test]
     fn diff_marks_both_sides() {

@@ -102,6 +102,25 @@ pub enum Status {
     Pass,
     Fail,
     Error,
+    /// Failed exactly as the scenario's `known_bug` says this kernel does.
+    Xfail,
+}
+
+impl Status {
+    /// Whether the run went as it should: a pass, or a known bug that showed as known.
+    pub fn is_ok(self) -> bool {
+        matches!(self, Status::Pass | Status::Xfail)
+    }
+
+    /// As text reports, JUnit and KTAP name it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Fail => "FAIL",
+            Status::Error => "ERROR",
+            Status::Xfail => "XFAIL",
+        }
+    }
 }
 
 /// The result of one scenario on one kernel. It reads back from the JSON it writes, so

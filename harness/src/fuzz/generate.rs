@@ -335,6 +335,7 @@ pub fn generate(cfg: &GenConfig, seed: u64, run: u64) -> Scenario {
         steps: g.steps,
         expect: Vec::new(),
         mthp,
+        known_bug: None,
         text: None,
     }
 }

@@ -33,6 +33,8 @@ pub enum Verdict {
     Drift,
     Fail,
     Error,
+    /// Failed as the scenario's known kernel bug says it does on this kernel.
+    Xfail,
 }
 
 impl Verdict {
@@ -43,6 +45,7 @@ impl Verdict {
             Verdict::Drift => "drift",
             Verdict::Fail => "fail",
             Verdict::Error => "error",
+            Verdict::Xfail => "xfail",
         }
     }
 
@@ -53,6 +56,7 @@ impl Verdict {
             Verdict::Drift => "≠ snapshot differs",
             Verdict::Fail => "✗ fail",
             Verdict::Error => "! error",
+            Verdict::Xfail => "✗ known kernel bug",
         }
     }
 }
@@ -64,6 +68,7 @@ pub fn verdict(o: &Outcome, committed: Option<&str>) -> Verdict {
     match o.status {
         Status::Fail => Verdict::Fail,
         Status::Error => Verdict::Error,
+        Status::Xfail => Verdict::Xfail,
         Status::Pass => match committed {
             None => Verdict::NoSnapshot,
             Some(c) if c == report::snapshot(o) => Verdict::Pass,
@@ -141,6 +146,7 @@ code, pre, .mono { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospa
 .pass { color:var(--pass); background:var(--pass-bg); } .new { color:var(--new); background:var(--new-bg); }
 .drift { color:var(--drift); background:var(--drift-bg); } .fail { color:var(--fail); background:var(--fail-bg); }
 .error { color:var(--error); background:var(--error-bg); } .missing { color:var(--muted); background:#eef2f6; }
+.xfail { color:var(--drift); background:var(--drift-bg); }
 table { border-collapse:collapse; }
 table.matrix th, table.matrix td { border-bottom:1px solid var(--line); padding:5px 12px; text-align:left; }
 table.matrix thead th { position:sticky; top:0; background:var(--card); font-size:13px; vertical-align:bottom; }

@@ -3,12 +3,12 @@
 
 use crate::check::contents::{self, Contents, Seen};
 use crate::check::dmesg::{self, VmaLine, VmaState, Walk};
-use crate::check::expect::check_expectations;
+use crate::check::expect::{check_expectations, judge_known_bug};
 use crate::check::model::{self, Frame, Model, Slot};
 use crate::check::oracle::{self, Asked, Check, FolioTruth, Problem, Truth};
 use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status, VmaLabel};
 use crate::check::{swap, triggers};
-use crate::scenario::{span, Advice, Backing, Expect, Loaded, Mthp, Share, Step};
+use crate::scenario::{span, Advice, Backing, Expect, KnownBug, Loaded, Mthp, Share, Step};
 use crate::vm::guest::{Fault, Guest, Info};
 use crate::vm::protocol::Reply;
 use std::collections::{BTreeMap, BTreeSet};
@@ -119,7 +119,7 @@ pub fn run_observed(
             break;
         }
     }
-    session.finish(&scenario.expect)
+    session.finish(&scenario.expect, scenario.known_bug.as_ref())
 }
 
 /// One scenario in progress on a guest, played a step at a time: `run` plays a file
@@ -229,7 +229,7 @@ impl<'g> Session<'g> {
     }
 
     /// Tear down, collect splats and taint, and check `expect`: the finished outcome.
-    pub fn finish(self, expect: &[Expect]) -> Result<Outcome, Fault> {
+    pub fn finish(self, expect: &[Expect], known_bug: Option<&KnownBug>) -> Result<Outcome, Fault> {
         let Session { mut run, started, mark, .. } = self;
         // The teardown is part of the run: a splat while its processes exit (a bad page
         // map, a WARN in unlink_anon_vmas) belongs to it, and the shrinker replays it too.
@@ -259,8 +259,9 @@ impl<'g> Session<'g> {
         outcome.triggers.sort();
         outcome.triggers.dedup();
         check_expectations(expect, &mut outcome);
+        let known = judge_known_bug(known_bug, &mut outcome);
         if !outcome.problems.is_empty() {
-            outcome.status = Status::Fail;
+            outcome.status = if known { Status::Xfail } else { Status::Fail };
         }
         outcome.duration_ms = started.elapsed().as_millis() as u64;
         Ok(outcome)

@@ -55,7 +55,15 @@ fn loaded(steps: Vec<Step>, path: &Path) -> Loaded {
     let about = "recorded in rmapcheck shell".to_string();
     Loaded {
         path: path.to_path_buf(),
-        scenario: Scenario { name: NAME.into(), about, steps, expect: Vec::new(), mthp: Vec::new(), text: None },
+        scenario: Scenario {
+            name: NAME.into(),
+            about,
+            steps,
+            expect: Vec::new(),
+            mthp: Vec::new(),
+            known_bug: None,
+            text: None,
+        },
     }
 }
 
@@ -162,7 +170,7 @@ impl<'g> Shell<'g> {
     /// End the session: teardown, splats, taint; the outcome `rmapcheck run` would give
     /// the saved steps.
     pub fn finish(self) -> Result<Outcome, Fault> {
-        let mut o = self.session.finish(&[])?;
+        let mut o = self.session.finish(&[], None)?;
         o.file = String::new();
         Ok(o)
     }

@@ -117,7 +117,31 @@ pub fn validate(s: &Scenario) -> Problems {
     for (i, e) in s.expect.iter().enumerate() {
         expect_problems(&st, e, &format!("expect.{i}"), &mut out);
     }
+    if let Some(kb) = &s.known_bug {
+        known_bug_problems(kb, &mut out);
+    }
     out
+}
+
+/// The checks a known bug can name: the oracles whose failure is the kernel's.
+const KNOWN_BUG_CHECKS: [&str; 5] = ["O1", "O2", "O3", "O4", "O5"];
+
+fn known_bug_problems(kb: &crate::scenario::KnownBug, out: &mut Problems) {
+    if !valid_label(&kb.finding) {
+        out.push(("known_bug.finding".into(), format!("bad finding name '{}'", kb.finding)));
+    }
+    if kb.on.is_empty() {
+        out.push(("known_bug.on".into(), "a known bug names the kernel keys that have it".into()));
+    }
+    if !KNOWN_BUG_CHECKS.contains(&kb.check.as_str()) {
+        out.push((
+            "known_bug.check".into(),
+            format!("unknown check '{}': one of {}", kb.check, KNOWN_BUG_CHECKS.join(", ")),
+        ));
+    }
+    if kb.says.trim().is_empty() {
+        out.push(("known_bug.says".into(), "say what text its problems contain".into()));
+    }
 }
 
 fn step_problems(st: &mut State, step: &Step, number: usize, base: &str, out: &mut Problems) {
