@@ -58,6 +58,7 @@ static const struct op ops[] = {
 	{ "panic", op_panic, NO_KEYS },
 	{ "hang", op_hang, NO_KEYS },
 	{ "crash", op_crash, NO_KEYS },
+	{ "exec", op_exec, KEYS("path", "timeout_ms") },
 	{ "poweroff", op_poweroff, NO_KEYS },
 };
 

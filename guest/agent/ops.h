@@ -144,6 +144,8 @@ int op_mlock(const struct req *r);
 int op_munlock(const struct req *r);
 int op_mlockall(const struct req *r);
 int op_munlockall(const struct req *r);
+/* op_exec.c */
+int op_exec(const struct req *r);
 /* storm.c */
 int op_storm(const struct req *r);
 /* race.c */

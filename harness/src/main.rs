@@ -82,6 +82,11 @@ enum Command {
     /// Plant known rmap bugs in the debug kernel (images/mutants/) and time how fast the
     /// scenario suite and the fuzzer find each.
     Mutants(MutantsArgs),
+    /// Standalone C reproducers (docs/FINDINGS.md): run one on kernels of the matrix.
+    Repro {
+        #[command(subcommand)]
+        command: ReproCommand,
+    },
     /// Fuzz corpora: merge those of several campaigns (shards) into one.
     Corpus {
         #[command(subcommand)]
@@ -91,6 +96,23 @@ enum Command {
     /// memory.c, huge_memory.c, mremap.c, ksm.c and migrate.c the lines reached, and
     /// the rmap entry points never reached. Reads the corpus's .cov files; boots nothing.
     Coverage(CoverageArgs),
+}
+
+#[derive(Subcommand)]
+enum ReproCommand {
+    /// Build FILE.c as a static arm64 program, boot each kernel with it in the
+    /// initramfs and run it there as root. A reproducer exits 0 (PASS) or 1 (FAIL: the
+    /// bug showed); anything else means it could not run. Exit: 0 every kernel passed,
+    /// 1 it failed on some kernel, 2 it does not compile, 3 a kernel could not run it.
+    Run {
+        file: PathBuf,
+        /// Kernel keys (default: the manifest's default).
+        #[arg(long)]
+        kernel: Vec<String>,
+        /// Seconds the program may run before it is killed.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -425,6 +447,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Replay(args) => replay_cmd(args),
         Command::Shell(args) => shell_cmd(args),
         Command::Mutants(args) => mutants_cmd(args),
+        Command::Repro { command: ReproCommand::Run { file, kernel, timeout } } => repro_run(&file, kernel, timeout),
         Command::Corpus { command: CorpusCommand::Merge { inputs, out } } => {
             for d in &inputs {
                 if !d.is_dir() {
@@ -887,6 +910,47 @@ fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
     let written = html::write(&args.out, &outcomes, &snapshots, &args.fuzz, &verdicts, coverage.as_ref())?;
     println!("{}", written.index.display());
     Ok(Exit::Success.code())
+}
+
+fn repro_run(file: &std::path::Path, keys: Vec<String>, timeout: u64) -> Result<ExitCode> {
+    use rmapcheck::run::program::{self, Verdict};
+    if !file.is_file() {
+        return Err(BadInput(format!("{}: no such file", file.display())).into());
+    }
+    let manifest = load_manifest()?;
+    let keys = if keys.is_empty() { vec![manifest.default.clone()] } else { keys };
+    manifest.check_keys(&keys).map_err(|e| BadInput(e.to_string()))?;
+    let mut verdicts = Vec::new();
+    for key in &keys {
+        let kernel = kernels::fetch(&manifest, key, reporter()).with_context(|| format!("fetching kernel {key}"))?;
+        let run = program::run_c(
+            kernel,
+            file,
+            &workdir("repro")?.join(key),
+            std::time::Duration::from_secs(timeout),
+            reporter(),
+        )
+        .map_err(|e| match e.downcast::<rmapcheck::image::guest_build::CompileError>() {
+            Ok(compile) => BadInput(compile.to_string()).into(),
+            Err(e) => e,
+        })?;
+        reporter().finish();
+        println!("{}", run.summary());
+        for line in run.output.lines() {
+            println!("  {line}");
+        }
+        for splat in &run.splats {
+            println!("  kernel splat: {splat}");
+        }
+        verdicts.push(run.verdict);
+    }
+    Ok(if verdicts.contains(&Verdict::Fail) {
+        Exit::Failed.code()
+    } else if verdicts.contains(&Verdict::DidNotRun) {
+        Exit::Setup.code()
+    } else {
+        Exit::Success.code()
+    })
 }
 
 fn bench(args: BenchArgs) -> Result<ExitCode> {

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod pool;
+pub mod program;
 pub mod replay;
 pub mod runner;
 pub mod shell;

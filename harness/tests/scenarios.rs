@@ -38,6 +38,9 @@ mod debugger;
 #[path = "scenarios/kcov.rs"]
 mod kcov;
 
+#[path = "scenarios/findings.rs"]
+mod findings;
+
 /// The kernels to test: `RMAPCHECK_KERNELS` (comma-separated), else the manifest's
 /// `default` tag.
 fn kernel_keys(manifest: &Manifest) -> Vec<String> {
@@ -183,6 +186,7 @@ fn main() -> ExitCode {
         trials.extend(vm_restore::trials(key, pools));
         trials.extend(isolation::trials(key, pools));
         trials.push(boot_walk::trial(key, pools));
+        trials.extend(findings::trials(key, pools));
     }
     trials.push(kcov::trial(&keys, pools));
     let conclusion = libtest_mimic::run(&args, trials);

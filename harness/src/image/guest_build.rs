@@ -50,6 +50,36 @@ pub fn agent() -> Result<PathBuf> {
     Ok(dir.join("init"))
 }
 
+/// A failure to compile a user's program: the fault of its source, not of the machine.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: does not compile for arm64:\n{errors}")]
+pub struct CompileError {
+    pub path: String,
+    pub errors: String,
+}
+
+/// Build a static arm64 program (a C reproducer) from one C file, cached by its text.
+pub fn static_program(source: &Path) -> Result<PathBuf> {
+    let text = fs::read(source).with_context(|| format!("reading {}", source.display()))?;
+    let key = cache::Key::new().part("source", &text).short();
+    let dir = cache::subdir("programs")?.join(key);
+    let gcc = format!("{CROSS}gcc");
+    cache::ensure_dir(&dir, |tmp| {
+        exec::require(&gcc, "run: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross")?;
+        let mut cmd = Cmd::new(&gcc);
+        cmd.args(["-static", "-O2", "-Wall", "-o"]).arg(tmp.join("program")).arg(source);
+        cmd.run("compiling").map_err(|e| match e.downcast::<exec::Error>() {
+            Ok(exec::Error::Failed { tail, .. }) => {
+                CompileError { path: source.display().to_string(), errors: tail }.into()
+            }
+            Ok(other) => other.into(),
+            Err(e) => e,
+        })?;
+        Ok(())
+    })?;
+    Ok(dir.join("program"))
+}
+
 /// Where a module for a kernel gets built.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Toolchain {

@@ -18,6 +18,8 @@ pub struct Contents<'a> {
     pub module: &'a Path,
     /// Kernel modules to load before rmapcheck.ko, in order.
     pub preload: &'a [PathBuf],
+    /// Programs the agent may `exec`, as (name in /, path on the host).
+    pub programs: &'a [(String, PathBuf)],
 }
 
 /// Build (or reuse) the initramfs for `contents` and return its path.
@@ -33,6 +35,9 @@ pub fn build(contents: &Contents) -> Result<PathBuf> {
     files.push(("modules/rmapcheck.ko".into(), read(contents.module)?, 0o644));
     load.push_str("/modules/rmapcheck.ko\n");
     files.push(("modules.load".into(), load.into_bytes(), 0o644));
+    for (name, path) in contents.programs {
+        files.push((name.clone(), read(path)?, 0o755));
+    }
 
     let mut key = cache::Key::new();
     for (name, bytes, mode) in &files {

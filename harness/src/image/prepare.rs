@@ -45,13 +45,23 @@ pub fn prepare(manifest: &Manifest, key: &str, progress: &dyn FetchProgress) -> 
 
 /// Build the guest side for an already available kernel.
 pub fn prepare_kernel(kernel: Kernel, progress: &dyn FetchProgress) -> Result<Prepared> {
+    prepare_with_programs(kernel, &[], progress)
+}
+
+/// [`prepare_kernel`], with `programs` (name in /, host path) in the initramfs for the
+/// agent's `exec`.
+pub fn prepare_with_programs(
+    kernel: Kernel,
+    programs: &[(String, PathBuf)],
+    progress: &dyn FetchProgress,
+) -> Result<Prepared> {
     progress.step(&format!("{}: building the agent", kernel.key));
     let agent = guest_build::agent().context("building the agent")?;
     progress.step(&format!("{}: building rmapcheck.ko", kernel.key));
     let module =
         guest_build::module(&kernel, progress).with_context(|| format!("building rmapcheck.ko for {}", kernel.key))?;
     let preload = guest_build::needed_modules(&kernel)?;
-    let initrd = initramfs::build(&initramfs::Contents { agent: &agent, module: &module, preload: &preload })
+    let initrd = initramfs::build(&initramfs::Contents { agent: &agent, module: &module, preload: &preload, programs })
         .context("packing the initramfs")?;
     Ok(Prepared { kernel, initrd })
 }
