@@ -324,7 +324,7 @@ struct RunArgs {
     #[command(flatten)]
     kernel: KernelArgs,
     #[arg(long, value_enum, default_value = "text")]
-    format: Format,
+    format: RunFormat,
     /// Also write JUnit XML here.
     #[arg(long)]
     junit: Option<PathBuf>,
@@ -337,6 +337,15 @@ struct RunArgs {
 enum Format {
     Text,
     Json,
+}
+
+/// `run`'s formats: test results also read as KTAP.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum RunFormat {
+    Text,
+    Json,
+    /// KTAP version 1 (kselftest's format), for kernel CI.
+    Ktap,
 }
 
 #[derive(Subcommand)]
@@ -698,8 +707,9 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         pool.shutdown();
     }
     match args.format {
-        Format::Text => print!("{}", report::text(&outcomes)),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report::json(&outcomes))?),
+        RunFormat::Text => print!("{}", report::text(&outcomes)),
+        RunFormat::Json => println!("{}", serde_json::to_string_pretty(&report::json(&outcomes))?),
+        RunFormat::Ktap => print!("{}", report::ktap(&outcomes)),
     }
     if let Some(path) = &args.junit {
         cache::write_atomic(path, report::junit(&outcomes)?.as_bytes())?;

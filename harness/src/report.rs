@@ -90,6 +90,33 @@ pub fn text(outcomes: &[Outcome]) -> String {
     out
 }
 
+/// KTAP version 1 (Documentation/dev-tools/ktap.rst), as kselftest prints it, for
+/// kernel CI: one test per scenario and kernel, named `scenario::kernel`. A failure's
+/// lines come first as `# ` diagnostics; a known kernel bug that showed as known is
+/// `ok ... # XFAIL` with the bug's name.
+pub fn ktap(outcomes: &[Outcome]) -> String {
+    let mut out = format!("KTAP version 1\n1..{}\n", outcomes.len());
+    for (i, o) in outcomes.iter().enumerate() {
+        // '#' starts a directive in a result line.
+        let name = format!("{}::{}", o.scenario, o.kernel).replace('#', "_");
+        if o.status != Status::Pass {
+            for line in detailed(o).lines() {
+                out.push_str(&format!("# {line}\n"));
+            }
+        }
+        let n = i + 1;
+        match o.status {
+            Status::Pass => out.push_str(&format!("ok {n} {name}\n")),
+            Status::Xfail => {
+                let why = o.notes.iter().find(|n| n.contains("known kernel bug")).map_or("a known kernel bug", |s| s);
+                out.push_str(&format!("ok {n} {name} # XFAIL {why}\n"));
+            }
+            Status::Fail | Status::Error => out.push_str(&format!("not ok {n} {name}\n")),
+        }
+    }
+    out
+}
+
 /// The `--format json` object.
 pub fn json(outcomes: &[Outcome]) -> serde_json::Value {
     json!({ "results": outcomes })
