@@ -607,6 +607,8 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
             module_params: args.kernel.module_params.clone(),
             kernel_args,
             shrink_budget: args.shrink_budget,
+            known_bugs: scenario::known_bugs(&rmapcheck::project_root().join("scenarios"))
+                .map_err(|e| BadInput(format!("{e:#}")))?,
             workroot: workdir("fuzz")?.join(&prepared.kernel.key),
             corpus: args.corpus.clone(),
             shard: args.shard,

@@ -201,6 +201,8 @@ fn judge(
         shard: Default::default(),
         coverage: false,
         unguided: false,
+        // A planted bug must never be taken for a known one: none is excused.
+        known_bugs: Vec::new(),
     };
     let started = Instant::now();
     let found_at: std::sync::Mutex<Option<f64>> = std::sync::Mutex::new(None);

@@ -587,6 +587,16 @@ pub fn load(path: &Path) -> Result<Loaded, Errors> {
     parse(path, &text).map(|scenario| Loaded { path: path.to_path_buf(), scenario })
 }
 
+/// The known kernel bugs of the scenarios in `dir` (their `known_bug` blocks).
+pub fn known_bugs(dir: &Path) -> anyhow::Result<Vec<KnownBug>> {
+    let mut out = Vec::new();
+    for file in discover(&[dir.to_path_buf()])? {
+        let loaded = load(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
+        out.extend(loaded.scenario.known_bug);
+    }
+    Ok(out)
+}
+
 /// The scenario files named by `paths` (files, or directories of `*.yaml`), sorted.
 pub fn discover(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     use anyhow::Context;

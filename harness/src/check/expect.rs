@@ -56,7 +56,6 @@ pub fn check_expectations(expect: &[Expect], outcome: &mut Outcome) {
 /// If it did not fail at all, that is a problem of its own: the bug may be fixed there.
 pub fn judge_known_bug(known: Option<&KnownBug>, outcome: &mut Outcome) -> bool {
     let Some(kb) = known.filter(|kb| kb.on.contains(&outcome.kernel)) else { return false };
-    let check_name = |c: Check| serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string));
     if outcome.problems.is_empty() {
         outcome.problems.push(Problem::new(
             Check::Expect,
@@ -68,14 +67,23 @@ pub fn judge_known_bug(known: Option<&KnownBug>, outcome: &mut Outcome) -> bool 
         ));
         return false;
     }
-    let known = outcome
-        .problems
-        .iter()
-        .all(|p| check_name(p.check).as_deref() == Some(kb.check.as_str()) && p.message.contains(&kb.says));
+    let known = known_bug_shown(kb, outcome);
     if known {
         outcome.notes.push(format!("failed as known kernel bug {} (docs/FINDINGS.md) on this kernel", kb.finding));
     }
     known
+}
+
+/// Whether `outcome` failed as `kb` says, and only so, on a kernel `kb` names: the one
+/// rule for scenarios and for fuzz runs.
+pub fn known_bug_shown(kb: &KnownBug, outcome: &Outcome) -> bool {
+    let check_name = |c: Check| serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string));
+    kb.on.contains(&outcome.kernel)
+        && !outcome.problems.is_empty()
+        && outcome
+            .problems
+            .iter()
+            .all(|p| check_name(p.check).as_deref() == Some(kb.check.as_str()) && p.message.contains(&kb.says))
 }
 
 /// `got` restricted to the facts `want` states.

@@ -63,6 +63,10 @@ pub struct Options {
     /// `--unguided`: every run freshly generated, the corpus only recorded (the
     /// baseline a guided campaign is measured against).
     pub unguided: bool,
+    /// Known kernel bugs (the scenarios' `known_bug` blocks): a run that fails exactly
+    /// as one of them says on this kernel is counted under its name, not shrunk and
+    /// not a new failure.
+    pub known_bugs: Vec<crate::scenario::KnownBug>,
 }
 
 /// A unique failure.
@@ -132,6 +136,8 @@ pub struct Summary {
     pub jobs: usize,
     pub last: Snapshot,
     pub found: Vec<Found>,
+    /// Runs that failed as a known kernel bug, by its name (docs/FINDINGS.md).
+    pub known: BTreeMap<String, u64>,
     /// Trigger classes (`check::triggers`) with the number of runs that reached each.
     pub triggers: BTreeMap<String, u64>,
     pub stopped: bool,
@@ -162,6 +168,7 @@ struct Shared<'a> {
     next_run: AtomicU64,
     counters: Counters,
     found: Mutex<BTreeMap<String, Found>>,
+    known: Mutex<BTreeMap<String, u64>>,
     triggers: Mutex<BTreeMap<String, u64>>,
     corpus: Mutex<Corpus>,
     /// Seeds that run before anything else, in order.
@@ -173,6 +180,12 @@ struct Shared<'a> {
 }
 
 impl Shared<'_> {
+    /// The known kernel bug a run failed as, if it failed as one and only as it.
+    fn known_bug(&self, ran: &Ran) -> Option<&crate::scenario::KnownBug> {
+        let Ran::Done(o) = ran else { return None };
+        self.opts.known_bugs.iter().find(|kb| crate::check::expect::known_bug_shown(kb, o))
+    }
+
     fn snapshot(&self) -> Snapshot {
         let found = self.found.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
         let corpus = self.corpus.lock().unwrap_or_else(|e| e.into_inner());
@@ -347,6 +360,10 @@ impl Worker<'_, '_> {
                 for t in &o.triggers {
                     *triggers.entry(t.clone()).or_default() += 1;
                 }
+            }
+            if let Some(kb) = sh.known_bug(&ran) {
+                *sh.known.lock().unwrap_or_else(|e| e.into_inner()).entry(kb.finding.clone()).or_default() += 1;
+                continue;
             }
             // A run is known by its most severe title; the others are usually the same
             // bug seen by another check (a missed VMA is also a wrong mapcount).
@@ -545,6 +562,7 @@ pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn
         next_run: AtomicU64::new(0),
         counters: Counters::default(),
         found: Mutex::new(BTreeMap::new()),
+        known: Mutex::new(BTreeMap::new()),
         triggers: Mutex::new(BTreeMap::new()),
         corpus: Mutex::new(corpus),
         candidates,
@@ -607,6 +625,7 @@ pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn
         jobs: opts.jobs.max(1),
         last,
         found,
+        known: shared.known.into_inner().unwrap_or_else(|e| e.into_inner()),
         triggers: shared.triggers.into_inner().unwrap_or_else(|e| e.into_inner()),
         stopped: stop.load(Ordering::SeqCst),
         shard: opts.shard,

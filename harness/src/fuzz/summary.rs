@@ -65,6 +65,11 @@ pub fn summary(s: &Summary) -> String {
         let at = f.folder.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "(not saved)".into());
         out.push_str(&format!("  {}x {} -> {at}\n", f.hits, f.title));
     }
+    for (finding, runs) in &s.known {
+        out.push_str(&format!(
+            "known kernel bug {finding} (docs/FINDINGS.md): {runs} runs failed as it; not counted\n"
+        ));
+    }
     let hit = CLASSES.iter().filter(|c| s.triggers.get(**c).is_some_and(|n| *n > 0)).count();
     out.push_str(&format!("trigger classes hit: {hit} of {} (runs that reached each)\n", CLASSES.len()));
     for class in CLASSES {

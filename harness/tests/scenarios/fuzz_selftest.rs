@@ -113,6 +113,7 @@ fn find(
         shard: Default::default(),
         coverage: false,
         unguided: false,
+        known_bugs: Vec::new(),
     };
     // Stop at the first saved failure: the self-test needs one, not a campaign.
     let stop = AtomicBool::new(false);

@@ -185,6 +185,43 @@ fn an_exclusive_page_that_two_processes_map_breaks_o2() {
 }
 
 #[test]
+fn an_exclusive_bit_read_off_a_whole_pmd_is_named_so() {
+    // c1 maps a PMD-size folio (512 frames from 0x200, at a 2 MiB boundary) whole; p0
+    // maps one of its pages by a PTE, elsewhere.
+    let frames: Vec<String> = (0..512).map(|i| format!("{:#x}", 0x200 + i)).collect();
+    let folio: Vec<&str> = (0..512).map(|i| if i == 0 { "h" } else { "t" }).collect();
+    let excl = frames.join(",");
+    let c1 = format!(
+        "proc=c1 pid=11 name=m addr=0x200000 pages=512 pfns={} excl={excl} folio={}",
+        frames.join(","),
+        folio.join(",")
+    );
+    let p0 = "proc=p0 pid=10 name=m addr=0x600000 pages=1 pfns=0x2c8".to_string();
+    let truth = Truth::from_data(&[c1, p0].map(|l| parse_fields(&l)), 4096).unwrap();
+    assert!(truth.maps_whole_pmd(&("c1".into(), "m".into(), 200)));
+    assert!(!truth.maps_whole_pmd(&("p0".into(), "m".into(), 0)));
+    let problems = check_exclusive(&truth);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].message.contains("(PM_MMAP_EXCLUSIVE) in a PMD-size folio mapped whole here"), "{problems:?}");
+    // The same frames one page off the PMD boundary are not a PMD mapping.
+    let shifted = Truth {
+        procs: truth
+            .procs
+            .iter()
+            .cloned()
+            .map(|mut p| {
+                for m in &mut p.maps {
+                    m.addr += 4096;
+                }
+                p
+            })
+            .collect(),
+        ..truth.clone()
+    };
+    assert!(!shifted.maps_whole_pmd(&("c1".into(), "m".into(), 200)));
+}
+
+#[test]
 fn the_exclusive_bit_is_judged_from_6_10_only() {
     assert!(!exclusive_is_per_page("6.1.0-56-arm64"));
     assert!(exclusive_is_per_page("6.12.117"));
