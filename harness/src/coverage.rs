@@ -5,6 +5,8 @@
 //! - `pcs`: sets of PCs and their `.cov` file format;
 //! - `series`: a campaign's coverage over time (`coverage*.jsonl`);
 //! - `lines`: PCs to (file, function, line) with addr2line (DWARF), cached per vmlinux;
+//! - `stack`: splat stack traces to file:line through the same DWARF, as
+//!   decode_stacktrace.sh prints them;
 //! - `summary`: per file and function, the lines reached and not, the rmap entry
 //!   points never reached, and coverage-over-time curves. Pure over the two above.
 //!
@@ -15,6 +17,7 @@
 pub mod lines;
 pub mod pcs;
 pub mod series;
+pub mod stack;
 pub mod summary;
 
 pub use pcs::Pcs;

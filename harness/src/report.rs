@@ -22,19 +22,20 @@ use serde_json::json;
 /// boot: every hex number in them reads `0x…` here (an expected failure's snapshot
 /// holds its problems).
 pub fn snapshot(o: &Outcome) -> String {
-    render(o, |s| HEX.replace_all(s, "0x…").into_owned())
+    render(o, |s| HEX.replace_all(s, "0x…").into_owned(), false)
 }
 
 /// Hex numbers in messages: pfns, addresses.
 static HEX: std::sync::LazyLock<regex::Regex> =
     std::sync::LazyLock::new(|| regex::Regex::new(r"\b0x[0-9a-fA-F]+\b").expect("a valid pattern"));
 
-/// The snapshot's lines with problems and notes as they are, for people to read.
+/// The snapshot's lines with problems and notes as they are, and each splat's stack
+/// (decoded to file:line where the kernel allows), for people to read.
 fn detailed(o: &Outcome) -> String {
-    render(o, str::to_string)
+    render(o, str::to_string, true)
 }
 
-fn render(o: &Outcome, message: impl Fn(&str) -> String) -> String {
+fn render(o: &Outcome, message: impl Fn(&str) -> String, stacks: bool) -> String {
     let mut out = String::new();
     for f in &o.findpages {
         out.push_str(&format!("findpage {} {}: {} order={} mapcount={}\n", f.proc, f.at, f.kind, f.order, f.mapcount));
@@ -60,6 +61,12 @@ fn render(o: &Outcome, message: impl Fn(&str) -> String) -> String {
     }
     for n in &o.notes {
         out.push_str(&format!("note: {}\n", message(n)));
+    }
+    for s in o.splats.iter().filter(|s| stacks && !s.trace.is_empty()) {
+        out.push_str(&format!("stack of '{}':\n", s.line));
+        for frame in &s.trace {
+            out.push_str(&format!("  {frame}\n"));
+        }
     }
     out
 }

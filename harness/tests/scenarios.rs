@@ -41,6 +41,9 @@ mod kcov;
 #[path = "scenarios/findings.rs"]
 mod findings;
 
+#[path = "scenarios/stack.rs"]
+mod stack;
+
 /// The kernels to test: `RMAPCHECK_KERNELS` (comma-separated), else the manifest's
 /// `default` tag.
 fn kernel_keys(manifest: &Manifest) -> Vec<String> {
@@ -187,6 +190,10 @@ fn main() -> ExitCode {
         trials.extend(isolation::trials(key, pools));
         trials.push(boot_walk::trial(key, pools));
         trials.extend(findings::trials(key, pools));
+        // Only a kernel built from source keeps its vmlinux and System.map.
+        if manifest.entry(key).is_ok_and(|e| e.kind == rmapcheck::image::kernels::EntryKind::Source) {
+            trials.push(stack::trial(key, pools));
+        }
     }
     trials.push(kcov::trial(&keys, pools));
     let conclusion = libtest_mimic::run(&args, trials);

@@ -72,6 +72,63 @@ pub struct Splat {
     pub kind: SplatKind,
     pub line: String,
     pub title: String,
+    /// Its stack: the `pc :`/`lr :` lines and the call trace's frames, as the kernel
+    /// printed them, each decoded to `(file:line)` where the kernel's DWARF allows
+    /// (`coverage::stack`). Empty in results saved before traces were kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trace: Vec<String>,
+}
+
+/// Frames kept per splat: enough for any rmap call chain, bounded for a storm.
+pub const TRACE_MAX: usize = 64;
+
+/// What a kernel log line after a splat is to its report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TraceLine {
+    /// A frame (`func+0x1c/0x40`, with `pc : `/`lr : ` or a `[module]` and marker),
+    /// trimmed.
+    Frame(String),
+    /// The report ends (`---[ end trace ... ]---`).
+    End,
+    /// Anything else: registers, the header lines, other messages.
+    Other,
+}
+
+/// Classify one log line that follows a splat.
+pub fn trace_line(text: &str) -> TraceLine {
+    use std::sync::OnceLock;
+    static FRAME: OnceLock<regex::Regex> = OnceLock::new();
+    let frame = FRAME.get_or_init(|| {
+        regex::Regex::new(r"^((pc|lr) : )?[\w.$]+\+0x[0-9a-f]+/0x[0-9a-f]+( \[[\w]+\])?( \([A-Z]\))?\s*$")
+            .expect("a valid pattern")
+    });
+    // A console line may start with its printk time, `[   12.345678] `.
+    let body = match text.trim_start().strip_prefix('[').and_then(|r| r.split_once(']')) {
+        Some((time, rest)) if time.trim().parse::<f64>().is_ok() => rest,
+        _ => text,
+    }
+    .trim();
+    if text.contains("---[ end trace") {
+        TraceLine::End
+    } else if frame.is_match(body) {
+        TraceLine::Frame(body.to_string())
+    } else {
+        TraceLine::Other
+    }
+}
+
+/// Add a log line to the trace of the splat it follows; false once the report ended.
+pub fn extend_trace(splat: &mut Splat, text: &str) -> bool {
+    match trace_line(text) {
+        TraceLine::End => false,
+        TraceLine::Frame(f) => {
+            if splat.trace.len() < TRACE_MAX {
+                splat.trace.push(f);
+            }
+            true
+        }
+        TraceLine::Other => true,
+    }
 }
 
 /// Patterns in priority order: the first that matches names the kind.
@@ -102,7 +159,7 @@ pub fn detect_splat(text: &str) -> Option<Splat> {
         return None;
     }
     let (_, kind) = PATTERNS.iter().find(|(pat, _)| text.contains(pat))?;
-    Some(Splat { kind: *kind, line: text.to_string(), title: normalise_title(text) })
+    Some(Splat { kind: *kind, line: text.to_string(), title: normalise_title(text), trace: Vec::new() })
 }
 
 /// Replace addresses and numbers so the same bug gets the same title.
@@ -128,7 +185,19 @@ pub fn normalise_title(text: &str) -> String {
 
 /// Every splat in a list of log lines.
 pub fn splats<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<Splat> {
-    lines.into_iter().filter_map(detect_splat).collect()
+    let mut out: Vec<Splat> = Vec::new();
+    let mut open = false;
+    for line in lines {
+        if let Some(s) = detect_splat(line) {
+            out.push(s);
+            open = true;
+        } else if open {
+            if let Some(last) = out.last_mut() {
+                open = extend_trace(last, line);
+            }
+        }
+    }
+    out
 }
 
 /// A parsed `rmapcheck:` line.

@@ -12,7 +12,9 @@
 //! out again.
 
 use crate::check::outcome::Outcome;
+use crate::coverage::stack::Decoder;
 use crate::image::prepare::Prepared;
+use crate::image::symbols::{self, Symbols};
 use crate::run::runner;
 use crate::scenario::Loaded;
 use crate::vm::guest::{Fault, Guest, Info};
@@ -82,6 +84,10 @@ pub struct Pool<'e> {
     /// Every run collects KCOV coverage into `Outcome::coverage` (where the kernel has
     /// KCOV); off, runs pay nothing for it.
     coverage: bool,
+    /// The kernel's symbols for splat stacks, or why there are none (opened at the first
+    /// splat).
+    /// (addr2line's loader is not Sync: one decode at a time.)
+    decoder: Mutex<Option<Result<Decoder, String>>>,
 }
 
 impl<'e> Pool<'e> {
@@ -100,6 +106,7 @@ impl<'e> Pool<'e> {
             gdb: None,
             held: std::sync::atomic::AtomicBool::new(false),
             coverage: false,
+            decoder: Mutex::new(None),
         }
     }
 
@@ -260,7 +267,8 @@ impl<'e> Pool<'e> {
         };
         let console = g.console_log();
         match runner::run(&mut g, loaded) {
-            Ok(outcome) => {
+            Ok(mut outcome) => {
+                self.decode_stacks(&mut outcome);
                 if outcome.status != crate::check::outcome::Status::Pass {
                     self.hold(&g, &format!("{} failed", loaded.scenario.name));
                 }
@@ -276,6 +284,35 @@ impl<'e> Pool<'e> {
                 self.retire(g, &format!("guest fault ({})", fault.cause()));
                 Played { outcome, fault: Some(fault), console }
             }
+        }
+    }
+
+    /// Each splat's stack to file:line (decode_stacktrace.sh's form), from the kernel's
+    /// vmlinux and System.map; where the kernel has no debug info, one note says so.
+    fn decode_stacks(&self, outcome: &mut Outcome) {
+        if outcome.splats.iter().all(|s| s.trace.is_empty()) {
+            return;
+        }
+        let mut slot = lock(&self.decoder);
+        let decoder = slot.get_or_insert_with(|| {
+            let kernel = &self.prepared.kernel;
+            match symbols::find(kernel, None) {
+                Symbols::Vmlinux(vmlinux) => Decoder::open(&vmlinux, &kernel.build_dir.join("System.map"))
+                    .map_err(|e| format!("{}: {e:#}", kernel.key)),
+                Symbols::Missing(_) => Err(format!(
+                    "{} has no vmlinux with debug info here (Debian ships it in {})",
+                    kernel.key,
+                    symbols::dbg_package(&kernel.release)
+                )),
+            }
+        });
+        match &*decoder {
+            Ok(d) => {
+                for s in &mut outcome.splats {
+                    s.trace = d.decode_all(&s.trace);
+                }
+            }
+            Err(why) => outcome.notes.push(format!("stack traces are not decoded to file:line: {why}")),
         }
     }
 

@@ -87,6 +87,8 @@ pub struct Guest {
     /// Every splat seen since boot, with its record's sequence number. Kept apart from
     /// `kmsg` so that trimming the log for long campaigns never loses a splat.
     splats: Vec<(u64, dmesg::Splat)>,
+    /// The last splat's report goes on: the records that follow it add to its trace.
+    trace_open: bool,
     /// The sequence number the next record will have.
     next_seq: u64,
     /// The console log's directory; kept after the guest is gone.
@@ -146,6 +148,7 @@ impl Guest {
             info,
             kmsg: VecDeque::new(),
             splats: Vec::new(),
+            trace_open: false,
             next_seq: 0,
             taint_baseline: None,
             op_times: BTreeMap::new(),
@@ -361,6 +364,11 @@ impl Guest {
     fn keep(&mut self, record: Record) {
         if let Some(splat) = dmesg::detect_splat(&record.text) {
             self.splats.push((record.seq, splat));
+            self.trace_open = true;
+        } else if self.trace_open {
+            if let Some((_, last)) = self.splats.last_mut() {
+                self.trace_open = dmesg::extend_trace(last, &record.text);
+            }
         }
         self.next_seq = self.next_seq.max(record.seq + 1);
         if self.kmsg.len() == KMSG_KEPT {

@@ -46,8 +46,12 @@ fn planted_warn(key: &str, pools: fn() -> &'static Pools) -> Trial {
             return Err(format!("statuses {status:?}, want {want:?}\n{stderr}").into());
         }
         let warned = &outcomes[1];
-        if !warned.splats.iter().any(|s| s.line.starts_with("WARNING: ")) {
+        let Some(warning) = warned.splats.iter().find(|s| s.line.starts_with("WARNING: ")) else {
             return Err(format!("the failing scenario does not carry the WARNING: {:?}", warned.problems).into());
+        };
+        // Its stack comes along: the module's frame that warned, then the syscall path.
+        if !warning.trace.iter().any(|f| f.contains("rmc_findpage+")) || warning.trace.len() < 4 {
+            return Err(format!("the WARNING's stack is missing or short: {:?}", warning.trace).into());
         }
         if out.status.code() != Some(1) {
             return Err(format!("exit {:?}, want 1\n{stderr}", out.status.code()).into());

@@ -200,3 +200,33 @@ fn records_split_by_their_module_request() {
     assert_eq!(by[&41], [raw[0].clone(), raw[3].clone()]);
     assert_eq!(by[&42], [raw[1].clone()]);
 }
+
+#[test]
+fn a_splat_keeps_its_stack_until_its_report_ends() {
+    let log = [
+        "[   12.500000] WARNING: CPU: 0 PID: 91 at mm/rmap.c:1483 __folio_add_anon_rmap+0x2a4/0x2f0",
+        "[   12.500001] Modules linked in: rmapcheck",
+        "[   12.500002] pc : __folio_add_anon_rmap+0x2a4/0x2f0",
+        "[   12.500003] lr : __folio_add_anon_rmap+0x40/0x2f0",
+        "[   12.500004] x29: ffff80008012bb40 x28: 0000000000000000",
+        "[   12.500005] Call trace:",
+        "[   12.500006]  __folio_add_anon_rmap+0x2a4/0x2f0 (P)",
+        "[   12.500007]  do_anonymous_page+0x1c8/0x6a0",
+        "[   12.500008]  rmc_walk+0x10/0x80 [rmapcheck]",
+        "[   12.500009] ---[ end trace 0000000000000000 ]---",
+        "[   12.600000]  unrelated_frame+0x10/0x20",
+    ];
+    let splats = splats(log);
+    assert_eq!(splats.len(), 1);
+    assert_eq!(
+        splats[0].trace,
+        [
+            "pc : __folio_add_anon_rmap+0x2a4/0x2f0",
+            "lr : __folio_add_anon_rmap+0x40/0x2f0",
+            "__folio_add_anon_rmap+0x2a4/0x2f0 (P)",
+            "do_anonymous_page+0x1c8/0x6a0",
+            "rmc_walk+0x10/0x80 [rmapcheck]",
+        ]
+    );
+    assert_eq!(trace_line("Call trace:"), TraceLine::Other);
+}
