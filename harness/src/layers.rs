@@ -17,7 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["report"],
     &["run"],
     &["fuzz"],
-    &["mutants"],
+    &["mutants", "bisect"],
     &["ui"],
 ];
 

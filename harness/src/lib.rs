@@ -14,10 +14,12 @@
 //! - `run`: one scenario on one guest (`runner`), warm guests (`pool`), `bench`;
 //! - `fuzz`: generated sequences, shrinking, triage, campaigns;
 //! - `mutants`: bugs planted in the debug kernel, and how fast rmapcheck finds them;
+//! - `bisect`: the commit of a kernel tree that introduced a finding;
 //! - `ui`: one event type from every engine, and the reporter that shows it.
 //!
 //! See ARCHITECTURE.md.
 
+pub mod bisect;
 pub mod cache;
 pub mod check;
 pub mod coverage;

@@ -82,6 +82,10 @@ enum Command {
     /// Plant known rmap bugs in the debug kernel (images/mutants/) and time how fast the
     /// scenario suite and the fuzzer find each.
     Mutants(MutantsArgs),
+    /// Find the commit of your kernel tree that introduced a finding: git bisect, each
+    /// step an incremental build, a boot and a replay of the finding. Exit 0 when it
+    /// names the first bad commit, 1 when it cannot.
+    Bisect(BisectArgs),
     /// Standalone C reproducers (docs/FINDINGS.md): run one on kernels of the matrix.
     Repro {
         #[command(subcommand)]
@@ -96,6 +100,29 @@ enum Command {
     /// memory.c, huge_memory.c, mremap.c, ksm.c and migrate.c the lines reached, and
     /// the rmap entry points never reached. Reads the corpus's .cov files; boots nothing.
     Coverage(CoverageArgs),
+}
+
+#[derive(clap::Args)]
+struct BisectArgs {
+    /// The finding: a scenario YAML, or a fuzz finding's folder (its shrunk.yaml).
+    finding: PathBuf,
+    /// The kernel tree, a git repository with no uncommitted changes.
+    #[arg(long)]
+    tree: PathBuf,
+    /// A commit without the bug.
+    #[arg(long)]
+    good: String,
+    /// A commit with it (the finding must fail there).
+    #[arg(long)]
+    bad: String,
+    /// The source key whose config fragments configure a tree that has no .config.
+    #[arg(long, default_value = "6.12-debug")]
+    config: String,
+    /// Builds allowed in all, the bad commit's included.
+    #[arg(long, default_value_t = 30)]
+    max_builds: usize,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
 }
 
 #[derive(Subcommand)]
@@ -170,9 +197,17 @@ struct ReplayArgs {
 
 #[derive(clap::Args)]
 struct MutantsArgs {
-    /// Only these mutants (file stems under images/mutants/; repeatable).
+    /// Only these mutants (file stems of the patches; repeatable).
     #[arg(long = "only")]
     only: Vec<String>,
+    /// A folder of your own patches to judge instead of images/mutants/ (each a unified
+    /// diff; `git format-patch` output works, its Subject: says what it is). Revert a
+    /// fix into a patch to ask whether rmapcheck would have caught the bug it fixes.
+    #[arg(long)]
+    patches: Option<PathBuf>,
+    /// The kernel built from source that the patches go into.
+    #[arg(long, default_value = rmapcheck::mutants::BASE)]
+    kernel: String,
     /// How long the fuzzer may look for each mutant (e.g. 90s, 10m).
     #[arg(long, default_value = "3m", value_parser = fuzz::parse_duration)]
     duration: std::time::Duration,
@@ -456,6 +491,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Replay(args) => replay_cmd(args),
         Command::Shell(args) => shell_cmd(args),
         Command::Mutants(args) => mutants_cmd(args),
+        Command::Bisect(args) => bisect_cmd(args),
         Command::Repro { command: ReproCommand::Run { file, kernel, timeout } } => repro_run(&file, kernel, timeout),
         Command::Corpus { command: CorpusCommand::Merge { inputs, out } } => {
             for d in &inputs {
@@ -863,13 +899,22 @@ fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
 
 fn mutants_cmd(args: MutantsArgs) -> Result<ExitCode> {
     let manifest = load_manifest()?;
+    let entry = manifest.entry(&args.kernel).map_err(|e| BadInput(e.to_string()))?;
+    if entry.kind != kernels::EntryKind::Source {
+        return Err(BadInput(format!("--kernel {}: mutants need a kernel built from source", args.kernel)).into());
+    }
     let scenarios = load_scenarios(&[])?;
-    let dir = rmapcheck::image::images_dir().join("mutants");
+    let dir = args.patches.unwrap_or_else(|| rmapcheck::image::images_dir().join("mutants"));
     let known = rmapcheck::mutants::load(&dir).map_err(|e| BadInput(format!("{e:#}")))?;
+    if known.is_empty() {
+        return Err(BadInput(format!("{}: no .patch files", dir.display())).into());
+    }
     if let Some(name) = args.only.iter().find(|n| !known.iter().any(|m| &m.name == *n)) {
         return Err(BadInput(format!("no mutant named '{name}' in {}", dir.display())).into());
     }
     let opts = rmapcheck::mutants::Options {
+        patches: dir,
+        kernel: args.kernel,
         only: args.only,
         fuzz_for: args.duration,
         seed: args.seed,
@@ -922,6 +967,37 @@ fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
     let written = html::write(&args.out, &outcomes, &snapshots, &args.fuzz, &verdicts, coverage.as_ref())?;
     println!("{}", written.index.display());
     Ok(Exit::Success.code())
+}
+
+fn bisect_cmd(args: BisectArgs) -> Result<ExitCode> {
+    let manifest = load_manifest()?;
+    let entry = manifest.entry(&args.config).map_err(|e| BadInput(e.to_string()))?;
+    if entry.kind != kernels::EntryKind::Source {
+        return Err(BadInput(format!("--config {}: not a kernel built from source", args.config)).into());
+    }
+    let file = if args.finding.is_dir() { args.finding.join("shrunk.yaml") } else { args.finding.clone() };
+    let finding = load_scenarios(std::slice::from_ref(&file))?.remove(0);
+    if !args.tree.join(".git").exists() {
+        return Err(BadInput(format!("--tree {}: not a git repository", args.tree.display())).into());
+    }
+    let opts = rmapcheck::bisect::Options {
+        tree: args.tree,
+        good: args.good,
+        bad: args.bad,
+        finding,
+        config_key: args.config,
+        workroot: workdir("bisect")?,
+        max_builds: args.max_builds.max(2),
+    };
+    let result = rmapcheck::bisect::run(&manifest, &opts, reporter(), &|s| {
+        reporter().event(Event::Note(format!("bisect: {} is {:?}: {}", s.commit, s.verdict, s.why)))
+    })?;
+    reporter().finish();
+    match args.format {
+        Format::Text => print!("{}", result.text()),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&result)?),
+    }
+    Ok(if result.first_bad.is_some() { Exit::Success.code() } else { Exit::Failed.code() })
 }
 
 fn repro_run(file: &std::path::Path, keys: Vec<String>, timeout: u64) -> Result<ExitCode> {

@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// The kernel the mutants patch: the debug kernel, whose DEBUG_VM turns damage into
-/// splats.
+/// The kernel the mutants patch by default: the debug kernel, whose DEBUG_VM turns
+/// damage into splats.
 pub const BASE: &str = "6.12-debug";
 
 /// One planted bug: a patch and the sentence that says what it breaks.
@@ -37,7 +37,9 @@ pub struct Mutant {
     pub patch: PathBuf,
 }
 
-/// The mutants in `dir`, by name. A patch starts with `rmapcheck mutant: <about>`.
+/// The mutants in `dir`, by name. A patch of images/mutants starts with
+/// `rmapcheck mutant: <about>`; a user's patch (`mutants --patches`, say a fix
+/// reverted with `git format-patch`) may instead say what it is in its `Subject:`.
 pub fn load(dir: &Path) -> Result<Vec<Mutant>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
@@ -53,8 +55,18 @@ pub fn load(dir: &Path) -> Result<Vec<Mutant>> {
 }
 
 fn parse(path: &Path, text: &str) -> Result<Mutant> {
-    let Some(about) = text.lines().next().and_then(|l| l.strip_prefix("rmapcheck mutant: ")) else {
-        bail!("{}:1: a mutant patch starts with 'rmapcheck mutant: <what it breaks>'", path.display());
+    let header = text.lines().next().and_then(|l| l.strip_prefix("rmapcheck mutant: "));
+    // git format-patch: `Subject: [PATCH] mm/rmap: ...`, the bracket dropped.
+    let subject = || {
+        let line = text.lines().take_while(|l| !l.starts_with("---")).find_map(|l| l.strip_prefix("Subject: "))?;
+        Some(line.split_once("] ").map_or(line, |(_, s)| s))
+    };
+    let Some(about) = header.or_else(subject) else {
+        bail!(
+            "{}:1: a mutant patch starts with 'rmapcheck mutant: <what it breaks>' (or, from git \
+             format-patch, has a Subject: line)",
+            path.display()
+        );
     };
     if !text.contains("\n--- a/") {
         bail!("{}: no unified diff (--- a/...)", path.display());
@@ -76,6 +88,10 @@ pub enum Event {
 
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The folder of patches: images/mutants, or a user's own.
+    pub patches: PathBuf,
+    /// The kernel built from source that the patches go into.
+    pub kernel: String,
     /// Patches to run by name; all when empty.
     pub only: Vec<String>,
     /// How long the fuzz campaign may look for each mutant.
@@ -96,16 +112,16 @@ pub fn run(
     events: &(dyn Fn(Event) + Sync),
     progress: &dyn FetchProgress,
 ) -> Result<Vec<Verdict>> {
-    let mut mutants = load(&crate::image::images_dir().join("mutants"))?;
+    let mut mutants = load(&opts.patches)?;
     if !opts.only.is_empty() {
         for name in &opts.only {
             if !mutants.iter().any(|m| &m.name == name) {
-                bail!("no mutant named '{name}' in images/mutants");
+                bail!("no mutant named '{name}' in {}", opts.patches.display());
             }
         }
         mutants.retain(|m| opts.only.contains(&m.name));
     }
-    let base = prepare::prepare(manifest, BASE, progress)?;
+    let base = prepare::prepare(manifest, &opts.kernel, progress)?;
     let tree = copy_tree(&base.kernel.build_dir, progress)?;
     revert_leftover(&tree)?;
     let mut verdicts = Vec::new();
@@ -143,9 +159,9 @@ fn judge(
     events: &(dyn Fn(Event) + Sync),
     progress: &dyn FetchProgress,
 ) -> Result<Verdict> {
-    std::fs::write(tree.join(APPLIED), &m.name)?;
+    std::fs::write(tree.join(APPLIED), m.patch.display().to_string())?;
     source_build::patch(tree, &m.patch, false)?;
-    let key = format!("{BASE}+{}", m.name);
+    let key = format!("{}+{}", opts.kernel, m.name);
     let started = Instant::now();
     source_build::rebuild(&key, tree, progress)?;
     let build_secs = started.elapsed().as_secs_f64();
@@ -228,12 +244,12 @@ fn judge(
 /// Names the patch applied to the copy, so an interrupted run can undo it.
 const APPLIED: &str = ".rmapcheck-mutant";
 
-/// A copy of the built debug tree for patching, made once per base tree.
+/// A copy of the built tree for patching, made once per base tree.
 fn copy_tree(base: &Path, progress: &dyn FetchProgress) -> Result<PathBuf> {
     let name = base.parent().and_then(|p| p.file_name()).unwrap_or_default().to_string_lossy().into_owned();
-    let dir = cache::subdir("mutants")?.join(name);
+    let dir = cache::subdir("mutants")?.join(&name);
     cache::ensure_dir(&dir, |tmp| {
-        progress.step(&format!("mutants: copying the {BASE} tree (once)"));
+        progress.step(&format!("mutants: copying the {name} tree (once)"));
         Cmd::new("cp").arg("-a").arg(base).arg(tmp.join("linux")).run("copying the kernel tree")?;
         Ok(())
     })?;
@@ -252,10 +268,16 @@ fn revert(tree: &Path, m: &Mutant) -> Result<()> {
     Ok(())
 }
 
-/// Undo the patch an interrupted run left applied.
+/// Undo the patch an interrupted run left applied. The marker holds the patch's path
+/// (or, from older runs, its name under images/mutants).
 fn revert_leftover(tree: &Path) -> Result<()> {
     let Ok(name) = std::fs::read_to_string(tree.join(APPLIED)) else { return Ok(()) };
-    let patch = crate::image::images_dir().join("mutants").join(format!("{}.patch", name.trim()));
+    let name = name.trim();
+    let patch = if Path::new(name).is_absolute() {
+        PathBuf::from(name)
+    } else {
+        crate::image::images_dir().join("mutants").join(format!("{name}.patch"))
+    };
     let text = std::fs::read_to_string(&patch).with_context(|| format!("reading {}", patch.display()))?;
     revert(tree, &parse(&patch, &text)?)
 }
@@ -271,6 +293,15 @@ mod tests {
         for m in &mutants {
             assert!(m.about.len() > 20, "{}: {}", m.name, m.about);
         }
+    }
+
+    #[test]
+    fn a_format_patch_says_what_it_is_in_its_subject() {
+        let text = "From 1234 Mon Sep 17 00:00:00 2001\nFrom: A <a@invalid>\n\
+                    Subject: [PATCH] Revert \"mm/rmap: fix the walk\"\n\n---\n mm/rmap.c | 2 +-\n\
+                    --- a/mm/rmap.c\n+++ b/mm/rmap.c\n";
+        let m = parse(Path::new("dir/0001-revert.patch"), text).unwrap();
+        assert_eq!((m.name.as_str(), m.about.as_str()), ("0001-revert", "Revert \"mm/rmap: fix the walk\""));
     }
 
     #[test]

@@ -44,6 +44,9 @@ mod findings;
 #[path = "scenarios/stack.rs"]
 mod stack;
 
+#[path = "scenarios/bisect.rs"]
+mod bisect;
+
 /// The kernels to test: `RMAPCHECK_KERNELS` (comma-separated), else the manifest's
 /// `default` tag.
 fn kernel_keys(manifest: &Manifest) -> Vec<String> {
@@ -196,6 +199,9 @@ fn main() -> ExitCode {
         }
     }
     trials.push(kcov::trial(&keys, pools));
+    if keys.iter().any(|k| k == bisect::KEY) {
+        trials.push(bisect::trial(pools));
+    }
     let conclusion = libtest_mimic::run(&args, trials);
     pools().shutdown();
     conclusion.exit_code()

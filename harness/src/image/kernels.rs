@@ -464,7 +464,7 @@ fn record(key: &str, locked: &Locked) -> Result<()> {
 }
 
 /// The entry's config fragments and patches, read from images/.
-fn recipe(entry: &Entry) -> Result<source_build::Recipe> {
+pub fn recipe(entry: &Entry) -> Result<source_build::Recipe> {
     let read = |names: &[String]| -> Result<Vec<(String, String)>> {
         names
             .iter()

@@ -161,7 +161,8 @@ fn make(tree: &Path) -> Cmd {
     cmd
 }
 
-fn configure(tree: &Path, fragments: &[(String, String)]) -> Result<()> {
+/// Configure `tree` as tinyconfig plus `fragments`; an option Kconfig drops is an error.
+pub fn configure(tree: &Path, fragments: &[(String, String)]) -> Result<()> {
     exec::require(GCC, "run scripts/setup")?;
     make(tree).arg("tinyconfig").run("make tinyconfig")?;
     let mut merge = Cmd::new(tree.join("scripts/kconfig/merge_config.sh"));
