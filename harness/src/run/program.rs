@@ -6,7 +6,7 @@
 use crate::check::dmesg::Splat;
 use crate::image::kernel::{FetchProgress, Kernel};
 use crate::image::{guest_build, prepare};
-use crate::vm::guest::{Fault, Guest};
+use crate::vm::guest::Guest;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -74,12 +74,12 @@ pub fn run_c(
     let programs: Vec<(String, PathBuf)> = vec![(name, program)];
     let prepared = prepare::prepare_with_programs(kernel, &programs, progress)?;
     progress.step(&format!("{}: booting", prepared.kernel.key));
-    let mut guest = Guest::boot(&prepared.kernel, &prepared.initrd, workdir).map_err(fault)?;
+    let mut guest = Guest::boot(&prepared.kernel, &prepared.initrd, workdir)?;
     let mark = guest.kmsg_mark();
     let args = format!("path={GUEST_PATH} timeout_ms={}", timeout.as_millis());
     progress.step(&format!("{}: running {}", prepared.kernel.key, source.display()));
     // The agent kills the program at the deadline; give the reply a little beyond it.
-    let reply = guest.request_within("exec", &args, timeout + Duration::from_secs(30)).map_err(fault)?;
+    let reply = guest.request_within("exec", &args, timeout + Duration::from_secs(30))?;
     let splats: Vec<String> = guest.splats_since(mark).iter().map(|s: &Splat| s.line.clone()).collect();
     let release = guest.info.release.clone();
     guest.shutdown();
@@ -109,8 +109,4 @@ pub fn run_c(
         output: String::from_utf8_lossy(&bytes).into_owned(),
         splats,
     })
-}
-
-fn fault(f: Fault) -> anyhow::Error {
-    anyhow::anyhow!("{f}")
 }
