@@ -550,6 +550,13 @@ impl Model {
         self.procs.insert(child.into(), inherited);
     }
 
+    /// Whether the VMA at a slot is VM_MERGEABLE (MADV_MERGEABLE, kept across fork):
+    /// ksmd gives each of its pages an rmap_item when it scans it.
+    pub fn mergeable(&self, proc: &str, map: &str, page: u64) -> bool {
+        let attrs = self.procs.get(proc).and_then(|m| m.get(map)).and_then(|m| m.layout.at(page as usize));
+        attrs.is_some_and(|a| a.flags & MERGEABLE != 0)
+    }
+
     /// The frame of a slot, `None` when nothing is mapped there.
     pub fn frame(&self, proc: &str, map: &str, page: u64) -> Option<Frame> {
         self.procs.get(proc)?.get(map)?.pages.get(page as usize).copied().flatten()

@@ -16,7 +16,7 @@ use crate::check::dmesg::{VmaLine, VmaState, Walk};
 use crate::check::model::Slot;
 use crate::wire::Fields;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Which check a problem comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -274,6 +274,9 @@ pub struct Asked<'a> {
     pub lineage: Option<&'a BTreeSet<String>>,
     /// The run's forks so far, in order, as (parent, child): who a KSM walk can reach.
     pub forks: &'a [(String, String)],
+    /// The slots in a mergeable VMA when ksmd last scanned (a `ksm` step), with their
+    /// address then: each holds an rmap_item of its own there.
+    pub ksm_items: &'a BTreeMap<Slot, u64>,
 }
 
 /// PM_MMAP_EXCLUSIVE: on every kernel a set bit means one mm maps the page (before
@@ -328,24 +331,47 @@ pub fn check_exclusive_on(truth: &Truth, release: &str) -> Vec<Problem> {
 }
 
 /// The missing mappers of a KSM page that its walk should have found. rmap_walk_ksm()
-/// walks, per merged rmap_item, only the VMAs in the anon_vma tree of the VMA KSM
-/// merged, at the merged address: that mapping and its copies in processes forked
-/// from it. try_to_merge_one_page() makes a page stable in place, so its other mappers
-/// (the merging process's parent and siblings after a fork, or another address in the
-/// same process) keep it where no KSM walk reaches them (mm/ksm.c, 6.1 to 7.2).
-fn ksm_reachable(missing: BTreeSet<Slot>, found: &BTreeSet<Slot>, forks: &[(String, String)]) -> BTreeSet<Slot> {
+/// walks, per rmap_item of the stable node, the VMAs in the anon_vma tree of the VMA
+/// that item was made in, and of those only the ones that cover the item's address:
+/// that mapping, and its copies in processes forked from it while they stay at that
+/// address. So a mapper must be found when it is such a copy of a mapper the walk
+/// found, or when it holds an rmap_item of its own at its address (`ksm_items`).
+/// Every other mapper keeps the page where no walk reaches it, and is excused:
+/// try_to_merge_one_page() makes a page stable in place, so the merging process's
+/// parent and siblings (after a fork), a fork copy that mremap moved, or another
+/// address in the same process keep mapping it with no rmap_item (mm/ksm.c, 6.1 to 7.2;
+/// known upstream since 2015, docs/FINDINGS.md "Known kernel limitations").
+fn ksm_reachable(
+    missing: BTreeSet<Slot>,
+    found: &BTreeSet<Slot>,
+    forks: &[(String, String)],
+    truth: &Truth,
+    items: &BTreeMap<Slot, u64>,
+) -> BTreeSet<Slot> {
+    let address = |s: &Slot| truth.address(s).map(|(_, a)| a);
     let mut reach: BTreeSet<Slot> = found.clone();
     for (parent, child) in forks {
-        let copies: Vec<Slot> =
-            reach.iter().filter(|s| &s.0 == parent).map(|s| (child.clone(), s.1.clone(), s.2)).collect();
+        let copies: Vec<Slot> = reach
+            .iter()
+            .filter(|s| &s.0 == parent)
+            .map(|s| (s, (child.clone(), s.1.clone(), s.2)))
+            .filter(|(s, copy)| address(copy).is_some() && address(copy) == address(s))
+            .map(|(_, copy)| copy)
+            .collect();
         reach.extend(copies);
     }
-    missing.into_iter().filter(|s| reach.contains(s)).collect()
+    let own_item = |s: &Slot| items.get(s).is_some_and(|a| Some(*a) == address(s));
+    missing.into_iter().filter(|s| reach.contains(s) || own_item(s)).collect()
 }
 
 /// O1 and O2 for one findpage walk of `slot`, whose pagemap PFN was `pfn`.
 pub fn check_walk(walk: &Walk, truth: &Truth, slot: &Slot, pfn: Option<u64>, kpagecount: Option<i64>) -> Vec<Problem> {
-    check_asked(walk, truth, &Asked { slot, pfn, kpagecount, folio: None, lineage: None, forks: &[] })
+    let items = BTreeMap::new();
+    check_asked(
+        walk,
+        truth,
+        &Asked { slot, pfn, kpagecount, folio: None, lineage: None, forks: &[], ksm_items: &items },
+    )
 }
 
 /// O1 and O2 for one findpage walk, with everything the runner knows about the page.
@@ -429,7 +455,7 @@ pub fn check_asked(walk: &Walk, truth: &Truth, asked: &Asked) -> Vec<Problem> {
     let forward = truth.holders(page.pfn);
     let mut missing: BTreeSet<_> = forward.difference(&reverse).cloned().collect();
     if page.kind == "ksm" {
-        missing = ksm_reachable(missing, &reverse, asked.forks);
+        missing = ksm_reachable(missing, &reverse, asked.forks, truth, asked.ksm_items);
     }
     let extra: BTreeSet<_> = reverse.difference(&forward).cloned().collect();
     if !missing.is_empty() || !extra.is_empty() || !strays.is_empty() {

@@ -83,6 +83,10 @@ struct Run<'a> {
     /// `truth` came with a step's request, and stays true only while no other request
     /// has gone since: the guest's request count then.
     fused_at: Option<u64>,
+    /// The slots that got an rmap_item of their own at the last `ksm` step (present in a
+    /// mergeable VMA when ksmd scanned), with their address then: O1 requires a KSM
+    /// walk to reach those, not only fork copies of what it found.
+    ksm_items: BTreeMap<Slot, u64>,
 }
 
 /// Run `loaded` on `guest`. A guest fault ends the run with `Err`; the caller decides
@@ -164,6 +168,7 @@ impl<'g> Session<'g> {
             refused: false,
             prefetch: false,
             fused_at: None,
+            ksm_items: BTreeMap::new(),
         };
         run.set_mthp(mthp)?;
         tracing::debug!(scenario = %loaded.scenario.name, steps = loaded.scenario.steps.len(), "scenario starts");
@@ -458,6 +463,15 @@ impl Run<'_> {
             Step::Ksm(k) => {
                 let args = format!("timeout_ms={}", k.timeout_ms.unwrap_or(2000));
                 self.send(n, step, "ksm", args)?;
+                // ksmd scanned every mergeable VMA to the end: each present page there
+                // now holds an rmap_item at its address.
+                let truth = self.truth()?;
+                self.ksm_items = truth
+                    .slots()
+                    .into_iter()
+                    .filter(|(s, _)| self.model.mergeable(&s.0, &s.1, s.2))
+                    .filter_map(|(s, _)| truth.address(&s).map(|(_, a)| (s, a)))
+                    .collect();
             }
             Step::Split(r) => {
                 let (page, count) = span(r.page, r.pages, self.size(&r.proc, &r.map));
@@ -733,7 +747,15 @@ impl Run<'_> {
         let lineage = self.lineage(slot, truth);
         let forks: Vec<(String, String)> =
             self.outcome.forks.iter().map(|f| (f.parent.clone(), f.child.clone())).collect();
-        let asked = Asked { slot, pfn, kpagecount, folio: folio.as_ref(), lineage: lineage.as_ref(), forks: &forks };
+        let asked = Asked {
+            slot,
+            pfn,
+            kpagecount,
+            folio: folio.as_ref(),
+            lineage: lineage.as_ref(),
+            forks: &forks,
+            ksm_items: &self.ksm_items,
+        };
         let problems = oracle::check_asked(&walk, truth, &asked);
         self.outcome.problems.extend(problems);
         self.check_model(slot, pfn, truth);

@@ -76,7 +76,15 @@ fn visited_vmas_do_not_count_as_mappers() {
 fn asked_checks(lines: &[&str], lineage: Option<&BTreeSet<String>>) -> Vec<Problem> {
     let walk = collect_walk(lines.iter().copied(), 1);
     let slot = ("p0".to_string(), "a".to_string(), 0);
-    let asked = Asked { slot: &slot, pfn: Some(0x100), kpagecount: Some(2), folio: None, lineage, forks: &[] };
+    let asked = Asked {
+        slot: &slot,
+        pfn: Some(0x100),
+        kpagecount: Some(2),
+        folio: None,
+        lineage,
+        forks: &[],
+        ksm_items: &Default::default(),
+    };
     check_asked(&walk, &truth(), &asked)
 }
 
@@ -127,18 +135,40 @@ fn file_visits_need_the_same_file_and_offsets() {
 }
 
 #[test]
-fn a_ksm_walk_owes_only_the_merging_process_and_its_descendants() {
+fn a_ksm_walk_owes_only_same_address_copies_and_its_own_rmap_items() {
     let s = |p: &str| (p.to_string(), "m".to_string(), 3);
     let fork = |parent: &str, child: &str| (parent.to_string(), child.to_string());
-    // p0 forked c1 and c3; c1 (alone mergeable) merged the page in place, then forked c4.
-    let forks = [fork("p0", "c1"), fork("p0", "c3"), fork("c1", "c4")];
+    // Map m at 0x10000 in every process but c5, whose copy mremap moved to 0x90000;
+    // each maps page 3 at pfn 0x100.
+    let line =
+        |p: &str, pid: u32, addr: &str| format!("proc={p} pid={pid} name=m addr={addr} pages=4 pfns=0x1,0x2,0x3,0x100");
+    let lines = [
+        line("p0", 10, "0x10000"),
+        line("c1", 11, "0x10000"),
+        line("c3", 13, "0x10000"),
+        line("c4", 14, "0x10000"),
+        line("c5", 15, "0x90000"),
+        line("c6", 16, "0x10000"),
+    ];
+    let truth = Truth::from_data(&lines.map(|l| parse_fields(&l)), 4096).unwrap();
+    let none = BTreeMap::new();
+    // p0 forked c1 and c3; c1 (alone mergeable) merged the page in place, then forked
+    // c4 and c5; c5 moved its copy, then forked c6.
+    let forks = [fork("p0", "c1"), fork("p0", "c3"), fork("c1", "c4"), fork("c1", "c5"), fork("c5", "c6")];
     let found = BTreeSet::from([s("c1")]);
-    let missing = BTreeSet::from([s("p0"), s("c3"), s("c4")]);
-    assert_eq!(ksm_reachable(missing, &found, &forks), BTreeSet::from([s("c4")]));
+    let missing = BTreeSet::from([s("p0"), s("c3"), s("c4"), s("c5"), s("c6")]);
+    // Owed: c4, a copy at the merged address. Not owed: the parent and sibling that
+    // kept the page merged in place, the moved copy c5, and c6, forked from the move.
+    assert_eq!(ksm_reachable(missing.clone(), &found, &forks, &truth, &none), BTreeSet::from([s("c4")]));
+    // A process with an rmap_item of its own at its address is owed too (c3 made its
+    // VMA mergeable and ksmd scanned it); one whose item was left at an address it
+    // since moved from is not (c5's item at 0x10000).
+    let items = BTreeMap::from([(s("c3"), 0x13000), (s("c5"), 0x13000)]);
+    assert_eq!(ksm_reachable(missing, &found, &forks, &truth, &items), BTreeSet::from([s("c3"), s("c4")]));
     // The walk reaches c1's merged address only: c1's own mapping of the page at
     // another address (a page KSM made stable in place) is out of its reach.
     let other = ("c1".to_string(), "n".to_string(), 0);
-    assert!(ksm_reachable(BTreeSet::from([other]), &found, &forks).is_empty());
+    assert!(ksm_reachable(BTreeSet::from([other]), &found, &forks, &truth, &none).is_empty());
 }
 
 #[test]
@@ -148,7 +178,15 @@ fn a_ksm_walk_that_misses_a_reachable_mapper_fails() {
     let walk = collect_walk([page.as_str(), VMA_P0, &end], 1);
     let slot = ("p0".to_string(), "a".to_string(), 0);
     let judge = |forks: &[(String, String)]| {
-        let asked = Asked { slot: &slot, pfn: Some(0x100), kpagecount: Some(2), folio: None, lineage: None, forks };
+        let asked = Asked {
+            slot: &slot,
+            pfn: Some(0x100),
+            kpagecount: Some(2),
+            folio: None,
+            lineage: None,
+            forks,
+            ksm_items: &Default::default(),
+        };
         check_asked(&walk, &truth(), &asked).into_iter().map(|p| p.check).collect::<Vec<_>>()
     };
     // c1 was forked from p0, whose VMA KSM merged: the walk owes it.

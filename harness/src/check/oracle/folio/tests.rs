@@ -46,7 +46,15 @@ const END: &str = "rmapcheck: req=1 end rc=0 mapped=3 visited=0";
 fn run(lines: &[String], f: &FolioTruth) -> Vec<Problem> {
     let walk = collect_walk(lines.iter().map(String::as_str), 1);
     let slot = ("p0".to_string(), "a".to_string(), 0);
-    let asked = Asked { slot: &slot, pfn: Some(HEAD), kpagecount: None, folio: Some(f), lineage: None, forks: &[] };
+    let asked = Asked {
+        slot: &slot,
+        pfn: Some(HEAD),
+        kpagecount: None,
+        folio: Some(f),
+        lineage: None,
+        forks: &[],
+        ksm_items: &Default::default(),
+    };
     check_asked(&walk, &truth(), &asked)
 }
 
