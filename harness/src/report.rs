@@ -54,10 +54,16 @@ fn render(o: &Outcome, message: impl Fn(&str) -> String, stacks: bool) -> String
     }
     if o.problems.is_empty() {
         out.push_str("problems: none\n");
-    } else {
-        for p in &o.problems {
-            out.push_str(&format!("problem {:?}: {}\n", p.check, message(&p.message)));
-        }
+    }
+    out.push_str(&what_went_wrong(o, &message, stacks));
+    out
+}
+
+/// The problems, notes and (with `stacks`) each splat's stack.
+fn what_went_wrong(o: &Outcome, message: &impl Fn(&str) -> String, stacks: bool) -> String {
+    let mut out = String::new();
+    for p in &o.problems {
+        out.push_str(&format!("problem {:?}: {}\n", p.check, message(&p.message)));
     }
     for n in &o.notes {
         out.push_str(&format!("note: {}\n", message(n)));
@@ -69,6 +75,11 @@ fn render(o: &Outcome, message: impl Fn(&str) -> String, stacks: bool) -> String
         }
     }
     out
+}
+
+/// A failure's problems, notes and decoded stacks, as they are: the heart of a report.
+pub fn failure_text(o: &Outcome) -> String {
+    what_went_wrong(o, &str::to_string, true)
 }
 
 /// A human-readable report of several outcomes.

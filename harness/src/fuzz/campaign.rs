@@ -412,9 +412,11 @@ impl Worker<'_, '_> {
         let sh = self.shared;
         // Keep the evidence of the original run before re-runs replace the guest.
         let console = keep_console(&self.console, &sh.opts.workroot, run);
-        let report = match ran {
-            Ran::Done(o) => report::text(std::slice::from_ref(o)),
-            Ran::Fault(f) => format!("{} on {}: guest fault\n{f}\n", full.name, sh.prepared.kernel.key),
+        let (failure, full_report) = match ran {
+            Ran::Done(o) => (report::failure_text(o), report::text(std::slice::from_ref(o))),
+            Ran::Fault(f) => {
+                (format!("guest fault: {f}\n"), format!("{} on {}: guest fault\n", full.name, sh.prepared.kernel.key))
+            }
         };
         let confirmed = self.reproduces(full, title);
         let (shrunk, tries) = if confirmed {
@@ -437,12 +439,31 @@ impl Worker<'_, '_> {
             sh.prepared.kernel.key, sh.prepared.kernel.release
         );
         let step = format!("rmapcheck replay --step {}{params} shrunk.yaml", sh.opts.kernel_args);
+        let kernel = &sh.prepared.kernel;
         let header = |what: &str| format!("{title}\n{what}\nreplay: {replay}\nstep by step: {step}");
         let mut small = shrunk.clone();
         small.name = format!("{}-shrunk", full.name);
         small.about = format!("shrunk from {}: {title}", full.name);
         let full_yaml = to_yaml(full, &header(&format!("{what} on {}", sh.prepared.kernel.key)));
         let shrunk_yaml = to_yaml(&small, &header(&note));
+        let report = triage::upstream_report(&triage::ReportParts {
+            title,
+            kernel: format!(
+                "{} ({}, {}, {}k pages)",
+                kernel.key,
+                kernel.release,
+                kernel.compiler(),
+                kernel.page_size / 1024
+            ),
+            module_params: sh.opts.module_params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "),
+            failure,
+            shrunk_yaml: &shrunk_yaml,
+            shrinking: &note,
+            replay: &replay,
+            step: &step,
+            config: kernel.config().map(|c| triage::mm_config(&c)).unwrap_or_default(),
+            full_report,
+        });
         let record = Record {
             title,
             summary: &summary,

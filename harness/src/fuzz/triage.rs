@@ -91,6 +91,115 @@ pub fn folder_name(title: &str) -> String {
     format!("{}-{}", slug.trim_matches('-'), &hash[..8.min(hash.len())])
 }
 
+/// The kernel options a report of an rmap finding states, in this order.
+const MM_OPTIONS: &[&str] = &[
+    "ARM64_4K_PAGES",
+    "ARM64_16K_PAGES",
+    "TRANSPARENT_HUGEPAGE",
+    "TRANSPARENT_HUGEPAGE_ALWAYS",
+    "TRANSPARENT_HUGEPAGE_MADVISE",
+    "PAGE_MAPCOUNT",
+    "NO_PAGE_MAPCOUNT",
+    "MM_ID",
+    "KSM",
+    "MIGRATION",
+    "NUMA",
+    "SWAP",
+    "DEBUG_VM",
+    "PAGE_TABLE_CHECK",
+    "PAGE_TABLE_CHECK_ENFORCED",
+    "KASAN",
+    "KCOV",
+];
+
+/// The mm options of a kernel's config, as .config lines (`# ... is not set` for the
+/// ones it lacks).
+pub fn mm_config(config: &crate::image::kconfig::Kconfig) -> Vec<String> {
+    MM_OPTIONS
+        .iter()
+        .map(|o| match config.get(&format!("CONFIG_{o}")) {
+            Some(v) if v != "n" => format!("CONFIG_{o}={v}"),
+            _ => format!("# CONFIG_{o} is not set"),
+        })
+        .collect()
+}
+
+/// What a finding's report.txt is made of.
+pub struct ReportParts<'a> {
+    pub title: &'a str,
+    /// `6.12 (6.12.117+deb12-arm64, gcc-12, 4k pages)`.
+    pub kernel: String,
+    /// Module parameters the campaign set (a planted bug), empty for none.
+    pub module_params: String,
+    /// The failing run's problems, notes and decoded stacks.
+    pub failure: String,
+    pub shrunk_yaml: &'a str,
+    /// How shrinking went (`shrunk 60 -> 5 steps in 40 re-runs`).
+    pub shrinking: &'a str,
+    pub replay: &'a str,
+    pub step: &'a str,
+    pub config: Vec<String>,
+    /// The failing run in full, as the text report has it.
+    pub full_report: String,
+}
+
+/// report.txt in the order a kernel developer reads a report: what broke on which
+/// kernel, the reproducer and how to run it, the config, then the whole run.
+pub fn upstream_report(p: &ReportParts) -> String {
+    let mut out = format!(
+        "{}
+
+kernel: {}
+",
+        p.title, p.kernel
+    );
+    if !p.module_params.is_empty() {
+        out.push_str(&format!(
+            "module parameters (a planted bug): {}
+",
+            p.module_params
+        ));
+    }
+    out.push_str(&format!(
+        "
+== What is wrong ==
+{}",
+        p.failure
+    ));
+    out.push_str(&format!(
+        "
+== Reproducer (rmapcheck scenario; {}) ==
+{}",
+        p.shrinking, p.shrunk_yaml
+    ));
+    out.push_str(&format!(
+        "
+== How to run it ==
+{}
+{}
+console.log in this folder holds the guest's whole console; full.yaml the run \
+         as generated.
+",
+        p.replay, p.step
+    ));
+    if !p.config.is_empty() {
+        out.push_str(&format!(
+            "
+== Kernel config (the mm options) ==
+{}
+",
+            p.config.join("\n")
+        ));
+    }
+    out.push_str(&format!(
+        "
+== The failing run in full ==
+{}",
+        p.full_report
+    ));
+    out
+}
+
 /// What goes into one failure's folder.
 pub struct Record<'a> {
     pub title: &'a str,
@@ -170,6 +279,45 @@ mod tests {
         let s1 = title(Check::Step, "step 12 (mremap): failed with errno 14 (mremap)");
         assert_eq!(s1, title(Check::Step, "step 3 (mremap): failed with errno 14 (mremap)"));
         assert!(s1.starts_with("Step: mremap "), "{s1}");
+    }
+
+    #[test]
+    fn a_report_reads_in_the_order_a_kernel_developer_reads_one() {
+        let config =
+            crate::image::kconfig::Kconfig::parse("CONFIG_KSM=y\nCONFIG_DEBUG_VM=y\n# CONFIG_KASAN is not set\n");
+        let lines = mm_config(&config);
+        assert!(lines.contains(&"CONFIG_KSM=y".to_string()) && lines.contains(&"CONFIG_DEBUG_VM=y".to_string()));
+        assert!(lines.contains(&"# CONFIG_KASAN is not set".to_string()) && lines.len() == MM_OPTIONS.len());
+        let text = upstream_report(&ReportParts {
+            title: "O1: the walk missed SLOT",
+            kernel: "6.12 (6.12.117, gcc-12, 4k pages)".into(),
+            module_params: String::new(),
+            failure: "problem O1: findpage p0 m0[3]: the walk missed c2 m0[3]\n".into(),
+            shrunk_yaml: "steps:\n  - check: all\n",
+            shrinking: "shrunk 60 -> 7 steps in 49 re-runs",
+            replay: "rmapcheck run --kernel 6.12 shrunk.yaml",
+            step: "rmapcheck replay --step --kernel 6.12 shrunk.yaml",
+            config: lines,
+            full_report: "FAIL fuzz-s7-r7 on 6.12\n".into(),
+        });
+        let order = [
+            "O1: the walk",
+            "kernel: 6.12",
+            "== What is wrong",
+            "missed c2",
+            "== Reproducer",
+            "steps:",
+            "== How to run it",
+            "rmapcheck run",
+            "== Kernel config",
+            "CONFIG_KSM=y",
+            "== The failing run",
+            "FAIL fuzz",
+        ];
+        let at: Vec<usize> =
+            order.iter().map(|w| text.find(w).unwrap_or_else(|| panic!("{w} missing:\n{text}"))).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "out of order:\n{text}");
+        assert!(!text.contains("module parameters"), "{text}");
     }
 
     #[test]
