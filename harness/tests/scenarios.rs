@@ -96,7 +96,7 @@ impl Pools {
             Failed::from(cause)
         } else {
             Failed::from(format!(
-                "kernel {key} is not ready; the cause is shown once, under the first failed trial on {key}"
+                "kernel {key} is not ready; the cause is shown once, with another failed trial on {key}"
             ))
         }
     }
