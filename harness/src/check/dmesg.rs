@@ -117,8 +117,23 @@ pub fn trace_line(text: &str) -> TraceLine {
     }
 }
 
+/// Read one log line into a collection of splats: a new splat comes back; otherwise,
+/// while `open` (the last splat's report goes on), the line may add to `last`'s trace.
+pub fn feed(open: &mut bool, last: Option<&mut Splat>, text: &str) -> Option<Splat> {
+    if let Some(splat) = detect_splat(text) {
+        *open = true;
+        return Some(splat);
+    }
+    if *open {
+        if let Some(last) = last {
+            *open = extend_trace(last, text);
+        }
+    }
+    None
+}
+
 /// Add a log line to the trace of the splat it follows; false once the report ended.
-pub fn extend_trace(splat: &mut Splat, text: &str) -> bool {
+fn extend_trace(splat: &mut Splat, text: &str) -> bool {
     match trace_line(text) {
         TraceLine::End => false,
         TraceLine::Frame(f) => {
@@ -188,13 +203,8 @@ pub fn splats<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<Splat> {
     let mut out: Vec<Splat> = Vec::new();
     let mut open = false;
     for line in lines {
-        if let Some(s) = detect_splat(line) {
+        if let Some(s) = feed(&mut open, out.last_mut(), line) {
             out.push(s);
-            open = true;
-        } else if open {
-            if let Some(last) = out.last_mut() {
-                open = extend_trace(last, line);
-            }
         }
     }
     out

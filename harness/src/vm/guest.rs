@@ -362,13 +362,9 @@ impl Guest {
     /// Note one forwarded record: its splat, if any, for good; the record itself only
     /// among the most recent, so a fuzz campaign of hours stays in bounded memory.
     fn keep(&mut self, record: Record) {
-        if let Some(splat) = dmesg::detect_splat(&record.text) {
+        let last = self.splats.last_mut().map(|(_, s)| s);
+        if let Some(splat) = dmesg::feed(&mut self.trace_open, last, &record.text) {
             self.splats.push((record.seq, splat));
-            self.trace_open = true;
-        } else if self.trace_open {
-            if let Some((_, last)) = self.splats.last_mut() {
-                self.trace_open = dmesg::extend_trace(last, &record.text);
-            }
         }
         self.next_seq = self.next_seq.max(record.seq + 1);
         if self.kmsg.len() == KMSG_KEPT {
