@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent.h"
 #include "ops.h"
+#include "proctable.h"
 
 #define PORT_NAME	"rmapcheck.0"
 #define PORT_WAIT_MS	10000
@@ -30,6 +33,9 @@
 /* finit_module(2): the kernel decompresses (Debian 6.12+ ship .ko.xz). */
 #define MODULE_INIT_COMPRESSED_FILE	4
 
+long page_size;
+
+/* The host's virtio port and /dev/kmsg: opened at boot, for the agent's life. */
 static int port_fd = -1, kmsg_fd = -1;
 
 void con(const char *fmt, ...)
@@ -45,6 +51,14 @@ void con(const char *fmt, ...)
 		n = sizeof(buf) - 1;
 	if (n > 0 && write(1, buf, n) < 0)
 		return;
+}
+
+uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000ULL + ts.tv_nsec / 1000;
 }
 
 static void msleep(int ms)
@@ -317,62 +331,50 @@ static int take_then(struct req *r)
 }
 
 /*
- * After an op that succeeded: pagemap's D lines too (data=1), saving the
- * host a round trip before its next check. Their failure does not undo the
- * op: the reply says then=0, and the host reads pagemap itself.
+ * Answers one line. The reply buffers live across requests only to keep
+ * their memory; everything else about the request is in its context.
  */
-static void then_pagemap(void)
-{
-	size_t len = reply_data.len;
-
-	if (pagemap_lines(1)) {
-		reply_data.len = len;
-		reply_err = 0;
-		sb_add(&reply_fields, " then=0");
-	}
-}
-
 static void handle_line(char *line, size_t len, int overlong)
 {
+	static struct sbuf data, fields;
+	struct ctx c = { .fields = &fields, .data = &data };
 	const struct op *op;
 	struct req r;
 	int rc, then;
 
-	reply_data.len = 0;
-	reply_fields.len = 0;
-	sb_add(&reply_fields, "");
-	reply_err = 0;
+	data.len = 0;
+	fields.len = 0;
+	sb_add(&fields, "");
+	c.req = &r;
 	if (len && line[len - 1] == '\r')
 		line[--len] = '\0';
 	if (overlong || memchr(line, '\0', len)) {
+		memset(&r, 0, sizeof(r));
 		r.id = leading_id(line, len);
-		rc = bad(&r, overlong ? "line: too long" : "line: NUL");
+		rc = bad(&c, overlong ? "line: too long" : "line: NUL");
 	} else if (parse_request(line, &r)) {
-		rc = bad(&r, "line");
+		rc = bad(&c, "line");
 	} else if (!(op = find_op(r.op))) {
-		rc = fail(ENOSYS, "unknown-op");
+		rc = fail(&c, ENOSYS, "unknown-op");
 	} else if ((then = take_then(&r)) < 0) {
-		rc = bad(&r, "then");
+		rc = bad(&c, "then");
 	} else if (kv_check(&r, op->keys)) {
-		rc = fail(EINVAL, "bad-request");
+		rc = fail(&c, EINVAL, "bad-request");
 	} else {
-		kcov_op = r.op;
-		rc = op->fn(&r);
-		if (!rc && then)
-			then_pagemap();
+		rc = op_call(&c, op, then);
 	}
 	if (rc == NO_REPLY)
 		return;
 	if (rc < 0)
-		reply_data.len = 0;	/* no D lines with an err */
-	drain_kmsg(&reply_data);
+		data.len = 0;	/* no D lines with an err */
+	drain_kmsg(&data);
 	if (rc < 0)
-		sb_printf(&reply_data, "R %llu err errno=%d msg=%s\n",
-			  (unsigned long long)r.id, reply_err, reply_msg);
+		sb_printf(&data, "R %llu err errno=%d msg=%s\n",
+			  (unsigned long long)r.id, c.err, c.msg);
 	else
-		sb_printf(&reply_data, "R %llu ok%s\n",
-			  (unsigned long long)r.id, reply_fields.p);
-	port_write(reply_data.p, reply_data.len);
+		sb_printf(&data, "R %llu ok%s\n", (unsigned long long)r.id,
+			  fields.p);
+	port_write(data.p, data.len);
 	if (rc == POWER_OFF)
 		power_off();
 	reap();
@@ -422,6 +424,7 @@ static void serve(void)
 int main(void)
 {
 	struct utsname u;
+	struct ctx boot = { 0 };
 	char ready[256];
 	int rmc_err, module;
 
@@ -435,7 +438,7 @@ int main(void)
 
 	boot_fs();
 	rmc_err = load_modules();
-	modern_boot();
+	ops_boot();
 	module = access("/sys/module/rmapcheck", F_OK) == 0;
 	kmsg_fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (kmsg_fd < 0)
@@ -446,9 +449,9 @@ int main(void)
 		con("rmapcheck-agent: no port\n");
 		power_off();
 	}
-	if (ops_init()) {
-		con("rmapcheck-agent: cannot start p0: %s: %s\n", reply_msg,
-		    strerror(reply_err));
+	if (ops_init(&boot)) {
+		con("rmapcheck-agent: cannot start p0: %s: %s\n", boot.msg,
+		    strerror(boot.err));
 		power_off();
 	}
 

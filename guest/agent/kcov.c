@@ -31,7 +31,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "ops.h"
+#include "agent.h"
+#include "handlers.h"
+#include "kcov.h"
+#include "proctable.h"
+#include "request.h"
 
 #define KCOV_PATH	"/sys/kernel/debug/kcov"
 /*
@@ -43,9 +47,9 @@
 #define SELF_WORDS	WORKER_WORDS
 #define LINE_BUDGET	60000		/* bytes of PCs per D line (< MAX_LINE) */
 
-int kcov_present;	/* the kernel has KCOV (debugfs kcov exists) */
-int kcov_on;		/* the host asked for coverage (cov enable=1) */
-const char *kcov_op;	/* the request being served, for overflow_ops */
+static int kcov_present;	/* the kernel has KCOV (debugfs kcov exists) */
+static int kcov_on;		/* the host asked for coverage (cov enable=1) */
+static const char *kcov_op;	/* the op being served, for overflow_ops */
 
 static struct kcov_buf self = { .fd = -1 };
 
@@ -141,6 +145,17 @@ static void set_add(uint64_t pc)
 	}
 }
 
+int kcov_available(void)
+{
+	return kcov_present;
+}
+
+/* The op whose steps fill a buffer from now on, as overflow_ops names it. */
+void kcov_request(const char *op)
+{
+	kcov_op = op;
+}
+
 void kcov_boot(void)
 {
 	kcov_present = access(KCOV_PATH, R_OK | W_OK) == 0;
@@ -153,7 +168,7 @@ void kcov_boot(void)
  * controller's mapping is MADV_DONTFORK, so workers forked from it never
  * carry another process's buffer in their address space.
  */
-static int open_words(struct kcov_buf *k, size_t words)
+static int open_words(struct ctx *c, struct kcov_buf *k, size_t words)
 {
 	size_t len = words * sizeof(uint64_t);
 	int e;
@@ -165,7 +180,7 @@ static int open_words(struct kcov_buf *k, size_t words)
 		return 0;
 	k->fd = open(KCOV_PATH, O_RDWR | O_CLOEXEC);
 	if (k->fd < 0)
-		return fail(errno, "open-kcov");
+		return fail(c, errno, "open-kcov");
 	if (ioctl(k->fd, KCOV_INIT_TRACE, words))
 		goto err;
 	k->area = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, k->fd,
@@ -180,7 +195,7 @@ static int open_words(struct kcov_buf *k, size_t words)
 err:
 	e = errno;
 	kcov_close(k);
-	return fail(e, "kcov");
+	return fail(c, e, "kcov");
 }
 
 /* Dying buffers whose process is gone become spare. */
@@ -197,7 +212,7 @@ static void recycle(void)
 	}
 }
 
-int kcov_open(struct kcov_buf *k)
+int kcov_open(struct ctx *c, struct kcov_buf *k)
 {
 	if (kcov_on) {
 		recycle();
@@ -207,7 +222,7 @@ int kcov_open(struct kcov_buf *k)
 			return 0;
 		}
 	}
-	return open_words(k, WORKER_WORDS);
+	return open_words(c, k, WORKER_WORDS);
 }
 
 /* Folds k and keeps it for reuse once pid (its process) is gone. */
@@ -334,32 +349,32 @@ static void radix_sort(uint64_t *v, uint64_t *tmp, size_t n)
 }
 
 /* The set as D lines: `pcs=<first>,<delta>,...` in hex, sorted. */
-static int emit(void)
+static int emit(struct ctx *c)
 {
 	size_t i, n = 0, start = 0, cap = set_len ? set_len : 1;
 	uint64_t *pcs = malloc(2 * cap * sizeof(*pcs));
 
 	if (!pcs)
-		return fail(ENOMEM, "malloc");
+		return fail(c, ENOMEM, "malloc");
 	for (i = 0; i < set_cap; i++)
 		if (set[i])
 			pcs[n++] = set[i];
 	radix_sort(pcs, pcs + cap, n);
 	for (i = 0; i < n; i++) {
-		if (i == 0 || reply_data.len - start > LINE_BUDGET) {
+		if (i == 0 || c->data->len - start > LINE_BUDGET) {
 			if (i)
-				sb_add(&reply_data, "\n");
-			start = reply_data.len;
-			sb_add(&reply_data, "D pcs=");
-			sb_hex_bare(&reply_data, pcs[i]);
+				sb_add(c->data, "\n");
+			start = c->data->len;
+			sb_add(c->data, "D pcs=");
+			sb_hex_bare(c->data, pcs[i]);
 		} else {
-			sb_addn(&reply_data, ",", 1);
-			sb_hex_bare(&reply_data, pcs[i] - pcs[i - 1]);
+			sb_addn(c->data, ",", 1);
+			sb_hex_bare(c->data, pcs[i] - pcs[i - 1]);
 		}
 	}
 	if (n)
-		sb_add(&reply_data, "\n");
-	sb_printf(&reply_fields, " n=%zu", n);
+		sb_add(c->data, "\n");
+	sb_printf(c->fields, " n=%zu", n);
 	free(pcs);
 	return 0;
 }
@@ -378,48 +393,50 @@ static void set_clear(void)
  * made from now on (and for the controller at once); without, answers the
  * PCs since the last cov and forgets them.
  */
-int op_cov(const struct req *r)
+int op_cov(struct ctx *c)
 {
+	struct proc *p;
 	uint64_t enable;
-	int rc, i;
+	int rc;
 
-	if (num(r, "enable", 2, 1, &enable))
-		return bad(r, "enable");
+	if (num(c, "enable", 2, 1, &enable))
+		return bad(c, "enable");
 	if (enable == 1 && !kcov_present)
-		return fail(ENOENT, "no-kcov");
+		return fail(c, ENOENT, "no-kcov");
 	if (enable != 2) {
 		if (enable && !kcov_on) {
 			kcov_on = 1;
-			if (open_words(&self, SELF_WORDS)) {
+			rc = open_words(c, &self, SELF_WORDS);
+			if (rc) {
 				kcov_on = 0;
-				return -1;
+				return rc;
 			}
 			/* Refused here, or never: begin would trace nothing. */
 			if (ioctl(self.fd, KCOV_ENABLE, KCOV_TRACE_PC) ||
 			    ioctl(self.fd, KCOV_DISABLE, 0)) {
-				rc = fail(errno, "kcov-enable");
+				rc = fail(c, errno, "kcov-enable");
 				kcov_close(&self);
 				kcov_on = 0;
 				return rc;
 			}
 		} else if (!enable && kcov_on) {
 			/* Workers keep tracing into buffers nobody reads. */
-			for (i = 0; i < nprocs; i++)
-				kcov_close(&procs[i].kcov);
+			for (p = proc_next(NULL); p; p = proc_next(p))
+				kcov_close(&p->kcov);
 			drop_kept();
 			kcov_close(&self);
 			kcov_on = 0;
 		}
 		set_clear();
-		sb_printf(&reply_fields, " on=%d", kcov_on);
+		sb_printf(c->fields, " on=%d", kcov_on);
 		return 0;
 	}
-	for (i = 0; i < nprocs; i++)
-		kcov_fold(&procs[i].kcov);
-	rc = emit();
-	sb_printf(&reply_fields, " overflow=%d on=%d", overflowed, kcov_on);
+	for (p = proc_next(NULL); p; p = proc_next(p))
+		kcov_fold(&p->kcov);
+	rc = emit(c);
+	sb_printf(c->fields, " overflow=%d on=%d", overflowed, kcov_on);
 	if (overflowed)
-		sb_printf(&reply_fields, " overflow_ops=%s",
+		sb_printf(c->fields, " overflow_ops=%s",
 			  overflow_ops[0] ? overflow_ops : "-");
 	set_clear();
 	return rc;

@@ -12,7 +12,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "ops.h"
+#include "agent.h"
+#include "handlers.h"
+#include "request.h"
 
 #define OUT_MAX		(256 * 1024)	/* bytes of output kept; the rest is cut */
 #define HEX_PER_LINE	16384		/* output bytes per D line (< MAX_LINE / 2) */
@@ -31,7 +33,7 @@ static int good_path(const char *p)
 	return 1;
 }
 
-static void out_lines(const char *buf, size_t n)
+static void out_lines(struct sbuf *sb, const char *buf, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i, at;
@@ -39,14 +41,14 @@ static void out_lines(const char *buf, size_t n)
 	for (at = 0; at < n; at += HEX_PER_LINE) {
 		size_t end = at + HEX_PER_LINE < n ? at + HEX_PER_LINE : n;
 
-		sb_add(&reply_data, "D out=");
+		sb_add(sb, "D out=");
 		for (i = at; i < end; i++) {
 			char two[2] = { hex[(uint8_t)buf[i] >> 4],
 					hex[(uint8_t)buf[i] & 15] };
 
-			sb_addn(&reply_data, two, 2);
+			sb_addn(sb, two, 2);
 		}
-		sb_add(&reply_data, "\n");
+		sb_add(sb, "\n");
 	}
 }
 
@@ -56,28 +58,28 @@ static void out_lines(const char *buf, size_t n)
  * outlives the request. Output comes back hex-encoded in D lines (it may hold
  * any byte), then status=<exit code> or signal=<n>, and timed_out=0|1.
  */
-int op_exec(const struct req *r)
+int op_exec(struct ctx *c)
 {
 	static char out[OUT_MAX];
-	const char *path = kv_get(r, "path");
+	const char *path = kv_get(c->req, "path");
 	uint64_t tmo, deadline;
 	size_t len = 0;
 	int fds[2], st, timed_out = 0, cut = 0;
 	pid_t pid;
 
 	if (!good_path(path))
-		return bad(r, "path");
-	if (num(r, "timeout_ms", 60000, 600000, &tmo))
-		return bad(r, "timeout_ms");
+		return bad(c, "path");
+	if (num(c, "timeout_ms", 60000, 600000, &tmo))
+		return bad(c, "timeout_ms");
 	if (access(path, X_OK))
-		return fail(errno, "exec-path");
+		return fail(c, errno, "exec-path");
 	if (pipe2(fds, O_CLOEXEC))
-		return fail(errno, "pipe");
+		return fail(c, errno, "pipe");
 	pid = fork();
 	if (pid < 0) {
 		close(fds[0]);
 		close(fds[1]);
-		return fail(errno, "fork");
+		return fail(c, errno, "fork");
 	}
 	if (pid == 0) {
 		setpgid(0, 0);
@@ -122,11 +124,11 @@ int op_exec(const struct req *r)
 	kill(-pid, SIGKILL);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
-	out_lines(out, len);
+	out_lines(c->data, out, len);
 	if (WIFEXITED(st))
-		sb_printf(&reply_fields, " status=%d", WEXITSTATUS(st));
+		sb_printf(c->fields, " status=%d", WEXITSTATUS(st));
 	else
-		sb_printf(&reply_fields, " signal=%d", WTERMSIG(st));
-	sb_printf(&reply_fields, " timed_out=%d cut=%d", timed_out, cut);
+		sb_printf(c->fields, " signal=%d", WTERMSIG(st));
+	sb_printf(c->fields, " timed_out=%d cut=%d", timed_out, cut);
 	return 0;
 }

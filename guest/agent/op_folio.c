@@ -15,7 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ops.h"
+#include "handlers.h"
+#include "pages.h"
+#include "request.h"
 
 #define CHUNK		4096	/* pagemap entries per read; a multiple of any PMD */
 #define MAX_VMAS	1024
@@ -177,8 +179,8 @@ static void read_smaps(pid_t pid, struct fvma *v, int nv)
 }
 
 /* One process: every VMA in /proc/PID/maps, then smaps where needed. */
-static int scan_proc(const struct proc *p, uint64_t head, uint64_t nr,
-		     uint64_t pmd_pages)
+static int scan_proc(struct ctx *c, const struct proc *p, uint64_t head,
+		     uint64_t nr, uint64_t pmd_pages)
 {
 	static struct fvma v[MAX_VMAS];
 	char path[48], *buf, *line, *save = NULL;
@@ -198,7 +200,7 @@ static int scan_proc(const struct proc *p, uint64_t head, uint64_t nr,
 			continue;
 		v[nv].end = strtoull(dash + 1, NULL, 16);
 		if (scan_vma(p, &v[nv], head, nr, pmd_pages)) {
-			rc = fail(errno, "pagemap");
+			rc = fail(c, errno, "pagemap");
 			nv++;
 			goto out;
 		}
@@ -210,19 +212,19 @@ static int scan_proc(const struct proc *p, uint64_t head, uint64_t nr,
 	for (i = 0; i < nv; i++) {
 		if (!v[i].at.len)
 			continue;
-		sb_printf(&reply_data, "D proc=%s pid=%d start=", p->label,
+		sb_printf(c->data, "D proc=%s pid=%d start=", p->label,
 			  p->pid);
-		sb_hex(&reply_data, v[i].start);
-		sb_add(&reply_data, " end=");
-		sb_hex(&reply_data, v[i].end);
+		sb_hex(c->data, v[i].start);
+		sb_add(c->data, " end=");
+		sb_hex(c->data, v[i].end);
 		if (need_smaps)
-			sb_printf(&reply_data, " pmd=%llu cand=%llu",
+			sb_printf(c->data, " pmd=%llu cand=%llu",
 				  (unsigned long long)(v[i].pmd_kb * 1024 /
 						(pmd_pages * page_size)),
 				  (unsigned long long)v[i].cand);
-		sb_add(&reply_data, " at=");
-		sb_addn(&reply_data, v[i].at.p, v[i].at.len);
-		sb_addn(&reply_data, "\n", 1);
+		sb_add(c->data, " at=");
+		sb_addn(c->data, v[i].at.p, v[i].at.len);
+		sb_addn(c->data, "\n", 1);
 	}
 out:
 	for (i = 0; i < nv; i++)
@@ -232,65 +234,66 @@ out:
 }
 
 /* Appends the kpageflags of pfn, or 0 past the end of memory. */
-static void add_kpf(int fd, uint64_t pfn, int comma)
+static void add_kpf(struct ctx *c, int fd, uint64_t pfn, int comma)
 {
 	uint64_t f = 0;
 
 	if (pread(fd, &f, 8, pfn * 8) != 8)
 		f = 0;
 	if (comma)
-		sb_addn(&reply_fields, ",", 1);
-	sb_hex(&reply_fields, f);
+		sb_addn(c->fields, ",", 1);
+	sb_hex(c->fields, f);
 }
 
-int op_folio(const struct req *r)
+int op_folio(struct ctx *c)
 {
 	uint64_t head, nr, pmd, i, *cnt, run, last;
 	int kpc = open("/proc/kpagecount", O_RDONLY | O_CLOEXEC);
 	int kpf = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
-	int n, rc = 0;
+	struct proc *p;
+	int rc = 0;
 
-	if (num(r, "pfn", REQUIRED, PFN_MASK, &head) ||
-	    num(r, "nr", REQUIRED, 1 << 18, &nr) || !nr ||
-	    num(r, "pmd", 0, 1, &pmd)) {
-		rc = bad(r, "folio");
+	if (num(c, "pfn", REQUIRED, PFN_MASK, &head) ||
+	    num(c, "nr", REQUIRED, 1 << 18, &nr) || !nr ||
+	    num(c, "pmd", 0, 1, &pmd)) {
+		rc = bad(c, "folio");
 		goto out;
 	}
 	if (kpc < 0 || kpf < 0) {
-		rc = fail(errno, "kpagecount");
+		rc = fail(c, errno, "kpagecount");
 		goto out;
 	}
 	/* kpagecount of every page, as runs "<count>[*n]". */
 	cnt = malloc(nr * 8);
 	if (!cnt || pread(kpc, cnt, nr * 8, head * 8) != (ssize_t)(nr * 8)) {
 		free(cnt);
-		rc = fail(cnt ? EIO : ENOMEM, "kpagecount");
+		rc = fail(c, cnt ? EIO : ENOMEM, "kpagecount");
 		goto out;
 	}
-	sb_add(&reply_fields, " kpc=");
+	sb_add(c->fields, " kpc=");
 	for (i = 0; i < nr; i += run) {
 		last = cnt[i];
 		for (run = 1; i + run < nr && cnt[i + run] == last; run++)
 			;
-		sb_printf(&reply_fields, "%s%llu", i ? "," : "",
+		sb_printf(c->fields, "%s%llu", i ? "," : "",
 			  (unsigned long long)last);
 		if (run > 1)
-			sb_printf(&reply_fields, "*%llu",
+			sb_printf(c->fields, "*%llu",
 				  (unsigned long long)run);
 	}
 	free(cnt);
 	/* Head, last page and the page after: the folio's bounds. */
-	sb_add(&reply_fields, " kpf=");
-	add_kpf(kpf, head, 0);
-	add_kpf(kpf, head + nr - 1, 1);
-	add_kpf(kpf, head + nr, 1);
-	for (n = 0; n < nprocs; n++) {
-		rc = scan_proc(&procs[n], head, nr,
+	sb_add(c->fields, " kpf=");
+	add_kpf(c, kpf, head, 0);
+	add_kpf(c, kpf, head + nr - 1, 1);
+	add_kpf(c, kpf, head + nr, 1);
+	for (p = proc_next(NULL); p; p = proc_next(p)) {
+		rc = scan_proc(c, p, head, nr,
 			       pmd ? page_size / 8 : 0);
 		if (rc)
 			break;
-		if (reply_data.len > MAX_REPLY) {
-			rc = fail(E2BIG, "reply-too-big");
+		if (c->data->len > MAX_REPLY) {
+			rc = fail(c, E2BIG, "reply-too-big");
 			break;
 		}
 	}

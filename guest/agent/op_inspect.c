@@ -13,7 +13,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ops.h"
+#include "handlers.h"
+#include "kcov.h"
+#include "pages.h"
+#include "protocol.h"
+#include "request.h"
+#include "sysfs.h"
 
 static int kpc_fd = -1, kpf_fd = -1, mtest_fd = -1;
 
@@ -24,32 +29,26 @@ void inspect_open(void)
 	mtest_fd = open("/proc/mtest", O_WRONLY | O_CLOEXEC);
 }
 
-static int kpage(uint64_t pfn, uint64_t *count, uint64_t *flags)
+static int kpage(struct ctx *c, uint64_t pfn, uint64_t *count, uint64_t *flags)
 {
 	ssize_t n;
 
 	if (kpc_fd < 0 || kpf_fd < 0)
-		return fail(ENOENT, "kpagecount");
+		return fail(c, ENOENT, "kpagecount");
 	n = pread(kpc_fd, count, 8, pfn * 8);
 	if (n != 8)
-		return fail(n < 0 ? errno : EINVAL, "kpagecount");
+		return fail(c, n < 0 ? errno : EINVAL, "kpagecount");
 	n = pread(kpf_fd, flags, 8, pfn * 8);
 	if (n != 8)
-		return fail(n < 0 ? errno : EINVAL, "kpageflags");
+		return fail(c, n < 0 ? errno : EINVAL, "kpageflags");
 	return 0;
 }
 
-/* /proc/kpageflags of up to n pfns from pfn, in one read: what pread gives. */
-ssize_t kpageflags_read(uint64_t pfn, uint64_t n, uint64_t *out)
-{
-	return kpf_fd < 0 ? -1 : pread(kpf_fd, out, n * 8, pfn * 8);
-}
-
-static int need_mtest(void)
+static int need_mtest(struct ctx *c)
 {
 	if (mtest_fd < 0)
 		mtest_fd = open("/proc/mtest", O_WRONLY | O_CLOEXEC);
-	return mtest_fd < 0 ? fail(errno, "open-mtest") : 0;
+	return mtest_fd < 0 ? fail(c, errno, "open-mtest") : 0;
 }
 
 /*
@@ -72,22 +71,28 @@ static int mtest_cmd(const char *fmt, ...)
 }
 
 /* A findpage of p's q->name[q->page] into sb: fields, then the walk (req). */
-static int findpage_into(struct sbuf *sb, struct proc *p, struct wreq *q,
-			 uint64_t req)
+static int findpage_into(struct ctx *c, struct sbuf *sb, struct proc *p,
+			 struct wreq *q, uint64_t req)
 {
 	uint64_t ent = 0, cnt, flags;
+	struct page_at at;
 	ssize_t n;
+	int rc;
 
-	if (proc_lookup(p, q, 1) || need_mtest())
-		return -1;
-	n = pread(p->pagemap, &ent, 8, wr.addr / page_size * 8);
+	rc = proc_lookup(c, p, q, 1, &at);
+	if (!rc)
+		rc = need_mtest(c);
+	if (rc)
+		return rc;
+	n = pread(p->pagemap, &ent, 8, at.addr / page_size * 8);
 	if (n != 8)
-		return fail(n < 0 ? errno : EIO, "pagemap");
+		return fail(c, n < 0 ? errno : EIO, "pagemap");
 	sb_printf(sb, " pid=%d addr=", p->pid);
-	sb_hex(sb, wr.addr);
-	if ((ent & PM_PRESENT) && wr.mapped) {
-		if (kpage(ent & PFN_MASK, &cnt, &flags))
-			return -1;
+	sb_hex(sb, at.addr);
+	if ((ent & PM_PRESENT) && at.mapped) {
+		rc = kpage(c, ent & PFN_MASK, &cnt, &flags);
+		if (rc)
+			return rc;
 		sb_add(sb, " pfn=");
 		sb_hex(sb, ent & PFN_MASK);
 		sb_printf(sb, " kpagecount=%llu kpageflags=",
@@ -98,24 +103,24 @@ static int findpage_into(struct sbuf *sb, struct proc *p, struct wreq *q,
 	}
 	sb_printf(sb, " rc=%d",
 		  mtest_cmd("findpage %d 0x%llx req=%llu", p->pid,
-			    (unsigned long long)wr.addr,
+			    (unsigned long long)at.addr,
 			    (unsigned long long)req));
 	return 0;
 }
 
-int op_findpage(const struct req *r)
+int op_findpage(struct ctx *c)
 {
 	struct wreq q;
 	struct proc *p;
+	int rc;
 
-	if (req_map(r, &q, 0))
-		return -1;
-	if (num(r, "page", REQUIRED, max_pages, &q.page))
-		return bad(r, "page");
-	p = req_proc(r);
-	if (!p)
-		return -1;
-	return findpage_into(&reply_fields, p, &q, r->id);
+	rc = req_map(c, &q, 0);
+	if (rc)
+		return rc;
+	if (num(c, "page", REQUIRED, max_pages(), &q.page))
+		return bad(c, "page");
+	rc = req_proc(c, &p);
+	return rc ? rc : findpage_into(c, c->fields, p, &q, c->req->id);
 }
 
 /*
@@ -124,23 +129,24 @@ int op_findpage(const struct req *r)
  * msg=), the walk of slot k under req N+k. One request instead of one per
  * page saves a round trip to the host per walk.
  */
-int op_findpages(const struct req *r)
+int op_findpages(struct ctx *c)
 {
-	const char *list = kv_get(r, "slots");
+	const char *list = kv_get(c->req, "slots");
 	char slot[3 * NAME_LEN + 24], *proc, *name, *page, *save;
 	uint64_t base, k = 0;
 	struct proc *p;
 	struct wreq q;
 	size_t len;
+	int rc;
 
-	if (num(r, "base", REQUIRED, UINT64_MAX / 2, &base))
-		return bad(r, "base");
+	if (num(c, "base", REQUIRED, UINT64_MAX / 2, &base))
+		return bad(c, "base");
 	if (!list || !*list)
-		return bad(r, "slots");
+		return bad(c, "slots");
 	for (; *list; list += len + (list[len] == ','), k++) {
 		len = strcspn(list, ",");
 		if (len >= sizeof(slot))
-			return bad(r, "slots");
+			return bad(c, "slots");
 		memcpy(slot, list, len);
 		slot[len] = '\0';
 		proc = strtok_r(slot, ":", &save);
@@ -149,52 +155,57 @@ int op_findpages(const struct req *r)
 		memset(&q, 0, sizeof(q));
 		if (!proc || !name || !page || !valid_name(proc) ||
 		    !valid_name(name) || parse_u64(page, &q.page) ||
-		    q.page >= max_pages)
-			return bad(r, "slots");
+		    q.page >= max_pages())
+			return bad(c, "slots");
 		snprintf(q.name, sizeof(q.name), "%s", name);
-		sb_printf(&reply_data, "D k=%llu", (unsigned long long)k);
-		p = find_proc(proc);
-		if (!p)
-			fail(ESRCH, "no-proc");
-		if (!p || findpage_into(&reply_data, p, &q, base + k)) {
-			sb_printf(&reply_data, " err=%d msg=%s", reply_err,
-				  reply_msg);
-			reply_err = 0;
-		}
-		sb_addn(&reply_data, "\n", 1);
+		sb_printf(c->data, "D k=%llu", (unsigned long long)k);
+		p = proc_find(proc);
+		if (p)
+			rc = findpage_into(c, c->data, p, &q, base + k);
+		else
+			rc = fail(c, ESRCH, "no-proc");
+		if (rc)
+			sb_printf(c->data, " err=%d msg=%s", -rc, c->msg);
+		sb_addn(c->data, "\n", 1);
 	}
 	return 0;
 }
 
-int op_findtask(const struct req *r)
+int op_findtask(struct ctx *c)
 {
-	struct proc *p = req_proc(r);
+	struct proc *p;
+	int rc;
 
-	if (!p || need_mtest())
-		return -1;
-	sb_printf(&reply_fields, " pid=%d rc=%d", p->pid,
+	rc = req_proc(c, &p);
+	if (!rc)
+		rc = need_mtest(c);
+	if (rc)
+		return rc;
+	sb_printf(c->fields, " pid=%d rc=%d", p->pid,
 		  mtest_cmd("findtask%d req=%llu", p->pid,
-			    (unsigned long long)r->id));
+			    (unsigned long long)c->req->id));
 	return 0;
 }
 
-int op_kpage(const struct req *r)
+int op_kpage(struct ctx *c)
 {
 	uint64_t pfn, cnt, flags;
+	int rc;
 
-	if (num(r, "pfn", REQUIRED, PFN_MASK, &pfn))
-		return bad(r, "pfn");
-	if (kpage(pfn, &cnt, &flags))
-		return -1;
-	sb_printf(&reply_fields, " kpagecount=%llu kpageflags=",
+	if (num(c, "pfn", REQUIRED, PFN_MASK, &pfn))
+		return bad(c, "pfn");
+	rc = kpage(c, pfn, &cnt, &flags);
+	if (rc)
+		return rc;
+	sb_printf(c->fields, " kpagecount=%llu kpageflags=",
 		  (unsigned long long)cnt);
-	sb_hex(&reply_fields, flags);
+	sb_hex(c->fields, flags);
 	return 0;
 }
 
-int op_mtest(const struct req *r)
+int op_mtest(struct ctx *c)
 {
-	const char *hex = kv_get(r, "hex");
+	const char *hex = kv_get(c->req, "hex");
 	uint64_t len, b, i;
 	unsigned char *buf;
 	ssize_t n;
@@ -202,33 +213,34 @@ int op_mtest(const struct req *r)
 
 	if (hex) {
 		len = strlen(hex) / 2;
-		if (strlen(hex) % 2 || kv_get(r, "fill") || kv_get(r, "byte"))
-			return bad(r, "hex");
+		if (strlen(hex) % 2 || kv_get(c->req, "fill") || kv_get(c->req, "byte"))
+			return bad(c, "hex");
 		buf = malloc(len + 1);
 		if (!buf)
-			return fail(ENOMEM, "malloc");
+			return fail(c, ENOMEM, "malloc");
 		for (i = 0; i < len; i++) {
 			int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
 
 			if (hi < 0 || lo < 0) {
 				free(buf);
-				return bad(r, "hex");
+				return bad(c, "hex");
 			}
 			buf[i] = hi << 4 | lo;
 		}
 	} else {
-		if (num(r, "fill", REQUIRED, 16 << 20, &len))
-			return bad(r, "fill");
-		if (num(r, "byte", 0, 255, &b))
-			return bad(r, "byte");
+		if (num(c, "fill", REQUIRED, 16 << 20, &len))
+			return bad(c, "fill");
+		if (num(c, "byte", 0, 255, &b))
+			return bad(c, "byte");
 		buf = malloc(len + 1);
 		if (!buf)
-			return fail(ENOMEM, "malloc");
+			return fail(c, ENOMEM, "malloc");
 		memset(buf, b, len);
 	}
-	if (need_mtest()) {
+	e = need_mtest(c);
+	if (e) {
 		free(buf);
-		return -1;
+		return e;
 	}
 	kcov_begin();
 	n = write(mtest_fd, buf, len);
@@ -236,25 +248,25 @@ int op_mtest(const struct req *r)
 	kcov_end();
 	free(buf);
 	if (n < 0)
-		return fail(e, "write");
-	sb_printf(&reply_fields, " ret=%zd", n);
+		return fail(c, e, "write");
+	sb_printf(c->fields, " ret=%zd", n);
 	return 0;
 }
 
-int op_modparam(const struct req *r)
+int op_modparam(struct ctx *c)
 {
-	const char *param = kv_get(r, "param"), *val = kv_get(r, "value");
+	const char *param = kv_get(c->req, "param"), *val = kv_get(c->req, "value");
 	char path[96];
 
 	if (!param || strspn(param, "abcdefghijklmnopqrstuvwxyz"
 			     "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
 		      strlen(param) || !*param || strlen(param) > 48)
-		return bad(r, "param");
+		return bad(c, "param");
 	if (!val)
-		return bad(r, "value");
+		return bad(c, "value");
 	snprintf(path, sizeof(path), "/sys/module/rmapcheck/parameters/%s",
 		 param);
 	if (sysfs_write(path, val))
-		return fail(errno, "modparam");
+		return fail(c, errno, "modparam");
 	return 0;
 }

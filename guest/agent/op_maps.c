@@ -4,7 +4,8 @@
 #include <stdio.h>
 #include <sys/mman.h>
 
-#include "ops.h"
+#include "handlers.h"
+#include "request.h"
 
 #ifndef MADV_COLD
 #define MADV_COLD	20
@@ -16,7 +17,7 @@
 #define MADV_COLLAPSE	25
 #endif
 
-int op_mmap(const struct req *r)
+int op_mmap(struct ctx *c)
 {
 	static const struct named backings[] = {
 		{ "anon", B_ANON }, { "devzero", B_DEVZERO },
@@ -25,74 +26,77 @@ int op_mmap(const struct req *r)
 	static const struct named shares[] = {
 		{ "private", 0 }, { "shared", 1 }, { NULL, 0 }
 	};
+	struct wrep ans;
 	struct wreq q;
 	struct proc *p;
 	const char *s;
 	uint64_t v;
+	int rc;
 
-	if (req_map(r, &q, W_MMAP))
-		return -1;
-	if (num(r, "pages", REQUIRED, MAX_MAP_PAGES, &q.pages) || !q.pages)
-		return bad(r, "pages");
-	q.backing = pick(kv_get(r, "backing"), backings);
+	rc = req_map(c, &q, W_MMAP);
+	if (rc)
+		return rc;
+	if (num(c, "pages", REQUIRED, MAX_MAP_PAGES, &q.pages) || !q.pages)
+		return bad(c, "pages");
+	q.backing = pick(kv_get(c->req, "backing"), backings);
 	if (q.backing < 0)
-		return bad(r, "backing");
-	q.shared = pick(kv_get(r, "share"), shares);
+		return bad(c, "backing");
+	q.shared = pick(kv_get(c->req, "share"), shares);
 	if (q.shared < 0)
-		return bad(r, "share");
-	if (num(r, "locked", 0, 1, &v))
-		return bad(r, "locked");
+		return bad(c, "share");
+	if (num(c, "locked", 0, 1, &v))
+		return bad(c, "locked");
 	q.locked = v;
-	if (kv_get(r, "huge")) {
-		if (num(r, "huge", 0, 1, &v))
-			return bad(r, "huge");
+	if (kv_get(c->req, "huge")) {
+		if (num(c, "huge", 0, 1, &v))
+			return bad(c, "huge");
 		q.huge = v;
 	}
-	s = kv_get(r, "at_map");
+	s = kv_get(c->req, "at_map");
 	if (s) {
 		if (!valid_name(s))
-			return bad(r, "at_map");
+			return bad(c, "at_map");
 		snprintf(q.at_map, sizeof(q.at_map), "%s", s);
 		q.has_at = 1;
 	}
-	s = kv_get(r, "at");
+	s = kv_get(c->req, "at");
 	if (s && (!q.has_at || parse_i64(s, &q.at) ||
-		  q.at > (int64_t)max_pages || q.at < -(int64_t)max_pages))
-		return bad(r, "at");
-	p = req_proc(r);
-	if (!p)
-		return -1;
-	tmp_dirty |= q.backing == B_FILE;
-	if (wcall(p, &q, -1))
-		return -1;
-	sb_add(&reply_fields, " addr=");
-	sb_hex(&reply_fields, wr.addr);
+		  q.at > (int64_t)max_pages() || q.at < -(int64_t)max_pages()))
+		return bad(c, "at");
+	rc = req_proc(c, &p);
+	if (rc)
+		return rc;
+	if (q.backing == B_FILE)
+		tmp_files_made();
+	rc = wcall(c, p, &q, &ans);
+	if (rc)
+		return rc;
+	sb_add(c->fields, " addr=");
+	sb_hex(c->fields, ans.addr);
 	return 0;
 }
 
 /* Ops that send one request about a range of a map, with nothing back. */
-static int range_op(const struct req *r, struct wreq *q)
+static int range_op(struct ctx *c, struct wreq *q)
 {
 	struct proc *p;
+	int rc;
 
-	if (req_pages(r, q, REQUIRED, max_pages))
-		return -1;
-	p = req_proc(r);
-	if (!p || wcall(p, q, -1))
-		return -1;
-	return 0;
+	rc = req_pages(c, q, REQUIRED, max_pages());
+	if (!rc)
+		rc = req_proc(c, &p);
+	return rc ? rc : wcall(c, p, q, NULL);
 }
 
-int op_munmap(const struct req *r)
+int op_munmap(struct ctx *c)
 {
 	struct wreq q;
+	int rc = req_map(c, &q, W_MUNMAP);
 
-	if (req_map(r, &q, W_MUNMAP))
-		return -1;
-	return range_op(r, &q);
+	return rc ? rc : range_op(c, &q);
 }
 
-int op_mprotect(const struct req *r)
+int op_mprotect(struct ctx *c)
 {
 	static const struct named prots[] = {
 		{ "none", PROT_NONE },
@@ -103,16 +107,17 @@ int op_mprotect(const struct req *r)
 		{ NULL, 0 }
 	};
 	struct wreq q;
+	int rc = req_map(c, &q, W_MPROTECT);
 
-	if (req_map(r, &q, W_MPROTECT))
-		return -1;
-	q.prot = pick(kv_get(r, "prot"), prots);
+	if (rc)
+		return rc;
+	q.prot = pick(kv_get(c->req, "prot"), prots);
 	if (q.prot < 0)
-		return bad(r, "prot");
-	return range_op(r, &q);
+		return bad(c, "prot");
+	return range_op(c, &q);
 }
 
-int op_madvise(const struct req *r)
+int op_madvise(struct ctx *c)
 {
 	static const struct named advice[] = {
 		{ "dontneed", MADV_DONTNEED },
@@ -134,42 +139,48 @@ int op_madvise(const struct req *r)
 	struct proc *p;
 	int rc;
 
-	if (req_map(r, &q, W_MADVISE))
-		return -1;
-	q.advice = pick(kv_get(r, "advice"), advice);
-	if (q.advice < 0)
-		return bad(r, "advice");
-	rc = range_op(r, &q);
+	rc = req_map(c, &q, W_MADVISE);
 	if (rc)
 		return rc;
-	p = q.advice == MADV_MERGEABLE ? req_proc(r) : NULL;
-	if (p)
+	q.advice = pick(kv_get(c->req, "advice"), advice);
+	if (q.advice < 0)
+		return bad(c, "advice");
+	rc = range_op(c, &q);
+	if (rc)
+		return rc;
+	/* p is still live: the worker answered. */
+	if (q.advice == MADV_MERGEABLE && !req_proc(c, &p))
 		p->mergeable = 1;
 	return 0;
 }
 
-int op_mremap(const struct req *r)
+int op_mremap(struct ctx *c)
 {
+	struct wrep ans;
 	struct wreq q;
 	struct proc *p;
 	uint64_t v;
+	int rc;
 
-	if (req_map(r, &q, W_MREMAP))
-		return -1;
-	if (num(r, "pages", REQUIRED, MAX_MAP_PAGES, &q.pages) || !q.pages)
-		return bad(r, "pages");
-	if (num(r, "move", 0, 1, &v))
-		return bad(r, "move");
+	rc = req_map(c, &q, W_MREMAP);
+	if (rc)
+		return rc;
+	if (num(c, "pages", REQUIRED, MAX_MAP_PAGES, &q.pages) || !q.pages)
+		return bad(c, "pages");
+	if (num(c, "move", 0, 1, &v))
+		return bad(c, "move");
 	q.move = v;
-	if (num(r, "dontunmap", 0, 1, &v))
-		return bad(r, "dontunmap");
+	if (num(c, "dontunmap", 0, 1, &v))
+		return bad(c, "dontunmap");
 	q.dontunmap = v;
-	p = req_proc(r);
-	if (!p || wcall(p, &q, -1))
-		return -1;
-	sb_add(&reply_fields, " addr=");
-	sb_hex(&reply_fields, wr.addr);
-	sb_add(&reply_fields, " old=");
-	sb_hex(&reply_fields, wr.old);
+	rc = req_proc(c, &p);
+	if (!rc)
+		rc = wcall(c, p, &q, &ans);
+	if (rc)
+		return rc;
+	sb_add(c->fields, " addr=");
+	sb_hex(c->fields, ans.addr);
+	sb_add(c->fields, " old=");
+	sb_hex(c->fields, ans.old);
 	return 0;
 }

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "ops.h"
+#include "handlers.h"
+#include "pages.h"
+#include "request.h"
 
 /* At most this many pages of contents in a read reply (keeps it < 64 KiB). */
 #define MAX_DATA_PAGES	1024
@@ -14,93 +16,94 @@
  * write and read: touch the pages in the worker, then report their pfns; a
  * read also reports what the pages hold.
  */
-static int touch_op(const struct req *r, struct wreq *q)
+static int touch_op(struct ctx *c, struct wreq *q)
 {
 	static struct sbuf data;
+	struct wrep ans;
 	struct proc *p;
-	int with_data;
+	int with_data, rc;
 
-	if (req_pages(r, q, 1, MAX_IO_PAGES))
-		return -1;
-	p = req_proc(r);
-	if (!p || wcall(p, q, -1))
-		return -1;
-	with_data = q->op == W_READ && wr.count <= MAX_DATA_PAGES;
+	rc = req_pages(c, q, 1, MAX_IO_PAGES);
+	if (!rc)
+		rc = req_proc(c, &p);
+	if (!rc)
+		rc = wcall(c, p, q, &ans);
+	if (rc)
+		return rc;
+	with_data = q->op == W_READ && ans.count <= MAX_DATA_PAGES;
 	data.len = 0;
 	tokens_forget();
-	sb_add(&reply_fields, " pfns=");
-	if (add_pfns(&reply_fields, p, wr.addr, wr.count, NULL,
-		     with_data ? &data : NULL))
-		return -1;
+	sb_add(c->fields, " pfns=");
+	rc = add_pfns(c, c->fields, p, ans.addr, ans.count, NULL,
+		      with_data ? &data : NULL);
+	if (rc)
+		return rc;
 	if (with_data) {
-		sb_add(&reply_fields, " data=");
-		sb_addn(&reply_fields, data.p, data.len);
+		sb_add(c->fields, " data=");
+		sb_addn(c->fields, data.p, data.len);
 	}
 	return 0;
 }
 
-int op_write(const struct req *r)
+int op_write(struct ctx *c)
 {
 	struct wreq q;
 	uint64_t v;
+	int rc = req_map(c, &q, W_WRITE);
 
-	if (req_map(r, &q, W_WRITE))
-		return -1;
-	if (num(r, "value", 1, 255, &v))
-		return bad(r, "value");
+	if (rc)
+		return rc;
+	if (num(c, "value", 1, 255, &v))
+		return bad(c, "value");
 	q.value = v;
-	if (num(r, "offset", 0, page_size - 1, &q.offset))
-		return bad(r, "offset");
-	if (num(r, "bytes", 0, 1, &v))
-		return bad(r, "bytes");
+	if (num(c, "offset", 0, page_size - 1, &q.offset))
+		return bad(c, "offset");
+	if (num(c, "bytes", 0, 1, &v))
+		return bad(c, "bytes");
 	q.one_byte = v;
-	if (num(r, "tag", 0, 1, &v))
-		return bad(r, "tag");
+	if (num(c, "tag", 0, 1, &v))
+		return bad(c, "tag");
 	q.tag = v;
-	return touch_op(r, &q);
+	return touch_op(c, &q);
 }
 
-int op_read(const struct req *r)
+int op_read(struct ctx *c)
 {
 	struct wreq q;
+	int rc = req_map(c, &q, W_READ);
 
-	if (req_map(r, &q, W_READ))
-		return -1;
-	return touch_op(r, &q);
+	return rc ? rc : touch_op(c, &q);
 }
 
-int op_pagemap(const struct req *r)
+int op_pagemap(struct ctx *c)
 {
 	uint64_t with_data;
 
-	if (num(r, "data", 0, 1, &with_data))
-		return bad(r, "data");
-	return pagemap_lines(with_data);
+	if (num(c, "data", 0, 1, &with_data))
+		return bad(c, "data");
+	return pagemap_lines(c, with_data);
 }
 
 /* pagemap's D lines: every map of every live process (see op_pagemap). */
-int pagemap_lines(int with_data)
+int pagemap_lines(struct ctx *c, int with_data)
 {
 	static struct sbuf data, swap, excl, folio;
 	struct page_lists l = { .swap = &swap, .excl = &excl, .folio = &folio };
 	const struct wrep *t;
-	int i = 0, rc;
+	struct proc *p;
 	uint32_t m;
+	int rc;
 
 	tokens_forget();
-	while (i < nprocs) {
-		struct proc *p = &procs[i];
-
-		rc = proc_table(p, &t);
-		if (rc == -2) {
-			reply_err = 0;	/* died meanwhile: not live, no lines */
-			continue;
-		}
+	for (p = proc_next(NULL); p; p = proc_next(p)) {
+		rc = proc_table(c, p, &t);
+		if (rc && !proc_live(p))
+			continue;	/* died meanwhile: not live, no lines */
 		if (rc)
-			return -1;
+			return rc;
 		/* A process without maps is still live: name it. */
 		if (!t->nmaps)
-			sb_printf(&reply_data, "D proc=%s pid=%d\n", p->label,
+			sb_printf(c->data, "D proc=%s pid=%d\n", p->label,
 				  p->pid);
 		for (m = 0; m < t->nmaps && m < MAX_MAPS; m++) {
 			const struct wmapinfo *mi = &t->maps[m];
@@ -109,10 +112,10 @@ int pagemap_lines(int with_data)
 			if (mi->bits_off != ALL_MAPPED &&
 			    mi->bits_off + (mi->pages + 7) / 8 <= t->nbits)
 				bits = t->bits + mi->bits_off;
-			sb_printf(&reply_data, "D proc=%s pid=%d name=%.*s addr=",
+			sb_printf(c->data, "D proc=%s pid=%d name=%.*s addr=",
 				  p->label, p->pid, NAME_LEN - 1, mi->name);
-			sb_hex(&reply_data, mi->addr);
-			sb_printf(&reply_data, " pages=%llu pfns=",
+			sb_hex(c->data, mi->addr);
+			sb_printf(c->data, " pages=%llu pfns=",
 				  (unsigned long long)mi->pages);
 			data.len = 0;
 			swap.len = 0;
@@ -122,31 +125,31 @@ int pagemap_lines(int with_data)
 			l.nswap = 0;
 			l.nexcl = 0;
 			l.nlarge = 0;
-			if (add_pages(&reply_data, p, mi->addr, mi->pages, bits,
-				      &l))
-				return -1;
+			rc = add_pages(c, c->data, p, mi->addr, mi->pages,
+				       bits, &l);
+			if (rc)
+				return rc;
 			/* Only when some page has them: most maps have none. */
 			if (l.nswap) {
-				sb_add(&reply_data, " swap=");
-				sb_addn(&reply_data, swap.p, swap.len);
+				sb_add(c->data, " swap=");
+				sb_addn(c->data, swap.p, swap.len);
 			}
 			if (l.nexcl) {
-				sb_add(&reply_data, " excl=");
-				sb_addn(&reply_data, excl.p, excl.len);
+				sb_add(c->data, " excl=");
+				sb_addn(c->data, excl.p, excl.len);
 			}
 			if (l.nlarge) {
-				sb_add(&reply_data, " folio=");
-				sb_addn(&reply_data, folio.p, folio.len);
+				sb_add(c->data, " folio=");
+				sb_addn(c->data, folio.p, folio.len);
 			}
 			if (with_data) {
-				sb_add(&reply_data, " data=");
-				sb_addn(&reply_data, data.p, data.len);
+				sb_add(c->data, " data=");
+				sb_addn(c->data, data.p, data.len);
 			}
-			sb_addn(&reply_data, "\n", 1);
-			if (reply_data.len > MAX_REPLY)
-				return fail(E2BIG, "reply-too-big");
+			sb_addn(c->data, "\n", 1);
+			if (c->data->len > MAX_REPLY)
+				return fail(c, E2BIG, "reply-too-big");
 		}
-		i++;
 	}
 	return 0;
 }
@@ -156,33 +159,38 @@ int pagemap_lines(int with_data)
  * back, from the controller through /proc/PID/mem (as a debugger would). A
  * page pagemap says is absent is left alone, so no mapping changes.
  */
-int op_poke(const struct req *r)
+int op_poke(struct ctx *c)
 {
+	struct page_at at;
 	struct wreq q;
 	struct proc *p;
 	uint64_t ent = 0, v;
 	uint8_t byte;
 	ssize_t n;
+	int rc;
 
-	if (req_map(r, &q, 0))
-		return -1;
-	if (num(r, "page", REQUIRED, max_pages, &q.page))
-		return bad(r, "page");
-	if (num(r, "value", 0xee, 255, &v))
-		return bad(r, "value");
-	p = req_proc(r);
-	if (!p || proc_lookup(p, &q, 1))
-		return -1;
-	n = pread(p->pagemap, &ent, 8, wr.addr / page_size * 8);
+	rc = req_map(c, &q, 0);
+	if (rc)
+		return rc;
+	if (num(c, "page", REQUIRED, max_pages(), &q.page))
+		return bad(c, "page");
+	if (num(c, "value", 0xee, 255, &v))
+		return bad(c, "value");
+	rc = req_proc(c, &p);
+	if (!rc)
+		rc = proc_lookup(c, p, &q, 1, &at);
+	if (rc)
+		return rc;
+	n = pread(p->pagemap, &ent, 8, at.addr / page_size * 8);
 	if (n != 8)
-		return fail(n < 0 ? errno : EIO, "pagemap");
-	if (!(ent & PM_PRESENT) || !wr.mapped) {
-		sb_add(&reply_fields, " poked=0");
+		return fail(c, n < 0 ? errno : EIO, "pagemap");
+	if (!(ent & PM_PRESENT) || !at.mapped) {
+		sb_add(c->fields, " poked=0");
 		return 0;
 	}
 	byte = v;
-	if (pwrite(p->mem, &byte, 1, wr.addr + page_size / 2) != 1)
-		return fail(errno, "poke");
-	sb_add(&reply_fields, " poked=1");
+	if (pwrite(p->mem, &byte, 1, at.addr + page_size / 2) != 1)
+		return fail(c, errno, "poke");
+	sb_add(c->fields, " poked=1");
 	return 0;
 }

@@ -19,7 +19,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "ops.h"
+#include "agent.h"
+#include "handlers.h"
+#include "kcov.h"
+#include "request.h"
+#include "sysfs.h"
 
 #define THP_DIR		"/sys/kernel/mm/transparent_hugepage/"
 #define SPLIT_FILE	"/sys/kernel/debug/split_huge_pages"
@@ -187,83 +191,90 @@ static int nodes(void)
 }
 
 /* What this guest offers: mTHP sizes, the PMD size, swap, nodes, split. */
-int op_sysinfo(const struct req *r)
+int op_sysinfo(struct ctx *c)
 {
 	int i;
 
-	(void)r;
-	sb_add(&reply_fields, " mthp=");
+	(void)c;
+	sb_add(c->fields, " mthp=");
 	for (i = 0; i < nsizes; i++)
-		sb_printf(&reply_fields, "%s%lu", i ? "," : "", sizes[i].kb);
+		sb_printf(c->fields, "%s%lu", i ? "," : "", sizes[i].kb);
 	if (!nsizes)
-		sb_add(&reply_fields, "-");
-	sb_printf(&reply_fields,
+		sb_add(c->fields, "-");
+	sb_printf(c->fields,
 		  " shmem_mthp=%d swap=%d nodes=%d split=%d kcov=%d",
 		  nsizes && sizes[0].shmem[0], swap_on, nodes(),
-		  !access(SPLIT_FILE, W_OK), kcov_present);
+		  !access(SPLIT_FILE, W_OK), kcov_available());
 	return 0;
 }
 
 /* mthp size_kb=N [anon=MODE] [shmem=MODE] */
-int op_mthp(const struct req *r)
+int op_mthp(struct ctx *c)
 {
-	const char *anon = kv_get(r, "anon"), *shmem = kv_get(r, "shmem");
+	const char *anon = kv_get(c->req, "anon"), *shmem = kv_get(c->req, "shmem");
 	char path[160];
 	uint64_t kb;
 
-	if (num(r, "size_kb", REQUIRED, 1 << 30, &kb))
-		return bad(r, "size_kb");
+	if (num(c, "size_kb", REQUIRED, 1 << 30, &kb))
+		return bad(c, "size_kb");
 	if ((anon && !valid_name(anon)) || (shmem && !valid_name(shmem)))
-		return bad(r, "mode");
+		return bad(c, "mode");
 	snprintf(path, sizeof(path), THP_DIR "hugepages-%llukB/",
 		 (unsigned long long)kb);
 	if (access(path, F_OK))
-		return fail(ENOENT, "no-mthp-size");
+		return fail(c, ENOENT, "no-mthp-size");
 	mthp_changed = 1;
 	if (anon) {
 		snprintf(path, sizeof(path), THP_DIR "hugepages-%llukB/enabled",
 			 (unsigned long long)kb);
 		if (sysfs_write(path, anon))
-			return fail(errno, "mthp-enabled");
+			return fail(c, errno, "mthp-enabled");
 	}
 	if (shmem) {
 		snprintf(path, sizeof(path),
 			 THP_DIR "hugepages-%llukB/shmem_enabled",
 			 (unsigned long long)kb);
 		if (sysfs_write(path, shmem))
-			return fail(errno, "mthp-shmem");
+			return fail(c, errno, "mthp-shmem");
 	}
 	return 0;
 }
 
 /* The address of name[page] in p, after checking name[page+count-1]. */
-static int range_addr(const struct req *r, struct proc **pp, uint64_t *addr,
+static int range_addr(struct ctx *c, struct proc **pp, uint64_t *addr,
 		      uint64_t *count)
 {
+	struct page_at at;
 	struct wreq q;
+	int rc;
 
-	if (req_map(r, &q, 0) || req_pages(r, &q, 1, MAX_IO_PAGES))
-		return -1;
+	rc = req_map(c, &q, 0);
+	if (!rc)
+		rc = req_pages(c, &q, 1, MAX_IO_PAGES);
+	if (!rc)
+		rc = req_proc(c, pp);
+	if (!rc)
+		rc = proc_lookup(c, *pp, &q, q.count, &at);
+	if (rc)
+		return rc;
 	*count = q.count;
-	*pp = req_proc(r);
-	if (!*pp || proc_lookup(*pp, &q, q.count))
-		return -1;
-	*addr = wr.addr;
+	*addr = at.addr;
 	return 0;
 }
 
 /* split proc name page count: debugfs split_huge_pages over the range. */
-int op_split(const struct req *r)
+int op_split(struct ctx *c)
 {
 	struct proc *p;
 	uint64_t addr, count;
 	char cmd[96];
 	int rc, e;
 
-	if (range_addr(r, &p, &addr, &count))
-		return -1;
+	rc = range_addr(c, &p, &addr, &count);
+	if (rc)
+		return rc;
 	if (access(SPLIT_FILE, W_OK))
-		return fail(ENOENT, "no-split-debugfs");
+		return fail(c, ENOENT, "no-split-debugfs");
 	snprintf(cmd, sizeof(cmd), "%d,0x%llx,0x%llx", p->pid,
 		 (unsigned long long)addr,
 		 (unsigned long long)(addr + count * page_size));
@@ -272,7 +283,7 @@ int op_split(const struct req *r)
 	e = errno;
 	kcov_end();
 	if (rc)
-		return fail(e, "split");
+		return fail(c, e, "split");
 	return 0;
 }
 
@@ -283,7 +294,7 @@ int op_split(const struct req *r)
  * lists each page's node after the move, or its -errno (-ENOENT: not
  * present, -EBUSY, ...).
  */
-int op_migrate(const struct req *r)
+int op_migrate(struct ctx *c)
 {
 	static void *pages[MAX_IO_PAGES];
 	static int want[MAX_IO_PAGES], status[MAX_IO_PAGES];
@@ -292,16 +303,17 @@ int op_migrate(const struct req *r)
 	struct proc *p;
 	long rc;
 
-	if (num(r, "node", ANY_NODE, 63, &node))
-		return bad(r, "node");
-	if (range_addr(r, &p, &addr, &count))
-		return -1;
+	if (num(c, "node", ANY_NODE, 63, &node))
+		return bad(c, "node");
+	e = range_addr(c, &p, &addr, &count);
+	if (e)
+		return e;
 	if (n < 2)
-		return fail(ENODEV, "one-node");
+		return fail(c, ENODEV, "one-node");
 	for (i = 0; i < count; i++)
 		pages[i] = (void *)(addr + i * page_size);
 	if (syscall(SYS_move_pages, p->pid, count, pages, NULL, status, 0))
-		return fail(errno, "move_pages");
+		return fail(c, errno, "move_pages");
 	for (i = 0; i < count; i++) {
 		if (node != ANY_NODE)
 			want[i] = node;
@@ -314,10 +326,10 @@ int op_migrate(const struct req *r)
 	e = errno;
 	kcov_end();
 	if (rc < 0)
-		return fail(e, "move_pages");
-	sb_add(&reply_fields, " nodes=");
+		return fail(c, e, "move_pages");
+	sb_add(c->fields, " nodes=");
 	for (i = 0; i < count; i++)
-		sb_printf(&reply_fields, "%s%d", i ? "," : "", status[i]);
+		sb_printf(c->fields, "%s%d", i ? "," : "", status[i]);
 	return 0;
 }
 
@@ -326,61 +338,67 @@ int op_migrate(const struct req *r)
  * scans all memory, tracing that cost more than the compaction, and the
  * rmap work in it (migrating the pages it moves) is migrate's, which is.
  */
-int op_compact(const struct req *r)
+int op_compact(struct ctx *c)
 {
-	(void)r;
+	(void)c;
 	if (sysfs_write("/proc/sys/vm/compact_memory", "1"))
-		return fail(errno, "compact");
+		return fail(c, errno, "compact");
 	return 0;
 }
 
 /* mlock and friends run in the worker: they act on its own mm. */
-static int lock_op(const struct req *r, uint32_t op, int flags)
+static int lock_op(struct ctx *c, uint32_t op, int flags)
 {
 	struct wreq q;
 	struct proc *p;
+	int rc;
 
-	if (req_map(r, &q, op) || req_pages(r, &q, REQUIRED, max_pages))
-		return -1;
+	rc = req_map(c, &q, op);
+	if (!rc)
+		rc = req_pages(c, &q, REQUIRED, max_pages());
+	if (!rc)
+		rc = req_proc(c, &p);
+	if (rc)
+		return rc;
 	q.advice = flags;
-	p = req_proc(r);
-	return !p || wcall(p, &q, -1) ? -1 : 0;
+	return wcall(c, p, &q, NULL);
 }
 
-int op_mlock(const struct req *r)
+int op_mlock(struct ctx *c)
 {
 	uint64_t onfault;
 
-	if (num(r, "onfault", 0, 1, &onfault))
-		return bad(r, "onfault");
-	return lock_op(r, W_MLOCK, onfault ? MLOCK_ONFAULT : 0);
+	if (num(c, "onfault", 0, 1, &onfault))
+		return bad(c, "onfault");
+	return lock_op(c, W_MLOCK, onfault ? MLOCK_ONFAULT : 0);
 }
 
-int op_munlock(const struct req *r)
+int op_munlock(struct ctx *c)
 {
-	return lock_op(r, W_MUNLOCK, 0);
+	return lock_op(c, W_MUNLOCK, 0);
 }
 
-static int all_op(const struct req *r, uint32_t op, int flags)
+static int all_op(struct ctx *c, uint32_t op, int flags)
 {
 	struct wreq q = { .op = op, .huge = -1, .advice = flags };
-	struct proc *p = req_proc(r);
+	struct proc *p;
+	int rc = req_proc(c, &p);
 
-	return !p || wcall(p, &q, -1) ? -1 : 0;
+	return rc ? rc : wcall(c, p, &q, NULL);
 }
 
-int op_mlockall(const struct req *r)
+int op_mlockall(struct ctx *c)
 {
 	uint64_t cur, fut, onf;
 
-	if (num(r, "current", 0, 1, &cur) || num(r, "future", 0, 1, &fut) ||
-	    num(r, "onfault", 0, 1, &onf) || !(cur || fut))
-		return bad(r, "mlockall");
-	return all_op(r, W_MLOCKALL, (cur ? MCL_CURRENT : 0) |
+	if (num(c, "current", 0, 1, &cur) || num(c, "future", 0, 1, &fut) ||
+	    num(c, "onfault", 0, 1, &onf) || !(cur || fut))
+		return bad(c, "mlockall");
+	return all_op(c, W_MLOCKALL, (cur ? MCL_CURRENT : 0) |
 		      (fut ? MCL_FUTURE : 0) | (onf ? MCL_ONFAULT : 0));
 }
 
-int op_munlockall(const struct req *r)
+int op_munlockall(struct ctx *c)
 {
-	return all_op(r, W_MUNLOCKALL, 0);
+	return all_op(c, W_MUNLOCKALL, 0);
 }

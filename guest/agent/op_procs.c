@@ -11,9 +11,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "ops.h"
+#include "handlers.h"
+#include "kcov.h"
+#include "proctable.h"
+#include "request.h"
 
-int tmp_dirty;			/* a file map may have made /tmp/rmc-* */
+static int tmp_dirty;		/* a file map may have made /tmp/rmc-* */
+
+/* A file map was asked for: the next reset cleans /tmp. */
+void tmp_files_made(void)
+{
+	tmp_dirty = 1;
+}
 
 static void clean_tmp(void)
 {
@@ -28,83 +37,73 @@ static void clean_tmp(void)
 	closedir(d);
 }
 
-int op_reset(const struct req *r)
+int op_reset(struct ctx *c)
 {
-	pid_t ids[MAX_PROCS + 1];
-	int n = 0;
+	int rc = procs_kill_all(c);
 
-	(void)r;
-	if (pgid > 0)
-		kill(-pgid, SIGKILL);
-	while (nprocs) {
-		struct proc *p = &procs[nprocs - 1];
-
-		kill(p->pid, SIGKILL);
-		ids[n++] = p->pid;
-		drop_proc(p);
-	}
-	if (pgid > 0)
-		ids[n++] = -pgid;
-	if (wait_gone(ids, n, GONE_TIMEOUT_MS))
-		return fail(ETIMEDOUT, "reset-timeout");
-	pgid = 0;
+	if (rc)
+		return rc;
 	if (tmp_dirty)
 		clean_tmp();
 	tmp_dirty = 0;
 	modern_reset();
-	return start_p0();
+	return start_p0(c);
 }
 
-int op_fork(const struct req *r)
+int op_fork(struct ctx *c)
 {
-	const char *child = kv_get(r, "child");
+	const char *child = kv_get(c->req, "child");
 	struct wreq q = { .op = W_FORK, .huge = -1 };
 	struct kcov_buf k;
-	struct proc *p;
+	struct proc *p, *kid;
+	struct wrep ans;
 	int sv[2], fds[2], rc;
 
 	if (!child || !valid_name(child))
-		return bad(r, "child");
-	p = req_proc(r);
-	if (!p)
-		return -1;
-	if (find_proc(child))
-		return fail(EEXIST, "proc-exists");
-	if (nprocs == MAX_PROCS)
-		return fail(EAGAIN, "too-many-procs");
-	if (kcov_open(&k))
-		return -1;
+		return bad(c, "child");
+	rc = req_proc(c, &p);
+	if (rc)
+		return rc;
+	if (proc_find(child))
+		return fail(c, EEXIST, "proc-exists");
+	if (proc_count() == MAX_PROCS)
+		return fail(c, EAGAIN, "too-many-procs");
+	rc = kcov_open(c, &k);
+	if (rc)
+		return rc;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
 		kcov_close(&k);
-		return fail(errno, "socketpair");
+		return fail(c, errno, "socketpair");
 	}
 	/* The child's control socket, and its kcov buffer when tracing. */
 	fds[0] = sv[1];
 	fds[1] = k.fd;
-	rc = wcall_fds(p, &q, fds, k.fd >= 0 ? 2 : 1);
+	rc = wcall_fds(c, p, &q, fds, k.fd >= 0 ? 2 : 1, &ans);
 	close(sv[1]);
 	if (rc) {
 		close(sv[0]);
 		kcov_close(&k);
-		return -1;
+		return rc;
 	}
-	if (add_proc(child, wr.pid, sv[0], &k))
-		return -1;
+	rc = proc_add(c, child, ans.pid, sv[0], &k, &kid);
+	if (rc)
+		return rc;
 	/* fork copies VM_MERGEABLE, and ksm_fork() registers the child. */
-	procs[nprocs - 1].mergeable = p->mergeable;
-	sb_printf(&reply_fields, " pid=%d", wr.pid);
+	kid->mergeable = p->mergeable;
+	sb_printf(c->fields, " pid=%d", ans.pid);
 	return 0;
 }
 
-int op_exit(const struct req *r)
+int op_exit(struct ctx *c)
 {
 	struct wreq q = { .op = W_EXIT, .huge = -1 };
-	struct proc *p = req_proc(r);
 	struct pollfd pfd;
+	struct proc *p;
 	pid_t pid;
+	int rc = req_proc(c, &p);
 
-	if (!p)
-		return -1;
+	if (rc)
+		return rc;
 	pid = p->pid;
 	pfd.fd = p->ctl;
 	pfd.events = POLLIN;
@@ -112,10 +111,10 @@ int op_exit(const struct req *r)
 	if (send(p->ctl, &q, sizeof(q), MSG_NOSIGNAL) < 0 ||
 	    poll(&pfd, 1, GONE_TIMEOUT_MS) <= 0)
 		kill(pid, SIGKILL);
-	drop_proc(p);
+	proc_drop(p);
 	if (wait_gone(&pid, 1, GONE_TIMEOUT_MS)) {
 		kill(pid, SIGKILL);
-		return fail(ETIMEDOUT, "exit-timeout");
+		return fail(c, ETIMEDOUT, "exit-timeout");
 	}
 	return 0;
 }

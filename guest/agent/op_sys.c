@@ -10,13 +10,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ops.h"
+#include "agent.h"
+#include "handlers.h"
+#include "proctable.h"
+#include "request.h"
+#include "sysfs.h"
 
 #define KSM			"/sys/kernel/mm/ksm/"
 
-int op_ping(const struct req *r)
+int op_ping(struct ctx *c)
 {
-	(void)r;
+	(void)c;
 	return 0;
 }
 
@@ -29,27 +33,28 @@ int op_ping(const struct req *r)
  * mergeable VMA left to scan (all were made unmergeable again, say).
  */
 #define IDLE_US			200000
-int op_ksm(const struct req *r)
+int op_ksm(struct ctx *c)
 {
 	uint64_t tmo, start, scans, last, prev, sharing, shared, deadline, idle;
-	int i;
+	struct proc *p;
 
-	if (num(r, "timeout_ms", 2000, 600000, &tmo))
-		return bad(r, "timeout_ms");
+	if (num(c, "timeout_ms", 2000, 600000, &tmo))
+		return bad(c, "timeout_ms");
 	/*
 	 * With no live process that made memory mergeable, ksmd has no mm to
 	 * scan: the wait below would last its whole IDLE_US for nothing.
 	 */
-	for (i = 0; i < nprocs && !procs[i].mergeable; i++)
-		;
-	if (i == nprocs)
+	for (p = proc_next(NULL); p; p = proc_next(p))
+		if (p->mergeable)
+			break;
+	if (!p)
 		tmo = 0;
 	if (sysfs_write(KSM "sleep_millisecs", "0") ||
 	    sysfs_write(KSM "pages_to_scan", "1000") ||
 	    sysfs_u64(KSM "full_scans", &start) ||
 	    sysfs_u64(KSM "pages_sharing", &prev) ||
 	    sysfs_write(KSM "run", "1"))
-		return fail(errno, "ksm");
+		return fail(c, errno, "ksm");
 	last = start;
 	deadline = now_us() + tmo * 1000;
 	idle = now_us() + IDLE_US;
@@ -74,8 +79,8 @@ int op_ksm(const struct req *r)
 	if (sysfs_write(KSM "run", "0") ||
 	    sysfs_u64(KSM "pages_shared", &shared) ||
 	    sysfs_u64(KSM "pages_sharing", &sharing))
-		return fail(errno, "ksm");
-	sb_printf(&reply_fields, " pages_shared=%llu pages_sharing=%llu",
+		return fail(c, errno, "ksm");
+	sb_printf(c->fields, " pages_shared=%llu pages_sharing=%llu",
 		  (unsigned long long)shared, (unsigned long long)sharing);
 	return 0;
 }
@@ -85,58 +90,58 @@ int op_ksm(const struct req *r)
  * bytes into the input pool and reseed at once. ENODATA (the CRNG is not
  * ready yet) is fine: it will seed from the pool that now holds the bytes.
  */
-int op_seed(const struct req *r)
+int op_seed(struct ctx *c)
 {
-	const char *hex = kv_get(r, "hex");
+	const char *hex = kv_get(c->req, "hex");
 	unsigned char buf[64];
 	size_t len, i;
 	int fd, e = 0;
 
 	len = hex ? strlen(hex) / 2 : 0;
 	if (!hex || strlen(hex) % 2 || !len || len > sizeof(buf))
-		return bad(r, "hex");
+		return bad(c, "hex");
 	for (i = 0; i < len; i++) {
 		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
-			return bad(r, "hex");
+			return bad(c, "hex");
 		buf[i] = hi << 4 | lo;
 	}
 	fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
-		return fail(errno, "open-urandom");
+		return fail(c, errno, "open-urandom");
 	if (write(fd, buf, len) != (ssize_t)len)
 		e = errno ? errno : EIO;
 	else if (ioctl(fd, RNDRESEEDCRNG) && errno != ENODATA)
 		e = errno;
 	close(fd);
-	return e ? fail(e, "seed") : 0;
+	return e ? fail(c, e, "seed") : 0;
 }
 
-int op_panic(const struct req *r)
+int op_panic(struct ctx *c)
 {
-	(void)r;
+	(void)c;
 	if (sysfs_write("/proc/sysrq-trigger", "c"))
-		return fail(errno, "sysrq");
+		return fail(c, errno, "sysrq");
 	return NO_REPLY;
 }
 
-int op_hang(const struct req *r)
+int op_hang(struct ctx *c)
 {
-	(void)r;
+	(void)c;
 	for (;;)
 		pause();
 	return NO_REPLY;
 }
 
-int op_crash(const struct req *r)
+int op_crash(struct ctx *c)
 {
-	(void)r;
+	(void)c;
 	abort();
 }
 
-int op_poweroff(const struct req *r)
+int op_poweroff(struct ctx *c)
 {
-	(void)r;
+	(void)c;
 	return POWER_OFF;
 }

@@ -5,9 +5,14 @@
  * (proctable.c); pagemap, kpagecount/kpageflags and /proc/mtest are read
  * and written by the controller itself.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
-#include "ops.h"
+#include "agent.h"
+#include "handlers.h"
+#include "kcov.h"
+#include "proctable.h"
 
 #define KEYS(...)	((const char *const[]){ __VA_ARGS__, NULL })
 #define NO_KEYS		((const char *const[]){ NULL })
@@ -62,6 +67,20 @@ static const struct op ops[] = {
 	{ "poweroff", op_poweroff, NO_KEYS },
 };
 
+int fail(struct ctx *c, int err, const char *msg)
+{
+	c->err = err ? err : EIO;
+	snprintf(c->msg, sizeof(c->msg), "%s", msg);
+	return -c->err;
+}
+
+int bad(struct ctx *c, const char *why)
+{
+	con("rmapcheck-agent: req %llu: bad %s\n",
+	    (unsigned long long)c->req->id, why);
+	return fail(c, EINVAL, "bad-request");
+}
+
 const struct op *find_op(const char *name)
 {
 	size_t i;
@@ -72,9 +91,36 @@ const struct op *find_op(const char *name)
 	return NULL;
 }
 
-int ops_init(void)
+/*
+ * Runs op; after one that succeeded, with then, pagemap's D lines too
+ * (data=1), saving the host a round trip before its next check. Their
+ * failure does not undo the op: the reply says then=0, and the host reads
+ * pagemap itself.
+ */
+int op_call(struct ctx *c, const struct op *op, int then)
 {
-	max_pages = (1ULL << 40) / page_size;
+	size_t len;
+	int rc;
+
+	kcov_request(op->name);
+	rc = op->fn(c);
+	if (rc || !then)
+		return rc;
+	len = c->data->len;
+	if (pagemap_lines(c, 1)) {
+		c->data->len = len;
+		sb_add(c->fields, " then=0");
+	}
+	return 0;
+}
+
+void ops_boot(void)
+{
+	modern_boot();
+}
+
+int ops_init(struct ctx *c)
+{
 	inspect_open();
-	return start_p0();
+	return start_p0(c);
 }

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The controller's table of workload processes, in creation order, and the
- * call that sends one request to a worker and waits for its answer.
+ * The controller's table of workload processes and the call that sends one
+ * request to a worker and waits for its answer. A process lives in one slot
+ * from proc_add to proc_drop; a freed slot is reused by a later process, and
+ * creation order (seq) is what callers walk in.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,22 +20,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ops.h"
+#include "agent.h"
+#include "proctable.h"
 
 #define WORKER_TIMEOUT_MS	60000
 
-struct proc procs[MAX_PROCS];	/* in creation order */
-int nprocs;
-pid_t pgid;			/* all workers share p0's group */
-struct wrep wr;			/* the last worker answer */
-
-uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000ULL + ts.tv_nsec / 1000;
-}
+static struct proc procs[MAX_PROCS];
+static uint64_t last_seq;
+static pid_t pgid;		/* all workers share p0's group */
 
 void reap(void)
 {
@@ -72,48 +66,94 @@ int wait_gone(const pid_t *ids, int n, int ms)
 	}
 }
 
-struct proc *find_proc(const char *label)
+/* The live process made next after prev (NULL: the first); prev may be dead. */
+struct proc *proc_next(const struct proc *prev)
+{
+	uint64_t after = prev ? prev->seq : 0;
+	struct proc *best = NULL;
+	int i;
+
+	for (i = 0; i < MAX_PROCS; i++)
+		if (procs[i].live && procs[i].seq > after &&
+		    (!best || procs[i].seq < best->seq))
+			best = &procs[i];
+	return best;
+}
+
+int proc_live(const struct proc *p)
+{
+	return p->live;
+}
+
+int proc_count(void)
+{
+	int i, n = 0;
+
+	for (i = 0; i < MAX_PROCS; i++)
+		n += procs[i].live;
+	return n;
+}
+
+struct proc *proc_find(const char *label)
 {
 	int i;
 
-	for (i = 0; i < nprocs; i++)
-		if (!strcmp(procs[i].label, label))
+	for (i = 0; i < MAX_PROCS; i++)
+		if (procs[i].live && !strcmp(procs[i].label, label))
 			return &procs[i];
 	return NULL;
 }
 
-/* Forgets p; the pointer then names the next process. */
-void drop_proc(struct proc *p)
+/* Forgets p; its slot is free for a later process. */
+void proc_drop(struct proc *p)
 {
 	free(p->table);
+	p->table = NULL;
 	kcov_retire(&p->kcov, p->pid);
 	close(p->ctl);
 	close(p->pagemap);
 	close(p->mem);
-	memmove(p, p + 1, (procs + nprocs - p - 1) * sizeof(*p));
-	nprocs--;
+	p->live = 0;
 }
 
-/* Takes over ctl and kcov; on failure the process is killed. */
-int add_proc(const char *label, pid_t pid, int ctl, struct kcov_buf *kcov)
+static struct proc *free_slot(void)
 {
-	struct proc *p = &procs[nprocs];
-	char path[64];
-	int fd, mem, e;
+	int i;
 
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
-	mem = fd < 0 ? -1 : open(path, O_RDWR | O_CLOEXEC);
-	if (mem < 0) {
+	for (i = 0; i < MAX_PROCS; i++)
+		if (!procs[i].live)
+			return &procs[i];
+	return NULL;
+}
+
+/*
+ * Takes over ctl and kcov; on failure the process is killed. The caller
+ * has checked that a slot is free (proc_count() < MAX_PROCS).
+ */
+int proc_add(struct ctx *c, const char *label, pid_t pid, int ctl,
+	     struct kcov_buf *kcov, struct proc **out)
+{
+	struct proc *p = free_slot();
+	char path[64];
+	int fd = -1, mem = -1, e = EAGAIN;
+	const char *what = "too-many-procs";
+
+	if (p) {
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+		mem = fd < 0 ? -1 : open(path, O_RDWR | O_CLOEXEC);
 		e = errno;
+		what = fd < 0 ? "open-pagemap" : "open-mem";
+	}
+	if (mem < 0) {
 		if (fd >= 0)
 			close(fd);
 		kill(pid, SIGKILL);
 		close(ctl);
 		wait_gone(&pid, 1, GONE_TIMEOUT_MS);
 		kcov_close(kcov);
-		return fail(e, fd < 0 ? "open-pagemap" : "open-mem");
+		return fail(c, e, what);
 	}
 	snprintf(p->label, sizeof(p->label), "%s", label);
 	p->pid = pid;
@@ -123,7 +163,33 @@ int add_proc(const char *label, pid_t pid, int ctl, struct kcov_buf *kcov)
 	p->kcov = *kcov;
 	p->table = NULL;
 	p->mergeable = 0;
-	nprocs++;
+	p->live = 1;
+	p->seq = ++last_seq;
+	if (out)
+		*out = p;
+	return 0;
+}
+
+/* Kills every workload process and its whole group, and forgets them. */
+int procs_kill_all(struct ctx *c)
+{
+	pid_t ids[MAX_PROCS + 1];
+	int n = 0, i;
+
+	if (pgid > 0)
+		kill(-pgid, SIGKILL);
+	for (i = MAX_PROCS - 1; i >= 0; i--) {
+		if (!procs[i].live)
+			continue;
+		kill(procs[i].pid, SIGKILL);
+		ids[n++] = procs[i].pid;
+		proc_drop(&procs[i]);
+	}
+	if (pgid > 0)
+		ids[n++] = -pgid;
+	if (wait_gone(ids, n, GONE_TIMEOUT_MS))
+		return fail(c, ETIMEDOUT, "reset-timeout");
+	pgid = 0;
 	return 0;
 }
 
@@ -134,17 +200,18 @@ static void close_from(int fd)
 			close(fd);
 }
 
-int start_p0(void)
+int start_p0(struct ctx *c)
 {
 	struct kcov_buf k;
-	int sv[2], e;
+	int sv[2], e, rc;
 	pid_t pid;
 
-	if (kcov_open(&k))
-		return -1;
+	rc = kcov_open(c, &k);
+	if (rc)
+		return rc;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
 		kcov_close(&k);
-		return fail(errno, "socketpair");
+		return fail(c, errno, "socketpair");
 	}
 	pid = fork();
 	if (pid < 0) {
@@ -152,7 +219,7 @@ int start_p0(void)
 		close(sv[0]);
 		close(sv[1]);
 		kcov_close(&k);
-		return fail(e, "fork");
+		return fail(c, e, "fork");
 	}
 	if (!pid) {
 		setpgid(0, 0);
@@ -169,21 +236,36 @@ int start_p0(void)
 	setpgid(pid, pid);	/* whichever side runs first wins */
 	close(sv[1]);
 	pgid = pid;
-	return add_proc("p0", pid, sv[0], &k);
+	return proc_add(c, "p0", pid, sv[0], &k, NULL);
 }
 
-int wcall(struct proc *p, const struct wreq *q, int passfd)
+int wcall(struct ctx *c, struct proc *p, const struct wreq *q,
+	  struct wrep *ans)
 {
-	return wcall_fds(p, q, &passfd, passfd >= 0);
+	return wcall_fds(c, p, q, NULL, 0, ans);
+}
+
+/* The worker is gone or stuck: kill it, forget it, say why. */
+static int worker_lost(struct ctx *c, struct proc *p, int err,
+		       const char *msg)
+{
+	pid_t pid = p->pid;
+
+	kill(pid, SIGKILL);
+	proc_drop(p);
+	wait_gone(&pid, 1, GONE_TIMEOUT_MS);
+	return fail(c, err, msg);
 }
 
 /*
- * Sends q (and nfds fds, at most 2) to p's worker and waits for the answer
- * in wr; what the worker's kernel work reached goes into the coverage set.
- * Returns 0, -1 for an err answer, or -2 when the worker died, in which
- * case p is gone from the table.
+ * Sends q (and nfds fds, at most 2) to p's worker and waits for its answer,
+ * read into ans (whole, for W_LIST; NULL when only the error matters).
+ * What the worker's kernel work reached goes into the coverage set.
+ * Returns 0 or a negative errno: the worker's own, or ESRCH (worker-died)
+ * and ETIMEDOUT (worker-timeout), after which p is dropped (!proc_live).
  */
-int wcall_fds(struct proc *p, const struct wreq *q, const int *fds, int nfds)
+int wcall_fds(struct ctx *c, struct proc *p, const struct wreq *q,
+	      const int *fds, int nfds, struct wrep *ans)
 {
 	union {
 		char buf[CMSG_SPACE(2 * sizeof(int))];
@@ -192,20 +274,23 @@ int wcall_fds(struct proc *p, const struct wreq *q, const int *fds, int nfds)
 	struct iovec iov = { (void *)q, sizeof(*q) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	struct pollfd pfd = { .fd = p->ctl, .events = POLLIN };
-	pid_t pid = p->pid;
+	struct wrep hdr;	/* the header-only answers, when ans is NULL */
+	size_t cap = ans ? sizeof(*ans) : WREP_HDR_LEN;
 	ssize_t n;
 
+	if (!ans)
+		ans = &hdr;
 	if (nfds > 0) {
-		struct cmsghdr *c;
+		struct cmsghdr *cmsg;
 
 		memset(&cm, 0, sizeof(cm));
 		mh.msg_control = cm.buf;
 		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-		memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+		cmsg = CMSG_FIRSTHDR(&mh);
+		cmsg->cmsg_level = SOL_SOCKET;
+		cmsg->cmsg_type = SCM_RIGHTS;
+		cmsg->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+		memcpy(CMSG_DATA(cmsg), fds, nfds * sizeof(int));
 	}
 	/* Only a worker's own requests change its table, and not these. */
 	if (q->op != W_LIST && q->op != W_WRITE && q->op != W_READ) {
@@ -213,34 +298,23 @@ int wcall_fds(struct proc *p, const struct wreq *q, const int *fds, int nfds)
 		p->table = NULL;
 	}
 	if (sendmsg(p->ctl, &mh, MSG_NOSIGNAL) < 0)
-		goto died;
+		return worker_lost(c, p, ESRCH, "worker-died");
 	do
 		n = poll(&pfd, 1, WORKER_TIMEOUT_MS);
 	while (n < 0 && errno == EINTR);
-	if (n == 0) {
-		kill(pid, SIGKILL);
-		drop_proc(p);
-		wait_gone(&pid, 1, GONE_TIMEOUT_MS);
-		fail(ETIMEDOUT, "worker-timeout");
-		return -2;
-	}
-	n = recv(p->ctl, &wr, sizeof(wr), 0);
+	if (n == 0)
+		return worker_lost(c, p, ETIMEDOUT, "worker-timeout");
+	n = recv(p->ctl, ans, cap, 0);
 	kcov_fold(&p->kcov);
 	if (n <= 0)
-		goto died;
+		return worker_lost(c, p, ESRCH, "worker-died");
 	if ((size_t)n < WREP_HDR_LEN)
-		return fail(EPROTO, "worker-proto");
-	if (wr.err) {
-		wr.msg[NAME_LEN - 1] = '\0';
-		return fail(wr.err, wr.msg);
+		return fail(c, EPROTO, "worker-proto");
+	if (ans->err) {
+		ans->msg[NAME_LEN - 1] = '\0';
+		return fail(c, ans->err, ans->msg);
 	}
 	return 0;
-died:
-	kill(pid, SIGKILL);
-	drop_proc(p);
-	wait_gone(&pid, 1, GONE_TIMEOUT_MS);
-	fail(ESRCH, "worker-died");
-	return -2;
 }
 
 /*
@@ -248,49 +322,53 @@ died:
  * last ask may have changed it: a round trip to a worker costs more than
  * the rest of a pagemap read or a findpage. Returns what wcall returns.
  */
-int proc_table(struct proc *p, const struct wrep **out)
+int proc_table(struct ctx *c, struct proc *p, const struct wrep **out)
 {
 	struct wreq q = { .op = W_LIST, .huge = -1 };
-	size_t len;
+	struct wrep *t;
 	int rc;
 
 	if (!p->table) {
-		rc = wcall(p, &q, -1);
-		if (rc)
+		t = malloc(sizeof(*t));
+		if (!t)
+			return fail(c, ENOMEM, "malloc");
+		rc = wcall(c, p, &q, t);
+		if (rc) {
+			free(t);
 			return rc;
-		len = WREP_LIST_LEN(wr.nbits);
-		p->table = malloc(len);
+		}
+		/* Keep only what the answer used. */
+		p->table = realloc(t, WREP_LIST_LEN(t->nbits));
 		if (!p->table)
-			return fail(ENOMEM, "malloc");
-		memcpy(p->table, &wr, len);
+			p->table = t;
 	}
 	*out = p->table;
 	return 0;
 }
 
 /*
- * Where q->name[q->page] is, from p's table: wr.addr is its address and
- * wr.mapped whether that page is still the map's. The errors are the
- * worker's own (no-map, range), for the count pages from q->page.
+ * Where q->name[q->page] is, from p's table. The errors are the worker's
+ * own (no-map, range), for the count pages from q->page.
  */
-int proc_lookup(struct proc *p, const struct wreq *q, uint64_t count)
+int proc_lookup(struct ctx *c, struct proc *p, const struct wreq *q,
+		uint64_t count, struct page_at *at)
 {
 	const struct wrep *t;
 	const struct wmapinfo *mi;
 	uint32_t i;
-	int rc = proc_table(p, &t);
+	int rc = proc_table(c, p, &t);
 
 	if (rc)
 		return rc;
 	for (i = 0; i < t->nmaps && strcmp(t->maps[i].name, q->name); i++)
 		;
 	if (i == t->nmaps)
-		return fail(ENOENT, "no-map");
+		return fail(c, ENOENT, "no-map");
 	mi = &t->maps[i];
 	if (q->page >= mi->pages || count < 1 || count > mi->pages - q->page)
-		return fail(EINVAL, "range");
-	wr.addr = mi->addr + q->page * page_size;
-	wr.mapped = mi->bits_off == ALL_MAPPED ||
-		    (t->bits[mi->bits_off + q->page / 8] >> (q->page % 8) & 1);
+		return fail(c, EINVAL, "range");
+	at->addr = mi->addr + q->page * page_size;
+	at->mapped = mi->bits_off == ALL_MAPPED ||
+		     (t->bits[mi->bits_off + q->page / 8] >> (q->page % 8) & 1);
 	return 0;
 }

@@ -4,11 +4,12 @@
  * as hostile: no input may crash the agent, only earn a bad-request.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent.h"
+#include "protocol.h"
 
 static void sb_grow(struct sbuf *sb, size_t need)
 {
@@ -220,4 +221,15 @@ int kv_check(const struct req *r, const char *const *allowed)
 			}
 	}
 	return 0;
+}
+
+int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
 }

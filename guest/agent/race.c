@@ -17,7 +17,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "ops.h"
+#include "handlers.h"
+#include "request.h"
+#include "sysfs.h"
 
 #define TAINTED		"/proc/sys/kernel/tainted"
 
@@ -44,25 +46,25 @@ static void racer(struct round *rd, int exit_instead)
 	_exit(0);
 }
 
-int op_race(const struct req *r)
+int op_race(struct ctx *c)
 {
 	uint64_t rounds, i, walked = 0, gone = 0, unexpected = 0;
 	uint64_t before, after = 0;
 	int first_bad = 0, fd;
 	struct round *rd;
 
-	if (num(r, "rounds", 10000, 1000000, &rounds))
-		return bad(r, "rounds");
+	if (num(c, "rounds", 10000, 1000000, &rounds))
+		return bad(c, "rounds");
 	if (sysfs_u64(TAINTED, &before))
-		return fail(errno, "tainted");
+		return fail(c, errno, "tainted");
 	fd = open("/proc/mtest", O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
-		return fail(errno, "open-mtest");
+		return fail(c, errno, "open-mtest");
 	rd = mmap(NULL, sizeof(*rd), PROT_READ | PROT_WRITE,
 		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (rd == MAP_FAILED) {
 		close(fd);
-		return fail(errno, "mmap");
+		return fail(c, errno, "mmap");
 	}
 	for (i = 0; i < rounds; i++) {
 		char cmd[64];
@@ -98,7 +100,7 @@ int op_race(const struct req *r)
 		waitpid(kid, NULL, 0);
 	}
 	sysfs_u64(TAINTED, &after);
-	sb_printf(&reply_fields,
+	sb_printf(c->fields,
 		  " rounds=%llu walked=%llu gone=%llu unexpected=%llu first_bad=%d tainted_before=%llu tainted_after=%llu",
 		  (unsigned long long)i, (unsigned long long)walked,
 		  (unsigned long long)gone, (unsigned long long)unexpected,

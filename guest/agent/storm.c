@@ -18,7 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ops.h"
+#include "agent.h"
+#include "handlers.h"
+#include "request.h"
+#include "sysfs.h"
 
 #define MAX_THREADS	8
 #define MAX_CHURN	4
@@ -191,10 +194,10 @@ static void *writer(void *p)
 	return NULL;
 }
 
-static int key_u64(const struct req *r, const char *k, uint64_t def,
+static int key_u64(struct ctx *c, const char *k, uint64_t def,
 		   uint64_t lo, uint64_t hi, uint64_t *out)
 {
-	const char *v = kv_get(r, k);
+	const char *v = kv_get(c->req, k);
 
 	*out = def;
 	if (v && parse_u64(v, out))
@@ -202,18 +205,18 @@ static int key_u64(const struct req *r, const char *k, uint64_t def,
 	return *out < lo || *out > hi ? -1 : 0;
 }
 
-int op_tainted(const struct req *r)
+int op_tainted(struct ctx *c)
 {
 	uint64_t t;
 
-	(void)r;
+	(void)c;
 	if (sysfs_u64(TAINTED, &t))
-		return fail(errno, "tainted");
-	sb_printf(&reply_fields, " value=%llu", (unsigned long long)t);
+		return fail(c, errno, "tainted");
+	sb_printf(c->fields, " value=%llu", (unsigned long long)t);
 	return 0;
 }
 
-int op_storm(const struct req *r)
+int op_storm(struct ctx *c)
 {
 	uint64_t threads, writes, churners, seed, total_ok = 0, total_bad = 0;
 	uint64_t errs[8] = { 0 };
@@ -224,25 +227,25 @@ int op_storm(const struct req *r)
 	uint64_t before, after = 0;
 	int i, k, first_bad = 0;
 
-	if (key_u64(r, "threads", 4, 1, MAX_THREADS, &threads))
-		return bad(r, "threads");
-	if (key_u64(r, "writes", 250, 1, 100000, &writes))
-		return bad(r, "writes");
-	if (key_u64(r, "churn", 2, 1, MAX_CHURN, &churners))
-		return bad(r, "churn");
-	if (key_u64(r, "seed", 1, 0, UINT64_MAX, &seed))
-		return bad(r, "seed");
+	if (key_u64(c, "threads", 4, 1, MAX_THREADS, &threads))
+		return bad(c, "threads");
+	if (key_u64(c, "writes", 250, 1, 100000, &writes))
+		return bad(c, "writes");
+	if (key_u64(c, "churn", 2, 1, MAX_CHURN, &churners))
+		return bad(c, "churn");
+	if (key_u64(c, "seed", 1, 0, UINT64_MAX, &seed))
+		return bad(c, "seed");
 	if (sysfs_u64(TAINTED, &before))
-		return fail(errno, "tainted");
+		return fail(c, errno, "tainted");
 	s = calloc(1, sizeof(*s));
 	if (!s)
-		return fail(ENOMEM, "calloc");
+		return fail(c, ENOMEM, "calloc");
 	s->targets = mmap(NULL, sizeof(struct target) * MAX_CHURN,
 			  PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
 			  -1, 0);
 	if (s->targets == MAP_FAILED) {
 		free(s);
-		return fail(errno, "mmap");
+		return fail(c, errno, "mmap");
 	}
 	s->ntargets = churners;
 	s->writes = writes;
@@ -278,14 +281,14 @@ int op_storm(const struct req *r)
 			first_bad = s->first_bad[i];
 	}
 	sysfs_u64(TAINTED, &after);
-	sb_printf(&reply_fields, " writes=%llu ok=%llu unexpected=%llu first_bad=%d",
+	sb_printf(c->fields, " writes=%llu ok=%llu unexpected=%llu first_bad=%d",
 		  (unsigned long long)(threads * writes),
 		  (unsigned long long)total_ok, (unsigned long long)total_bad,
 		  first_bad);
 	for (k = 0; k < 8; k++)
-		sb_printf(&reply_fields, " e%d=%llu", expected[k],
+		sb_printf(c->fields, " e%d=%llu", expected[k],
 			  (unsigned long long)errs[k]);
-	sb_printf(&reply_fields, " tainted_before=%llu tainted_after=%llu",
+	sb_printf(c->fields, " tainted_before=%llu tainted_after=%llu",
 		  (unsigned long long)before, (unsigned long long)after);
 	munmap(s->targets, sizeof(struct target) * MAX_CHURN);
 	free(s);

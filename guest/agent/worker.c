@@ -18,7 +18,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "kcov.h"
+#include "worker.h"
 
 #ifndef MREMAP_DONTUNMAP
 #define MREMAP_DONTUNMAP	4
@@ -26,8 +27,6 @@
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE	0x100000
 #endif
-
-long page_size;
 
 /* Per-page state; pages of a map can go one by one (munmap, overlays). */
 #define PF_MAPPED	0x1

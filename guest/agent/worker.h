@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * worker.c: the workload process, and the fixed-size messages the
+ * controller drives it with over a SOCK_SEQPACKET socketpair.
+ */
+#ifndef RMC_WORKER_H
+#define RMC_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent.h"
+
+#define CTL_FD		3	/* a worker's control socket */
+#define KCOV_FD		4	/* a worker's kcov buffer (kcov.c), if any */
+
+enum wop {
+	W_MMAP = 1,
+	W_MUNMAP,
+	W_MPROTECT,
+	W_MREMAP,
+	W_MADVISE,
+	W_WRITE,
+	W_READ,
+	W_FORK,		/* carries the child's control socket (SCM_RIGHTS) */
+	W_EXIT,		/* no reply: the controller waits for the socket EOF */
+	W_LIST,		/* the whole map table */
+	W_MLOCK,	/* advice: mlock2() flags */
+	W_MUNLOCK,
+	W_MLOCKALL,	/* advice: mlockall() flags */
+	W_MUNLOCKALL,
+};
+
+enum backing { B_ANON, B_DEVZERO, B_MEMFD, B_FILE };
+
+struct wreq {
+	uint32_t op;
+	char name[NAME_LEN];
+	char at_map[NAME_LEN];
+	uint64_t page, count, pages, offset;
+	int64_t at;
+	int32_t backing, shared;
+	int32_t huge;		/* -1: not given */
+	int32_t prot, advice, value;
+	uint8_t one_byte, has_at, move, dontunmap;
+	uint8_t locked;		/* W_MMAP: MAP_LOCKED */
+	uint8_t tag;		/* W_WRITE: first 8 bytes = page index */
+};
+
+struct wmapinfo {
+	char name[NAME_LEN];
+	uint64_t addr, pages;
+	uint32_t bits_off;	/* into wrep.bits, or ALL_MAPPED */
+	uint32_t pad;
+};
+
+#define ALL_MAPPED	UINT32_MAX
+#define WREP_BITS	(128 * 1024)
+
+struct wrep {
+	int32_t err;		/* 0 or an errno */
+	char msg[NAME_LEN];
+	uint64_t addr, old, count;
+	int32_t pid;
+	uint32_t nmaps, nbits;
+	struct wmapinfo maps[MAX_MAPS];
+	uint8_t bits[WREP_BITS];	/* W_LIST: one bit per page, 1 = mapped */
+};
+
+#define WREP_HDR_LEN	offsetof(struct wrep, maps)
+#define WREP_LIST_LEN(n) (offsetof(struct wrep, bits) + (n))
+
+void worker_main(void) __attribute__((noreturn));
+
+#endif
