@@ -26,6 +26,7 @@
 #include "agent.h"
 #include "ops.h"
 #include "proctable.h"
+#include "sysfs.h"
 
 #define PORT_NAME	"rmapcheck.0"
 #define PORT_WAIT_MS	10000
@@ -184,22 +185,6 @@ static int load_modules(void)
 	return rmc_err;
 }
 
-static int read_small(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -1;
-	buf[n] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	return 0;
-}
-
 /* The first /dev/vportNpM whose sysfs name is PORT_NAME; -1 after 10 s. */
 static int open_port(void)
 {
@@ -217,7 +202,7 @@ static int open_port(void)
 				continue;
 			snprintf(path, sizeof(path),
 				 "/sys/class/virtio-ports/%s/name", de->d_name);
-			if (read_small(path, name, sizeof(name)) ||
+			if (sysfs_read(path, name, sizeof(name)) ||
 			    strcmp(name, PORT_NAME))
 				continue;
 			snprintf(path, sizeof(path), "/dev/%s", de->d_name);

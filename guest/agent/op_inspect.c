@@ -114,12 +114,9 @@ int op_findpage(struct ctx *c)
 	struct proc *p;
 	int rc;
 
-	rc = req_map(c, &q, 0);
-	if (rc)
-		return rc;
-	if (num(c, "page", REQUIRED, max_pages(), &q.page))
-		return bad(c, "page");
-	rc = req_proc(c, &p);
+	rc = req_page(c, &q);
+	if (!rc)
+		rc = req_proc(c, &p);
 	return rc ? rc : findpage_into(c, c->fields, p, &q, c->req->id);
 }
 

@@ -169,11 +169,9 @@ int op_poke(struct ctx *c)
 	ssize_t n;
 	int rc;
 
-	rc = req_map(c, &q, 0);
+	rc = req_page(c, &q);
 	if (rc)
 		return rc;
-	if (num(c, "page", REQUIRED, max_pages(), &q.page))
-		return bad(c, "page");
 	if (num(c, "value", 0xee, 255, &v))
 		return bad(c, "value");
 	rc = req_proc(c, &p);

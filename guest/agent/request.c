@@ -64,6 +64,18 @@ int req_map(struct ctx *c, struct wreq *q, uint32_t op)
 	return 0;
 }
 
+/* A request about one page of a named map: q's name and page. */
+int req_page(struct ctx *c, struct wreq *q)
+{
+	int rc = req_map(c, q, 0);
+
+	if (rc)
+		return rc;
+	if (num(c, "page", REQUIRED, max_pages(), &q->page))
+		return bad(c, "page");
+	return 0;
+}
+
 int req_pages(struct ctx *c, struct wreq *q, uint64_t count_def,
 	      uint64_t count_max)
 {

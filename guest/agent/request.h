@@ -20,6 +20,7 @@ int num(struct ctx *c, const char *k, uint64_t def, uint64_t max,
 int pick(const char *s, const struct named *names);
 int req_proc(struct ctx *c, struct proc **out);
 int req_map(struct ctx *c, struct wreq *q, uint32_t op);
+int req_page(struct ctx *c, struct wreq *q);
 int req_pages(struct ctx *c, struct wreq *q, uint64_t count_def,
 	      uint64_t count_max);
 
