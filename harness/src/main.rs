@@ -411,9 +411,12 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> Result<()> {
-    // For the test of exit code 4: a harness bug has no deterministic trigger otherwise.
+    // For the tests of exit code 4: a harness bug has no deterministic trigger otherwise.
     if std::env::var_os("RMAPCHECK_TEST_PANIC").is_some() {
         panic!("RMAPCHECK_TEST_PANIC is set: a deliberate harness bug");
+    }
+    if std::env::var_os("RMAPCHECK_TEST_ERROR").is_some() {
+        return Err(anyhow::anyhow!("RMAPCHECK_TEST_ERROR is set").context("a deliberate unexpected error"));
     }
     match cli.command {
         Command::Run(args) => run(args),
