@@ -513,8 +513,9 @@ fn workdir(command: &str) -> Result<PathBuf> {
     if let Some(dir) = DIR.get() {
         return Ok(dir.clone());
     }
-    let dir = cache::subdir("runs")?.join(format!("{command}-{}", std::process::id()));
-    let log = rmapcheck::log::init(&dir)?;
+    // The cache's own failures (no cache dir, a full disk) are the environment's.
+    let dir = cache::subdir("runs").map_err(Error::environment)?.join(format!("{command}-{}", std::process::id()));
+    let log = rmapcheck::log::init(&dir).map_err(Error::environment)?;
     reporter().event(Event::Note(format!("guests and log under {} (log: {})", dir.display(), log.display())));
     Ok(DIR.get_or_init(|| dir).clone())
 }

@@ -160,29 +160,22 @@ fn a_missing_tool_exits_3() {
 
 #[test]
 fn a_harness_bug_exits_4_with_its_message() {
-    let cache = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_rmapcheck"))
-        .args(["check", "scenarios"])
-        .env("RMAPCHECK_CACHE", cache.path())
-        .env("RMAPCHECK_TEST_PANIC", "1")
-        .output()
-        .expect("the binary runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{stderr}");
-    assert!(stderr.contains("a deliberate harness bug"), "{stderr}");
-}
-
-#[test]
-fn an_unexpected_error_is_a_harness_bug_and_exits_4_with_its_chain() {
-    let cache = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_rmapcheck"))
-        .args(["check", "scenarios"])
-        .env("RMAPCHECK_CACHE", cache.path())
-        .env("RMAPCHECK_TEST_ERROR", "1")
-        .output()
-        .expect("the binary runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{stderr}");
-    assert!(stderr.contains("a deliberate unexpected error: RMAPCHECK_TEST_ERROR is set"), "{stderr}");
-    assert!(stderr.contains("this is a bug in rmapcheck"), "{stderr}");
+    // A panic, and an error no layer expected (its chain shown whole).
+    let cases = [
+        ("RMAPCHECK_TEST_PANIC", "a deliberate harness bug"),
+        ("RMAPCHECK_TEST_ERROR", "a deliberate unexpected error: RMAPCHECK_TEST_ERROR is set"),
+    ];
+    for (var, want) in cases {
+        let cache = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_rmapcheck"))
+            .args(["check", "scenarios"])
+            .env("RMAPCHECK_CACHE", cache.path())
+            .env(var, "1")
+            .output()
+            .expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{var}: {stderr}");
+        assert!(stderr.contains(want), "{var}: {stderr}");
+        assert!(stderr.contains("this is a bug in rmapcheck"), "{var}: {stderr}");
+    }
 }
