@@ -10,6 +10,7 @@
 //! whatever happens, and a tree with uncommitted changes or a bisection of its own in
 //! progress is refused.
 
+use crate::error::Error;
 use crate::exec::Cmd;
 use crate::fuzz::triage;
 use crate::image::kernel::{FetchProgress, Kernel};
@@ -17,7 +18,7 @@ use crate::image::kernels::{self, Manifest};
 use crate::image::{prepare, source_build};
 use crate::run::pool::Pool;
 use crate::scenario::Loaded;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -137,10 +138,16 @@ pub fn run(
     let bad = rev(tree, &opts.bad)?;
     let dirty = git(tree).args(["status", "--porcelain", "--untracked-files=no"]).run("git status")?;
     if !dirty.trim().is_empty() {
-        bail!("{} has uncommitted changes; commit or stash them first:\n{dirty}", tree.display());
+        let why = format!("{} has uncommitted changes; commit or stash them first:\n{dirty}", tree.display());
+        return Err(Error::bad_input(why).into());
     }
     if tree.join(".git/BISECT_START").exists() {
-        bail!("{} has a bisection in progress; end it with: git -C {} bisect reset", tree.display(), tree.display());
+        let why = format!(
+            "{} has a bisection in progress; end it with: git -C {} bisect reset",
+            tree.display(),
+            tree.display()
+        );
+        return Err(Error::bad_input(why).into());
     }
     if !tree.join(".config").exists() {
         let entry = manifest.entry(&opts.config_key)?;
@@ -158,7 +165,8 @@ pub fn run(
     say(&at_bad);
     steps.push(at_bad);
     let Some(title) = title else {
-        bail!("{} does not fail on the bad commit {bad}: nothing to bisect", opts.finding.path.display());
+        let why = format!("{} does not fail on the bad commit {bad}: nothing to bisect", opts.finding.path.display());
+        return Err(Error::bad_input(why).into());
     };
 
     git(tree).args(["bisect", "start", &bad, &good]).run("git bisect start")?;
@@ -182,6 +190,9 @@ fn walk(
 ) -> Result<(Option<String>, Option<String>)> {
     let tree = &opts.tree;
     loop {
+        if let Some(sig) = crate::signal::requested() {
+            return Ok((None, Some(format!("stopped by signal {sig}"))));
+        }
         if *builds >= opts.max_builds {
             return Ok((None, Some(format!("{} builds allowed, all used", opts.max_builds))));
         }

@@ -25,6 +25,41 @@ pub mod triage;
 pub use campaign::{Event, Limit, Options, Summary};
 pub use generate::{GenConfig, Weights};
 
+use crate::image::kernel::Kernel;
+
+/// The kernel a campaign runs on when none is named. Fuzzing wants the debug kernel:
+/// DEBUG_VM and PAGE_TABLE_CHECK turn silent damage into splats.
+pub const DEFAULT_KERNEL: &str = "6.12-debug";
+
+/// `--coverage`: whether runs collect KCOV coverage (kernel PCs) to guide the campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Coverage {
+    // On kernels built with CONFIG_KCOV (the source-built debug kernels); elsewhere the
+    // campaign is unguided and says so. (Plain comments: `--help` lists no values.)
+    Auto,
+    On,
+    Off,
+}
+
+impl Coverage {
+    /// Whether a campaign on `kernel` collects coverage, and the line that says why.
+    pub fn decide(self, kernel: &Kernel) -> (bool, &'static str) {
+        let kcov = kernel.has_kcov();
+        let on = match self {
+            Coverage::On => true,
+            Coverage::Off => false,
+            Coverage::Auto => kcov,
+        };
+        let why = match (on, kcov) {
+            (true, true) => "on (KCOV over what the kernel instruments)",
+            (true, false) => "asked for, but the kernel's config has no CONFIG_KCOV; runs will tell",
+            (false, true) => "off (--coverage off)",
+            (false, false) => "off: the kernel has no KCOV, so the campaign is unguided",
+        };
+        (on, why)
+    }
+}
+
 /// Parse `10m`, `90s`, `2h` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();

@@ -8,12 +8,14 @@ use std::path::{Path, PathBuf};
 /// Top-level modules, low to high. A module may use its own layer and those before it.
 const LAYERS: &[&[&str]] = &[
     // Shared infrastructure; the crate root too.
-    &["", "cache", "exec", "log", "wire"],
+    &["", "cache", "exec", "log", "signal", "wire"],
     &["scenario"],
     &["check"],
     &["image"],
     &["coverage"],
     &["vm"],
+    // Every layer's typed errors, to exit codes.
+    &["error"],
     &["report"],
     &["run"],
     &["fuzz"],

@@ -4,12 +4,14 @@
 //! One folder per layer, in the order of the data flow. A layer uses only layers below
 //! it (`cargo test` checks this: `layers.rs`), low to high:
 //!
-//! - shared infra: `cache`, `exec` (every external command), `wire` (key=value words);
+//! - shared infra: `cache`, `exec` (every external command), `wire` (key=value words),
+//!   `signal` (the one stop request);
 //! - `scenario`: scenario files, parsed and validated;
 //! - `check`: pure judgements: `dmesg`, `oracle`, `model`, `expect`, and the `outcome`
 //!   they fill in;
 //! - `image`: kernels (fetched or built), the agent and module builds, the initramfs;
 //! - `vm`: `qemu`, `protocol`, one `guest`, and saved guests (`vmstate`);
+//! - `error`: the one error a command ends with, and its exit code;
 //! - `report`: text, JSON, JUnit, snapshots, results files, HTML;
 //! - `run`: one scenario on one guest (`runner`), warm guests (`pool`), `bench`;
 //! - `fuzz`: generated sequences, shrinking, triage, campaigns;
@@ -23,6 +25,7 @@ pub mod bisect;
 pub mod cache;
 pub mod check;
 pub mod coverage;
+pub mod error;
 pub mod exec;
 pub mod fuzz;
 pub mod image;
@@ -31,6 +34,7 @@ pub mod mutants;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod signal;
 pub mod ui;
 pub mod vm;
 pub mod wire;

@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use rmapcheck::check::outcome::{Outcome, Status};
+use rmapcheck::error::{code, Error};
 use rmapcheck::image::kernel::Kernel;
 use rmapcheck::image::kernels::{self, Manifest};
 use rmapcheck::image::prepare;
@@ -10,27 +11,16 @@ use rmapcheck::image::prepare::{Prepared, Target};
 use rmapcheck::report::{html, results};
 use rmapcheck::run::bench;
 use rmapcheck::run::pool::{Hold, Pool};
+use rmapcheck::signal;
 use rmapcheck::ui::{self, Event, Reporter};
 use rmapcheck::vm::guest::{Fault, Guest, Info};
-use rmapcheck::vm::qemu;
 use rmapcheck::{cache, fuzz, report, scenario};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-
-/// What each exit code means; README.md ("The CLI") says the same.
-const EXIT_CODES: &str = "\
-Exit codes:
-  0  success: every scenario passed, the fuzzer found nothing new
-  1  a scenario failed or errored, or the fuzzer found a failure
-  2  bad usage or bad input: arguments, scenario files, the manifest, results files
-  3  the environment failed: a missing tool, the network, the cache, a kernel or
-     module build, a guest that does not boot
-  4  a harness bug (a panic)";
 
 #[derive(Parser)]
 #[command(name = "rmapcheck", version, about = "Test harness and fuzzer for Linux rmap correctness")]
-#[command(after_help = EXIT_CODES)]
+#[command(after_help = rmapcheck::error::EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -321,18 +311,11 @@ struct FuzzArgs {
     /// Collect the KCOV coverage (kernel PCs) of every run. auto: on kernels built with
     /// CONFIG_KCOV (the source-built debug kernels); elsewhere the campaign is unguided and says so.
     #[arg(long, value_enum, default_value = "auto")]
-    coverage: Coverage,
+    coverage: fuzz::Coverage,
     /// Generate every run afresh, as without coverage, while still recording coverage
     /// and the corpus: the baseline to measure a guided campaign against.
     #[arg(long)]
     unguided: bool,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Coverage {
-    Auto,
-    On,
-    Off,
 }
 
 #[derive(clap::Args)]
@@ -402,74 +385,45 @@ enum KernelsCommand {
     Update { keys: Vec<String> },
 }
 
-/// Bad usage or bad input: one line on stderr, exit 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct BadInput(String);
-
-/// How the CLI ends, as in `EXIT_CODES`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Exit {
-    Success = 0,
-    Failed = 1,
-    BadInput = 2,
-    Setup = 3,
-    Bug = 4,
+/// A note to the user, through the one reporter.
+fn note(message: String) {
+    reporter().event(Event::Note(message));
 }
-
-impl Exit {
-    /// Input is checked, and its errors marked `BadInput`, before anything is fetched,
-    /// built or booted; so any other error is the environment's.
-    fn of(e: &anyhow::Error) -> Exit {
-        if e.downcast_ref::<BadInput>().is_some() {
-            Exit::BadInput
-        } else {
-            Exit::Setup
-        }
-    }
-
-    fn code(self) -> ExitCode {
-        ExitCode::from(self as u8)
-    }
-}
-
-/// Set by the first Ctrl-C; `run` and `fuzz` then stop taking work and save what they have.
-static STOP: AtomicBool = AtomicBool::new(false);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     kernels::set_strict_pins(cli.locked);
     let _ = REPORTER.set(Reporter::new(cli.progress));
-    qemu::install_stop_handlers(qemu::STOP_GRACE, Some(&STOP), |m| reporter().event(Event::Note(m)));
+    signal::install(signal::GRACE, note);
     // Unwinding drops every QEMU guard on the way; the panic message is already out.
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(cli))) {
-        Ok(Ok(code)) => code,
+        Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
-            if let Some(bad) = e.downcast_ref::<BadInput>() {
-                eprintln!("rmapcheck: {bad}");
-            } else {
-                eprintln!("rmapcheck: error: {e:#}");
-            }
-            Exit::of(&e).code()
+            let e = Error::from(e);
+            eprintln!("rmapcheck: {}", e.message());
+            ExitCode::from(e.exit_code())
         }
         Err(_) => {
             eprintln!("rmapcheck: this is a bug in rmapcheck; please report it with the message above");
-            Exit::Bug.code()
+            ExitCode::from(code::BUG)
         }
     }
 }
 
-fn dispatch(cli: Cli) -> Result<ExitCode> {
-    // For the test of exit code 4: a harness bug has no deterministic trigger otherwise.
+fn dispatch(cli: Cli) -> Result<()> {
+    // For the tests of exit code 4: a harness bug has no deterministic trigger otherwise.
     if std::env::var_os("RMAPCHECK_TEST_PANIC").is_some() {
         panic!("RMAPCHECK_TEST_PANIC is set: a deliberate harness bug");
+    }
+    if std::env::var_os("RMAPCHECK_TEST_ERROR").is_some() {
+        return Err(anyhow::anyhow!("RMAPCHECK_TEST_ERROR is set").context("a deliberate unexpected error"));
     }
     match cli.command {
         Command::Run(args) => run(args),
         Command::Kernels { command } => kernels_cmd(command),
         Command::Check { paths } => {
             load_scenarios(&paths)?;
-            Ok(Exit::Success.code())
+            Ok(())
         }
         Command::Diff { scenario } => {
             let name = std::path::Path::new(&scenario)
@@ -477,15 +431,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or(scenario);
             let texts = rmapcheck::report::snapshots::load(&rmapcheck::project_root().join("snapshots"), &name)
-                .map_err(|e| BadInput(e.to_string()))?;
+                .map_err(Error::bad)?;
             print!("{}", rmapcheck::report::snapshots::side_by_side(&texts));
-            Ok(Exit::Success.code())
+            Ok(())
         }
         Command::Report(args) => report_cmd(args),
         Command::Bench(args) => bench(args),
         Command::Schema => {
             print!("{}", scenario::json_schema());
-            Ok(Exit::Success.code())
+            Ok(())
         }
         Command::Fuzz(args) => fuzz_cmd(args),
         Command::Replay(args) => replay_cmd(args),
@@ -496,19 +450,18 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Corpus { command: CorpusCommand::Merge { inputs, out } } => {
             for d in &inputs {
                 if !d.is_dir() {
-                    return Err(BadInput(format!("{}: no such folder", d.display())).into());
+                    return Err(Error::bad_input(format!("{}: no such folder", d.display())).into());
                 }
             }
             let merged = fuzz::merge::merge(&inputs, &out)?;
             print!("{}", merged.text(&out));
-            Ok(Exit::Success.code())
+            Ok(())
         }
         Command::Coverage(args) => {
-            let mapped = rmapcheck::coverage::map(&args.from, args.vmlinux.as_deref())
-                .map_err(|e| BadInput(format!("{e:#}")))?;
+            let mapped = rmapcheck::coverage::map(&args.from, args.vmlinux.as_deref()).map_err(Error::bad)?;
             print!("{}", report::coverage::text(&mapped.coverage, &mapped.what));
             println!("(vmlinux: {})", mapped.vmlinux.display());
-            Ok(Exit::Success.code())
+            Ok(())
         }
     }
 }
@@ -522,10 +475,10 @@ fn targets(args: &KernelArgs, manifest: &Manifest) -> Result<Vec<Target>> {
     }
     let mut seen = std::collections::HashSet::new();
     keys.retain(|k| seen.insert(k.clone()));
-    manifest.check_keys(&keys).map_err(|e| BadInput(e.to_string()))?;
+    manifest.check_keys(&keys).map_err(Error::bad)?;
     let mut targets: Vec<Target> = keys.into_iter().map(Target::Key).collect();
     if let (Some(image), Some(build)) = (&args.kernel_image, &args.kernel_build) {
-        targets.push(Target::Custom(Kernel::custom(image, build, None).map_err(|e| BadInput(format!("{e:#}")))?));
+        targets.push(Target::Custom(Kernel::custom(image, build, None).map_err(Error::bad)?));
     }
     if targets.is_empty() {
         targets.push(Target::Key(manifest.default.clone()));
@@ -547,7 +500,7 @@ fn prepare_kernels(args: &KernelArgs) -> Result<Vec<(String, Prepared)>> {
                 }
                 _ => format!("--kernel {}", t.key()),
             };
-            Ok((replay, prepare::prepare_target(&manifest, t, reporter())?))
+            Ok((replay, prepare::prepare_target(&manifest, t, reporter()).map_err(Error::environment)?))
         })
         .collect()
 }
@@ -560,21 +513,19 @@ fn workdir(command: &str) -> Result<PathBuf> {
     if let Some(dir) = DIR.get() {
         return Ok(dir.clone());
     }
-    let dir = cache::subdir("runs")?.join(format!("{command}-{}", std::process::id()));
-    let log = rmapcheck::log::init(&dir)?;
+    // The cache's own failures (no cache dir, a full disk) are the environment's.
+    let dir = cache::subdir("runs").map_err(Error::environment)?.join(format!("{command}-{}", std::process::id()));
+    let log = rmapcheck::log::init(&dir).map_err(Error::environment)?;
     reporter().event(Event::Note(format!("guests and log under {} (log: {})", dir.display(), log.display())));
     Ok(DIR.get_or_init(|| dir).clone())
 }
 
 /// images/kernels.toml; a broken one is bad input, like a broken scenario.
 fn load_manifest() -> Result<Manifest> {
-    Ok(Manifest::load().map_err(|e| BadInput(format!("{e:#}")))?)
+    Ok(Manifest::load().map_err(Error::bad)?)
 }
 
-/// The kernel `fuzz` uses when none is named.
-const FUZZ_DEFAULT_KERNEL: &str = "6.12-debug";
-
-fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
+fn fuzz_cmd(args: FuzzArgs) -> Result<()> {
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
     });
@@ -592,14 +543,12 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
         ..fuzz::GenConfig::default()
     };
     if args.kernel.gdb && args.jobs != 1 {
-        return Err(BadInput("--gdb debugs one guest: use it with --jobs 1".into()).into());
+        return Err(Error::bad_input("--gdb debugs one guest: use it with --jobs 1").into());
     }
     let mut failures = 0;
-    // Fuzzing wants the debug kernel: DEBUG_VM and PAGE_TABLE_CHECK turn silent damage
-    // into splats.
     let mut kernel = args.kernel.clone();
     if kernel.kernels.is_empty() && !kernel.all_kernels && kernel.kernel_image.is_none() {
-        kernel.kernels.push(FUZZ_DEFAULT_KERNEL.to_string());
+        kernel.kernels.push(fuzz::DEFAULT_KERNEL.to_string());
     }
     if let Some(run) = args.print_run {
         // Large maps are sized in PMDs of the (first) kernel's page size.
@@ -607,31 +556,16 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
         let page_size = kernel.kernels.first().and_then(|k| manifest.entry(k).ok()).map(|e| e.page_size);
         let gen = fuzz::GenConfig { page_size: page_size.unwrap_or(gen.page_size), ..gen };
         print!("{}", scenario::to_yaml(&fuzz::generate::generate(&gen, seed, run), ""));
-        return Ok(Exit::Success.code());
+        return Ok(());
     }
     for (kernel_args, prepared) in prepare_kernels(&kernel)? {
-        let gdb =
-            if kernel.gdb { Some((gdb_setup(&prepared, &load_manifest()?)?, hold_for_gdb as Hold)) } else { None };
+        let gdb = if kernel.gdb { Some((gdb_setup(&prepared)?, hold_for_gdb as Hold)) } else { None };
         let mut gen = gen.clone();
         if args.thp {
             gen.huge_pages = rmapcheck::check::oracle::folio::pmd_pages(prepared.kernel.page_size);
         }
-        let kcov = has_kcov(&prepared.kernel);
-        let coverage = match args.coverage {
-            Coverage::On => true,
-            Coverage::Off => false,
-            Coverage::Auto => kcov,
-        };
-        eprintln!(
-            "rmapcheck: {}: coverage {}",
-            prepared.kernel.key,
-            match (coverage, kcov) {
-                (true, true) => "on (KCOV over what the kernel instruments)",
-                (true, false) => "asked for, but the kernel's config has no CONFIG_KCOV; runs will tell",
-                (false, true) => "off (--coverage off)",
-                (false, false) => "off: the kernel has no KCOV, so the campaign is unguided",
-            }
-        );
+        let (coverage, why) = args.coverage.decide(&prepared.kernel);
+        eprintln!("rmapcheck: {}: coverage {why}", prepared.kernel.key);
         let opts = fuzz::Options {
             gdb,
             coverage,
@@ -643,14 +577,14 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
             module_params: args.kernel.module_params.clone(),
             kernel_args,
             shrink_budget: args.shrink_budget,
-            known_bugs: scenario::known_bugs(&rmapcheck::project_root().join("scenarios"))
-                .map_err(|e| BadInput(format!("{e:#}")))?,
+            known_bugs: scenario::known_bugs(&rmapcheck::project_root().join("scenarios")).map_err(Error::bad)?,
             workroot: workdir("fuzz")?.join(&prepared.kernel.key),
             corpus: args.corpus.clone(),
             shard: args.shard,
             unguided: args.unguided,
+            stop_at_first_finding: false,
         };
-        let summary = fuzz::campaign::run(&prepared, &opts, &STOP, &|e| reporter().event(Event::Fuzz(e)))?;
+        let summary = fuzz::campaign::run(&prepared, &opts, &|e| reporter().event(Event::Fuzz(e)))?;
         reporter().finish();
         print!("{}", fuzz::summary::summary(&summary));
         failures += summary.found.len();
@@ -658,19 +592,22 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<ExitCode> {
             break;
         }
     }
-    Ok(if failures == 0 { Exit::Success.code() } else { Exit::Failed.code() })
-}
-
-/// Whether `kernel` was built with CONFIG_KCOV (its build tree's .config says so).
-fn has_kcov(kernel: &rmapcheck::image::kernel::Kernel) -> bool {
-    rmapcheck::image::kconfig::Kconfig::read(&kernel.build_dir.join(".config")).is_ok_and(|c| c.is("CONFIG_KCOV", "y"))
+    let out = args.out.display();
+    if let Some(signal) = signal::requested() {
+        let saved = format!("{failures} findings, the corpus and the coverage series are in {out}");
+        return Err(Error::Interrupted { signal, saved }.into());
+    }
+    if failures > 0 {
+        return Err(Error::Findings(format!("{failures} failures found; each has its folder in {out}")).into());
+    }
+    Ok(())
 }
 
 fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<scenario::Loaded>> {
     let paths = if paths.is_empty() { vec![rmapcheck::project_root().join("scenarios")] } else { paths.to_vec() };
-    let files = scenario::discover(&paths).map_err(|e| BadInput(format!("{e:#}")))?;
+    let files = scenario::discover(&paths).map_err(Error::bad)?;
     if files.is_empty() {
-        return Err(BadInput("no scenario files found".into()).into());
+        return Err(Error::bad_input("no scenario files found").into());
     }
     let mut loaded = Vec::new();
     let mut errors = Vec::new();
@@ -681,7 +618,7 @@ fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<scenario::Loaded>> {
         }
     }
     if !errors.is_empty() {
-        return Err(BadInput(errors.join("\n")).into());
+        return Err(Error::bad_input(errors.join("\n")).into());
     }
     Ok(loaded)
 }
@@ -694,7 +631,7 @@ fn save_results(path: Option<&std::path::Path>, outcomes: &[Outcome]) -> Result<
     }
 }
 
-fn run(args: RunArgs) -> Result<ExitCode> {
+fn run(args: RunArgs) -> Result<()> {
     let loaded = load_scenarios(&args.paths)?;
     let progress = reporter();
     let manifest = load_manifest()?;
@@ -718,7 +655,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             }
         };
         let workroot = workdir("run")?;
-        let gdb = if args.kernel.gdb { Some(gdb_setup(&prepared, &manifest)?) } else { None };
+        let gdb = if args.kernel.gdb { Some(gdb_setup(&prepared)?) } else { None };
         let mut pool = Pool::new(prepared, workroot)
             .with_module_params(&args.kernel.module_params)
             .with_events(Box::new(|e| progress.event(Event::Guest(e))));
@@ -727,13 +664,13 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         }
         progress.event(Event::Started { key: key.clone(), scenarios: loaded.len() });
         for l in &loaded {
-            if qemu::stop_requested().is_some() {
+            if signal::requested().is_some() {
                 break;
             }
             let played = pool.play(l);
             setup_failed |= matches!(played.fault, Some(Fault::Boot { .. }));
             let outcome = played.outcome;
-            if qemu::stop_requested().is_some() {
+            if signal::requested().is_some() {
                 // The signal reached QEMU too (one process group): this result proves nothing.
                 break;
             }
@@ -752,25 +689,25 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     if let Some(path) = &args.junit {
         cache::write_atomic(path, report::junit(&outcomes)?.as_bytes())?;
     }
-    if let Some(sig) = qemu::stop_requested() {
-        eprintln!("rmapcheck: interrupted by signal {sig}; {} results saved", outcomes.len());
-        return Ok(ExitCode::from(128 + sig as u8));
+    if let Some(signal) = signal::requested() {
+        return Err(Error::Interrupted { signal, saved: format!("{} results saved", outcomes.len()) }.into());
     }
     // A failing scenario is the news; a kernel that could not even be prepared or
     // booted is the environment's fault, when nothing failed.
-    let failed = outcomes.iter().any(|o| o.status == Status::Fail);
-    Ok(if failed {
-        Exit::Failed.code()
+    let failed = outcomes.iter().filter(|o| o.status == Status::Fail).count();
+    let not_ok = outcomes.iter().filter(|o| !o.status.is_ok()).count();
+    if failed > 0 {
+        Err(Error::Findings(format!("{failed} of {} scenario runs failed", outcomes.len())).into())
     } else if setup_failed {
-        Exit::Setup.code()
-    } else if outcomes.iter().all(|o| o.status.is_ok()) {
-        Exit::Success.code()
+        Err(Error::environment(anyhow::anyhow!("a kernel could not be prepared or booted (see above)")).into())
+    } else if not_ok > 0 {
+        Err(Error::Findings(format!("{not_ok} of {} scenario runs errored", outcomes.len())).into())
     } else {
-        Exit::Failed.code()
-    })
+        Ok(())
+    }
 }
 
-fn shell_cmd(args: ShellArgs) -> Result<ExitCode> {
+fn shell_cmd(args: ShellArgs) -> Result<()> {
     let pool = debug_pool(&args.kernel, "shell")?;
     let mut guest = pool.take()?;
     reporter().finish();
@@ -786,7 +723,7 @@ fn shell_cmd(args: ShellArgs) -> Result<ExitCode> {
             // A hung guest is what gdb is for; a dead one is only its console now.
             eprintln!("rmapcheck: the session ended: {fault}");
             pool.hold(&guest, &format!("guest fault ({})", fault.cause()));
-            return Ok(Exit::Failed.code());
+            return Err(Error::Findings(format!("the session ended on a guest fault ({})", fault.cause())).into());
         }
     };
     print!("{}", report::text(std::slice::from_ref(&outcome)));
@@ -795,23 +732,23 @@ fn shell_cmd(args: ShellArgs) -> Result<ExitCode> {
         pool.hold(&guest, "the session failed");
     }
     guest.shutdown();
-    Ok(if outcome.status != Status::Pass {
-        Exit::Failed.code()
+    if outcome.status != Status::Pass {
+        Err(Error::Findings("the session failed".into()).into())
     } else if lines.refused > 0 {
-        Exit::BadInput.code()
+        Err(Error::bad_input(format!("{} lines of the session were refused", lines.refused)).into())
     } else {
-        Exit::Success.code()
-    })
+        Ok(())
+    }
 }
 
 /// The pool of a debugging command (replay, shell): one kernel, its module
 /// parameters, and the gdb stub when asked for.
 fn debug_pool(args: &KernelArgs, command: &str) -> Result<Pool<'static>> {
     if targets(args, &load_manifest()?)?.len() != 1 {
-        return Err(BadInput("name one kernel: --kernel KEY or --kernel-image/--kernel-build".into()).into());
+        return Err(Error::bad_input("name one kernel: --kernel KEY or --kernel-image/--kernel-build").into());
     }
     let prepared = prepare_kernels(args)?.remove(0).1;
-    let gdb = if args.gdb { Some(gdb_setup(&prepared, &load_manifest()?)?) } else { None };
+    let gdb = if args.gdb { Some(gdb_setup(&prepared)?) } else { None };
     let mut pool = Pool::new(prepared, workdir(command)?)
         .with_module_params(&args.module_params)
         .with_events(Box::new(|e| reporter().event(Event::Guest(e))));
@@ -822,53 +759,16 @@ fn debug_pool(args: &KernelArgs, command: &str) -> Result<Pool<'static>> {
 }
 
 /// `--gdb`: a free port for the stub, and the command that attaches to it, said now.
-fn gdb_setup(prepared: &Prepared, manifest: &Manifest) -> Result<u16> {
-    use rmapcheck::image::symbols::{self, Symbols};
-    let port = qemu::free_port().context("picking a port for the gdb stub")?;
-    let kernel = &prepared.kernel;
-    // Only Debian's kernels have a debug package; the archive lists are local.
-    let apt = manifest
-        .entry(&kernel.key)
-        .ok()
-        .filter(|e| e.kind == kernels::EntryKind::Debian)
-        .and_then(|e| kernels::apt_for(e).ok());
-    let symbols = symbols::find(kernel, apt.as_ref());
-    let vmlinux = match &symbols {
-        Symbols::Vmlinux(v) => Some(v.as_path()),
-        Symbols::Missing(note) => {
-            reporter().event(Event::Note(note.clone()));
-            None
-        }
-    };
-    reporter().event(Event::Note(format!(
-        "{}: gdb stub on port {port}; attach with:\n  {}",
-        kernel.key,
-        qemu::gdb_command(vmlinux, port)
-    )));
-    Ok(port)
+fn gdb_setup(prepared: &Prepared) -> Result<u16> {
+    rmapcheck::run::gdb::setup(prepared, &load_manifest()?, &note)
 }
 
 /// `--gdb`: keep a failed guest paused and alive until the user presses Enter.
 fn hold_for_gdb(g: &Guest, why: &str) {
-    if let Err(e) = g.set_running(false) {
-        // QEMU is gone (a panic ends it): nothing is left to attach to.
-        let console = g.console_log();
-        reporter().event(Event::Note(format!(
-            "{why}: the guest cannot be paused ({e:#}); its console: {}",
-            console.display()
-        )));
-        return;
-    }
-    reporter().event(Event::Note(format!(
-        "{why}: the guest (QEMU pid {}) is paused for gdb; press Enter to let it go",
-        g.pid()
-    )));
-    let mut line = String::new();
-    let _ = std::io::stdin().read_line(&mut line);
-    let _ = g.set_running(true);
+    rmapcheck::run::gdb::hold(g, why, &note)
 }
 
-fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
+fn replay_cmd(args: ReplayArgs) -> Result<()> {
     let loaded = load_scenarios(std::slice::from_ref(&args.file))?.remove(0);
     let pool = debug_pool(&args.kernel, "replay")?;
     let workroot = workdir("replay")?;
@@ -893,24 +793,29 @@ fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
     }
     eprintln!("rmapcheck: replay page: {}", html_path.display());
     guest.shutdown();
-    let failed = r.first_failure.is_some() || r.outcome.status != Status::Pass;
-    Ok(if failed { Exit::Failed.code() } else { Exit::Success.code() })
+    match r.first_failure {
+        Some(n) => Err(Error::Findings(format!("step {n} failed")).into()),
+        None if r.outcome.status != Status::Pass => Err(Error::Findings("the scenario did not pass".into()).into()),
+        None => Ok(()),
+    }
 }
 
-fn mutants_cmd(args: MutantsArgs) -> Result<ExitCode> {
+fn mutants_cmd(args: MutantsArgs) -> Result<()> {
     let manifest = load_manifest()?;
-    let entry = manifest.entry(&args.kernel).map_err(|e| BadInput(e.to_string()))?;
+    let entry = manifest.entry(&args.kernel).map_err(Error::bad)?;
     if entry.kind != kernels::EntryKind::Source {
-        return Err(BadInput(format!("--kernel {}: mutants need a kernel built from source", args.kernel)).into());
+        return Err(
+            Error::bad_input(format!("--kernel {}: mutants need a kernel built from source", args.kernel)).into()
+        );
     }
     let scenarios = load_scenarios(&[])?;
     let dir = args.patches.unwrap_or_else(|| rmapcheck::image::images_dir().join("mutants"));
-    let known = rmapcheck::mutants::load(&dir).map_err(|e| BadInput(format!("{e:#}")))?;
+    let known = rmapcheck::mutants::load(&dir).map_err(Error::bad)?;
     if known.is_empty() {
-        return Err(BadInput(format!("{}: no .patch files", dir.display())).into());
+        return Err(Error::bad_input(format!("{}: no .patch files", dir.display())).into());
     }
     if let Some(name) = args.only.iter().find(|n| !known.iter().any(|m| &m.name == *n)) {
-        return Err(BadInput(format!("no mutant named '{name}' in {}", dir.display())).into());
+        return Err(Error::bad_input(format!("no mutant named '{name}' in {}", dir.display())).into());
     }
     let opts = rmapcheck::mutants::Options {
         patches: dir,
@@ -922,33 +827,31 @@ fn mutants_cmd(args: MutantsArgs) -> Result<ExitCode> {
         workroot: workdir("mutants")?,
     };
     std::fs::create_dir_all(&opts.out)?;
-    let verdicts = rmapcheck::mutants::run(
-        &manifest,
-        &scenarios,
-        &opts,
-        &STOP,
-        &|e| reporter().event(Event::Mutants(e)),
-        reporter(),
-    )?;
+    let verdicts =
+        rmapcheck::mutants::run(&manifest, &scenarios, &opts, &|e| reporter().event(Event::Mutants(e)), reporter())
+            .map_err(Error::environment)?;
     reporter().finish();
     match args.format {
         Format::Text => print!("{}", rmapcheck::mutants::text(&verdicts)),
         Format::Json => println!("{}", serde_json::to_string_pretty(&verdicts)?),
     }
-    Ok(Exit::Success.code())
+    if let Some(signal) = signal::requested() {
+        let saved = format!("{} verdicts saved in {}", verdicts.len(), opts.out.join("mutants.json").display());
+        return Err(Error::Interrupted { signal, saved }.into());
+    }
+    Ok(())
 }
 
-fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
+fn report_cmd(args: ReportArgs) -> Result<()> {
     if args.from.is_empty() && args.fuzz.is_empty() && args.mutants.is_empty() && args.coverage.is_none() {
-        return Err(BadInput(
-            "report: nothing to report; pass --from RESULTS (from `run --results`), --fuzz DIR or --coverage DIR"
-                .into(),
+        return Err(Error::bad_input(
+            "report: nothing to report; pass --from RESULTS (from `run --results`), --fuzz DIR or --coverage DIR",
         )
         .into());
     }
     let coverage = match &args.coverage {
         Some(dir) => {
-            let m = rmapcheck::coverage::map(dir, args.vmlinux.as_deref()).map_err(|e| BadInput(format!("{e:#}")))?;
+            let m = rmapcheck::coverage::map(dir, args.vmlinux.as_deref()).map_err(Error::bad)?;
             let source = m.vmlinux.parent().filter(|d| d.join("mm/rmap.c").is_file()).map(|d| d.to_path_buf());
             Some(html::CoveragePage { coverage: m.coverage, curves: m.curves, what: m.what, source })
         }
@@ -956,29 +859,29 @@ fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
     };
     let mut sets = Vec::new();
     for path in &args.from {
-        sets.push(results::read(path).map_err(|e| BadInput(format!("{e:#}")))?);
+        sets.push(results::read(path).map_err(Error::bad)?);
     }
     let outcomes = results::merge(sets);
     let mut verdicts = Vec::new();
     for path in &args.mutants {
-        verdicts.extend(rmapcheck::report::mutants::read(path).map_err(|e| BadInput(format!("{e:#}")))?);
+        verdicts.extend(rmapcheck::report::mutants::read(path).map_err(Error::bad)?);
     }
     let snapshots = rmapcheck::project_root().join("snapshots");
     let written = html::write(&args.out, &outcomes, &snapshots, &args.fuzz, &verdicts, coverage.as_ref())?;
     println!("{}", written.index.display());
-    Ok(Exit::Success.code())
+    Ok(())
 }
 
-fn bisect_cmd(args: BisectArgs) -> Result<ExitCode> {
+fn bisect_cmd(args: BisectArgs) -> Result<()> {
     let manifest = load_manifest()?;
-    let entry = manifest.entry(&args.config).map_err(|e| BadInput(e.to_string()))?;
+    let entry = manifest.entry(&args.config).map_err(Error::bad)?;
     if entry.kind != kernels::EntryKind::Source {
-        return Err(BadInput(format!("--config {}: not a kernel built from source", args.config)).into());
+        return Err(Error::bad_input(format!("--config {}: not a kernel built from source", args.config)).into());
     }
     let file = if args.finding.is_dir() { args.finding.join("shrunk.yaml") } else { args.finding.clone() };
     let finding = load_scenarios(std::slice::from_ref(&file))?.remove(0);
     if !args.tree.join(".git").exists() {
-        return Err(BadInput(format!("--tree {}: not a git repository", args.tree.display())).into());
+        return Err(Error::bad_input(format!("--tree {}: not a git repository", args.tree.display())).into());
     }
     let opts = rmapcheck::bisect::Options {
         tree: args.tree,
@@ -991,26 +894,35 @@ fn bisect_cmd(args: BisectArgs) -> Result<ExitCode> {
     };
     let result = rmapcheck::bisect::run(&manifest, &opts, reporter(), &|s| {
         reporter().event(Event::Note(format!("bisect: {} is {:?}: {}", s.commit, s.verdict, s.why)))
-    })?;
+    })
+    .map_err(Error::environment)?;
     reporter().finish();
     match args.format {
         Format::Text => print!("{}", result.text()),
         Format::Json => println!("{}", serde_json::to_string_pretty(&result)?),
     }
-    Ok(if result.first_bad.is_some() { Exit::Success.code() } else { Exit::Failed.code() })
+    if let Some(signal) = signal::requested() {
+        return Err(Error::Interrupted { signal, saved: format!("{} steps tested", result.steps.len()) }.into());
+    }
+    match result.first_bad {
+        Some(_) => Ok(()),
+        None => Err(Error::Findings("the bisection named no first bad commit".into()).into()),
+    }
 }
 
-fn repro_run(file: &std::path::Path, keys: Vec<String>, timeout: u64) -> Result<ExitCode> {
+fn repro_run(file: &std::path::Path, keys: Vec<String>, timeout: u64) -> Result<()> {
     use rmapcheck::run::program::{self, Verdict};
     if !file.is_file() {
-        return Err(BadInput(format!("{}: no such file", file.display())).into());
+        return Err(Error::bad_input(format!("{}: no such file", file.display())).into());
     }
     let manifest = load_manifest()?;
     let keys = if keys.is_empty() { vec![manifest.default.clone()] } else { keys };
-    manifest.check_keys(&keys).map_err(|e| BadInput(e.to_string()))?;
+    manifest.check_keys(&keys).map_err(Error::bad)?;
     let mut verdicts = Vec::new();
     for key in &keys {
-        let kernel = kernels::fetch(&manifest, key, reporter()).with_context(|| format!("fetching kernel {key}"))?;
+        let kernel = kernels::fetch(&manifest, key, reporter())
+            .with_context(|| format!("fetching kernel {key}"))
+            .map_err(Error::environment)?;
         let run = program::run_c(
             kernel,
             file,
@@ -1019,8 +931,8 @@ fn repro_run(file: &std::path::Path, keys: Vec<String>, timeout: u64) -> Result<
             reporter(),
         )
         .map_err(|e| match e.downcast::<rmapcheck::image::guest_build::CompileError>() {
-            Ok(compile) => BadInput(compile.to_string()).into(),
-            Err(e) => e,
+            Ok(compile) => Error::bad(compile),
+            Err(e) => Error::environment(e),
         })?;
         reporter().finish();
         println!("{}", run.summary());
@@ -1032,35 +944,35 @@ fn repro_run(file: &std::path::Path, keys: Vec<String>, timeout: u64) -> Result<
         }
         verdicts.push(run.verdict);
     }
-    Ok(if verdicts.contains(&Verdict::Fail) {
-        Exit::Failed.code()
+    if verdicts.contains(&Verdict::Fail) {
+        Err(Error::Findings(format!("{} failed on some kernel", file.display())).into())
     } else if verdicts.contains(&Verdict::DidNotRun) {
-        Exit::Setup.code()
+        Err(Error::environment(anyhow::anyhow!("a kernel could not run {}", file.display())).into())
     } else {
-        Exit::Success.code()
-    })
+        Ok(())
+    }
 }
 
-fn bench(args: BenchArgs) -> Result<ExitCode> {
+fn bench(args: BenchArgs) -> Result<()> {
     let seed = load_scenarios(std::slice::from_ref(&args.scenario))?.remove(0);
     let manifest = load_manifest()?;
     let key = args.kernel.unwrap_or_else(|| manifest.default.clone());
-    manifest.entry(&key).map_err(|e| BadInput(e.to_string()))?;
-    let prepared = prepare::prepare(&manifest, &key, reporter())?;
+    manifest.entry(&key).map_err(Error::bad)?;
+    let prepared = prepare::prepare(&manifest, &key, reporter()).map_err(Error::environment)?;
     let workroot = workdir("bench")?.join(&key);
     let opts =
         bench::Options { cold_runs: args.cold_runs.max(1), warm_runs: args.warm_runs.max(1), ..Default::default() };
-    let results = bench::run(&prepared, &seed, &workroot, &opts, &|what| {
-        reporter().event(Event::Note(format!("bench: {what}")))
-    })?;
+    let results =
+        bench::run(&prepared, &seed, &workroot, &opts, &|what| reporter().event(Event::Note(format!("bench: {what}"))))
+            .map_err(Error::environment)?;
     match args.format {
         Format::Text => print!("{}", bench::text(&results)),
         Format::Json => println!("{}", serde_json::to_string_pretty(&results)?),
     }
-    Ok(Exit::Success.code())
+    Ok(())
 }
 
-fn kernels_cmd(command: KernelsCommand) -> Result<ExitCode> {
+fn kernels_cmd(command: KernelsCommand) -> Result<()> {
     let manifest = load_manifest()?;
     let progress = reporter();
     match command {
@@ -1070,34 +982,34 @@ fn kernels_cmd(command: KernelsCommand) -> Result<ExitCode> {
                 (false, true) => vec![manifest.default.clone()],
                 (false, false) => keys,
             };
-            manifest.check_keys(&keys).map_err(|e| BadInput(e.to_string()))?;
+            manifest.check_keys(&keys).map_err(Error::bad)?;
             for k in &keys {
                 if download_only {
-                    let (locked, debs) = kernels::fetch_packages(&manifest, k, progress)?;
+                    let (locked, debs) = kernels::fetch_packages(&manifest, k, progress).map_err(Error::environment)?;
                     progress.finish();
                     println!("{k}: {} downloaded, {} packages", kernels::pin_summary(&locked), debs.len());
                     continue;
                 }
-                let p = prepare::prepare(&manifest, k, progress)?;
+                let p = prepare::prepare(&manifest, k, progress).map_err(Error::environment)?;
                 progress.finish();
                 println!("{k}: {} ready ({}, {})", p.kernel.release, p.kernel.compiler(), p.kernel.image.display());
             }
         }
         KernelsCommand::Update { keys } => {
             let keys = if keys.is_empty() { manifest.kernels.keys().cloned().collect() } else { keys };
-            manifest.check_keys(&keys).map_err(|e| BadInput(e.to_string()))?;
-            let changes = kernels::update(&manifest, &keys, progress)?;
+            manifest.check_keys(&keys).map_err(Error::bad)?;
+            let changes = kernels::update(&manifest, &keys, progress).map_err(Error::environment)?;
             progress.finish();
             for change in changes {
                 println!("{change}");
             }
         }
         KernelsCommand::List => {
-            let lock = kernels::Lock::load()?;
+            let lock = kernels::Lock::load().map_err(Error::environment)?;
             println!("{:<14} {:<26} {:>5} {:<7} {:<7} {:<6} tags", "key", "release", "page", "gcc", "kind", "cached");
             for (key, entry) in &manifest.kernels {
                 let release = lock.kernels.get(key).map(|l| l.release.as_str()).unwrap_or("(unresolved)");
-                let cached = kernels::cached(&manifest, key)?;
+                let cached = kernels::cached(&manifest, key).map_err(Error::environment)?;
                 let gcc = cached.as_ref().map(|k| k.compiler()).unwrap_or_else(|| "-".into());
                 println!(
                     "{:<14} {:<26} {:>4}k {:<7} {:<7} {:<6} {}",
@@ -1112,5 +1024,5 @@ fn kernels_cmd(command: KernelsCommand) -> Result<ExitCode> {
             }
         }
     }
-    Ok(Exit::Success.code())
+    Ok(())
 }

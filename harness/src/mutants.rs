@@ -9,6 +9,7 @@
 
 use crate::cache;
 use crate::check::outcome::Status;
+use crate::error::Error;
 use crate::exec::Cmd;
 use crate::fuzz::campaign::{self, Limit};
 use crate::fuzz::triage;
@@ -19,10 +20,10 @@ use crate::image::{prepare, source_build};
 pub use crate::report::mutants::{summary, text, Found, Verdict};
 use crate::run::pool::{self, Pool};
 use crate::scenario::Loaded;
+use crate::signal;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The kernel the mutants patch by default: the debug kernel, whose DEBUG_VM turns
@@ -103,12 +104,13 @@ pub struct Options {
     pub workroot: PathBuf,
 }
 
-/// Judge every mutant (or those `opts.only` names) with `scenarios`; `stop` ends it early.
+/// Judge every mutant (or those `opts.only` names) with `scenarios`, saving
+/// `mutants.json` after each; a signal (`crate::signal`) ends it early with the verdicts
+/// so far.
 pub fn run(
     manifest: &Manifest,
     scenarios: &[Loaded],
     opts: &Options,
-    stop: &AtomicBool,
     events: &(dyn Fn(Event) + Sync),
     progress: &dyn FetchProgress,
 ) -> Result<Vec<Verdict>> {
@@ -116,7 +118,8 @@ pub fn run(
     if !opts.only.is_empty() {
         for name in &opts.only {
             if !mutants.iter().any(|m| &m.name == name) {
-                bail!("no mutant named '{name}' in {}", opts.patches.display());
+                let why = format!("no mutant named '{name}' in {}", opts.patches.display());
+                return Err(Error::bad_input(why).into());
             }
         }
         mutants.retain(|m| opts.only.contains(&m.name));
@@ -126,11 +129,11 @@ pub fn run(
     revert_leftover(&tree)?;
     let mut verdicts = Vec::new();
     for m in &mutants {
-        if stop.load(Ordering::SeqCst) {
+        if signal::requested().is_some() {
             break;
         }
         events(Event::Building { name: m.name.clone() });
-        let v = judge(m, &tree, scenarios, opts, stop, events, progress);
+        let v = judge(m, &tree, scenarios, opts, events, progress);
         // The copy goes back to the clean source whatever happened.
         revert(&tree, m)?;
         let v = v.unwrap_or_else(|e| Verdict {
@@ -155,7 +158,6 @@ fn judge(
     tree: &Path,
     scenarios: &[Loaded],
     opts: &Options,
-    stop: &AtomicBool,
     events: &(dyn Fn(Event) + Sync),
     progress: &dyn FetchProgress,
 ) -> Result<Verdict> {
@@ -177,7 +179,7 @@ fn judge(
         let started = Instant::now();
         let mut found = None;
         for l in scenarios {
-            if stop.load(Ordering::SeqCst) {
+            if signal::requested().is_some() {
                 break;
             }
             let played = pool.play(l);
@@ -201,7 +203,6 @@ fn judge(
 
     events(Event::Searching { name: m.name.clone(), how: format!("fuzz for up to {:?}", opts.fuzz_for) });
     let fuzz_out = opts.out.join(&m.name);
-    let local_stop = AtomicBool::new(stop.load(Ordering::SeqCst));
     let fopts = campaign::Options {
         seed: opts.seed,
         limit: Limit::Duration(opts.fuzz_for),
@@ -219,16 +220,14 @@ fn judge(
         unguided: false,
         // A planted bug must never be taken for a known one: none is excused.
         known_bugs: Vec::new(),
+        // The first saved finding is all a verdict needs.
+        stop_at_first_finding: true,
     };
     let started = Instant::now();
     let found_at: std::sync::Mutex<Option<f64>> = std::sync::Mutex::new(None);
-    let summary = campaign::run(&prepared, &fopts, &local_stop, &|e| {
+    let summary = campaign::run(&prepared, &fopts, &|e| {
         if let campaign::Event::Found { .. } = &e {
             found_at.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(started.elapsed().as_secs_f64());
-        }
-        // The first saved finding is all a verdict needs; a stop of the whole run too.
-        if matches!(e, campaign::Event::Saved(_)) || stop.load(Ordering::SeqCst) {
-            local_stop.store(true, Ordering::SeqCst);
         }
         events(Event::Fuzz(e));
     })?;

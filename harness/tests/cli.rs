@@ -1,8 +1,9 @@
 //! The CLI's exit codes without a VM: 0 for success, 2 for bad input (one clear line on
-//! stderr, no guest started), 3 for a broken environment, 4 for a harness bug. None of
-//! these boots a VM; 1 (a failing scenario) and 3 for a kernel that does not boot are
-//! checked with guests, in `vm::planted_warn_fails_one_scenario` and
-//! `vm::boot_failure_isolated`.
+//! stderr with its causes, no guest started), 3 for a broken environment, 4 for a
+//! harness bug (a panic or an unexpected error). None of these boots a VM; 1 (a failing
+//! scenario) and 3 for a kernel that does not boot are checked with guests, in
+//! `vm::planted_warn_fails_one_scenario` and `vm::boot_failure_isolated`, and 128 + N
+//! after a signal in `tests/signals.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -64,7 +65,11 @@ fn unknown_kernel_missing_file_and_bad_flags_exit_2() {
         (vec!["replay", seed.to_str().unwrap(), "--kernel", "6.12", "--kernel", "7.2"], "name one kernel"),
         (vec!["shell", "--kernel", "2.6.11"], "unknown kernel '2.6.11'"),
         (vec!["fuzz", "--gdb", "--jobs", "2", "--runs", "1"], "--gdb debugs one guest: use it with --jobs 1"),
-        (vec!["report", "--from", "/nonexistent/results.json"], "reading results /nonexistent/results.json"),
+        // Bad input keeps its chain: the cause follows the context.
+        (
+            vec!["report", "--from", "/nonexistent/results.json"],
+            "reading results /nonexistent/results.json: No such file or directory",
+        ),
     ];
     for (args, want) in cases {
         let out = rmapcheck(&args, cache.path());
@@ -101,7 +106,14 @@ fn success_exits_0_and_help_lists_every_exit_code() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
     let help = String::from_utf8_lossy(&rmapcheck(&["--help"], cache.path()).stdout).into_owned();
-    for code in ["0  success", "1  a scenario failed", "2  bad usage", "3  the environment", "4  a harness bug"] {
+    for code in [
+        "0  success",
+        "1  a scenario failed",
+        "2  bad usage",
+        "3  the environment",
+        "4  a harness bug",
+        "128+N  stopped",
+    ] {
         assert!(help.contains(code), "--help lacks '{code}':\n{help}");
     }
 }
@@ -148,14 +160,22 @@ fn a_missing_tool_exits_3() {
 
 #[test]
 fn a_harness_bug_exits_4_with_its_message() {
-    let cache = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_rmapcheck"))
-        .args(["check", "scenarios"])
-        .env("RMAPCHECK_CACHE", cache.path())
-        .env("RMAPCHECK_TEST_PANIC", "1")
-        .output()
-        .expect("the binary runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{stderr}");
-    assert!(stderr.contains("a deliberate harness bug"), "{stderr}");
+    // A panic, and an error no layer expected (its chain shown whole).
+    let cases = [
+        ("RMAPCHECK_TEST_PANIC", "a deliberate harness bug"),
+        ("RMAPCHECK_TEST_ERROR", "a deliberate unexpected error: RMAPCHECK_TEST_ERROR is set"),
+    ];
+    for (var, want) in cases {
+        let cache = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_rmapcheck"))
+            .args(["check", "scenarios"])
+            .env("RMAPCHECK_CACHE", cache.path())
+            .env(var, "1")
+            .output()
+            .expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{var}: {stderr}");
+        assert!(stderr.contains(want), "{var}: {stderr}");
+        assert!(stderr.contains("this is a bug in rmapcheck"), "{var}: {stderr}");
+    }
 }

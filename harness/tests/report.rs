@@ -58,7 +58,7 @@ fn headless(page: &Path, extra: &[&str]) -> std::process::Output {
 
 #[test]
 fn report_of_a_real_run_renders_in_chromium() {
-    rmapcheck::vm::qemu::install_stop_handlers(std::time::Duration::ZERO, None, |m| eprintln!("rmapcheck: {m}"));
+    rmapcheck::signal::install(std::time::Duration::ZERO, |m| eprintln!("rmapcheck: {m}"));
     let manifest = Manifest::load().unwrap();
     let key = manifest.default.clone();
     let prepared = prepare::prepare(&manifest, &key, &()).unwrap_or_else(|e| {

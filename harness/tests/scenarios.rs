@@ -7,7 +7,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use rmapcheck::image::kernels::{self, Manifest};
 use rmapcheck::image::prepare;
 use rmapcheck::run::pool::Pool;
-use rmapcheck::vm::qemu;
+use rmapcheck::signal;
 use rmapcheck::{report, scenario};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -162,7 +162,7 @@ fn pin_of(key: &str) -> String {
 
 fn main() -> ExitCode {
     // No loop here checks a stop flag: kill every guest at the first signal.
-    qemu::install_stop_handlers(std::time::Duration::ZERO, None, |m| eprintln!("rmapcheck: {m}"));
+    signal::install(std::time::Duration::ZERO, |m| eprintln!("rmapcheck: {m}"));
     let args = Arguments::from_args();
     let manifest = match Manifest::load() {
         Ok(m) => m,

@@ -67,6 +67,9 @@ pub struct Options {
     /// as one of them says on this kernel is counted under its name, not shrunk and
     /// not a new failure.
     pub known_bugs: Vec<crate::scenario::KnownBug>,
+    /// End the campaign once the first failure is saved (a verdict or a self-test needs
+    /// one, not a campaign).
+    pub stop_at_first_finding: bool,
 }
 
 /// A unique failure.
@@ -162,7 +165,9 @@ struct Shared<'a> {
     prepared: &'a Prepared,
     pool: Pool<'a>,
     opts: &'a Options,
-    stop: &'a AtomicBool,
+    /// Set when the campaign must end early: the first finding (when asked), or a
+    /// broken worker. A signal (`crate::signal`) ends it too.
+    end: AtomicBool,
     events: &'a (dyn Fn(Event) + Sync),
     started: Instant,
     next_run: AtomicU64,
@@ -289,9 +294,14 @@ impl Shared<'_> {
         }
     }
 
+    /// Whether the campaign is winding down: ended early, or stopped by a signal.
+    fn stopping(&self) -> bool {
+        self.end.load(Ordering::SeqCst) || crate::signal::requested().is_some()
+    }
+
     /// The next run number, or `None` when the campaign is over.
     fn claim(&self) -> Option<u64> {
-        if self.stop.load(Ordering::SeqCst) {
+        if self.stopping() {
             return None;
         }
         if let Limit::Duration(d) = self.opts.limit {
@@ -348,7 +358,7 @@ impl Worker<'_, '_> {
             let (run, input, what) = sh.input(k);
             let scenario = input.scenario;
             let ran = self.play(&scenario)?;
-            if sh.stop.load(Ordering::SeqCst) {
+            if sh.stopping() {
                 // A run cut short by Ctrl-C (the terminal signals QEMU too) proves nothing.
                 break;
             }
@@ -391,6 +401,9 @@ impl Worker<'_, '_> {
                 let found = self.shrink_and_save(&title, run, &what, &scenario, &ran);
                 sh.found.lock().unwrap_or_else(|e| e.into_inner()).insert(title, found.clone());
                 (sh.events)(Event::Saved(found));
+                if sh.opts.stop_at_first_finding {
+                    sh.end.store(true, Ordering::SeqCst);
+                }
             }
         }
         Ok(())
@@ -399,11 +412,11 @@ impl Worker<'_, '_> {
     /// Whether `candidate` still fails with `title`. Stops saying yes once a stop is
     /// requested, so the shrinker winds down with what it has.
     fn reproduces(&mut self, candidate: &Scenario, title: &str) -> bool {
-        if self.shared.stop.load(Ordering::SeqCst) {
+        if self.shared.stopping() {
             return false;
         }
         match self.play(candidate) {
-            Ok(ran) => !self.shared.stop.load(Ordering::SeqCst) && ran.titles().iter().any(|t| t == title),
+            Ok(ran) => !self.shared.stopping() && ran.titles().iter().any(|t| t == title),
             Err(_) => false,
         }
     }
@@ -512,8 +525,9 @@ fn keep_console(console: &Path, workroot: &Path, run: u64) -> PathBuf {
     }
 }
 
-/// Run a campaign on `prepared` until the limit or `stop`.
-pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn Fn(Event) + Sync)) -> Result<Summary> {
+/// Run a campaign on `prepared` until the limit, or until a signal stops it
+/// (`Summary::stopped`; what it found is saved either way).
+pub fn run(prepared: &Prepared, opts: &Options, events: &(dyn Fn(Event) + Sync)) -> Result<Summary> {
     std::fs::create_dir_all(&opts.workroot)?;
     // Made even when nothing is found, so shards always have a folder to merge.
     std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
@@ -577,7 +591,7 @@ pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn
         prepared,
         pool,
         opts,
-        stop,
+        end: AtomicBool::new(false),
         events,
         started: Instant::now(),
         next_run: AtomicU64::new(0),
@@ -612,7 +626,7 @@ pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn
                     let r = w.work();
                     if r.is_err() {
                         // One broken worker ends the campaign; the others finish their run.
-                        shared.stop.store(true, Ordering::SeqCst);
+                        shared.end.store(true, Ordering::SeqCst);
                     }
                     r
                 })
@@ -648,7 +662,7 @@ pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn
         found,
         known: shared.known.into_inner().unwrap_or_else(|e| e.into_inner()),
         triggers: shared.triggers.into_inner().unwrap_or_else(|e| e.into_inner()),
-        stopped: stop.load(Ordering::SeqCst),
+        stopped: crate::signal::requested().is_some(),
         shard: opts.shard,
         guided: match shared.guided.load(Ordering::SeqCst) {
             0 => None,

@@ -31,6 +31,11 @@ impl Kernel {
         Kconfig::read(&self.build_dir.join(".config"))
     }
 
+    /// Whether it was built with CONFIG_KCOV (its build tree's .config says so).
+    pub fn has_kcov(&self) -> bool {
+        self.config().is_ok_and(|c| c.is("CONFIG_KCOV", "y"))
+    }
+
     /// The compiler that built it, as reports name it: `gcc-12`.
     pub fn compiler(&self) -> String {
         format!("gcc-{}", self.gcc_major)

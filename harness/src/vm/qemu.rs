@@ -1,15 +1,14 @@
 //! Owns every QEMU process: its command line, its console log, and its lifetime.
 //!
 //! Architecture invariant: no QEMU outlives its [`Qemu`] guard. Dropping the guard kills
-//! and reaps the process; SIGINT, SIGTERM and SIGHUP to the harness kill every live QEMU
-//! before the harness exits (see [`install_stop_handlers`]).
+//! and reaps the process; when a signal makes the harness quit (`crate::signal`), every
+//! live QEMU is killed first ([`kill_all`] is its quit hook).
 
 use crate::exec;
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Mutex, Once, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 /// The fast settings measured in the design: a CPU without slow pointer auth, no KASLR
@@ -194,57 +193,6 @@ pub fn kill_all() {
     }
 }
 
-/// How long a clean stop may take before every guest is killed anyway.
-pub const STOP_GRACE: Duration = Duration::from_millis(1500);
-
-/// The signal that asked this process to stop, or 0.
-static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
-
-/// The signal (SIGINT, SIGTERM or SIGHUP) that asked the harness to stop, if one did.
-/// Loops check it between units of work and stop taking more.
-pub fn stop_requested() -> Option<i32> {
-    Some(STOP_SIGNAL.load(Ordering::SeqCst)).filter(|s| *s != 0)
-}
-
-/// Signal handling for every entry point, as events in the caller's loop: the first
-/// SIGINT, SIGTERM or SIGHUP sets [`stop_requested`] (and `also`, for APIs that take a
-/// flag), so the loop stops taking work and saves what it has. After `grace`, or at
-/// once on a second signal, every live QEMU is killed and the process exits with
-/// 128 + the signal number. `say` tells the user. Installed once per process.
-pub fn install_stop_handlers(grace: Duration, also: Option<&'static AtomicBool>, say: fn(String)) {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
-            return;
-        };
-        std::thread::spawn(move || {
-            for sig in signals.forever() {
-                if STOP_SIGNAL.swap(sig, Ordering::SeqCst) == 0 && !grace.is_zero() {
-                    if let Some(flag) = also {
-                        flag.store(true, Ordering::SeqCst);
-                    }
-                    say(format!("stopping (signal {sig}); send it again to quit now"));
-                    // No guest may outlive the signal by more than the grace period,
-                    // whatever the loop is doing.
-                    std::thread::spawn(move || {
-                        std::thread::sleep(grace);
-                        quit(sig, say);
-                    });
-                } else {
-                    quit(sig, say);
-                }
-            }
-        });
-    });
-}
-
-fn quit(sig: i32, say: fn(String)) -> ! {
-    kill_all();
-    say(format!("interrupted by signal {sig}; every guest was killed"));
-    std::process::exit(128 + sig);
-}
-
 /// `arg` quoted for a POSIX shell where it needs it.
 pub fn shell_quote(arg: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_./:=,+-@%".contains(c);
@@ -281,6 +229,8 @@ fn spawn_from_long_lived_thread(expression: duct::Expression) -> std::io::Result
     type Job = (duct::Expression, std::sync::mpsc::Sender<std::io::Result<duct::Handle>>);
     static SPAWNER: OnceLock<Mutex<std::sync::mpsc::Sender<Job>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
+        // Whoever starts a guest, a signal that ends the process ends the guest first.
+        crate::signal::on_quit(kill_all);
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("qemu-spawner".into())
