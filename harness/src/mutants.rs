@@ -7,6 +7,8 @@
 //! Architecture invariant: the cached tree of the debug kernel is never patched; only
 //! its copy is, and a patch left applied by an interrupted run is reverted first.
 
+pub mod hunks;
+
 use crate::cache;
 use crate::check::outcome::Status;
 use crate::error::Error;
@@ -285,13 +287,47 @@ fn revert_leftover(tree: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// Every committed mutant says what it breaks, and plants one bug in mm/: its hunks
+    /// are well formed, each names the function it changes and changes it, and one
+    /// `/* mutant: */` comment marks the bug. (That each applies to the 6.12-debug
+    /// tree, in the function it names, is `mutants::apply_to_their_tree::6.12-debug`.)
     #[test]
-    fn every_committed_mutant_parses_and_names_what_it_breaks() {
+    fn every_committed_mutant_plants_one_bug_in_a_named_function() {
         let mutants = load(&crate::project_root().join("images/mutants")).unwrap();
-        assert!(mutants.len() >= 8, "{} mutants", mutants.len());
+        assert!(!mutants.is_empty());
         for m in &mutants {
-            assert!(m.about.len() > 20, "{}: {}", m.name, m.about);
+            assert!(m.about.len() > 20 && m.about.contains(": "), "{}: '{}' says too little", m.name, m.about);
+            let hunks = hunks::parse(&std::fs::read_to_string(&m.patch).unwrap()).unwrap();
+            assert!(!hunks.is_empty(), "{}: no hunks", m.name);
+            for h in &hunks {
+                assert!(h.file.starts_with("mm/") && h.file.ends_with(".c"), "{}: changes {}", m.name, h.file);
+                assert!(h.function().is_some(), "{}: the hunk at {}:{} names no function", m.name, h.file, h.old_start);
+                let changes = h.lines.iter().filter(|l| !l.starts_with(' ')).count();
+                assert!(changes > 0, "{}: the hunk at {}:{} changes nothing", m.name, h.file, h.old_start);
+            }
+            let marks = hunks.iter().flat_map(|h| h.added()).filter(|l| l.trim_start().starts_with("/* mutant: "));
+            assert_eq!(marks.count(), 1, "{}: one '/* mutant: ... */' comment marks the bug", m.name);
         }
+    }
+
+    /// BENCHMARKS.md's table of the mutants run names exactly the patches under
+    /// images/mutants/, so a new mutant is measured and a removed one leaves the table.
+    #[test]
+    fn the_benchmarks_table_lists_every_committed_mutant() {
+        let root = crate::project_root();
+        let mut committed: Vec<String> =
+            load(&root.join("images/mutants")).unwrap().into_iter().map(|m| m.name).collect();
+        let text = std::fs::read_to_string(root.join("BENCHMARKS.md")).unwrap();
+        let table = text.split("| mutant | build |").nth(1).expect("BENCHMARKS.md has the mutants table");
+        let mut listed: Vec<String> = table
+            .lines()
+            .skip(2)
+            .map_while(|l| l.strip_prefix("| "))
+            .map(|l| l.split([' ', '|']).next().unwrap_or_default().to_string())
+            .collect();
+        committed.sort();
+        listed.sort();
+        assert_eq!(listed, committed);
     }
 
     #[test]

@@ -82,20 +82,33 @@ fn unknown_kernel_missing_file_and_bad_flags_exit_2() {
 
 #[test]
 fn an_unreadable_directory_exits_2() {
-    let cache = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    // World-traversable, so that the unprivileged user below reaches `locked`.
     let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cache = dir.path().join("cache");
     let locked = dir.path().join("locked");
     std::fs::create_dir(&locked).unwrap();
     std::fs::write(locked.join("a.yaml"), "x").unwrap();
-    use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
-    let out = rmapcheck(&["check", locked.to_str().unwrap()], cache.path());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rmapcheck"));
+    cmd.args(["check", locked.to_str().unwrap()]).env("RMAPCHECK_CACHE", &cache);
+    // root reads a 000 directory; as nobody, it cannot, whoever runs the test.
+    // (The directory just made is the test's own: its owner is who runs the test.)
+    if dir.path().metadata().unwrap().uid() == 0 {
+        cmd.uid(NOBODY).gid(NOBODY);
+    }
+    let out = cmd.output().expect("the binary runs");
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    // root can read a 000 directory; then the garbage file inside is what fails.
-    assert!(stderr.contains("cannot list directory") || stderr.contains("a.yaml:1:1"), "{stderr}");
+    let want = format!("rmapcheck: {}: cannot list directory", locked.display());
+    assert!(stderr.starts_with(&want), "want '{want}' in {stderr}");
 }
+
+/// The unprivileged user (nobody) that root runs a permission check as.
+const NOBODY: u32 = 65534;
 
 #[test]
 fn success_exits_0_and_help_lists_every_exit_code() {

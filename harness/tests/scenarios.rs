@@ -47,6 +47,9 @@ mod stack;
 #[path = "scenarios/bisect.rs"]
 mod bisect;
 
+#[path = "scenarios/mutants.rs"]
+mod mutants;
+
 /// The kernels to test: `RMAPCHECK_KERNELS` (comma-separated), else the manifest's
 /// `default` tag.
 fn kernel_keys(manifest: &Manifest) -> Vec<String> {
@@ -201,6 +204,9 @@ fn main() -> ExitCode {
     trials.push(kcov::trial(&keys, pools));
     if keys.iter().any(|k| k == bisect::KEY) {
         trials.push(bisect::trial(pools));
+    }
+    if keys.iter().any(|k| k == rmapcheck::mutants::BASE) {
+        trials.push(mutants::trial(pools));
     }
     let conclusion = libtest_mimic::run(&args, trials);
     pools().shutdown();

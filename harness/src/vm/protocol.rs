@@ -323,8 +323,14 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, ChannelError::Timeout { .. }), "{err}");
         assert_eq!(asked, 3);
-        // Three asks, a quarter second apart, not the hour: a margin no load can eat.
-        assert!(started.elapsed() < Duration::from_secs(600), "{:?}", started.elapsed());
+        // Three asks, one per WATCH_EVERY slice (0.75 s). The slices are waits, not a
+        // busy loop, so at least two pass before the third ask. A loaded host only
+        // oversleeps each wait by scheduling delay (milliseconds, at worst a second),
+        // so 5 s on top still holds on 2 shared cores; a watcher asked only at the
+        // deadline, or slices grown to seconds, would blow it.
+        let elapsed = started.elapsed();
+        assert!(elapsed >= WATCH_EVERY * 2, "{elapsed:?}: the watcher was asked without waiting");
+        assert!(elapsed < WATCH_EVERY * 3 + Duration::from_secs(5), "{elapsed:?}");
     }
 
     fn cov_reply(r: &str, data: &[&str]) -> Reply {

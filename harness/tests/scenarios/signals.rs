@@ -1,11 +1,14 @@
-//! SIGINT, SIGTERM and SIGKILL to a running `rmapcheck run` or to this test binary must
-//! leave no QEMU behind within 2 s.
+//! SIGINT, SIGTERM and SIGKILL to a running `rmapcheck run`, `rmapcheck fuzz` or this
+//! test binary must leave no QEMU behind within 2 s. A caught signal (SIGINT, SIGTERM)
+//! ends the process with exit status 128 + the signal number, as a shell reports a
+//! process the signal killed; SIGKILL cannot be caught and kills it.
 
 use super::Pools;
 use libtest_mimic::{Failed, Trial};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use std::process::{Command, Stdio};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Pids of the qemu-system processes whose parent is `parent`.
@@ -29,7 +32,7 @@ fn gone(pid: u32) -> bool {
 }
 
 /// Start `cmd`, wait for its QEMU and for `ready`, send `sig`, and check everything is
-/// gone in 2 s.
+/// gone in 2 s and the child ended as [`ended_by`] says.
 fn interrupt(mut cmd: Command, sig: Signal, ready: impl Fn() -> bool) -> Result<(), Failed> {
     let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().map_err(|e| e.to_string())?;
     let pid = child.id();
@@ -47,9 +50,11 @@ fn interrupt(mut cmd: Command, sig: Signal, ready: impl Fn() -> bool) -> Result<
     };
     kill(Pid::from_raw(pid as i32), sig).map_err(|e| e.to_string())?;
     let sent = Instant::now();
+    let mut status = None;
     while sent.elapsed() < Duration::from_secs(2) {
-        if child.try_wait().map_err(|e| e.to_string())?.is_some() && qemus.iter().all(|q| gone(*q)) {
-            return Ok(());
+        status = status.or(child.try_wait().map_err(|e| e.to_string())?);
+        if let Some(status) = status.filter(|_| qemus.iter().all(|q| gone(*q))) {
+            return ended_by(status, sig);
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -59,6 +64,19 @@ fn interrupt(mut cmd: Command, sig: Signal, ready: impl Fn() -> bool) -> Result<
         let _ = kill(Pid::from_raw(*q as i32), Signal::SIGKILL);
     }
     Err(format!("after {sig:?}, the child or its QEMU {qemus:?} outlived 2 s").into())
+}
+
+/// A caught signal exits 128 + its number; SIGKILL kills the process.
+fn ended_by(status: ExitStatus, sig: Signal) -> Result<(), Failed> {
+    let (ended, want) = match sig {
+        Signal::SIGKILL => (status.signal() == Some(sig as i32), "death by SIGKILL".to_string()),
+        _ => (status.code() == Some(128 + sig as i32), format!("exit status {}", 128 + sig as i32)),
+    };
+    if ended {
+        Ok(())
+    } else {
+        Err(format!("after {sig:?}, the child ended with {status}; want {want}").into())
+    }
 }
 
 pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {

@@ -3,6 +3,8 @@
 use super::Pools;
 use libtest_mimic::{Failed, Trial};
 use rmapcheck::check::dmesg;
+use rmapcheck::vm::guest::Guest;
+use rmapcheck::vm::qemu;
 
 /// One request to /proc/mtest and what must come back: `Ok(bytes)` or `Err(errno)`.
 struct Hostile {
@@ -27,9 +29,7 @@ pub fn trials(key: &str, pools: fn() -> &'static Pools) -> Vec<Trial> {
     let hostile = Trial::test(format!("vm::mtest_hostile::{key}"), move || {
         let pool = pools().get(&key)?;
         let mut g = pool.take().map_err(|f| Failed::from(f.to_string()))?;
-        let req = |g: &mut rmapcheck::vm::guest::Guest, op: &str, args: &str| {
-            g.request(op, args).map_err(|f| Failed::from(f.to_string()))
-        };
+        let req = |g: &mut Guest, op: &str, args: &str| g.request(op, args).map_err(|f| Failed::from(f.to_string()));
         let mark = g.kmsg_mark();
         req(&mut g, "reset", "")?;
         req(&mut g, "mmap", "proc=p0 name=a pages=2 backing=anon share=private")?;
@@ -149,7 +149,9 @@ pub fn storm_trial(key: &str, pools: fn() -> &'static Pools) -> Trial {
         if num("ok") + errnos != threads * writes {
             wrong.push(format!("ok {} + errors {errnos} != {}", num("ok"), threads * writes));
         }
-        untouched_and_alive(&pool, g, mark, &reply, "storm", wrong)
+        untouched_and_alive(&mut g, mark, &reply, "storm", wrong)?;
+        pool.give(g);
+        Ok(())
     })
 }
 
@@ -160,14 +162,25 @@ fn race_rounds(key: &str) -> u64 {
     std::env::var("RMAPCHECK_RACE_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// The vCPUs of the race's guest: with one, the child's unmap or exit waits for the walk
+/// to finish (or the walk for it), and the two never run at the same time.
+const RACE_CPUS: u32 = 2;
+
 /// The last mapper of a page unmaps it or exits while the module walks it, round after
-/// round: the walk keeps the anon_vma alive, so no round may splat (on the KASAN
-/// kernel, a use-after-free would), taint, or get an errno other than "gone".
+/// round, on a guest of its own with [`RACE_CPUS`] vCPUs: the two must really overlap
+/// (the agent counts the rounds whose walk ran while the unmap or exit was in flight),
+/// and the walk keeps the anon_vma alive, so no round may splat (on the KASAN kernel, a
+/// use-after-free would), taint, or get an errno other than "gone".
 pub fn race_trial(key: &str, pools: fn() -> &'static Pools) -> Trial {
     let key = key.to_string();
     Trial::test(format!("vm::walk_races_last_mapper::{key}"), move || {
         let pool = pools().get(&key)?;
-        let mut g = pool.take().map_err(|f| Failed::from(f.to_string()))?;
+        let workdir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("race-{}", std::process::id()))
+            .join(&key);
+        let mut config = qemu::Config::new(&pool.prepared.kernel.image, &pool.prepared.initrd, &workdir);
+        config.cpus = RACE_CPUS;
+        let mut g = Guest::start(&key, &config).map_err(|f| Failed::from(f.to_string()))?;
         let mark = g.kmsg_mark();
         let rounds = race_rounds(&key);
         let started = std::time::Instant::now();
@@ -187,18 +200,26 @@ pub fn race_trial(key: &str, pools: fn() -> &'static Pools) -> Trial {
         if num("unexpected") != 0 {
             wrong.push(format!("{} walks got an unexpected errno (first {})", num("unexpected"), num("first_bad")));
         }
-        if num("walked") == 0 {
-            wrong.push("no walk found its page: the race never overlapped".into());
+        if num("walked").checked_add(num("gone")) != Some(rounds) {
+            wrong.push(format!("walked {} + gone {} != {rounds} rounds", num("walked"), num("gone")));
         }
-        untouched_and_alive(&pool, g, mark, &reply, "race", wrong)
+        if num("overlaps") == 0 || num("overlaps") > rounds {
+            wrong.push(format!(
+                "{} of {rounds} walks overlapped the unmap or exit: the race was not run",
+                reply.get("overlaps").unwrap_or("none")
+            ));
+        }
+        let result = untouched_and_alive(&mut g, mark, &reply, "race", wrong);
+        // A guest with more vCPUs than the pool's is not the pool's to reuse.
+        g.shutdown();
+        result
     })
 }
 
 /// The end of a load test: no new taint and no splat since `mark`, and the guest still
-/// answers; then it goes back to the pool, or `wrong` (with those) fails the test.
+/// answers; else `wrong` (with those) fails the test.
 fn untouched_and_alive(
-    pool: &rmapcheck::run::pool::Pool,
-    mut g: rmapcheck::vm::guest::Guest,
+    g: &mut Guest,
     mark: u64,
     reply: &rmapcheck::vm::protocol::Reply,
     what: &str,
@@ -213,7 +234,6 @@ fn untouched_and_alive(
     }
     g.request("ping", "").map_err(|f| Failed::from(format!("the guest stopped answering after the {what}: {f}")))?;
     if wrong.is_empty() {
-        pool.give(g);
         Ok(())
     } else {
         Err(wrong.join("\n").into())
