@@ -86,11 +86,9 @@ enum Command {
     /// step an incremental build, a boot and a replay of the finding. Exit 0 when it
     /// names the first bad commit, 1 when it cannot.
     Bisect(BisectArgs),
-    /// Standalone C reproducers (docs/FINDINGS.md): run one on kernels of the matrix.
-    Repro {
-        #[command(subcommand)]
-        command: ReproCommand,
-    },
+    /// Standalone C reproducers (docs/FINDINGS.md): write one from a finding
+    /// (`repro FINDING --c`), run one on kernels of the matrix (`repro run FILE.c`).
+    Repro(ReproArgs),
     /// Fuzz corpora: merge those of several campaigns (shards) into one.
     Corpus {
         #[command(subcommand)]
@@ -123,6 +121,33 @@ struct BisectArgs {
     max_builds: usize,
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct ReproArgs {
+    #[command(subcommand)]
+    command: Option<ReproCommand>,
+    /// A fuzz finding's folder (its shrunk.yaml) or a scenario YAML, to write as a
+    /// self-contained C program (libc only; `gcc -static -O2`, arm64 or x86-64) that
+    /// plays the same steps and checks what userspace sees.
+    finding: Option<PathBuf>,
+    /// Write the C program (to stdout, or to --output).
+    #[arg(long)]
+    c: bool,
+    /// Where to write it.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Build it for arm64 and run it in a guest of each --kernel; exit as `repro run`.
+    #[arg(long)]
+    run: bool,
+    /// Kernel keys: the page size to write it for (PMD-relative counts), and where
+    /// --run runs it (default: the manifest's default).
+    #[arg(long)]
+    kernel: Vec<String>,
+    /// Seconds the program may run before it is killed (--run).
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
 }
 
 #[derive(Subcommand)]
@@ -492,7 +517,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Shell(args) => shell_cmd(args),
         Command::Mutants(args) => mutants_cmd(args),
         Command::Bisect(args) => bisect_cmd(args),
-        Command::Repro { command: ReproCommand::Run { file, kernel, timeout } } => repro_run(&file, kernel, timeout),
+        Command::Repro(ReproArgs { command: Some(ReproCommand::Run { file, kernel, timeout }), .. }) => {
+            if !file.is_file() {
+                return Err(BadInput(format!("{}: no such file", file.display())).into());
+            }
+            repro_run(kernel, timeout, &|_| Ok(file.clone()))
+        }
+        Command::Repro(args) => repro_c(args),
         Command::Corpus { command: CorpusCommand::Merge { inputs, out } } => {
             for d in &inputs {
                 if !d.is_dir() {
@@ -1000,20 +1031,73 @@ fn bisect_cmd(args: BisectArgs) -> Result<ExitCode> {
     Ok(if result.first_bad.is_some() { Exit::Success.code() } else { Exit::Failed.code() })
 }
 
-fn repro_run(file: &std::path::Path, keys: Vec<String>, timeout: u64) -> Result<ExitCode> {
-    use rmapcheck::run::program::{self, Verdict};
-    if !file.is_file() {
-        return Err(BadInput(format!("{}: no such file", file.display())).into());
+/// `repro FINDING --c`: the finding as a C program, written or run.
+fn repro_c(args: ReproArgs) -> Result<ExitCode> {
+    use rmapcheck::report::repro;
+    let Some(finding) = args.finding else {
+        return Err(BadInput("name a finding folder or a scenario YAML (or `repro run FILE.c`)".into()).into());
+    };
+    if !args.c {
+        return Err(BadInput("say which program to write: --c".into()).into());
     }
+    let file = if finding.is_dir() { finding.join("shrunk.yaml") } else { finding.clone() };
+    let loaded = load_scenarios(std::slice::from_ref(&file))?.remove(0);
+    let about = repro::About::of_finding(&finding, &loaded.scenario);
+    let write = |page_size: u64, out: &std::path::Path| -> Result<()> {
+        let text = repro::c_source(&loaded.scenario, &repro::About { page_size, ..about.clone() })
+            .map_err(|e| BadInput(format!("{}: {e}", file.display())))?;
+        std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))
+    };
+    if args.run {
+        return repro_run(args.kernel, args.timeout, &|kernel| {
+            let out = match &args.output {
+                Some(o) => o.clone(),
+                None => workdir("repro")?.join(&kernel.key).join("repro.c"),
+            };
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            write(kernel.page_size, &out)?;
+            reporter().event(Event::Note(format!("{}: wrote {}", kernel.key, out.display())));
+            Ok(out)
+        });
+    }
+    let page_size = match args.kernel.first() {
+        Some(key) => {
+            let manifest = load_manifest()?;
+            manifest.check_keys(std::slice::from_ref(key)).map_err(|e| BadInput(e.to_string()))?;
+            kernels::fetch(&manifest, key, reporter())?.page_size
+        }
+        None => rmapcheck::scenario::count::DEFAULT_PAGE_SIZE,
+    };
+    match &args.output {
+        Some(out) => write(page_size, out)?,
+        None => {
+            let text = repro::c_source(&loaded.scenario, &repro::About { page_size, ..about })
+                .map_err(|e| BadInput(format!("{}: {e}", file.display())))?;
+            print!("{text}");
+        }
+    }
+    Ok(Exit::Success.code())
+}
+
+/// Run the C program `source` gives for each kernel in a guest of it.
+fn repro_run(
+    keys: Vec<String>,
+    timeout: u64,
+    source: &dyn Fn(&rmapcheck::image::kernel::Kernel) -> Result<PathBuf>,
+) -> Result<ExitCode> {
+    use rmapcheck::run::program::{self, Verdict};
     let manifest = load_manifest()?;
     let keys = if keys.is_empty() { vec![manifest.default.clone()] } else { keys };
     manifest.check_keys(&keys).map_err(|e| BadInput(e.to_string()))?;
     let mut verdicts = Vec::new();
     for key in &keys {
         let kernel = kernels::fetch(&manifest, key, reporter()).with_context(|| format!("fetching kernel {key}"))?;
+        let file = source(&kernel)?;
         let run = program::run_c(
             kernel,
-            file,
+            &file,
             &workdir("repro")?.join(key),
             std::time::Duration::from_secs(timeout),
             reporter(),
