@@ -446,13 +446,8 @@ impl Worker<'_, '_> {
         small.about = format!("shrunk from {}: {title}", full.name);
         let full_yaml = to_yaml(full, &header(&format!("{what} on {}", sh.prepared.kernel.key)));
         let shrunk_yaml = to_yaml(&small, &header(&note));
-        let found_on = format!(
-            "{} ({}, {}, {}k pages)",
-            kernel.key,
-            kernel.release,
-            kernel.compiler(),
-            kernel.page_size / 1024
-        );
+        let found_on =
+            format!("{} ({}, {}, {}k pages)", kernel.key, kernel.release, kernel.compiler(), kernel.page_size / 1024);
         let about = report::repro::About {
             title: Some(title.to_string()),
             problems: failure.lines().filter(|l| l.starts_with("problem ")).take(10).map(str::to_string).collect(),

@@ -235,7 +235,8 @@ pub fn save(out: &Path, r: &Record) -> Result<PathBuf> {
         std::fs::write(dir.join(name), bytes).with_context(|| format!("writing {name} in {}", dir.display()))?;
     }
     if !r.repro_c.is_empty() {
-        std::fs::write(dir.join("repro.c"), r.repro_c).with_context(|| format!("writing repro.c in {}", dir.display()))?;
+        std::fs::write(dir.join("repro.c"), r.repro_c)
+            .with_context(|| format!("writing repro.c in {}", dir.display()))?;
     }
     let base = folder_name(r.title);
     let mut target = out.join(&base);

@@ -42,9 +42,8 @@ impl About {
     pub fn of_finding(path: &std::path::Path, s: &Scenario) -> About {
         let read = |name: &str| std::fs::read_to_string(path.join(name)).ok().filter(|_| path.is_dir());
         let title = read("title.txt").map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
-        let found_on = read("summary.txt").and_then(|t| {
-            t.split(" | ").find_map(|part| part.strip_prefix("kernel ").map(str::to_string))
-        });
+        let found_on = read("summary.txt")
+            .and_then(|t| t.split(" | ").find_map(|part| part.strip_prefix("kernel ").map(str::to_string)));
         let problems = read("report.txt")
             .map(|r| {
                 r.lines()

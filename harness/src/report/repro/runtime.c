@@ -925,9 +925,9 @@ static int check_contents(int step, const struct slot *s, const struct seen *see
 			  uint8_t *buf, int report)
 {
 	uint64_t a = page_addr(s->proc, s->map, s->page), head;
-	int fd, ok = 1, zero = 1, bad = 0;
+	int fd, zero = 1, bad = 0;
+	long k, first = -1;
 	char path[64];
-	long k;
 
 	if (!seen->present)
 		return 0;
@@ -946,15 +946,15 @@ static int check_contents(int step, const struct slot *s, const struct seen *see
 	for (k = 0; k < page_size; k++) {
 		uint8_t want = k < 8 ? ((uint8_t *)&head)[k] : s->value;
 
-		ok &= buf[k] == want;
+		if (buf[k] != want && first < 0)
+			first = k;
 		zero &= !buf[k];
 	}
-	if (ok || (zero && (s->flags & S_MAY_BE_ZERO)))
+	if (first < 0 || (zero && (s->flags & S_MAY_BE_ZERO)))
 		return 0;
-	memcpy(&head, buf, sizeof(head));
-	REPORT("%s: the page holds 0x%016llx, 0x%02x, ... but the model expects 0x%02x in every byte%s%s",
-	       slot_text(s), (unsigned long long)head, buf[8], s->value,
-	       s->flags & S_TAGGED ? " after its page index" : "",
+	REPORT("%s: byte %ld of the page is 0x%02x, but the model expects 0x%02x in every byte%s%s",
+	       slot_text(s), first, buf[first], s->value,
+	       s->flags & S_TAGGED ? " after its page index (8 bytes)" : "",
 	       s->flags & S_MAY_BE_ZERO ? " or zeros (MADV_FREE)" : "");
 	return bad;
 }
