@@ -973,8 +973,8 @@ static int check_counts(int step, const struct slot *sl, int n,
 	for (j = 0; j < n; j++) {
 		if (!seen[j].present || seen[j].pfn != seen[i].pfn)
 			continue;
-		if (j < i)
-			return 0;	/* judged at its first slot */
+		if (j < i && (sl[j].flags & S_JUDGE))
+			return 0;	/* judged at its first judged slot */
 		mappers++;
 		if (!first_of[sl[j].proc]++) {
 			procs++;
@@ -982,7 +982,7 @@ static int check_counts(int step, const struct slot *sl, int n,
 				 "%s%s", procs > 1 ? ", " : "", proc_name[sl[j].proc]);
 		}
 	}
-	for (k = i; k < n; k++)
+	for (k = 0; k < n; k++)
 		if (seen[k].present && seen[k].pfn == seen[i].pfn && seen[k].excl &&
 		    procs > 1 && kernel_at_least(6, 10)) {
 			REPORT("%s: pagemap flags pfn 0x%llx exclusive to one mm (PM_MMAP_EXCLUSIVE), but %d map it: %s",
@@ -1047,7 +1047,7 @@ static void check_walk(int step, const struct slot *sl, int n)
 			continue;
 		for (j = 0, mappers = 0; j < n; j++)
 			if (seen[j].present && seen[j].pfn == seen[i].pfn) {
-				if (j < i)
+				if (j < i && (sl[j].flags & S_JUDGE))
 					break;
 				mappers++;
 			}
@@ -1228,7 +1228,8 @@ static void do_step(int n)
 		pid[s->arg] = r.child;
 		alive[s->arg] = 1;
 		mergeable[s->arg] = mergeable[s->proc];
-		memcpy(addr[s->arg], addr[s->proc], sizeof(addr[0]));
+		for (i = 0; i < NMAPS; i++)
+			addr[s->arg][i] = addr[s->proc][i];
 		break;
 	}
 }
