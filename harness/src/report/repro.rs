@@ -409,7 +409,7 @@ fn header(s: &Scenario, about: &About, page_size: u64) -> String {
     let mut out = String::from("// SPDX-License-Identifier: GPL-2.0\n/*\n");
     let mut line = |l: &str| {
         let l = l.replace("*/", "* /");
-        out.push_str(if l.is_empty() { " *\n".to_string() } else { format!(" * {l}\n") }.as_str());
+        out.push_str(if l.is_empty() { " *\n".to_string() } else { wrap(&l) }.as_str());
     };
     line(&format!("{}: {}", s.name, s.about));
     if let Some(t) = &about.title {
@@ -423,6 +423,7 @@ fn header(s: &Scenario, about: &About, page_size: u64) -> String {
         line(&format!("Found by rmapcheck on kernel {k}."));
     }
     if let Some(b) = &s.known_bug {
+        line("");
         line(&format!(
             "A known kernel bug (docs/FINDINGS.md \"{}\"), expected on {}: {} \"{}\".",
             b.finding,
@@ -442,6 +443,10 @@ fn header(s: &Scenario, about: &About, page_size: u64) -> String {
     }
     line("and any kernel splat in /dev/kmsg.");
     line("");
+    line("A write fills each page with one byte (the step's number + 1 unless it");
+    line("gives a value) and, without a value, puts the page's index in its first");
+    line("8 bytes; a huge: true map is PMD-aligned with MADV_HUGEPAGE.");
+    line("");
     for (i, step) in s.steps.iter().enumerate() {
         line(&format!("  {:>3}. {}", i + 1, scenario::step_yaml(step)));
     }
@@ -457,6 +462,26 @@ fn header(s: &Scenario, about: &About, page_size: u64) -> String {
     line("Run as root. It prints PASS and exits 0, or FAIL: <what> and exits 1;");
     line("SETUP: <why> and exit 2 when it cannot run here.");
     out.push_str(" */\n");
+    out
+}
+
+/// A header comment line, wrapped at 80 columns with its indent kept.
+fn wrap(l: &str) -> String {
+    let indent: String = l.chars().take_while(|c| *c == ' ').collect();
+    let mut out = String::new();
+    let mut cur = String::new();
+    for word in l.split_whitespace() {
+        if !cur.is_empty() && 3 + cur.len() + 1 + word.len() > 80 {
+            out.push_str(&format!(" * {cur}\n"));
+            cur = format!("{indent}  ");
+        } else if !cur.is_empty() && !cur.ends_with(' ') {
+            cur.push(' ');
+        } else if cur.is_empty() {
+            cur.push_str(&indent);
+        }
+        cur.push_str(word);
+    }
+    out.push_str(&format!(" * {cur}\n"));
     out
 }
 

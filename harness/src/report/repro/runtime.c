@@ -1079,6 +1079,7 @@ static void check_walk(int step, const struct slot *sl, int n)
 				break;
 			}
 	}
+	note(step, "the rmap walk: migrated %d shared page(s) to another node", done);
 out:
 	free(seen);
 	free(after);
