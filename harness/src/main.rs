@@ -76,11 +76,9 @@ enum Command {
     /// step an incremental build, a boot and a replay of the finding. Exit 0 when it
     /// names the first bad commit, 1 when it cannot.
     Bisect(BisectArgs),
-    /// Standalone C reproducers (docs/FINDINGS.md): run one on kernels of the matrix.
-    Repro {
-        #[command(subcommand)]
-        command: ReproCommand,
-    },
+    /// Standalone C reproducers (docs/FINDINGS.md): write one from a finding
+    /// (`repro FINDING --c`), run one on kernels of the matrix (`repro run FILE.c`).
+    Repro(ReproArgs),
     /// Fuzz corpora: merge those of several campaigns (shards) into one.
     Corpus {
         #[command(subcommand)]
@@ -113,6 +111,33 @@ struct BisectArgs {
     max_builds: usize,
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct ReproArgs {
+    #[command(subcommand)]
+    command: Option<ReproCommand>,
+    /// A fuzz finding's folder (its shrunk.yaml) or a scenario YAML, to write as a
+    /// self-contained C program (libc only; `gcc -static -O2`, arm64 or x86-64) that
+    /// plays the same steps and checks what userspace sees.
+    finding: Option<PathBuf>,
+    /// Write the C program (to stdout, or to --output).
+    #[arg(long)]
+    c: bool,
+    /// Where to write it.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Build it for arm64 and run it in a guest of each --kernel; exit as `repro run`.
+    #[arg(long)]
+    run: bool,
+    /// Kernel keys: the page size to write it for (PMD-relative counts), and where
+    /// --run runs it (default: the manifest's default).
+    #[arg(long)]
+    kernel: Vec<String>,
+    /// Seconds the program may run before it is killed (--run).
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
 }
 
 #[derive(Subcommand)]
@@ -446,7 +471,13 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Shell(args) => shell_cmd(args),
         Command::Mutants(args) => mutants_cmd(args),
         Command::Bisect(args) => bisect_cmd(args),
-        Command::Repro { command: ReproCommand::Run { file, kernel, timeout } } => repro_run(&file, kernel, timeout),
+        Command::Repro(ReproArgs { command: Some(ReproCommand::Run { file, kernel, timeout }), .. }) => {
+            if !file.is_file() {
+                return Err(Error::bad_input(format!("{}: no such file", file.display())).into());
+            }
+            repro_run(kernel, timeout, &|_| Ok(file.clone()))
+        }
+        Command::Repro(args) => repro_c(args),
         Command::Corpus { command: CorpusCommand::Merge { inputs, out } } => {
             for d in &inputs {
                 if !d.is_dir() {
@@ -910,22 +941,77 @@ fn bisect_cmd(args: BisectArgs) -> Result<()> {
     }
 }
 
-fn repro_run(file: &std::path::Path, keys: Vec<String>, timeout: u64) -> Result<()> {
-    use rmapcheck::run::program::{self, Verdict};
-    if !file.is_file() {
-        return Err(Error::bad_input(format!("{}: no such file", file.display())).into());
+/// `repro FINDING --c`: the finding as a C program, written or run.
+fn repro_c(args: ReproArgs) -> Result<()> {
+    use rmapcheck::report::repro;
+    let Some(finding) = args.finding else {
+        return Err(Error::bad_input("name a finding folder or a scenario YAML (or `repro run FILE.c`)").into());
+    };
+    if !args.c {
+        return Err(Error::bad_input("say which program to write: --c").into());
     }
+    let file = if finding.is_dir() { finding.join("shrunk.yaml") } else { finding.clone() };
+    let loaded = load_scenarios(std::slice::from_ref(&file))?.remove(0);
+    let about = repro::About::of_finding(&finding, &loaded.scenario);
+    let write = |page_size: u64, out: &std::path::Path| -> Result<()> {
+        let text = repro::c_source(&loaded.scenario, &repro::About { page_size, ..about.clone() })
+            .map_err(|e| Error::bad_input(format!("{}: {e}", file.display())))?;
+        std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))
+    };
+    if args.run {
+        return repro_run(args.kernel, args.timeout, &|kernel| {
+            let out = match &args.output {
+                Some(o) => o.clone(),
+                None => workdir("repro")?.join(&kernel.key).join("repro.c"),
+            };
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            write(kernel.page_size, &out)?;
+            reporter().event(Event::Note(format!("{}: wrote {}", kernel.key, out.display())));
+            Ok(out)
+        });
+    }
+    let page_size = match args.kernel.first() {
+        Some(key) => {
+            let manifest = load_manifest()?;
+            manifest.check_keys(std::slice::from_ref(key)).map_err(Error::bad)?;
+            kernels::fetch(&manifest, key, reporter()).map_err(Error::environment)?.page_size
+        }
+        None => rmapcheck::scenario::count::DEFAULT_PAGE_SIZE,
+    };
+    match &args.output {
+        Some(out) => write(page_size, out)?,
+        None => {
+            let text = repro::c_source(&loaded.scenario, &repro::About { page_size, ..about })
+                .map_err(|e| Error::bad_input(format!("{}: {e}", file.display())))?;
+            print!("{text}");
+        }
+    }
+    Ok(())
+}
+
+/// Run the C program `source` gives for each kernel in a guest of it.
+fn repro_run(
+    keys: Vec<String>,
+    timeout: u64,
+    source: &dyn Fn(&rmapcheck::image::kernel::Kernel) -> Result<PathBuf>,
+) -> Result<()> {
+    use rmapcheck::run::program::{self, Verdict};
     let manifest = load_manifest()?;
     let keys = if keys.is_empty() { vec![manifest.default.clone()] } else { keys };
     manifest.check_keys(&keys).map_err(Error::bad)?;
     let mut verdicts = Vec::new();
+    let mut name = String::new();
     for key in &keys {
         let kernel = kernels::fetch(&manifest, key, reporter())
             .with_context(|| format!("fetching kernel {key}"))
             .map_err(Error::environment)?;
+        let file = source(&kernel)?;
+        name = file.display().to_string();
         let run = program::run_c(
             kernel,
-            file,
+            &file,
             &workdir("repro")?.join(key),
             std::time::Duration::from_secs(timeout),
             reporter(),
@@ -945,9 +1031,9 @@ fn repro_run(file: &std::path::Path, keys: Vec<String>, timeout: u64) -> Result<
         verdicts.push(run.verdict);
     }
     if verdicts.contains(&Verdict::Fail) {
-        Err(Error::Findings(format!("{} failed on some kernel", file.display())).into())
+        Err(Error::Findings(format!("{name} failed on some kernel")).into())
     } else if verdicts.contains(&Verdict::DidNotRun) {
-        Err(Error::environment(anyhow::anyhow!("a kernel could not run {}", file.display())).into())
+        Err(Error::environment(anyhow::anyhow!("a kernel could not run {name}")).into())
     } else {
         Ok(())
     }

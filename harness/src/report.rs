@@ -11,6 +11,7 @@ pub mod coverage;
 pub mod html;
 pub mod mutants;
 pub mod replay;
+pub mod repro;
 pub mod results;
 pub mod snapshots;
 

@@ -192,3 +192,32 @@ fn a_harness_bug_exits_4_with_its_message() {
         assert!(stderr.contains("this is a bug in rmapcheck"), "{var}: {stderr}");
     }
 }
+
+#[test]
+fn repro_c_writes_a_program_from_a_finding_and_boots_nothing() {
+    let cache = tempfile::tempdir().unwrap();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let yaml = root.join("scenarios/seed_mmap_fork.yaml");
+    let yaml = yaml.to_str().unwrap();
+    let out = rmapcheck(&["repro", yaml, "--c"], cache.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("// SPDX-License-Identifier: GPL-2.0\n"), "{text}");
+    assert!(text.contains("int main(void)") && text.contains("#define NSTEPS 9"));
+    // A finding folder: its shrunk.yaml, title and kernel go into the header.
+    let finding = cache.path().join("finding");
+    std::fs::create_dir(&finding).unwrap();
+    std::fs::copy(root.join("scenarios/seed_mmap_fork.yaml"), finding.join("shrunk.yaml")).unwrap();
+    std::fs::write(finding.join("title.txt"), "O1: the walk missed SLOT\n").unwrap();
+    std::fs::write(finding.join("summary.txt"), "O1: x | kernel 6.12 (6.12.117+deb12-arm64) | run 3\n").unwrap();
+    let c = cache.path().join("repro.c");
+    let out = rmapcheck(&["repro", finding.to_str().unwrap(), "--c", "-o", c.to_str().unwrap()], cache.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&c).unwrap();
+    assert!(text.contains(" * What it shows: O1: the walk missed SLOT\n"), "{text}");
+    assert!(text.contains(" * Found by rmapcheck on kernel 6.12 (6.12.117+deb12-arm64).\n"));
+    assert!(text.contains("#define O1_CHECK 1"));
+    let out = rmapcheck(&["repro", yaml], cache.path());
+    assert_eq!(out.status.code(), Some(2), "no --c: bad input");
+    assert_no_guest(cache.path());
+}

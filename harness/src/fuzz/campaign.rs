@@ -459,21 +459,40 @@ impl Worker<'_, '_> {
         small.about = format!("shrunk from {}: {title}", full.name);
         let full_yaml = to_yaml(full, &header(&format!("{what} on {}", sh.prepared.kernel.key)));
         let shrunk_yaml = to_yaml(&small, &header(&note));
+        let found_on =
+            format!("{} ({}, {}, {}k pages)", kernel.key, kernel.release, kernel.compiler(), kernel.page_size / 1024);
+        let about = report::repro::About {
+            title: Some(title.to_string()),
+            problems: failure.lines().filter(|l| l.starts_with("problem ")).take(10).map(str::to_string).collect(),
+            found_on: Some(found_on.clone()),
+            page_size: kernel.page_size,
+            o1: title.starts_with("O1"),
+        };
+        // A planted bug (module parameters) lives in the module, which the C program
+        // does not load: it reproduces kernel bugs only.
+        let repro_c = match report::repro::c_source(&small, &about) {
+            Ok(c) if sh.opts.module_params.is_empty() => c,
+            _ => String::new(),
+        };
+        let how = if repro_c.is_empty() {
+            step.clone()
+        } else {
+            format!(
+                "{step}\nC reproducer, repro.c (libc only; it prints PASS or FAIL: <what>, exits 0 or 1):\n  \
+                 gcc -static -O2 -o repro repro.c && sudo ./repro   (aarch64-linux-gnu-gcc for arm64)\n  \
+                 rmapcheck repro run repro.c --kernel {}   (in a guest)",
+                kernel.key
+            )
+        };
         let report = triage::upstream_report(&triage::ReportParts {
             title,
-            kernel: format!(
-                "{} ({}, {}, {}k pages)",
-                kernel.key,
-                kernel.release,
-                kernel.compiler(),
-                kernel.page_size / 1024
-            ),
+            kernel: found_on,
             module_params: sh.opts.module_params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "),
             failure,
             shrunk_yaml: &shrunk_yaml,
             shrinking: &note,
             replay: &replay,
-            step: &step,
+            step: &how,
             config: kernel.config().map(|c| triage::mm_config(&c)).unwrap_or_default(),
             full_report,
         });
@@ -484,6 +503,7 @@ impl Worker<'_, '_> {
             shrunk_yaml: &shrunk_yaml,
             report: &report,
             console_log: &console,
+            repro_c: &repro_c,
         };
         let folder = match triage::save(&sh.opts.out, &record) {
             Ok(dir) => Some(dir),

@@ -234,7 +234,15 @@ mod tests {
     fn finding(out: &Path, title: &str) {
         let console = out.join("c.log");
         std::fs::write(&console, "log").unwrap();
-        let r = Record { title, summary: "s", full_yaml: "f", shrunk_yaml: "y", report: "r", console_log: &console };
+        let r = Record {
+            title,
+            summary: "s",
+            full_yaml: "f",
+            shrunk_yaml: "y",
+            report: "r",
+            console_log: &console,
+            repro_c: "",
+        };
         triage::save(out, &r).unwrap();
         std::fs::remove_file(console).unwrap();
     }

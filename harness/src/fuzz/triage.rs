@@ -209,6 +209,8 @@ pub struct Record<'a> {
     /// The report of the failing run, as text.
     pub report: &'a str,
     pub console_log: &'a Path,
+    /// The shrunk scenario as a C program (`report::repro`), empty when it has none.
+    pub repro_c: &'a str,
 }
 
 /// Write the folder `out/<folder_name(title)>` atomically: it appears whole or not at
@@ -231,6 +233,10 @@ pub fn save(out: &Path, r: &Record) -> Result<PathBuf> {
         ("console.log", console),
     ] {
         std::fs::write(dir.join(name), bytes).with_context(|| format!("writing {name} in {}", dir.display()))?;
+    }
+    if !r.repro_c.is_empty() {
+        std::fs::write(dir.join("repro.c"), r.repro_c)
+            .with_context(|| format!("writing repro.c in {}", dir.display()))?;
     }
     let base = folder_name(r.title);
     let mut target = out.join(&base);
@@ -340,12 +346,14 @@ mod tests {
             shrunk_yaml: "b",
             report: "r",
             console_log: &console,
+            repro_c: "int main(void) { return 0; }\n",
         };
         let first = save(out.path(), &r).unwrap();
         let second = save(out.path(), &r).unwrap();
         assert_ne!(first, second);
         assert_eq!(std::fs::read_to_string(first.join("console.log")).unwrap(), "boot\n");
         assert_eq!(std::fs::read_to_string(second.join("shrunk.yaml")).unwrap(), "b");
+        assert!(first.join("repro.c").is_file(), "a finding folder holds its C reproducer");
         let leftovers: Vec<_> = std::fs::read_dir(out.path())
             .unwrap()
             .filter_map(|e| e.ok())

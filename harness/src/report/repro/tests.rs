@@ -1,0 +1,96 @@
+use super::*;
+use std::path::Path;
+
+fn scenario(file: &str) -> Scenario {
+    scenario::load(&crate::project_root().join("scenarios").join(file)).unwrap().scenario
+}
+
+fn about() -> About {
+    About { page_size: 4096, ..About::default() }
+}
+
+/// Compile with the host gcc as a reviewer would, warnings as errors.
+fn compiles(name: &str, text: &str) {
+    if !crate::exec::have("gcc") {
+        eprintln!("no host gcc: {name} not compiled");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join(format!("{name}.c"));
+    std::fs::write(&src, text).unwrap();
+    let out = std::process::Command::new("gcc")
+        .args(["-static", "-O2", "-Wall", "-Werror", "-o"])
+        .arg(dir.path().join(name))
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_fork_scenario_becomes_a_program_with_its_steps_and_predictions() {
+    let text = c_source(&scenario("seed_mmap_fork.yaml"), &about()).unwrap();
+    assert!(text.starts_with("// SPDX-License-Identifier: GPL-2.0\n/*\n * seed_mmap_fork: "));
+    assert!(text.contains("static const char *const proc_name[NPROCS] = { \"p0\", \"c1\" };"), "{text}");
+    assert!(text.contains("static const char *const map_name[NMAPS] = { \"shm\", \"stack\" };"));
+    assert!(text.contains(
+        "\t{ OP_MMAP, 0, 0, B_DEVZERO, 0, 4, F_SHARED, \"mmap: { name: \\\"shm\\\", pages: 4, backing: dev-zero, share: shared }\" },"
+    ));
+    assert!(text.contains("\t{ OP_FORK, 0, -1, 1, 0, 0, 0, \"fork: { child: \\\"c1\\\" }\" },"));
+    // Step 6: c1 writes shm[0] with the step's byte (6 + 1) and the page's index.
+    assert!(text.contains("\t{ OP_WRITE, 1, 0, 0x07, 0, 1, F_TAG, "));
+    // At the findpage of shm[0] (step 8, index 7): p0 and c1 share shm[0] (group 1)
+    // and it holds c1's byte; only p0's slot is judged; shm[1] is predicted empty.
+    assert!(text.contains("\t{ 7, 0, 0, S_JUDGE | S_TAGGED, 0x07, 1, 0, 0 },"));
+    assert!(text.contains("\t{ 7, 1, 0, S_TAGGED, 0x07, 1, 0, 0 },"));
+    assert!(text.contains("\t{ 7, 0, 0, 0, 0x00, 0, 1, 0 },"));
+    // stack[2] was copied on c1's write: p0 keeps step 4's byte in another frame.
+    assert!(text.contains("\t{ 8, 1, 1, S_TAGGED, 0x08, 2, 2, 2 },"));
+    assert!(text.contains("\t{ 8, 0, 1, S_JUDGE | S_TAGGED, 0x05, 3, 2, 2 },"));
+    assert!(text.contains("#define slots_616 slots_old"));
+    compiles("seed_mmap_fork", &text);
+}
+
+#[test]
+fn counts_relative_to_the_pmd_resolve_for_the_page_size() {
+    let s = scenario("pagemap_pmd_thp_exclusive_per_page.yaml");
+    let text = c_source(&s, &about()).unwrap();
+    assert!(text.contains("#define BUILT_PAGE_SIZE 4096"));
+    assert!(text.contains("{ OP_MMAP, 0, 0, B_DEVZERO, 0, 520, F_SHARED | F_HUGE,"), "{text}");
+    assert!(text.contains("known kernel bug (docs/FINDINGS.md \"pagemap-pmd-exclusive\")"));
+    let big = c_source(&s, &About { page_size: 16384, ..About::default() }).unwrap();
+    assert!(big.contains("{ OP_MMAP, 0, 0, B_DEVZERO, 0, 2056, F_SHARED | F_HUGE,"));
+    compiles("pagemap_pmd", &text);
+}
+
+#[test]
+fn every_step_kind_compiles() {
+    let yaml = "name: t\nabout: every op\nmthp:\n  - { pages: 16, anon: always }\nsteps:\n\
+        - mmap: { name: a, pages: 8, backing: anon, share: private }\n\
+        - mmap: { name: f, pages: 4, backing: file, share: shared, locked: true }\n\
+        - mmap: { name: m, pages: 4, backing: memfd, share: private, huge: false }\n\
+        - write: { map: a, page: 0, pages: 8, value: 7 }\n\
+        - madvise: { map: a, page: 0, advice: mergeable }\n\
+        - fork: { child: c1 }\n\
+        - ksm: {}\n\
+        - mprotect: { map: a, page: 2, pages: 1, prot: none }\n\
+        - mremap: { proc: c1, map: a, pages: 10, move: true }\n\
+        - read: { map: f, page: 1 }\n\
+        - poke: { map: a, page: 0 }\n\
+        - split: { map: a }\n\
+        - migrate: { map: a, page: 1 }\n\
+        - compact: {}\n\
+        - mlock: { map: m, onfault: true }\n\
+        - munlock: { map: m }\n\
+        - mlockall: { proc: c1, future: true }\n\
+        - munlockall: { proc: c1 }\n\
+        - findtask: { proc: c1 }\n\
+        - munmap: { map: f }\n\
+        - exit: { proc: c1 }\n\
+        - check: all\n";
+    let s = scenario::parse(Path::new("t.yaml"), yaml).unwrap();
+    let text = c_source(&s, &About { o1: true, ..about() }).unwrap();
+    assert!(text.contains("{ 16, NULL, \"always\" }") || text.contains("{ 64, \"always\", NULL }"), "{text}");
+    assert!(text.contains("#define O1_CHECK 1"));
+    compiles("every_op", &text);
+}
