@@ -244,6 +244,26 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_path_reaches_the_coverable_lines_it_runs_and_the_function_spans_its_code() {
+        use crate::coverage::callsites;
+        use crate::coverage::lines::{tests::tiny_kcov_vmlinux, Symbolizer};
+        let (_dir, bin) = tiny_kcov_vmlinux();
+        let sym = Symbolizer::open(&bin).unwrap();
+        let sites = callsites::read(&bin).unwrap().addresses;
+        let m = Mapping::build(&sym, &Pcs::new(sites.iter().map(|a| a + 4).collect())).unwrap();
+        // try_to_unmap's early return: every call site of it but the one on line 14.
+        let early = sites
+            .iter()
+            .map(|a| a + 4)
+            .filter(|pc| m.frames(*pc).iter().any(|f| f.function == "try_to_unmap" && f.line != 14));
+        let c = build(&m, &Pcs::new(early.collect()));
+        let f = c.files[0].functions.iter().find(|f| f.name == "try_to_unmap").unwrap();
+        assert_eq!(f.lines.iter().map(|(l, r)| (*l, *r)).collect::<Vec<_>>(), [(12, true), (13, true), (14, false)]);
+        assert_eq!(f.span, (11, 15), "the braces have code, no call site");
+        assert!(c.has_kcov);
+    }
+
+    #[test]
     fn curves_count_plot_file_lines_over_time() {
         let m = example();
         let p = |runs, secs, new: Vec<u64>| Point { runs, secs, pcs: 0, corpus: 0, new };
