@@ -4,10 +4,9 @@
 //! Chromium (Debian's `chromium`, installed by scripts/setup). The rendered DOM must hold
 //! the matrix and the findpage pictures, and a screenshot must show them. The report also
 //! gets a coverage page, from a campaign folder made here whose PCs are those of a small
-//! program compiled as `mm/rmap.c` for arm64 with `-g -fsanitize-coverage=trace-pc` (no KCOV
-//! kernel needed): its DOM must
-//! mark reached and unreached lines beside their source and plot coverage over time, and
-//! a screenshot must paint both marks.
+//! program compiled as `mm/rmap.c` for arm64 with `-g -fsanitize-coverage=trace-pc` (no
+//! KCOV kernel needed): its DOM must mark reached and unreached lines beside their
+//! source and plot coverage over time, and a screenshot must paint both marks.
 
 use rmapcheck::coverage::{callsites, lines::Symbolizer, pcs, series, Pcs};
 use rmapcheck::image::kernels::Manifest;
