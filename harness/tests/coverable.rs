@@ -56,7 +56,7 @@ fn whole(vmlinux: &Path) -> Result<(), libtest_mimic::Failed> {
     let coverage = summary::build(&mapping, &pcs);
     let rmap = coverage.files.iter().find(|f| f.file == "mm/rmap.c").ok_or("no mm/rmap.c")?;
     let f = rmap.functions.iter().find(|f| f.name == "anon_vma_alloc").ok_or("no anon_vma_alloc")?;
-    let with_code = sym.table(&sym.rows()?).iter().filter(|l| l.function == "anon_vma_alloc").count();
+    let with_code = sym.lines_with_code(&sym.rows()?).iter().filter(|l| l.function == "anon_vma_alloc").count();
     eprintln!(
         "anon_vma_alloc: {} call sites on lines {:?} of {with_code} with code ({}-{})",
         ours.len(),

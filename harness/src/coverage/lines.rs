@@ -117,7 +117,7 @@ impl Symbolizer {
     }
 
     /// Every line-table row of the text sections: its address and its innermost
-    /// position (function from the frames, filled in by `table`).
+    /// position (function from the frames, filled in by `lines_with_code`).
     pub fn rows(&self) -> Result<Vec<(u64, String, u32)>> {
         let mut out = Vec::new();
         for section in [&b".text"[..], b".init.text"] {
@@ -160,7 +160,7 @@ impl Symbolizer {
     /// Every line with code in `FILES`, with its function: the lines of their line
     /// tables, and the lines in them that call inlined code from elsewhere (a header's
     /// inline function called from mm/rmap.c has rows of the header only).
-    pub fn table(&self, rows: &[(u64, String, u32)]) -> Vec<Frame> {
+    pub fn lines_with_code(&self, rows: &[(u64, String, u32)]) -> Vec<Frame> {
         let ours = self.ours(rows);
         let probe = rows.iter().filter(|(addr, file, _)| {
             FILES.contains(&file.as_str()) || self.symbol_start(*addr).is_some_and(|s| ours.contains(&s))
@@ -188,10 +188,10 @@ pub struct Span {
     pub last: u32,
 }
 
-/// The spans of the functions in `table`.
-fn spans(table: &[Frame]) -> Vec<Span> {
+/// The spans of the functions of `lines` (`Symbolizer::lines_with_code`).
+fn spans(lines: &[Frame]) -> Vec<Span> {
     let mut out: BTreeMap<(&str, &str), (u32, u32)> = BTreeMap::new();
-    for f in table {
+    for f in lines {
         let span = out.entry((&f.file, &f.function)).or_insert((f.line, f.line));
         *span = (span.0.min(f.line), span.1.max(f.line));
     }
@@ -224,7 +224,7 @@ impl Mapping {
             has_lines: !rows.is_empty(),
             has_kcov: sites.kcov,
             coverable: sym.coverable(&rows, &sites.addresses),
-            spans: spans(&sym.table(&rows)),
+            spans: spans(&sym.lines_with_code(&rows)),
             pcs: BTreeMap::new(),
         };
         m.add(sym, pcs);
