@@ -4,7 +4,10 @@
 //!
 //! - `pcs`: sets of PCs and their `.cov` file format;
 //! - `series`: a campaign's coverage over time (`coverage*.jsonl`);
-//! - `lines`: PCs to (file, function, line) with addr2line (DWARF), cached per vmlinux;
+//! - `callsites`: the vmlinux's KCOV call sites (its `BL`s to the callback), which
+//!   make a line coverable;
+//! - `lines`: PCs to (file, function, line) with addr2line (DWARF), and the coverable
+//!   lines, cached per vmlinux;
 //! - `stack`: splat stack traces to file:line through the same DWARF, as
 //!   decode_stacktrace.sh prints them;
 //! - `summary`: per file and function, the lines reached and not, the rmap entry
@@ -14,6 +17,7 @@
 //! corpus's coverage is read from its `.cov` files alone, so merges and reports need no
 //! guest.
 
+pub mod callsites;
 pub mod lines;
 pub mod pcs;
 pub mod series;

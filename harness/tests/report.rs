@@ -4,11 +4,11 @@
 //! Chromium (Debian's `chromium`, installed by scripts/setup). The rendered DOM must hold
 //! the matrix and the findpage pictures, and a screenshot must show them. The report also
 //! gets a coverage page, from a campaign folder made here whose PCs are those of a small
-//! program compiled with `cc -g` as `mm/rmap.c` (no KCOV kernel needed): its DOM must
-//! mark reached and unreached lines beside their source and plot coverage over time, and
-//! a screenshot must paint both marks.
+//! program compiled as `mm/rmap.c` for arm64 with `-g -fsanitize-coverage=trace-pc` (no
+//! KCOV kernel needed): its DOM must mark reached and unreached lines beside their
+//! source and plot coverage over time, and a screenshot must paint both marks.
 
-use rmapcheck::coverage::{lines::Symbolizer, pcs, series, Pcs};
+use rmapcheck::coverage::{callsites, lines::Symbolizer, pcs, series, Pcs};
 use rmapcheck::image::kernels::Manifest;
 use rmapcheck::image::prepare;
 use rmapcheck::report::results;
@@ -146,19 +146,32 @@ fn report_of_a_real_run_renders_in_chromium() {
 /// loop, `try_to_unmap` only on its early return, `folio_mkclean` never.
 const RMAP_C: &str = "int rmap_walk(int n)\n{\n\tint s = 0;\n\tfor (int i = 0; i < n; i++)\n\t\ts += i * 3;\n\treturn s;\n}\n\nint try_to_unmap(int n)\n{\n\tif (n > 100)\n\t\treturn -1;\n\treturn n + 1;\n}\n\nint folio_mkclean(int n)\n{\n\treturn n - 1;\n}\n\nint main(int argc, char **argv)\n{\n\treturn rmap_walk(argc) + try_to_unmap(argc) + folio_mkclean(argc);\n}\n";
 
-/// A kernel tree with `mm/rmap.c` built into a `vmlinux` with `cc -g`, and a campaign
+/// A kernel tree with `mm/rmap.c` built into a KCOV `vmlinux`, and a campaign
 /// folder whose one corpus entry reached some of its lines, with a coverage series.
 fn coverage_fixture(work: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let tree = work.join("tree");
     std::fs::create_dir_all(tree.join("mm")).unwrap();
     std::fs::write(tree.join("mm/rmap.c"), RMAP_C).unwrap();
-    let cc = Command::new("cc").current_dir(&tree).args(["-g", "-O0", "-o", "vmlinux", "mm/rmap.c"]).output().unwrap();
+    // Built as a KCOV kernel is: arm64, a call to the callback in every basic block.
+    std::fs::write(
+        tree.join("kcov.c"),
+        "void __attribute__((no_sanitize_coverage)) __sanitizer_cov_trace_pc(void)\n{\n}\n",
+    )
+    .unwrap();
+    let cc = Command::new("aarch64-linux-gnu-gcc")
+        .current_dir(&tree)
+        .args(["-g", "-O0", "-fsanitize-coverage=trace-pc", "-nostdlib", "-static", "-Wl,-e,main"])
+        .args(["-o", "vmlinux", "mm/rmap.c", "kcov.c"])
+        .output()
+        .unwrap();
     assert!(cc.status.success(), "cc: {}", String::from_utf8_lossy(&cc.stderr));
     let vmlinux = tree.join("vmlinux");
-    let rows = Symbolizer::open(&vmlinux).unwrap().rows().unwrap();
-    // A KCOV PC is a return address: one byte past an instruction of the line (x86-64).
+    let sym = Symbolizer::open(&vmlinux).unwrap();
+    let sites = callsites::read(&vmlinux).unwrap().addresses;
+    // A KCOV PC is a return address: 4 bytes past a call site of the line (arm64).
     let pc = |line: u32| {
-        rows.iter().filter(|(_, f, l)| f == "mm/rmap.c" && *l == line).map(|(a, _, _)| a + 1).min().unwrap()
+        let on = |a: &&u64| sym.frames(**a).iter().any(|f| f.file == "mm/rmap.c" && f.line == line);
+        sites.iter().find(on).map(|a| a + 4).unwrap_or_else(|| panic!("no call site on line {line}"))
     };
     let campaign = work.join("campaign");
     let entry = campaign.join("corpus/0123456789abcdef");

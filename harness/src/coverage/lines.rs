@@ -1,17 +1,19 @@
 //! Kernel PCs to source: (file, function, line) through the vmlinux's DWARF with the
-//! `addr2line` crate, and every line with code in the files the report covers. The
-//! result is cached per vmlinux (path, size, mtime) under the cache's `coverage/`, and
-//! extended when new PCs come; a vmlinux is only opened when something is missing.
+//! `addr2line` crate, and every coverable line of the files the report covers: a line
+//! with a KCOV call site on it (`callsites`), since no other line can ever be reached.
+//! The result is cached per vmlinux (path, size, mtime) under the cache's `coverage/`,
+//! and extended when new PCs come; a vmlinux is only opened when something is missing.
 //!
 //! Without DWARF (a kernel built without CONFIG_DEBUG_INFO) a PC maps to its symbol
-//! alone: functions, no files or lines.
+//! alone: functions, no files or lines. Without KCOV no line is coverable.
 
+use super::callsites;
 use super::pcs::Pcs;
 use crate::cache;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The files the coverage report shows line by line.
 pub const FILES: &[&str] = &[
@@ -42,6 +44,7 @@ pub struct Symbolizer {
     /// The vmlinux's folder with a trailing slash: absolute paths under it are shown
     /// relative to it.
     root: String,
+    path: PathBuf,
 }
 
 impl Symbolizer {
@@ -58,7 +61,7 @@ impl Symbolizer {
             .ok()
             .and_then(|p| p.parent().map(|d| d.display().to_string()))
             .unwrap_or_default();
-        Ok(Symbolizer { loader, machine, root: format!("{dir}/") })
+        Ok(Symbolizer { loader, machine, root: format!("{dir}/"), path: vmlinux.to_path_buf() })
     }
 
     /// The instruction a KCOV PC stands for. KCOV records the return address of its
@@ -114,7 +117,7 @@ impl Symbolizer {
     }
 
     /// Every line-table row of the text sections: its address and its innermost
-    /// position (function from the frames, filled in by `table`).
+    /// position (function from the frames, filled in by `lines_with_code`).
     pub fn rows(&self) -> Result<Vec<(u64, String, u32)>> {
         let mut out = Vec::new();
         for section in [&b".text"[..], b".init.text"] {
@@ -134,40 +137,80 @@ impl Symbolizer {
         Ok(out)
     }
 
+    /// The start of the function symbol `addr` is in.
+    fn symbol_start(&self, addr: u64) -> Option<u64> {
+        self.loader.find_symbol_info(addr).map(|s| s.address())
+    }
+
+    /// The lines of `FILES` that the instructions at `addrs` are on, with their
+    /// functions: the frames in `FILES`, so a line of mm/rmap.c whose code is an inlined
+    /// header function's counts too.
+    fn lines_at(&self, addrs: impl Iterator<Item = u64>) -> BTreeSet<Frame> {
+        addrs.flat_map(|a| self.frames(a)).filter(|f| FILES.contains(&f.file.as_str()) && f.line > 0).collect()
+    }
+
+    /// The start of every function with code in `FILES` (by `rows`).
+    fn ours(&self, rows: &[(u64, String, u32)]) -> BTreeSet<u64> {
+        rows.iter()
+            .filter(|(_, file, _)| FILES.contains(&file.as_str()))
+            .filter_map(|(a, _, _)| self.symbol_start(*a))
+            .collect()
+    }
+
     /// Every line with code in `FILES`, with its function: the lines of their line
     /// tables, and the lines in them that call inlined code from elsewhere (a header's
     /// inline function called from mm/rmap.c has rows of the header only).
-    pub fn table(&self) -> Result<Vec<Frame>> {
-        let rows = self.rows()?;
-        let symbol = |addr: u64| self.loader.find_symbol_info(addr).map(|s| s.address());
-        let mut probe: BTreeSet<u64> = BTreeSet::new();
-        let mut ours: BTreeSet<u64> = BTreeSet::new();
-        for (addr, file, _) in &rows {
-            if FILES.contains(&file.as_str()) {
-                probe.insert(*addr);
-                ours.extend(symbol(*addr));
-            }
-        }
-        for (addr, file, _) in &rows {
-            if !FILES.contains(&file.as_str()) && symbol(*addr).is_some_and(|s| ours.contains(&s)) {
-                probe.insert(*addr);
-            }
-        }
-        let mut out: BTreeSet<Frame> = BTreeSet::new();
-        for addr in probe {
-            out.extend(self.frames(addr).into_iter().filter(|f| FILES.contains(&f.file.as_str()) && f.line > 0));
-        }
-        Ok(out.into_iter().collect())
+    pub fn lines_with_code(&self, rows: &[(u64, String, u32)]) -> Vec<Frame> {
+        let ours = self.ours(rows);
+        let probe = rows.iter().filter(|(addr, file, _)| {
+            FILES.contains(&file.as_str()) || self.symbol_start(*addr).is_some_and(|s| ours.contains(&s))
+        });
+        let addrs: BTreeSet<u64> = probe.map(|(a, _, _)| *a).collect();
+        self.lines_at(addrs.into_iter()).into_iter().collect()
+    }
+
+    /// The coverable lines of `FILES`, with their functions: the lines of the KCOV
+    /// call sites `sites` (`callsites`) in functions with code in `FILES`.
+    pub fn coverable(&self, rows: &[(u64, String, u32)], sites: &[u64]) -> Vec<Frame> {
+        let ours = self.ours(rows);
+        let sites = sites.iter().copied().filter(|a| self.symbol_start(*a).is_some_and(|s| ours.contains(&s)));
+        self.lines_at(sites).into_iter().collect()
     }
 }
 
-/// What the report needs of one vmlinux: the lines with code in `FILES`, and the
-/// frames of every PC seen so far.
+/// The lines a function of `FILES` has code on, first to last: the HTML shows them
+/// all, coverable or not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub file: String,
+    pub function: String,
+    pub first: u32,
+    pub last: u32,
+}
+
+/// The spans of the functions of `lines` (`Symbolizer::lines_with_code`).
+fn spans(lines: &[Frame]) -> Vec<Span> {
+    let mut out: BTreeMap<(&str, &str), (u32, u32)> = BTreeMap::new();
+    for f in lines {
+        let span = out.entry((&f.file, &f.function)).or_insert((f.line, f.line));
+        *span = (span.0.min(f.line), span.1.max(f.line));
+    }
+    out.into_iter()
+        .map(|((file, function), (first, last))| Span { file: file.into(), function: function.into(), first, last })
+        .collect()
+}
+
+/// What the report needs of one vmlinux: the coverable lines of `FILES`, the spans of
+/// their functions, and the frames of every PC seen so far.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Mapping {
     /// The vmlinux has DWARF line information.
     pub has_lines: bool,
-    pub table: Vec<Frame>,
+    /// The vmlinux has KCOV's callback (else no line is coverable).
+    pub has_kcov: bool,
+    /// The coverable lines: those with a KCOV call site.
+    pub coverable: Vec<Frame>,
+    pub spans: Vec<Span>,
     /// Frames by KCOV PC (already moved back to the call).
     pub pcs: BTreeMap<u64, Vec<Frame>>,
 }
@@ -175,8 +218,15 @@ pub struct Mapping {
 impl Mapping {
     /// Build a mapping from an open vmlinux.
     pub fn build(sym: &Symbolizer, pcs: &Pcs) -> Result<Mapping> {
-        let table = sym.table()?;
-        let mut m = Mapping { has_lines: !sym.rows()?.is_empty(), table, pcs: BTreeMap::new() };
+        let rows = sym.rows()?;
+        let sites = callsites::read(&sym.path)?;
+        let mut m = Mapping {
+            has_lines: !rows.is_empty(),
+            has_kcov: sites.kcov,
+            coverable: sym.coverable(&rows, &sites.addresses),
+            spans: spans(&sym.lines_with_code(&rows)),
+            pcs: BTreeMap::new(),
+        };
         m.add(sym, pcs);
         Ok(m)
     }
@@ -201,6 +251,7 @@ impl Mapping {
             .part("path", canonical.display().to_string())
             .part("len", meta.len().to_le_bytes())
             .part("mtime", format!("{mtime:?}"))
+            .part("coverable", "lines with a KCOV call site")
             .short();
         let path = cache::subdir("coverage")?.join(format!("{key}.json"));
         let _lock = cache::lock(&path)?;
@@ -233,6 +284,19 @@ pub(crate) mod tests {
     /// with an always-inline function from `include/linux/mm.h`, built with `cc -g`.
     /// Returns the folder and the binary.
     pub(crate) fn tiny_vmlinux() -> (tempfile::TempDir, PathBuf) {
+        tiny_build("cc", &[])
+    }
+
+    /// The same program for arm64 as a KCOV kernel is built: `-fsanitize-coverage=
+    /// trace-pc`, with a callback of its own (`kcov.c`, not instrumented).
+    pub(crate) fn tiny_kcov_vmlinux() -> (tempfile::TempDir, PathBuf) {
+        tiny_build(
+            "aarch64-linux-gnu-gcc",
+            &["-fsanitize-coverage=trace-pc", "-nostdlib", "-static", "-Wl,-e,main", "kcov.c"],
+        )
+    }
+
+    fn tiny_build(cc: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("mm")).unwrap();
         std::fs::create_dir_all(dir.path().join("include/linux")).unwrap();
@@ -242,12 +306,18 @@ pub(crate) mod tests {
         )
         .unwrap();
         std::fs::write(dir.path().join("mm/rmap.c"), RMAP_C).unwrap();
-        let out = std::process::Command::new("cc")
+        std::fs::write(
+            dir.path().join("kcov.c"),
+            "void __attribute__((no_sanitize_coverage)) __sanitizer_cov_trace_pc(void)\n{\n}\n",
+        )
+        .unwrap();
+        let out = std::process::Command::new(cc)
             .current_dir(dir.path())
             .args(["-g", "-O0", "-Iinclude", "-o", "vmlinux", "mm/rmap.c"])
+            .args(extra)
             .output()
-            .expect("cc runs");
-        assert!(out.status.success(), "cc: {}", String::from_utf8_lossy(&out.stderr));
+            .unwrap_or_else(|e| panic!("{cc}: {e}"));
+        assert!(out.status.success(), "{cc}: {}", String::from_utf8_lossy(&out.stderr));
         let bin = dir.path().join("vmlinux");
         (dir, bin)
     }
@@ -298,15 +368,47 @@ int main(int argc, char **argv)\n\
         let m = Mapping::build(&sym, &pcs).unwrap();
         assert!(m.has_lines);
         assert_eq!(m.frames(early + 1), [f("mm/rmap.c", "try_to_unmap", 13)]);
-        // The table has every line with code in mm/rmap.c, the inline call's line too,
-        // and nothing of the header.
-        let lines: Vec<(String, u32)> =
-            m.table.iter().filter(|fr| fr.function == "rmap_walk").map(|fr| (fr.file.clone(), fr.line)).collect();
-        for l in [3, 4, 5, 6, 7, 8] {
-            assert!(lines.contains(&("mm/rmap.c".into(), l)), "line {l} missing from {lines:?}");
+        // Every line with code in mm/rmap.c is in a function's span, the inline call's
+        // line too, and nothing of the header; without KCOV no line is coverable.
+        let span = |name: &str| m.spans.iter().find(|s| s.function == name).map(|s| (s.file.as_str(), s.first, s.last));
+        assert_eq!(span("rmap_walk"), Some(("mm/rmap.c", 3, 8)));
+        assert_eq!(span("main"), Some(("mm/rmap.c", 18, 20)));
+        assert!(m.spans.iter().all(|s| s.file == "mm/rmap.c"), "{:?}", m.spans);
+        assert!(!m.has_kcov && m.coverable.is_empty());
+    }
+
+    /// The call sites `aarch64-linux-gnu-objdump -d` lists in `bin`.
+    fn objdump_call_sites(bin: &Path) -> Vec<u64> {
+        let out = std::process::Command::new("aarch64-linux-gnu-objdump").arg("-d").arg(bin).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .filter(|l| l.contains("\tbl\t") && l.ends_with("<__sanitizer_cov_trace_pc>"))
+            .map(|l| u64::from_str_radix(l.trim().split(':').next().unwrap(), 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn coverable_lines_are_those_with_a_kcov_call_site() {
+        let (_dir, bin) = tiny_kcov_vmlinux();
+        let sites = callsites::read(&bin).unwrap();
+        assert!(sites.kcov);
+        assert_eq!(sites.addresses, objdump_call_sites(&bin), "the decoder and objdump disagree");
+        let sym = Symbolizer::open(&bin).unwrap();
+        let m = Mapping::build(&sym, &Pcs::default()).unwrap();
+        assert!(m.has_lines && m.has_kcov);
+        let lines = |name: &str| m.coverable.iter().filter(|f| f.function == name).map(|f| f.line).collect::<Vec<_>>();
+        // Basic blocks start on these lines; the braces and the signature have code
+        // (prologue, epilogue) but no call site.
+        assert_eq!(lines("rmap_walk"), [4, 5, 6, 7]);
+        assert_eq!(lines("try_to_unmap"), [12, 13, 14]);
+        assert!(m.coverable.iter().all(|f| f.file == "mm/rmap.c"), "{:?}", m.coverable);
+        // Every call site's return address (a KCOV PC) lands on a coverable line.
+        let pcs = Pcs::new(sites.addresses.iter().map(|a| a + 4).collect());
+        let m = Mapping::build(&sym, &pcs).unwrap();
+        for pc in pcs.as_slice() {
+            let line = m.frames(*pc).iter().find(|f| f.file == "mm/rmap.c").unwrap();
+            assert!(m.coverable.contains(line), "{pc:#x}: {line:?}");
         }
-        assert!(m.table.iter().all(|fr| fr.file == "mm/rmap.c"), "{:?}", m.table);
-        assert!(m.table.iter().any(|fr| fr.function == "main" && fr.line == 19));
     }
 
     #[test]
@@ -323,7 +425,7 @@ int main(int argc, char **argv)\n\
         let addr = address_of(&with, "mm/rmap.c", 13);
         let sym = Symbolizer::open(&stripped).unwrap();
         let m = Mapping::build(&sym, &Pcs::new(vec![addr + 1])).unwrap();
-        assert!(!m.has_lines && m.table.is_empty());
+        assert!(!m.has_lines && m.coverable.is_empty() && m.spans.is_empty());
         assert_eq!(m.frames(addr + 1), [Frame { file: String::new(), function: "try_to_unmap".into(), line: 0 }]);
     }
 }

@@ -1,5 +1,5 @@
 //! Coverage as the reports show it: per file of `lines::FILES` and per function, each
-//! line with code marked reached or not; the rmap entry points never reached; and
+//! coverable line (one with a KCOV call site) marked reached or not; the rmap entry points never reached; and
 //! coverage over time as curves. Pure over a `Mapping` and sets of PCs.
 
 use super::lines::{Frame, Mapping, FILES};
@@ -43,6 +43,10 @@ pub const ENTRY_POINTS: &[(&str, &str)] = &[
     ("mm/ksm.c", "rmap_walk_ksm"),
 ];
 
+/// What the reports say once of a vmlinux without KCOV's callback.
+pub const NO_KCOV: &str =
+    "the vmlinux has no KCOV call sites (a kernel built without CONFIG_KCOV): no line counts as coverable";
+
 /// The file whose lines the coverage-over-time plot counts.
 pub const PLOT_FILE: &str = "mm/rmap.c";
 
@@ -57,8 +61,10 @@ pub enum Reach {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FuncCov {
     pub name: String,
-    /// Every line with code, and whether a run reached it.
+    /// Every coverable line, and whether a run reached it.
     pub lines: BTreeMap<u32, bool>,
+    /// The first and last line with code (coverable or not).
+    pub span: (u32, u32),
 }
 
 impl FuncCov {
@@ -83,6 +89,8 @@ impl FileCov {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Coverage {
     pub has_lines: bool,
+    /// The vmlinux has KCOV call sites; without, no line is coverable.
+    pub has_kcov: bool,
     pub pcs: usize,
     pub files: Vec<FileCov>,
     pub entry_points: Vec<(String, String, Reach)>,
@@ -100,7 +108,7 @@ pub fn build(mapping: &Mapping, pcs: &Pcs) -> Coverage {
     let functions: BTreeSet<String> =
         pcs.as_slice().iter().flat_map(|pc| mapping.frames(*pc)).map(|f| f.function.clone()).collect();
     let mut per: BTreeMap<&str, BTreeMap<&str, BTreeMap<u32, bool>>> = BTreeMap::new();
-    for f in mapping.table.iter().chain(reached.iter().copied()) {
+    for f in mapping.coverable.iter().chain(reached.iter().copied()) {
         if FILES.contains(&f.file.as_str()) {
             let hit = reached.contains(f);
             let slot = per.entry(&f.file).or_default().entry(&f.function).or_default().entry(f.line).or_default();
@@ -111,13 +119,15 @@ pub fn build(mapping: &Mapping, pcs: &Pcs) -> Coverage {
         .iter()
         .filter_map(|file| {
             let funcs = per.remove(file)?;
-            let mut functions: Vec<FuncCov> =
-                funcs.into_iter().map(|(name, lines)| FuncCov { name: name.to_string(), lines }).collect();
-            functions.sort_by_key(|f| (f.lines.keys().next().copied(), f.name.clone()));
+            let mut functions: Vec<FuncCov> = funcs
+                .into_iter()
+                .map(|(name, lines)| FuncCov { name: name.to_string(), span: span(mapping, file, name, &lines), lines })
+                .collect();
+            functions.sort_by_key(|f| (f.span.0, f.name.clone()));
             Some(FileCov { file: file.to_string(), functions })
         })
         .collect();
-    let known: BTreeSet<&str> = mapping.table.iter().map(|f| f.function.as_str()).collect();
+    let known: BTreeSet<&str> = mapping.spans.iter().map(|s| s.function.as_str()).collect();
     let entry_points = ENTRY_POINTS
         .iter()
         .map(|(file, name)| {
@@ -131,7 +141,22 @@ pub fn build(mapping: &Mapping, pcs: &Pcs) -> Coverage {
             (file.to_string(), name.to_string(), reach)
         })
         .collect();
-    Coverage { has_lines: mapping.has_lines, pcs: pcs.len(), files, entry_points, functions }
+    Coverage {
+        has_lines: mapping.has_lines,
+        has_kcov: mapping.has_kcov,
+        pcs: pcs.len(),
+        files,
+        entry_points,
+        functions,
+    }
+}
+
+/// The lines a function has code on, first to last, stretched over `lines` (the
+/// span of a function with no line table is its coverable lines').
+fn span(mapping: &Mapping, file: &str, function: &str, lines: &BTreeMap<u32, bool>) -> (u32, u32) {
+    let code = mapping.spans.iter().find(|s| s.file == file && s.function == function).map(|s| (s.first, s.last));
+    let (first, last) = (lines.keys().next().copied().unwrap_or(0), lines.keys().last().copied().unwrap_or(0));
+    code.map_or((first, last), |(a, b)| (a.min(first), b.max(last)))
 }
 
 /// One campaign's coverage over time: `(runs, seconds, y)` per point, where `y` is the
@@ -161,21 +186,34 @@ pub fn curve(series: &Series, mapping: &Mapping) -> Curve {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::coverage::lines::Span;
     use crate::coverage::series::Point;
 
     fn fr(file: &str, function: &str, line: u32) -> Frame {
         Frame { file: file.into(), function: function.into(), line }
     }
 
-    /// A mapping by hand: rmap_walk has lines 10-13, try_to_unmap 20-21; PC 1 reaches
-    /// rmap_walk:10, PC 2 an inline helper called from rmap_walk:12, PC 3 try_to_unmap:20.
+    /// A mapping by hand: rmap_walk has code on lines 9-14 and call sites on 10-13,
+    /// try_to_unmap code on 20-22 and call sites on 20-21; PC 1 reaches rmap_walk:10,
+    /// PC 2 an inline helper called from rmap_walk:12, PC 3 try_to_unmap:20.
     pub(crate) fn example() -> Mapping {
-        let mut m = Mapping { has_lines: true, ..Mapping::default() };
+        let mut m = Mapping { has_lines: true, has_kcov: true, ..Mapping::default() };
         for l in 10..=13 {
-            m.table.push(fr("mm/rmap.c", "rmap_walk", l));
+            m.coverable.push(fr("mm/rmap.c", "rmap_walk", l));
         }
-        m.table.extend([fr("mm/rmap.c", "try_to_unmap", 20), fr("mm/rmap.c", "try_to_unmap", 21)]);
-        m.table.push(fr("mm/memory.c", "do_anonymous_page", 5));
+        m.coverable.extend([fr("mm/rmap.c", "try_to_unmap", 20), fr("mm/rmap.c", "try_to_unmap", 21)]);
+        m.coverable.push(fr("mm/memory.c", "do_anonymous_page", 5));
+        let span = |file: &str, function: &str, first, last| Span {
+            file: file.into(),
+            function: function.into(),
+            first,
+            last,
+        };
+        m.spans = vec![
+            span("mm/rmap.c", "rmap_walk", 9, 14),
+            span("mm/rmap.c", "try_to_unmap", 20, 22),
+            span("mm/memory.c", "do_anonymous_page", 5, 5),
+        ];
         m.pcs.insert(1, vec![fr("mm/rmap.c", "rmap_walk", 10)]);
         m.pcs.insert(2, vec![fr("include/linux/mm.h", "folio_ref", 3), fr("mm/rmap.c", "rmap_walk", 12)]);
         m.pcs.insert(3, vec![fr("mm/rmap.c", "try_to_unmap", 20)]);
@@ -195,6 +233,7 @@ pub(crate) mod tests {
             walk.lines.iter().map(|(l, r)| (*l, *r)).collect::<Vec<_>>(),
             [(10, true), (11, false), (12, true), (13, false)]
         );
+        assert_eq!(walk.span, (9, 14), "lines 9 and 14 have code but no call site");
         assert_eq!(rmap.lines(), (2, 6));
         assert_eq!(c.files[1].lines(), (0, 1));
         let reach = |name: &str| c.entry_points.iter().find(|(_, n, _)| n == name).unwrap().2;
@@ -202,6 +241,26 @@ pub(crate) mod tests {
         assert_eq!(reach("try_to_unmap"), Reach::Never);
         assert_eq!(reach("folio_add_anon_rmap_ptes"), Reach::Absent);
         assert!(c.functions.contains("folio_ref"));
+    }
+
+    #[test]
+    fn a_path_reaches_the_coverable_lines_it_runs_and_the_function_spans_its_code() {
+        use crate::coverage::callsites;
+        use crate::coverage::lines::{tests::tiny_kcov_vmlinux, Symbolizer};
+        let (_dir, bin) = tiny_kcov_vmlinux();
+        let sym = Symbolizer::open(&bin).unwrap();
+        let sites = callsites::read(&bin).unwrap().addresses;
+        let m = Mapping::build(&sym, &Pcs::new(sites.iter().map(|a| a + 4).collect())).unwrap();
+        // try_to_unmap's early return: every call site of it but the one on line 14.
+        let early = sites
+            .iter()
+            .map(|a| a + 4)
+            .filter(|pc| m.frames(*pc).iter().any(|f| f.function == "try_to_unmap" && f.line != 14));
+        let c = build(&m, &Pcs::new(early.collect()));
+        let f = c.files[0].functions.iter().find(|f| f.name == "try_to_unmap").unwrap();
+        assert_eq!(f.lines.iter().map(|(l, r)| (*l, *r)).collect::<Vec<_>>(), [(12, true), (13, true), (14, false)]);
+        assert_eq!(f.span, (11, 15), "the braces have code, no call site");
+        assert!(c.has_kcov);
     }
 
     #[test]

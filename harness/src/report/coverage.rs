@@ -2,7 +2,7 @@
 //! of mm/ the report covers, the functions reached with their lines; then the rmap
 //! entry points no run reached. Pure over `coverage::summary::Coverage`.
 
-use crate::coverage::summary::{Coverage, Reach};
+use crate::coverage::summary::{Coverage, Reach, NO_KCOV};
 
 fn percent(a: usize, b: usize) -> String {
     if b == 0 {
@@ -19,6 +19,8 @@ pub fn text(c: &Coverage, what: &str) -> String {
         out.push_str(
             "the vmlinux has no line information (a kernel built without CONFIG_DEBUG_INFO): functions only, from its symbols\n",
         );
+    } else if !c.has_kcov {
+        out.push_str(&format!("{NO_KCOV}\n"));
     }
     for f in &c.files {
         let (reached, total) = f.lines();
@@ -67,6 +69,16 @@ mod tests {
         assert!(t.contains("mm/memory.c: 0 of 1 lines (0%), 0 of 1 functions\n"), "{t}");
         assert!(t.contains("1 of 31 reached; never reached (1): try_to_unmap\n"), "{t}");
         assert!(t.contains("not in this vmlinux (other kernel version, or inlined): __anon_vma_prepare,"), "{t}");
-        assert!(!t.contains("no line information"));
+        assert!(!t.contains("no line information") && !t.contains(NO_KCOV));
+    }
+
+    #[test]
+    fn a_vmlinux_without_kcov_is_said_once() {
+        let mut m = example();
+        m.has_kcov = false;
+        m.coverable.clear();
+        let t = text(&build(&m, &Pcs::default()), "out/");
+        assert_eq!(t.matches(NO_KCOV).count(), 1, "{t}");
+        assert!(!t.contains("mm/rmap.c:"), "no file has a coverable line: {t}");
     }
 }

@@ -1,5 +1,6 @@
 //! The report's coverage page (`coverage.html`), like syzkaller's cover page: per file
-//! and function, the source lines with each line that has code marked reached or not;
+//! and function, the source lines with each coverable line (one with a KCOV call site)
+//! marked reached or not, the others neutral;
 //! the rmap entry points; and coverage over time as SVG plots (lines of mm/rmap.c
 //! against runs and against seconds, one curve per campaign or shard).
 //!
@@ -7,7 +8,7 @@
 //! every text goes through `esc`.
 
 use super::escape::{esc, slug};
-use crate::coverage::summary::{Coverage, Curve, FuncCov, Reach, PLOT_FILE};
+use crate::coverage::summary::{Coverage, Curve, FuncCov, Reach, NO_KCOV, PLOT_FILE};
 use std::fmt::Write;
 
 /// The page's file name beside index.html.
@@ -138,10 +139,10 @@ pub fn plot_svg(curves: &[Curve], axis: Axis, y_label: &str) -> String {
 
 /// One function: a summary line and its source lines, marked.
 fn function(s: &mut String, file: &str, f: &FuncCov, source: Option<&[&str]>) {
-    let (first, last) = match (f.lines.keys().next(), f.lines.keys().last()) {
-        (Some(a), Some(b)) => (*a, *b),
-        _ => return,
-    };
+    if f.lines.is_empty() {
+        return;
+    }
+    let (first, last) = f.span;
     let open = if f.reached() > 0 && f.reached() < f.lines.len() { " open" } else { "" };
     let chip = if f.reached() > 0 { "hit" } else { "miss" };
     let _ = write!(
@@ -154,7 +155,8 @@ fn function(s: &mut String, file: &str, f: &FuncCov, source: Option<&[&str]>) {
         esc(file)
     );
     s.push_str("<table class=\"src\">");
-    // One line before the first with code: the function's signature, mostly.
+    // One line before the first with code: the function's signature, mostly. Lines
+    // without a KCOV call site are neutral: no run can reach or miss them.
     for n in first.saturating_sub(1).max(1)..=last {
         let text = source.and_then(|src| src.get(n as usize - 1)).copied().unwrap_or("");
         let (class, mark) = match f.lines.get(&n) {
@@ -180,6 +182,8 @@ pub fn page(c: &Coverage, curves: &[Curve], what: &str, source: &dyn Fn(&str) ->
     );
     if !c.has_lines {
         s.push_str("<p class=\"card\">The vmlinux has no line information (a kernel built without CONFIG_DEBUG_INFO): functions only, from its symbols.</p>");
+    } else if !c.has_kcov {
+        let _ = write!(s, "<p class=\"card\">{}.</p>", esc(NO_KCOV));
     }
     // Files.
     s.push_str("<section class=\"card\" id=\"files\"><h2>Files</h2><table class=\"files\"><thead><tr><th>file</th><th>lines reached</th><th></th><th>functions reached</th></tr></thead><tbody>");
@@ -264,6 +268,12 @@ mod tests {
         assert!(p.contains(
             "<tr class=\"miss\"><td class=\"n\">11</td><td class=\"m\">✗</td><td>line 11 &lt;code&gt;</td></tr>"
         ));
+        // Line 14 has code but no KCOV call site: shown, neutral, and not counted.
+        assert!(
+            p.contains("<tr><td class=\"n\">14</td><td class=\"m\"></td><td>line 14 &lt;code&gt;</td></tr>"),
+            "{p}"
+        );
+        assert!(p.contains("<span class=\"chip hit\">2/4 lines</span>"));
         assert_eq!(p.matches("<tr class=\"hit\">").count(), 2);
         assert_eq!(p.matches("<tr class=\"miss\">").count(), 5);
         // mm/memory.c has no source here.
