@@ -19,6 +19,7 @@ use crate::run::runner;
 use crate::scenario::Loaded;
 use crate::vm::guest::{Fault, Guest, Info};
 use crate::vm::qemu;
+use crate::vm::transcript;
 use crate::vm::vmstate::{self, Saved};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -266,7 +267,15 @@ impl<'e> Pool<'e> {
             }
         };
         let console = g.console_log();
-        match runner::run(&mut g, loaded) {
+        if let Some(dir) = transcript::record_dir() {
+            let path = dir.join(format!("{}@{}.jsonl", loaded.scenario.name, self.key()));
+            if let Err(e) = transcript::record(&mut g, &path) {
+                tracing::warn!(path = %path.display(), "cannot record the run: {e}");
+            }
+        }
+        let ran = runner::run(&mut g, loaded);
+        transcript::stop(&mut g);
+        match ran {
             Ok(mut outcome) => {
                 self.decode_stacks(&mut outcome);
                 if outcome.status != crate::check::outcome::Status::Pass {

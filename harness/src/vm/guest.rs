@@ -63,7 +63,7 @@ impl Fault {
 }
 
 /// What the agent said at READY.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Info {
     pub key: String,
     pub release: String,
@@ -72,6 +72,9 @@ pub struct Info {
     /// The compiler that built the kernel (`gcc-12`), from the host's side.
     pub compiler: String,
 }
+
+/// What [`Guest::on_reply`] calls: the op, its arguments and the reply.
+pub type OnReply = Box<dyn FnMut(&str, &str, &Reply) + Send>;
 
 /// How many recent kernel log records a guest keeps for inspection.
 pub const KMSG_KEPT: usize = 20_000;
@@ -84,13 +87,9 @@ pub struct Guest {
     pub boot_secs: f64,
     /// The most recent kernel log records forwarded (at most [`KMSG_KEPT`]).
     pub kmsg: VecDeque<Record>,
-    /// Every splat seen since boot, with its record's sequence number. Kept apart from
-    /// `kmsg` so that trimming the log for long campaigns never loses a splat.
-    splats: Vec<(u64, dmesg::Splat)>,
-    /// The last splat's report goes on: the records that follow it add to its trace.
-    trace_open: bool,
-    /// The sequence number the next record will have.
-    next_seq: u64,
+    /// Every splat seen since boot. Kept apart from `kmsg` so that trimming the log for
+    /// long campaigns never loses a splat.
+    splats: SplatLog,
     /// The console log's directory; kept after the guest is gone.
     pub workdir: PathBuf,
     /// /proc/sys/kernel/tainted before the first scenario (loading our module taints
@@ -105,6 +104,8 @@ pub struct Guest {
     fresh: bool,
     /// The agent collects coverage: processes it starts get a trace buffer.
     collecting: bool,
+    /// Every request and its reply go here too (a transcript, `RMAPCHECK_RECORD`).
+    on_reply: Option<OnReply>,
 }
 
 /// Requests that leave the workload (processes, maps, settings) as it was.
@@ -147,24 +148,19 @@ impl Guest {
             chan,
             info,
             kmsg: VecDeque::new(),
-            splats: Vec::new(),
-            trace_open: false,
-            next_seq: 0,
+            splats: SplatLog::default(),
             taint_baseline: None,
             op_times: BTreeMap::new(),
             fresh: false,
             collecting: false,
             coverage: false,
+            on_reply: None,
         }
     }
 
     /// The kernel's taint flags now.
     pub fn tainted(&mut self) -> Result<u64, Fault> {
-        let reply = self.request("tainted", "")?;
-        reply
-            .get("value")
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| Fault::Protocol(format!("bad tainted reply: {:?}", reply.fields)))
+        taint_value(&self.request("tainted", "")?)
     }
 
     /// Record the taint flags that later scenarios are judged against (once per guest).
@@ -259,10 +255,10 @@ impl Guest {
             fatal_at.is_some_and(|t| t.elapsed() >= scaled(FATAL_GRACE))
         };
         let result = self.chan.request_watching(op, args, timeout, give_up);
-        self.fresh = match &result {
-            Ok(reply) if op == "reset" => reply.ok,
-            _ => self.fresh && LEAVE_WORKLOAD.contains(&op),
-        };
+        self.fresh = still_fresh(self.fresh, op, result.as_ref().ok());
+        if let (Some(hook), Ok(reply)) = (&mut self.on_reply, &result) {
+            hook(op, args, reply);
+        }
         let t = self.op_times.entry(op.to_string()).or_default();
         t.0 += 1;
         t.1 += sent.elapsed();
@@ -332,6 +328,21 @@ impl Guest {
         Ok(())
     }
 
+    /// Call `hook` with every request that gets a reply from now on (`None`: stop).
+    pub fn on_reply(&mut self, hook: Option<OnReply>) {
+        self.on_reply = hook;
+    }
+
+    /// The taint flags scenarios are judged against, once taken.
+    pub fn taint_baseline(&self) -> Option<u64> {
+        self.taint_baseline
+    }
+
+    /// Whether the agent collects coverage (see `start_coverage`).
+    pub fn collecting(&self) -> bool {
+        self.collecting
+    }
+
     /// Send a request that is expected to kill or hang the guest (fault injection).
     pub fn send_only(&mut self, op: &str) -> Result<(), Fault> {
         self.chan.send_only(op).map_err(|e| Fault::Protocol(e.to_string()))
@@ -362,11 +373,7 @@ impl Guest {
     /// Note one forwarded record: its splat, if any, for good; the record itself only
     /// among the most recent, so a fuzz campaign of hours stays in bounded memory.
     fn keep(&mut self, record: Record) {
-        let last = self.splats.last_mut().map(|(_, s)| s);
-        if let Some(splat) = dmesg::feed(&mut self.trace_open, last, &record.text) {
-            self.splats.push((record.seq, splat));
-        }
-        self.next_seq = self.next_seq.max(record.seq + 1);
+        self.splats.note(&record);
         if self.kmsg.len() == KMSG_KEPT {
             self.kmsg.pop_front();
         }
@@ -375,12 +382,12 @@ impl Guest {
 
     /// Every splat seen on the forwarded log since record `seq`.
     pub fn splats_since(&self, seq: u64) -> Vec<dmesg::Splat> {
-        self.splats.iter().filter(|(s, _)| *s >= seq).map(|(_, splat)| splat.clone()).collect()
+        self.splats.since(seq)
     }
 
     /// The next kmsg sequence number, to mark the start of a scenario.
     pub fn kmsg_mark(&self) -> u64 {
-        self.next_seq
+        self.splats.next_seq
     }
 
     /// Stop or continue the guest's CPUs (QMP `stop`, `cont`): a failure is held for gdb.
@@ -395,6 +402,49 @@ impl Guest {
         let _ = self.chan.request("poweroff", "", Duration::from_secs(2));
         self.qemu.wait_exit(Duration::from_secs(2));
     }
+}
+
+/// Every splat in a forwarded kernel log, with its record's sequence number.
+#[derive(Debug, Default)]
+pub struct SplatLog {
+    splats: Vec<(u64, dmesg::Splat)>,
+    /// The last splat's report goes on: the records that follow it add to its trace.
+    trace_open: bool,
+    /// The sequence number the next record will have.
+    pub next_seq: u64,
+}
+
+impl SplatLog {
+    /// Note one record: a splat starts, or the open one's trace goes on.
+    pub fn note(&mut self, record: &Record) {
+        let last = self.splats.last_mut().map(|(_, s)| s);
+        if let Some(splat) = dmesg::feed(&mut self.trace_open, last, &record.text) {
+            self.splats.push((record.seq, splat));
+        }
+        self.next_seq = self.next_seq.max(record.seq + 1);
+    }
+
+    /// Every splat since record `seq`.
+    pub fn since(&self, seq: u64) -> Vec<dmesg::Splat> {
+        self.splats.iter().filter(|(s, _)| *s >= seq).map(|(_, splat)| splat.clone()).collect()
+    }
+}
+
+/// Whether the workload is still as a `reset` left it after `op` got `reply` (`None`:
+/// no reply).
+pub fn still_fresh(fresh: bool, op: &str, reply: Option<&Reply>) -> bool {
+    match reply {
+        Some(reply) if op == "reset" => reply.ok,
+        _ => fresh && LEAVE_WORKLOAD.contains(&op),
+    }
+}
+
+/// The flags a `tainted` reply gives.
+pub fn taint_value(reply: &Reply) -> Result<u64, Fault> {
+    reply
+        .get("value")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Fault::Protocol(format!("bad tainted reply: {:?}", reply.fields)))
 }
 
 /// The kernel's taint letters for the bits of `flags` (kernel/panic.c order).
