@@ -3,6 +3,8 @@
 //! a guest; the tests' fake agent plays recorded transcripts back.
 
 pub mod agent;
+#[cfg(test)]
+pub mod fake;
 pub mod guest;
 pub mod protocol;
 pub mod qemu;

@@ -1059,3 +1059,6 @@ fn task_vma_line(v: &VmaLine, truth: &Truth) -> Option<String> {
     };
     Some(format!("{what} {}", flags_text(v)))
 }
+
+#[cfg(test)]
+mod tests;
