@@ -17,6 +17,7 @@ use crate::image::prepare::Prepared;
 use crate::image::symbols::{self, Symbols};
 use crate::run::runner;
 use crate::scenario::Loaded;
+use crate::vm::agent::Agent;
 use crate::vm::guest::{Fault, Guest, Info};
 use crate::vm::qemu;
 use crate::vm::transcript;
@@ -273,27 +274,26 @@ impl<'e> Pool<'e> {
                 tracing::warn!(path = %path.display(), "cannot record the run: {e}");
             }
         }
-        let ran = runner::run(&mut g, loaded);
+        let (ran, retire) = play_on(&mut g, loaded);
         transcript::stop(&mut g);
-        match ran {
+        let played = match ran {
             Ok(mut outcome) => {
                 self.decode_stacks(&mut outcome);
                 if outcome.status != crate::check::outcome::Status::Pass {
                     self.hold(&g, &format!("{} failed", loaded.scenario.name));
                 }
-                match retire_reason(&outcome) {
-                    None => self.give(g),
-                    Some(why) => self.retire(g, &why),
-                }
                 Played { outcome, fault: None, console }
             }
             Err(fault) => {
-                let outcome = Outcome::errored(loaded, &g.info, &fault);
                 self.hold(&g, &format!("guest fault ({})", fault.cause()));
-                self.retire(g, &format!("guest fault ({})", fault.cause()));
-                Played { outcome, fault: Some(fault), console }
+                Played { outcome: Outcome::errored(loaded, &g.info, &fault), fault: Some(fault), console }
             }
+        };
+        match retire {
+            None => self.give(g),
+            Some(why) => self.retire(g, &why),
         }
+        played
     }
 
     /// Each splat's stack to file:line (decode_stacktrace.sh's form), from the kernel's
@@ -331,6 +331,33 @@ impl<'e> Pool<'e> {
         for g in guests {
             g.shutdown();
         }
+    }
+}
+
+/// Play `loaded` on `agent` by the one rule: the run, and why the guest may not run
+/// another scenario, if it may not.
+pub fn play_on(agent: &mut dyn Agent, loaded: &Loaded) -> (Result<Outcome, Fault>, Option<String>) {
+    let ran = runner::run(agent, loaded);
+    let retire = match &ran {
+        Ok(outcome) => retire_reason(outcome),
+        Err(fault) => Some(format!("guest fault ({})", fault.cause())),
+    };
+    (ran, retire)
+}
+
+/// What plays a scenario for the fuzzer: the pool, or a test's fake guests.
+pub trait Play: Sync {
+    fn play(&self, loaded: &Loaded) -> Played;
+    /// Guests started so far.
+    fn boots(&self) -> u64;
+}
+
+impl Play for Pool<'_> {
+    fn play(&self, loaded: &Loaded) -> Played {
+        Pool::play(self, loaded)
+    }
+    fn boots(&self) -> u64 {
+        lock(&self.boots).len() as u64
     }
 }
 

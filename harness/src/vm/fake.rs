@@ -2,7 +2,9 @@
 //! order, answers each with the scripted reply (kernel log records included), and fails
 //! the test at the first request it did not expect. A script is written by hand or is
 //! a transcript a real guest recorded (`vm::transcript`), so a test can assert that the
-//! runner sends what it sent to a real kernel, in the same order.
+//! runner sends what it sent to a real kernel, in the same order. A fake can also
+//! answer by a rule once its script is done (`answering`), for the fuzzer's tests,
+//! whose shrinker plays scenarios no script could foresee.
 
 use crate::check::dmesg::{self, Splat};
 use crate::vm::agent::Agent;
@@ -28,10 +30,13 @@ struct Expected {
     answer: Answer,
 }
 
-#[derive(Debug)]
+/// Answers every request once the script is done.
+pub type Rule = Box<dyn FnMut(&str, &str) -> Answer + Send>;
+
 pub struct FakeAgent {
     info: Info,
     script: VecDeque<Expected>,
+    rule: Option<Rule>,
     /// Every request sent, as `op args`, in order.
     pub sent: Vec<String>,
     next_id: u64,
@@ -55,6 +60,7 @@ impl FakeAgent {
         FakeAgent {
             info: start.info,
             script: VecDeque::new(),
+            rule: None,
             sent: Vec::new(),
             next_id: start.next_id,
             fresh: start.fresh,
@@ -77,6 +83,13 @@ impl FakeAgent {
     /// [`FakeAgent::replaying`] the transcript at `path`.
     pub fn replaying_file(path: &Path) -> FakeAgent {
         FakeAgent::replaying(Transcript::load(path).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    /// A fresh fake guest of `info` that answers every request by `rule`.
+    pub fn answering(info: Info, rule: impl FnMut(&str, &str) -> Answer + Send + 'static) -> FakeAgent {
+        let mut fake = FakeAgent::new(info);
+        fake.rule = Some(Box::new(rule));
+        fake
     }
 
     /// Expect `op args` next, and answer it.
@@ -127,13 +140,17 @@ impl Agent for FakeAgent {
         let line = format!("{op} {args}");
         let n = self.sent.len() + 1;
         self.sent.push(line.clone());
-        let Some(e) = self.script.pop_front() else {
-            panic!("request {n} was not expected: `{line}` (the script has ended)");
+        let answer = match (self.script.pop_front(), &mut self.rule) {
+            (Some(e), _) => {
+                assert!(e.op == op && e.args == args, "request {n}: expected `{} {}`, got `{line}`", e.op, e.args);
+                e.answer
+            }
+            (None, Some(rule)) => rule(op, args),
+            (None, None) => panic!("request {n} was not expected: `{line}` (the script has ended)"),
         };
-        assert!(e.op == op && e.args == args, "request {n}: expected `{} {}`, got `{line}`", e.op, e.args);
         let id = self.next_id;
         self.next_id += 1;
-        match e.answer {
+        match answer {
             Answer::Reply(mut reply) => {
                 reply.id = id;
                 self.fresh = still_fresh(self.fresh, op, Some(&reply));
