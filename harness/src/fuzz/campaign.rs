@@ -18,7 +18,7 @@ use crate::check::outcome::Outcome;
 use crate::coverage::{series, Pcs};
 use crate::image::prepare::Prepared;
 use crate::report;
-use crate::run::pool::{self, Pool};
+use crate::run::pool::{self, Play, Pool};
 use crate::scenario::{to_yaml, Loaded, Scenario, Step};
 use crate::vm::guest::Fault;
 use anyhow::{Context, Result};
@@ -160,7 +160,7 @@ struct Counters {
 
 struct Shared<'a> {
     prepared: &'a Prepared,
-    pool: Pool<'a>,
+    pool: &'a dyn Play,
     opts: &'a Options,
     stop: &'a AtomicBool,
     events: &'a (dyn Fn(Event) + Sync),
@@ -195,7 +195,7 @@ impl Shared<'_> {
             runs: self.counters.runs.load(Ordering::Relaxed),
             ops: self.counters.ops.load(Ordering::Relaxed),
             failures: found,
-            boots: self.pool.boots.lock().unwrap_or_else(|e| e.into_inner()).len() as u64,
+            boots: self.pool.boots(),
             corpus: corpus.entries.len() as u64,
             pcs: corpus.union.len() as u64,
         }
@@ -524,6 +524,17 @@ pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn
     if let Some((port, hold)) = opts.gdb {
         pool = pool.with_gdb(port, hold);
     }
+    run_on(prepared, opts, stop, events, &pool)
+}
+
+/// [`run`], playing every scenario with `pool`.
+fn run_on(
+    prepared: &Prepared,
+    opts: &Options,
+    stop: &AtomicBool,
+    events: &(dyn Fn(Event) + Sync),
+    pool: &dyn Play,
+) -> Result<Summary> {
     // Seeds: this campaign's own corpus (a resume) first, then each --corpus folder.
     let mut corpus = Corpus::default();
     let mut candidates = Vec::new();
@@ -660,3 +671,6 @@ pub fn run(prepared: &Prepared, opts: &Options, stop: &AtomicBool, events: &(dyn
         corpus_dir: own,
     })
 }
+
+#[cfg(test)]
+mod tests;
