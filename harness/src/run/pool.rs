@@ -386,3 +386,47 @@ fn cold_dir(dir: &Path) -> PathBuf {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::parse;
+    use crate::vm::fake::{ok, FakeAgent};
+
+    fn loaded() -> Loaded {
+        let text = "name: t\nabout: t\nsteps:\n  - mmap: { name: a, pages: 1, backing: anon, share: private }\n";
+        Loaded { path: "t.yaml".into(), scenario: parse(Path::new("t.yaml"), text).unwrap() }
+    }
+
+    /// A fresh guest whose kernel's taint flags read `before` at the baseline and
+    /// `after` at the end of the run.
+    fn guest(before: &str, after: &str) -> FakeAgent {
+        let info =
+            Info { key: "6.12".into(), release: "6.12.117+deb12-arm64".into(), page_size: 4096, ..Info::default() };
+        let start = crate::vm::transcript::Start {
+            info,
+            next_id: 1,
+            fresh: true,
+            taint_baseline: None,
+            coverage: false,
+            collecting: false,
+        };
+        FakeAgent::starting(start)
+            .expect("tainted", "", ok(before, &[]))
+            .expect("mmap", "proc=p0 name=a pages=1 backing=anon share=private", ok("addr=0x1000", &[]))
+            .expect("reset", "", ok("", &[]))
+            .expect("tainted", "", ok(after, &[]))
+    }
+
+    #[test]
+    fn a_guest_that_gained_taint_is_retired_and_one_that_did_not_is_kept() {
+        // O and E (12288) are the module's own: the baseline. W (512) came with the run,
+        // though no splat line reached the host.
+        let (ran, retire) = play_on(&mut guest("value=12288", "value=12800"), &loaded());
+        assert!(ran.unwrap().tainted);
+        assert_eq!(retire.as_deref(), Some("the kernel gained taint"));
+        let (ran, retire) = play_on(&mut guest("value=12288", "value=12288"), &loaded());
+        assert_eq!(ran.unwrap().status, crate::check::outcome::Status::Pass);
+        assert_eq!(retire, None);
+    }
+}
