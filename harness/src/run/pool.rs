@@ -406,10 +406,8 @@ mod tests {
         let start = crate::vm::transcript::Start {
             info,
             next_id: 1,
-            fresh: true,
-            taint_baseline: None,
+            books: crate::vm::guest::Books { fresh: true, taint_baseline: None, collecting: false },
             coverage: false,
-            collecting: false,
         };
         FakeAgent::starting(start)
             .expect("tainted", "", ok(before, &[]))

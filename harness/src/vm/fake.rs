@@ -8,8 +8,8 @@
 
 use crate::check::dmesg::{self, Splat};
 use crate::vm::agent::Agent;
-use crate::vm::guest::{still_fresh, taint_letters, taint_value, Fault, Info, SplatLog};
-use crate::vm::protocol::{decode_coverage, Coverage, Reply};
+use crate::vm::guest::{Books, Fault, Info, SplatLog};
+use crate::vm::protocol::Reply;
 use crate::vm::transcript::{Start, Transcript};
 use crate::wire::{parse_fields, Fields};
 use std::collections::VecDeque;
@@ -40,18 +40,16 @@ pub struct FakeAgent {
     /// Every request sent, as `op args`, in order.
     pub sent: Vec<String>,
     next_id: u64,
-    fresh: bool,
-    taint_baseline: Option<u64>,
+    books: Books,
     pub coverage: bool,
-    collecting: bool,
     splats: SplatLog,
 }
 
 impl FakeAgent {
     /// A fake guest of `info`, fresh from a reset, with the taint baseline taken.
     pub fn new(info: Info) -> FakeAgent {
-        let start =
-            Start { info, next_id: 1, fresh: true, taint_baseline: Some(0), coverage: false, collecting: false };
+        let books = Books { fresh: true, taint_baseline: Some(0), collecting: false };
+        let start = Start { info, next_id: 1, books, coverage: false };
         FakeAgent::starting(start)
     }
 
@@ -63,10 +61,8 @@ impl FakeAgent {
             rule: None,
             sent: Vec::new(),
             next_id: start.next_id,
-            fresh: start.fresh,
-            taint_baseline: start.taint_baseline,
+            books: start.books,
             coverage: start.coverage,
-            collecting: start.collecting,
             splats: SplatLog::default(),
         }
     }
@@ -153,14 +149,14 @@ impl Agent for FakeAgent {
         match answer {
             Answer::Reply(mut reply) => {
                 reply.id = id;
-                self.fresh = still_fresh(self.fresh, op, Some(&reply));
+                self.books.after(op, Some(&reply));
                 for record in reply.kmsg.iter().filter_map(|k| dmesg::parse_record(k)) {
                     self.splats.note(&record);
                 }
                 Ok(reply)
             }
             Answer::Fault(f) => {
-                self.fresh = still_fresh(self.fresh, op, None);
+                self.books.after(op, None);
                 Err(f)
             }
         }
@@ -176,10 +172,6 @@ impl Agent for FakeAgent {
         first
     }
 
-    fn is_fresh(&self) -> bool {
-        self.fresh
-    }
-
     fn kmsg_mark(&self) -> u64 {
         self.splats.next_seq
     }
@@ -188,39 +180,20 @@ impl Agent for FakeAgent {
         self.splats.since(seq)
     }
 
-    fn mark_taint_baseline(&mut self) -> Result<(), Fault> {
-        if self.taint_baseline.is_none() {
-            self.taint_baseline = Some(taint_value(&self.request("tainted", "")?)?);
-        }
-        Ok(())
+    fn books(&self) -> &Books {
+        &self.books
     }
 
-    fn new_taint(&mut self) -> Result<String, Fault> {
-        self.mark_taint_baseline()?;
-        let baseline = self.taint_baseline.unwrap_or(0);
-        Ok(taint_letters(taint_value(&self.request("tainted", "")?)? & !baseline))
+    fn books_mut(&mut self) -> &mut Books {
+        &mut self.books
     }
 
     fn collects_coverage(&self) -> bool {
         self.coverage
     }
 
-    fn start_coverage(&mut self) -> Result<bool, Fault> {
-        if !self.coverage {
-            return Ok(false);
-        }
-        if !self.request("cov", "enable=1")?.ok {
-            self.coverage = false;
-        } else if !self.collecting {
-            self.collecting = true;
-            self.fresh = false;
-        }
-        Ok(self.coverage)
-    }
-
-    fn take_coverage(&mut self) -> Result<Coverage, Fault> {
-        let reply = self.request("cov", "")?;
-        decode_coverage(&reply).map_err(|e| Fault::Protocol(format!("bad cov reply: {e}")))
+    fn no_coverage(&mut self) {
+        self.coverage = false;
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::check::dmesg::{self, Record};
 use crate::image::kernel::Kernel;
-use crate::vm::protocol::{decode_coverage, Channel, ChannelError, Coverage, Reply};
+use crate::vm::protocol::{Channel, ChannelError, Reply};
 use crate::vm::qemu::{self, Qemu};
 use crate::wire::Fields;
 use std::collections::{BTreeMap, VecDeque};
@@ -92,18 +92,13 @@ pub struct Guest {
     splats: SplatLog,
     /// The console log's directory; kept after the guest is gone.
     pub workdir: PathBuf,
-    /// /proc/sys/kernel/tainted before the first scenario (loading our module taints
-    /// "O"); taken lazily, because a guest is saved for restore before any request.
-    taint_baseline: Option<u64>,
+    /// Freshness, the taint baseline and coverage collection (`vm::agent` keeps them).
+    pub books: Books,
     /// Count and total wall time of the requests sent, per op, for profiling.
     pub op_times: BTreeMap<String, (u32, Duration)>,
     /// Runs on this guest collect KCOV coverage (set by the pool; turned off when the
     /// kernel turns out to have no KCOV).
     pub coverage: bool,
-    /// No request since the last successful `reset` touched the workload.
-    fresh: bool,
-    /// The agent collects coverage: processes it starts get a trace buffer.
-    collecting: bool,
     /// Every request and its reply go here too (a transcript, `RMAPCHECK_RECORD`).
     on_reply: Option<OnReply>,
 }
@@ -149,33 +144,11 @@ impl Guest {
             info,
             kmsg: VecDeque::new(),
             splats: SplatLog::default(),
-            taint_baseline: None,
+            books: Books::default(),
             op_times: BTreeMap::new(),
-            fresh: false,
-            collecting: false,
             coverage: false,
             on_reply: None,
         }
-    }
-
-    /// The kernel's taint flags now.
-    pub fn tainted(&mut self) -> Result<u64, Fault> {
-        taint_value(&self.request("tainted", "")?)
-    }
-
-    /// Record the taint flags that later scenarios are judged against (once per guest).
-    pub fn mark_taint_baseline(&mut self) -> Result<(), Fault> {
-        if self.taint_baseline.is_none() {
-            self.taint_baseline = Some(self.tainted()?);
-        }
-        Ok(())
-    }
-
-    /// Taint flags gained since the baseline, as the kernel's letters (e.g. "W" for a WARN).
-    pub fn new_taint(&mut self) -> Result<String, Fault> {
-        self.mark_taint_baseline()?;
-        let baseline = self.taint_baseline.unwrap_or(0);
-        Ok(taint_letters(self.tainted()? & !baseline))
     }
 
     /// Start a QEMU that resumes a saved guest (`config.incoming` is set) and wait until
@@ -210,11 +183,6 @@ impl Guest {
     /// `n` request ids for the walks of one `findpages` request; returns the first.
     pub fn reserve_ids(&mut self, n: u64) -> u64 {
         self.chan.reserve_ids(n)
-    }
-
-    /// Whether the workload is as a `reset` left it: one p0, no maps, default settings.
-    pub fn is_fresh(&self) -> bool {
-        self.fresh
     }
 
     /// Requests sent so far; a saved guest must have sent none (see `snapshot`).
@@ -255,7 +223,7 @@ impl Guest {
             fatal_at.is_some_and(|t| t.elapsed() >= scaled(FATAL_GRACE))
         };
         let result = self.chan.request_watching(op, args, timeout, give_up);
-        self.fresh = still_fresh(self.fresh, op, result.as_ref().ok());
+        self.books.after(op, result.as_ref().ok());
         if let (Some(hook), Ok(reply)) = (&mut self.on_reply, &result) {
             hook(op, args, reply);
         }
@@ -285,34 +253,6 @@ impl Guest {
         }
     }
 
-    /// When this guest collects coverage: turn the agent's collection on (it is then on
-    /// for every process made from now on) and forget what it collected so far.
-    /// Returns whether collection is on; a kernel without KCOV turns `coverage` off.
-    pub fn start_coverage(&mut self) -> Result<bool, Fault> {
-        if !self.coverage {
-            return Ok(false);
-        }
-        let reply = self.request("cov", "enable=1")?;
-        if !reply.ok {
-            tracing::info!(key = %self.info.key, errno = ?reply.errno(), "no KCOV on this kernel: coverage off");
-            self.coverage = false;
-        } else if !self.collecting {
-            // The running p0 has no trace buffer: the next run needs a reset first.
-            self.collecting = true;
-            self.fresh = false;
-        }
-        Ok(self.coverage)
-    }
-
-    /// The PCs collected since the last `start_coverage` or `take_coverage`.
-    pub fn take_coverage(&mut self) -> Result<Coverage, Fault> {
-        let reply = self.request("cov", "")?;
-        if !reply.ok {
-            return Err(Fault::Protocol(format!("cov failed: {:?}", reply.fields)));
-        }
-        decode_coverage(&reply).map_err(|e| Fault::Protocol(format!("bad cov reply: {e}")))
-    }
-
     /// Set rmapcheck.ko parameters (`misreport=1` for the fuzzer's self-test). They
     /// last until the guest is gone; `reset` does not touch them.
     pub fn set_module_params(&mut self, params: &[(String, String)]) -> Result<(), Fault> {
@@ -331,16 +271,6 @@ impl Guest {
     /// Call `hook` with every request that gets a reply from now on (`None`: stop).
     pub fn on_reply(&mut self, hook: Option<OnReply>) {
         self.on_reply = hook;
-    }
-
-    /// The taint flags scenarios are judged against, once taken.
-    pub fn taint_baseline(&self) -> Option<u64> {
-        self.taint_baseline
-    }
-
-    /// Whether the agent collects coverage (see `start_coverage`).
-    pub fn collecting(&self) -> bool {
-        self.collecting
     }
 
     /// Send a request that is expected to kill or hang the guest (fault injection).
@@ -430,12 +360,27 @@ impl SplatLog {
     }
 }
 
-/// Whether the workload is still as a `reset` left it after `op` got `reply` (`None`:
-/// no reply).
-pub fn still_fresh(fresh: bool, op: &str, reply: Option<&Reply>) -> bool {
-    match reply {
-        Some(reply) if op == "reset" => reply.ok,
-        _ => fresh && LEAVE_WORKLOAD.contains(&op),
+/// What the host keeps about a guest's workload and kernel between requests, by the
+/// same rules for a real guest and a fake (`vm::agent` reads and writes it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Books {
+    /// No request since the last successful `reset` touched the workload.
+    pub fresh: bool,
+    /// /proc/sys/kernel/tainted before the first scenario (loading our module taints
+    /// "O"); taken lazily, because a guest is saved for restore before any request.
+    pub taint_baseline: Option<u64>,
+    /// The agent collects coverage: processes it starts get a trace buffer.
+    pub collecting: bool,
+}
+
+impl Books {
+    /// Note that `op` got `reply` (`None`: no reply): the workload is fresh after a
+    /// good `reset`, and stays so only through requests that leave it as it was.
+    pub fn after(&mut self, op: &str, reply: Option<&Reply>) {
+        self.fresh = match reply {
+            Some(reply) if op == "reset" => reply.ok,
+            _ => self.fresh && LEAVE_WORKLOAD.contains(&op),
+        };
     }
 }
 

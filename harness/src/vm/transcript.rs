@@ -3,7 +3,7 @@
 //! records one (`RMAPCHECK_RECORD=dir`), and the fake agent plays it back in host-side
 //! tests, so those tests see what a real kernel answered.
 
-use crate::vm::guest::{Guest, Info};
+use crate::vm::guest::{Books, Guest, Info};
 use crate::vm::protocol::Reply;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,10 +21,9 @@ pub struct Start {
     pub info: Info,
     /// The id the next request gets.
     pub next_id: u64,
-    pub fresh: bool,
-    pub taint_baseline: Option<u64>,
+    #[serde(flatten)]
+    pub books: Books,
     pub coverage: bool,
-    pub collecting: bool,
 }
 
 /// One request and the agent's reply.
@@ -64,10 +63,8 @@ pub fn record(guest: &mut Guest, path: &Path) -> std::io::Result<()> {
     let start = Start {
         info: guest.info.clone(),
         next_id: guest.requests_sent() + 1,
-        fresh: guest.is_fresh(),
-        taint_baseline: guest.taint_baseline(),
+        books: guest.books.clone(),
         coverage: guest.coverage,
-        collecting: guest.collecting(),
     };
     let mut recorder = Recorder::create(path, &start)?;
     guest.on_reply(Some(Box::new(move |op, args, reply| recorder.exchange(op, args, reply))));
@@ -122,10 +119,8 @@ mod tests {
         let start = Start {
             info: Info { key: "6.12".into(), release: "r".into(), page_size: 4096, ..Info::default() },
             next_id: 7,
-            fresh: true,
-            taint_baseline: Some(4096),
+            books: Books { fresh: true, taint_baseline: Some(4096), collecting: false },
             coverage: false,
-            collecting: false,
         };
         let reply = Reply {
             id: 7,

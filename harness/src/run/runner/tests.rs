@@ -8,6 +8,7 @@ use crate::check::outcome::Status;
 use crate::report;
 use crate::scenario::{load, parse};
 use crate::vm::fake::{err, ok, reply, Answer, FakeAgent};
+use crate::vm::guest::Books;
 use crate::vm::transcript::Start;
 use std::path::{Path, PathBuf};
 
@@ -153,8 +154,7 @@ fn a_guest_that_is_not_fresh_is_reset_first_and_a_fault_ends_the_run() {
     let loaded = scenario("  - mmap: { name: a, pages: 1, backing: anon, share: private }\n");
     let hang = Fault::Hang { detail: "no answer to 'mmap'".into(), splat: None, console: String::new() };
     // A guest another user left as it was: the runner resets its workload first.
-    let start =
-        Start { info: info(), next_id: 1, fresh: false, taint_baseline: None, coverage: false, collecting: false };
+    let start = Start { info: info(), next_id: 1, books: Books::default(), coverage: false };
     let mut fake = FakeAgent::starting(start)
         .expect("tainted", "", ok("value=12288", &[]))
         .expect("reset", "", ok("", &[]))
