@@ -18,7 +18,7 @@ use crate::check::outcome::Outcome;
 use crate::coverage::{series, Pcs};
 use crate::image::prepare::Prepared;
 use crate::report;
-use crate::run::pool::{self, Pool};
+use crate::run::pool::{self, Play, Pool};
 use crate::scenario::{to_yaml, Loaded, Scenario, Step};
 use crate::vm::guest::Fault;
 use anyhow::{Context, Result};
@@ -163,11 +163,13 @@ struct Counters {
 
 struct Shared<'a> {
     prepared: &'a Prepared,
-    pool: Pool<'a>,
+    pool: &'a dyn Play,
     opts: &'a Options,
     /// Set when the campaign must end early: the first finding (when asked), or a
     /// broken worker. A signal (`crate::signal`) ends it too.
     end: AtomicBool,
+    /// A stop the caller asks for, besides a signal (tests stop a campaign this way).
+    halt: &'a AtomicBool,
     events: &'a (dyn Fn(Event) + Sync),
     started: Instant,
     next_run: AtomicU64,
@@ -200,7 +202,7 @@ impl Shared<'_> {
             runs: self.counters.runs.load(Ordering::Relaxed),
             ops: self.counters.ops.load(Ordering::Relaxed),
             failures: found,
-            boots: self.pool.boots.lock().unwrap_or_else(|e| e.into_inner()).len() as u64,
+            boots: self.pool.boots(),
             corpus: corpus.entries.len() as u64,
             pcs: corpus.union.len() as u64,
         }
@@ -296,7 +298,7 @@ impl Shared<'_> {
 
     /// Whether the campaign is winding down: ended early, or stopped by a signal.
     fn stopping(&self) -> bool {
-        self.end.load(Ordering::SeqCst) || crate::signal::requested().is_some()
+        self.end.load(Ordering::SeqCst) || self.halt.load(Ordering::SeqCst) || crate::signal::requested().is_some()
     }
 
     /// The next run number, or `None` when the campaign is over.
@@ -558,6 +560,17 @@ pub fn run(prepared: &Prepared, opts: &Options, events: &(dyn Fn(Event) + Sync))
     if let Some((port, hold)) = opts.gdb {
         pool = pool.with_gdb(port, hold);
     }
+    run_on(prepared, opts, &AtomicBool::new(false), events, &pool)
+}
+
+/// [`run`], playing every scenario with `pool`; `halt` stops it as a signal would.
+fn run_on(
+    prepared: &Prepared,
+    opts: &Options,
+    halt: &AtomicBool,
+    events: &(dyn Fn(Event) + Sync),
+    pool: &dyn Play,
+) -> Result<Summary> {
     // Seeds: this campaign's own corpus (a resume) first, then each --corpus folder.
     let mut corpus = Corpus::default();
     let mut candidates = Vec::new();
@@ -612,6 +625,7 @@ pub fn run(prepared: &Prepared, opts: &Options, events: &(dyn Fn(Event) + Sync))
         pool,
         opts,
         end: AtomicBool::new(false),
+        halt,
         events,
         started: Instant::now(),
         next_run: AtomicU64::new(0),
@@ -682,7 +696,7 @@ pub fn run(prepared: &Prepared, opts: &Options, events: &(dyn Fn(Event) + Sync))
         found,
         known: shared.known.into_inner().unwrap_or_else(|e| e.into_inner()),
         triggers: shared.triggers.into_inner().unwrap_or_else(|e| e.into_inner()),
-        stopped: crate::signal::requested().is_some(),
+        stopped: halt.load(Ordering::SeqCst) || crate::signal::requested().is_some(),
         shard: opts.shard,
         guided: match shared.guided.load(Ordering::SeqCst) {
             0 => None,
@@ -694,3 +708,6 @@ pub fn run(prepared: &Prepared, opts: &Options, events: &(dyn Fn(Event) + Sync))
         corpus_dir: own,
     })
 }
+
+#[cfg(test)]
+mod tests;

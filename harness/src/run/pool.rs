@@ -17,8 +17,10 @@ use crate::image::prepare::Prepared;
 use crate::image::symbols::{self, Symbols};
 use crate::run::runner;
 use crate::scenario::Loaded;
+use crate::vm::agent::Agent;
 use crate::vm::guest::{Fault, Guest, Info};
 use crate::vm::qemu;
+use crate::vm::transcript;
 use crate::vm::vmstate::{self, Saved};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -266,25 +268,32 @@ impl<'e> Pool<'e> {
             }
         };
         let console = g.console_log();
-        match runner::run(&mut g, loaded) {
+        if let Some(dir) = transcript::record_dir() {
+            let path = dir.join(format!("{}@{}.jsonl", loaded.scenario.name, self.key()));
+            if let Err(e) = transcript::record(&mut g, &path) {
+                tracing::warn!(path = %path.display(), "cannot record the run: {e}");
+            }
+        }
+        let (ran, retire) = play_on(&mut g, loaded);
+        transcript::stop(&mut g);
+        let played = match ran {
             Ok(mut outcome) => {
                 self.decode_stacks(&mut outcome);
                 if outcome.status != crate::check::outcome::Status::Pass {
                     self.hold(&g, &format!("{} failed", loaded.scenario.name));
                 }
-                match retire_reason(&outcome) {
-                    None => self.give(g),
-                    Some(why) => self.retire(g, &why),
-                }
                 Played { outcome, fault: None, console }
             }
             Err(fault) => {
-                let outcome = Outcome::errored(loaded, &g.info, &fault);
                 self.hold(&g, &format!("guest fault ({})", fault.cause()));
-                self.retire(g, &format!("guest fault ({})", fault.cause()));
-                Played { outcome, fault: Some(fault), console }
+                Played { outcome: Outcome::errored(loaded, &g.info, &fault), fault: Some(fault), console }
             }
+        };
+        match retire {
+            None => self.give(g),
+            Some(why) => self.retire(g, &why),
         }
+        played
     }
 
     /// Each splat's stack to file:line (decode_stacktrace.sh's form), from the kernel's
@@ -325,6 +334,33 @@ impl<'e> Pool<'e> {
     }
 }
 
+/// Play `loaded` on `agent` by the one rule: the run, and why the guest may not run
+/// another scenario, if it may not.
+pub fn play_on(agent: &mut dyn Agent, loaded: &Loaded) -> (Result<Outcome, Fault>, Option<String>) {
+    let ran = runner::run(agent, loaded);
+    let retire = match &ran {
+        Ok(outcome) => retire_reason(outcome),
+        Err(fault) => Some(format!("guest fault ({})", fault.cause())),
+    };
+    (ran, retire)
+}
+
+/// What plays a scenario for the fuzzer: the pool, or a test's fake guests.
+pub trait Play: Sync {
+    fn play(&self, loaded: &Loaded) -> Played;
+    /// Guests started so far.
+    fn boots(&self) -> u64;
+}
+
+impl Play for Pool<'_> {
+    fn play(&self, loaded: &Loaded) -> Played {
+        Pool::play(self, loaded)
+    }
+    fn boots(&self) -> u64 {
+        lock(&self.boots).len() as u64
+    }
+}
+
 /// Why a guest that finished a scenario may not run another: it splatted or gained
 /// taint (a WARN whose lines were lost still taints).
 fn retire_reason(o: &Outcome) -> Option<String> {
@@ -349,4 +385,46 @@ fn cold_dir(dir: &Path) -> PathBuf {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::parse;
+    use crate::vm::fake::{ok, FakeAgent};
+
+    fn loaded() -> Loaded {
+        let text = "name: t\nabout: t\nsteps:\n  - mmap: { name: a, pages: 1, backing: anon, share: private }\n";
+        Loaded { path: "t.yaml".into(), scenario: parse(Path::new("t.yaml"), text).unwrap() }
+    }
+
+    /// A fresh guest whose kernel's taint flags read `before` at the baseline and
+    /// `after` at the end of the run.
+    fn guest(before: &str, after: &str) -> FakeAgent {
+        let info =
+            Info { key: "6.12".into(), release: "6.12.117+deb12-arm64".into(), page_size: 4096, ..Info::default() };
+        let start = crate::vm::transcript::Start {
+            info,
+            next_id: 1,
+            books: crate::vm::guest::Books { fresh: true, taint_baseline: None, collecting: false },
+            coverage: false,
+        };
+        FakeAgent::starting(start)
+            .expect("tainted", "", ok(before, &[]))
+            .expect("mmap", "proc=p0 name=a pages=1 backing=anon share=private", ok("addr=0x1000", &[]))
+            .expect("reset", "", ok("", &[]))
+            .expect("tainted", "", ok(after, &[]))
+    }
+
+    #[test]
+    fn a_guest_that_gained_taint_is_retired_and_one_that_did_not_is_kept() {
+        // O and E (12288) are the module's own: the baseline. W (512) came with the run,
+        // though no splat line reached the host.
+        let (ran, retire) = play_on(&mut guest("value=12288", "value=12800"), &loaded());
+        assert!(ran.unwrap().tainted);
+        assert_eq!(retire.as_deref(), Some("the kernel gained taint"));
+        let (ran, retire) = play_on(&mut guest("value=12288", "value=12288"), &loaded());
+        assert_eq!(ran.unwrap().status, crate::check::outcome::Status::Pass);
+        assert_eq!(retire, None);
+    }
 }

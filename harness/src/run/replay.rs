@@ -12,7 +12,8 @@ use crate::check::outcome::Outcome;
 use crate::report::replay::{MapView, PageView, Replay, StepView};
 use crate::run::runner::{self, Flow, Session};
 use crate::scenario::{self, Loaded, Step};
-use crate::vm::guest::{Fault, Guest};
+use crate::vm::agent::Agent;
+use crate::vm::guest::Fault;
 
 /// At most this many pages are walked after one step (a fork of a big process).
 pub const MAX_PAGES_PER_STEP: usize = 16;
@@ -162,7 +163,7 @@ pub fn view(session: &mut Session, n: usize, step: &Step, seen: &mut Seen) -> Re
 /// Replay `loaded` on `guest` a step at a time; stop after the first failing step
 /// unless `opts.keep_going`. The run still ends with its teardown and checks. A guest
 /// that dies or hangs fails the step it was playing, and its fault comes back too.
-pub fn replay(guest: &mut Guest, loaded: &Loaded, opts: Options) -> (Replay, Option<Fault>) {
+pub fn replay(guest: &mut dyn Agent, loaded: &Loaded, opts: Options) -> (Replay, Option<Fault>) {
     let mut steps: Vec<StepView> = Vec::new();
     let mut fault = None;
     let mut seen = Seen::default();
@@ -188,7 +189,7 @@ pub fn replay(guest: &mut Guest, loaded: &Loaded, opts: Options) -> (Replay, Opt
     let outcome = match (played, fault.take()) {
         (Ok(o), None) => o,
         (Ok(_), Some(f)) | (Err(f), _) => {
-            let o = Outcome::errored(loaded, &guest.info, &f);
+            let o = Outcome::errored(loaded, guest.info(), &f);
             // The step being played or looked at; none when the teardown failed.
             let n = steps.len() + 1;
             if let Some(step) = loaded.scenario.steps.get(n - 1) {
@@ -282,5 +283,28 @@ mod tests {
         after.push(MapView { proc: "p0".into(), name: "b".into(), pfns: vec![None] });
         assert_eq!(changed(&before, &after), ["p0 a", "p0 b", "c1 a"]);
         assert!(changed(&before, &before).is_empty());
+    }
+
+    #[test]
+    fn replay_stops_at_the_first_failing_step_and_still_tears_down() {
+        use crate::vm::fake::{err, ok, FakeAgent};
+        use crate::vm::guest::Info;
+        let text = "name: t\nabout: t\nsteps:\n  - mmap: { name: a, pages: 1, backing: anon, share: private }\n  - write: { map: a, page: 0 }\n  - fork: { child: c1 }\n";
+        let loaded =
+            Loaded { path: "t.yaml".into(), scenario: scenario::parse(std::path::Path::new("t.yaml"), text).unwrap() };
+        let info =
+            Info { key: "6.12".into(), release: "6.12.117+deb12-arm64".into(), page_size: 4096, ..Info::default() };
+        // A kernel with no pages to show (empty pagemap reads) that refuses every write.
+        let mut fake = FakeAgent::answering(info, |op, _| match op {
+            "write" => err(14, "bad_address"),
+            "tainted" => ok("value=0", &[]),
+            _ => ok("", &[]),
+        });
+        let (replay, fault) = replay(&mut fake, &loaded, Options { keep_going: false });
+        assert!(fault.is_none());
+        assert_eq!((replay.played, replay.first_failure), (2, Some(2)));
+        assert!(!fake.ops().contains(&"fork"), "{:?}", fake.ops());
+        assert_eq!(fake.ops().last(), Some(&"tainted"));
+        assert!(fake.ops().contains(&"reset"), "{:?}", fake.ops());
     }
 }

@@ -9,7 +9,8 @@ use crate::check::oracle::{self, Asked, Check, FolioTruth, Problem, Truth};
 use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status, VmaLabel};
 use crate::check::{swap, triggers};
 use crate::scenario::{span, Advice, Backing, Expect, KnownBug, Loaded, Mthp, Share, Step};
-use crate::vm::guest::{Fault, Guest, Info};
+use crate::vm::agent::Agent;
+use crate::vm::guest::{Fault, Info};
 use crate::vm::protocol::Reply;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -55,7 +56,7 @@ impl Outcome {
 
 /// State of one run: the model, map sizes and pids as they evolve.
 struct Run<'a> {
-    guest: &'a mut Guest,
+    guest: &'a mut dyn Agent,
     outcome: Outcome,
     model: Model,
     sizes: BTreeMap<(String, String), u64>,
@@ -91,7 +92,7 @@ struct Run<'a> {
 
 /// Run `loaded` on `guest`. A guest fault ends the run with `Err`; the caller decides
 /// whether to replace the guest.
-pub fn run(guest: &mut Guest, loaded: &Loaded) -> Result<Outcome, Fault> {
+pub fn run(guest: &mut dyn Agent, loaded: &Loaded) -> Result<Outcome, Fault> {
     run_observed(guest, loaded, &mut |_| Flow::Continue)
 }
 
@@ -106,14 +107,14 @@ pub enum Flow {
 /// [`run`], calling `observe` after each step with the session, so a stepper can look
 /// at the guest between steps (`rmapcheck replay`).
 pub fn run_observed(
-    guest: &mut Guest,
+    guest: &mut dyn Agent,
     loaded: &Loaded,
     observe: &mut dyn FnMut(&mut Session) -> Flow,
 ) -> Result<Outcome, Fault> {
     // Counts relative to the PMD (`pages: pmd`) resolve for this kernel's page size.
-    let scenario = match loaded.scenario.for_page_size(guest.info.page_size) {
+    let scenario = match loaded.scenario.for_page_size(guest.info().page_size) {
         Ok(s) => s,
-        Err(why) => return Ok(Outcome::not_run(loaded, &guest.info, why)),
+        Err(why) => return Ok(Outcome::not_run(loaded, guest.info(), why)),
     };
     let mut session = Session::start(guest, loaded, &scenario.mthp)?;
     for (i, step) in scenario.steps.iter().enumerate() {
@@ -139,7 +140,7 @@ pub struct Session<'g> {
 impl<'g> Session<'g> {
     /// Reset the guest, apply `mthp`, and start a scenario named by `loaded` (its steps
     /// are not played).
-    pub fn start(guest: &'g mut Guest, loaded: &Loaded, mthp: &[Mthp]) -> Result<Session<'g>, Fault> {
+    pub fn start(guest: &'g mut dyn Agent, loaded: &Loaded, mthp: &[Mthp]) -> Result<Session<'g>, Fault> {
         let started = Instant::now();
         guest.mark_taint_baseline()?;
         // Before the reset, so its fresh p0 gets a trace buffer; it also forgets what
@@ -152,8 +153,8 @@ impl<'g> Session<'g> {
             teardown(guest)?;
         }
         let mark = guest.kmsg_mark();
-        let outcome = Outcome::new(loaded, &guest.info);
-        let model = Model::for_release(&guest.info.release).with_mthp(mthp);
+        let outcome = Outcome::new(loaded, guest.info());
+        let model = Model::for_release(&guest.info().release).with_mthp(mthp);
         let mut run = Run {
             guest,
             outcome,
@@ -210,7 +211,7 @@ impl<'g> Session<'g> {
     }
 
     /// The guest, for requests of its own (raw module commands).
-    pub fn guest(&mut self) -> &mut Guest {
+    pub fn guest(&mut self) -> &mut dyn Agent {
         self.run.guest
     }
 
@@ -239,7 +240,7 @@ impl<'g> Session<'g> {
         // The teardown is part of the run: a splat while its processes exit (a bad page
         // map, a WARN in unlink_anon_vmas) belongs to it, and the shrinker replays it too.
         teardown(run.guest)?;
-        if run.guest.coverage {
+        if run.guest.collects_coverage() {
             let cov = run.guest.take_coverage()?;
             if cov.overflow {
                 run.outcome.notes.push(format!(
@@ -291,7 +292,7 @@ struct Walked {
 }
 
 /// Kill and reap every workload process; the reply drains the kernel log up to then.
-fn teardown(guest: &mut Guest) -> Result<(), Fault> {
+fn teardown(guest: &mut dyn Agent) -> Result<(), Fault> {
     let reset = guest.request("reset", "")?;
     if !reset.ok {
         return Err(Fault::Protocol(format!("reset failed: {:?}", reset.fields)));
@@ -570,7 +571,7 @@ impl Run<'_> {
             self.outcome.notes.push("mthp: this kernel has no per-size THP controls (6.8+); settings skipped".into());
             return Ok(());
         }
-        let page_kb = self.guest.info.page_size / 1024;
+        let page_kb = self.guest.info().page_size / 1024;
         for m in mthp {
             let sizes: Vec<u64> = match m.pages {
                 Some(p) => vec![p * page_kb],
@@ -632,7 +633,7 @@ impl Run<'_> {
 
     /// Keep a pagemap read (its `D` lines) as the truth, and what its pages hold.
     fn keep_truth(&mut self, data: &[crate::wire::Fields]) -> Result<(), Fault> {
-        let t = Truth::from_data(data, self.guest.info.page_size).map_err(Fault::Protocol)?;
+        let t = Truth::from_data(data, self.guest.info().page_size).map_err(Fault::Protocol)?;
         self.seen = contents::from_data(data).map_err(Fault::Protocol)?;
         self.truth = Some(t);
         self.fused_at = None;
@@ -644,7 +645,7 @@ impl Run<'_> {
         if let Some(f) = self.folios.get(&head).filter(|f| f.nr == nr) {
             return Ok(f.clone());
         }
-        let page_size = self.guest.info.page_size;
+        let page_size = self.guest.info().page_size;
         // smaps tells PMD from PTE mappings, which only a PMD-sized folio can have.
         let pmd = (nr == oracle::folio::pmd_pages(page_size)) as u8;
         let reply = self.guest.request("folio", &format!("pfn=0x{head:x} nr={nr} pmd={pmd}"))?;
@@ -733,7 +734,7 @@ impl Run<'_> {
         let Walked { walk, pfn, kpagecount } = walked(&reply);
         let flags = reply.get("kpageflags").and_then(|f| u64::from_str_radix(f.trim_start_matches("0x"), 16).ok());
         // A PMD maps a page table's worth of pages: 8-byte entries in one page.
-        let pmd_order = (self.guest.info.page_size / 8).trailing_zeros();
+        let pmd_order = (self.guest.info().page_size / 8).trailing_zeros();
         self.outcome.triggers.extend(triggers::of_walk(&walk, flags, pmd_order).into_iter().map(String::from));
         let at = format!("{map}[{page}]");
         let large = walk.page.as_ref().and_then(|p| match (p.head, p.nr_pages, p.kind.as_str()) {
@@ -804,7 +805,7 @@ impl Run<'_> {
         if !self.model_valid {
             return;
         }
-        if let Some(p) = contents::check(&self.model, slot, seen, self.guest.info.page_size) {
+        if let Some(p) = contents::check(&self.model, slot, seen, self.guest.info().page_size) {
             if !self.outcome.problems.contains(&p) {
                 self.outcome.problems.push(p);
             }
@@ -831,7 +832,7 @@ impl Run<'_> {
     fn check_all(&mut self, n: usize, step: &Step) -> Result<(), Fault> {
         let truth = self.truth()?;
         self.outcome.triggers.extend(triggers::of_truth(&truth).into_iter().map(String::from));
-        let release = self.guest.info.release.clone();
+        let release = self.guest.info().release.clone();
         let mut exclusive = oracle::check_exclusive_on(&truth, &release);
         if !exclusive.is_empty() {
             // Background compaction may have moved a page between two processes' reads.
@@ -1058,3 +1059,6 @@ fn task_vma_line(v: &VmaLine, truth: &Truth) -> Option<String> {
     };
     Some(format!("{what} {}", flags_text(v)))
 }
+
+#[cfg(test)]
+mod tests;

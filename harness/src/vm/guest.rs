@@ -3,7 +3,7 @@
 
 use crate::check::dmesg::{self, Record};
 use crate::image::kernel::Kernel;
-use crate::vm::protocol::{decode_coverage, Channel, ChannelError, Coverage, Reply};
+use crate::vm::protocol::{Channel, ChannelError, Reply};
 use crate::vm::qemu::{self, Qemu};
 use crate::wire::Fields;
 use std::collections::{BTreeMap, VecDeque};
@@ -63,7 +63,7 @@ impl Fault {
 }
 
 /// What the agent said at READY.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Info {
     pub key: String,
     pub release: String,
@@ -72,6 +72,9 @@ pub struct Info {
     /// The compiler that built the kernel (`gcc-12`), from the host's side.
     pub compiler: String,
 }
+
+/// What [`Guest::on_reply`] calls: the op, its arguments and the reply.
+pub type OnReply = Box<dyn FnMut(&str, &str, &Reply) + Send>;
 
 /// How many recent kernel log records a guest keeps for inspection.
 pub const KMSG_KEPT: usize = 20_000;
@@ -84,27 +87,20 @@ pub struct Guest {
     pub boot_secs: f64,
     /// The most recent kernel log records forwarded (at most [`KMSG_KEPT`]).
     pub kmsg: VecDeque<Record>,
-    /// Every splat seen since boot, with its record's sequence number. Kept apart from
-    /// `kmsg` so that trimming the log for long campaigns never loses a splat.
-    splats: Vec<(u64, dmesg::Splat)>,
-    /// The last splat's report goes on: the records that follow it add to its trace.
-    trace_open: bool,
-    /// The sequence number the next record will have.
-    next_seq: u64,
+    /// Every splat seen since boot. Kept apart from `kmsg` so that trimming the log for
+    /// long campaigns never loses a splat.
+    splats: SplatLog,
     /// The console log's directory; kept after the guest is gone.
     pub workdir: PathBuf,
-    /// /proc/sys/kernel/tainted before the first scenario (loading our module taints
-    /// "O"); taken lazily, because a guest is saved for restore before any request.
-    taint_baseline: Option<u64>,
+    /// Freshness, the taint baseline and coverage collection (`vm::agent` keeps them).
+    pub books: Books,
     /// Count and total wall time of the requests sent, per op, for profiling.
     pub op_times: BTreeMap<String, (u32, Duration)>,
     /// Runs on this guest collect KCOV coverage (set by the pool; turned off when the
     /// kernel turns out to have no KCOV).
     pub coverage: bool,
-    /// No request since the last successful `reset` touched the workload.
-    fresh: bool,
-    /// The agent collects coverage: processes it starts get a trace buffer.
-    collecting: bool,
+    /// Every request and its reply go here too (a transcript, `RMAPCHECK_RECORD`).
+    on_reply: Option<OnReply>,
 }
 
 /// Requests that leave the workload (processes, maps, settings) as it was.
@@ -147,39 +143,12 @@ impl Guest {
             chan,
             info,
             kmsg: VecDeque::new(),
-            splats: Vec::new(),
-            trace_open: false,
-            next_seq: 0,
-            taint_baseline: None,
+            splats: SplatLog::default(),
+            books: Books::default(),
             op_times: BTreeMap::new(),
-            fresh: false,
-            collecting: false,
             coverage: false,
+            on_reply: None,
         }
-    }
-
-    /// The kernel's taint flags now.
-    pub fn tainted(&mut self) -> Result<u64, Fault> {
-        let reply = self.request("tainted", "")?;
-        reply
-            .get("value")
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| Fault::Protocol(format!("bad tainted reply: {:?}", reply.fields)))
-    }
-
-    /// Record the taint flags that later scenarios are judged against (once per guest).
-    pub fn mark_taint_baseline(&mut self) -> Result<(), Fault> {
-        if self.taint_baseline.is_none() {
-            self.taint_baseline = Some(self.tainted()?);
-        }
-        Ok(())
-    }
-
-    /// Taint flags gained since the baseline, as the kernel's letters (e.g. "W" for a WARN).
-    pub fn new_taint(&mut self) -> Result<String, Fault> {
-        self.mark_taint_baseline()?;
-        let baseline = self.taint_baseline.unwrap_or(0);
-        Ok(taint_letters(self.tainted()? & !baseline))
     }
 
     /// Start a QEMU that resumes a saved guest (`config.incoming` is set) and wait until
@@ -214,11 +183,6 @@ impl Guest {
     /// `n` request ids for the walks of one `findpages` request; returns the first.
     pub fn reserve_ids(&mut self, n: u64) -> u64 {
         self.chan.reserve_ids(n)
-    }
-
-    /// Whether the workload is as a `reset` left it: one p0, no maps, default settings.
-    pub fn is_fresh(&self) -> bool {
-        self.fresh
     }
 
     /// Requests sent so far; a saved guest must have sent none (see `snapshot`).
@@ -259,10 +223,10 @@ impl Guest {
             fatal_at.is_some_and(|t| t.elapsed() >= scaled(FATAL_GRACE))
         };
         let result = self.chan.request_watching(op, args, timeout, give_up);
-        self.fresh = match &result {
-            Ok(reply) if op == "reset" => reply.ok,
-            _ => self.fresh && LEAVE_WORKLOAD.contains(&op),
-        };
+        self.books.after(op, result.as_ref().ok());
+        if let (Some(hook), Ok(reply)) = (&mut self.on_reply, &result) {
+            hook(op, args, reply);
+        }
         let t = self.op_times.entry(op.to_string()).or_default();
         t.0 += 1;
         t.1 += sent.elapsed();
@@ -289,34 +253,6 @@ impl Guest {
         }
     }
 
-    /// When this guest collects coverage: turn the agent's collection on (it is then on
-    /// for every process made from now on) and forget what it collected so far.
-    /// Returns whether collection is on; a kernel without KCOV turns `coverage` off.
-    pub fn start_coverage(&mut self) -> Result<bool, Fault> {
-        if !self.coverage {
-            return Ok(false);
-        }
-        let reply = self.request("cov", "enable=1")?;
-        if !reply.ok {
-            tracing::info!(key = %self.info.key, errno = ?reply.errno(), "no KCOV on this kernel: coverage off");
-            self.coverage = false;
-        } else if !self.collecting {
-            // The running p0 has no trace buffer: the next run needs a reset first.
-            self.collecting = true;
-            self.fresh = false;
-        }
-        Ok(self.coverage)
-    }
-
-    /// The PCs collected since the last `start_coverage` or `take_coverage`.
-    pub fn take_coverage(&mut self) -> Result<Coverage, Fault> {
-        let reply = self.request("cov", "")?;
-        if !reply.ok {
-            return Err(Fault::Protocol(format!("cov failed: {:?}", reply.fields)));
-        }
-        decode_coverage(&reply).map_err(|e| Fault::Protocol(format!("bad cov reply: {e}")))
-    }
-
     /// Set rmapcheck.ko parameters (`misreport=1` for the fuzzer's self-test). They
     /// last until the guest is gone; `reset` does not touch them.
     pub fn set_module_params(&mut self, params: &[(String, String)]) -> Result<(), Fault> {
@@ -330,6 +266,11 @@ impl Guest {
             }
         }
         Ok(())
+    }
+
+    /// Call `hook` with every request that gets a reply from now on (`None`: stop).
+    pub fn on_reply(&mut self, hook: Option<OnReply>) {
+        self.on_reply = hook;
     }
 
     /// Send a request that is expected to kill or hang the guest (fault injection).
@@ -362,11 +303,7 @@ impl Guest {
     /// Note one forwarded record: its splat, if any, for good; the record itself only
     /// among the most recent, so a fuzz campaign of hours stays in bounded memory.
     fn keep(&mut self, record: Record) {
-        let last = self.splats.last_mut().map(|(_, s)| s);
-        if let Some(splat) = dmesg::feed(&mut self.trace_open, last, &record.text) {
-            self.splats.push((record.seq, splat));
-        }
-        self.next_seq = self.next_seq.max(record.seq + 1);
+        self.splats.note(&record);
         if self.kmsg.len() == KMSG_KEPT {
             self.kmsg.pop_front();
         }
@@ -375,12 +312,12 @@ impl Guest {
 
     /// Every splat seen on the forwarded log since record `seq`.
     pub fn splats_since(&self, seq: u64) -> Vec<dmesg::Splat> {
-        self.splats.iter().filter(|(s, _)| *s >= seq).map(|(_, splat)| splat.clone()).collect()
+        self.splats.since(seq)
     }
 
     /// The next kmsg sequence number, to mark the start of a scenario.
     pub fn kmsg_mark(&self) -> u64 {
-        self.next_seq
+        self.splats.next_seq
     }
 
     /// Stop or continue the guest's CPUs (QMP `stop`, `cont`): a failure is held for gdb.
@@ -395,6 +332,64 @@ impl Guest {
         let _ = self.chan.request("poweroff", "", Duration::from_secs(2));
         self.qemu.wait_exit(Duration::from_secs(2));
     }
+}
+
+/// Every splat in a forwarded kernel log, with its record's sequence number.
+#[derive(Debug, Default)]
+pub struct SplatLog {
+    splats: Vec<(u64, dmesg::Splat)>,
+    /// The last splat's report goes on: the records that follow it add to its trace.
+    trace_open: bool,
+    /// The sequence number the next record will have.
+    pub next_seq: u64,
+}
+
+impl SplatLog {
+    /// Note one record: a splat starts, or the open one's trace goes on.
+    pub fn note(&mut self, record: &Record) {
+        let last = self.splats.last_mut().map(|(_, s)| s);
+        if let Some(splat) = dmesg::feed(&mut self.trace_open, last, &record.text) {
+            self.splats.push((record.seq, splat));
+        }
+        self.next_seq = self.next_seq.max(record.seq + 1);
+    }
+
+    /// Every splat since record `seq`.
+    pub fn since(&self, seq: u64) -> Vec<dmesg::Splat> {
+        self.splats.iter().filter(|(s, _)| *s >= seq).map(|(_, splat)| splat.clone()).collect()
+    }
+}
+
+/// What the host keeps about a guest's workload and kernel between requests, by the
+/// same rules for a real guest and a fake (`vm::agent` reads and writes it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Books {
+    /// No request since the last successful `reset` touched the workload.
+    pub fresh: bool,
+    /// /proc/sys/kernel/tainted before the first scenario (loading our module taints
+    /// "O"); taken lazily, because a guest is saved for restore before any request.
+    pub taint_baseline: Option<u64>,
+    /// The agent collects coverage: processes it starts get a trace buffer.
+    pub collecting: bool,
+}
+
+impl Books {
+    /// Note that `op` got `reply` (`None`: no reply): the workload is fresh after a
+    /// good `reset`, and stays so only through requests that leave it as it was.
+    pub fn after(&mut self, op: &str, reply: Option<&Reply>) {
+        self.fresh = match reply {
+            Some(reply) if op == "reset" => reply.ok,
+            _ => self.fresh && LEAVE_WORKLOAD.contains(&op),
+        };
+    }
+}
+
+/// The flags a `tainted` reply gives.
+pub fn taint_value(reply: &Reply) -> Result<u64, Fault> {
+    reply
+        .get("value")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Fault::Protocol(format!("bad tainted reply: {:?}", reply.fields)))
 }
 
 /// The kernel's taint letters for the bits of `flags` (kernel/panic.c order).

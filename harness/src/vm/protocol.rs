@@ -48,7 +48,7 @@ pub fn parse_line(line: &str) -> Line {
 }
 
 /// The agent's answer to one request.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Reply {
     pub id: u64,
     pub ok: bool,
