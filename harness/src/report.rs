@@ -63,7 +63,7 @@ fn render(o: &Outcome, message: impl Fn(&str) -> String, stacks: bool) -> String
 fn what_went_wrong(o: &Outcome, message: &impl Fn(&str) -> String, stacks: bool) -> String {
     let mut out = String::new();
     for p in &o.problems {
-        out.push_str(&format!("problem {:?}: {}\n", p.check, message(&p.message)));
+        out.push_str(&format!("problem {:?}: {}\n", p.check, message(&p.message())));
     }
     for n in &o.notes {
         out.push_str(&format!("note: {}\n", message(n)));

@@ -31,6 +31,11 @@ pub const FAULT_AROUND: &str = "fault-around: a read fault may also map cached n
 /// A slot: `(process, mapping, page index)`.
 pub type Slot = (String, String, u64);
 
+/// A slot as messages and snapshots show it: `c1 m3[2]`.
+pub fn slot_text(s: &Slot) -> String {
+    format!("{} {}[{}]", s.0, s.1, s.2)
+}
+
 /// The byte a write step fills its pages with: the scenario's `value`, else one
 /// distinct per step, so unrelated pages never hold equal contents.
 pub fn write_value(a: &Access, step: usize) -> u8 {

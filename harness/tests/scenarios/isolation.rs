@@ -93,7 +93,7 @@ fn boot_failure(key: &str, pools: fn() -> &'static Pools) -> Trial {
             return Err(format!("the unbootable kernel did not error both scenarios: {bad:?}\n{stderr}").into());
         }
         // The second scenario does not wait for another boot to fail.
-        let why = &bad[1].problems[0].message;
+        let why = bad[1].problems[0].message();
         let booted_once = why.contains("an earlier boot") || why.contains("not ready");
         if !booted_once {
             return Err(format!("the second scenario tried its own boot: {why}").into());
