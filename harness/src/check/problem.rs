@@ -12,7 +12,7 @@
 
 use crate::check::contents;
 use crate::check::dmesg::{self, BadLine};
-use crate::check::model::{slot_text, Slot};
+use crate::check::model::{slot_text, Slot, Why};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -433,7 +433,7 @@ pub enum ProblemKind {
     Sharing {
         at: Slot,
         expected: Vec<Slot>,
-        why: String,
+        why: Why,
         observed: Vec<Slot>,
     },
     /// The bytes a page holds against the model's.
@@ -493,15 +493,6 @@ fn slots(set: &[Slot]) -> String {
         return "nothing".into();
     }
     set.iter().map(slot_text).collect::<Vec<_>>().join(", ")
-}
-
-/// `shared` or `private` or `unmapped`, from a number of sharers: what O4's title keeps.
-fn sharing(n: usize) -> &'static str {
-    match n {
-        0 => "unmapped",
-        1 => "private",
-        _ => "shared",
-    }
 }
 
 impl ProblemKind {
@@ -595,12 +586,9 @@ impl ProblemKind {
             }
             Splat { title, .. } => title.clone(),
             Tainted { flags } => format!("the kernel is newly tainted: {flags}"),
-            Sharing { expected, observed, .. } => {
-                format!(
-                    "the model expects it {}, the kernel has it {}",
-                    sharing(expected.len()),
-                    sharing(observed.len())
-                )
+            // The model's reason, as docs/FUZZ.md says O4 is titled.
+            Sharing { why, .. } => {
+                format!("the model expects it shared by [..] ({}), the kernel has [..]", why.title())
             }
             Contents(m) => m.title(),
             StepFailed { op, errno, msg, .. } => format!("{op} failed with {} ({msg})", errno.name()),

@@ -223,7 +223,7 @@ mod tests {
     use super::*;
 
     use crate::check::contents::{Contents, Mismatch};
-    use crate::check::model::{Bytes, Slot};
+    use crate::check::model::{Bytes, Reason, Slot, Why};
     use crate::check::problem::{Errno, ProblemKind};
 
     fn slot(p: &str, m: &str, i: u64) -> Slot {
@@ -277,6 +277,23 @@ mod tests {
         assert_eq!(step(12, "mremap", 14), "Step: mremap failed with EFAULT (mremap)");
         assert_ne!(step(12, "mremap", 14), step(12, "mremap", 12), "another errno is another failure");
         assert_ne!(step(12, "mremap", 14), step(12, "munmap", 14), "another op is another failure");
+        // O4 by the model's reason, not the processes it names.
+        let o4 = |at: Slot, reason, fork: Option<(&str, &str)>| {
+            let fork = fork.map(|(c, p)| (c.to_string(), p.to_string()));
+            title(ProblemKind::Sharing {
+                at: at.clone(),
+                expected: vec![at],
+                why: Why { reason, fork },
+                observed: Vec::new(),
+            })
+        };
+        let forked = o4(slot("c1", "a", 0), Reason::Fork, Some(("c1", "p0")));
+        assert_eq!(forked, o4(slot("c7", "b", 3), Reason::Fork, Some(("c7", "c2"))));
+        assert_ne!(forked, o4(slot("c1", "a", 0), Reason::Cow, None));
+        assert_eq!(
+            forked,
+            "O4: the model expects it shared by [..] (fork: a child shares its parent's private pages until a write), the kernel has [..]"
+        );
     }
 
     /// The title is built from the kind's fields, never from its message: the same kind

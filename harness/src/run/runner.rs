@@ -786,7 +786,7 @@ impl Run<'_> {
             let p = Problem::new(ProblemKind::Sharing {
                 at: slot.clone(),
                 expected: expected.into_iter().collect(),
-                why: self.model.why(slot).to_string(),
+                why: self.model.why(slot),
                 observed: observed.into_iter().collect(),
             });
             if !self.outcome.problems.contains(&p) {

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::check::contents::{Contents as Read, Mismatch};
-use crate::check::model::Bytes;
+use crate::check::model::{Bytes, Reason, Why};
 
 fn slot(p: &str, m: &str, i: u64) -> Slot {
     (p.into(), m.into(), i)
@@ -188,10 +188,19 @@ fn cases() -> Vec<(ProblemKind, &'static str)> {
             Sharing {
                 at: slot("c1", "a", 0),
                 expected: vec![slot("c1", "a", 0), slot("p0", "a", 0)],
-                why: "fork shares until a write".into(),
+                why: Why { reason: Reason::Fork, fork: Some(("c1".into(), "p0".into())) },
                 observed: vec![slot("c1", "a", 0)],
             },
-            "c1 a[0]: the model expects it shared by [c1 a[0], p0 a[0]] (fork shares until a write), the kernel has [c1 a[0]]",
+            "c1 a[0]: the model expects it shared by [c1 a[0], p0 a[0]] (fork: c1 shares p0's private pages until a write), the kernel has [c1 a[0]]",
+        ),
+        (
+            Sharing {
+                at: slot("p0", "a", 1),
+                expected: vec![slot("p0", "a", 1)],
+                why: Why { reason: Reason::NeverTouched, fork: None },
+                observed: Vec::new(),
+            },
+            "p0 a[1]: the model expects it shared by [p0 a[1]] (the page was never touched), the kernel has []",
         ),
         (
             Contents(Mismatch {
