@@ -394,14 +394,17 @@ pub fn check_asked(walk: &Walk, truth: &Truth, asked: &Asked) -> Vec<Problem> {
     }
     let extra: BTreeSet<_> = reverse.difference(&forward).cloned().collect();
     if !missing.is_empty() || !extra.is_empty() || !strays.is_empty() {
+        let addresses = missing.iter().chain(&extra).filter_map(|s| Some((s.clone(), truth.address(s)?.1))).collect();
         out.push(Problem::new(ProblemKind::WalkMismatch {
             at: at.clone(),
             pfn: page.pfn,
+            page_kind: page.kind.clone(),
             forward: forward.iter().cloned().collect(),
             reverse: reverse.into_iter().collect(),
             missing: missing.into_iter().collect(),
             extra: extra.into_iter().collect(),
             strays,
+            addresses,
         }));
     }
     out.extend(judge_visits(walk, truth, asked, &page.kind, &at));

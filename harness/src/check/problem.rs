@@ -14,6 +14,7 @@ use crate::check::contents;
 use crate::check::dmesg::{self, BadLine};
 use crate::check::model::{slot_text, Slot, Why};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Which check a problem comes from.
@@ -304,11 +305,15 @@ pub enum ProblemKind {
     WalkMismatch {
         at: Slot,
         pfn: u64,
+        /// The module's kind of page: anon, file, shmem, ksm.
+        page_kind: String,
         forward: Vec<Slot>,
         reverse: Vec<Slot>,
         missing: Vec<Slot>,
         extra: Vec<Slot>,
         strays: Vec<String>,
+        /// The address of each missing and extra slot, where pagemap read it.
+        addresses: BTreeMap<Slot, u64>,
     },
     /// rmap_walk() passed `passed` for `vma`, where the folio starts at `folio_start`.
     WrongAddress {
@@ -606,6 +611,58 @@ impl ProblemKind {
     }
 }
 
+impl ProblemKind {
+    /// What is wrong in the kernel's own terms, for a report to linux-mm; `None` where
+    /// the message already says it as well as it can be said.
+    pub fn in_mm_terms(&self) -> Option<String> {
+        use ProblemKind::*;
+        let place = |addresses: &BTreeMap<Slot, u64>, s: &Slot| match addresses.get(s) {
+            Some(a) => format!("{}'s mapping at 0x{a:x} ({})", s.0, slot_text(s)),
+            None => format!("{}'s mapping ({})", s.0, slot_text(s)),
+        };
+        match self {
+            WalkMismatch { pfn, page_kind, missing, extra, addresses, .. } => {
+                let mut out = Vec::new();
+                if !missing.is_empty() {
+                    let who: Vec<String> = missing.iter().map(|s| place(addresses, s)).collect();
+                    out.push(format!(
+                        "the rmap walk of the {page_kind} folio at pfn 0x{pfn:x} did not reach {}, which pagemap shows",
+                        who.join(", ")
+                    ));
+                }
+                if !extra.is_empty() {
+                    let who: Vec<String> = extra.iter().map(|s| place(addresses, s)).collect();
+                    out.push(format!(
+                        "the rmap walk of the {page_kind} folio at pfn 0x{pfn:x} reported {}, where pagemap shows another page or none",
+                        who.join(", ")
+                    ));
+                }
+                (!out.is_empty()).then(|| out.join("; "))
+            }
+            WrongAddress { vma, passed, folio_start, .. } => Some(format!(
+                "rmap_walk() called rmap_one for pid {}'s VMA 0x{:x}-0x{:x} with address 0x{passed:x}, \
+                 but the folio starts at 0x{folio_start:x} there (vma_address() of its index)",
+                vma.pid, vma.start, vma.end
+            )),
+            UnownedVma { vma, .. } => Some(format!(
+                "the rmap walk visited the VMA 0x{:x}-0x{:x} of pid {} ({}), which no live workload process \
+                 owns: a VMA still in the folio's anon_vma or i_mmap interval tree after its mm let it go",
+                vma.start, vma.end, vma.pid, vma.comm
+            )),
+            SwapStillMapped { pfn, first, holder } => Some(format!(
+                "reclaim swapped out the page at pfn 0x{pfn:x} for {}, so try_to_unmap() must have unmapped it \
+                 everywhere, but {} still maps it",
+                slot_text(first),
+                slot_text(holder)
+            )),
+            Mapcount { mapcount, ptes, .. } => {
+                Some(format!("the page's mapcount is {mapcount}, but the rmap walk found {ptes} PTEs mapping it"))
+            }
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for ProblemKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use ProblemKind::*;
@@ -637,7 +694,7 @@ impl fmt::Display for ProblemKind {
             WrongPfn { at: s, walked, pagemap } => {
                 write!(f, "findpage {}: the module walked pfn 0x{walked:x} but pagemap has 0x{pagemap:x}", at(s))
             }
-            WalkMismatch { at: s, pfn, forward, reverse, missing, extra, strays } => {
+            WalkMismatch { at: s, pfn, forward, reverse, missing, extra, strays, .. } => {
                 write!(
                     f,
                     "findpage {}: pagemap maps pfn 0x{pfn:x} at [{}] but the rmap walk found [{}]",

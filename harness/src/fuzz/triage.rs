@@ -239,11 +239,13 @@ mod tests {
         ProblemKind::WalkMismatch {
             at,
             pfn,
+            page_kind: "anon".into(),
             forward: all.to_vec(),
             reverse: all.iter().filter(|s| !missed.contains(s)).chain(extra).cloned().collect(),
             missing: missed.to_vec(),
             extra: extra.to_vec(),
             strays: Vec::new(),
+            addresses: Default::default(),
         }
     }
 

@@ -242,11 +242,13 @@ pub(crate) mod tests {
             problems: vec![Problem::new(ProblemKind::WalkMismatch {
                 at: slot("p0"),
                 pfn: 0x41,
+                page_kind: "anon".into(),
                 forward: vec![slot("c1"), slot("p0")],
                 reverse: vec![slot("p0")],
                 missing: vec![slot("c1")],
                 extra: Vec::new(),
                 strays: Vec::new(),
+                addresses: [(slot("c1"), 0x20000)].into(),
             })],
         };
         Replay {

@@ -58,11 +58,13 @@ fn cases() -> Vec<(ProblemKind, &'static str)> {
             WalkMismatch {
                 at: at(),
                 pfn: 0x4a1c2,
+                page_kind: "anon".into(),
                 forward: vec![slot("c1", "m3", 2), slot("c2", "m3", 2), slot("p0", "m3", 2)],
                 reverse: vec![slot("c1", "m3", 2), slot("p0", "m3", 2)],
                 missing: vec![slot("c2", "m3", 2)],
                 extra: Vec::new(),
                 strays: Vec::new(),
+                addresses: [(slot("c2", "m3", 2), 0x7f0000002000)].into(),
             },
             "findpage p0 m3[2]: pagemap maps pfn 0x4a1c2 at [c1 m3[2], c2 m3[2], p0 m3[2]] but the rmap walk found [c1 m3[2], p0 m3[2]]; the walk missed c2 m3[2]",
         ),
@@ -70,11 +72,13 @@ fn cases() -> Vec<(ProblemKind, &'static str)> {
             WalkMismatch {
                 at: at(),
                 pfn: 0x51,
+                page_kind: "file".into(),
                 forward: vec![slot("p0", "m3", 2)],
                 reverse: Vec::new(),
                 missing: vec![slot("p0", "m3", 2)],
                 extra: vec![slot("c4", "m0", 0)],
                 strays: vec!["c4 0x40000 (outside every named mapping)".into()],
+                addresses: BTreeMap::new(),
             },
             "findpage p0 m3[2]: pagemap maps pfn 0x51 at [p0 m3[2]] but the rmap walk found [nothing]; the walk missed p0 m3[2]; the walk reported c4 m0[0] which pagemap does not; mapped outside the named mappings: c4 0x40000 (outside every named mapping)",
         ),
@@ -282,6 +286,21 @@ fn titles_carry_no_values() {
         assert!(!t.contains("0x") && !t.contains("m3[") && !t.contains("p0"), "{kind:?}: {t}");
         assert!(!t.contains("step 12") && !t.contains("c1 a["), "{kind:?}: {t}");
     }
+}
+
+#[test]
+fn an_o1_miss_reads_in_mm_terms() {
+    let (miss, _) = &cases()[10];
+    assert_eq!(
+        miss.in_mm_terms().as_deref(),
+        Some(
+            "the rmap walk of the anon folio at pfn 0x4a1c2 did not reach c2's mapping at 0x7f0000002000 (c2 m3[2]), which pagemap shows"
+        )
+    );
+    let (both, _) = &cases()[11];
+    let text = both.in_mm_terms().unwrap();
+    assert!(text.contains("did not reach p0's mapping (p0 m3[2])") && text.contains("reported c4's mapping"), "{text}");
+    assert_eq!(cases()[0].0.in_mm_terms(), None, "a bad module line is not the kernel's");
 }
 
 #[test]
