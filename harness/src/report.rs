@@ -88,7 +88,14 @@ pub fn failure_text(o: &Outcome) -> String {
     }
     let mut out = String::new();
     if !said.is_empty() {
-        out.push_str(&format!("In mm terms: {}.\n\n", said.join(". ")));
+        // Sentences after the first start with a capital.
+        let capital = |s: &String| {
+            let mut c = s.chars();
+            c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+        };
+        let rest: Vec<String> = said[1..].iter().map(capital).collect();
+        let text = std::iter::once(said[0].clone()).chain(rest).collect::<Vec<_>>().join(". ");
+        out.push_str(&format!("In mm terms: {text}.\n\n"));
     }
     out.push_str(&what_went_wrong(o, &str::to_string, true));
     out
@@ -231,5 +238,11 @@ mod tests {
             "{text}"
         );
         assert_eq!(text.matches("did not reach").count(), 1, "{text}");
+        o.problems.push(Problem::new(ProblemKind::Mapcount { at: at("p0"), mapcount: 2, ptes: 1 }));
+        assert!(
+            failure_text(&o).contains("which pagemap shows. The page's mapcount is 2, but"),
+            "{}",
+            failure_text(&o)
+        );
     }
 }
