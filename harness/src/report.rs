@@ -218,18 +218,9 @@ mod tests {
         let mut o: Outcome = serde_json::from_value(json).unwrap();
         assert!(failure_text(&o).starts_with("problem O3: kernel splat: WARNING\n"), "nothing to say in mm terms");
         let at = |p: &str| (p.to_string(), "a".to_string(), 0);
-        let miss = ProblemKind::WalkMismatch {
-            at: at("p0"),
-            pfn: 0x41,
-            page_kind: "anon".into(),
-            forward: vec![at("c1"), at("p0")],
-            reverse: vec![at("p0")],
-            missing: vec![at("c1")],
-            extra: Vec::new(),
-            strays: Vec::new(),
-            addresses: [(at("c1"), 0x20000)].into(),
-        };
-        o.problems.extend([Problem::new(miss.clone()), Problem::new(miss)]);
+        // The replay sample's O1 miss: c1 a[0] at 0x20000.
+        let miss = crate::report::replay::tests::sample().steps.iter().flat_map(|s| s.problems.clone()).next().unwrap();
+        o.problems.extend([miss.clone(), miss]);
         let text = failure_text(&o);
         assert!(
             text.starts_with(
