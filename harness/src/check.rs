@@ -8,6 +8,7 @@ pub mod expect;
 pub mod model;
 pub mod oracle;
 pub mod outcome;
+pub mod problem;
 pub mod swap;
 pub mod triggers;
 

@@ -190,7 +190,7 @@ fn judge(
                 None if played.outcome.status != Status::Pass => triage::titles(&played.outcome)
                     .into_iter()
                     .next()
-                    .or_else(|| played.outcome.problems.first().map(triage::problem_title)),
+                    .or_else(|| played.outcome.problems.first().map(|p| p.title())),
                 None => None,
             };
             if let Some(title) = title {

@@ -64,7 +64,7 @@ fn render(o: &Outcome, message: impl Fn(&str) -> String, stacks: bool) -> String
 fn what_went_wrong(o: &Outcome, message: &impl Fn(&str) -> String, stacks: bool) -> String {
     let mut out = String::new();
     for p in &o.problems {
-        out.push_str(&format!("problem {:?}: {}\n", p.check, message(&p.message)));
+        out.push_str(&format!("problem {:?}: {}\n", p.check, message(&p.message())));
     }
     for n in &o.notes {
         out.push_str(&format!("note: {}\n", message(n)));
@@ -79,8 +79,27 @@ fn what_went_wrong(o: &Outcome, message: &impl Fn(&str) -> String, stacks: bool)
 }
 
 /// A failure's problems, notes and decoded stacks, as they are: the heart of a report.
+/// It opens with what the oracles can say in mm terms (at most five sentences).
 pub fn failure_text(o: &Outcome) -> String {
-    what_went_wrong(o, &str::to_string, true)
+    let mut said: Vec<String> = Vec::new();
+    for s in o.problems.iter().filter_map(|p| p.kind.in_mm_terms()) {
+        if !said.contains(&s) && said.len() < 5 {
+            said.push(s);
+        }
+    }
+    let mut out = String::new();
+    if !said.is_empty() {
+        // Sentences after the first start with a capital.
+        let capital = |s: &String| {
+            let mut c = s.chars();
+            c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+        };
+        let rest: Vec<String> = said[1..].iter().map(capital).collect();
+        let text = std::iter::once(said[0].clone()).chain(rest).collect::<Vec<_>>().join(". ");
+        out.push_str(&format!("In mm terms: {text}.\n\n"));
+    }
+    out.push_str(&what_went_wrong(o, &str::to_string, true));
+    out
 }
 
 /// A human-readable report of several outcomes.
@@ -179,4 +198,53 @@ pub fn junit(outcomes: &[Outcome]) -> anyhow::Result<String> {
         report.add_test_suite(suite);
     }
     Ok(report.to_string()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::oracle::Problem;
+    use crate::check::problem::ProblemKind;
+
+    /// report.txt's "What is wrong" opens with the oracles' account in mm terms, once
+    /// per sentence, then the problems as they are.
+    #[test]
+    fn a_failure_opens_in_mm_terms() {
+        let json = serde_json::json!({
+            "scenario": "s", "file": "scenarios/s.yaml", "kernel": "6.12", "release": "r", "page_size": 4096,
+            "status": "fail", "findpages": [], "findtasks": [], "forks": [], "checks": [],
+            "problems": [{"check": "O3", "message": "kernel splat: WARNING"}],
+            "model_mismatches": [], "notes": [], "splats": [], "duration_ms": 1
+        });
+        let mut o: Outcome = serde_json::from_value(json).unwrap();
+        assert!(failure_text(&o).starts_with("problem O3: kernel splat: WARNING\n"), "nothing to say in mm terms");
+        let at = |p: &str| (p.to_string(), "a".to_string(), 0);
+        // An O1 miss: c1 a[0] at 0x20000.
+        let miss = Problem::new(ProblemKind::WalkMismatch {
+            at: at("p0"),
+            pfn: 0x41,
+            page_kind: "anon".into(),
+            forward: vec![at("c1"), at("p0")],
+            reverse: vec![at("p0")],
+            missing: vec![at("c1")],
+            extra: Vec::new(),
+            strays: Vec::new(),
+            addresses: [(at("c1"), 0x20000)].into(),
+        });
+        o.problems.extend([miss.clone(), miss]);
+        let text = failure_text(&o);
+        assert!(
+            text.starts_with(
+                "In mm terms: the rmap walk of the anon folio at pfn 0x41 did not reach c1's mapping at 0x20000 (c1 a[0]), which pagemap shows.\n\nproblem O3:"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.matches("did not reach").count(), 1, "{text}");
+        o.problems.push(Problem::new(ProblemKind::Mapcount { at: at("p0"), mapcount: 2, ptes: 1 }));
+        assert!(
+            failure_text(&o).contains("which pagemap shows. The page's mapcount is 2, but"),
+            "{}",
+            failure_text(&o)
+        );
+    }
 }

@@ -3,8 +3,7 @@
 //!
 //! Architecture invariant: pure, like the oracle; the runner hands it what the guest read.
 
-use crate::check::model::{Bytes, Model, Slot};
-use crate::check::oracle::{slot_text, Check, Problem};
+use crate::check::model::{slot_text, Bytes, Model, Slot};
 use crate::wire::Fields;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -83,10 +82,59 @@ pub fn from_data(data: &[Fields]) -> Result<Seen, String> {
     Ok(seen)
 }
 
-/// O5 for one slot: a problem when what was read is not what the model predicts. A
+/// An O5 problem: a page holds other bytes than the model's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    pub slot: Slot,
+    pub seen: Contents,
+    pub want: Bytes,
+}
+
+impl Mismatch {
+    /// What identifies it: the shapes of what was read and what was expected, not
+    /// the values, the slot or the step.
+    pub fn title(&self) -> String {
+        let seen = match self.seen {
+            Contents::Uniform(_) => "one byte value",
+            Contents::Mixed { .. } => "mixed bytes",
+            Contents::Unreadable => "unreadable",
+        };
+        let want = &self.want;
+        let tag = if want.tag.is_some() { " after its page index" } else { "" };
+        let or_zero = if want.may_be_zero { " or zeros (MADV_FREE)" } else { "" };
+        let why = match &want.by {
+            Some(_) => "written by a step",
+            None if want.value == 0 => "never written",
+            None => "the model's page",
+        };
+        format!("the page holds {seen} but the model expects one byte value{tag}{or_zero} ({why})")
+    }
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let want = &self.want;
+        let why = match &want.by {
+            Some((proc, step)) => format!("written by {proc} at step {step}"),
+            None if want.value == 0 => "never written".to_string(),
+            None => "the model's page".to_string(),
+        };
+        let or_zero = if want.may_be_zero { " or zeros (MADV_FREE)" } else { "" };
+        let tag = want.tag.map(|t| format!(" after its page index {t}")).unwrap_or_default();
+        write!(
+            f,
+            "{}: the page holds {} but the model expects 0x{:02x} in every byte{tag}{or_zero} ({why})",
+            slot_text(&self.slot),
+            self.seen,
+            want.value
+        )
+    }
+}
+
+/// O5 for one slot: a mismatch when what was read is not what the model predicts. A
 /// page the agent could not read says nothing (7.x refuses /proc/PID/mem reads of
 /// PROT_NONE pages).
-pub fn check(model: &Model, slot: &Slot, seen: Contents, page_size: u64) -> Option<Problem> {
+pub fn check(model: &Model, slot: &Slot, seen: Contents, page_size: u64) -> Option<Mismatch> {
     let want = model.contents(&slot.0, &slot.1, slot.2)?;
     if seen == Contents::Unreadable || seen == expected(want, page_size) {
         return None;
@@ -94,21 +142,7 @@ pub fn check(model: &Model, slot: &Slot, seen: Contents, page_size: u64) -> Opti
     if want.may_be_zero && seen == Contents::Uniform(0) {
         return None;
     }
-    let why = match &want.by {
-        Some((proc, step)) => format!("written by {proc} at step {step}"),
-        None if want.value == 0 => "never written".to_string(),
-        None => "the model's page".to_string(),
-    };
-    let or_zero = if want.may_be_zero { " or zeros (MADV_FREE)" } else { "" };
-    let tag = want.tag.map(|t| format!(" after its page index {t}")).unwrap_or_default();
-    Some(Problem::new(
-        Check::O5,
-        format!(
-            "{}: the page holds {seen} but the model expects 0x{:02x} in every byte{tag}{or_zero} ({why})",
-            slot_text(slot),
-            want.value
-        ),
-    ))
+    Some(Mismatch { slot: slot.clone(), seen, want: want.clone() })
 }
 
 #[cfg(test)]
@@ -150,7 +184,7 @@ mod tests {
         // Page 1's bytes at index 2: a page that moved.
         let moved = expected(m.contents("p0", "a", 1).unwrap(), PS);
         let p = check(&m, &slot("p0", "a", 2), moved, PS).unwrap();
-        assert!(p.message.contains("after its page index 2"), "{}", p.message);
+        assert!(p.to_string().contains("after its page index 2"), "{p}");
     }
 
     #[test]
@@ -172,9 +206,8 @@ mod tests {
         assert!(check(&m, &slot("p0", "a", 0), Contents::Uniform(7), PS).is_none());
         assert!(check(&m, &slot("c1", "a", 0), Contents::Uniform(9), PS).is_none());
         let p = check(&m, &slot("p0", "a", 0), Contents::Uniform(9), PS).unwrap();
-        assert_eq!(p.check, Check::O5);
         assert_eq!(
-            p.message,
+            p.to_string(),
             "p0 a[0]: the page holds 0x09 in every byte but the model expects 0x07 in every byte (written by p0 at step 2)"
         );
         assert!(check(&m, &slot("p0", "a", 1), Contents::Uniform(0), PS).is_none(), "untouched anon reads zeros");

@@ -306,14 +306,11 @@ pub enum AtLevel {
 }
 
 impl VmaLine {
-    /// Why the address rmap_walk() passed is not where the folio starts in this VMA;
-    /// `None` when they agree or either is unknown.
-    pub fn rmap_addr_mismatch(&self) -> Option<String> {
+    /// The address rmap_walk() passed and where the folio starts in this VMA, when
+    /// they differ; `None` when they agree or either is unknown.
+    pub fn rmap_addr_mismatch(&self) -> Option<(u64, u64)> {
         match (self.rmap_addr, self.folio_addr) {
-            (Some(k), Some(m)) if k != m => Some(format!(
-                "rmap_walk passed 0x{k:x} for the VMA 0x{:x}-0x{:x} of pid {}, but the folio starts at 0x{m:x} there",
-                self.start, self.end, self.pid
-            )),
+            (Some(k), Some(m)) if k != m => Some((k, m)),
             _ => None,
         }
     }

@@ -3,6 +3,7 @@
 
 use crate::check::oracle::{Check, Problem};
 use crate::check::outcome::{Findpage, Outcome};
+use crate::check::problem::ProblemKind;
 use crate::scenario::{Expect, Facts, KnownBug};
 use std::collections::BTreeSet;
 
@@ -22,15 +23,13 @@ pub fn check_expectations(expect: &[Expect], outcome: &mut Outcome) {
             let found =
                 outcome.findpages.iter().rev().find(|f| &f.at == at && e.proc.as_ref().is_none_or(|p| p == &f.proc));
             let Some(found) = found else {
-                outcome
-                    .problems
-                    .push(Problem::new(Check::Expect, format!("expect findpage {at}: no result (the step failed?)")));
+                outcome.problems.push(Problem::new(ProblemKind::NoFindpageResult { at: at.clone() }));
                 continue;
             };
             (format!("findpage {} {at}", found.proc), facts_of_findpage(found))
         } else if let Some(proc) = &e.findtask {
             let Some(found) = outcome.findtasks.iter().rev().find(|f| &f.proc == proc) else {
-                outcome.problems.push(Problem::new(Check::Expect, format!("expect findtask {proc}: no result")));
+                outcome.problems.push(Problem::new(ProblemKind::NoFindtaskResult { proc: proc.clone() }));
                 continue;
             };
             // Only the scenario's own mappings: the agent's VMAs differ between kernels.
@@ -46,7 +45,7 @@ pub fn check_expectations(expect: &[Expect], outcome: &mut Outcome) {
             // Show the actual values of just the facts the expectation names.
             let shown = only_named(&actual, alternatives[0]);
             let diff = diff(&expected.join("\n-- or --\n"), &facts_text(&shown));
-            outcome.problems.push(Problem::new(Check::Expect, format!("expect {what} does not hold:\n{diff}")));
+            outcome.problems.push(Problem::new(ProblemKind::ExpectationFailed { what, diff }));
         }
     }
 }
@@ -57,14 +56,11 @@ pub fn check_expectations(expect: &[Expect], outcome: &mut Outcome) {
 pub fn judge_known_bug(known: Option<&KnownBug>, outcome: &mut Outcome) -> bool {
     let Some(kb) = known.filter(|kb| kb.on.contains(&outcome.kernel)) else { return false };
     if outcome.problems.is_empty() {
-        outcome.problems.push(Problem::new(
-            Check::Expect,
-            format!(
-                "known kernel bug {} did not show on {} ({}): if it is fixed there, say so in docs/FINDINGS.md \
-                 and take {} out of known_bug.on",
-                kb.finding, outcome.kernel, outcome.release, outcome.kernel
-            ),
-        ));
+        outcome.problems.push(Problem::new(ProblemKind::KnownBugAbsent {
+            finding: kb.finding.clone(),
+            kernel: outcome.kernel.clone(),
+            release: outcome.release.clone(),
+        }));
         return false;
     }
     let known = known_bug_shown(kb, outcome);
@@ -83,7 +79,7 @@ pub fn known_bug_shown(kb: &KnownBug, outcome: &Outcome) -> bool {
         && outcome
             .problems
             .iter()
-            .all(|p| check_name(p.check).as_deref() == Some(kb.check.as_str()) && p.message.contains(&kb.says))
+            .all(|p| check_name(p.check).as_deref() == Some(kb.check.as_str()) && p.message().contains(&kb.says))
 }
 
 /// `got` restricted to the facts `want` states.
@@ -185,8 +181,9 @@ pub fn diff(expected: &str, actual: &str) -> String {
 mod tests {
     use super::*;
 
+    /// An outcome as results JSON holds it: problems as their check and message.
     fn outcome(kernel: &str, problems: &[(Check, &str)]) -> Outcome {
-        let problems: Vec<Problem> = problems.iter().map(|(c, m)| Problem::new(*c, *m)).collect();
+        let problems: Vec<_> = problems.iter().map(|(c, m)| serde_json::json!({"check": c, "message": m})).collect();
         let json = serde_json::json!({
             "scenario": "s", "file": "scenarios/s.yaml", "kernel": kernel, "release": "r", "page_size": 4096,
             "status": "fail", "findpages": [], "findtasks": [], "forks": [], "checks": [], "problems": problems,
@@ -220,7 +217,7 @@ mod tests {
         // The bug did not show where it is known: that is a problem of its own.
         let mut o = outcome("7.2", &[]);
         assert!(!judge_known_bug(Some(&kb), &mut o));
-        assert!(o.problems[0].message.contains("did not show on 7.2"), "{:?}", o.problems);
+        assert!(o.problems[0].message().contains("did not show on 7.2"), "{:?}", o.problems);
         let mut o = outcome("7.2", &[]);
         assert!(!judge_known_bug(None, &mut o));
         assert!(o.problems.is_empty());

@@ -31,6 +31,11 @@ pub const FAULT_AROUND: &str = "fault-around: a read fault may also map cached n
 /// A slot: `(process, mapping, page index)`.
 pub type Slot = (String, String, u64);
 
+/// A slot as messages and snapshots show it: `c1 m3[2]`.
+pub fn slot_text(s: &Slot) -> String {
+    format!("{} {}[{}]", s.0, s.1, s.2)
+}
+
 /// The byte a write step fills its pages with: the scenario's `value`, else one
 /// distinct per step, so unrelated pages never hold equal contents.
 pub fn write_value(a: &Access, step: usize) -> u8 {
@@ -69,12 +74,74 @@ struct Map {
     locked: bool,
 }
 
+/// Why the model holds its view of a slot: the rule of the last step that set it. O4
+/// titles a mismatch by it (`Reason::title`), without the processes it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    NeverTouched,
+    Shared,
+    Cow,
+    Reuse,
+    Read,
+    PrivateWrite,
+    ZeroPage,
+    PageCache,
+    ReadZero,
+    /// A fork's child shares its parent's private pages (`Why::fork` names them).
+    Fork,
+}
+
+impl Reason {
+    fn text(self) -> &'static str {
+        match self {
+            Reason::NeverTouched => "the page was never touched",
+            Reason::Shared => "a shared mapping: every process that touches it maps the same page",
+            Reason::Cow => "a write to a page shared since fork copies it (COW)",
+            Reason::Reuse => "a write by the only mapper reuses the page",
+            Reason::Read => "a read keeps the page it maps",
+            Reason::PrivateWrite => "a private write gets a page of its own",
+            Reason::ZeroPage => "a read fault on private anon maps the zero page",
+            Reason::PageCache => "a read of a private file mapping maps the page cache page",
+            Reason::ReadZero => "a read fault maps the zero page",
+            Reason::Fork => "fork: a child shares its parent's private pages until a write",
+        }
+    }
+}
+
+/// The model's reason for one slot, with the processes a fork names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Why {
+    pub reason: Reason,
+    /// `(child, parent)` for `Reason::Fork`.
+    pub fork: Option<(String, String)>,
+}
+
+impl Why {
+    fn rule(reason: Reason) -> Why {
+        Why { reason, fork: None }
+    }
+
+    /// The reason without the processes it names: what identifies an O4 failure.
+    pub fn title(&self) -> &'static str {
+        self.reason.text()
+    }
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.fork {
+            Some((child, parent)) => write!(f, "fork: {child} shares {parent}'s private pages until a write"),
+            None => f.write_str(self.reason.text()),
+        }
+    }
+}
+
 /// Why the model believes what it believes about a slot.
 #[derive(Debug, Clone, Default)]
 pub struct Model {
     procs: BTreeMap<String, BTreeMap<String, Map>>,
     next_id: u64,
-    why: BTreeMap<Slot, String>,
+    why: BTreeMap<Slot, Why>,
     /// Slots whose sharing the model cannot predict (KSM, THP), with the reason.
     pub unpredictable: BTreeMap<Slot, String>,
     /// Slots MADV_PAGEOUT may have swapped out (and a fork's child's copies): a page
@@ -219,8 +286,8 @@ impl Model {
             .count()
     }
 
-    fn note(&mut self, proc: &str, map: &str, page: u64, why: &str) {
-        self.why.insert((proc.into(), map.into(), page), why.into());
+    fn note(&mut self, proc: &str, map: &str, page: u64, why: Reason) {
+        self.why.insert((proc.into(), map.into(), page), Why::rule(why));
     }
 
     /// Apply one step.
@@ -473,25 +540,21 @@ impl Model {
         let (frame, why) = match (share, current, write) {
             (Share::Shared, _, _) => {
                 let obj = object.unwrap_or(0);
-                (Frame::Object(obj, page), "a shared mapping: every process that touches it maps the same page")
+                (Frame::Object(obj, page), Reason::Shared)
             }
             (Share::Private, Some(Frame::Anon(id)), true) => {
                 if self.holders(Frame::Anon(id)) > 1 {
-                    (Frame::Anon(self.fresh()), "a write to a page shared since fork copies it (COW)")
+                    (Frame::Anon(self.fresh()), Reason::Cow)
                 } else {
-                    (Frame::Anon(id), "a write by the only mapper reuses the page")
+                    (Frame::Anon(id), Reason::Reuse)
                 }
             }
-            (Share::Private, Some(f), false) => (f, "a read keeps the page it maps"),
-            (Share::Private, _, true) => (Frame::Anon(self.fresh()), "a private write gets a page of its own"),
+            (Share::Private, Some(f), false) => (f, Reason::Read),
+            (Share::Private, _, true) => (Frame::Anon(self.fresh()), Reason::PrivateWrite),
             (Share::Private, None, false) => match (backing, object) {
-                (Backing::Anon | Backing::DevZero, _) => {
-                    (Frame::Zero, "a read fault on private anon maps the zero page")
-                }
-                (_, Some(obj)) => {
-                    (Frame::Object(obj, page), "a read of a private file mapping maps the page cache page")
-                }
-                (_, None) => (Frame::Zero, "a read fault maps the zero page"),
+                (Backing::Anon | Backing::DevZero, _) => (Frame::Zero, Reason::ZeroPage),
+                (_, Some(obj)) => (Frame::Object(obj, page), Reason::PageCache),
+                (_, None) => (Frame::Zero, Reason::ReadZero),
             },
         };
         if let Frame::Anon(id) = frame {
@@ -531,7 +594,7 @@ impl Model {
                 } else if f.is_some() {
                     self.why.insert(
                         (child.into(), name.clone(), i as u64),
-                        format!("fork: {child} shares {parent}'s private pages until a write"),
+                        Why { reason: Reason::Fork, fork: Some((child.to_string(), parent.to_string())) },
                     );
                 }
             }
@@ -618,8 +681,8 @@ impl Model {
     }
 
     /// Why the model holds its view of a slot.
-    pub fn why(&self, slot: &Slot) -> &str {
-        self.why.get(slot).map(String::as_str).unwrap_or("the page was never touched")
+    pub fn why(&self, slot: &Slot) -> Why {
+        self.why.get(slot).cloned().unwrap_or(Why::rule(Reason::NeverTouched))
     }
 
     /// Live process labels.
@@ -660,7 +723,7 @@ mod tests {
         ));
         assert_eq!(m.sharers("p0", "stack", 2), [slot("p0", "stack", 2)].into());
         assert_eq!(m.sharers("p0", "shm", 0), [slot("c1", "shm", 0), slot("p0", "shm", 0)].into());
-        assert!(m.why(&slot("c1", "stack", 2)).contains("COW"));
+        assert_eq!(m.why(&slot("c1", "stack", 2)).reason, Reason::Cow);
     }
 
     #[test]
@@ -679,7 +742,7 @@ mod tests {
         let m = run(&format!("{SEED} - exit: {{proc: c1}}\n - write: {{map: stack, page: 2}}\n"));
         assert_eq!(m.frame("p0", "stack", 2), forked);
         assert_eq!(m.sharers("p0", "stack", 2), [slot("p0", "stack", 2)].into());
-        assert!(m.why(&slot("p0", "stack", 2)).contains("reuses"));
+        assert_eq!(m.why(&slot("p0", "stack", 2)).reason, Reason::Reuse);
         // With c1 alive, the same write copies: p0 gets a new page, c1 keeps the old.
         let m = run(&format!("{SEED} - write: {{map: stack, page: 2}}\n"));
         assert_ne!(m.frame("p0", "stack", 2), forked);

@@ -15,37 +15,11 @@
 use crate::check::dmesg::{VmaLine, VmaState, Walk};
 use crate::check::model::Slot;
 use crate::wire::Fields;
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Which check a problem comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Check {
-    O1,
-    O2,
-    O3,
-    O4,
-    /// Page contents against the model.
-    O5,
-    /// The scenario's `expect:` block.
-    Expect,
-    /// A step the agent could not carry out.
-    Step,
-    /// The module said something that does not parse, or lost lines.
-    Module,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Problem {
-    pub check: Check,
-    pub message: String,
-}
-
-impl Problem {
-    pub fn new(check: Check, message: impl Into<String>) -> Problem {
-        Problem { check, message: message.into() }
-    }
-}
+pub use crate::check::model::slot_text;
+pub use crate::check::problem::{Check, Problem};
+use crate::check::problem::{ProblemKind, Unfit, VisitedVma};
 
 /// One mapping of one process as the agent's pagemap read saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,17 +224,6 @@ impl Truth {
     }
 }
 
-pub fn slot_text(s: &Slot) -> String {
-    format!("{} {}[{}]", s.0, s.1, s.2)
-}
-
-fn set_text(set: &BTreeSet<Slot>) -> String {
-    if set.is_empty() {
-        return "nothing".into();
-    }
-    set.iter().map(slot_text).collect::<Vec<_>>().join(", ")
-}
-
 /// What the agent saw of the page a findpage asked about, and the truth around it.
 pub struct Asked<'a> {
     pub slot: &'a Slot,
@@ -312,19 +275,15 @@ pub fn check_exclusive_on(truth: &Truth, release: &str) -> Vec<Problem> {
         let Some(pfn) = truth.pfn_of(slot) else { continue };
         let who = &procs[&pfn];
         if who.len() > 1 && told.insert(pfn) {
-            let list: Vec<&str> = who.iter().copied().collect();
-            // Where pagemap read the entry off a PMD, say so: the 6.15+ pagemap bug
-            // (docs/FINDINGS.md) lives there only, and its known_bug names this text.
-            let whole = if truth.maps_whole_pmd(slot) { " in a PMD-size folio mapped whole here" } else { "" };
-            out.push(Problem::new(
-                Check::O2,
-                format!(
-                    "{}: pagemap flags pfn 0x{pfn:x} exclusive to one mm (PM_MMAP_EXCLUSIVE){whole}, but {} map it: {}",
-                    slot_text(slot),
-                    who.len(),
-                    list.join(", ")
-                ),
-            ));
+            // Where pagemap read the entry off a PMD, say so (`whole_pmd`): the 6.15+
+            // pagemap bug (docs/FINDINGS.md) lives there only, and its known_bug names
+            // this text.
+            out.push(Problem::new(ProblemKind::NotExclusive {
+                at: slot.clone(),
+                pfn,
+                whole_pmd: truth.maps_whole_pmd(slot),
+                mappers: who.iter().map(|w| w.to_string()).collect(),
+            }));
         }
     }
     out
@@ -378,15 +337,12 @@ pub fn check_walk(walk: &Walk, truth: &Truth, slot: &Slot, pfn: Option<u64>, kpa
 pub fn check_asked(walk: &Walk, truth: &Truth, asked: &Asked) -> Vec<Problem> {
     let (slot, pfn, kpagecount) = (asked.slot, asked.pfn, asked.kpagecount);
     let mut out = Vec::new();
-    let at = slot_text(slot);
+    let at = slot.clone();
     for bad in &walk.bad_lines {
-        out.push(Problem::new(Check::Module, bad.to_string()));
+        out.push(Problem::new(ProblemKind::BadModuleLine(bad.clone())));
     }
     let Some((rc, _, _)) = walk.end else {
-        out.push(Problem::new(
-            Check::Module,
-            format!("findpage {at}: the module's lines for req={} are incomplete (no end line)", walk.req),
-        ));
+        out.push(Problem::new(ProblemKind::WalkIncomplete { at, req: walk.req }));
         return out;
     };
     // The module prints a page line (kind=none included) and one line per VMA it
@@ -394,48 +350,27 @@ pub fn check_asked(walk: &Walk, truth: &Truth, asked: &Asked) -> Vec<Problem> {
     // the agent read them, which says nothing about the kernel's rmap.
     let (lines, counted) = (walk.vmas.len(), walk.end.map_or(0, |(_, m, v)| (m + v) as usize));
     if rc == 0 && (walk.page.is_none() || lines != counted) {
-        out.push(Problem::new(
-            Check::Module,
-            format!(
-                "findpage {at}: the kernel log lost the module's lines ({} page line, {lines} of {counted} VMA lines)",
-                if walk.page.is_some() { "a" } else { "no" }
-            ),
-        ));
+        out.push(Problem::new(ProblemKind::LinesLost { at, page_line: walk.page.is_some(), lines, counted }));
         return out;
     }
     let Some(page) = &walk.page else {
-        if pfn.is_some() {
-            out.push(Problem::new(
-                Check::O1,
-                format!(
-                    "findpage {at}: pagemap has pfn 0x{:x} but the module found no page (rc={rc})",
-                    pfn.unwrap_or(0)
-                ),
-            ));
+        if let Some(pfn) = pfn {
+            out.push(Problem::new(ProblemKind::NoPage { at, pfn, rc }));
         }
         return out;
     };
     match (page.kind.as_str(), pfn) {
         ("none", None) => return out,
         ("none", Some(p)) => {
-            out.push(Problem::new(
-                Check::O1,
-                format!("findpage {at}: pagemap has pfn 0x{p:x} but the module says nothing is mapped"),
-            ));
+            out.push(Problem::new(ProblemKind::NothingMapped { at, pfn: p }));
             return out;
         }
         (kind, None) => {
-            out.push(Problem::new(
-                Check::O1,
-                format!("findpage {at}: the module found a {kind} page but pagemap says not present"),
-            ));
+            out.push(Problem::new(ProblemKind::NotPresent { at, page_kind: kind.to_string() }));
             return out;
         }
         (_, Some(p)) if p != page.pfn => {
-            out.push(Problem::new(
-                Check::O1,
-                format!("findpage {at}: the module walked pfn 0x{:x} but pagemap has 0x{p:x}", page.pfn),
-            ));
+            out.push(Problem::new(ProblemKind::WrongPfn { at, walked: page.pfn, pagemap: p }));
             return out;
         }
         ("zero", _) => return out,
@@ -459,22 +394,18 @@ pub fn check_asked(walk: &Walk, truth: &Truth, asked: &Asked) -> Vec<Problem> {
     }
     let extra: BTreeSet<_> = reverse.difference(&forward).cloned().collect();
     if !missing.is_empty() || !extra.is_empty() || !strays.is_empty() {
-        let mut msg = format!(
-            "findpage {at}: pagemap maps pfn 0x{:x} at [{}] but the rmap walk found [{}]",
-            page.pfn,
-            set_text(&forward),
-            set_text(&reverse)
-        );
-        if !missing.is_empty() {
-            msg.push_str(&format!("; the walk missed {}", set_text(&missing)));
-        }
-        if !extra.is_empty() {
-            msg.push_str(&format!("; the walk reported {} which pagemap does not", set_text(&extra)));
-        }
-        if !strays.is_empty() {
-            msg.push_str(&format!("; mapped outside the named mappings: {}", strays.join(", ")));
-        }
-        out.push(Problem::new(Check::O1, msg));
+        let addresses = missing.iter().chain(&extra).filter_map(|s| Some((s.clone(), truth.address(s)?.1))).collect();
+        out.push(Problem::new(ProblemKind::WalkMismatch {
+            at: at.clone(),
+            pfn: page.pfn,
+            page_kind: page.kind.clone(),
+            forward: forward.iter().cloned().collect(),
+            reverse: reverse.into_iter().collect(),
+            missing: missing.into_iter().collect(),
+            extra: extra.into_iter().collect(),
+            strays,
+            addresses,
+        }));
     }
     out.extend(judge_visits(walk, truth, asked, &page.kind, &at));
     let large = page.nr_pages.is_some_and(|n| n > 1) && page.kind != "ksm";
@@ -485,31 +416,23 @@ pub fn check_asked(walk: &Walk, truth: &Truth, asked: &Asked) -> Vec<Problem> {
     // O2: mapcount.
     let mapped = walk.vmas.iter().filter(|v| v.state == VmaState::Mapped).count() as i64;
     if page.order == 0 && page.kind != "ksm" && page.mapcount != mapped {
-        out.push(Problem::new(
-            Check::O2,
-            format!("findpage {at}: mapcount {} but the walk found {mapped} mapping PTEs", page.mapcount),
-        ));
+        out.push(Problem::new(ProblemKind::Mapcount { at: at.clone(), mapcount: page.mapcount, ptes: mapped }));
     }
     // A KSM walk may not reach every mapper (see `ksm_reachable`): count pagemap's.
     let holders = forward.len() as i64;
     if page.order == 0 && page.kind == "ksm" && page.mapcount != holders {
-        out.push(Problem::new(
-            Check::O2,
-            format!("findpage {at}: KSM page mapcount {} but pagemap has {holders} mappings", page.mapcount),
-        ));
+        out.push(Problem::new(ProblemKind::KsmMapcount { at: at.clone(), mapcount: page.mapcount, mappings: holders }));
     }
     if page.order > 0 && page.mapcount < mapped {
-        out.push(Problem::new(
-            Check::O2,
-            format!("findpage {at}: folio mapcount {} is below the {mapped} VMAs that map it", page.mapcount),
-        ));
+        out.push(Problem::new(ProblemKind::FolioMapcountBelow {
+            at: at.clone(),
+            mapcount: page.mapcount,
+            vmas: mapped,
+        }));
     }
     if let Some(kpc) = kpagecount {
         if page.order == 0 && kpc != page.mapcount {
-            out.push(Problem::new(
-                Check::O2,
-                format!("findpage {at}: /proc/kpagecount says {kpc}, the module's mapcount {}", page.mapcount),
-            ));
+            out.push(Problem::new(ProblemKind::Kpagecount { at, kpagecount: kpc, mapcount: page.mapcount }));
         }
     }
     out
@@ -517,9 +440,9 @@ pub fn check_asked(walk: &Walk, truth: &Truth, asked: &Asked) -> Vec<Problem> {
 
 /// Every VMA the walk visited must be one that can hold the page, and rmap_walk() must
 /// have passed the address where the folio starts in it.
-fn judge_visits(walk: &Walk, truth: &Truth, asked: &Asked, kind: &str, at: &str) -> Vec<Problem> {
+fn judge_visits(walk: &Walk, truth: &Truth, asked: &Asked, kind: &str, at: &Slot) -> Vec<Problem> {
     let mut out = Vec::new();
-    let here = |v: &VmaLine| format!("VMA 0x{:x}-0x{:x} (pid {}, {})", v.start, v.end, v.pid, v.comm);
+    let here = |v: &VmaLine| VisitedVma { start: v.start, end: v.end, pid: v.pid, comm: v.comm.clone() };
     // The asking process's own VMA names the file and offsets of a file page.
     let own = truth.address(asked.slot).and_then(|(pid, addr)| {
         walk.vmas.iter().find(|v| v.pid == pid && (v.start..v.end).contains(&addr)).map(|v| (v, addr))
@@ -531,38 +454,30 @@ fn judge_visits(walk: &Walk, truth: &Truth, asked: &Asked, kind: &str, at: &str)
         (v.file.clone(), first, first + p.nr_pages.unwrap_or(1))
     });
     for v in &walk.vmas {
-        if let Some(why) = v.rmap_addr_mismatch() {
-            out.push(Problem::new(Check::O1, format!("findpage {at}: {why}")));
+        if let Some((passed, folio_start)) = v.rmap_addr_mismatch() {
+            out.push(Problem::new(ProblemKind::WrongAddress { at: at.clone(), vma: here(v), passed, folio_start }));
         }
         let Some(label) = truth.label(v.pid) else {
-            out.push(Problem::new(
-                Check::O1,
-                format!("findpage {at}: the walk visited the {}, which no live workload process owns", here(v)),
-            ));
+            out.push(Problem::new(ProblemKind::UnownedVma { at: at.clone(), vma: here(v) }));
             continue;
         };
         let why = match kind {
-            "anon" if !v.anon_vma => Some("it has no anon_vma".to_string()),
-            "anon" => asked.lineage.filter(|l| !l.contains(label)).map(|l| {
-                format!(
-                    "{label} is not in the page's fork lineage [{}]",
-                    l.iter().cloned().collect::<Vec<_>>().join(", ")
-                )
-            }),
+            "anon" if !v.anon_vma => Some(Unfit::NoAnonVma),
+            "anon" => asked
+                .lineage
+                .filter(|l| !l.contains(label))
+                .map(|l| Unfit::NotInLineage { label: label.to_string(), lineage: l.iter().cloned().collect() }),
             "file" | "shmem" => file_range.as_ref().and_then(|(file, first, end)| {
                 let pages = (v.end - v.start) / truth.page_size;
                 if v.file != *file {
-                    Some(format!(
-                        "it maps {} but the page is of {}",
-                        v.file.as_deref().unwrap_or("no file"),
-                        file.as_deref().unwrap_or("no file")
-                    ))
+                    Some(Unfit::OtherFile { maps: v.file.clone(), page_of: file.clone() })
                 } else if v.pgoff >= *end || v.pgoff + pages <= *first {
-                    Some(format!(
-                        "it maps pages 0x{:x}-0x{:x} of the file but the folio is 0x{first:x}-0x{end:x}",
-                        v.pgoff,
-                        v.pgoff + pages
-                    ))
+                    Some(Unfit::OtherPages {
+                        first: v.pgoff,
+                        end: v.pgoff + pages,
+                        folio_first: *first,
+                        folio_end: *end,
+                    })
                 } else {
                     None
                 }
@@ -570,13 +485,13 @@ fn judge_visits(walk: &Walk, truth: &Truth, asked: &Asked, kind: &str, at: &str)
             _ => None,
         };
         if let Some(why) = why {
-            out.push(Problem::new(
-                Check::O1,
-                format!(
-                    "findpage {at}: the walk visited {label}'s {}, which cannot hold this {kind} page: {why}",
-                    here(v)
-                ),
-            ));
+            out.push(Problem::new(ProblemKind::UnfitVma {
+                at: at.clone(),
+                label: label.to_string(),
+                vma: here(v),
+                page_kind: kind.to_string(),
+                why,
+            }));
         }
     }
     out

@@ -5,7 +5,8 @@
 //! Architecture invariant: pure; it compares two pagemap reads, before and after.
 
 use crate::check::model::Slot;
-use crate::check::oracle::{slot_text, Check, Problem, Truth};
+use crate::check::oracle::{Problem, Truth};
+use crate::check::problem::ProblemKind;
 use std::collections::BTreeMap;
 
 /// Judge a pageout of `slots`: `before` and `after` are pagemap reads around it.
@@ -27,22 +28,18 @@ pub fn check_pageout(before: &Truth, after: &Truth, slots: &[Slot]) -> Vec<Probl
         for h in &holders {
             match (after.swapped.get(h), now.get(h)) {
                 (Some(e), _) if *e == entry => {}
-                (Some(e), _) => out.push(Problem::new(
-                    Check::O1,
-                    format!(
-                        "pageout: pfn 0x{pfn:x} went to swap entry 0x{entry:x} for {} but to 0x{e:x} for {}",
-                        slot_text(first),
-                        slot_text(h)
-                    ),
-                )),
-                (None, Some(p)) if *p == pfn => out.push(Problem::new(
-                    Check::O1,
-                    format!(
-                        "pageout: pfn 0x{pfn:x} was swapped out for {} but {} still maps it",
-                        slot_text(first),
-                        slot_text(h)
-                    ),
-                )),
+                (Some(e), _) => out.push(Problem::new(ProblemKind::SwapSplit {
+                    pfn,
+                    entry,
+                    first: (*first).clone(),
+                    other: h.clone(),
+                    other_entry: *e,
+                })),
+                (None, Some(p)) if *p == pfn => out.push(Problem::new(ProblemKind::SwapStillMapped {
+                    pfn,
+                    first: (*first).clone(),
+                    holder: h.clone(),
+                })),
                 // Gone (exited or unmapped) or faulted back to another page: not ours.
                 _ => {}
             }
@@ -92,7 +89,7 @@ mod tests {
         ]);
         let p = check_pageout(&truth(&BEFORE), &after, &[slot("p0")]);
         assert_eq!(p.len(), 2, "{p:?}");
-        assert!(p.iter().any(|p| p.message.contains("c1 a[0] still maps it")));
-        assert!(p.iter().any(|p| p.message.contains("0x2c0 for c2 a[0]")));
+        assert!(p.iter().any(|p| p.message().contains("c1 a[0] still maps it")));
+        assert!(p.iter().any(|p| p.message().contains("0x2c0 for c2 a[0]")));
     }
 }

@@ -7,37 +7,11 @@ use crate::check::oracle::{Check, Problem};
 use crate::check::outcome::Outcome;
 use crate::vm::guest::Fault;
 use anyhow::{Context, Result};
-use regex::Regex;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 /// The checks that make a fuzz run fail, most severe first. Expectations are not among
 /// them: generated scenarios have none.
 const FAILING: [Check; 7] = [Check::O3, Check::O1, Check::O2, Check::O5, Check::O4, Check::Module, Check::Step];
-
-/// A problem's title: its check and its message with labels, addresses and numbers
-/// stripped, so the same bug in another process or map gets the same title.
-pub fn problem_title(p: &Problem) -> String {
-    static RES: OnceLock<[Regex; 4]> = OnceLock::new();
-    let res = RES.get_or_init(|| {
-        [
-            // `findpage p0 m3[2]: ` and `step 12 (mremap): ` name where, not what.
-            Regex::new(r"^(findpage \S+ \S+|findtask \S+|step \d+ \((\w+)\)): ").unwrap(),
-            // A slot, `c1.2 m3[4]`.
-            Regex::new(r"[\w.-]+ [\w.-]+\[\d+\]").unwrap(),
-            // Lists of slots.
-            Regex::new(r"\[[^\[\]]*\]").unwrap(),
-            Regex::new(r"\bpfn #").unwrap(),
-        ]
-    });
-    let msg = res[0]
-        .replace(&p.message, |c: &regex::Captures| c.get(2).map(|op| format!("{} ", op.as_str())).unwrap_or_default());
-    let msg = res[1].replace_all(&msg, "SLOT");
-    let msg = res[2].replace_all(&msg, "[..]");
-    let msg = dmesg::normalise_title(&msg);
-    let msg = res[3].replace_all(&msg, "pfn");
-    format!("{:?}: {msg}", p.check)
-}
 
 /// Every failure title of an outcome, most severe first, without repeats.
 pub fn titles(o: &Outcome) -> Vec<String> {
@@ -48,11 +22,11 @@ pub fn titles(o: &Outcome) -> Vec<String> {
             // Taint with no splat lines (they were lost, or the kernel printed none)
             // is a failure of its own.
             if o.splats.is_empty() {
-                out.extend(o.problems.iter().filter(|p| p.check == Check::O3).map(problem_title));
+                out.extend(o.problems.iter().filter(|p| p.check == Check::O3).map(Problem::title));
             }
             continue;
         }
-        out.extend(o.problems.iter().filter(|p| p.check == check).map(problem_title));
+        out.extend(o.problems.iter().filter(|p| p.check == check).map(Problem::title));
     }
     let mut seen = std::collections::HashSet::new();
     out.retain(|t| seen.insert(t.clone()));
@@ -254,37 +228,119 @@ pub fn save(out: &Path, r: &Record) -> Result<PathBuf> {
 mod tests {
     use super::*;
 
-    fn title(check: Check, msg: &str) -> String {
-        problem_title(&Problem::new(check, msg))
+    use crate::check::contents::{Contents, Mismatch};
+    use crate::check::model::{Bytes, Reason, Slot, Why};
+    use crate::check::problem::{Errno, ProblemKind};
+
+    fn slot(p: &str, m: &str, i: u64) -> Slot {
+        (p.into(), m.into(), i)
     }
 
+    fn title(kind: ProblemKind) -> String {
+        Problem::new(kind).title()
+    }
+
+    /// An O1 miss: `missed` is whom the walk missed of `all`.
+    fn o1(at: Slot, pfn: u64, all: &[Slot], missed: &[Slot], extra: &[Slot]) -> ProblemKind {
+        ProblemKind::WalkMismatch {
+            at,
+            pfn,
+            page_kind: "anon".into(),
+            forward: all.to_vec(),
+            reverse: all.iter().filter(|s| !missed.contains(s)).chain(extra).cloned().collect(),
+            missing: missed.to_vec(),
+            extra: extra.to_vec(),
+            strays: Vec::new(),
+            addresses: Default::default(),
+        }
+    }
+
+    /// Dedup: one bucket for one kind whatever its pfns, slots and counts; another for
+    /// another kind, or another op or errno.
     #[test]
     fn titles_ignore_where_and_numbers_but_keep_what() {
-        let a = title(
-            Check::O1,
-            "findpage p0 m3[2]: pagemap maps pfn 0x4a1c2 at [c1 m3[2], c2 m3[2], p0 m3[2]] but the rmap walk found [c1 m3[2], p0 m3[2]]; the walk missed c2 m3[2]",
-        );
-        let b = title(
-            Check::O1,
-            "findpage c4 m0[0]: pagemap maps pfn 0x51000 at [c4 m0[0], c5 m0[0], c6 m0[0], p0 m0[0]] but the rmap walk found [c4 m0[0], c5 m0[0], c6 m0[0]]; the walk missed p0 m0[0]",
-        );
+        let (c1, c2, p0) = (slot("c1", "m3", 2), slot("c2", "m3", 2), slot("p0", "m3", 2));
+        let a = title(o1(p0.clone(), 0x4a1c2, &[c1.clone(), c2.clone(), p0.clone()], std::slice::from_ref(&c2), &[]));
+        let (c4, c5, q0) = (slot("c4", "m0", 0), slot("c5", "m0", 0), slot("p0", "m0", 0));
+        let b = title(o1(c4.clone(), 0x51000, &[c4.clone(), c5.clone(), q0.clone()], &[q0.clone(), c5], &[]));
         assert_eq!(a, b);
         assert_eq!(a, "O1: pagemap maps pfn at [..] but the rmap walk found [..]; the walk missed SLOT");
-        let extra = title(
-            Check::O1,
-            "findpage p0 m3[2]: pagemap maps pfn 0x4a1c2 at [p0 m3[2]] but the rmap walk found [c1 m3[2], p0 m3[2]]; the walk reported c1 m3[2] which pagemap does not",
-        );
+        let extra = title(o1(p0.clone(), 0x4a1c2, std::slice::from_ref(&p0), &[], std::slice::from_ref(&c1)));
         assert_ne!(a, extra);
+        let mapcount = |mapcount, ptes| title(ProblemKind::Mapcount { at: c1.clone(), mapcount, ptes });
+        assert_eq!(mapcount(3, 2), mapcount(5, 1));
+        assert_eq!(mapcount(3, 2), "O2: mapcount # but the walk found # mapping PTEs");
+        let o5 = |at: Slot, first: u64, value: u8, step: usize| {
+            title(ProblemKind::Contents(Mismatch {
+                slot: at,
+                seen: Contents::Mixed { first, digest: first ^ 0xff },
+                want: Bytes { value, tag: None, may_be_zero: false, by: Some(("p0".into(), step)) },
+            }))
+        };
+        assert_eq!(o5(slot("p0", "s", 0), 0x0404, 4, 4), o5(slot("c2", "m1", 3), 0x1111, 0x11, 17));
+        let step = |n, op: &str, errno| {
+            title(ProblemKind::StepFailed { n, op: op.into(), errno: Errno(errno), msg: op.into() })
+        };
+        assert_eq!(step(12, "mremap", 14), step(3, "mremap", 14));
+        assert_eq!(step(12, "mremap", 14), "Step: mremap failed with EFAULT (mremap)");
+        assert_ne!(step(12, "mremap", 14), step(12, "mremap", 12), "another errno is another failure");
+        assert_ne!(step(12, "mremap", 14), step(12, "munmap", 14), "another op is another failure");
+        // O4 by the model's reason, not the processes it names.
+        let o4 = |at: Slot, reason, fork: Option<(&str, &str)>| {
+            let fork = fork.map(|(c, p)| (c.to_string(), p.to_string()));
+            title(ProblemKind::Sharing {
+                at: at.clone(),
+                expected: vec![at],
+                why: Why { reason, fork },
+                observed: Vec::new(),
+            })
+        };
+        let forked = o4(slot("c1", "a", 0), Reason::Fork, Some(("c1", "p0")));
+        assert_eq!(forked, o4(slot("c7", "b", 3), Reason::Fork, Some(("c7", "c2"))));
+        assert_ne!(forked, o4(slot("c1", "a", 0), Reason::Cow, None));
         assert_eq!(
-            title(Check::O2, "findpage c1 m1[0]: mapcount 3 but the walk found 2 mapping PTEs"),
-            "O2: mapcount # but the walk found # mapping PTEs"
+            forked,
+            "O4: the model expects it shared by [..] (fork: a child shares its parent's private pages until a write), the kernel has [..]"
         );
-        let c1 = title(Check::O5, "p0 s[0]: the page holds mixed bytes (first 0x0404040404040404, digest 52cb8c9afa08e3cf) but the model expects 0x04 in every byte (written by p0 at step 4)");
-        let c2 = title(Check::O5, "c2 m1[3]: the page holds mixed bytes (first 0x1111111111111111, digest 0a3c8c9afa08e3cf) but the model expects 0x11 in every byte (written by p0 at step 17)");
-        assert_eq!(c1, c2, "O5 titles keep no values, digests or steps");
-        let s1 = title(Check::Step, "step 12 (mremap): failed with errno 14 (mremap)");
-        assert_eq!(s1, title(Check::Step, "step 3 (mremap): failed with errno 14 (mremap)"));
-        assert!(s1.starts_with("Step: mremap "), "{s1}");
+    }
+
+    /// The title is built from the kind's fields, never from its message: the same kind
+    /// read back from results JSON as text (what a title from the message would see)
+    /// gets its own title, and a live problem's title shares none of its message's values.
+    #[test]
+    fn titles_do_not_read_the_message() {
+        let p = Problem::new(ProblemKind::SwapStillMapped {
+            pfn: 0x2a0,
+            first: slot("p0", "a", 0),
+            holder: slot("c1", "a", 0),
+        });
+        let saved: Problem = serde_json::from_value(serde_json::to_value(&p).unwrap()).unwrap();
+        assert_eq!(saved.message(), p.message());
+        assert_ne!(saved.title(), p.title());
+        assert_eq!(p.title(), "O1: pageout: pfn was swapped out for SLOT but SLOT still maps it");
+    }
+
+    /// O3 comes first, by its splat's title; taint alone is a failure of its own.
+    #[test]
+    fn an_outcomes_titles_are_most_severe_first_and_unique() {
+        let json = serde_json::json!({
+            "scenario": "s", "file": "scenarios/s.yaml", "kernel": "6.12", "release": "r", "page_size": 4096,
+            "status": "fail", "findpages": [], "findtasks": [], "forks": [], "checks": [], "problems": [],
+            "model_mismatches": [], "notes": [], "splats": [], "duration_ms": 1
+        });
+        let mut o: Outcome = serde_json::from_value(json).unwrap();
+        let (c1, p0) = (slot("c1", "a", 0), slot("p0", "a", 0));
+        for at in [c1.clone(), p0.clone()] {
+            o.problems.push(Problem::new(o1(at, 0x10, &[c1.clone(), p0.clone()], std::slice::from_ref(&c1), &[])));
+        }
+        o.problems.push(Problem::new(ProblemKind::Tainted { flags: "W".into() }));
+        assert_eq!(
+            titles(&o),
+            [
+                "O3: the kernel is newly tainted: W",
+                "O1: pagemap maps pfn at [..] but the rmap walk found [..]; the walk missed SLOT"
+            ]
+        );
     }
 
     #[test]

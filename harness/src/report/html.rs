@@ -399,7 +399,7 @@ fn scenario_section(s: &mut String, m: &Matrix, sc: &str) {
         let issues: Vec<String> = o
             .problems
             .iter()
-            .map(|p| format!("<b>{:?}</b> <pre>{}</pre>", p.check, esc(&p.message)))
+            .map(|p| format!("<b>{:?}</b> <pre>{}</pre>", p.check, esc(&p.message())))
             .chain(o.notes.iter().map(|n| format!("<b>note</b> {}", esc(n))))
             .collect();
         if !issues.is_empty() {
@@ -500,9 +500,10 @@ pub fn summary_markdown(outcomes: &[Outcome], committed: &Committed) -> String {
     if !failed.is_empty() {
         s.push_str("### Failures\n\n");
         for (o, _) in failed {
-            let first = o.problems.first().map(|p| p.message.lines().next().unwrap_or("")).unwrap_or("");
+            let first =
+                o.problems.first().map(|p| p.message().lines().next().unwrap_or("").to_string()).unwrap_or_default();
             // GitHub renders HTML inside Markdown: escape the message.
-            let _ = writeln!(s, "- `{}::{}` {:?}: {}", o.scenario, o.kernel, o.status, esc(first));
+            let _ = writeln!(s, "- `{}::{}` {:?}: {}", o.scenario, o.kernel, o.status, esc(&first));
         }
         s.push('\n');
     }

@@ -163,7 +163,7 @@ pub fn step_text(st: &StepView, total: Option<usize>, first: bool) -> String {
         }
     }
     for p in st.problems.iter().chain(&st.model) {
-        let _ = writeln!(s, "   ! {:?}: {}", p.check, p.message);
+        let _ = writeln!(s, "   ! {:?}: {}", p.check, p.message());
     }
     for n in &st.notes {
         let _ = writeln!(s, "   note: {n}");
@@ -204,6 +204,11 @@ pub fn text(r: &Replay) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::check::problem::ProblemKind;
+
+    fn slot(proc: &str) -> crate::check::model::Slot {
+        (proc.into(), "a".into(), 0)
+    }
 
     /// A two-step replay that fails at step 2, for the text and HTML tests.
     pub fn sample() -> Replay {
@@ -234,7 +239,17 @@ pub(crate) mod tests {
             }),
             predicted: Some(vec!["p0 a[0]".into(), "c1 a[0]".into()]),
             why: "fork shares until a write".into(),
-            problems: vec![Problem::new(Check::O1, "findpage p0 a[0]: the walk misses c1 a[0]")],
+            problems: vec![Problem::new(ProblemKind::WalkMismatch {
+                at: slot("p0"),
+                pfn: 0x41,
+                page_kind: "anon".into(),
+                forward: vec![slot("c1"), slot("p0")],
+                reverse: vec![slot("p0")],
+                missing: vec![slot("c1")],
+                extra: Vec::new(),
+                strays: Vec::new(),
+                addresses: [(slot("c1"), 0x20000)].into(),
+            })],
         };
         Replay {
             scenario: "seed".into(),

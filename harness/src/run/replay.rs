@@ -9,6 +9,7 @@
 use crate::check::model::Slot;
 use crate::check::oracle::{self, Check, Problem, Truth};
 use crate::check::outcome::Outcome;
+use crate::check::problem::ProblemKind;
 use crate::report::replay::{MapView, PageView, Replay, StepView};
 use crate::run::runner::{self, Flow, Session};
 use crate::scenario::{self, Loaded, Step};
@@ -108,7 +109,7 @@ pub fn view(session: &mut Session, n: usize, step: &Step, seen: &mut Seen) -> Re
     let (mut model, mut problems): (Vec<Problem>, Vec<Problem>) =
         session.outcome().problems[seen.problems..].iter().cloned().partition(|p| p.check == Check::O4);
     for s in session.splats().iter().skip(seen.splats) {
-        problems.push(Problem::new(Check::O3, format!("kernel splat: {}", s.line)));
+        problems.push(Problem::new(ProblemKind::Splat { line: s.line.clone(), title: s.title.clone() }));
     }
     for slot in touched(step, &truth) {
         let pfn = truth.pfn_of(&slot);
@@ -221,14 +222,17 @@ fn fault_step(n: usize, step: &Step, f: &Fault, maps: Vec<MapView>) -> StepView 
         Some(s) => s.title.clone(),
         None => f.to_string().lines().next().unwrap_or_default().to_string(),
     };
-    let check = if f.splat().is_some() { Check::O3 } else { Check::Step };
     StepView {
         n,
         step: scenario::step_yaml(step),
         maps,
         changed: Vec::new(),
         pages: Vec::new(),
-        problems: vec![Problem::new(check, format!("guest fault ({}): {what}", f.cause()))],
+        problems: vec![Problem::new(ProblemKind::GuestFault {
+            cause: f.cause().to_string(),
+            what,
+            by_splat: f.splat().is_some(),
+        })],
         model: Vec::new(),
         notes: vec!["the guest failed during this step; the maps are from before it".into()],
     }

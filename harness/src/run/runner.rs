@@ -7,6 +7,7 @@ use crate::check::expect::{check_expectations, judge_known_bug};
 use crate::check::model::{self, Frame, Model, Slot};
 use crate::check::oracle::{self, Asked, Check, FolioTruth, Problem, Truth};
 use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status, VmaLabel};
+use crate::check::problem::{Errno, ProblemKind};
 use crate::check::{swap, triggers};
 use crate::scenario::{span, Advice, Backing, Expect, KnownBug, Loaded, Mthp, Share, Step};
 use crate::vm::agent::Agent;
@@ -49,7 +50,7 @@ impl Outcome {
     pub fn not_run(loaded: &Loaded, info: &Info, why: String) -> Outcome {
         let mut o = Outcome::new(loaded, info);
         o.status = Status::Error;
-        o.problems.push(Problem::new(Check::Step, why));
+        o.problems.push(Problem::new(ProblemKind::NotRun { why }));
         o
     }
 }
@@ -252,12 +253,14 @@ impl<'g> Session<'g> {
         }
         let splats = run.guest.splats_since(mark);
         for s in &splats {
-            run.outcome.problems.push(Problem::new(Check::O3, format!("kernel splat: {}", s.line)));
+            run.outcome
+                .problems
+                .push(Problem::new(ProblemKind::Splat { line: s.line.clone(), title: s.title.clone() }));
         }
         // A WARN or BUG whose lines were lost still taints the kernel.
         let taint = run.guest.new_taint()?;
         if !taint.is_empty() {
-            run.outcome.problems.push(Problem::new(Check::O3, format!("the kernel is newly tainted: {taint}")));
+            run.outcome.problems.push(Problem::new(ProblemKind::Tainted { flags: taint }));
             run.outcome.tainted = true;
         }
         run.outcome.splats = splats;
@@ -302,11 +305,9 @@ fn teardown(guest: &mut dyn Agent) -> Result<(), Fault> {
 
 impl Run<'_> {
     fn fail(&mut self, n: usize, step: &Step, reply: &Reply) {
-        let errno = reply.errno().unwrap_or(0);
-        let msg = reply.get("msg").unwrap_or("");
-        self.outcome
-            .problems
-            .push(Problem::new(Check::Step, format!("step {n} ({}): failed with errno {errno} ({msg})", step.op())));
+        let errno = Errno(reply.errno().unwrap_or(0));
+        let msg = reply.get("msg").unwrap_or("").to_string();
+        self.outcome.problems.push(Problem::new(ProblemKind::StepFailed { n, op: step.op().to_string(), errno, msg }));
     }
 
     /// Send a request; a refusal becomes a step problem and `None`.
@@ -596,10 +597,8 @@ impl Run<'_> {
                 if args.contains('=') && args != format!("size_kb={kb}") {
                     let reply = self.guest.request("mthp", &args)?;
                     if !reply.ok {
-                        let errno = reply.errno().unwrap_or(0);
-                        self.outcome
-                            .problems
-                            .push(Problem::new(Check::Step, format!("mthp {args}: failed with errno {errno}")));
+                        let errno = Errno(reply.errno().unwrap_or(0));
+                        self.outcome.problems.push(Problem::new(ProblemKind::MthpFailed { args, errno }));
                     }
                 }
             }
@@ -785,15 +784,12 @@ impl Run<'_> {
             Some(_) => pfn.is_none() || observed != expected,
         };
         if mismatch {
-            let show = |s: &BTreeSet<Slot>| s.iter().map(oracle::slot_text).collect::<Vec<_>>().join(", ");
-            let message = format!(
-                "{}: the model expects it shared by [{}] ({}), the kernel has [{}]",
-                oracle::slot_text(slot),
-                show(&expected),
-                self.model.why(slot),
-                show(&observed)
-            );
-            let p = Problem::new(Check::O4, message);
+            let p = Problem::new(ProblemKind::Sharing {
+                at: slot.clone(),
+                expected: expected.into_iter().collect(),
+                why: self.model.why(slot),
+                observed: observed.into_iter().collect(),
+            });
             if !self.outcome.problems.contains(&p) {
                 self.outcome.problems.push(p);
             }
@@ -805,7 +801,8 @@ impl Run<'_> {
         if !self.model_valid {
             return;
         }
-        if let Some(p) = contents::check(&self.model, slot, seen, self.guest.info().page_size) {
+        if let Some(m) = contents::check(&self.model, slot, seen, self.guest.info().page_size) {
+            let p = Problem::new(ProblemKind::Contents(m));
             if !self.outcome.problems.contains(&p) {
                 self.outcome.problems.push(p);
             }
@@ -817,9 +814,7 @@ impl Run<'_> {
         let Some(reply) = self.send(n, step, "findtask", format!("proc={proc}"))? else { return Ok(()) };
         let walk = dmesg::walk_in_records(&reply.kmsg, reply.id);
         if walk.end.is_none() {
-            self.outcome
-                .problems
-                .push(Problem::new(Check::Module, format!("findtask {proc}: incomplete module output")));
+            self.outcome.problems.push(Problem::new(ProblemKind::FindtaskIncomplete { proc: proc.to_string() }));
         }
         let vmas = walk.vmas.iter().filter_map(|v| task_vma_line(v, &truth)).collect();
         self.outcome.findtasks.push(Findtask { proc: proc.to_string(), vmas });

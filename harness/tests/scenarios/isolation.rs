@@ -104,10 +104,10 @@ fn boot_failure(key: &str, pools: fn() -> &'static Pools) -> Trial {
         if bad.len() != 2 || bad.iter().any(|o| o.status != Status::Error || o.kernel != unbootable) {
             return Err(format!("{unbootable} did not error both scenarios: {bad:?}\n{stderr}").into());
         }
-        let why: Vec<&str> = bad.iter().map(|o| o.problems[0].message.as_str()).collect();
+        let why: Vec<String> = bad.iter().map(|o| o.problems[0].message()).collect();
         if let Some(e) = unprepared {
             let want = format!("kernel {unbootable} is not ready: {e}");
-            if why != [want.as_str(), want.as_str()] {
+            if why != [want.clone(), want.clone()] {
                 return Err(format!("want both errors to be '{want}', got {why:?}").into());
             }
         } else {

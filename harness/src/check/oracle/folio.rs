@@ -3,8 +3,10 @@
 //! page of one folio, and the checks that need it: O1 over the folio's whole range, and
 //! O2's exact counts under each kernel's mapcount semantics.
 
-use super::{parse_hex as hex, Check, Problem, Truth};
+use super::{parse_hex as hex, Problem, Truth};
 use crate::check::dmesg::{AtLevel, PageLine, Walk};
+use crate::check::model::Slot;
+use crate::check::problem::{FolioMaps, FolioMiss, ProblemKind};
 use crate::wire::Fields;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -229,19 +231,18 @@ fn runs(v: &[i64]) -> String {
 }
 
 /// O1 and O2 for a walk of a page of a large folio, against the folio's truth.
-pub fn check_folio(walk: &Walk, page: &PageLine, folio: &FolioTruth, truth: &Truth, at: &str) -> Vec<Problem> {
+pub fn check_folio(walk: &Walk, page: &PageLine, folio: &FolioTruth, truth: &Truth, at: &Slot) -> Vec<Problem> {
     let mut out = Vec::new();
     let idx = page.pfn.wrapping_sub(folio.head) as usize;
     // The module's bounds of the folio against kpageflags.
     let [head, last, next] = folio.kpageflags;
     if head & KPF_COMPOUND_HEAD == 0 || last & KPF_COMPOUND_TAIL == 0 || next & KPF_COMPOUND_TAIL != 0 {
-        out.push(Problem::new(
-            Check::O2,
-            format!(
-                "findpage {at}: the module says the folio is {} pages from pfn 0x{:x}, but kpageflags of its head, last page and the next are 0x{head:x}, 0x{last:x}, 0x{next:x}",
-                folio.nr, folio.head
-            ),
-        ));
+        out.push(Problem::new(ProblemKind::FolioBounds {
+            at: at.clone(),
+            nr: folio.nr,
+            head: folio.head,
+            kpageflags: folio.kpageflags,
+        }));
         return out;
     }
 
@@ -275,70 +276,57 @@ pub fn check_folio(walk: &Walk, page: &PageLine, folio: &FolioTruth, truth: &Tru
     }
     let mut why = Vec::new();
     if !missed.is_empty() {
-        why.push(format!("the walk missed {}", places(truth, &missed)));
+        why.push(FolioMiss::Missed(places(truth, &missed)));
     }
     if !extra.is_empty() {
-        why.push(format!("the walk reported {} which pagemap does not", places(truth, &extra)));
+        why.push(FolioMiss::Reported(places(truth, &extra)));
     }
     for (i, (pid, start, _, n)) in more.iter().enumerate() {
         let got = unlisted.get(&i).copied().unwrap_or(0);
         if got != *n {
-            why.push(format!(
-                "the walk says {n} more mappings in {} than it lists, pagemap has {got}",
-                truth.describe(*pid, *start)
-            ));
+            why.push(FolioMiss::Unlisted { n: *n, place: truth.describe(*pid, *start), got });
         }
     }
     if !why.is_empty() {
-        out.push(Problem::new(
-            Check::O1,
-            format!(
-                "findpage {at}: pagemap maps the {}-page folio at pfn 0x{:x} {} times; {}",
-                folio.nr,
-                folio.head,
-                forward.len(),
-                why.join("; ")
-            ),
-        ));
+        out.push(Problem::new(ProblemKind::FolioWalkMismatch {
+            at: at.clone(),
+            nr: folio.nr,
+            head: folio.head,
+            mapped: forward.len(),
+            why,
+        }));
     }
 
     // O2: exact counts under this kernel's semantics.
     let c = counts(folio, walk);
     let Some(want) = want(&page.mcsem, &c, folio.nr, idx) else {
-        out.push(Problem::new(Check::Module, format!("findpage {at}: unknown mapcount semantics '{}'", page.mcsem)));
+        out.push(Problem::new(ProblemKind::UnknownMapcountSemantics { at: at.clone(), mcsem: page.mcsem.clone() }));
         return out;
     };
-    let how = format!("{} PTEs and {} PMDs map the folio", c.total - c.entire, c.entire);
+    let maps = FolioMaps { ptes: c.total - c.entire, pmds: c.entire };
     if page.mapcount != want.mapcount {
-        out.push(Problem::new(
-            Check::O2,
-            format!(
-                "findpage {at}: mapcount {} ({}) but it must be {}: {how}, {} of them this page",
-                page.mapcount,
-                page.mcsem,
-                want.mapcount,
-                c.per_page.get(idx).copied().unwrap_or(0)
-            ),
-        ));
+        out.push(Problem::new(ProblemKind::FolioMapcount {
+            at: at.clone(),
+            mapcount: page.mapcount,
+            mcsem: page.mcsem.clone(),
+            want: want.mapcount,
+            maps,
+            this_page: c.per_page.get(idx).copied().unwrap_or(0),
+        }));
     }
     if let (Some(w), Some(got)) = (want.page_mapcount, page.page_mapcount) {
         if got != w {
-            out.push(Problem::new(
-                Check::O2,
-                format!("findpage {at}: the page's own mapcount is {got} but {w} mappings map this page ({how})"),
-            ));
+            out.push(Problem::new(ProblemKind::PageMapcount { at: at.clone(), got, want: w, maps }));
         }
     }
     if folio.kpagecount != want.kpagecount {
-        out.push(Problem::new(
-            Check::O2,
-            format!(
-                "findpage {at}: /proc/kpagecount of the folio's pages is [{}] but must be [{}] ({}; {how})",
-                runs(&folio.kpagecount),
-                runs(&want.kpagecount),
-                page.mcsem
-            ),
-        ));
+        out.push(Problem::new(ProblemKind::FolioKpagecount {
+            at: at.clone(),
+            got: runs(&folio.kpagecount),
+            want: runs(&want.kpagecount),
+            mcsem: page.mcsem.clone(),
+            maps,
+        }));
     }
     out
 }

@@ -94,7 +94,7 @@ fn rmap_walk_must_pass_the_folios_address() {
     let problems = asked_checks(&[PAGE, VMA_P0, &wrong, END], None);
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].check, Check::O1);
-    assert!(problems[0].message.contains("rmap_walk passed 0x11000"), "{}", problems[0].message);
+    assert!(problems[0].message().contains("rmap_walk passed 0x11000"), "{}", problems[0].message());
 }
 
 #[test]
@@ -103,7 +103,7 @@ fn a_visit_to_a_process_that_is_gone_fails() {
     let end = END.replace("visited=0", "visited=1");
     let problems = asked_checks(&[PAGE, VMA_P0, VMA_C1, &gone, &end], None);
     assert_eq!(problems.iter().map(|p| p.check).collect::<Vec<_>>(), vec![Check::O1]);
-    assert!(problems[0].message.contains("no live workload process"), "{}", problems[0].message);
+    assert!(problems[0].message().contains("no live workload process"), "{}", problems[0].message());
 }
 
 #[test]
@@ -114,7 +114,7 @@ fn anon_visits_stay_in_the_pages_fork_lineage() {
     let only_p0: BTreeSet<String> = ["p0".to_string()].into();
     let problems = asked_checks(&lines, Some(&only_p0));
     assert_eq!(problems.iter().map(|p| p.check).collect::<Vec<_>>(), vec![Check::O1]);
-    assert!(problems[0].message.contains("c1 is not in the page's fork lineage"), "{}", problems[0].message);
+    assert!(problems[0].message().contains("c1 is not in the page's fork lineage"), "{}", problems[0].message());
     let no_anon_vma = VMA_C1.replace("anon_vma=1", "anon_vma=0");
     assert_eq!(asked_checks(&[PAGE, VMA_P0, &no_anon_vma, END], None).len(), 1);
 }
@@ -200,7 +200,7 @@ fn lost_log_lines_blame_the_log_not_the_rmap() {
     // The page line was overwritten: not "the module found no page".
     let problems = asked_checks(&[VMA_P0, VMA_C1, END], None);
     assert_eq!(problems.iter().map(|p| p.check).collect::<Vec<_>>(), vec![Check::Module], "{problems:?}");
-    assert!(problems[0].message.contains("lost"), "{}", problems[0].message);
+    assert!(problems[0].message().contains("lost"), "{}", problems[0].message());
     // One VMA line of the two the end line counts is gone.
     let problems = asked_checks(&[PAGE, VMA_P0, END], None);
     assert_eq!(problems.iter().map(|p| p.check).collect::<Vec<_>>(), vec![Check::Module], "{problems:?}");
@@ -216,7 +216,7 @@ fn an_exclusive_page_that_two_processes_map_breaks_o2() {
     let problems = check_exclusive(&truth);
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].check, Check::O2);
-    assert!(problems[0].message.contains("pfn 0x100"), "{}", problems[0].message);
+    assert!(problems[0].message().contains("pfn 0x100"), "{}", problems[0].message());
     // A clear bit on a page one process maps promises nothing.
     let data = ["proc=p0 pid=10 name=a addr=0x10000 pages=2 pfns=0x100,0x101 excl=-,0x101"];
     assert!(check_exclusive(&Truth::from_data(&data.map(parse_fields), 4096).unwrap()).is_empty());
@@ -240,7 +240,10 @@ fn an_exclusive_bit_read_off_a_whole_pmd_is_named_so() {
     assert!(!truth.maps_whole_pmd(&("p0".into(), "m".into(), 0)));
     let problems = check_exclusive(&truth);
     assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(problems[0].message.contains("(PM_MMAP_EXCLUSIVE) in a PMD-size folio mapped whole here"), "{problems:?}");
+    assert!(
+        problems[0].message().contains("(PM_MMAP_EXCLUSIVE) in a PMD-size folio mapped whole here"),
+        "{problems:?}"
+    );
     // The same frames one page off the PMD boundary are not a PMD mapping.
     let shifted = Truth {
         procs: truth

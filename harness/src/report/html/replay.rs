@@ -58,7 +58,7 @@ fn step_card(s: &mut String, r: &Replay, st: &StepView, prev: Option<&StepView>)
     if !st.problems.is_empty() || !st.model.is_empty() {
         s.push_str("<ul class=\"problems\">");
         for p in st.problems.iter().chain(&st.model) {
-            let _ = write!(s, "<li><b>{:?}</b> {}</li>", p.check, esc(&p.message));
+            let _ = write!(s, "<li><b>{:?}</b> {}</li>", p.check, esc(&p.message()));
         }
         s.push_str("</ul>");
     }
@@ -90,7 +90,7 @@ fn step_card(s: &mut String, r: &Replay, st: &StepView, prev: Option<&StepView>)
             if !p.problems.is_empty() {
                 s.push_str("<ul class=\"problems\">");
                 for pr in &p.problems {
-                    let _ = write!(s, "<li class=\"fail\"><b>{:?}</b> {}</li>", pr.check, esc(&pr.message));
+                    let _ = write!(s, "<li class=\"fail\"><b>{:?}</b> {}</li>", pr.check, esc(&pr.message()));
                 }
                 s.push_str("</ul>");
             }
@@ -145,7 +145,7 @@ pub fn render(r: &Replay) -> String {
     if !r.outcome.problems.is_empty() {
         s.push_str("<section class=\"card\"><h2>the whole run</h2><ul class=\"problems\">");
         for p in &r.outcome.problems {
-            let _ = write!(s, "<li><b>{:?}</b> {}</li>", p.check, esc(&p.message));
+            let _ = write!(s, "<li><b>{:?}</b> {}</li>", p.check, esc(&p.message()));
         }
         s.push_str("</ul></section>\n");
     }

@@ -144,7 +144,7 @@ fn a_refused_request_is_a_step_problem_with_its_errno() {
         .expect("tainted", "", ok("value=0", &[]));
     let outcome = run(&mut fake, &loaded).unwrap();
     assert_eq!(outcome.status, Status::Fail);
-    let problems: Vec<String> = outcome.problems.iter().map(|p| p.message.clone()).collect();
+    let problems: Vec<String> = outcome.problems.iter().map(|p| p.message()).collect();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(problems[0].contains("step 2 (write): failed with errno 14 (bad_address)"), "{problems:?}");
 }
@@ -179,7 +179,7 @@ fn new_taint_and_a_forwarded_splat_fail_the_run_under_o3() {
     assert_eq!(outcome.status, Status::Fail);
     assert!(outcome.tainted);
     assert_eq!(outcome.splats.len(), 1);
-    let text: Vec<String> = outcome.problems.iter().map(|p| p.message.clone()).collect();
+    let text: Vec<String> = outcome.problems.iter().map(|p| p.message()).collect();
     assert!(text.iter().any(|p| p.contains("kernel splat: WARNING")), "{text:?}");
     assert!(text.iter().any(|p| p.contains("newly tainted: W")), "{text:?}");
 }

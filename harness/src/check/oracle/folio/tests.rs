@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::check::dmesg::collect_walk;
-use crate::check::oracle::{check_asked, Asked};
+use crate::check::oracle::{check_asked, Asked, Check};
 use crate::wire::parse_fields;
 
 const PS: u64 = 4096;
@@ -118,7 +118,7 @@ fn a_walk_that_misses_one_pte_of_the_folio_fails_o1() {
     *lines.last_mut().unwrap() = END.replace("mapped=3", "mapped=2");
     let problems = run(&lines, &f);
     assert_eq!(problems.iter().map(|p| p.check).collect::<Vec<_>>(), vec![Check::O1]);
-    assert!(problems[0].message.contains("c1 0x40000 (outside every named mapping)"), "{problems:?}");
+    assert!(problems[0].message().contains("c1 0x40000 (outside every named mapping)"), "{problems:?}");
     let mut short = walk(page("folio_mapcount", 7, "-"));
     short[1] = vma(10, "0x10000", "0x14000", "0x10000:pte*3");
     assert_eq!(checks(&short, &f), vec![Check::O1]);
