@@ -7,7 +7,7 @@
 
 mod layout;
 
-use crate::scenario::{span, Access, Advice, Backing, Mthp, Prot, Share, Step};
+use crate::scenario::{span, Advice, Backing, Mthp, Prot, Share, Step};
 pub use layout::Semantics;
 use layout::{Layout, DONTFORK, HUGEPAGE, LOCKED, MERGEABLE, NOHUGEPAGE, WIPEONFORK};
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,11 +31,8 @@ pub const FAULT_AROUND: &str = "fault-around: a read fault may also map cached n
 /// A slot: `(process, mapping, page index)`.
 pub type Slot = (String, String, u64);
 
-/// The byte a write step fills its pages with: the scenario's `value`, else one
-/// distinct per step, so unrelated pages never hold equal contents.
-pub fn write_value(a: &Access, step: usize) -> u8 {
-    a.value.unwrap_or((step % 250 + 1) as u8)
-}
+/// The byte a write step fills its pages with (the request carries the same).
+pub use crate::scenario::request::write_value;
 
 /// What the model predicts a page holds. Writes fill whole pages, so one byte says it,
 /// and a write without a `value` puts the page's index in its map over the first 8
