@@ -8,7 +8,7 @@ use crate::check::model::{Frame, Model, Slot};
 use crate::check::oracle::{self, Asked, Check, FolioTruth, Problem, Truth};
 use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status, VmaLabel};
 use crate::check::{swap, triggers};
-use crate::scenario::request::{Pages, Request, Wire};
+use crate::scenario::request::{self, Pages, Request, Wire};
 use crate::scenario::{Advice, Expect, KnownBug, Loaded, Mthp, Step, World};
 use crate::vm::guest::{Fault, Guest, Info};
 use crate::vm::protocol::Reply;
@@ -839,8 +839,8 @@ impl Run<'_> {
         let mut out = Vec::with_capacity(slots.len());
         for chunk in slots.chunks(FINDPAGES_BATCH) {
             let base = self.guest.reserve_ids(chunk.len() as u64);
-            let list: Vec<String> = chunk.iter().map(|((p, m, i), _)| format!("{p}:{m}:{i}")).collect();
-            let reply = self.guest.request("findpages", &format!("base={base} slots={}", list.join(",")))?;
+            let wire = request::findpages(base, chunk.iter().map(|(slot, _)| slot));
+            let reply = self.guest.request(wire.op.name(), &wire.args())?;
             if !reply.ok || reply.data.len() != chunk.len() {
                 return Err(Fault::Protocol(format!("findpages failed: {:?}", reply.fields)));
             }

@@ -314,6 +314,13 @@ impl Wire {
     }
 }
 
+/// `findpages`: the walks of `slots` (process, map, page) in one request; slot `i`'s
+/// walk is request id `base + i`, which the sender reserved.
+pub fn findpages<'a>(base: u64, slots: impl IntoIterator<Item = &'a (String, String, u64)>) -> Wire {
+    let list: Vec<String> = slots.into_iter().map(|(p, m, i)| format!("{p}:{m}:{i}")).collect();
+    Wire::new(Op::Findpages).arg("base", base).arg("slots", list.join(","))
+}
+
 impl std::fmt::Display for Wire {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.args() {
