@@ -119,11 +119,6 @@ impl World {
         self.ever.len()
     }
 
-    /// The maps of a live process.
-    pub fn maps(&self, proc: &str) -> Option<&BTreeMap<String, Map>> {
-        self.live.get(proc)
-    }
-
     /// A live process's map.
     pub fn map(&self, proc: &str, map: &str) -> Option<&Map> {
         self.live.get(proc)?.get(map)
