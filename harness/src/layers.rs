@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// Top-level modules, low to high. A module may use its own layer and those before it.
 const LAYERS: &[&[&str]] = &[
     // Shared infrastructure; the crate root too.
-    &["", "cache", "exec", "log", "signal", "wire"],
+    &["", "cache", "exec", "log", "ops", "signal", "wire"],
     &["scenario"],
     &["check"],
     &["image"],

@@ -31,6 +31,7 @@ pub mod fuzz;
 pub mod image;
 pub mod log;
 pub mod mutants;
+pub mod ops;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -6,8 +6,10 @@
 
 pub mod count;
 mod emit;
+pub mod request;
 mod spans;
 mod validate;
+pub mod world;
 
 pub use emit::step as step_yaml;
 pub use emit::to_yaml;
@@ -16,7 +18,7 @@ use serde::Deserialize;
 pub use spans::Pos;
 use std::fmt;
 use std::path::{Path, PathBuf};
-pub use validate::{MAX_MAPS, MAX_PAGES, MAX_PROCS, MAX_STEPS};
+pub use world::{World, MAX_MAPS, MAX_PAGES, MAX_PROCS, MAX_STEPS};
 
 /// The label of the first process, which exists from the start.
 pub const FIRST_PROC: &str = "p0";

@@ -7,7 +7,7 @@
 
 mod layout;
 
-use crate::scenario::{span, Access, Advice, Backing, Mthp, Prot, Share, Step};
+use crate::scenario::{span, Advice, Backing, Mthp, Prot, Share, Step};
 pub use layout::Semantics;
 use layout::{Layout, DONTFORK, HUGEPAGE, LOCKED, MERGEABLE, NOHUGEPAGE, WIPEONFORK};
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,11 +36,8 @@ pub fn slot_text(s: &Slot) -> String {
     format!("{} {}[{}]", s.0, s.1, s.2)
 }
 
-/// The byte a write step fills its pages with: the scenario's `value`, else one
-/// distinct per step, so unrelated pages never hold equal contents.
-pub fn write_value(a: &Access, step: usize) -> u8 {
-    a.value.unwrap_or((step % 250 + 1) as u8)
-}
+/// The byte a write step fills its pages with (the request carries the same).
+pub use crate::scenario::request::write_value;
 
 /// What the model predicts a page holds. Writes fill whole pages, so one byte says it,
 /// and a write without a `value` puts the page's index in its map over the first 8

@@ -12,7 +12,7 @@ use crate::scenario::count::pmd_pages;
 use crate::scenario::span;
 use crate::scenario::{
     Access, Advice, Backing, CheckWhat, Compact, Fork, Ksm, Madvise, Migrate, Mlock, Mlockall, Mmap, Mprotect, Mremap,
-    Mthp, MthpMode, PageRef, Proc, Prot, Range, Scenario, Share, Step, FIRST_PROC, MAX_PAGES,
+    Mthp, MthpMode, PageRef, Proc, Prot, Range, Scenario, Share, Step, World, FIRST_PROC, MAX_PAGES, MAX_PROCS,
 };
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -284,6 +284,9 @@ struct Gen<'a> {
     cfg: &'a GenConfig,
     rng: ChaCha8Rng,
     procs: Vec<ProcState>,
+    /// The scenario's processes and maps, for what makes a step valid; `procs` keeps
+    /// what the generator wants beyond that (protections, locks, large folios).
+    world: World,
     next_map: usize,
     next_child: usize,
     steps: Vec<Step>,
@@ -297,6 +300,7 @@ pub fn generate(cfg: &GenConfig, seed: u64, run: u64) -> Scenario {
         cfg,
         rng: ChaCha8Rng::seed_from_u64(run_seed(seed, run)),
         procs: vec![ProcState { label: FIRST_PROC.into(), maps: BTreeMap::new(), lock_future: false }],
+        world: World::new(),
         next_map: 0,
         next_child: 1,
         steps: Vec::new(),
@@ -353,6 +357,7 @@ impl<'a> Sim<'a> {
             cfg,
             rng: ChaCha8Rng::seed_from_u64(seed),
             procs: vec![ProcState { label: FIRST_PROC.into(), maps: BTreeMap::new(), lock_future: false }],
+            world: World::new(),
             next_map: 0,
             next_child: 1,
             steps: Vec::new(),
@@ -422,26 +427,14 @@ impl Gen<'_> {
             && m.pages[first as usize..(first + count) as usize].iter().all(|p| p.present && want(p))
     }
 
-    /// Whether the generator could have made `step` in this state.
+    /// Whether the generator could have made `step` in this state: a valid step (the
+    /// World's rules) that cannot fault in the workload and that the generator makes.
     fn allows(&self, step: &Step) -> bool {
-        let live = |p: &str| self.proc_of(p).is_some();
+        if self.world.clone().apply(step).is_err() {
+            return false;
+        }
         let map = |p: &str, m: &str| self.map_of(p, m);
         match step {
-            Step::Check(_) | Step::Ksm(_) | Step::Compact(_) => true,
-            Step::Mmap(m) => {
-                live(&m.proc)
-                    && map(&m.proc, &m.name).is_none()
-                    && (1..=MAX_PAGES).contains(&m.pages)
-                    && self.procs[self.proc_of(&m.proc).unwrap_or(0)].maps.len() < crate::scenario::MAX_MAPS
-            }
-            Step::Munmap(r) | Step::Split(r) | Step::Munlock(r) => map(&r.proc, &r.map).is_some_and(|m| {
-                let (first, count) = span(r.page, r.pages, m.pages.len() as u64);
-                Self::range_ok(m, first, count, |_| true)
-            }),
-            Step::Mprotect(x) => map(&x.proc, &x.map).is_some_and(|m| {
-                let count = x.pages.unwrap_or((m.pages.len() as u64).saturating_sub(x.page));
-                Self::range_ok(m, x.page, count, |_| true)
-            }),
             Step::Madvise(x) => map(&x.proc, &x.map).is_some_and(|m| {
                 let len = m.pages.len() as u64;
                 let count = x.pages.unwrap_or(len.saturating_sub(x.page));
@@ -449,16 +442,13 @@ impl Gen<'_> {
                     matches!(x.advice, Advice::Dontfork | Advice::Dofork | Advice::Wipeonfork | Advice::Keeponfork);
                 let anon_only = matches!(x.advice, Advice::Wipeonfork | Advice::Keeponfork | Advice::Free);
                 let reclaims = matches!(x.advice, Advice::Dontneed | Advice::Free | Advice::Cold | Advice::Pageout);
-                Self::range_ok(m, x.page, count, |_| true)
-                    && (!whole_only || (x.page == 0 && count == len))
+                (!whole_only || (x.page == 0 && count == len))
                     && (!anon_only || m.anon_like())
                     && !(reclaims && m.locked)
             }),
             Step::Mremap(x) => map(&x.proc, &x.map).is_some_and(|m| {
                 let old = m.pages.len() as u64;
                 m.one_vma
-                    && m.all_present()
-                    && (1..=MAX_PAGES).contains(&x.pages)
                     && (m.anon_like() || x.pages <= old)
                     && (!x.dontunmap || (m.anon_like() && x.pages == old && !x.move_))
             }),
@@ -466,31 +456,23 @@ impl Gen<'_> {
                 let write = matches!(step, Step::Write(_));
                 Self::range_ok(m, a.page, a.pages, |p| if write { writable(p.prot) } else { readable(p.prot) })
             }),
-            Step::Findpage(r) => map(&r.proc, &r.map).is_some_and(|m| Self::range_ok(m, r.page, 1, |_| true)),
             Step::Poke(r) => map(&r.proc, &r.map).is_some_and(|m| Self::range_ok(m, r.page, 1, |p| writable(p.prot))),
-            Step::Migrate(x) => map(&x.proc, &x.map).is_some_and(|m| {
-                let (first, count) = span(x.page, x.pages, m.pages.len() as u64);
-                Self::range_ok(m, first, count, |_| true) && x.node.is_none_or(|n| n <= 1)
-            }),
+            Step::Migrate(x) => x.node.is_none_or(|n| n <= 1),
             Step::Mlock(x) => map(&x.proc, &x.map).is_some_and(|m| {
                 let (first, count) = span(x.page, x.pages, m.pages.len() as u64);
                 Self::range_ok(m, first, count, |p| x.onfault || readable(p.prot))
             }),
-            Step::Fork(f) => {
-                live(&f.proc)
-                    && !self.procs.iter().any(|p| p.label == f.child)
-                    && self.procs.len() < crate::scenario::MAX_PROCS
-                    && label_number(&f.child, 'c').is_none_or(|n| n >= self.next_child)
-            }
+            Step::Fork(f) => label_number(&f.child, 'c').is_none_or(|n| n >= self.next_child),
             // The generator never ends the last process: steps need one to run in.
-            Step::Exit(p) => live(&p.proc) && self.procs.len() > 1,
-            Step::Findtask(p) | Step::Munlockall(p) => live(&p.proc),
-            Step::Mlockall(x) => live(&x.proc) && (x.current || x.future),
+            Step::Exit(_) => self.procs.len() > 1,
+            _ => true,
         }
     }
 
     /// Play `step` (which `allows` accepted) into the state, as `make` does for its own.
     fn absorb(&mut self, step: &Step) {
+        let valid = self.world.apply(step);
+        debug_assert!(valid.is_ok(), "{step:?}: {valid:?}");
         let Some(pi) = step.proc().and_then(|p| self.proc_of(p)) else { return };
         match step {
             Step::Mmap(m) => {
@@ -614,10 +596,8 @@ impl Gen<'_> {
         if needs.iter().any(|op| self.cfg.weights.0.get(op).is_none_or(|w| *w == 0)) {
             return Vec::new();
         }
-        let forks_fit = |g: &Self, forks: usize| {
-            g.procs.len() + forks <= g.cfg.max_procs.min(crate::scenario::MAX_PROCS)
-                && g.next_child + forks <= crate::scenario::MAX_PROCS
-        };
+        let forks_fit =
+            |g: &Self, forks: usize| g.procs.len() + forks <= g.cfg.max_procs && g.world.made() + forks <= MAX_PROCS;
         let mut out = Vec::new();
         match motif {
             Motif::PmdAndPte | Motif::MigrateLarge => {
@@ -776,7 +756,7 @@ impl Gen<'_> {
         let any_map = self.procs.iter().any(|p| !p.maps.is_empty());
         match op {
             Op::Mmap => self.procs.iter().any(|p| p.maps.len() < self.cfg.max_maps),
-            Op::Fork => self.procs.len() < self.cfg.max_procs && self.next_child < crate::scenario::MAX_PROCS,
+            Op::Fork => self.procs.len() < self.cfg.max_procs && self.world.made() < MAX_PROCS,
             Op::Exit => self.procs.len() > 1,
             Op::Findtask | Op::Compact | Op::Ksm => true,
             Op::Mlock => true,
@@ -832,7 +812,15 @@ impl Gen<'_> {
         self.procs[pi].maps.get_mut(name).expect("picked from the live maps")
     }
 
+    /// A new step of kind `op`, played into the state.
     fn make(&mut self, op: Op) -> Option<Step> {
+        let step = self.make_step(op)?;
+        let valid = self.world.apply(&step);
+        debug_assert!(valid.is_ok(), "{step:?}: {valid:?}");
+        Some(step)
+    }
+
+    fn make_step(&mut self, op: Op) -> Option<Step> {
         match op {
             Op::Mmap => self.mmap(),
             Op::Munmap => self.munmap(),

@@ -56,30 +56,26 @@ pub fn changed(before: &[MapView], after: &[MapView]) -> Vec<String> {
 /// of the process it forked, or every page for `check` and `ksm`.
 pub fn touched(step: &Step, truth: &Truth) -> Vec<Slot> {
     let present = truth.slots();
-    let range = |proc: &str, map: &str, first: u64, count: Option<u64>| -> Vec<Slot> {
+    // The pages a step names in its map as the map is now (`Step::pages_in`, as its
+    // request names them), cut at the map's end.
+    let named = |proc: &str, map: &str| -> Vec<Slot> {
         let size = truth
             .procs
             .iter()
             .find(|p| p.label == proc)
             .and_then(|p| p.maps.iter().find(|m| m.name == map))
             .map_or(0, |m| m.pfns.len() as u64);
-        let end = count.map_or(size, |c| first + c).min(size);
-        (first..end).map(|i| (proc.to_string(), map.to_string(), i)).collect()
+        let Some((first, count)) = step.pages_in(size) else { return Vec::new() };
+        (first..first.saturating_add(count).min(size)).map(|i| (proc.to_string(), map.to_string(), i)).collect()
     };
     let mut out = match step {
-        Step::Write(a) | Step::Read(a) => range(&a.proc, &a.map, a.page, Some(a.pages)),
-        Step::Findpage(r) => vec![(r.proc.clone(), r.map.clone(), r.page)],
-        Step::Munmap(r) => range(&r.proc, &r.map, r.page.unwrap_or(0), r.pages.or(r.page.map(|_| 1))),
-        Step::Mprotect(x) => range(&x.proc, &x.map, x.page, x.pages),
-        Step::Madvise(x) => range(&x.proc, &x.map, x.page, x.pages),
-        Step::Mremap(x) => range(&x.proc, &x.map, 0, None),
+        Step::Findpage(r) | Step::Poke(r) => vec![(r.proc.clone(), r.map.clone(), r.page)],
         Step::Fork(f) => present.iter().filter(|(s, _)| s.0 == f.proc).map(|(s, _)| s.clone()).collect(),
-        Step::Split(r) | Step::Munlock(r) => range(&r.proc, &r.map, r.page.unwrap_or(0), r.pages),
-        Step::Migrate(x) => range(&x.proc, &x.map, x.page.unwrap_or(0), x.pages),
-        Step::Mlock(x) => range(&x.proc, &x.map, x.page.unwrap_or(0), x.pages),
         Step::Check(_) | Step::Ksm(_) | Step::Compact(_) => present.iter().map(|(s, _)| s.clone()).collect(),
-        Step::Poke(x) => vec![(x.proc.clone(), x.map.clone(), x.page)],
-        Step::Mmap(_) | Step::Exit(_) | Step::Findtask(_) | Step::Mlockall(_) | Step::Munlockall(_) => Vec::new(),
+        _ => match (step.proc(), step.map()) {
+            (Some(proc), Some(map)) => named(proc, map),
+            _ => Vec::new(),
+        },
     };
     // One slot per physical page is enough for the walk; keep absent slots too.
     let mut seen = std::collections::BTreeSet::new();
@@ -276,6 +272,8 @@ mod tests {
         assert_eq!(slots(touched(&step("check: all"), &t)), ["p0 a[0]", "p0 a[1]", "c1 a[1]"]);
         assert_eq!(slots(touched(&step("munmap: { map: a }"), &t)), ["p0 a[0]", "p0 a[1]", "p0 a[2]"]);
         assert!(touched(&step("exit: { proc: c1 }"), &t).is_empty());
+        // A split of one page names that page alone, as its request does.
+        assert_eq!(slots(touched(&step("split: { map: a, page: 1 }"), &t)), ["p0 a[1]"]);
     }
 
     #[test]

@@ -4,12 +4,13 @@
 use crate::check::contents::{self, Contents, Seen};
 use crate::check::dmesg::{self, VmaLine, VmaState, Walk};
 use crate::check::expect::{check_expectations, judge_known_bug};
-use crate::check::model::{self, Frame, Model, Slot};
+use crate::check::model::{Frame, Model, Slot};
 use crate::check::oracle::{self, Asked, Check, FolioTruth, Problem, Truth};
 use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status, VmaLabel};
 use crate::check::problem::{Errno, ProblemKind};
 use crate::check::{swap, triggers};
-use crate::scenario::{span, Advice, Backing, Expect, KnownBug, Loaded, Mthp, Share, Step};
+use crate::scenario::request::{self, Pages, Request, Wire};
+use crate::scenario::{Advice, Expect, KnownBug, Loaded, Mthp, Step, World};
 use crate::vm::agent::Agent;
 use crate::vm::guest::{Fault, Info};
 use crate::vm::protocol::Reply;
@@ -60,7 +61,11 @@ struct Run<'a> {
     guest: &'a mut dyn Agent,
     outcome: Outcome,
     model: Model,
-    sizes: BTreeMap<(String, String), u64>,
+    /// The processes and maps the steps made, as far as the agent made them (a step
+    /// whose request failed is not applied): a request takes its map's size from here.
+    world: World,
+    /// The current step's request failed (a step problem).
+    failed: bool,
     /// The last pagemap read. Steps that only look (findpage, findtask, check) change no
     /// mapping, so a run of them shares one read; any other step drops it.
     truth: Option<Truth>,
@@ -160,7 +165,8 @@ impl<'g> Session<'g> {
             guest,
             outcome,
             model,
-            sizes: BTreeMap::new(),
+            world: World::new(),
+            failed: false,
             truth: None,
             seen: Seen::new(),
             model_valid: true,
@@ -193,6 +199,11 @@ impl<'g> Session<'g> {
         }
         self.run.restructured |= !only_touches_pages(step);
         self.run.model.apply(step);
+        if !self.run.failed {
+            // After an earlier failure the World may refuse a step the agent did (on a
+            // map that was never made); it then stays as it was.
+            let _ = self.run.world.apply(step);
+        }
         Ok(())
     }
 
@@ -305,16 +316,17 @@ fn teardown(guest: &mut dyn Agent) -> Result<(), Fault> {
 
 impl Run<'_> {
     fn fail(&mut self, n: usize, step: &Step, reply: &Reply) {
+        self.failed = true;
         let errno = Errno(reply.errno().unwrap_or(0));
         let msg = reply.get("msg").unwrap_or("").to_string();
         self.outcome.problems.push(Problem::new(ProblemKind::StepFailed { n, op: step.op().to_string(), errno, msg }));
     }
 
     /// Send a request; a refusal becomes a step problem and `None`.
-    fn send(&mut self, n: usize, step: &Step, op: &str, args: String) -> Result<Option<Reply>, Fault> {
+    fn send(&mut self, n: usize, step: &Step, wire: Wire) -> Result<Option<Reply>, Fault> {
         let fuse = std::mem::take(&mut self.prefetch);
-        let args = if fuse { format!("{args} then=pagemap") } else { args };
-        let reply = self.guest.request(op, &args)?;
+        let wire = if fuse { wire.arg("then", "pagemap") } else { wire };
+        let reply = self.guest.request(wire.op.name(), &wire.args())?;
         if reply.ok {
             if fuse && reply.get("then") != Some("0") {
                 self.keep_truth(&reply.data)?;
@@ -327,71 +339,28 @@ impl Run<'_> {
         }
     }
 
-    fn size(&self, proc: &str, map: &str) -> u64 {
-        self.sizes.get(&(proc.to_string(), map.to_string())).copied().unwrap_or(0)
-    }
-
     fn step(&mut self, n: usize, step: &Step) -> Result<(), Fault> {
         if !matches!(step, Step::Findpage(_) | Step::Findtask(_) | Step::Check(_)) {
             self.truth = None;
             self.folios.clear();
         }
+        self.failed = false;
+        // Every step but `check` (a pagemap read and walks) is one request.
+        let request = Request::from_step(step, &self.world, n);
+        let wire = || request.as_ref().expect("a step other than check").wire();
+        // The pages the request names (what the step left out resolved).
+        let pages = || request.as_ref().and_then(Request::pages).expect("a step over a range").clone();
         match step {
-            Step::Mmap(m) => {
-                let backing = match m.backing {
-                    Backing::Anon => "anon",
-                    Backing::DevZero => "devzero",
-                    Backing::Memfd => "memfd",
-                    Backing::File => "file",
-                };
-                let share = if m.share == Share::Shared { "shared" } else { "private" };
-                let mut huge = m.huge.map(|h| format!(" huge={}", h as u8)).unwrap_or_default();
-                if m.locked {
-                    huge.push_str(" locked=1");
-                }
-                let args =
-                    format!("proc={} name={} pages={} backing={backing} share={share}{huge}", m.proc, m.name, m.pages);
-                if self.send(n, step, "mmap", args)?.is_some() {
-                    self.sizes.insert((m.proc.clone(), m.name.clone()), m.pages);
-                }
-            }
-            Step::Munmap(r) => {
-                let (page, count) = match r.page {
-                    Some(p) => (p, r.pages.unwrap_or(1)),
-                    None => (0, r.pages.unwrap_or(self.size(&r.proc, &r.map))),
-                };
-                self.send(n, step, "munmap", format!("proc={} name={} page={page} count={count}", r.proc, r.map))?;
-            }
-            Step::Mprotect(x) => {
-                let count = x.pages.unwrap_or(self.size(&x.proc, &x.map).saturating_sub(x.page));
-                let prot = format!("{:?}", x.prot).to_lowercase();
-                self.send(
-                    n,
-                    step,
-                    "mprotect",
-                    format!("proc={} name={} page={} count={count} prot={prot}", x.proc, x.map, x.page),
-                )?;
-            }
-            Step::Mremap(x) => {
-                let mut args = format!("proc={} name={} pages={}", x.proc, x.map, x.pages);
-                if x.move_ || x.dontunmap {
-                    args.push_str(" move=1");
-                }
-                if x.dontunmap {
-                    args.push_str(" dontunmap=1");
-                }
-                if self.send(n, step, "mremap", args)?.is_some() {
-                    self.sizes.insert((x.proc.clone(), x.map.clone()), x.pages);
-                }
+            Step::Mmap(_) | Step::Munmap(_) | Step::Mprotect(_) | Step::Mremap(_) => {
+                self.send(n, step, wire())?;
             }
             Step::Madvise(x) => {
-                let count = x.pages.unwrap_or(self.size(&x.proc, &x.map).saturating_sub(x.page));
-                let args =
-                    format!("proc={} name={} page={} count={count} advice={}", x.proc, x.map, x.page, x.advice.wire());
+                let count = pages().count;
                 // The swap oracle compares pagemap before and after a pageout.
                 let before = if x.advice == Advice::Pageout { Some(self.truth()?) } else { None };
                 self.truth = None;
-                let reply = self.guest.request("madvise", &args)?;
+                let wire = wire();
+                let reply = self.guest.request(wire.op.name(), &wire.args())?;
                 if let (Some(before), true) = (before, reply.ok) {
                     let after = self.truth()?;
                     let slots: Vec<_> = (x.page..x.page + count).map(|p| (x.proc.clone(), x.map.clone(), p)).collect();
@@ -417,16 +386,7 @@ impl Run<'_> {
                 }
             }
             Step::Write(a) | Step::Read(a) => {
-                let op = step.op();
-                let mut args = format!("proc={} name={} page={} count={}", a.proc, a.map, a.page, a.pages);
-                if op == "write" {
-                    args.push_str(&format!(" value={}", model::write_value(a, n)));
-                    // A given value fills whole pages (KSM scenarios want equal pages).
-                    if a.value.is_none() {
-                        args.push_str(" tag=1");
-                    }
-                }
-                let reply = self.send(n, step, op, args)?;
+                let reply = self.send(n, step, wire())?;
                 if let Some(data) = reply.as_ref().and_then(|r| r.get("data")) {
                     let read = Contents::parse_list(data).map_err(Fault::Protocol)?;
                     for (i, c) in read.into_iter().enumerate() {
@@ -436,25 +396,18 @@ impl Run<'_> {
                     }
                 }
             }
-            Step::Poke(r) => {
-                self.send(n, step, "poke", format!("proc={} name={} page={}", r.proc, r.map, r.page))?;
+            Step::Poke(_)
+            | Step::Exit(_)
+            | Step::Mlock(_)
+            | Step::Munlock(_)
+            | Step::Mlockall(_)
+            | Step::Munlockall(_) => {
+                self.send(n, step, wire())?;
             }
             Step::Fork(f) => {
-                if self.send(n, step, "fork", format!("proc={} child={}", f.proc, f.child))?.is_some() {
+                if self.send(n, step, wire())?.is_some() {
                     self.outcome.forks.push(Fork { parent: f.proc.clone(), child: f.child.clone() });
-                    let inherited: Vec<_> = self
-                        .sizes
-                        .iter()
-                        .filter(|((p, _), _)| *p == f.proc)
-                        .map(|((_, m), s)| (m.clone(), *s))
-                        .collect();
-                    for (m, s) in inherited {
-                        self.sizes.insert((f.child.clone(), m), s);
-                    }
                 }
-            }
-            Step::Exit(p) => {
-                self.send(n, step, "exit", format!("proc={}", p.proc))?;
             }
             Step::Findpage(r) => {
                 let truth = self.truth()?;
@@ -462,9 +415,8 @@ impl Run<'_> {
             }
             Step::Findtask(p) => self.findtask(n, step, &p.proc)?,
             Step::Check(_) => self.check_all(n, step)?,
-            Step::Ksm(k) => {
-                let args = format!("timeout_ms={}", k.timeout_ms.unwrap_or(2000));
-                self.send(n, step, "ksm", args)?;
+            Step::Ksm(_) => {
+                self.send(n, step, wire())?;
                 // ksmd scanned every mergeable VMA to the end: each present page there
                 // now holds an rmap_item at its address.
                 let truth = self.truth()?;
@@ -475,23 +427,17 @@ impl Run<'_> {
                     .filter_map(|(s, _)| truth.address(&s).map(|(_, a)| (s, a)))
                     .collect();
             }
-            Step::Split(r) => {
-                let (page, count) = span(r.page, r.pages, self.size(&r.proc, &r.map));
-                let args = format!("proc={} name={} page={page} count={count}", r.proc, r.map);
-                self.optional(n, step, "split", args, &[2])?;
+            Step::Split(_) => {
+                self.optional(n, step, wire(), &[2])?;
             }
             Step::Migrate(x) => {
-                let (page, count) = span(x.page, x.pages, self.size(&x.proc, &x.map));
-                let mut args = format!("proc={} name={} page={page} count={count}", x.proc, x.map);
-                if let Some(node) = x.node {
-                    args.push_str(&format!(" node={node}"));
-                }
+                let Pages { page, count, .. } = pages();
                 // ENODEV: one node; ENOSYS: no move_pages (CONFIG_MIGRATION off).
                 // Read before the move: afterwards the old frames are free.
                 let before = self.truth()?;
                 let classes = migration_triggers(&before, &x.proc, &x.map, page, count);
                 self.truth = None;
-                if let Some(reply) = self.optional(n, step, "migrate", args, &[19, 38])? {
+                if let Some(reply) = self.optional(n, step, wire(), &[19, 38])? {
                     self.outcome.triggers.extend(classes);
                     // One note per errno: a large range can leave hundreds of pages.
                     let mut stayed: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
@@ -509,27 +455,7 @@ impl Run<'_> {
                 }
             }
             Step::Compact(_) => {
-                self.optional(n, step, "compact", String::new(), &[2])?;
-            }
-            Step::Mlock(x) => {
-                let (page, count) = span(x.page, x.pages, self.size(&x.proc, &x.map));
-                let args =
-                    format!("proc={} name={} page={page} count={count} onfault={}", x.proc, x.map, x.onfault as u8);
-                self.send(n, step, "mlock", args)?;
-            }
-            Step::Munlock(r) => {
-                let (page, count) = span(r.page, r.pages, self.size(&r.proc, &r.map));
-                self.send(n, step, "munlock", format!("proc={} name={} page={page} count={count}", r.proc, r.map))?;
-            }
-            Step::Mlockall(x) => {
-                let args = format!(
-                    "proc={} current={} future={} onfault={}",
-                    x.proc, x.current as u8, x.future as u8, x.onfault as u8
-                );
-                self.send(n, step, "mlockall", args)?;
-            }
-            Step::Munlockall(p) => {
-                self.send(n, step, "munlockall", format!("proc={}", p.proc))?;
+                self.optional(n, step, wire(), &[2])?;
             }
         }
         Ok(())
@@ -537,15 +463,9 @@ impl Run<'_> {
 
     /// A request the kernel may not support: an errno in `unsupported` becomes a note
     /// (this kernel lacks it), any other refusal a step problem.
-    fn optional(
-        &mut self,
-        n: usize,
-        step: &Step,
-        op: &str,
-        args: String,
-        unsupported: &[i32],
-    ) -> Result<Option<Reply>, Fault> {
-        let reply = self.guest.request(op, &args)?;
+    fn optional(&mut self, n: usize, step: &Step, wire: Wire, unsupported: &[i32]) -> Result<Option<Reply>, Fault> {
+        let op = wire.op;
+        let reply = self.guest.request(op.name(), &wire.args())?;
         if reply.ok {
             return Ok(Some(reply));
         }
@@ -608,8 +528,8 @@ impl Run<'_> {
 
     /// A findpage of `slot` outside any step; `None` when the agent refused.
     fn walk(&mut self, slot: &Slot) -> Result<Option<Walked>, Fault> {
-        let (proc, map, page) = slot;
-        let reply = self.guest.request("findpage", &format!("proc={proc} name={map} page={page}"))?;
+        let findpage = findpage_request(slot);
+        let reply = self.guest.request(findpage.op.name(), &findpage.args())?;
         Ok(reply.ok.then(|| walked(&reply)))
     }
 
@@ -694,9 +614,7 @@ impl Run<'_> {
         truth: &Truth,
         record: bool,
     ) -> Result<Option<std::ops::Range<u64>>, Fault> {
-        let (proc, map, page) = slot;
-        let args = format!("proc={proc} name={map} page={page}");
-        let Some(reply) = self.send(n, step, "findpage", args)? else {
+        let Some(reply) = self.send(n, step, findpage_request(slot))? else {
             return Ok(None);
         };
         self.judge_walk(n, step, slot, truth, reply, record)
@@ -714,7 +632,6 @@ impl Run<'_> {
         record: bool,
     ) -> Result<Option<std::ops::Range<u64>>, Fault> {
         let (proc, map, page) = slot;
-        let args = format!("proc={proc} name={map} page={page}");
         // Background compaction (kcompactd) or khugepaged may move the page between the
         // pagemap read and the walk: then read pagemap again and walk again.
         let mut fresh: Option<Truth> = None;
@@ -726,7 +643,7 @@ impl Run<'_> {
             tracing::debug!(?slot, "the page moved since the pagemap read; reading it again");
             self.truth = None;
             fresh = Some(self.truth()?);
-            let Some(again) = self.send(n, step, "findpage", args.clone())? else { return Ok(None) };
+            let Some(again) = self.send(n, step, findpage_request(slot))? else { return Ok(None) };
             reply = again;
         }
         let truth = fresh.as_ref().unwrap_or(truth);
@@ -811,7 +728,8 @@ impl Run<'_> {
 
     fn findtask(&mut self, n: usize, step: &Step, proc: &str) -> Result<(), Fault> {
         let truth = self.truth()?;
-        let Some(reply) = self.send(n, step, "findtask", format!("proc={proc}"))? else { return Ok(()) };
+        let findtask = Request::Findtask { proc: proc.to_string() }.wire();
+        let Some(reply) = self.send(n, step, findtask)? else { return Ok(()) };
         let walk = dmesg::walk_in_records(&reply.kmsg, reply.id);
         if walk.end.is_none() {
             self.outcome.problems.push(Problem::new(ProblemKind::FindtaskIncomplete { proc: proc.to_string() }));
@@ -917,8 +835,8 @@ impl Run<'_> {
         let mut out = Vec::with_capacity(slots.len());
         for chunk in slots.chunks(FINDPAGES_BATCH) {
             let base = self.guest.reserve_ids(chunk.len() as u64);
-            let list: Vec<String> = chunk.iter().map(|((p, m, i), _)| format!("{p}:{m}:{i}")).collect();
-            let reply = self.guest.request("findpages", &format!("base={base} slots={}", list.join(",")))?;
+            let wire = request::findpages(base, chunk.iter().map(|(slot, _)| slot));
+            let reply = self.guest.request(wire.op.name(), &wire.args())?;
             if !reply.ok || reply.data.len() != chunk.len() {
                 return Err(Fault::Protocol(format!("findpages failed: {:?}", reply.fields)));
             }
@@ -949,6 +867,10 @@ fn only_touches_pages(step: &Step) -> bool {
         step,
         Step::Write(_) | Step::Read(_) | Step::Findpage(_) | Step::Findtask(_) | Step::Check(_) | Step::Poke(_)
     )
+}
+
+fn findpage_request((proc, map, page): &Slot) -> Wire {
+    Request::Findpage { proc: proc.clone(), name: map.clone(), page: *page }.wire()
 }
 
 fn walked(reply: &Reply) -> Walked {

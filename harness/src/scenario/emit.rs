@@ -63,16 +63,6 @@ fn backing(b: Backing) -> &'static str {
     }
 }
 
-fn prot(p: Prot) -> &'static str {
-    match p {
-        Prot::None => "none",
-        Prot::R => "r",
-        Prot::Rw => "rw",
-        Prot::Rx => "rx",
-        Prot::Rwx => "rwx",
-    }
-}
-
 /// One step as `op: { ... }`.
 pub fn step(s: &Step) -> String {
     let body = match s {
@@ -93,7 +83,7 @@ pub fn step(s: &Step) -> String {
             .text("map", &x.map)
             .word("page", x.page)
             .maybe("pages", x.pages)
-            .word("prot", prot(x.prot))
+            .word("prot", x.prot.wire())
             .done(),
         Step::Mremap(x) => Fields::new()
             .proc(&x.proc)

@@ -1,91 +1,19 @@
-//! The validation pass: walks the steps in order with a symbolic view of which processes
-//! live and which pages each mapping has, and reports every problem with its path.
+//! The validation pass: plays the steps in order on a [`World`], and reports every
+//! problem with its path.
 
+use super::world::{valid_label, valid_label_chars, World};
 use super::*;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-/// No mapping may be larger than this many pages (64 MiB on 16k kernels, two THPs);
-/// it also keeps one pagemap reply line under the protocol's 64 KiB.
-pub const MAX_PAGES: u64 = 4096;
-/// No scenario may have more steps or processes than these.
-pub const MAX_STEPS: usize = 10_000;
-pub const MAX_PROCS: usize = 64;
-pub const MAX_MAPS: usize = 64;
-
-#[derive(Clone)]
-struct MapState {
-    /// Whether each page is still mapped (munmap can punch holes).
-    present: Vec<bool>,
-    dontfork: bool,
-}
-
-#[derive(Default)]
-struct State {
-    live: BTreeMap<String, BTreeMap<String, MapState>>,
-    exited: BTreeMap<String, String>,
-    ever: BTreeSet<String>,
+/// What the expect block may refer to: the steps' processes, findpages and findtasks.
+struct Seen {
+    world: World,
     /// `(proc, map, page)` of every findpage, for the expect block.
     findpages: Vec<(String, String, u64)>,
     findtasks: BTreeSet<String>,
 }
 
 type Problems = Vec<(String, String)>;
-
-/// Process and mapping labels travel to the agent, which allows 31 characters.
-fn valid_label(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 31 && valid_label_chars(s)
-}
-
-fn valid_label_chars(s: &str) -> bool {
-    s.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-}
-
-impl State {
-    fn proc(&mut self, name: &str, at: &str, out: &mut Problems) -> Option<&mut BTreeMap<String, MapState>> {
-        if let Some(line) = self.exited.get(name) {
-            out.push((at.into(), format!("process '{name}' has exited (at step {line})")));
-            return None;
-        }
-        if !self.live.contains_key(name) {
-            out.push((at.into(), format!("unknown process '{name}'")));
-            return None;
-        }
-        self.live.get_mut(name)
-    }
-
-    /// The map `map` of `proc`, with its path for errors.
-    fn map(&mut self, proc: &str, map: &str, base: &str, out: &mut Problems) -> Option<&mut MapState> {
-        let procs = self.proc(proc, &format!("{base}.proc"), out)?;
-        match procs.get_mut(map) {
-            Some(m) => Some(m),
-            None => {
-                out.push((format!("{base}.map"), format!("unknown mapping '{map}' in process '{proc}'")));
-                None
-            }
-        }
-    }
-}
-
-/// Check that `[page, page+count)` lies in the map and is mapped.
-fn check_range(m: &MapState, page: u64, count: u64, base: &str, name: &str, out: &mut Problems) -> bool {
-    let len = m.present.len() as u64;
-    if count == 0 {
-        out.push((format!("{base}.pages"), "a range of 0 pages".into()));
-        return false;
-    }
-    if page >= len || page.saturating_add(count) > len {
-        out.push((
-            format!("{base}.page"),
-            format!("pages {page}..{} are out of range: '{name}' has {len} pages", page.saturating_add(count)),
-        ));
-        return false;
-    }
-    if let Some(hole) = (page..page + count).find(|&p| !m.present[p as usize]) {
-        out.push((format!("{base}.page"), format!("page {hole} of '{name}' was unmapped")));
-        return false;
-    }
-    true
-}
 
 /// Every problem in `s`, as `(yaml path, message)`.
 pub fn validate(s: &Scenario) -> Problems {
@@ -104,12 +32,19 @@ pub fn validate(s: &Scenario) -> Problems {
         out.push(("steps".into(), format!("{} steps is more than {MAX_STEPS}", s.steps.len())));
         return out;
     }
-    let mut st = State::default();
-    st.live.insert(FIRST_PROC.into(), BTreeMap::new());
-    st.ever.insert(FIRST_PROC.into());
+    let mut st = Seen { world: World::new(), findpages: Vec::new(), findtasks: BTreeSet::new() };
     for (i, step) in s.steps.iter().enumerate() {
         let base = format!("steps.{i}.{}", step.op());
-        step_problems(&mut st, step, i + 1, &base, &mut out);
+        match st.world.apply(step) {
+            Ok(()) => match step {
+                Step::Findpage(r) => st.findpages.push((r.proc.clone(), r.map.clone(), r.page)),
+                Step::Findtask(p) => {
+                    st.findtasks.insert(p.proc.clone());
+                }
+                _ => {}
+            },
+            Err(e) => out.extend(e.0.into_iter().map(|(key, msg)| (format!("{base}.{key}"), msg))),
+        }
     }
     for (i, m) in s.mthp.iter().enumerate() {
         mthp_problems(m, &format!("mthp.{i}"), &mut out);
@@ -144,163 +79,6 @@ fn known_bug_problems(kb: &crate::scenario::KnownBug, out: &mut Problems) {
     }
 }
 
-fn step_problems(st: &mut State, step: &Step, number: usize, base: &str, out: &mut Problems) {
-    match step {
-        Step::Mmap(m) => {
-            if !valid_label(&m.name) {
-                out.push((format!("{base}.name"), format!("bad mapping name '{}'", m.name)));
-            }
-            if m.pages == 0 || m.pages > MAX_PAGES {
-                out.push((format!("{base}.pages"), format!("{} pages is out of range 1..={MAX_PAGES}", m.pages)));
-                return;
-            }
-            if m.backing == Backing::DevZero && m.share == Share::Private && m.huge == Some(true) {
-                out.push((
-                    format!("{base}.huge"),
-                    "a private /dev/zero mapping is plain anon; use backing: anon".into(),
-                ));
-            }
-            let Some(procs) = st.proc(&m.proc, &format!("{base}.proc"), out) else { return };
-            if procs.contains_key(&m.name) {
-                out.push((format!("{base}.name"), format!("duplicate mapping '{}' in process '{}'", m.name, m.proc)));
-                return;
-            }
-            if procs.len() >= MAX_MAPS {
-                out.push((format!("{base}.name"), format!("more than {MAX_MAPS} mappings")));
-                return;
-            }
-            procs.insert(m.name.clone(), MapState { present: vec![true; m.pages as usize], dontfork: false });
-        }
-        Step::Munmap(r) => {
-            let Some(m) = st.map(&r.proc, &r.map, base, out) else { return };
-            let (page, count) = match r.page {
-                Some(p) => (p, r.pages.unwrap_or(1)),
-                None => (0, r.pages.unwrap_or(m.present.len() as u64)),
-            };
-            if !check_range(m, page, count, base, &r.map, out) {
-                return;
-            }
-            for p in page..page + count {
-                m.present[p as usize] = false;
-            }
-            if m.present.iter().all(|p| !p) {
-                st.live.get_mut(&r.proc).map(|procs| procs.remove(&r.map));
-            }
-        }
-        Step::Mprotect(x) => {
-            let Some(m) = st.map(&x.proc, &x.map, base, out) else { return };
-            let count = x.pages.unwrap_or((m.present.len() as u64).saturating_sub(x.page));
-            check_range(m, x.page, count, base, &x.map, out);
-        }
-        Step::Madvise(x) => {
-            let Some(m) = st.map(&x.proc, &x.map, base, out) else { return };
-            let count = x.pages.unwrap_or((m.present.len() as u64).saturating_sub(x.page));
-            if check_range(m, x.page, count, base, &x.map, out) {
-                match x.advice {
-                    Advice::Dontfork => m.dontfork = true,
-                    Advice::Dofork => m.dontfork = false,
-                    _ => {}
-                }
-            }
-        }
-        Step::Mremap(x) => {
-            if x.pages == 0 || x.pages > MAX_PAGES {
-                out.push((format!("{base}.pages"), format!("{} pages is out of range 1..={MAX_PAGES}", x.pages)));
-                return;
-            }
-            let Some(m) = st.map(&x.proc, &x.map, base, out) else { return };
-            if m.present.iter().any(|p| !p) {
-                out.push((
-                    format!("{base}.map"),
-                    format!("'{}' has unmapped holes; mremap needs one whole VMA", x.map),
-                ));
-                return;
-            }
-            if x.dontunmap && x.pages as usize != m.present.len() {
-                out.push((format!("{base}.pages"), "MREMAP_DONTUNMAP cannot change the size".into()));
-                return;
-            }
-            m.present = vec![true; x.pages as usize];
-        }
-        Step::Write(a) | Step::Read(a) => {
-            let Some(m) = st.map(&a.proc, &a.map, base, out) else { return };
-            check_range(m, a.page, a.pages, base, &a.map, out);
-        }
-        Step::Findpage(r) => {
-            let Some(m) = st.map(&r.proc, &r.map, base, out) else { return };
-            if check_range(m, r.page, 1, base, &r.map, out) {
-                st.findpages.push((r.proc.clone(), r.map.clone(), r.page));
-            }
-        }
-        Step::Poke(r) => {
-            let Some(m) = st.map(&r.proc, &r.map, base, out) else { return };
-            check_range(m, r.page, 1, base, &r.map, out);
-        }
-        Step::Fork(f) => {
-            if !valid_label(&f.child) {
-                out.push((format!("{base}.child"), format!("bad process label '{}'", f.child)));
-                return;
-            }
-            if st.ever.contains(&f.child) {
-                out.push((format!("{base}.child"), format!("duplicate process '{}'", f.child)));
-                return;
-            }
-            if st.ever.len() >= MAX_PROCS {
-                out.push((format!("{base}.child"), format!("more than {MAX_PROCS} processes")));
-                return;
-            }
-            let Some(procs) = st.proc(&f.proc, &format!("{base}.proc"), out) else { return };
-            let inherited = procs.iter().filter(|(_, m)| !m.dontfork).map(|(k, v)| (k.clone(), v.clone())).collect();
-            st.live.insert(f.child.clone(), inherited);
-            st.ever.insert(f.child.clone());
-        }
-        Step::Exit(p) => {
-            if st.proc(&p.proc, &format!("{base}.proc"), out).is_some() {
-                st.live.remove(&p.proc);
-                st.exited.insert(p.proc.clone(), number.to_string());
-            }
-        }
-        Step::Findtask(p) => {
-            if st.proc(&p.proc, &format!("{base}.proc"), out).is_some() {
-                st.findtasks.insert(p.proc.clone());
-            }
-        }
-        Step::Check(_) | Step::Compact(_) => {}
-        Step::Split(Range { proc, map, page, pages }) | Step::Munlock(Range { proc, map, page, pages }) => {
-            let Some(m) = st.map(proc, map, base, out) else { return };
-            let (first, count) = span(*page, *pages, m.present.len() as u64);
-            check_range(m, first, count, base, map, out);
-        }
-        Step::Migrate(x) => {
-            let Some(m) = st.map(&x.proc, &x.map, base, out) else { return };
-            let (first, count) = span(x.page, x.pages, m.present.len() as u64);
-            check_range(m, first, count, base, &x.map, out);
-            if x.node.is_some_and(|n| n > 63) {
-                out.push((format!("{base}.node"), "node must be 0..=63".into()));
-            }
-        }
-        Step::Mlock(x) => {
-            let Some(m) = st.map(&x.proc, &x.map, base, out) else { return };
-            let (first, count) = span(x.page, x.pages, m.present.len() as u64);
-            check_range(m, first, count, base, &x.map, out);
-        }
-        Step::Mlockall(Mlockall { proc, current, future, .. }) => {
-            st.proc(proc, &format!("{base}.proc"), out);
-            if !current && !future {
-                out.push((format!("{base}.current"), "mlockall needs current or future".into()));
-            }
-        }
-        Step::Munlockall(p) => {
-            st.proc(&p.proc, &format!("{base}.proc"), out);
-        }
-        Step::Ksm(k) => {
-            if k.timeout_ms.is_some_and(|t| t == 0 || t > 60_000) {
-                out.push((format!("{base}.timeout_ms"), "timeout_ms must be 1..=60000".into()));
-            }
-        }
-    }
-}
-
 fn mthp_problems(m: &Mthp, base: &str, out: &mut Problems) {
     if let Some(n) = m.pages {
         if n < 2 || !n.is_power_of_two() || n > MAX_PAGES {
@@ -318,8 +96,8 @@ fn mthp_problems(m: &Mthp, base: &str, out: &mut Problems) {
     }
 }
 
-fn expect_problems(st: &State, e: &Expect, base: &str, out: &mut Problems) {
-    let known = |label: &String| st.ever.contains(label);
+fn expect_problems(st: &Seen, e: &Expect, base: &str, out: &mut Problems) {
+    let known = |label: &String| st.world.ever(label);
     let mut facts: Vec<&Facts> = vec![&e.facts];
     if let Some(alts) = &e.any_of {
         if alts.is_empty() {

@@ -1,0 +1,331 @@
+//! The agent request a step becomes: [`Request::from_step`] resolves what a step leaves
+//! out (a range's count from the map's size in the [`World`], a write's value from the
+//! step's number), and [`Wire`] renders it as the protocol's `op key=value ...` text,
+//! the one place that writes step requests.
+
+use super::*;
+use crate::ops::Op;
+
+/// A range of pages of one process's map, as the agent takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pages {
+    pub proc: String,
+    pub name: String,
+    pub page: u64,
+    pub count: u64,
+}
+
+/// One step's request, with every argument resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Mmap {
+        proc: String,
+        name: String,
+        pages: u64,
+        backing: Backing,
+        share: Share,
+        huge: Option<bool>,
+        locked: bool,
+    },
+    Munmap(Pages),
+    Mprotect(Pages, Prot),
+    /// `move_`: MREMAP_MAYMOVE|MREMAP_FIXED to a fresh address (DONTUNMAP implies it).
+    Mremap {
+        proc: String,
+        name: String,
+        pages: u64,
+        move_: bool,
+        dontunmap: bool,
+    },
+    Madvise(Pages, Advice),
+    /// `tag`: the page's index over the first 8 bytes (a write without a `value`).
+    Write {
+        pages: Pages,
+        value: u8,
+        tag: bool,
+    },
+    Read(Pages),
+    Fork {
+        proc: String,
+        child: String,
+    },
+    Exit {
+        proc: String,
+    },
+    Findpage {
+        proc: String,
+        name: String,
+        page: u64,
+    },
+    Findtask {
+        proc: String,
+    },
+    Poke {
+        proc: String,
+        name: String,
+        page: u64,
+    },
+    Ksm {
+        timeout_ms: u64,
+    },
+    Split(Pages),
+    Migrate(Pages, Option<u32>),
+    Compact,
+    Mlock(Pages, bool),
+    Munlock(Pages),
+    Mlockall {
+        proc: String,
+        current: bool,
+        future: bool,
+        onfault: bool,
+    },
+    Munlockall {
+        proc: String,
+    },
+}
+
+/// How long a `ksm` step runs KSM at most, without a `timeout_ms`.
+pub const KSM_TIMEOUT_MS: u64 = 2000;
+
+/// The byte a write step fills its pages with: the scenario's `value`, else one
+/// distinct per step, so unrelated pages never hold equal contents.
+pub fn write_value(a: &Access, step: usize) -> u8 {
+    a.value.unwrap_or((step % 250 + 1) as u8)
+}
+
+impl Backing {
+    pub fn wire(self) -> &'static str {
+        match self {
+            Backing::Anon => "anon",
+            Backing::DevZero => "devzero",
+            Backing::Memfd => "memfd",
+            Backing::File => "file",
+        }
+    }
+}
+
+impl Share {
+    pub fn wire(self) -> &'static str {
+        match self {
+            Share::Private => "private",
+            Share::Shared => "shared",
+        }
+    }
+}
+
+impl Prot {
+    /// Its name on the wire and in YAML.
+    pub fn wire(self) -> &'static str {
+        match self {
+            Prot::None => "none",
+            Prot::R => "r",
+            Prot::Rw => "rw",
+            Prot::Rx => "rx",
+            Prot::Rwx => "rwx",
+        }
+    }
+}
+
+impl Request {
+    /// The request step number `n` makes in `world` (the world before the step), or
+    /// `None` for `check`, which is a pagemap read and walks, not one request.
+    pub fn from_step(step: &Step, world: &World, n: usize) -> Option<Request> {
+        let pages = |proc: &str, name: &str| {
+            let (page, count) = step.pages_in(world.size(proc, name)).expect("a step over a map's pages");
+            Pages { proc: proc.to_string(), name: name.to_string(), page, count }
+        };
+        Some(match step {
+            Step::Mmap(m) => Request::Mmap {
+                proc: m.proc.clone(),
+                name: m.name.clone(),
+                pages: m.pages,
+                backing: m.backing,
+                share: m.share,
+                huge: m.huge,
+                locked: m.locked,
+            },
+            Step::Munmap(r) => Request::Munmap(pages(&r.proc, &r.map)),
+            Step::Mprotect(x) => Request::Mprotect(pages(&x.proc, &x.map), x.prot),
+            Step::Mremap(x) => Request::Mremap {
+                proc: x.proc.clone(),
+                name: x.map.clone(),
+                pages: x.pages,
+                move_: x.move_ || x.dontunmap,
+                dontunmap: x.dontunmap,
+            },
+            Step::Madvise(x) => Request::Madvise(pages(&x.proc, &x.map), x.advice),
+            // A given value fills whole pages (KSM scenarios want equal pages).
+            Step::Write(a) => {
+                Request::Write { pages: pages(&a.proc, &a.map), value: write_value(a, n), tag: a.value.is_none() }
+            }
+            Step::Read(a) => Request::Read(pages(&a.proc, &a.map)),
+            Step::Fork(f) => Request::Fork { proc: f.proc.clone(), child: f.child.clone() },
+            Step::Exit(p) => Request::Exit { proc: p.proc.clone() },
+            Step::Findpage(r) => Request::Findpage { proc: r.proc.clone(), name: r.map.clone(), page: r.page },
+            Step::Findtask(p) => Request::Findtask { proc: p.proc.clone() },
+            Step::Poke(r) => Request::Poke { proc: r.proc.clone(), name: r.map.clone(), page: r.page },
+            Step::Check(_) => return None,
+            Step::Ksm(k) => Request::Ksm { timeout_ms: k.timeout_ms.unwrap_or(KSM_TIMEOUT_MS) },
+            Step::Split(r) => Request::Split(pages(&r.proc, &r.map)),
+            Step::Migrate(x) => Request::Migrate(pages(&x.proc, &x.map), x.node),
+            Step::Compact(_) => Request::Compact,
+            Step::Mlock(x) => Request::Mlock(pages(&x.proc, &x.map), x.onfault),
+            Step::Munlock(r) => Request::Munlock(pages(&r.proc, &r.map)),
+            Step::Mlockall(x) => {
+                Request::Mlockall { proc: x.proc.clone(), current: x.current, future: x.future, onfault: x.onfault }
+            }
+            Step::Munlockall(p) => Request::Munlockall { proc: p.proc.clone() },
+        })
+    }
+
+    /// The range of pages the request names, if it names one.
+    pub fn pages(&self) -> Option<&Pages> {
+        match self {
+            Request::Munmap(p)
+            | Request::Mprotect(p, _)
+            | Request::Madvise(p, _)
+            | Request::Write { pages: p, .. }
+            | Request::Read(p)
+            | Request::Split(p)
+            | Request::Migrate(p, _)
+            | Request::Mlock(p, _)
+            | Request::Munlock(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub fn op(&self) -> Op {
+        match self {
+            Request::Mmap { .. } => Op::Mmap,
+            Request::Munmap(_) => Op::Munmap,
+            Request::Mprotect(..) => Op::Mprotect,
+            Request::Mremap { .. } => Op::Mremap,
+            Request::Madvise(..) => Op::Madvise,
+            Request::Write { .. } => Op::Write,
+            Request::Read(_) => Op::Read,
+            Request::Fork { .. } => Op::Fork,
+            Request::Exit { .. } => Op::Exit,
+            Request::Findpage { .. } => Op::Findpage,
+            Request::Findtask { .. } => Op::Findtask,
+            Request::Poke { .. } => Op::Poke,
+            Request::Ksm { .. } => Op::Ksm,
+            Request::Split(_) => Op::Split,
+            Request::Migrate(..) => Op::Migrate,
+            Request::Compact => Op::Compact,
+            Request::Mlock(..) => Op::Mlock,
+            Request::Munlock(_) => Op::Munlock,
+            Request::Mlockall { .. } => Op::Mlockall,
+            Request::Munlockall { .. } => Op::Munlockall,
+        }
+    }
+
+    /// The request as the wire has it.
+    pub fn wire(&self) -> Wire {
+        let w = Wire::new(self.op());
+        let flag = |on: bool| on as u8;
+        match self {
+            Request::Mmap { proc, name, pages, backing, share, huge, locked } => {
+                let w = w.arg("proc", proc).arg("name", name).arg("pages", pages);
+                let w = w.arg("backing", backing.wire()).arg("share", share.wire());
+                let w = match huge {
+                    Some(h) => w.arg("huge", flag(*h)),
+                    None => w,
+                };
+                if *locked {
+                    w.arg("locked", 1)
+                } else {
+                    w
+                }
+            }
+            Request::Munmap(p) | Request::Read(p) | Request::Split(p) | Request::Munlock(p) => w.pages(p),
+            Request::Mprotect(p, prot) => w.pages(p).arg("prot", prot.wire()),
+            Request::Mremap { proc, name, pages, move_, dontunmap } => {
+                let mut w = w.arg("proc", proc).arg("name", name).arg("pages", pages);
+                if *move_ {
+                    w = w.arg("move", 1);
+                }
+                if *dontunmap {
+                    w = w.arg("dontunmap", 1);
+                }
+                w
+            }
+            Request::Madvise(p, advice) => w.pages(p).arg("advice", advice.wire()),
+            Request::Write { pages, value, tag } => {
+                let w = w.pages(pages).arg("value", value);
+                if *tag {
+                    w.arg("tag", 1)
+                } else {
+                    w
+                }
+            }
+            Request::Fork { proc, child } => w.arg("proc", proc).arg("child", child),
+            Request::Exit { proc } | Request::Findtask { proc } | Request::Munlockall { proc } => w.arg("proc", proc),
+            Request::Findpage { proc, name, page } | Request::Poke { proc, name, page } => {
+                w.arg("proc", proc).arg("name", name).arg("page", page)
+            }
+            Request::Ksm { timeout_ms } => w.arg("timeout_ms", timeout_ms),
+            Request::Migrate(p, node) => match node {
+                Some(node) => w.pages(p).arg("node", node),
+                None => w.pages(p),
+            },
+            Request::Compact => w,
+            Request::Mlock(p, onfault) => w.pages(p).arg("onfault", flag(*onfault)),
+            Request::Mlockall { proc, current, future, onfault } => w
+                .arg("proc", proc)
+                .arg("current", flag(*current))
+                .arg("future", flag(*future))
+                .arg("onfault", flag(*onfault)),
+        }
+    }
+}
+
+/// An op and its `key=value` arguments, in the order they are sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wire {
+    pub op: Op,
+    args: Vec<(&'static str, String)>,
+}
+
+impl Wire {
+    pub fn new(op: Op) -> Wire {
+        Wire { op, args: Vec::new() }
+    }
+
+    /// One more argument; the op must take the key (ops.rs).
+    pub fn arg(mut self, key: &'static str, value: impl std::fmt::Display) -> Wire {
+        debug_assert!(self.op.takes(key), "{} takes no {key}", self.op);
+        self.args.push((key, value.to_string()));
+        self
+    }
+
+    fn pages(self, p: &Pages) -> Wire {
+        self.arg("proc", &p.proc).arg("name", &p.name).arg("page", p.page).arg("count", p.count)
+    }
+
+    /// The keys, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.args.iter().map(|(k, _)| *k)
+    }
+
+    /// The arguments as the request line carries them: `key=value` words.
+    pub fn args(&self) -> String {
+        let words: Vec<String> = self.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        words.join(" ")
+    }
+}
+
+/// `findpages`: the walks of `slots` (process, map, page) in one request; slot `i`'s
+/// walk is request id `base + i`, which the sender reserved.
+pub fn findpages<'a>(base: u64, slots: impl IntoIterator<Item = &'a (String, String, u64)>) -> Wire {
+    let list: Vec<String> = slots.into_iter().map(|(p, m, i)| format!("{p}:{m}:{i}")).collect();
+    Wire::new(Op::Findpages).arg("base", base).arg("slots", list.join(","))
+}
+
+impl std::fmt::Display for Wire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.args() {
+            a if a.is_empty() => write!(f, "{}", self.op),
+            a => write!(f, "{} {a}", self.op),
+        }
+    }
+}
