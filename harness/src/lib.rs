@@ -21,35 +21,15 @@
 //!
 //! See ARCHITECTURE.md.
 
+pub use rmapcheck_vm::{cache, check, coverage, exec, image, log, ops, project_root, scenario, signal, vm, wire};
+
 pub mod bisect;
-pub mod cache;
-pub mod check;
-pub mod coverage;
 pub mod error;
-pub mod exec;
 pub mod fuzz;
-pub mod image;
-pub mod log;
 pub mod mutants;
-pub mod ops;
 pub mod report;
 pub mod run;
-pub mod scenario;
-pub mod signal;
 pub mod ui;
-pub mod vm;
-pub mod wire;
 
 #[cfg(test)]
 mod layers;
-
-use std::path::PathBuf;
-
-/// The project checkout: `$RMAPCHECK_ROOT`, else the workspace this crate was built in.
-pub fn project_root() -> PathBuf {
-    if let Some(dir) = std::env::var_os("RMAPCHECK_ROOT") {
-        return PathBuf::from(dir);
-    }
-    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    crate_dir.parent().unwrap_or(crate_dir).to_path_buf()
-}

@@ -65,7 +65,8 @@ fn host_literal_ops() -> BTreeSet<String> {
         Regex::new(r#"(?:send|optional|request|request_within|send_only|timed|must)\((?:n, step, |g, )?"([a-z_]+)""#)
             .unwrap();
     let mut out = BTreeSet::new();
-    let mut dirs = vec![rmapcheck::project_root().join("harness/src")];
+    let root = rmapcheck::project_root();
+    let mut dirs: Vec<_> = ["core/src", "vm/src", "harness/src"].iter().map(|d| root.join(d)).collect();
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()) {
             let path = entry.path();

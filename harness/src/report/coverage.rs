@@ -57,7 +57,7 @@ pub fn text(c: &Coverage, what: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::coverage::summary::{build, tests::example};
+    use crate::coverage::summary::{build, example::example};
     use crate::coverage::Pcs;
 
     #[test]

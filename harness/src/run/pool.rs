@@ -16,6 +16,7 @@ use crate::coverage::stack::Decoder;
 use crate::image::prepare::Prepared;
 use crate::image::symbols::{self, Symbols};
 use crate::run::runner;
+use crate::run::runner::Start as _;
 use crate::scenario::Loaded;
 use crate::vm::agent::Agent;
 use crate::vm::guest::{Fault, Guest, Info};

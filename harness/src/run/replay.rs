@@ -11,6 +11,7 @@ use crate::check::oracle::{self, Check, Problem, Truth};
 use crate::check::outcome::Outcome;
 use crate::check::problem::ProblemKind;
 use crate::report::replay::{MapView, PageView, Replay, StepView};
+use crate::run::runner::Start as _;
 use crate::run::runner::{self, Flow, Session};
 use crate::scenario::{self, Loaded, Step};
 use crate::vm::agent::Agent;

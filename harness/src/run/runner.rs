@@ -17,9 +17,18 @@ use crate::vm::protocol::Reply;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-// Built here rather than in check::outcome: it needs the guest, a layer above checks.
-impl Outcome {
-    pub fn new(loaded: &Loaded, info: &Info) -> Outcome {
+/// How a run's outcome starts. Here rather than in check::outcome because it needs the
+/// guest, which the core crate below does not know.
+pub trait Start: Sized {
+    fn new(loaded: &Loaded, info: &Info) -> Self;
+    /// A scenario that could not finish because the guest failed.
+    fn errored(loaded: &Loaded, info: &Info, fault: &Fault) -> Self;
+    /// A scenario that could not run or finish, for `why`.
+    fn not_run(loaded: &Loaded, info: &Info, why: String) -> Self;
+}
+
+impl Start for Outcome {
+    fn new(loaded: &Loaded, info: &Info) -> Outcome {
         Outcome {
             scenario: loaded.scenario.name.clone(),
             file: loaded.path.display().to_string(),
@@ -42,13 +51,11 @@ impl Outcome {
         }
     }
 
-    /// A scenario that could not finish because the guest failed.
-    pub fn errored(loaded: &Loaded, info: &Info, fault: &Fault) -> Outcome {
+    fn errored(loaded: &Loaded, info: &Info, fault: &Fault) -> Outcome {
         Outcome::not_run(loaded, info, format!("guest fault ({}): {fault}", fault.cause()))
     }
 
-    /// A scenario that could not run or finish, for `why`.
-    pub fn not_run(loaded: &Loaded, info: &Info, why: String) -> Outcome {
+    fn not_run(loaded: &Loaded, info: &Info, why: String) -> Outcome {
         let mut o = Outcome::new(loaded, info);
         o.status = Status::Error;
         o.problems.push(Problem::new(ProblemKind::NotRun { why }));

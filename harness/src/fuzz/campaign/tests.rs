@@ -5,6 +5,7 @@
 use super::*;
 use crate::image::kernel::Kernel;
 use crate::run::pool::{play_on, Played};
+use crate::run::runner::Start as _;
 use crate::vm::fake::{ok, reply, Answer, FakeAgent};
 use crate::vm::guest::Info;
 

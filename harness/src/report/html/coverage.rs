@@ -247,7 +247,7 @@ pub fn page(c: &Coverage, curves: &[Curve], what: &str, source: &dyn Fn(&str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::coverage::summary::{build, tests::example};
+    use crate::coverage::summary::{build, example::example};
     use crate::coverage::Pcs;
 
     #[test]

@@ -4,7 +4,7 @@ use super::*;
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dmesg").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../harness/tests/fixtures/dmesg").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

@@ -3,7 +3,7 @@
 //! a guest; the tests' fake agent plays recorded transcripts back.
 
 pub mod agent;
-#[cfg(test)]
+#[cfg(any(test, feature = "test-support"))]
 pub mod fake;
 pub mod guest;
 pub mod protocol;

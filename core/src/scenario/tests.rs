@@ -4,7 +4,7 @@
 use super::*;
 
 fn malformed_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/malformed")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../harness/tests/malformed")
 }
 
 #[test]

@@ -183,20 +183,20 @@ pub fn curve(series: &Series, mapping: &Mapping) -> Curve {
     Curve { name, points }
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
+/// A mapping by hand, for this module's tests and the report's above.
+#[cfg(any(test, feature = "test-support"))]
+pub mod example {
     use super::*;
     use crate::coverage::lines::Span;
-    use crate::coverage::series::Point;
 
-    fn fr(file: &str, function: &str, line: u32) -> Frame {
+    pub fn fr(file: &str, function: &str, line: u32) -> Frame {
         Frame { file: file.into(), function: function.into(), line }
     }
 
     /// A mapping by hand: rmap_walk has code on lines 9-14 and call sites on 10-13,
     /// try_to_unmap code on 20-22 and call sites on 20-21; PC 1 reaches rmap_walk:10,
     /// PC 2 an inline helper called from rmap_walk:12, PC 3 try_to_unmap:20.
-    pub(crate) fn example() -> Mapping {
+    pub fn example() -> Mapping {
         let mut m = Mapping { has_lines: true, has_kcov: true, ..Mapping::default() };
         for l in 10..=13 {
             m.coverable.push(fr("mm/rmap.c", "rmap_walk", l));
@@ -219,6 +219,13 @@ pub(crate) mod tests {
         m.pcs.insert(3, vec![fr("mm/rmap.c", "try_to_unmap", 20)]);
         m
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::example::example;
+    use super::*;
+    use crate::coverage::series::Point;
 
     #[test]
     fn lines_functions_and_entry_points() {
