@@ -12,6 +12,7 @@
 //! out again.
 
 use crate::check::outcome::Outcome;
+use crate::check::problem::ProblemKind;
 use crate::coverage::stack::Decoder;
 use crate::image::prepare::Prepared;
 use crate::image::symbols::{self, Symbols};
@@ -363,8 +364,12 @@ impl Play for Pool<'_> {
 }
 
 /// Why a guest that finished a scenario may not run another: it splatted or gained
-/// taint (a WARN whose lines were lost still taints).
+/// taint (a WARN whose lines were lost still taints), or a worker of it hung.
 fn retire_reason(o: &Outcome) -> Option<String> {
+    // Its task may never go (D state), and its lock or page may block others.
+    if o.problems.iter().any(|p| matches!(p.kind, ProblemKind::WorkerHung { .. })) {
+        return Some("a worker hung in the kernel".to_string());
+    }
     if let Some(s) = o.splats.first() {
         return Some(format!("kernel splat: {}", s.title));
     }
