@@ -277,23 +277,13 @@ static void add_frames(struct ctx *c, const char *key, const char *text)
 	}
 }
 
-/* The whole of a small /proc file, NUL-terminated; -1 when it has none. */
+/* /proc/<pid>/<what>, whole; -1 when the kernel has no such file. */
 static int read_proc(pid_t pid, const char *what, char *buf, size_t cap)
 {
 	char path[64];
-	ssize_t n;
-	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/%s", pid, what);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, cap - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	return 0;
+	return sysfs_read_all(path, buf, cap);
 }
 
 /*
