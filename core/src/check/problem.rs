@@ -13,7 +13,6 @@
 use crate::check::contents;
 use crate::check::dmesg::{self, BadLine};
 use crate::check::model::{slot_text, Slot, Why};
-use crate::check::worker;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -507,12 +506,15 @@ pub enum ProblemKind {
     },
 }
 
+/// The innermost frames of a hung worker's stack that its title names.
+const HUNG_TITLE_FRAMES: usize = 3;
+
 /// Where a hung worker waits, for titles: ` in a ← b ← c`, its innermost frames.
 fn hung_where(frames: &[String]) -> String {
     if frames.is_empty() {
         return " (no kernel stack)".into();
     }
-    format!(" in {}", frames.iter().take(worker::TITLE_FRAMES).cloned().collect::<Vec<_>>().join(" ← "))
+    format!(" in {}", frames.iter().take(HUNG_TITLE_FRAMES).cloned().collect::<Vec<_>>().join(" ← "))
 }
 
 fn slots(set: &[Slot]) -> String {
@@ -831,7 +833,7 @@ impl fmt::Display for ProblemKind {
             StepFailed { n, op, errno, msg } => write!(f, "step {n} ({op}): failed with errno {errno} ({msg})"),
             WorkerHung { n, op, frames } => {
                 write!(f, "step {n} ({op}) hung{}", hung_where(frames))?;
-                if frames.len() > worker::TITLE_FRAMES {
+                if frames.len() > HUNG_TITLE_FRAMES {
                     write!(f, " (stack: {})", frames.join(" ← "))?;
                 }
                 Ok(())

@@ -9,9 +9,6 @@ use crate::check::dmesg;
 use crate::check::problem::ProblemKind;
 use crate::wire::Fields;
 
-/// Innermost meaningful frames a hang's title names.
-pub const TITLE_FRAMES: usize = 3;
-
 /// Frames that only say the task sleeps or was switched out, not where it waits.
 const SCHEDULER: &[&str] = &[
     "__switch_to",
