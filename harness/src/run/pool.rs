@@ -433,4 +433,22 @@ mod tests {
         assert_eq!(ran.unwrap().status, crate::check::outcome::Status::Pass);
         assert_eq!(retire, None);
     }
+
+    #[test]
+    fn a_guest_whose_worker_hung_is_retired() {
+        let info =
+            Info { key: "6.12".into(), release: "6.12.117+deb12-arm64".into(), page_size: 4096, ..Info::default() };
+        let hung = "errno=110 msg=worker-hung pid=61 wchan=handle_userfault";
+        let mut fake = FakeAgent::new(info)
+            .expect(
+                "mmap",
+                "proc=p0 name=a pages=1 backing=anon share=private",
+                crate::vm::fake::Answer::Reply(crate::vm::fake::reply(false, hung, &[], &[])),
+            )
+            .expect("reset", "", ok("", &[]))
+            .expect("tainted", "", ok("value=0", &[]));
+        let (ran, retire) = play_on(&mut fake, &loaded());
+        assert_eq!(ran.unwrap().problems[0].title(), "Step: mmap hung in handle_userfault");
+        assert_eq!(retire.as_deref(), Some("a worker hung in the kernel"));
+    }
 }
