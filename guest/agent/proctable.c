@@ -314,6 +314,21 @@ static int worker_hung(struct ctx *c, struct proc *p)
 }
 
 /*
+ * The wait status of our child pid once it has gone, within GONE_TIMEOUT_MS;
+ * -1 for a process that is not our child (or was reaped already).
+ */
+static int wait_status(pid_t pid, int *status)
+{
+	uint64_t deadline = now_us() + GONE_TIMEOUT_MS * 1000ULL;
+	struct timespec ts = { 0, 1000000 };
+	pid_t r;
+
+	while ((r = waitpid(pid, status, WNOHANG)) == 0 && now_us() < deadline)
+		nanosleep(&ts, NULL);
+	return r == pid ? 0 : -1;
+}
+
+/*
  * p's worker died: the answer says how (the signal its death notice or its
  * wait status gives, else its exit status), and p is forgotten. Only p0 is
  * our child; the kernel reaps the others, whose parent ignores SIGCHLD.
@@ -324,7 +339,7 @@ static int worker_died(struct ctx *c, struct proc *p, int sig)
 	int status;
 
 	proc_drop(p);
-	if (!sig && waitpid(pid, &status, 0) == pid) {
+	if (!sig && !wait_status(pid, &status)) {
 		if (WIFSIGNALED(status))
 			sig = WTERMSIG(status);
 		else if (c->why)

@@ -592,14 +592,20 @@ static int w_test_hang(struct wrep *r)
 		return wfail(r, errno, "userfaultfd");
 	p = mmap(NULL, page_size, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return wfail(r, errno, "mmap");
+	if (p == MAP_FAILED) {
+		wfail(r, errno, "mmap");
+		goto out;
+	}
 	reg.range.start = (uint64_t)p;
 	reg.range.len = page_size;
 	if (ioctl(fd, UFFDIO_API, &api) || ioctl(fd, UFFDIO_REGISTER, &reg))
-		return wfail(r, errno, "uffdio");
-	p[0] = 1;
-	return wfail(r, EIO, "uffd-served");
+		wfail(r, errno, "uffdio");
+	else
+		p[0] = 1;	/* never returns */
+	munmap((void *)p, page_size);
+out:
+	close(fd);
+	return r->err ? -1 : wfail(r, EIO, "uffd-served");
 }
 
 /* Test only: die of a NULL write that no handler catches. */
