@@ -46,6 +46,7 @@ pub enum Op {
     Panic,
     Hang,
     Crash,
+    Wtest,
     Exec,
     Poweroff,
 }
@@ -101,6 +102,7 @@ pub const OPS: &[Spec] = &[
     spec(Op::Panic, "panic", &[]),
     spec(Op::Hang, "hang", &[]),
     spec(Op::Crash, "crash", &[]),
+    spec(Op::Wtest, "wtest", &["proc", "what"]),
     spec(Op::Exec, "exec", &["path", "timeout_ms"]),
     spec(Op::Poweroff, "poweroff", &[]),
 ];
@@ -132,6 +134,11 @@ impl fmt::Display for Op {
         f.write_str(self.name())
     }
 }
+
+/// The keys an `err` reply adds after `msg` when the request's worker failed
+/// (`msg=worker-hung`, `msg=worker-died`; docs/PROTOCOL.md, Worker failures):
+/// guest/agent/proctable.c writes each, `check::worker` reads them.
+pub const WORKER_FAILURE_KEYS: &[&str] = &["pid", "wchan", "stack", "sysrq", "signal", "status"];
 
 /// The agent's limits: guest/agent/agent.h defines each with this value, and
 /// docs/PROTOCOL.md's limits table lists them.

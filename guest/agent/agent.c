@@ -137,6 +137,8 @@ static void boot_fs(void)
 	write_file(THP "enabled", "madvise");
 	write_file(THP "defrag", "madvise");
 	write_file(THP "shmem_enabled", "advise");
+	/* A worker killed by a fault gets its line on the log (arm64: off). */
+	sysfs_write("/proc/sys/debug/exception-trace", "1");
 }
 
 /*
@@ -321,8 +323,8 @@ static int take_then(struct req *r)
  */
 static void handle_line(char *line, size_t len, int overlong)
 {
-	static struct sbuf data, fields;
-	struct ctx c = { .fields = &fields, .data = &data };
+	static struct sbuf data, fields, why;
+	struct ctx c = { .fields = &fields, .data = &data, .why = &why };
 	const struct op *op;
 	struct req r;
 	int rc, then;
@@ -330,6 +332,8 @@ static void handle_line(char *line, size_t len, int overlong)
 	data.len = 0;
 	fields.len = 0;
 	sb_add(&fields, "");
+	why.len = 0;
+	sb_add(&why, "");
 	c.req = &r;
 	if (len && line[len - 1] == '\r')
 		line[--len] = '\0';
@@ -354,8 +358,8 @@ static void handle_line(char *line, size_t len, int overlong)
 		data.len = 0;	/* no D lines with an err */
 	drain_kmsg(&data);
 	if (rc < 0)
-		sb_printf(&data, "R %llu err errno=%d msg=%s\n",
-			  (unsigned long long)r.id, c.err, c.msg);
+		sb_printf(&data, "R %llu err errno=%d msg=%s%s\n",
+			  (unsigned long long)r.id, c.err, c.msg, why.p);
 	else
 		sb_printf(&data, "R %llu ok%s\n", (unsigned long long)r.id,
 			  fields.p);

@@ -28,6 +28,7 @@ int op_folio(struct ctx *c);
 int op_reset(struct ctx *c);
 int op_fork(struct ctx *c);
 int op_exit(struct ctx *c);
+int op_wtest(struct ctx *c);
 void tmp_files_made(void);
 /* op_inspect.c */
 void inspect_open(void);

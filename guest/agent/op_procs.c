@@ -118,3 +118,26 @@ int op_exit(struct ctx *c)
 	}
 	return 0;
 }
+
+/*
+ * Test only: proc's worker hangs in the kernel (a userfaultfd fault nobody
+ * serves) or dies (a NULL write), for the host's hang and death reports.
+ */
+int op_wtest(struct ctx *c)
+{
+	static const struct named whats[] = {
+		{ "hang", W_TEST_HANG }, { "die", W_TEST_DIE }, { NULL, 0 },
+	};
+	const char *what = kv_get(c->req, "what");
+	struct wreq q = { .huge = -1 };
+	struct proc *p;
+	int rc = req_proc(c, &p), op;
+
+	if (rc)
+		return rc;
+	op = what ? pick(what, whats) : -1;
+	if (op < 0)
+		return bad(c, "what");
+	q.op = op;
+	return wcall(c, p, &q, NULL);
+}

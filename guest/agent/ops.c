@@ -63,6 +63,7 @@ static const struct op ops[] = {
 	{ "panic", op_panic, NO_KEYS },
 	{ "hang", op_hang, NO_KEYS },
 	{ "crash", op_crash, NO_KEYS },
+	{ "wtest", op_wtest, KEYS("proc", "what") },
 	{ "exec", op_exec, KEYS("path", "timeout_ms") },
 	{ "poweroff", op_poweroff, NO_KEYS },
 };

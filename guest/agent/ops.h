@@ -17,6 +17,7 @@ struct ctx {
 	const struct req *req;
 	struct sbuf *fields;	/* " k=v" of the R line */
 	struct sbuf *data;	/* D lines */
+	struct sbuf *why;	/* " k=v" an err R line adds after msg */
 	int err;		/* what fail() was given; the R line's errno */
 	char msg[NAME_LEN];
 };

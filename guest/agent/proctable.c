@@ -22,8 +22,14 @@
 
 #include "agent.h"
 #include "proctable.h"
+#include "sysfs.h"
 
-#define WORKER_TIMEOUT_MS	60000
+/*
+ * How long a worker may take over one request before it counts as hung:
+ * well inside the host's request deadline (30 s), so the host hears why.
+ */
+#define WORKER_DEADLINE_MS	20000
+#define STACK_MAX		4096
 
 static struct proc procs[MAX_PROCS];
 static uint64_t last_seq;
@@ -163,6 +169,7 @@ int proc_add(struct ctx *c, const char *label, pid_t pid, int ctl,
 	p->kcov = *kcov;
 	p->table = NULL;
 	p->mergeable = 0;
+	p->hung = 0;
 	p->live = 1;
 	p->seq = ++last_seq;
 	if (out)
@@ -174,7 +181,7 @@ int proc_add(struct ctx *c, const char *label, pid_t pid, int ctl,
 int procs_kill_all(struct ctx *c)
 {
 	pid_t ids[MAX_PROCS + 1];
-	int n = 0, i;
+	int n = 0, i, hung = 0;
 
 	if (pgid > 0)
 		kill(-pgid, SIGKILL);
@@ -182,10 +189,14 @@ int procs_kill_all(struct ctx *c)
 		if (!procs[i].live)
 			continue;
 		kill(procs[i].pid, SIGKILL);
-		ids[n++] = procs[i].pid;
+		/* A task stuck in D state may never go: wait for the rest. */
+		if (procs[i].hung)
+			hung = 1;
+		else
+			ids[n++] = procs[i].pid;
 		proc_drop(&procs[i]);
 	}
-	if (pgid > 0)
+	if (pgid > 0 && !hung)
 		ids[n++] = -pgid;
 	if (wait_gone(ids, n, GONE_TIMEOUT_MS))
 		return fail(c, ETIMEDOUT, "reset-timeout");
@@ -245,24 +256,115 @@ int wcall(struct ctx *c, struct proc *p, const struct wreq *q,
 	return wcall_fds(c, p, q, NULL, 0, ans);
 }
 
-/* The worker is gone or stuck: kill it, forget it, say why. */
-static int worker_lost(struct ctx *c, struct proc *p, int err,
-		       const char *msg)
+/* A request's err line gets " key=" and the frames of text, comma-joined. */
+static void add_frames(struct ctx *c, const char *key, const char *text)
+{
+	const char *line = text, *end;
+	int first = 1;
+
+	sb_printf(c->why, " %s=", key);
+	for (; *line; line = *end ? end + 1 : end) {
+		end = strchrnul(line, '\n');
+		/* "[<0>] handle_userfault+0x4d0/0x6c8": the host parses it. */
+		if (line[0] == '[' && memchr(line, ' ', end - line))
+			line = memchr(line, ' ', end - line) + 1;
+		if (end == line)
+			continue;
+		if (!first)
+			sb_add(c->why, ",");
+		sb_add_sanitized(c->why, line, end - line);
+		first = 0;
+	}
+}
+
+/* /proc/<pid>/<what>, whole; -1 when the kernel has no such file. */
+static int read_proc(pid_t pid, const char *what, char *buf, size_t cap)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, what);
+	return sysfs_read_all(path, buf, cap);
+}
+
+/*
+ * p's worker is stuck in the kernel: the answer carries where (its kernel
+ * stack, or a sysrq-t dump on the log when the kernel has no
+ * CONFIG_STACKTRACE, and its wchan). A task in D state cannot be killed,
+ * so it stays; later requests to it fail at once.
+ */
+static int worker_hung(struct ctx *c, struct proc *p)
+{
+	static char stack[STACK_MAX];
+
+	p->hung = 1;
+	if (c->why) {
+		sb_printf(c->why, " pid=%d", p->pid);
+		if (!read_proc(p->pid, "wchan", stack, sizeof(stack)) &&
+		    strcmp(stack, "0")) {
+			sb_add(c->why, " wchan=");
+			sb_add_sanitized(c->why, stack, strlen(stack));
+		}
+		if (!read_proc(p->pid, "stack", stack, sizeof(stack)))
+			add_frames(c, "stack", stack);
+		else if (!sysfs_write("/proc/sysrq-trigger", "t"))
+			sb_add(c->why, " sysrq=t");
+	}
+	con("rmapcheck-agent: worker %d hung\n", p->pid);
+	return fail(c, ETIMEDOUT, "worker-hung");
+}
+
+/*
+ * The wait status of our child pid once it has gone, within GONE_TIMEOUT_MS;
+ * -1 for a process that is not our child (or was reaped already).
+ */
+static int wait_status(pid_t pid, int *status)
+{
+	uint64_t deadline = now_us() + GONE_TIMEOUT_MS * 1000ULL;
+	struct timespec ts = { 0, 1000000 };
+	pid_t r;
+
+	while ((r = waitpid(pid, status, WNOHANG)) == 0 && now_us() < deadline)
+		nanosleep(&ts, NULL);
+	return r == pid ? 0 : -1;
+}
+
+/*
+ * p's worker died: the answer says how (the signal its death notice or its
+ * wait status gives, else its exit status), and p is forgotten. Only p0 is
+ * our child; the kernel reaps the others, whose parent ignores SIGCHLD.
+ */
+static int worker_died(struct ctx *c, struct proc *p, int sig)
 {
 	pid_t pid = p->pid;
+	int status;
 
-	kill(pid, SIGKILL);
 	proc_drop(p);
-	wait_gone(&pid, 1, GONE_TIMEOUT_MS);
-	return fail(c, err, msg);
+	if (!sig && !wait_status(pid, &status)) {
+		if (WIFSIGNALED(status))
+			sig = WTERMSIG(status);
+		else if (c->why)
+			sb_printf(c->why, " status=%d", WEXITSTATUS(status));
+	}
+	/* After a notice it dies by itself, so the kernel logs the fault. */
+	if (wait_gone(&pid, 1, GONE_TIMEOUT_MS)) {
+		kill(pid, SIGKILL);
+		wait_gone(&pid, 1, GONE_TIMEOUT_MS);
+	}
+	if (c->why) {
+		sb_printf(c->why, " pid=%d", pid);
+		if (sig)
+			sb_printf(c->why, " signal=%d", sig);
+	}
+	return fail(c, ESRCH, "worker-died");
 }
 
 /*
  * Sends q (and nfds fds, at most 2) to p's worker and waits for its answer,
  * read into ans (whole, for W_LIST; NULL when only the error matters).
  * What the worker's kernel work reached goes into the coverage set.
- * Returns 0 or a negative errno: the worker's own, or ESRCH (worker-died)
- * and ETIMEDOUT (worker-timeout), after which p is dropped (!proc_live).
+ * Returns 0 or a negative errno: the worker's own, or ESRCH (worker-died,
+ * after which p is dropped: !proc_live) or ETIMEDOUT (worker-hung: p stays,
+ * marked hung, and EDEADLK answers every later request to it).
  */
 int wcall_fds(struct ctx *c, struct proc *p, const struct wreq *q,
 	      const int *fds, int nfds, struct wrep *ans)
@@ -278,6 +380,8 @@ int wcall_fds(struct ctx *c, struct proc *p, const struct wreq *q,
 	size_t cap = ans ? sizeof(*ans) : WREP_HDR_LEN;
 	ssize_t n;
 
+	if (p->hung)
+		return fail(c, EDEADLK, "worker-hung");
 	if (!ans)
 		ans = &hdr;
 	if (nfds > 0) {
@@ -298,16 +402,18 @@ int wcall_fds(struct ctx *c, struct proc *p, const struct wreq *q,
 		p->table = NULL;
 	}
 	if (sendmsg(p->ctl, &mh, MSG_NOSIGNAL) < 0)
-		return worker_lost(c, p, ESRCH, "worker-died");
+		return worker_died(c, p, 0);
 	do
-		n = poll(&pfd, 1, WORKER_TIMEOUT_MS);
+		n = poll(&pfd, 1, WORKER_DEADLINE_MS);
 	while (n < 0 && errno == EINTR);
 	if (n == 0)
-		return worker_lost(c, p, ETIMEDOUT, "worker-timeout");
+		return worker_hung(c, p);
 	n = recv(p->ctl, ans, cap, 0);
 	kcov_fold(&p->kcov);
 	if (n <= 0)
-		return worker_lost(c, p, ESRCH, "worker-died");
+		return worker_died(c, p, 0);
+	if ((size_t)n >= WREP_HDR_LEN && ans->signal)
+		return worker_died(c, p, ans->signal);
 	if ((size_t)n < WREP_HDR_LEN)
 		return fail(c, EPROTO, "worker-proto");
 	if (ans->err) {

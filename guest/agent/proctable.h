@@ -26,6 +26,7 @@ struct proc {
 	struct wrep *table;	/* its W_LIST answer while still true, or NULL */
 	int mergeable;		/* a madvise made some of its memory mergeable */
 	int live;
+	int hung;	/* stuck in the kernel past a request's deadline */
 	uint64_t seq;		/* creation order */
 };
 

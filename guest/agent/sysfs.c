@@ -22,8 +22,8 @@ int sysfs_write(const char *path, const char *val)
 	return n < 0 ? -1 : 0;
 }
 
-/* The first line of a small file, NUL-terminated. */
-int sysfs_read(const char *path, char *buf, size_t len)
+/* The whole of a small file (what one read gives), NUL-terminated. */
+int sysfs_read_all(const char *path, char *buf, size_t len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
@@ -35,6 +35,14 @@ int sysfs_read(const char *path, char *buf, size_t len)
 	if (n <= 0)
 		return -1;
 	buf[n] = '\0';
+	return 0;
+}
+
+/* The first line of a small file, NUL-terminated. */
+int sysfs_read(const char *path, char *buf, size_t len)
+{
+	if (sysfs_read_all(path, buf, len))
+		return -1;
 	buf[strcspn(buf, "\n")] = '\0';
 	return 0;
 }

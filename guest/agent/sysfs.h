@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 int sysfs_write(const char *path, const char *val);
+int sysfs_read_all(const char *path, char *buf, size_t len);
 int sysfs_read(const char *path, char *buf, size_t len);
 int sysfs_u64(const char *path, uint64_t *v);
 

@@ -13,8 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -448,11 +451,25 @@ static int w_mlock(const struct wreq *q, struct wrep *r)
 	return 0;
 }
 
+/*
+ * A fatal signal: tell the controller which, then die of it for real (the
+ * fault repeats, abort() raises again), so the kernel logs it as usual.
+ */
+static void on_fatal(int sig)
+{
+	static struct wrep notice;
+
+	notice.err = EINTR;
+	notice.signal = sig;
+	send(CTL_FD, &notice, WREP_HDR_LEN, MSG_NOSIGNAL);
+	signal(sig, SIG_DFL);
+}
+
 static void on_fault(int sig)
 {
 	if (!fault_armed) {
-		signal(sig, SIG_DFL);
-		return;		/* re-faults and dies: the controller sees EOF */
+		on_fatal(sig);
+		return;
 	}
 	fault_sig = sig;
 	siglongjmp(fault_jmp, 1);
@@ -559,6 +576,45 @@ static int w_fork(int fd, int kfd, struct wrep *r)
 	return 1;
 }
 
+/*
+ * Test only: touch a fresh page registered with a userfaultfd that nobody
+ * serves. The fault waits in handle_userfault() for good: a real kernel
+ * stack for the controller's hang report.
+ */
+static int w_test_hang(struct wrep *r)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	int fd = syscall(SYS_userfaultfd, O_CLOEXEC);
+	volatile uint8_t *p;
+
+	if (fd < 0)
+		return wfail(r, errno, "userfaultfd");
+	p = mmap(NULL, page_size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		wfail(r, errno, "mmap");
+		goto out;
+	}
+	reg.range.start = (uint64_t)p;
+	reg.range.len = page_size;
+	if (ioctl(fd, UFFDIO_API, &api) || ioctl(fd, UFFDIO_REGISTER, &reg))
+		wfail(r, errno, "uffdio");
+	else
+		p[0] = 1;	/* never returns */
+	munmap((void *)p, page_size);
+out:
+	close(fd);
+	return r->err ? -1 : wfail(r, EIO, "uffd-served");
+}
+
+/* Test only: die of a NULL write that no handler catches. */
+static void w_test_die(void)
+{
+	fault_armed = 0;
+	*(volatile int *)NULL = 1;
+}
+
 static void w_list(struct wrep *r)
 {
 	int i;
@@ -615,6 +671,11 @@ static int dispatch(const struct wreq *q, struct wrep *r, int fd, int kfd)
 		return mlockall(q->advice) ? wfail(r, errno, "mlockall") : 0;
 	case W_MUNLOCKALL:
 		return munlockall() ? wfail(r, errno, "munlockall") : 0;
+	case W_TEST_HANG:
+		return w_test_hang(r);
+	case W_TEST_DIE:
+		w_test_die();
+		return wfail(r, EIO, "survived");
 	}
 	return wfail(r, ENOSYS, "bad-wop");
 }
@@ -629,6 +690,10 @@ void worker_main(void)
 	sa.sa_handler = on_fault;
 	sigaction(SIGSEGV, &sa, NULL);
 	sigaction(SIGBUS, &sa, NULL);
+	sa.sa_handler = on_fatal;
+	sigaction(SIGABRT, &sa, NULL);
+	sigaction(SIGILL, &sa, NULL);
+	sigaction(SIGFPE, &sa, NULL);
 	/* Our children are reaped by the kernel; orphans go to pid 1. */
 	signal(SIGCHLD, SIG_IGN);
 

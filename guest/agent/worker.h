@@ -29,6 +29,8 @@ enum wop {
 	W_MUNLOCK,
 	W_MLOCKALL,	/* advice: mlockall() flags */
 	W_MUNLOCKALL,
+	W_TEST_HANG,	/* test only: block in a userfaultfd fault for good */
+	W_TEST_DIE,	/* test only: a NULL write, unhandled */
 };
 
 enum backing { B_ANON, B_DEVZERO, B_MEMFD, B_FILE };
@@ -62,6 +64,7 @@ struct wrep {
 	char msg[NAME_LEN];
 	uint64_t addr, old, count;
 	int32_t pid;
+	int32_t signal;	/* a death notice: the fatal signal (no request asked) */
 	uint32_t nmaps, nbits;
 	struct wmapinfo maps[MAX_MAPS];
 	uint8_t bits[WREP_BITS];	/* W_LIST: one bit per page, 1 = mapped */

@@ -4,7 +4,7 @@
 //! name is not in it. Reads files only.
 
 use regex::Regex;
-use rmapcheck::ops::{AGENT_LIMITS, OPS};
+use rmapcheck::ops::{AGENT_LIMITS, OPS, WORKER_FAILURE_KEYS};
 use rmapcheck::scenario::{MAX_MAPS, MAX_PAGES, MAX_PROCS};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -124,6 +124,17 @@ fn agent_h_and_protocol_md_have_the_hosts_limits() {
     let want: BTreeMap<String, u64> = AGENT_LIMITS.iter().map(|(n, v)| (n.to_string(), *v)).collect();
     assert_eq!(agent_limits(), want, "agent.h's limits differ from rmapcheck::ops::AGENT_LIMITS");
     assert_eq!(documented_limits(), want, "PROTOCOL.md's limits table differs from rmapcheck::ops::AGENT_LIMITS");
+}
+
+#[test]
+fn the_worker_failure_keys_are_documented_and_written() {
+    let doc = read("docs/PROTOCOL.md");
+    let agent = read("guest/agent/proctable.c");
+    for key in WORKER_FAILURE_KEYS {
+        assert!(doc.contains(&format!("`{key}=")), "PROTOCOL.md does not document the worker failure key {key}");
+        let written = Regex::new(&format!(r#"" {key}=|"{key}""#)).unwrap();
+        assert!(written.is_match(&agent), "proctable.c does not write the worker failure key {key}");
+    }
 }
 
 #[test]

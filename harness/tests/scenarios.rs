@@ -22,6 +22,8 @@ mod signals;
 mod vm_checks;
 #[path = "scenarios/vm_restore.rs"]
 mod vm_restore;
+#[path = "scenarios/worker_faults.rs"]
+mod worker_faults;
 
 #[path = "scenarios/fuzz_selftest.rs"]
 mod fuzz_selftest;
@@ -190,6 +192,7 @@ fn main() -> ExitCode {
         trials.extend(debugger::trials(key, i == 0));
         trials.extend(vm_checks::trials(key, pools));
         trials.extend(faults::trials(key, pools));
+        trials.extend(worker_faults::trials(key, pools));
         trials.extend(signals::trials(key, pools));
         trials.extend(fuzz_selftest::trials(key, pools));
         trials.extend(vm_restore::trials(key, pools));

@@ -452,6 +452,19 @@ pub enum ProblemKind {
         errno: Errno,
         msg: String,
     },
+    /// Step `n`'s worker stopped answering, stuck in the kernel at `frames` (innermost
+    /// first, the scheduler's left out; empty when nothing said where).
+    WorkerHung {
+        n: usize,
+        op: String,
+        frames: Vec<String>,
+    },
+    /// Step `n`'s worker died; `how` is its signal and what the kernel logged.
+    WorkerDied {
+        n: usize,
+        op: String,
+        how: String,
+    },
     /// Setting mTHP sizes failed.
     MthpFailed {
         args: String,
@@ -493,6 +506,17 @@ pub enum ProblemKind {
     },
 }
 
+/// The innermost frames of a hung worker's stack that its title names.
+const HUNG_TITLE_FRAMES: usize = 3;
+
+/// Where a hung worker waits, for titles: ` in a ← b ← c`, its innermost frames.
+fn hung_where(frames: &[String]) -> String {
+    if frames.is_empty() {
+        return " (no kernel stack)".into();
+    }
+    format!(" in {}", frames.iter().take(HUNG_TITLE_FRAMES).cloned().collect::<Vec<_>>().join(" ← "))
+}
+
 fn slots(set: &[Slot]) -> String {
     if set.is_empty() {
         return "nothing".into();
@@ -520,6 +544,7 @@ impl ProblemKind {
             Sharing { .. } => Check::O4,
             Contents(_) => Check::O5,
             StepFailed { .. } | MthpFailed { .. } | NotRun { .. } => Check::Step,
+            WorkerHung { .. } | WorkerDied { .. } => Check::Step,
             GuestFault { by_splat: true, .. } => Check::O3,
             GuestFault { .. } => Check::Step,
             NoFindpageResult { .. } | NoFindtaskResult { .. } | ExpectationFailed { .. } => Check::Expect,
@@ -597,6 +622,8 @@ impl ProblemKind {
             }
             Contents(m) => m.title(),
             StepFailed { op, errno, msg, .. } => format!("{op} failed with {} ({msg})", errno.name()),
+            WorkerHung { op, frames, .. } => format!("{op} hung{}", hung_where(frames)),
+            WorkerDied { op, how, .. } => format!("{op}: the worker died of {how}"),
             MthpFailed { errno, .. } => format!("mthp failed with {}", errno.name()),
             // Text from elsewhere (a kernel that is not ready, a guest fault): its first
             // line with numbers stripped is all there is.
@@ -804,6 +831,14 @@ impl fmt::Display for ProblemKind {
             }
             Contents(m) => write!(f, "{m}"),
             StepFailed { n, op, errno, msg } => write!(f, "step {n} ({op}): failed with errno {errno} ({msg})"),
+            WorkerHung { n, op, frames } => {
+                write!(f, "step {n} ({op}) hung{}", hung_where(frames))?;
+                if frames.len() > HUNG_TITLE_FRAMES {
+                    write!(f, " (stack: {})", frames.join(" ← "))?;
+                }
+                Ok(())
+            }
+            WorkerDied { n, op, how } => write!(f, "step {n} ({op}): the worker died of {how}"),
             MthpFailed { args, errno } => write!(f, "mthp {args}: failed with errno {errno}"),
             NotRun { why } => write!(f, "{why}"),
             GuestFault { cause, what, .. } => write!(f, "guest fault ({cause}): {what}"),

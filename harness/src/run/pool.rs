@@ -12,6 +12,7 @@
 //! out again.
 
 use crate::check::outcome::Outcome;
+use crate::check::problem::ProblemKind;
 use crate::coverage::stack::Decoder;
 use crate::image::prepare::Prepared;
 use crate::image::symbols::{self, Symbols};
@@ -363,8 +364,12 @@ impl Play for Pool<'_> {
 }
 
 /// Why a guest that finished a scenario may not run another: it splatted or gained
-/// taint (a WARN whose lines were lost still taints).
+/// taint (a WARN whose lines were lost still taints), or a worker of it hung.
 fn retire_reason(o: &Outcome) -> Option<String> {
+    // Its task may never go (D state), and its lock or page may block others.
+    if o.problems.iter().any(|p| matches!(p.kind, ProblemKind::WorkerHung { .. })) {
+        return Some("a worker hung in the kernel".to_string());
+    }
     if let Some(s) = o.splats.first() {
         return Some(format!("kernel splat: {}", s.title));
     }
@@ -427,5 +432,23 @@ mod tests {
         let (ran, retire) = play_on(&mut guest("value=12288", "value=12288"), &loaded());
         assert_eq!(ran.unwrap().status, crate::check::outcome::Status::Pass);
         assert_eq!(retire, None);
+    }
+
+    #[test]
+    fn a_guest_whose_worker_hung_is_retired() {
+        let info =
+            Info { key: "6.12".into(), release: "6.12.117+deb12-arm64".into(), page_size: 4096, ..Info::default() };
+        let hung = "errno=110 msg=worker-hung pid=61 wchan=handle_userfault";
+        let mut fake = FakeAgent::new(info)
+            .expect(
+                "mmap",
+                "proc=p0 name=a pages=1 backing=anon share=private",
+                crate::vm::fake::Answer::Reply(crate::vm::fake::reply(false, hung, &[], &[])),
+            )
+            .expect("reset", "", ok("", &[]))
+            .expect("tainted", "", ok("value=0", &[]));
+        let (ran, retire) = play_on(&mut fake, &loaded());
+        assert_eq!(ran.unwrap().problems[0].title(), "Step: mmap hung in handle_userfault");
+        assert_eq!(retire.as_deref(), Some("a worker hung in the kernel"));
     }
 }

@@ -8,7 +8,7 @@ use crate::check::model::{Frame, Model, Slot};
 use crate::check::oracle::{self, Asked, Check, FolioTruth, Problem, Truth};
 use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status, VmaLabel};
 use crate::check::problem::{Errno, ProblemKind};
-use crate::check::{swap, triggers};
+use crate::check::{swap, triggers, worker};
 use crate::scenario::request::{self, Pages, Request, Wire};
 use crate::scenario::{Advice, Expect, KnownBug, Loaded, Mthp, Step, World};
 use crate::vm::agent::Agent;
@@ -101,6 +101,12 @@ struct Run<'a> {
     /// mergeable VMA when ksmd scanned), with their address then: O1 requires a KSM
     /// walk to reach those, not only fork copies of what it found.
     ksm_items: BTreeMap<Slot, u64>,
+    /// A step's worker hung in the kernel: the steps after it mean nothing.
+    stopped: bool,
+    /// Processes whose worker died (and children their skipped forks would have made).
+    dead: BTreeSet<String>,
+    /// Steps not played because they name a dead process.
+    skipped: Vec<usize>,
 }
 
 /// Run `loaded` on `guest`. A guest fault ends the run with `Err`; the caller decides
@@ -133,7 +139,7 @@ pub fn run_observed(
     for (i, step) in scenario.steps.iter().enumerate() {
         session.run.prefetch = matches!(scenario.steps.get(i + 1), Some(Step::Check(_)));
         session.step(step)?;
-        if observe(&mut session) == Flow::Stop {
+        if observe(&mut session) == Flow::Stop || session.run.stopped {
             break;
         }
     }
@@ -184,6 +190,9 @@ impl<'g> Session<'g> {
             prefetch: false,
             fused_at: None,
             ksm_items: BTreeMap::new(),
+            stopped: false,
+            dead: BTreeSet::new(),
+            skipped: Vec::new(),
         };
         run.set_mthp(mthp)?;
         tracing::debug!(scenario = %loaded.scenario.name, steps = loaded.scenario.steps.len(), "scenario starts");
@@ -193,6 +202,14 @@ impl<'g> Session<'g> {
     /// Play one more step.
     pub fn step(&mut self, step: &Step) -> Result<(), Fault> {
         self.steps += 1;
+        // One death, not a cascade of no-proc errors after it.
+        if step.proc().is_some_and(|p| self.run.dead.contains(p)) {
+            if let Step::Fork(f) = step {
+                self.run.dead.insert(f.child.clone());
+            }
+            self.run.skipped.push(self.steps);
+            return Ok(());
+        }
         tracing::debug!(step = self.steps, op = step.op(), "step");
         let before = self.run.outcome.problems.len();
         self.run.step(self.steps, step)?;
@@ -256,6 +273,11 @@ impl<'g> Session<'g> {
     /// Tear down, collect splats and taint, and check `expect`: the finished outcome.
     pub fn finish(self, expect: &[Expect], known_bug: Option<&KnownBug>) -> Result<Outcome, Fault> {
         let Session { mut run, started, mark, .. } = self;
+        if !run.skipped.is_empty() {
+            let steps: Vec<String> = run.skipped.iter().map(usize::to_string).collect();
+            let s = if steps.len() == 1 { "" } else { "s" };
+            run.outcome.notes.push(format!("step{s} {} skipped: a process they name died", steps.join(", ")));
+        }
         // The teardown is part of the run: a splat while its processes exit (a bad page
         // map, a WARN in unlink_anon_vmas) belongs to it, and the shrinker replays it too.
         teardown(run.guest)?;
@@ -324,6 +346,21 @@ fn teardown(guest: &mut dyn Agent) -> Result<(), Fault> {
 impl Run<'_> {
     fn fail(&mut self, n: usize, step: &Step, reply: &Reply) {
         self.failed = true;
+        let log: Vec<String> = reply.kmsg.iter().filter_map(|k| dmesg::parse_record(k)).map(|r| r.text).collect();
+        if let Some(kind) = worker::problem(n, step.op(), &reply.fields, &log) {
+            if matches!(kind, ProblemKind::WorkerHung { .. }) {
+                self.stopped = true;
+                self.outcome.notes.push(format!("step {n}: the run stops here, as its worker hung"));
+            } else {
+                self.dead.extend(step.proc().map(String::from));
+                // A fork that killed its parent made no child.
+                if let Step::Fork(f) = step {
+                    self.dead.insert(f.child.clone());
+                }
+            }
+            self.outcome.problems.push(Problem::new(kind));
+            return;
+        }
         let errno = Errno(reply.errno().unwrap_or(0));
         let msg = reply.get("msg").unwrap_or("").to_string();
         self.outcome.problems.push(Problem::new(ProblemKind::StepFailed { n, op: step.op().to_string(), errno, msg }));

@@ -183,3 +183,56 @@ fn new_taint_and_a_forwarded_splat_fail_the_run_under_o3() {
     assert!(text.iter().any(|p| p.contains("kernel splat: WARNING")), "{text:?}");
     assert!(text.iter().any(|p| p.contains("newly tainted: W")), "{text:?}");
 }
+
+/// The refusal of a request whose worker hung, as the agent words it on 6.12.
+fn hung(stack: &str) -> Answer {
+    Answer::Reply(reply(
+        false,
+        &format!("errno=110 msg=worker-hung pid=61 wchan=handle_userfault stack={stack}"),
+        &[],
+        &[],
+    ))
+}
+
+#[test]
+fn a_hung_worker_is_one_problem_titled_by_its_stack_and_the_run_stops() {
+    let loaded = scenario(
+        "  - mmap: { name: a, pages: 1, backing: anon, share: private }\n  - write: { map: a, page: 0 }\n  - write: { map: a, page: 0 }\n",
+    );
+    let stack = "handle_userfault+0x4a8/0x5f0,do_anonymous_page+0x39c/0x6f0,__handle_mm_fault+0x7e8/0xf20,\
+                 handle_mm_fault+0xe8/0x2a0,do_page_fault+0x13c/0x5a0";
+    let mut fake = FakeAgent::new(info())
+        .expect("mmap", "proc=p0 name=a pages=1 backing=anon share=private", ok("addr=0x1000", &[]))
+        .expect("write", "proc=p0 name=a page=0 count=1 value=3 tag=1", hung(stack))
+        // No third step: the teardown comes next.
+        .expect("reset", "", ok("", &[]))
+        .expect("tainted", "", ok("value=0", &[]));
+    let outcome = run(&mut fake, &loaded).unwrap();
+    assert_eq!(outcome.status, Status::Fail);
+    let titles: Vec<String> = outcome.problems.iter().map(|p| p.title()).collect();
+    assert_eq!(titles, ["Step: write hung in handle_userfault ← do_anonymous_page ← __handle_mm_fault"]);
+    assert!(outcome.problems[0].message().starts_with("step 2 (write) hung in handle_userfault ← "));
+    assert!(outcome.notes.iter().any(|n| n == "step 2: the run stops here, as its worker hung"), "{:?}", outcome.notes);
+}
+
+#[test]
+fn a_worker_that_dies_is_one_problem_and_its_later_steps_are_skipped() {
+    let loaded = scenario(
+        "  - mmap: { name: a, pages: 1, backing: anon, share: private }\n  - fork: { child: c1 }\n  - write: { proc: c1, map: a, page: 0 }\n  - write: { map: a, page: 0 }\n  - compact: {}\n",
+    );
+    let segv = "6,300,1000;init[61]: unhandled exception: DABT (lower EL), ESR 0x0000000092000046, level 2 translation fault in init[b65c,400000+ad000]";
+    let died = Answer::Reply(reply(false, "errno=3 msg=worker-died pid=61 signal=11", &[], &[segv]));
+    let mut fake = FakeAgent::new(info())
+        .expect("mmap", "proc=p0 name=a pages=1 backing=anon share=private", ok("addr=0x1000", &[]))
+        .expect("fork", "proc=p0 child=c1", died)
+        // Steps 3 and 4 name the child p0 never made and p0; step 5 names no process.
+        .expect("compact", "", ok("", &[]))
+        .expect("reset", "", ok("", &[]))
+        .expect("tainted", "", ok("value=0", &[]));
+    let outcome = run(&mut fake, &loaded).unwrap();
+    let titles: Vec<String> = outcome.problems.iter().map(|p| p.title()).collect();
+    let how =
+        "SIGSEGV (init[#]: unhandled exception: DABT (lower EL), ESR #, level # translation fault in init[#,#+#])";
+    assert_eq!(titles, [format!("Step: fork: the worker died of {how}")]);
+    assert!(outcome.notes.iter().any(|n| n == "steps 3, 4 skipped: a process they name died"), "{:?}", outcome.notes);
+}
