@@ -579,11 +579,21 @@ fn mutants_section(s: &mut String, verdicts: &[mutants::Verdict]) {
     s.push_str("<section id=\"mutants\" class=\"card\"><h2>Mutants: planted bugs</h2>\n");
     let _ = write!(s, "<p>{}</p>", esc(mutants::summary(verdicts).trim_end()));
     s.push_str(
-        "<table><thead><tr><th>mutant</th><th>what it breaks</th><th>suite</th><th>fuzz</th></tr></thead><tbody>",
+        "<table><thead><tr><th>mutant</th><th>what it breaks</th><th>suite</th><th>fuzz</th><th>repro.c</th></tr></thead>\
+         <tbody>",
     );
     let cell = |f: &Option<mutants::Found>| match f {
         Some(f) => format!("<span class=\"chip pass\">{:.1} s</span> {}", f.secs, esc(&f.title)),
         None => "<span class=\"chip fail\">missed</span>".to_string(),
+    };
+    // Fails the mutant and passes the clean kernel: the program a maintainer can trust.
+    let repro = |r: &Option<mutants::Repro>| match r {
+        Some(r) => {
+            let chip = if r.tells_them_apart() { "pass" } else { "fail" };
+            let why = [&r.mutant.detail, &r.clean.detail].into_iter().find(|d| !d.is_empty());
+            format!("<span class=\"chip {chip}\">{}</span> {}", esc(&r.cell()), why.map(|w| esc(w)).unwrap_or_default())
+        }
+        None => String::new(),
     };
     for v in verdicts {
         let (suite, fuzz) = match &v.error {
@@ -592,9 +602,10 @@ fn mutants_section(s: &mut String, verdicts: &[mutants::Verdict]) {
         };
         let _ = write!(
             s,
-            "<tr><td class=\"mono\">{}</td><td>{}</td><td>{suite}</td><td>{fuzz}</td></tr>",
+            "<tr><td class=\"mono\">{}</td><td>{}</td><td>{suite}</td><td>{fuzz}</td><td>{}</td></tr>",
             esc(&v.name),
-            esc(&v.about)
+            esc(&v.about),
+            repro(&v.repro)
         );
     }
     s.push_str("</tbody></table></section>\n");
@@ -687,9 +698,17 @@ mod tests {
     fn the_html_section_shows_each_mutant_escaped() {
         let mut v = mutants::example("a<b>", None, Some(3.0));
         v.about = "x & y".into();
+        let run = |verdict, detail: &str| mutants::ReproRun { verdict, detail: detail.into() };
+        v.repro = Some(mutants::Repro {
+            source: "a/repro.c".into(),
+            from: "fuzz".into(),
+            mutant: run(mutants::ReproVerdict::Fail, "FAIL: c1 <m>[0]"),
+            clean: run(mutants::ReproVerdict::Pass, ""),
+        });
         let mut s = String::new();
         mutants_section(&mut s, &[v, mutants::example("c", None, None)]);
         assert!(s.contains("a&lt;b&gt;") && s.contains("x &amp; y") && !s.contains("a<b>"));
+        assert!(s.contains("<span class=\"chip pass\">mutant FAIL, clean PASS</span> FAIL: c1 &lt;m&gt;[0]"), "{s}");
         assert_eq!(s.matches("<tr><td").count(), 2);
         assert!(s.contains("missed") && s.contains("caught 1/2"));
     }
