@@ -69,7 +69,11 @@ fn write(found: &Found, page_size: u64, out: &Path) -> Result<()> {
 /// bug reproduced as a crash; any other error is a program that did not run.
 fn run_on(kernel: &Kernel, source: &Path, workdir: &Path, progress: &dyn FetchProgress) -> ReproRun {
     match program::run_c(kernel.clone(), source, workdir, TIMEOUT, progress) {
-        Ok(run) => judged(&run),
+        Ok(run) => {
+            // What it printed, notes included, stays beside the guest's console.
+            let _ = std::fs::write(workdir.join("output.txt"), &run.output);
+            judged(&run)
+        }
         Err(e) => match e.downcast_ref::<Fault>() {
             Some(f @ (Fault::Died { .. } | Fault::Hang { .. })) => ReproRun {
                 verdict: ReproVerdict::Crash,
