@@ -75,6 +75,10 @@ fn what_went_wrong(o: &Outcome, message: &impl Fn(&str) -> String, stacks: bool)
     out
 }
 
+/// How a run's note says its kernel's stacks could not be decoded (no vmlinux with
+/// debug info); the HTML report says it once per kernel, not once per scenario.
+pub const UNDECODED_NOTE: &str = "stack traces are not decoded to file:line";
+
 /// Each splat's stack, a frame a line, decoded to file:line where the kernel allowed
 /// (decode_stacktrace.sh's form); splats without a trace say nothing.
 pub fn stack_text(splats: &[crate::check::dmesg::Splat]) -> String {

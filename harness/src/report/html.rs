@@ -254,6 +254,7 @@ pub fn render(
         coverage_section(&mut s, c);
     }
     matrix(&mut s, &m);
+    undecoded_section(&mut s, outcomes);
     if !campaigns.is_empty() {
         fuzz_section(&mut s, campaigns);
     }
@@ -265,6 +266,36 @@ pub fn render(
     }
     s.push_str("</main></body></html>\n");
     s
+}
+
+/// Kernels whose splats kept raw frames (no debug info), each said once.
+fn undecoded_section(s: &mut String, outcomes: &[Outcome]) {
+    let mut said: Vec<&str> = Vec::new();
+    for n in outcomes.iter().flat_map(|o| &o.notes).filter(|n| n.starts_with(report::UNDECODED_NOTE)) {
+        if !said.contains(&n.as_str()) {
+            said.push(n);
+        }
+    }
+    for n in said {
+        let _ = writeln!(s, "<p class=\"card\"><b>note</b> {}</p>", esc(n));
+    }
+}
+
+/// Each splat of one run with its stack, a frame a line, decoded to file:line where
+/// the kernel's DWARF allowed (report.txt's form).
+fn stacks_html(s: &mut String, kernel: &str, o: &Outcome) {
+    for splat in o.splats.iter().filter(|sp| !sp.trace.is_empty()) {
+        let _ = write!(
+            s,
+            "<details class=\"stack\"><summary>Stack of <code>{}</code> on {}</summary><pre class=\"mono\">",
+            esc(&splat.line),
+            esc(kernel)
+        );
+        for frame in &splat.trace {
+            let _ = writeln!(s, "{}", esc(frame));
+        }
+        s.push_str("</pre></details>");
+    }
 }
 
 fn totals(s: &mut String, m: &Matrix) {
@@ -400,7 +431,12 @@ fn scenario_section(s: &mut String, m: &Matrix, sc: &str) {
             .problems
             .iter()
             .map(|p| format!("<b>{:?}</b> <pre>{}</pre>", p.check, esc(&p.message())))
-            .chain(o.notes.iter().map(|n| format!("<b>note</b> {}", esc(n))))
+            .chain(
+                o.notes
+                    .iter()
+                    .filter(|n| !n.starts_with(report::UNDECODED_NOTE))
+                    .map(|n| format!("<b>note</b> {}", esc(n))),
+            )
             .collect();
         if !issues.is_empty() {
             let _ = write!(s, "<h3>On {}</h3><ul class=\"problems\">", esc(k));
@@ -409,6 +445,7 @@ fn scenario_section(s: &mut String, m: &Matrix, sc: &str) {
             }
             s.push_str("</ul>");
         }
+        stacks_html(s, k, o);
     }
 
     for (k, o, v) in &row {
@@ -692,6 +729,33 @@ mod tests {
         let md = summary_markdown(&[a, f], &committed);
         assert!(md.contains("- `t::6.12` Fail: walk &lt;missed&gt; c1"), "{md}");
         assert!(md.contains("```diff\n--- expected\n+++ actual\n-old\n+findpage"), "{md}");
+    }
+
+    /// Every frame of a splat's decoded stack is on the page; a kernel without debug
+    /// info is said once, not under each scenario.
+    #[test]
+    fn each_splat_shows_its_decoded_stack_and_missing_debug_info_is_said_once() {
+        use crate::check::dmesg::{Splat, SplatKind};
+        let undecoded = format!("{}: 6.12 has no vmlinux with debug info here", report::UNDECODED_NOTE);
+        let mut a = outcome("s", "6.12", "fail", 1);
+        a.splats.push(Splat {
+            kind: SplatKind::BadPageMap,
+            line: "BUG: Bad page map in process <init>".into(),
+            title: "Bad page map".into(),
+            trace: vec![
+                "print_bad_pte+0x1a0/0x258 (mm/memory.c:515)".into(),
+                "zap_pte_range+0x2f4/0x8c0 (mm/memory.c:1530)".into(),
+            ],
+        });
+        a.notes.push(undecoded.clone());
+        let mut b = outcome("t", "6.12", "fail", 1);
+        b.notes.push(undecoded.clone());
+        let html = render(&[a, b], &Committed::new(), &[], &[], None);
+        assert!(html.contains("Stack of <code>BUG: Bad page map in process &lt;init&gt;</code> on 6.12"), "{html}");
+        assert!(html
+            .contains("print_bad_pte+0x1a0/0x258 (mm/memory.c:515)\nzap_pte_range+0x2f4/0x8c0 (mm/memory.c:1530)\n"));
+        // (The normalised output, the snapshot text, keeps each run's notes as they are.)
+        assert_eq!(html.matches(&format!("<b>note</b> {undecoded}")).count(), 1, "{html}");
     }
 
     #[test]

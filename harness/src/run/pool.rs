@@ -327,7 +327,7 @@ impl<'e> Pool<'e> {
                     s.trace = d.decode_all(&s.trace);
                 }
             }
-            Err(why) => outcome.notes.push(format!("stack traces are not decoded to file:line: {why}")),
+            Err(why) => outcome.notes.push(format!("{}: {why}", crate::report::UNDECODED_NOTE)),
         }
     }
 
