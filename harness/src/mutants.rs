@@ -236,20 +236,29 @@ fn judge(
             found_at.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(started.elapsed().as_secs_f64());
         }
         events(Event::Fuzz(e));
-    })?;
-    let secs = found_at.into_inner().unwrap_or_else(|p| p.into_inner());
-    let fuzz = summary.found.first().map(|f| Found {
-        title: f.title.clone(),
-        secs: secs.unwrap_or(summary.last.elapsed.as_secs_f64()),
-        replay: f.folder.as_ref().map(|d| d.join("shrunk.yaml").display().to_string()).unwrap_or_default(),
     });
+    let secs = found_at.into_inner().unwrap_or_else(|p| p.into_inner());
+    // A campaign that cannot even boot a guest (a mutant that kills init) is the
+    // fuzzer's error; what the suite found still stands.
+    let (fuzz, error) = match summary {
+        Ok(summary) => {
+            let found = summary.found.first().map(|f| Found {
+                title: f.title.clone(),
+                secs: secs.unwrap_or(summary.last.elapsed.as_secs_f64()),
+                replay: f.folder.as_ref().map(|d| d.join("shrunk.yaml").display().to_string()).unwrap_or_default(),
+            });
+            (found, None)
+        }
+        Err(e) if suite.is_some() => (None, Some(format!("fuzz: {e:#}"))),
+        Err(e) => return Err(e),
+    };
     if suite.is_some() || fuzz.is_some() {
         let how = format!("running the finding's repro.c on the mutant and on {}", clean.key);
         events(Event::Searching { name: m.name.clone(), how });
     }
     // The tree's Image is this mutant's only until the next build: run it now.
     let repro = repro::check(suite.as_ref(), fuzz.as_ref(), &kernel, clean, &opts.out.join(&m.name), progress);
-    Ok(Verdict { name: m.name.clone(), about: m.about.clone(), build_secs, suite, fuzz, error: None, repro })
+    Ok(Verdict { name: m.name.clone(), about: m.about.clone(), build_secs, suite, fuzz, error, repro })
 }
 
 /// Names the patch applied to the copy, so an interrupted run can undo it.

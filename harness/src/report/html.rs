@@ -633,8 +633,11 @@ fn mutants_section(s: &mut String, verdicts: &[mutants::Verdict]) {
         None => String::new(),
     };
     for v in verdicts {
+        let error = |e: &str| format!("<span class=\"chip error\">error</span> {}", esc(e));
         let (suite, fuzz) = match &v.error {
-            Some(e) => (format!("<span class=\"chip error\">error</span> {}", esc(e)), String::new()),
+            // The suite found it before the fuzzer failed.
+            Some(e) if v.suite.is_some() => (cell(&v.suite), error(e)),
+            Some(e) => (error(e), String::new()),
             None => (cell(&v.suite), cell(&v.fuzz)),
         };
         let _ = write!(

@@ -111,14 +111,17 @@ pub fn text(verdicts: &[Verdict]) -> String {
             None => "missed".to_string(),
         };
         out.push_str(&format!("{}\n  {}\n", v.name, v.about));
-        match &v.error {
-            Some(e) => out.push_str(&format!("  error: {e}\n")),
-            None => out.push_str(&format!(
+        // An error after the suite's finding (the fuzzer could not boot) keeps the line.
+        if v.error.is_none() || v.suite.is_some() {
+            out.push_str(&format!(
                 "  build {:.0} s | suite {} | fuzz {}\n",
                 v.build_secs,
                 show(&v.suite),
                 show(&v.fuzz)
-            )),
+            ));
+        }
+        if let Some(e) = &v.error {
+            out.push_str(&format!("  error: {e}\n"));
         }
         if let Some(r) = &v.repro {
             out.push_str(&format!("  repro.c of the {} finding: {}\n", r.from, r.cell()));
@@ -204,6 +207,14 @@ mod tests {
         v[2].repro = Some(repro(Pass, Pass));
         assert!(summary(&v).ends_with("; repro.c fails the mutant and passes the clean kernel for 2/3\n"));
         assert!(text(&v).contains("  repro.c of the fuzz finding: mutant PASS, clean PASS\n"));
+    }
+
+    #[test]
+    fn a_fuzzer_that_could_not_boot_leaves_the_suites_finding_standing() {
+        let mut v = example("cow", Some(2.5), None);
+        v.error = Some("fuzz: boot failed".into());
+        assert!(v.caught());
+        assert!(text(&[v]).contains("| suite 2.5 s: O1: x | fuzz missed\n  error: fuzz: boot failed\n"));
     }
 
     #[test]
