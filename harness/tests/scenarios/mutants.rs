@@ -53,7 +53,8 @@ pub fn trial(pools: fn() -> &'static Pools) -> Trial {
 /// 6.12-debug` judges a user's own patch in `git format-patch` form, named by its file
 /// and described by its Subject:. The patch is the file-walk mutant as a maintainer
 /// would hold it (mail headers, a diffstat, no `rmapcheck mutant:` line); one scenario
-/// that catches it stands for the suite, and the fuzzer gets a few seconds.
+/// that catches it stands for the suite, and the fuzzer gets a few seconds. The
+/// finding's generated repro.c must then fail the patched kernel and pass the clean one.
 pub fn patches_trial(pools: fn() -> &'static Pools) -> Trial {
     Trial::test(format!("vm::mutants_patches::{}", mutants::BASE), move || {
         pools().get(mutants::BASE)?;
@@ -100,8 +101,17 @@ pub fn patches_trial(pools: fn() -> &'static Pools) -> Trial {
             return Err(format!("not judged: {e}").into());
         }
         match &v.suite {
-            Some(found) if found.title.starts_with("O1") => Ok(()),
-            other => Err(format!("file_shared_fork should find the skipped mapping (O1), found {other:?}").into()),
+            Some(found) if found.title.starts_with("O1") => {}
+            other => {
+                return Err(format!("file_shared_fork should find the skipped mapping (O1), found {other:?}").into())
+            }
+        }
+        // The finding's generated C program migrates the page the walk cannot reach.
+        match &v.repro {
+            Some(r) if r.tells_them_apart() => Ok(()),
+            other => {
+                Err(format!("the repro.c should fail the patched kernel and pass the clean one: {other:?}").into())
+            }
         }
     })
 }
