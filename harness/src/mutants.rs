@@ -2,12 +2,14 @@
 //! Each patch under images/mutants/ injects one known kind of rmap or mapcount bug into
 //! the debug kernel's source. For each, the kernel is rebuilt incrementally in a copy of
 //! the cached tree, the scenario suite runs on it, then a fuzz campaign, each until it
-//! finds the bug; the verdict says which found it, by which check, and how fast.
+//! finds the bug; the verdict says which found it, by which check, and how fast. The
+//! finding's C reproducer then runs on the mutant kernel and on the clean one (`repro`).
 //!
 //! Architecture invariant: the cached tree of the debug kernel is never patched; only
 //! its copy is, and a patch left applied by an interrupted run is reverted first.
 
 pub mod hunks;
+pub mod repro;
 
 use crate::cache;
 use crate::check::outcome::Status;
@@ -135,7 +137,7 @@ pub fn run(
             break;
         }
         events(Event::Building { name: m.name.clone() });
-        let v = judge(m, &tree, scenarios, opts, events, progress);
+        let v = judge(m, &tree, &base.kernel, scenarios, opts, events, progress);
         // The copy goes back to the clean source whatever happened.
         revert(&tree, m)?;
         let v = v.unwrap_or_else(|e| Verdict {
@@ -145,6 +147,7 @@ pub fn run(
             suite: None,
             fuzz: None,
             error: Some(format!("{e:#}")),
+            repro: None,
         });
         events(Event::Judged(v.clone()));
         verdicts.push(v);
@@ -158,6 +161,7 @@ pub fn run(
 fn judge(
     m: &Mutant,
     tree: &Path,
+    clean: &Kernel,
     scenarios: &[Loaded],
     opts: &Options,
     events: &(dyn Fn(Event) + Sync),
@@ -171,7 +175,7 @@ fn judge(
     let build_secs = started.elapsed().as_secs_f64();
     let image = tree.join("arch/arm64/boot/Image");
     let kernel = Kernel::custom(&image, tree, Some(&key))?;
-    let prepared = prepare::prepare_kernel(kernel, progress)?;
+    let prepared = prepare::prepare_kernel(kernel.clone(), progress)?;
 
     events(Event::Searching { name: m.name.clone(), how: "scenario suite".into() });
     let workroot = opts.workroot.join(&m.name);
@@ -232,14 +236,29 @@ fn judge(
             found_at.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(started.elapsed().as_secs_f64());
         }
         events(Event::Fuzz(e));
-    })?;
-    let secs = found_at.into_inner().unwrap_or_else(|p| p.into_inner());
-    let fuzz = summary.found.first().map(|f| Found {
-        title: f.title.clone(),
-        secs: secs.unwrap_or(summary.last.elapsed.as_secs_f64()),
-        replay: f.folder.as_ref().map(|d| d.join("shrunk.yaml").display().to_string()).unwrap_or_default(),
     });
-    Ok(Verdict { name: m.name.clone(), about: m.about.clone(), build_secs, suite, fuzz, error: None })
+    let secs = found_at.into_inner().unwrap_or_else(|p| p.into_inner());
+    // A campaign that cannot even boot a guest (a mutant that kills init) is the
+    // fuzzer's error; what the suite found still stands.
+    let (fuzz, error) = match summary {
+        Ok(summary) => {
+            let found = summary.found.first().map(|f| Found {
+                title: f.title.clone(),
+                secs: secs.unwrap_or(summary.last.elapsed.as_secs_f64()),
+                replay: f.folder.as_ref().map(|d| d.join("shrunk.yaml").display().to_string()).unwrap_or_default(),
+            });
+            (found, None)
+        }
+        Err(e) if suite.is_some() => (None, Some(format!("fuzz: {e:#}"))),
+        Err(e) => return Err(e),
+    };
+    if suite.is_some() || fuzz.is_some() {
+        let how = format!("running the finding's repro.c on the mutant and on {}", clean.key);
+        events(Event::Searching { name: m.name.clone(), how });
+    }
+    // The tree's Image is this mutant's only until the next build: run it now.
+    let repro = repro::check(suite.as_ref(), fuzz.as_ref(), &kernel, clean, &opts.out.join(&m.name), progress);
+    Ok(Verdict { name: m.name.clone(), about: m.about.clone(), build_secs, suite, fuzz, error, repro })
 }
 
 /// Names the patch applied to the copy, so an interrupted run can undo it.

@@ -69,7 +69,21 @@ fn what_went_wrong(o: &Outcome, message: &impl Fn(&str) -> String, stacks: bool)
     for n in &o.notes {
         out.push_str(&format!("note: {}\n", message(n)));
     }
-    for s in o.splats.iter().filter(|s| stacks && !s.trace.is_empty()) {
+    if stacks {
+        out.push_str(&stack_text(&o.splats));
+    }
+    out
+}
+
+/// How a run's note says its kernel's stacks could not be decoded (no vmlinux with
+/// debug info); the HTML report says it once per kernel, not once per scenario.
+pub const UNDECODED_NOTE: &str = "stack traces are not decoded to file:line";
+
+/// Each splat's stack, a frame a line, decoded to file:line where the kernel allowed
+/// (decode_stacktrace.sh's form); splats without a trace say nothing.
+pub fn stack_text(splats: &[crate::check::dmesg::Splat]) -> String {
+    let mut out = String::new();
+    for s in splats.iter().filter(|s| !s.trace.is_empty()) {
         out.push_str(&format!("stack of '{}':\n", s.line));
         for frame in &s.trace {
             out.push_str(&format!("  {frame}\n"));

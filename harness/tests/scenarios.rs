@@ -210,6 +210,7 @@ fn main() -> ExitCode {
     }
     if keys.iter().any(|k| k == rmapcheck::mutants::BASE) {
         trials.push(mutants::trial(pools));
+        trials.push(mutants::patches_trial(pools));
     }
     let conclusion = libtest_mimic::run(&args, trials);
     pools().shutdown();

@@ -322,14 +322,15 @@ impl Shared<'_> {
 /// What one run ended with.
 enum Ran {
     Done(Box<Outcome>),
-    Fault(Fault),
+    /// The fault, and the errored run with the fatal splat's decoded stack.
+    Fault(Fault, Box<Outcome>),
 }
 
 impl Ran {
     fn titles(&self) -> Vec<String> {
         match self {
             Ran::Done(o) => titles(o),
-            Ran::Fault(f) => vec![fault_title(f)],
+            Ran::Fault(f, _) => vec![fault_title(f)],
         }
     }
 }
@@ -349,7 +350,7 @@ impl Worker<'_, '_> {
         self.console = played.console;
         match played.fault {
             Some(f @ Fault::Boot { .. }) => Err(f),
-            Some(f) => Ok(Ran::Fault(f)),
+            Some(f) => Ok(Ran::Fault(f, Box::new(played.outcome))),
             None => Ok(Ran::Done(Box::new(played.outcome))),
         }
     }
@@ -429,9 +430,10 @@ impl Worker<'_, '_> {
         let console = keep_console(&self.console, &sh.opts.workroot, run);
         let (failure, full_report) = match ran {
             Ran::Done(o) => (report::failure_text(o), report::text(std::slice::from_ref(o))),
-            Ran::Fault(f) => {
-                (format!("guest fault: {f}\n"), format!("{} on {}: guest fault\n", full.name, sh.prepared.kernel.key))
-            }
+            Ran::Fault(f, o) => (
+                format!("guest fault: {f}\n{}", report::stack_text(&o.splats)),
+                format!("{} on {}: guest fault\n", full.name, sh.prepared.kernel.key),
+            ),
         };
         let confirmed = self.reproduces(full, title);
         let (shrunk, tries) = if confirmed {

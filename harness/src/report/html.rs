@@ -254,6 +254,7 @@ pub fn render(
         coverage_section(&mut s, c);
     }
     matrix(&mut s, &m);
+    undecoded_section(&mut s, outcomes);
     if !campaigns.is_empty() {
         fuzz_section(&mut s, campaigns);
     }
@@ -265,6 +266,36 @@ pub fn render(
     }
     s.push_str("</main></body></html>\n");
     s
+}
+
+/// Kernels whose splats kept raw frames (no debug info), each said once.
+fn undecoded_section(s: &mut String, outcomes: &[Outcome]) {
+    let mut said: Vec<&str> = Vec::new();
+    for n in outcomes.iter().flat_map(|o| &o.notes).filter(|n| n.starts_with(report::UNDECODED_NOTE)) {
+        if !said.contains(&n.as_str()) {
+            said.push(n);
+        }
+    }
+    for n in said {
+        let _ = writeln!(s, "<p class=\"card\"><b>note</b> {}</p>", esc(n));
+    }
+}
+
+/// Each splat of one run with its stack, a frame a line, decoded to file:line where
+/// the kernel's DWARF allowed (report.txt's form).
+fn stacks_html(s: &mut String, kernel: &str, o: &Outcome) {
+    for splat in o.splats.iter().filter(|sp| !sp.trace.is_empty()) {
+        let _ = write!(
+            s,
+            "<details class=\"stack\"><summary>Stack of <code>{}</code> on {}</summary><pre class=\"mono\">",
+            esc(&splat.line),
+            esc(kernel)
+        );
+        for frame in &splat.trace {
+            let _ = writeln!(s, "{}", esc(frame));
+        }
+        s.push_str("</pre></details>");
+    }
 }
 
 fn totals(s: &mut String, m: &Matrix) {
@@ -400,7 +431,12 @@ fn scenario_section(s: &mut String, m: &Matrix, sc: &str) {
             .problems
             .iter()
             .map(|p| format!("<b>{:?}</b> <pre>{}</pre>", p.check, esc(&p.message())))
-            .chain(o.notes.iter().map(|n| format!("<b>note</b> {}", esc(n))))
+            .chain(
+                o.notes
+                    .iter()
+                    .filter(|n| !n.starts_with(report::UNDECODED_NOTE))
+                    .map(|n| format!("<b>note</b> {}", esc(n))),
+            )
             .collect();
         if !issues.is_empty() {
             let _ = write!(s, "<h3>On {}</h3><ul class=\"problems\">", esc(k));
@@ -409,6 +445,7 @@ fn scenario_section(s: &mut String, m: &Matrix, sc: &str) {
             }
             s.push_str("</ul>");
         }
+        stacks_html(s, k, o);
     }
 
     for (k, o, v) in &row {
@@ -579,22 +616,36 @@ fn mutants_section(s: &mut String, verdicts: &[mutants::Verdict]) {
     s.push_str("<section id=\"mutants\" class=\"card\"><h2>Mutants: planted bugs</h2>\n");
     let _ = write!(s, "<p>{}</p>", esc(mutants::summary(verdicts).trim_end()));
     s.push_str(
-        "<table><thead><tr><th>mutant</th><th>what it breaks</th><th>suite</th><th>fuzz</th></tr></thead><tbody>",
+        "<table><thead><tr><th>mutant</th><th>what it breaks</th><th>suite</th><th>fuzz</th><th>repro.c</th></tr></thead>\
+         <tbody>",
     );
     let cell = |f: &Option<mutants::Found>| match f {
         Some(f) => format!("<span class=\"chip pass\">{:.1} s</span> {}", f.secs, esc(&f.title)),
         None => "<span class=\"chip fail\">missed</span>".to_string(),
     };
+    // Fails the mutant and passes the clean kernel: the program a maintainer can trust.
+    let repro = |r: &Option<mutants::Repro>| match r {
+        Some(r) => {
+            let chip = if r.tells_them_apart() { "pass" } else { "fail" };
+            let why = [&r.mutant.detail, &r.clean.detail].into_iter().find(|d| !d.is_empty());
+            format!("<span class=\"chip {chip}\">{}</span> {}", esc(&r.cell()), why.map(|w| esc(w)).unwrap_or_default())
+        }
+        None => String::new(),
+    };
     for v in verdicts {
+        let error = |e: &str| format!("<span class=\"chip error\">error</span> {}", esc(e));
         let (suite, fuzz) = match &v.error {
-            Some(e) => (format!("<span class=\"chip error\">error</span> {}", esc(e)), String::new()),
+            // The suite found it before the fuzzer failed.
+            Some(e) if v.suite.is_some() => (cell(&v.suite), error(e)),
+            Some(e) => (error(e), String::new()),
             None => (cell(&v.suite), cell(&v.fuzz)),
         };
         let _ = write!(
             s,
-            "<tr><td class=\"mono\">{}</td><td>{}</td><td>{suite}</td><td>{fuzz}</td></tr>",
+            "<tr><td class=\"mono\">{}</td><td>{}</td><td>{suite}</td><td>{fuzz}</td><td>{}</td></tr>",
             esc(&v.name),
-            esc(&v.about)
+            esc(&v.about),
+            repro(&v.repro)
         );
     }
     s.push_str("</tbody></table></section>\n");
@@ -683,13 +734,48 @@ mod tests {
         assert!(md.contains("```diff\n--- expected\n+++ actual\n-old\n+findpage"), "{md}");
     }
 
+    /// Every frame of a splat's decoded stack is on the page; a kernel without debug
+    /// info is said once, not under each scenario.
+    #[test]
+    fn each_splat_shows_its_decoded_stack_and_missing_debug_info_is_said_once() {
+        use crate::check::dmesg::{Splat, SplatKind};
+        let undecoded = format!("{}: 6.12 has no vmlinux with debug info here", report::UNDECODED_NOTE);
+        let mut a = outcome("s", "6.12", "fail", 1);
+        a.splats.push(Splat {
+            kind: SplatKind::BadPageMap,
+            line: "BUG: Bad page map in process <init>".into(),
+            title: "Bad page map".into(),
+            trace: vec![
+                "print_bad_pte+0x1a0/0x258 (mm/memory.c:515)".into(),
+                "zap_pte_range+0x2f4/0x8c0 (mm/memory.c:1530)".into(),
+            ],
+        });
+        a.notes.push(undecoded.clone());
+        let mut b = outcome("t", "6.12", "fail", 1);
+        b.notes.push(undecoded.clone());
+        let html = render(&[a, b], &Committed::new(), &[], &[], None);
+        assert!(html.contains("Stack of <code>BUG: Bad page map in process &lt;init&gt;</code> on 6.12"), "{html}");
+        assert!(html
+            .contains("print_bad_pte+0x1a0/0x258 (mm/memory.c:515)\nzap_pte_range+0x2f4/0x8c0 (mm/memory.c:1530)\n"));
+        // (The normalised output, the snapshot text, keeps each run's notes as they are.)
+        assert_eq!(html.matches(&format!("<b>note</b> {undecoded}")).count(), 1, "{html}");
+    }
+
     #[test]
     fn the_html_section_shows_each_mutant_escaped() {
         let mut v = mutants::example("a<b>", None, Some(3.0));
         v.about = "x & y".into();
+        let run = |verdict, detail: &str| mutants::ReproRun { verdict, detail: detail.into() };
+        v.repro = Some(mutants::Repro {
+            source: "a/repro.c".into(),
+            from: "fuzz".into(),
+            mutant: run(mutants::ReproVerdict::Fail, "FAIL: c1 <m>[0]"),
+            clean: run(mutants::ReproVerdict::Pass, ""),
+        });
         let mut s = String::new();
         mutants_section(&mut s, &[v, mutants::example("c", None, None)]);
         assert!(s.contains("a&lt;b&gt;") && s.contains("x &amp; y") && !s.contains("a<b>"));
+        assert!(s.contains("<span class=\"chip pass\">mutant FAIL, clean PASS</span> FAIL: c1 &lt;m&gt;[0]"), "{s}");
         assert_eq!(s.matches("<tr><td").count(), 2);
         assert!(s.contains("missed") && s.contains("caught 1/2"));
     }

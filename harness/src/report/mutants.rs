@@ -1,5 +1,6 @@
 //! The verdicts of `rmapcheck mutants` (which search found each planted bug, by which
-//! check, how fast) and their text table; `report::html` draws them too.
+//! check, how fast, and whether the finding's C reproducer tells the mutant kernel from
+//! the clean one) and their text table; `report::html` draws them too.
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -27,6 +28,67 @@ pub struct Verdict {
     pub fuzz: Option<Found>,
     /// Why the mutant could not be judged (a patch that does not apply, a build error).
     pub error: Option<String>,
+    /// The finding's repro.c run on both kernels; absent when nothing found the mutant
+    /// (and in mutants.json files older than the column).
+    #[serde(default)]
+    pub repro: Option<Repro>,
+}
+
+/// A finding's generated C reproducer (`report::repro`), run on the mutant kernel and
+/// on the clean kernel it was patched from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Repro {
+    /// The repro.c file.
+    pub source: String,
+    /// Which search's finding it reproduces: `fuzz` (its shrunk.yaml) or `suite`.
+    pub from: String,
+    pub mutant: ReproRun,
+    pub clean: ReproRun,
+}
+
+impl Repro {
+    /// What the column is for: it fails (or crashes) the mutant and passes the clean kernel.
+    pub fn tells_them_apart(&self) -> bool {
+        matches!(self.mutant.verdict, ReproVerdict::Fail | ReproVerdict::Crash)
+            && self.clean.verdict == ReproVerdict::Pass
+    }
+
+    /// `mutant FAIL, clean PASS`, for a table cell.
+    pub fn cell(&self) -> String {
+        format!("mutant {}, clean {}", self.mutant.verdict.word(), self.clean.verdict.word())
+    }
+}
+
+/// One run of a repro.c in a guest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReproRun {
+    pub verdict: ReproVerdict,
+    /// The program's `FAIL: ...` line, the kernel's panic, or why it did not run.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ReproVerdict {
+    /// It printed PASS and exited 0.
+    Pass,
+    /// It printed FAIL: <what> and exited 1.
+    Fail,
+    /// The kernel died while it ran: the planted bug reproduced as a crash.
+    Crash,
+    /// It could not set up, was killed, ran out of time, or would not build.
+    DidNotRun,
+}
+
+impl ReproVerdict {
+    pub fn word(self) -> &'static str {
+        match self {
+            ReproVerdict::Pass => "PASS",
+            ReproVerdict::Fail => "FAIL",
+            ReproVerdict::Crash => "CRASH",
+            ReproVerdict::DidNotRun => "did not run",
+        }
+    }
 }
 
 impl Verdict {
@@ -49,14 +111,25 @@ pub fn text(verdicts: &[Verdict]) -> String {
             None => "missed".to_string(),
         };
         out.push_str(&format!("{}\n  {}\n", v.name, v.about));
-        match &v.error {
-            Some(e) => out.push_str(&format!("  error: {e}\n")),
-            None => out.push_str(&format!(
+        // An error after the suite's finding (the fuzzer could not boot) keeps the line.
+        if v.error.is_none() || v.suite.is_some() {
+            out.push_str(&format!(
                 "  build {:.0} s | suite {} | fuzz {}\n",
                 v.build_secs,
                 show(&v.suite),
                 show(&v.fuzz)
-            )),
+            ));
+        }
+        if let Some(e) = &v.error {
+            out.push_str(&format!("  error: {e}\n"));
+        }
+        if let Some(r) = &v.repro {
+            out.push_str(&format!("  repro.c of the {} finding: {}\n", r.from, r.cell()));
+            for (side, run) in [("mutant", &r.mutant), ("clean", &r.clean)] {
+                if !run.detail.is_empty() {
+                    out.push_str(&format!("    {side}: {}\n", run.detail));
+                }
+            }
         }
     }
     out.push_str(&summary(verdicts));
@@ -75,10 +148,16 @@ pub fn summary(verdicts: &[Verdict]) -> String {
     };
     let by_suite = verdicts.iter().filter(|v| v.suite.is_some()).count();
     let by_fuzz = verdicts.iter().filter(|v| v.fuzz.is_some()).count();
-    format!(
-        "caught {caught}/{} (suite {by_suite}, fuzz {by_fuzz}); median time to the first finding {median}\n",
+    let mut line = format!(
+        "caught {caught}/{} (suite {by_suite}, fuzz {by_fuzz}); median time to the first finding {median}",
         verdicts.len()
-    )
+    );
+    let repros: Vec<&Repro> = verdicts.iter().filter_map(|v| v.repro.as_ref()).collect();
+    if !repros.is_empty() {
+        let apart = repros.iter().filter(|r| r.tells_them_apart()).count();
+        line.push_str(&format!("; repro.c fails the mutant and passes the clean kernel for {apart}/{}", repros.len()));
+    }
+    line + "\n"
 }
 
 /// Verdicts saved by `rmapcheck mutants` (its `mutants.json`).
@@ -99,6 +178,7 @@ pub fn example(name: &str, suite: Option<f64>, fuzz: Option<f64>) -> Verdict {
         suite: suite.map(found),
         fuzz: fuzz.map(found),
         error: None,
+        repro: None,
     }
 }
 
@@ -111,5 +191,36 @@ mod tests {
         let v = [example("a", Some(2.0), Some(9.0)), example("b", None, Some(30.0)), example("c", None, None)];
         assert_eq!(v[0].secs_to_find(), Some(2.0));
         assert_eq!(summary(&v), "caught 2/3 (suite 1, fuzz 2); median time to the first finding 16.0 s\n");
+    }
+
+    fn repro(mutant: ReproVerdict, clean: ReproVerdict) -> Repro {
+        let run = |verdict| ReproRun { verdict, detail: String::new() };
+        Repro { source: "out/a/repro.c".into(), from: "fuzz".into(), mutant: run(mutant), clean: run(clean) }
+    }
+
+    #[test]
+    fn a_repro_counts_when_it_fails_or_crashes_the_mutant_and_passes_the_clean_kernel() {
+        use ReproVerdict::*;
+        let mut v = [example("a", None, Some(1.0)), example("b", None, Some(2.0)), example("c", None, Some(3.0))];
+        v[0].repro = Some(repro(Fail, Pass));
+        v[1].repro = Some(repro(Crash, Pass));
+        v[2].repro = Some(repro(Pass, Pass));
+        assert!(summary(&v).ends_with("; repro.c fails the mutant and passes the clean kernel for 2/3\n"));
+        assert!(text(&v).contains("  repro.c of the fuzz finding: mutant PASS, clean PASS\n"));
+    }
+
+    #[test]
+    fn a_fuzzer_that_could_not_boot_leaves_the_suites_finding_standing() {
+        let mut v = example("cow", Some(2.5), None);
+        v.error = Some("fuzz: boot failed".into());
+        assert!(v.caught());
+        assert!(text(&[v]).contains("| suite 2.5 s: O1: x | fuzz missed\n  error: fuzz: boot failed\n"));
+    }
+
+    #[test]
+    fn mutants_json_without_the_repro_column_still_reads() {
+        let json = r#"[{"name":"a","about":"x","build_secs":1.0,"suite":null,"fuzz":null,"error":null}]"#;
+        let v: Vec<Verdict> = serde_json::from_str(json).unwrap();
+        assert_eq!(v[0].repro, None);
     }
 }

@@ -288,7 +288,12 @@ impl<'e> Pool<'e> {
             }
             Err(fault) => {
                 self.hold(&g, &format!("guest fault ({})", fault.cause()));
-                Played { outcome: Outcome::errored(loaded, &g.info, &fault), fault: Some(fault), console }
+                // The splat that killed the guest goes into the results with its stack
+                // decoded, as a finished run's splats do.
+                let mut outcome = Outcome::errored(loaded, &g.info, &fault);
+                outcome.splats.extend(fault.splat().cloned());
+                self.decode_stacks(&mut outcome);
+                Played { outcome, fault: Some(fault), console }
             }
         };
         match retire {
@@ -323,7 +328,7 @@ impl<'e> Pool<'e> {
                     s.trace = d.decode_all(&s.trace);
                 }
             }
-            Err(why) => outcome.notes.push(format!("stack traces are not decoded to file:line: {why}")),
+            Err(why) => outcome.notes.push(format!("{}: {why}", crate::report::UNDECODED_NOTE)),
         }
     }
 

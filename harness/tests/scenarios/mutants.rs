@@ -48,3 +48,70 @@ pub fn trial(pools: fn() -> &'static Pools) -> Trial {
         }
     })
 }
+
+/// `vm::mutants_patches::6.12-debug`: `rmapcheck mutants --patches DIR --kernel
+/// 6.12-debug` judges a user's own patch in `git format-patch` form, named by its file
+/// and described by its Subject:. The patch is the file-walk mutant as a maintainer
+/// would hold it (mail headers, a diffstat, no `rmapcheck mutant:` line); one scenario
+/// that catches it stands for the suite, and the fuzzer gets a few seconds. The
+/// finding's generated repro.c must then fail the patched kernel and pass the clean one.
+pub fn patches_trial(pools: fn() -> &'static Pools) -> Trial {
+    Trial::test(format!("vm::mutants_patches::{}", mutants::BASE), move || {
+        pools().get(mutants::BASE)?;
+        let root = rmapcheck::project_root();
+        let tmp = tempfile::Builder::new()
+            .prefix("mutants-patches-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .map_err(|e| e.to_string())?;
+        let planted = std::fs::read_to_string(root.join("images/mutants/file-walk-skips-second-shared.patch"))
+            .map_err(|e| e.to_string())?;
+        let diff = &planted[planted.find("--- a/").ok_or("the mutant has no diff")?..];
+        let subject = "mm/rmap: walk each shared mapping of a file once";
+        let patch = format!(
+            "From 0123456789abcdef0123456789abcdef01234567 Mon Sep 17 00:00:00 2001\n\
+             From: A Maintainer <maintainer@invalid>\n\
+             Date: Mon, 7 Dec 2026 12:00:00 +0000\n\
+             Subject: [PATCH] {subject}\n\n\
+             Only the first shared mapping needs the walk.\n\n\
+             ---\n mm/rmap.c | 4 ++++\n 1 file changed, 4 insertions(+)\n\n{diff}-- \n2.47.3\n"
+        );
+        let patches = tmp.path().join("patches");
+        std::fs::create_dir_all(&patches).map_err(|e| e.to_string())?;
+        std::fs::write(patches.join("0001-mm-rmap-walk-each-shared-mapping-once.patch"), patch)
+            .map_err(|e| e.to_string())?;
+        let scenario = rmapcheck::scenario::load(&root.join("scenarios/file_shared_fork.yaml"))
+            .map_err(|e| Failed::from(e.to_string()))?;
+        let manifest = rmapcheck::image::kernels::Manifest::load().map_err(|e| format!("{e:#}"))?;
+        let opts = mutants::Options {
+            patches,
+            kernel: mutants::BASE.into(),
+            only: Vec::new(),
+            fuzz_for: std::time::Duration::from_secs(10),
+            seed: 1,
+            out: tmp.path().join("out"),
+            workroot: tmp.path().join("guests"),
+        };
+        let verdicts = mutants::run(&manifest, &[scenario], &opts, &|_| {}, &()).map_err(|e| format!("{e:#}"))?;
+        eprint!("{}", mutants::text(&verdicts));
+        let [v] = verdicts.as_slice() else { return Err(format!("want one verdict, got {}", verdicts.len()).into()) };
+        if v.name != "0001-mm-rmap-walk-each-shared-mapping-once" || v.about != subject {
+            return Err(format!("judged as '{}' ({}), not by its file and Subject:", v.name, v.about).into());
+        }
+        if let Some(e) = &v.error {
+            return Err(format!("not judged: {e}").into());
+        }
+        match &v.suite {
+            Some(found) if found.title.starts_with("O1") => {}
+            other => {
+                return Err(format!("file_shared_fork should find the skipped mapping (O1), found {other:?}").into())
+            }
+        }
+        // The finding's generated C program migrates the page the walk cannot reach.
+        match &v.repro {
+            Some(r) if r.tells_them_apart() => Ok(()),
+            other => {
+                Err(format!("the repro.c should fail the patched kernel and pass the clean one: {other:?}").into())
+            }
+        }
+    })
+}
