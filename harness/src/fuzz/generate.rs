@@ -703,6 +703,8 @@ impl Gen<'_> {
             share: Share::Private,
             huge,
             locked: false,
+            at: None,
+            align: None,
         });
         self.play(out, step);
         name
@@ -1040,7 +1042,7 @@ impl Gen<'_> {
         };
         let proc = self.procs[pi].label.clone();
         self.procs[pi].maps.insert(name.clone(), state);
-        Some(Step::Mmap(Mmap { proc, name, pages, backing, share, huge, locked }))
+        Some(Step::Mmap(Mmap { proc, name, pages, backing, share, huge, locked, at: None, align: None }))
     }
 
     fn munmap(&mut self) -> Option<Step> {
@@ -1108,7 +1110,17 @@ impl Gen<'_> {
         let move_ = !dontunmap && self.rng.gen_bool(0.5);
         let m = self.map_mut(pi, &map);
         m.pages = vec![PageState { present: true, prot }; pages as usize];
-        Some(Step::Mremap(Mremap { proc, map, pages, move_, dontunmap }))
+        Some(Step::Mremap(Mremap {
+            proc,
+            map,
+            pages,
+            page: None,
+            new_pages: None,
+            as_: None,
+            to: None,
+            move_,
+            dontunmap,
+        }))
     }
 
     fn madvise(&mut self) -> Option<Step> {
