@@ -351,8 +351,18 @@ impl fmt::Display for Align {
 
 impl<'de> Deserialize<'de> for Align {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Align, D::Error> {
-        let s = String::deserialize(d)?;
-        Align::parse(&s).map_err(serde::de::Error::custom)
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Align;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an alignment: pmd, pmd+N or pmd-N (pages)")
+            }
+            // Checked in the visitor, so a bad value keeps its own position.
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Align, E> {
+                Align::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 

@@ -325,10 +325,8 @@ impl Model {
                     adjacent: false,
                     origin: None,
                 };
-                let adjacent = matches!(
-                    m.at.as_ref().map(Place::anchor),
-                    Some(Ok(Anchor::After(_, 0) | Anchor::Before(_, 0)))
-                );
+                let adjacent =
+                    matches!(m.at.as_ref().map(Place::anchor), Some(Ok(Anchor::After(_, 0) | Anchor::Before(_, 0))));
                 if m.huge == Some(true) {
                     for p in 0..m.pages {
                         self.unpredictable

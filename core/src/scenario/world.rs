@@ -62,12 +62,7 @@ impl Map {
     }
 
     fn fresh(pages: u64, group: u64) -> Map {
-        Map {
-            present: vec![true; pages as usize],
-            dontfork: false,
-            origin: None,
-            spot: Spot { group, offset: 0 },
-        }
+        Map { present: vec![true; pages as usize], dontfork: false, origin: None, spot: Spot { group, offset: 0 } }
     }
 }
 
@@ -395,11 +390,16 @@ impl World {
                 if let Anchor::Over(target, page) = a {
                     let size = self.size(&x.proc, target);
                     if page + new > size {
-                        out.push(("to.page", format!("pages {page}..{} are out of range: '{target}' has {size} pages", page + new)));
+                        out.push((
+                            "to.page",
+                            format!("pages {page}..{} are out of range: '{target}' has {size} pages", page + new),
+                        ));
                     }
                 }
                 let own = Spot { offset: src.spot.offset + first as i64, ..src.spot };
-                let overlaps = own.group == spot.group && spot.offset < own.offset + count as i64 && own.offset < spot.offset + new as i64;
+                let overlaps = own.group == spot.group
+                    && spot.offset < own.offset + count as i64
+                    && own.offset < spot.offset + new as i64;
                 if overlaps {
                     out.push(("to", "the new place overlaps the range that moves".into()));
                 } else if let (Some(other), false) = (self.taken(&x.proc, spot, new), matches!(a, Anchor::Over(..))) {
