@@ -88,6 +88,8 @@ pub struct World {
     steps: usize,
     /// Groups of placed maps handed out so far.
     groups: u64,
+    /// Ranges that moved away and back: process, map, first page, count.
+    returned: Vec<(String, String, u64, u64)>,
 }
 
 impl Default for World {
@@ -132,6 +134,7 @@ impl World {
             ever: BTreeSet::from([FIRST_PROC.to_string()]),
             steps: 0,
             groups: 0,
+            returned: Vec::new(),
         }
     }
 
@@ -148,6 +151,11 @@ impl World {
     /// How many processes the steps made, p0 and exited ones included.
     pub fn made(&self) -> usize {
         self.ever.len()
+    }
+
+    /// Ranges that moved away and back into their map: process, map, first page, count.
+    pub fn moved_back(&self) -> impl Iterator<Item = (&str, &str, u64, u64)> {
+        self.returned.iter().map(|(p, m, first, n)| (p.as_str(), m.as_str(), *first, *n))
     }
 
     /// A live process's map.
@@ -224,9 +232,15 @@ impl World {
 
     /// The live map of `proc` with a present page in `pages` pages from `spot`, if any.
     fn taken(&self, proc: &str, spot: Spot, pages: u64) -> Option<&str> {
+        self.taken_but(proc, spot, pages, None)
+    }
+
+    /// [`World::taken`], leaving out map `but`.
+    fn taken_but(&self, proc: &str, spot: Spot, pages: u64, but: Option<&str>) -> Option<&str> {
         let (lo, hi) = (spot.offset, spot.offset + pages as i64);
         self.live.get(proc)?.iter().find_map(|(name, m)| {
-            let hit = m.spot.group == spot.group
+            let hit = Some(name.as_str()) != but
+                && m.spot.group == spot.group
                 && m.present.iter().enumerate().any(|(i, p)| *p && (lo..hi).contains(&(m.spot.offset + i as i64)));
             hit.then_some(name.as_str())
         })
@@ -378,10 +392,16 @@ impl World {
         } else if x.as_.is_some() && !back {
             out.push(("as", "as names a moved range: give page".into()));
         }
+        // The model replaces the pages of the one map it names: over or back may not
+        // reach another map's.
         let dest = match anchor {
             Some(Anchor::Back) => origin.as_ref().and_then(|(from, page, _)| {
                 let m = self.map(&x.proc, from)?;
-                Some(Spot { offset: m.spot.offset + *page as i64, ..m.spot })
+                let spot = Spot { offset: m.spot.offset + *page as i64, ..m.spot };
+                if let Some(other) = self.taken_but(&x.proc, spot, new, Some(from)) {
+                    out.push(("to.back", format!("'{other}' is mapped where the range came from")));
+                }
+                Some(spot)
             }),
             Some(a) => {
                 let Some(spot) = self.anchored(&x.proc, a, new, ("to.after", "to.before", "to.over"), out) else {
@@ -400,9 +420,13 @@ impl World {
                 let overlaps = own.group == spot.group
                     && spot.offset < own.offset + count as i64
                     && own.offset < spot.offset + new as i64;
+                let but = match a {
+                    Anchor::Over(target, _) => Some(target),
+                    _ => None,
+                };
                 if overlaps {
                     out.push(("to", "the new place overlaps the range that moves".into()));
-                } else if let (Some(other), false) = (self.taken(&x.proc, spot, new), matches!(a, Anchor::Over(..))) {
+                } else if let Some(other) = self.taken_but(&x.proc, spot, new, but) {
                     out.push(("to", format!("the range is taken: '{other}' is mapped there")));
                 }
                 Some(spot)
@@ -436,6 +460,7 @@ impl World {
         if let Some((from, page, n)) = origin {
             let m = maps.get_mut(&from).expect("checked above");
             m.present[page as usize..(page + n) as usize].fill(true);
+            self.returned.push((x.proc.clone(), from, page, n));
             return;
         }
         let spot = match dest {
@@ -602,6 +627,43 @@ mod tests {
         assert_eq!(w.size("c1", "a"), 6);
         assert_eq!(w.map("c1", "b"), None);
         assert_eq!(w.size("p0", "b"), 2);
+    }
+
+    #[test]
+    fn a_range_moves_away_as_a_map_of_its_own_and_back_into_its_hole() {
+        let mut w = World::new();
+        for s in steps(
+            "- mmap: {name: a, pages: 8, backing: anon, share: private}\n\
+             - mremap: {map: a, page: 2, pages: 3, as: a2, to: {after: a, gap: 1}}\n",
+        ) {
+            w.apply(&s).unwrap();
+        }
+        assert_eq!(w.size("p0", "a2"), 3);
+        assert_eq!(w.map("p0", "a2").unwrap().origin(), Some(("a", 2, 3)));
+        let err = w.apply(&steps("- read: {map: a, page: 3}")[0]).unwrap_err();
+        assert_eq!(err, StepError(vec![("page", "page 3 of 'a' was unmapped".into())]));
+        // Right after a2 is taken by nothing; right after a is a2, one page further.
+        let err = w.apply(&steps("- mmap: {name: b, pages: 2, backing: anon, share: private, at: {after: a}}")[0]);
+        assert_eq!(err, Err(StepError(vec![("at", "the range is taken: 'a2' is mapped there".into())])));
+        w.apply(&steps("- mremap: {map: a2, pages: 3, to: {back: true}}")[0]).unwrap();
+        assert!(w.map("p0", "a").unwrap().whole());
+        assert_eq!(w.map("p0", "a2"), None);
+        assert_eq!(w.moved_back().collect::<Vec<_>>(), vec![("p0", "a", 2, 3)]);
+    }
+
+    #[test]
+    fn over_replaces_only_the_map_it_names() {
+        let mut w = World::new();
+        for s in steps(
+            "- mmap: {name: a, pages: 4, backing: anon, share: private}\n\
+             - mmap: {name: b, pages: 4, backing: anon, share: private}\n\
+             - mremap: {map: b, page: 0, pages: 2, as: b2, to: {over: a, page: 0}}\n",
+        ) {
+            w.apply(&s).unwrap();
+        }
+        assert!(!w.map("p0", "a").unwrap().present[0]);
+        let err = w.apply(&steps("- mremap: {map: b, page: 2, pages: 1, as: b3, to: {over: a, page: 1}}")[0]);
+        assert_eq!(err, Err(StepError(vec![("to", "the range is taken: 'b2' is mapped there".into())])));
     }
 
     #[test]

@@ -487,6 +487,9 @@ impl Gen<'_> {
             if let Some(pi) = self.proc_of(&x.proc).filter(|_| x.placed()) {
                 self.track_remap(pi, x);
             }
+            if let Some(n) = x.as_.as_deref().and_then(|a| label_number(a, 'm')) {
+                self.next_map = self.next_map.max(n + 1);
+            }
         }
         let valid = self.world.apply(step);
         debug_assert!(valid.is_ok(), "{step:?}: {valid:?}");
