@@ -107,7 +107,9 @@ fn straddles_pmd(truth: &Truth) -> bool {
     truth.procs.iter().flat_map(|p| &p.maps).any(|m| {
         m.pfns.windows(2).enumerate().any(|(i, w)| {
             let at = m.addr + (i as u64 + 1) * truth.page_size;
-            matches!(w, [Some(a), Some(b)] if *b == a + 1 && truth.tails.contains(b)) && pmd > 0 && at % pmd == 0
+            matches!(w, [Some(a), Some(b)] if *b == a + 1 && truth.tails.contains(b))
+                && pmd > 0
+                && at.is_multiple_of(pmd)
         })
     })
 }
