@@ -413,6 +413,11 @@ impl<'a> Sim<'a> {
     }
 }
 
+/// An mremap of a whole map: to `pages` pages, to a place or not.
+fn whole_mremap(proc: String, map: String, pages: u64, to: Option<Place>, move_: bool, dontunmap: bool) -> Step {
+    Step::Mremap(Mremap { proc, map, pages, page: None, new_pages: None, as_: None, to, move_, dontunmap })
+}
+
 /// The number in a label like `m12` or `c3`.
 fn label_number(label: &str, prefix: char) -> Option<usize> {
     label.strip_prefix(prefix)?.parse().ok()
@@ -1132,17 +1137,7 @@ impl Gen<'_> {
         let move_ = !dontunmap && self.rng.gen_bool(0.5);
         let m = self.map_mut(pi, &map);
         m.pages = vec![PageState { present: true, prot }; pages as usize];
-        Some(Step::Mremap(Mremap {
-            proc,
-            map,
-            pages,
-            page: None,
-            new_pages: None,
-            as_: None,
-            to: None,
-            move_,
-            dontunmap,
-        }))
+        Some(whole_mremap(proc, map, pages, None, move_, dontunmap))
     }
 
     /// A placement step: a map right next to another, a sub-range moved away (next
@@ -1258,17 +1253,7 @@ impl Gen<'_> {
         let (pi, map, pages) = movers.choose(&mut self.rng)?.clone();
         let proc = self.procs[pi].label.clone();
         let to = Some(Place { back: true, ..Place::default() });
-        Some(Step::Mremap(Mremap {
-            proc,
-            map,
-            pages,
-            page: None,
-            new_pages: None,
-            as_: None,
-            to,
-            move_: false,
-            dontunmap: false,
-        }))
+        Some(whole_mremap(proc, map, pages, to, false, false))
     }
 
     /// A THP-sized or mTHP map that starts a few pages before a PMD boundary.
