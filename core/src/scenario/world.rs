@@ -90,6 +90,9 @@ pub struct World {
     groups: u64,
     /// Ranges that moved away and back: process, map, first page, count.
     returned: Vec<(String, String, u64, u64)>,
+    /// Per process: the ranges a whole-map MREMAP_DONTUNMAP left mapped without a
+    /// name (where, pages), so a place there counts as taken.
+    unnamed: BTreeMap<String, Vec<(Spot, u64)>>,
 }
 
 impl Default for World {
@@ -135,6 +138,7 @@ impl World {
             steps: 0,
             groups: 0,
             returned: Vec::new(),
+            unnamed: BTreeMap::new(),
         }
     }
 
@@ -238,6 +242,15 @@ impl World {
     /// [`World::taken`], leaving out map `but`.
     fn taken_but(&self, proc: &str, spot: Spot, pages: u64, but: Option<&str>) -> Option<&str> {
         let (lo, hi) = (spot.offset, spot.offset + pages as i64);
+        let unnamed = self
+            .unnamed
+            .get(proc)
+            .into_iter()
+            .flatten()
+            .any(|(at, n)| at.group == spot.group && at.offset < hi && lo < at.offset + *n as i64);
+        if unnamed {
+            return Some("the range a DONTUNMAP left");
+        }
         self.live.get(proc)?.iter().find_map(|(name, m)| {
             let hit = Some(name.as_str()) != but
                 && m.spot.group == spot.group
@@ -436,6 +449,9 @@ impl World {
         if !out.is_empty() {
             return;
         }
+        if x.page.is_none() && x.dontunmap {
+            self.unnamed.entry(x.proc.clone()).or_default().push((src.spot, len));
+        }
         let maps = self.live.get_mut(&x.proc).expect("checked above");
         // The source range leaves its map (DONTUNMAP leaves it mapped, but a whole
         // map's name follows the move).
@@ -540,6 +556,9 @@ impl World {
                 // Growing into a neighbour the steps placed there makes the kernel move it.
                 let blocked = x.pages > old
                     && self.taken(&x.proc, Spot { offset: spot.offset + old as i64, ..spot }, x.pages - old).is_some();
+                if x.dontunmap {
+                    self.unnamed.entry(x.proc.clone()).or_default().push((spot, old));
+                }
                 let spot = if x.move_ || x.dontunmap || blocked { self.new_spot() } else { spot };
                 let m = self.live.get_mut(&x.proc).and_then(|maps| maps.get_mut(&x.map)).expect("checked above");
                 m.present = vec![true; x.pages as usize];
@@ -577,11 +596,15 @@ impl World {
                 let Some(maps) = self.proc_mut(&f.proc, out) else { return };
                 let inherited = maps.iter().filter(|(_, m)| !m.dontfork).map(|(k, v)| (k.clone(), v.clone())).collect();
                 self.live.insert(f.child.clone(), inherited);
+                if let Some(unnamed) = self.unnamed.get(&f.proc).cloned() {
+                    self.unnamed.insert(f.child.clone(), unnamed);
+                }
                 self.ever.insert(f.child.clone());
             }
             Step::Exit(p) => {
                 if self.proc_mut(&p.proc, out).is_some() {
                     self.live.remove(&p.proc);
+                    self.unnamed.remove(&p.proc);
                     self.exited.insert(p.proc.clone(), self.steps);
                 }
             }
