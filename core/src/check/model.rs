@@ -984,6 +984,25 @@ mod tests {
     }
 
     #[test]
+    fn a_moved_range_takes_its_frames_and_bytes_along_and_brings_them_back() {
+        let head = "name: t\nabout: t\nsteps:\n - mmap: {name: a, pages: 6, backing: anon, share: private}\n - write: {map: a, page: 0, pages: 6}\n - mremap: {map: a, page: 2, pages: 2, as: a2, to: {after: a}}\n";
+        let m = run(head);
+        let moved = m.frame("p0", "a2", 0);
+        assert!(moved.is_some());
+        assert_eq!(m.frame("p0", "a", 2), None, "the range left its map");
+        assert_eq!(m.contents("p0", "a2", 1).map(|b| b.tag), Some(Some(3)), "the bytes page 3 was written with");
+        let m = run(&format!("{head} - mremap: {{map: a2, pages: 2, to: {{back: true}}}}\n - fork: {{child: c1}}\n"));
+        assert_eq!(m.frame("p0", "a", 2), moved, "back where it came from");
+        assert_eq!(m.frame("c1", "a", 2), moved, "and fork shares it");
+    }
+
+    #[test]
+    fn a_file_range_moved_away_keeps_its_object_pages() {
+        let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: f, pages: 6, backing: memfd, share: shared}\n - mremap: {map: f, page: 4, pages: 2, as: g, move: true}\n - write: {map: g, page: 1}\n");
+        assert!(matches!(m.frame("p0", "g", 1), Some(Frame::Object(_, 5))));
+    }
+
+    #[test]
     fn read_fault_maps_the_zero_page() {
         let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: a, pages: 2, backing: anon, share: private}\n - read: {map: a, page: 1}\n");
         assert_eq!(m.frame("p0", "a", 1), Some(Frame::Zero));
