@@ -245,6 +245,9 @@ struct MapState {
     /// Faults may map large folios here (a THP-sized anon map with a hugepage hint, or
     /// anon memory under the run's mTHP size): migrate and thp prefer it.
     large: bool,
+    /// Made with `align:`: where it ends, in pages from the PMD boundary it was
+    /// aligned to (negative: before it), so a map moved right after it straddles.
+    align_end: Option<i64>,
 }
 
 impl MapState {
@@ -513,6 +516,7 @@ impl Gen<'_> {
                     mergeable: false,
                     locked: m.locked || self.procs[pi].lock_future,
                     large: self.may_map_large_folios(m.backing, m.share, m.huge, m.pages),
+                    align_end: m.align.map(|a| a.0 + m.pages as i64),
                 };
                 self.procs[pi].maps.insert(m.name.clone(), state);
             }
@@ -1066,6 +1070,7 @@ impl Gen<'_> {
             mergeable: false,
             locked: locked || self.procs[pi].lock_future,
             large: large_folios,
+            align_end: None,
         };
         let proc = self.procs[pi].label.clone();
         self.procs[pi].maps.insert(name.clone(), state);
@@ -1165,6 +1170,7 @@ impl Gen<'_> {
                     mergeable: false,
                     locked: self.procs[pi].lock_future,
                     large,
+                    align_end: m.align.map(|a| a.0 + m.pages as i64),
                 };
                 self.procs[pi].maps.insert(m.name.clone(), state);
             }
@@ -1256,8 +1262,57 @@ impl Gen<'_> {
         Some(whole_mremap(proc, map, pages, to, false, false))
     }
 
-    /// A THP-sized or mTHP map that starts a few pages before a PMD boundary.
+    /// A large folio across a PMD boundary: a map where faults may map large folios
+    /// moved whole right after a map that ends a few pages before a boundary, or such a
+    /// map to move one after, or a THP-sized or mTHP map aligned a few pages before one.
     fn place_across_pmd(&mut self) -> Option<Step> {
+        let anchors: Vec<(usize, String, String)> = self
+            .procs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| {
+                let ends = p
+                    .maps
+                    .iter()
+                    .filter(|(_, m)| m.align_end.is_some_and(|e| e < 0) && m.pages[m.pages.len() - 1].present);
+                let movers = p.maps.iter().filter(|(_, m)| m.large && m.one_vma && m.all_present());
+                ends.flat_map(move |(a, _)| {
+                    movers.clone().filter(move |(n, _)| *n != a).map(move |(n, _)| (i, a.clone(), n.clone()))
+                })
+            })
+            .collect();
+        match self.rng.gen_range(0..3) {
+            0 if !anchors.is_empty() => {
+                let (pi, anchor, map) = anchors.choose(&mut self.rng)?.clone();
+                let pages = self.procs[pi].maps[&map].pages.len() as u64;
+                let proc = self.procs[pi].label.clone();
+                let to = Some(Place { after: Some(anchor), ..Place::default() });
+                Some(whole_mremap(proc, map, pages, to, false, false))
+            }
+            1 => self.pmd_anchor(),
+            _ => self.pmd_aligned_large(),
+        }
+    }
+
+    /// A small private anon map that ends 1 to 16 pages before a PMD boundary.
+    fn pmd_anchor(&mut self) -> Option<Step> {
+        let room: Vec<usize> =
+            (0..self.procs.len()).filter(|&i| self.procs[i].maps.len() < self.cfg.max_maps).collect();
+        let pi = *room.choose(&mut self.rng)?;
+        if self.procs[pi].lock_future {
+            return None;
+        }
+        let before = *[1, 4, 8, 16].choose(&mut self.rng)?;
+        let name = format!("m{}", self.next_map);
+        self.next_map += 1;
+        let proc = self.procs[pi].label.clone();
+        let (backing, share) = (Backing::Anon, Share::Private);
+        let align = Some(Align(-(before + 4)));
+        Some(Step::Mmap(Mmap { proc, name, pages: 4, backing, share, huge: None, locked: false, at: None, align }))
+    }
+
+    /// A THP-sized or mTHP map that starts a few pages before a PMD boundary.
+    fn pmd_aligned_large(&mut self) -> Option<Step> {
         let room: Vec<usize> =
             (0..self.procs.len()).filter(|&i| self.procs[i].maps.len() < self.cfg.max_maps).collect();
         let pi = *room.choose(&mut self.rng)?;
@@ -1332,6 +1387,7 @@ impl Gen<'_> {
             pages: vec![PageState { present: true, prot }; x.new_size() as usize],
             one_vma: true,
             locked: false,
+            align_end: None,
             ..src
         };
         self.procs[pi].maps.insert(name, state);
