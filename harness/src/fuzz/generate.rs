@@ -488,6 +488,21 @@ impl Gen<'_> {
         }
     }
 
+    /// The state of the map an `mmap` step makes in process `pi`.
+    fn mapped(&self, m: &Mmap, pi: usize) -> MapState {
+        MapState {
+            backing: m.backing,
+            share: m.share,
+            pages: vec![PageState { present: true, prot: Prot::Rw }; m.pages as usize],
+            one_vma: true,
+            dontfork: false,
+            mergeable: false,
+            locked: m.locked || self.procs[pi].lock_future,
+            large: self.may_map_large_folios(m.backing, m.share, m.huge, m.pages),
+            align_end: m.align.map(|a| a.0 + m.pages as i64),
+        }
+    }
+
     /// Play `step` (which `allows` accepted) into the state, as `make` does for its own.
     fn absorb(&mut self, step: &Step) {
         // A move back needs the World from before the step: where the range came from.
@@ -507,17 +522,7 @@ impl Gen<'_> {
                 if let Some(n) = label_number(&m.name, 'm') {
                     self.next_map = self.next_map.max(n + 1);
                 }
-                let state = MapState {
-                    backing: m.backing,
-                    share: m.share,
-                    pages: vec![PageState { present: true, prot: Prot::Rw }; m.pages as usize],
-                    one_vma: true,
-                    dontfork: false,
-                    mergeable: false,
-                    locked: m.locked || self.procs[pi].lock_future,
-                    large: self.may_map_large_folios(m.backing, m.share, m.huge, m.pages),
-                    align_end: m.align.map(|a| a.0 + m.pages as i64),
-                };
+                let state = self.mapped(m, pi);
                 self.procs[pi].maps.insert(m.name.clone(), state);
             }
             Step::Munmap(r) => {
@@ -1160,18 +1165,7 @@ impl Gen<'_> {
         match &step {
             Step::Mmap(m) => {
                 let pi = self.proc_of(&m.proc)?;
-                let large = self.may_map_large_folios(m.backing, m.share, m.huge, m.pages);
-                let state = MapState {
-                    backing: m.backing,
-                    share: m.share,
-                    pages: vec![PageState { present: true, prot: Prot::Rw }; m.pages as usize],
-                    one_vma: true,
-                    dontfork: false,
-                    mergeable: false,
-                    locked: self.procs[pi].lock_future,
-                    large,
-                    align_end: m.align.map(|a| a.0 + m.pages as i64),
-                };
+                let state = self.mapped(m, pi);
                 self.procs[pi].maps.insert(m.name.clone(), state);
             }
             Step::Mremap(x) => {
