@@ -66,10 +66,14 @@ const fn spec(op: Op, name: &'static str, keys: &'static [&'static str]) -> Spec
 pub const OPS: &[Spec] = &[
     spec(Op::Ping, "ping", &[]),
     spec(Op::Reset, "reset", &[]),
-    spec(Op::Mmap, "mmap", &["proc", "name", "pages", "backing", "share", "huge", "at", "at_map", "locked"]),
+    spec(Op::Mmap, "mmap", &["proc", "name", "pages", "backing", "share", "huge", "at", "at_map", "locked", "align"]),
     spec(Op::Munmap, "munmap", &["proc", "name", "page", "count"]),
     spec(Op::Mprotect, "mprotect", &["proc", "name", "page", "count", "prot"]),
-    spec(Op::Mremap, "mremap", &["proc", "name", "pages", "move", "dontunmap"]),
+    spec(
+        Op::Mremap,
+        "mremap",
+        &["proc", "name", "pages", "move", "dontunmap", "page", "count", "to", "to_map", "over", "into", "as"],
+    ),
     spec(Op::Madvise, "madvise", &["proc", "name", "page", "count", "advice"]),
     spec(Op::Write, "write", &["proc", "name", "page", "count", "value", "offset", "bytes", "tag"]),
     spec(Op::Read, "read", &["proc", "name", "page", "count"]),

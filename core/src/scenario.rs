@@ -245,6 +245,125 @@ pub struct Mmap {
     /// MAP_LOCKED: the kernel populates and locks the range at mmap.
     #[serde(default)]
     pub locked: bool,
+    /// Where it lands: `{ after: m }` or `{ before: m }`, another map of the same
+    /// process, with an optional `gap` in pages (MAP_FIXED_NOREPLACE).
+    #[serde(default)]
+    pub at: Option<Place>,
+    /// Where it starts relative to a PMD boundary (`pmd`, `pmd+N`, `pmd-N` pages), so a
+    /// large folio can straddle the boundary.
+    #[serde(default)]
+    pub align: Option<Align>,
+}
+
+/// Where a map lands or a moved range goes, relative to another map of the same
+/// process: exactly one of `after`, `before`, `over` (mremap only) and `back` (mremap
+/// only). Plain data, so a generator can enumerate placements.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Place {
+    /// Right after this map's last page (its extent, holes included), plus `gap`.
+    #[serde(default)]
+    pub after: Option<String>,
+    /// Right before this map's first page, less `gap`.
+    #[serde(default)]
+    pub before: Option<String>,
+    /// mremap only: over this map's pages from `page` (MREMAP_FIXED replaces them).
+    #[serde(default)]
+    pub over: Option<String>,
+    /// With `over`: the first page of that map the moved range replaces.
+    #[serde(default, deserialize_with = "count::opt")]
+    #[schemars(with = "Option<count::Count>")]
+    pub page: Option<u64>,
+    /// mremap only: back where the range (a map made by `as`) came from.
+    #[serde(default)]
+    pub back: bool,
+    /// Free pages between the two maps (default 0: adjacent).
+    #[serde(default, deserialize_with = "count::opt")]
+    #[schemars(with = "Option<count::Count>")]
+    pub gap: Option<u64>,
+}
+
+/// What a [`Place`] names, once checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchor<'a> {
+    After(&'a str, u64),
+    Before(&'a str, u64),
+    Over(&'a str, u64),
+    Back,
+}
+
+impl Place {
+    /// The one anchor it names, or why it names none or several.
+    pub fn anchor(&self) -> Result<Anchor<'_>, String> {
+        let gap = self.gap.unwrap_or(0);
+        let named = [self.after.is_some(), self.before.is_some(), self.over.is_some(), self.back];
+        if named.iter().filter(|n| **n).count() != 1 {
+            return Err("a place names exactly one of after, before, over and back".into());
+        }
+        if self.page.is_some() && self.over.is_none() {
+            return Err("page goes with over".into());
+        }
+        if self.gap.is_some() && self.after.is_none() && self.before.is_none() {
+            return Err("gap goes with after or before".into());
+        }
+        Ok(match (&self.after, &self.before, &self.over) {
+            (Some(m), _, _) => Anchor::After(m, gap),
+            (_, Some(m), _) => Anchor::Before(m, gap),
+            (_, _, Some(m)) => Anchor::Over(m, self.page.unwrap_or(0)),
+            _ => Anchor::Back,
+        })
+    }
+}
+
+/// A start `pages` pages past a PMD boundary (negative: before the next one), written
+/// `pmd`, `pmd+N` or `pmd-N`; the same on every page size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[schemars(with = "String")]
+pub struct Align(pub i64);
+
+impl Align {
+    /// Parse `pmd`, `pmd+N` or `pmd-N`.
+    pub fn parse(s: &str) -> Result<Align, String> {
+        let bad = || format!("'{s}' is not an alignment: pmd, pmd+N or pmd-N (pages)");
+        let rest = s.trim().strip_prefix("pmd").ok_or_else(bad)?;
+        if rest.is_empty() {
+            return Ok(Align(0));
+        }
+        let (sign, n) = match (rest.strip_prefix('+'), rest.strip_prefix('-')) {
+            (Some(n), _) => (1, n),
+            (_, Some(n)) => (-1, n),
+            _ => return Err(bad()),
+        };
+        let n: i64 = n.trim().parse().map_err(|_| bad())?;
+        Ok(Align(sign * n))
+    }
+}
+
+impl fmt::Display for Align {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            0 => f.write_str("pmd"),
+            n if n > 0 => write!(f, "pmd+{n}"),
+            n => write!(f, "pmd-{}", -n),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Align {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Align, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Align;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an alignment: pmd, pmd+N or pmd-N (pages)")
+            }
+            // Checked in the visitor, so a bad value keeps its own position.
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Align, E> {
+                Align::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 /// A range of pages in a mapping; without `page`, the whole mapping.
@@ -294,16 +413,63 @@ pub struct Mremap {
     #[serde(default = "p0")]
     pub proc: String,
     pub map: String,
-    /// The new size in pages.
+    /// The new size in pages; with `page`, the number of pages of the range moved.
     #[serde(deserialize_with = "count::one")]
     #[schemars(with = "count::Count")]
     pub pages: u64,
+    /// Move only the range of `pages` pages from this one; it becomes the map `as`.
+    #[serde(default, deserialize_with = "count::opt")]
+    #[schemars(with = "Option<count::Count>")]
+    pub page: Option<u64>,
+    /// With `page`: the moved range's new size (default: `pages`).
+    #[serde(default, deserialize_with = "count::opt")]
+    #[schemars(with = "Option<count::Count>")]
+    pub new_pages: Option<u64>,
+    /// With `page`: the name of the map the moved range becomes.
+    #[serde(default, rename = "as")]
+    pub as_: Option<String>,
+    /// Where it goes (MREMAP_MAYMOVE | MREMAP_FIXED): `{ after: m }`, `{ before: m }`,
+    /// `{ over: m, page: k }` or `{ back: true }`.
+    #[serde(default)]
+    pub to: Option<Place>,
     /// Move to a fresh address (MREMAP_MAYMOVE | MREMAP_FIXED).
     #[serde(default, rename = "move")]
     pub move_: bool,
     /// Leave the old range mapped but empty (MREMAP_DONTUNMAP; implies move).
     #[serde(default)]
     pub dontunmap: bool,
+}
+
+impl Mremap {
+    /// The pages `(first, count)` it moves out of its map of `len` pages.
+    pub fn source(&self, len: u64) -> (u64, u64) {
+        match self.page {
+            Some(p) => (p, self.pages),
+            None => (0, len),
+        }
+    }
+
+    /// The size in pages of what it leaves at the new place.
+    pub fn new_size(&self) -> u64 {
+        match self.page {
+            Some(_) => self.new_pages.unwrap_or(self.pages),
+            None => self.pages,
+        }
+    }
+
+    /// Whether it uses a sub-range, a name or a place (the forms beyond a plain resize or
+    /// move).
+    pub fn placed(&self) -> bool {
+        self.page.is_some() || self.new_pages.is_some() || self.as_.is_some() || self.to.is_some()
+    }
+
+    /// The name of what it leaves at the new place (`None` for `to: { back: true }`).
+    pub fn result_name(&self) -> Option<&str> {
+        if self.to.as_ref().is_some_and(|t| t.back) {
+            return None;
+        }
+        Some(self.as_.as_deref().unwrap_or(&self.map))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

@@ -63,6 +63,16 @@ int op_mmap(struct ctx *c)
 	if (s && (!q.has_at || parse_i64(s, &q.at) ||
 		  q.at > (int64_t)max_pages() || q.at < -(int64_t)max_pages()))
 		return bad(c, "at");
+	s = kv_get(c->req, "align");
+	if (s) {
+		/* Less than one PMD either side of a boundary. */
+		int64_t pmd_pages = page_size / 8;
+
+		if (q.has_at || parse_i64(s, &q.align) ||
+		    q.align >= pmd_pages || q.align <= -pmd_pages)
+			return bad(c, "align");
+		q.has_align = 1;
+	}
 	rc = req_proc(c, &p);
 	if (rc)
 		return rc;
@@ -154,6 +164,49 @@ int op_madvise(struct ctx *c)
 	return 0;
 }
 
+/* mremap's optional range (page, count), place (to, to_map) and new name. */
+static int mremap_place(struct ctx *c, struct wreq *q)
+{
+	const char *s;
+	uint64_t v;
+
+	if (kv_get(c->req, "page")) {
+		if (num(c, "page", REQUIRED, MAX_MAP_PAGES, &q->page))
+			return bad(c, "page");
+		if (num(c, "count", REQUIRED, MAX_MAP_PAGES, &q->count) ||
+		    !q->count)
+			return bad(c, "count");
+		q->has_range = 1;
+	} else if (kv_get(c->req, "count")) {
+		return bad(c, "count");
+	}
+	s = kv_get(c->req, "to_map");
+	if (s) {
+		if (!valid_name(s))
+			return bad(c, "to_map");
+		snprintf(q->to_map, sizeof(q->to_map), "%s", s);
+		q->has_to = 1;
+	}
+	s = kv_get(c->req, "to");
+	if (!s != !q->has_to ||
+	    (s && (parse_i64(s, &q->to) || q->to > (int64_t)max_pages() ||
+		   q->to < -(int64_t)max_pages())))
+		return bad(c, "to");
+	if (num(c, "over", 0, 1, &v) || (v && !q->has_to))
+		return bad(c, "over");
+	q->over = v;
+	if (num(c, "into", 0, 1, &v) || (v && !q->over))
+		return bad(c, "into");
+	q->into = v;
+	s = kv_get(c->req, "as");
+	if (s) {
+		if (!valid_name(s) || q->into)
+			return bad(c, "as");
+		snprintf(q->as, sizeof(q->as), "%s", s);
+	}
+	return 0;
+}
+
 int op_mremap(struct ctx *c)
 {
 	struct wrep ans;
@@ -173,6 +226,9 @@ int op_mremap(struct ctx *c)
 	if (num(c, "dontunmap", 0, 1, &v))
 		return bad(c, "dontunmap");
 	q.dontunmap = v;
+	rc = mremap_place(c, &q);
+	if (rc)
+		return rc;
 	rc = req_proc(c, &p);
 	if (!rc)
 		rc = wcall(c, p, &q, &ans);

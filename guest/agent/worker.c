@@ -141,32 +141,6 @@ static struct wmap *get_range(const struct wreq *q, uint64_t count,
 	return &maps[i];
 }
 
-/* True when this page is a table map's, or free: MAP_FIXED may take it. */
-static int page_replaceable(uint64_t a)
-{
-	unsigned char v;
-	int i;
-
-	for (i = 0; i < nmaps; i++) {
-		struct wmap *m = &maps[i];
-
-		if (a >= m->addr && a < m->addr + m->pages * page_size &&
-		    (m->pf[(a - m->addr) / page_size] & PF_MAPPED))
-			return 1;
-	}
-	return mincore((void *)a, page_size, &v) < 0 && errno == ENOMEM;
-}
-
-static int range_replaceable(uint64_t a, uint64_t len)
-{
-	uint64_t off;
-
-	for (off = 0; off < len; off += page_size)
-		if (!page_replaceable(a + off))
-			return 0;
-	return 1;
-}
-
 /*
  * Free space left on both sides of a new map: it then starts as its own
  * VMA, and mmap at= can still place a map right before or after it. Our
@@ -269,34 +243,29 @@ static int w_mmap(const struct wreq *q, struct wrep *r)
 			goto out;
 		}
 		start = maps[i].addr + (uint64_t)(q->at * page_size);
+		/* A range already taken is the scenario's error: EEXIST. */
 		a = mmap((void *)start, len, prot, flags | MAP_FIXED_NOREPLACE,
 			 fd, 0);
-		/* Overlaying our own maps is a scenario; clobbering the
-		 * worker's own memory never is. */
-		if (a == MAP_FAILED && errno == EEXIST) {
-			if (range_replaceable(start, len))
-				a = mmap((void *)start, len, prot,
-					 flags | MAP_FIXED, fd, 0);
-			else
-				errno = EEXIST;	/* mincore() clobbered it */
-		}
 		if (a != MAP_FAILED && a != (void *)start) {
-			munmap(a, len);
+			munmap(a, len);	/* a kernel without NOREPLACE */
 			errno = EEXIST;
 			a = MAP_FAILED;
 		}
 		if (a == MAP_FAILED) {
-			wfail(r, errno, "mmap");
+			wfail(r, errno, errno == EEXIST ? "taken" : "mmap");
 			goto out;
 		}
-		forget_range(start, len, NULL);
 	} else {
-		uint64_t align = q->huge == 1 ? pmd_size() : (uint64_t)page_size;
+		uint64_t align = q->huge == 1 || q->has_align ?
+			pmd_size() : (uint64_t)page_size;
 
 		if (reserve(len, align, &res, &rlen, &start)) {
 			wfail(r, errno, "mmap");
 			goto out;
 		}
+		/* Within the gap reserve() leaves: |align| < one PMD. */
+		if (q->has_align)
+			start += (uint64_t)(q->align * page_size);
 		a = mmap((void *)start, len, prot, flags | MAP_FIXED, fd, 0);
 		if (a == MAP_FAILED) {
 			wfail(r, errno, "mmap");
@@ -374,6 +343,143 @@ static int w_madvise(const struct wreq *q, struct wrep *r)
 	return 0;
 }
 
+/*
+ * The place a range of len bytes moves to: to pages from the map to_map.
+ * Without over, a PROT_NONE placeholder claims it first (EEXIST: taken),
+ * so the move never replaces anything by accident.
+ */
+static int mremap_dest(const struct wreq *q, uint64_t len, uint64_t *dest,
+		       struct wrep *r)
+{
+	int j = find_map(q->to_map);
+	void *a;
+
+	if (j < 0)
+		return wfail(r, ENOENT, "no-map");
+	if (q->into && (q->to < 0 || (uint64_t)q->to > maps[j].pages ||
+			q->pages > maps[j].pages - q->to))
+		return wfail(r, EINVAL, "range");
+	*dest = maps[j].addr + (uint64_t)(q->to * page_size);
+	if (q->over)
+		return 0;
+	a = mmap((void *)*dest, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+		 MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+	if (a != MAP_FAILED && a != (void *)*dest) {
+		munmap(a, len);
+		errno = EEXIST;
+		a = MAP_FAILED;
+	}
+	if (a == MAP_FAILED)
+		return wfail(r, errno, errno == EEXIST ? "taken" : "mmap");
+	return 0;
+}
+
+/*
+ * The table after a placed mremap: the moved pages leave their map (with
+ * DONTUNMAP a range stays, a whole map's name still moves), the place
+ * leaves whatever map had it, and the pages rejoin to_map (into) or make
+ * the map named as (else keep the name). df: the moved pages' DONTFORK.
+ */
+static int moved(const struct wreq *q, uint64_t old, uint64_t oldlen,
+		 uint64_t dest, const uint8_t *df, uint64_t count, int huge,
+		 struct wrep *r)
+{
+	uint64_t len = q->pages * page_size, k, first = 0;
+	const char *name = q->as[0] ? q->as : q->name;
+	struct wmap *m;
+
+	if (!q->has_range)
+		drop_map(find_map(q->name));
+	else if (!q->dontunmap)
+		forget_range(old, oldlen, NULL);
+	forget_range(dest, len, q->into ? q->to_map : NULL);
+	if (q->into) {
+		m = &maps[find_map(q->to_map)];
+		first = q->to;
+	} else {
+		if (add_map(name, dest, q->pages, huge, r))
+			return -1;
+		m = &maps[nmaps - 1];
+	}
+	for (k = 0; k < q->pages; k++) {
+		uint8_t *f = &m->pf[first + k];
+
+		if (!(*f & PF_MAPPED))
+			m->nmapped++;
+		*f = PF_MAPPED | (df[k < count ? k : count - 1] & PF_DONTFORK);
+	}
+	return 0;
+}
+
+/*
+ * mremap with a range, a place or a name: pages [page, page+count) of the
+ * map (all of it without page) move to to_map+to (MREMAP_FIXED), or to a
+ * fresh place, and become the map named as.
+ */
+static int w_mremap_placed(const struct wreq *q, struct wrep *r)
+{
+	int i = find_map(q->name), flags = MREMAP_MAYMOVE | MREMAP_FIXED;
+	uint64_t first = 0, count, old, oldlen, len = q->pages * page_size;
+	uint64_t dest, res = 0, rlen = 0, k;
+	struct wmap *m;
+	uint8_t *df;
+	int huge, rc;
+	void *a;
+
+	if (i < 0)
+		return wfail(r, ENOENT, "no-map");
+	m = &maps[i];
+	count = m->pages;
+	if (q->has_range) {
+		if (q->page >= m->pages || q->count > m->pages - q->page)
+			return wfail(r, EINVAL, "range");
+		first = q->page;
+		count = q->count;
+	}
+	for (k = first; k < first + count; k++)
+		if (!(m->pf[k] & PF_MAPPED))
+			return wfail(r, EFAULT, "unmapped");
+	if (q->as[0] && find_map(q->as) >= 0)
+		return wfail(r, EEXIST, "map-exists");
+	if (q->has_range && !q->into && nmaps == MAX_MAPS)
+		return wfail(r, ENOSPC, "too-many-maps");
+	old = m->addr + first * page_size;
+	oldlen = count * page_size;
+	huge = m->huge;
+	if (q->dontunmap)
+		flags |= MREMAP_DONTUNMAP;
+	if (q->has_to) {
+		if (mremap_dest(q, len, &dest, r))
+			return -1;
+	} else if (reserve(len, huge == 1 ? pmd_size() : (uint64_t)page_size,
+			   &res, &rlen, &dest)) {
+		return wfail(r, errno, "mmap");
+	}
+	df = malloc(count);
+	if (!df)
+		return wfail(r, ENOMEM, "malloc");
+	memcpy(df, maps[i].pf + first, count);
+	a = mremap((void *)old, oldlen, len, flags, (void *)dest);
+	if (a == MAP_FAILED) {
+		wfail(r, errno, "mremap");
+		if (rlen)
+			munmap((void *)res, rlen);
+		else if (q->has_to && !q->over)
+			munmap((void *)dest, len);
+		free(df);
+		return -1;
+	}
+	rc = moved(q, old, oldlen, dest, df, count, huge, r);
+	free(df);
+	if (rc)
+		return -1;
+	r->addr = dest;
+	r->old = old;
+	if (rlen && trim_reserve(res, rlen, dest, len))
+		return wfail(r, errno, "munmap");
+	return 0;
+}
+
 static int w_mremap(const struct wreq *q, struct wrep *r)
 {
 	int i = find_map(q->name), flags = MREMAP_MAYMOVE;
@@ -383,6 +489,8 @@ static int w_mremap(const struct wreq *q, struct wrep *r)
 	uint8_t *pf;
 	void *a;
 
+	if (q->has_range || q->has_to || q->as[0])
+		return w_mremap_placed(q, r);
 	if (i < 0)
 		return wfail(r, ENOENT, "no-map");
 	m = &maps[i];

@@ -39,13 +39,18 @@ struct wreq {
 	uint32_t op;
 	char name[NAME_LEN];
 	char at_map[NAME_LEN];
+	char to_map[NAME_LEN];	/* W_MREMAP: the map to= counts from */
+	char as[NAME_LEN];	/* W_MREMAP: the name of a moved range */
 	uint64_t page, count, pages, offset;
-	int64_t at;
+	int64_t at, to;
+	int64_t align;		/* W_MMAP: pages past a PMD boundary */
 	int32_t backing, shared;
 	int32_t huge;		/* -1: not given */
 	int32_t prot, advice, value;
 	uint8_t one_byte, has_at, move, dontunmap;
 	uint8_t locked;		/* W_MMAP: MAP_LOCKED */
+	uint8_t has_align;	/* W_MMAP */
+	uint8_t has_range, has_to, over, into;	/* W_MREMAP */
 	uint8_t tag;		/* W_WRITE: first 8 bytes = page index */
 };
 

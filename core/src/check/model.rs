@@ -7,7 +7,7 @@
 
 mod layout;
 
-use crate::scenario::{span, Advice, Backing, Mthp, Prot, Share, Step};
+use crate::scenario::{span, Advice, Anchor, Backing, Mremap, Mthp, Place, Prot, Share, Step};
 pub use layout::Semantics;
 use layout::{Layout, DONTFORK, HUGEPAGE, LOCKED, MERGEABLE, NOHUGEPAGE, WIPEONFORK};
 use std::collections::{BTreeMap, BTreeSet};
@@ -69,6 +69,13 @@ struct Map {
     layout: Layout,
     /// Some of it is VM_LOCKED: growing it with mremap populates the new pages.
     locked: bool,
+    /// The object page of its page 0 (a range moved out of a file map keeps its pages).
+    pgoff: u64,
+    /// Placed right next to another map (`at:`, `to:`): the kernel may merge their
+    /// VMAs, so which of its pages fork copies may follow the neighbour's anon_vma.
+    adjacent: bool,
+    /// A range moved out with `as:`: the map and page it came from.
+    origin: Option<(String, u64)>,
 }
 
 /// Why the model holds its view of a slot: the rule of the last step that set it. O4
@@ -133,6 +140,10 @@ impl std::fmt::Display for Why {
     }
 }
 
+/// What the model knows of one slot besides its frame: why it cannot predict it, why
+/// it holds its view, and whether it may have been paged out.
+type SlotFacts = (Option<String>, Option<Why>, bool);
+
 /// Why the model believes what it believes about a slot.
 #[derive(Debug, Clone, Default)]
 pub struct Model {
@@ -161,6 +172,8 @@ pub struct Model {
     origins: BTreeMap<u64, String>,
 }
 
+const DONTUNMAP: &str = "MREMAP_DONTUNMAP: whether the emptied range keeps its anon_vma differs by kernel";
+const MERGED: &str = "VMA merge: whether fork copies this PTE follows a placed neighbour's anon_vma";
 const MTHP: &str = "mTHP: a fault may map a large folio over neighbouring pages";
 const MLOCK: &str = "mlock populates the range (whether that breaks COW differs by kernel)";
 const SWAP: &str = "swap: MADV_PAGEOUT may swap the page out, and swap-in may map it anew";
@@ -308,7 +321,12 @@ impl Model {
                     pages: vec![None; m.pages as usize],
                     layout: Layout::new(m.pages as usize, self.fresh(), flags),
                     locked: m.locked || self.locked_future.contains(&m.proc),
+                    pgoff: 0,
+                    adjacent: false,
+                    origin: None,
                 };
+                let adjacent =
+                    matches!(m.at.as_ref().map(Place::anchor), Some(Ok(Anchor::After(_, 0) | Anchor::Before(_, 0))));
                 if m.huge == Some(true) {
                     for p in 0..m.pages {
                         self.unpredictable
@@ -321,6 +339,11 @@ impl Model {
                 }
                 let populated = m.locked || self.locked_future.contains(&m.proc);
                 self.procs.entry(m.proc.clone()).or_default().insert(m.name.clone(), map);
+                if let (true, Some(Ok(Anchor::After(n, _) | Anchor::Before(n, _)))) =
+                    (adjacent, m.at.as_ref().map(Place::anchor))
+                {
+                    self.adjoin(&m.proc, &[&m.name, n]);
+                }
                 if populated {
                     self.populate(&m.proc, &m.name, 0..m.pages);
                 }
@@ -443,6 +466,7 @@ impl Model {
                     _ => {}
                 }
             }
+            Step::Mremap(x) if x.placed() => self.remap(x),
             Step::Mremap(x) => {
                 let Some(m) = self.procs.get_mut(&x.proc).and_then(|maps| maps.get_mut(&x.map)) else { return };
                 let old = m.pages.len() as u64;
@@ -513,6 +537,140 @@ impl Model {
         }
     }
 
+    /// These maps of `proc` were placed next to each other.
+    fn adjoin(&mut self, proc: &str, names: &[&str]) {
+        for name in names {
+            if let Some(m) = self.procs.get_mut(proc).and_then(|maps| maps.get_mut(*name)) {
+                m.adjacent = true;
+            }
+        }
+    }
+
+    /// What the model knows of `count` slots from `(proc, map, first)`, taken out.
+    fn take_slots(&mut self, proc: &str, map: &str, first: u64, count: u64) -> Vec<SlotFacts> {
+        (first..first + count)
+            .map(|p| {
+                let at = (proc.to_string(), map.to_string(), p);
+                (self.unpredictable.remove(&at), self.why.remove(&at), self.paged_out.remove(&at))
+            })
+            .collect()
+    }
+
+    /// Put slot facts back from `(proc, map, first)` on.
+    fn put_slots(&mut self, proc: &str, map: &str, first: u64, facts: Vec<SlotFacts>) {
+        for (i, (unpredictable, why, paged_out)) in facts.into_iter().enumerate() {
+            let at = (proc.to_string(), map.to_string(), first + i as u64);
+            if let Some(u) = unpredictable {
+                self.unpredictable.insert(at.clone(), u);
+            }
+            if let Some(w) = why {
+                self.why.insert(at.clone(), w);
+            }
+            if paged_out {
+                self.paged_out.insert(at);
+            }
+        }
+    }
+
+    /// mremap with a range, a place or a name: the moved pages, their VMAs and what the
+    /// model knows of each slot go to the map they become, or back into the map they
+    /// came from; the pages at the place leave their map (MREMAP_FIXED).
+    fn remap(&mut self, x: &Mremap) {
+        let Some(src) = self.procs.get(&x.proc).and_then(|maps| maps.get(&x.map)).cloned() else { return };
+        let (first, count) = x.source(src.pages.len() as u64);
+        let new = x.new_size();
+        let anchor = x.to.as_ref().and_then(|t| t.anchor().ok());
+        let mut fresh = self.ids();
+        let range = first as usize..(first + count) as usize;
+        let mut piece = Map {
+            pages: src.pages[range.clone()].to_vec(),
+            layout: src.layout.split_off(range.clone(), &mut fresh),
+            pgoff: src.pgoff + first,
+            adjacent: matches!(anchor, Some(Anchor::After(_, 0) | Anchor::Before(_, 0) | Anchor::Over(..))),
+            origin: match x.page {
+                Some(_) => Some((x.map.clone(), first)),
+                None => src.origin.clone(),
+            },
+            ..src.clone()
+        };
+        piece.pages.resize(new as usize, None);
+        piece.layout.resize(new as usize);
+        let mut facts = self.take_slots(&x.proc, &x.map, first, count);
+        facts.truncate(new as usize);
+        let sem = self.sem;
+        let Some(maps) = self.procs.get_mut(&x.proc) else { return };
+        // The source: a whole map's name moves; a range leaves a hole, or with
+        // DONTUNMAP stays mapped, empty and unlocked.
+        if x.page.is_none() {
+            maps.remove(&x.map);
+        } else if let Some(m) = maps.get_mut(&x.map) {
+            m.pages[range.clone()].fill(None);
+            if x.dontunmap {
+                m.layout.change(range.clone(), |a| a.flags &= !LOCKED, &mut fresh, sem);
+            } else {
+                m.layout.unmap(range.clone(), &mut fresh);
+                if m.layout.0.iter().all(Option::is_none) {
+                    maps.remove(&x.map);
+                }
+            }
+        }
+        // The place: pages from `at` of map `target` are replaced.
+        let back = src.origin.clone().filter(|_| anchor == Some(Anchor::Back));
+        let (target, at) = match (&anchor, &back) {
+            (Some(Anchor::Over(m, page)), _) => (Some(m.to_string()), *page),
+            (_, Some((from, page))) => (Some(from.clone()), *page),
+            _ => (None, 0),
+        };
+        if let Some(target) = &target {
+            let into = back.is_some();
+            if let Some(m) = maps.get_mut(target) {
+                let end = (at + new).min(m.pages.len() as u64);
+                let r = at as usize..end as usize;
+                if into {
+                    m.pages[r.clone()].clone_from_slice(&piece.pages[..r.len()]);
+                    m.layout.put(at as usize, &piece.layout, sem);
+                } else {
+                    m.pages[r.clone()].fill(None);
+                    m.layout.unmap(r, &mut fresh);
+                    m.adjacent = true;
+                    if m.layout.0.iter().all(Option::is_none) {
+                        maps.remove(target);
+                    }
+                }
+            }
+        }
+        if let Some(Anchor::After(n, 0) | Anchor::Before(n, 0)) = anchor {
+            if let Some(m) = maps.get_mut(n) {
+                m.adjacent = true;
+            }
+        }
+        let (dest, dest_at) = match (&back, x.result_name()) {
+            (Some((from, page)), _) => (from.clone(), *page),
+            (None, Some(name)) => (name.to_string(), 0),
+            (None, None) => return,
+        };
+        if back.is_none() {
+            maps.insert(dest.clone(), piece.clone());
+        }
+        self.next_id = fresh();
+        if let Some(target) = target.filter(|t| *t != dest || back.is_some()) {
+            drop(self.take_slots(&x.proc, &target, at, new));
+        }
+        self.put_slots(&x.proc, &dest, dest_at, facts);
+        if x.dontunmap && x.page.is_some() {
+            self.mark(&x.proc, &x.map, first..first + count, DONTUNMAP);
+        }
+        let anon = piece.share == Share::Private && matches!(piece.backing, Backing::Anon | Backing::DevZero);
+        if new > count {
+            if piece.locked {
+                self.populate(&x.proc, &dest, dest_at + count..dest_at + new);
+            }
+            if anon && self.large.0 {
+                self.mark(&x.proc, &dest, dest_at + count..dest_at + new, MTHP);
+            }
+        }
+    }
+
     /// A read (`bytes` is `None`) or a write of `bytes` to one slot.
     fn touch(&mut self, proc: &str, name: &str, page: u64, bytes: Option<Bytes>) {
         let write = bytes.is_some();
@@ -533,11 +691,11 @@ impl Model {
             }
         }
         let current = m.pages.get(page as usize).copied().flatten();
-        let (share, backing, object) = (m.share, m.backing, m.object);
+        let (share, backing, object, pgoff) = (m.share, m.backing, m.object, m.pgoff);
         let (frame, why) = match (share, current, write) {
             (Share::Shared, _, _) => {
                 let obj = object.unwrap_or(0);
-                (Frame::Object(obj, page), Reason::Shared)
+                (Frame::Object(obj, pgoff + page), Reason::Shared)
             }
             (Share::Private, Some(Frame::Anon(id)), true) => {
                 if self.holders(Frame::Anon(id)) > 1 {
@@ -550,7 +708,7 @@ impl Model {
             (Share::Private, _, true) => (Frame::Anon(self.fresh()), Reason::PrivateWrite),
             (Share::Private, None, false) => match (backing, object) {
                 (Backing::Anon | Backing::DevZero, _) => (Frame::Zero, Reason::ZeroPage),
-                (_, Some(obj)) => (Frame::Object(obj, page), Reason::PageCache),
+                (_, Some(obj)) => (Frame::Object(obj, pgoff + page), Reason::PageCache),
                 (_, None) => (Frame::Zero, Reason::ReadZero),
             },
         };
@@ -587,6 +745,15 @@ impl Model {
                 // VMAs come without theirs.
                 let copied = m.layout.at(i).is_some_and(|a| a.anon.is_some() && a.flags & (WIPEONFORK | DONTFORK) == 0);
                 if !copied {
+                    // A private page that is not anon (zero page, page cache) in a VMA
+                    // merged with a placed neighbour: copied if that one has an anon_vma.
+                    let merged = m.adjacent
+                        && m.share == Share::Private
+                        && matches!(f, Some(Frame::Zero | Frame::Object(..)))
+                        && m.layout.at(i).is_some_and(|a| a.flags & (WIPEONFORK | DONTFORK) == 0);
+                    if merged {
+                        self.unpredictable.insert((child.into(), name.clone(), i as u64), MERGED.into());
+                    }
                     *f = None;
                 } else if f.is_some() {
                     self.why.insert(
@@ -631,7 +798,7 @@ impl Model {
         let frame = match m.pages.get(page as usize)? {
             Some(f) => *f,
             None => match m.object {
-                Some(obj) => Frame::Object(obj, page),
+                Some(obj) => Frame::Object(obj, m.pgoff + page),
                 None => return Some(&Bytes::ZERO),
             },
         };
@@ -814,6 +981,25 @@ mod tests {
         assert_eq!(m.frame("c1", "a", 2), m.frame("p0", "a", 2));
         assert_eq!(m.frame("c1", "a", 5), None);
         assert!(m.frame("p0", "a", 5).is_some());
+    }
+
+    #[test]
+    fn a_moved_range_takes_its_frames_and_bytes_along_and_brings_them_back() {
+        let head = "name: t\nabout: t\nsteps:\n - mmap: {name: a, pages: 6, backing: anon, share: private}\n - write: {map: a, page: 0, pages: 6}\n - mremap: {map: a, page: 2, pages: 2, as: a2, to: {after: a}}\n";
+        let m = run(head);
+        let moved = m.frame("p0", "a2", 0);
+        assert!(moved.is_some());
+        assert_eq!(m.frame("p0", "a", 2), None, "the range left its map");
+        assert_eq!(m.contents("p0", "a2", 1).map(|b| b.tag), Some(Some(3)), "the bytes page 3 was written with");
+        let m = run(&format!("{head} - mremap: {{map: a2, pages: 2, to: {{back: true}}}}\n - fork: {{child: c1}}\n"));
+        assert_eq!(m.frame("p0", "a", 2), moved, "back where it came from");
+        assert_eq!(m.frame("c1", "a", 2), moved, "and fork shares it");
+    }
+
+    #[test]
+    fn a_file_range_moved_away_keeps_its_object_pages() {
+        let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: f, pages: 6, backing: memfd, share: shared}\n - mremap: {map: f, page: 4, pages: 2, as: g, move: true}\n - write: {map: g, page: 1}\n");
+        assert!(matches!(m.frame("p0", "g", 1), Some(Frame::Object(_, 5))));
     }
 
     #[test]

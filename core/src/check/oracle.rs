@@ -135,14 +135,16 @@ impl Truth {
         self.procs.iter().find(|p| p.label == label).map(|p| p.pid)
     }
 
-    /// The slot at `addr` in process `pid`.
+    /// The slot at `addr` in process `pid`. Where maps overlap (a range moved over
+    /// part of another map), the one with a page there wins.
     pub fn locate(&self, pid: u32, addr: u64) -> Option<Slot> {
         let proc = self.procs.iter().find(|p| p.pid == pid)?;
-        proc.maps.iter().find_map(|m| {
-            let end = m.addr + m.pfns.len() as u64 * self.page_size;
-            (addr >= m.addr && addr < end)
-                .then(|| (proc.label.clone(), m.name.clone(), (addr - m.addr) / self.page_size))
-        })
+        let within = |m: &&MapPages| addr >= m.addr && addr < m.addr + m.pfns.len() as u64 * self.page_size;
+        let index = |m: &MapPages| ((addr - m.addr) / self.page_size) as usize;
+        let mut maps = proc.maps.iter().filter(within);
+        let first = maps.clone().next()?;
+        let m = maps.find(|m| m.pfns[index(m)].is_some()).unwrap_or(first);
+        Some((proc.label.clone(), m.name.clone(), index(m) as u64))
     }
 
     /// The pid and address of a slot.

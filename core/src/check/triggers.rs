@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 const KPF_MLOCKED: u64 = 1 << 33;
 
 /// Every class, in the order a summary lists them: a class no run reached shows as 0.
-pub const CLASSES: [&str; 17] = [
+pub const CLASSES: [&str; 19] = [
     LARGE_PTE_2,
     LARGE_PTE_3,
     PMD_SHARED,
@@ -32,6 +32,8 @@ pub const CLASSES: [&str; 17] = [
     MIGRATE_2,
     MIGRATE_3,
     MIGRATE_LARGE,
+    PMD_STRADDLE,
+    MOVED_BACK,
 ];
 
 pub const LARGE_PTE_2: &str = "large folio PTE-mapped by 2 processes (fork of a PTE-mapped large folio)";
@@ -51,6 +53,8 @@ pub const MIGRATE_1: &str = "migration of a page mapped by 1 process";
 pub const MIGRATE_2: &str = "migration of a page mapped by 2 processes";
 pub const MIGRATE_3: &str = "migration of a page mapped by 3+ processes";
 pub const MIGRATE_LARGE: &str = "migration of a large folio";
+pub const PMD_STRADDLE: &str = "folio straddling a PMD boundary";
+pub const MOVED_BACK: &str = "move and move back";
 
 fn procs_at(walk: &Walk, level: Option<&str>) -> BTreeSet<u32> {
     walk.vmas
@@ -95,13 +99,41 @@ pub fn of_walk(walk: &Walk, kpageflags: Option<u64>, pmd_order: u32) -> Vec<&'st
     out
 }
 
-/// The classes a pagemap read shows: swap entries and who holds them.
+/// Whether a large folio is mapped across a PMD boundary somewhere: two pages of one
+/// folio (the second a tail of the first's, at the next frame) on either side of a
+/// PMD-aligned address.
+fn straddles_pmd(truth: &Truth) -> bool {
+    let pmd = truth.page_size * (truth.page_size / 8);
+    truth.procs.iter().flat_map(|p| &p.maps).any(|m| {
+        m.pfns.windows(2).enumerate().any(|(i, w)| {
+            let at = m.addr + (i as u64 + 1) * truth.page_size;
+            matches!(w, [Some(a), Some(b)] if *b == a + 1 && truth.tails.contains(b))
+                && pmd > 0
+                && at.is_multiple_of(pmd)
+        })
+    })
+}
+
+/// Whether pages that moved away and back (`moved_back`: process, map, first page,
+/// count) are mapped in their map again, as the pagemap shows.
+pub fn moved_back<'a>(truth: &Truth, moved_back: impl IntoIterator<Item = (&'a str, &'a str, u64, u64)>) -> bool {
+    moved_back.into_iter().any(|(proc, map, first, count)| {
+        let m = truth.procs.iter().filter(|p| p.label == proc).flat_map(|p| &p.maps).find(|m| m.name == map);
+        m.is_some_and(|m| (first..first + count).any(|i| m.pfns.get(i as usize).is_some_and(Option::is_some)))
+    })
+}
+
+/// The classes a pagemap read shows: swap entries and who holds them, and large folios
+/// across a PMD boundary.
 pub fn of_truth(truth: &Truth) -> Vec<&'static str> {
     let mut holders: BTreeMap<u64, BTreeSet<&str>> = BTreeMap::new();
     for ((proc, _, _), entry) in &truth.swapped {
         holders.entry(*entry).or_default().insert(proc);
     }
     let mut out = BTreeSet::new();
+    if straddles_pmd(truth) {
+        out.insert(PMD_STRADDLE);
+    }
     for procs in holders.values() {
         out.insert(match procs.len() {
             0 | 1 => SWAPPED,
@@ -149,6 +181,20 @@ mod tests {
         let t = of_walk(&walk(&[PAGE, &a, &b, "end rc=0 mapped=2 visited=0"]), Some(1 << 33), 9);
         assert!(t.contains(&PMD_AND_PTE), "{t:?}");
         assert!(t.contains(&MLOCKED_SHARED), "{t:?}");
+    }
+
+    #[test]
+    fn a_folio_across_a_pmd_boundary_straddles_it() {
+        // 4k pages: 0x200000 is a PMD boundary; pages 0x1fe000.. map frames 0x9..0xc.
+        let data = [crate::wire::parse_fields(
+            "proc=p0 pid=1 name=a addr=0x1fe000 pages=4 pfns=0x9,0xa,0xb,0xc folio=h,t,t,t",
+        )];
+        let truth = Truth::from_data(&data, 4096).unwrap();
+        assert!(of_truth(&truth).contains(&PMD_STRADDLE));
+        let data = [crate::wire::parse_fields("proc=p0 pid=1 name=a addr=0x1fe000 pages=4 pfns=0x9,0xa,0x20,0x21")];
+        assert!(!of_truth(&Truth::from_data(&data, 4096).unwrap()).contains(&PMD_STRADDLE), "small pages");
+        assert!(moved_back(&truth, [("p0", "a", 2, 2)]));
+        assert!(!moved_back(&truth, [("p0", "b", 2, 2)]));
     }
 
     #[test]

@@ -46,6 +46,20 @@ impl Fields {
     fn range(self, proc: &str, map: &str, page: Option<u64>, pages: Option<u64>) -> Fields {
         self.proc(proc).text("map", map).maybe("page", page).maybe("pages", pages)
     }
+    /// A place as a nested flow mapping, when there is one.
+    fn place(mut self, key: &str, place: Option<&Place>) -> Fields {
+        if let Some(p) = place {
+            let inner = Fields::new()
+                .maybe("after", p.after.as_deref().map(quoted))
+                .maybe("before", p.before.as_deref().map(quoted))
+                .maybe("over", p.over.as_deref().map(quoted))
+                .maybe("page", p.page)
+                .flag("back", p.back)
+                .maybe("gap", p.gap);
+            self.0.push(format!("{key}: {}", inner.done()));
+        }
+        self
+    }
     fn done(self) -> String {
         if self.0.is_empty() {
             return "{}".into();
@@ -74,6 +88,8 @@ pub fn step(s: &Step) -> String {
             .word("share", if m.share == Share::Shared { "shared" } else { "private" })
             .maybe("huge", m.huge)
             .flag("locked", m.locked)
+            .place("at", m.at.as_ref())
+            .maybe("align", m.align)
             .done(),
         Step::Munmap(r) | Step::Split(r) | Step::Munlock(r) => {
             Fields::new().range(&r.proc, &r.map, r.page, r.pages).done()
@@ -89,6 +105,10 @@ pub fn step(s: &Step) -> String {
             .proc(&x.proc)
             .text("map", &x.map)
             .word("pages", x.pages)
+            .maybe("page", x.page)
+            .maybe("new_pages", x.new_pages)
+            .maybe("as", x.as_.as_deref().map(quoted))
+            .place("to", x.to.as_ref())
             .flag("move", x.move_)
             .flag("dontunmap", x.dontunmap)
             .done(),

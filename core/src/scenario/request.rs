@@ -26,6 +26,10 @@ pub enum Request {
         share: Share,
         huge: Option<bool>,
         locked: bool,
+        /// `at`: pages from the start of the map named first (MAP_FIXED_NOREPLACE).
+        at: Option<(String, i64)>,
+        /// Pages past a PMD boundary the map starts at (negative: before one).
+        align: Option<i64>,
     },
     Munmap(Pages),
     Mprotect(Pages, Prot),
@@ -36,6 +40,12 @@ pub enum Request {
         pages: u64,
         move_: bool,
         dontunmap: bool,
+        /// `(page, count)`: only this range of the map moves.
+        range: Option<(u64, u64)>,
+        /// Where it goes (MREMAP_FIXED): pages from the start of a named map.
+        to: Option<Target>,
+        /// The name of the map a moved range becomes.
+        as_: Option<String>,
     },
     Madvise(Pages, Advice),
     /// `tag`: the page's index over the first 8 bytes (a write without a `value`).
@@ -82,6 +92,42 @@ pub enum Request {
     Munlockall {
         proc: String,
     },
+}
+
+/// Where an `mremap` puts what it moves: `offset` pages from the start of map `map`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub map: String,
+    pub offset: i64,
+    /// Replace what is mapped there (else the range must be free).
+    pub over: bool,
+    /// The pages rejoin `map` (a move back) instead of making a map of their own.
+    pub into: bool,
+}
+
+impl Target {
+    /// Where `place` puts `pages` pages moved by `x`, in `world` (before the step).
+    fn of(place: &Place, x: &Mremap, pages: u64, world: &World) -> Option<Target> {
+        let at = |map: &str, offset: i64, over: bool, into: bool| Target { map: map.into(), offset, over, into };
+        Some(match place.anchor().ok()? {
+            Anchor::After(m, gap) => at(m, (world.size(&x.proc, m) + gap) as i64, false, false),
+            Anchor::Before(m, gap) => at(m, -((pages + gap) as i64), false, false),
+            Anchor::Over(m, page) => at(m, page as i64, true, false),
+            Anchor::Back => {
+                let (from, page, _) = world.map(&x.proc, &x.map)?.origin()?;
+                at(from, page as i64, true, true)
+            }
+        })
+    }
+}
+
+/// The `at` of an `mmap`: pages from the start of the map it is placed by.
+fn mmap_at(m: &Mmap, world: &World) -> Option<(String, i64)> {
+    Some(match m.at.as_ref()?.anchor().ok()? {
+        Anchor::After(a, gap) => (a.to_string(), (world.size(&m.proc, a) + gap) as i64),
+        Anchor::Before(a, gap) => (a.to_string(), -((m.pages + gap) as i64)),
+        Anchor::Over(..) | Anchor::Back => return None,
+    })
 }
 
 /// How long a `ksm` step runs KSM at most, without a `timeout_ms`.
@@ -143,15 +189,20 @@ impl Request {
                 share: m.share,
                 huge: m.huge,
                 locked: m.locked,
+                at: mmap_at(m, world),
+                align: m.align.map(|a| a.0),
             },
             Step::Munmap(r) => Request::Munmap(pages(&r.proc, &r.map)),
             Step::Mprotect(x) => Request::Mprotect(pages(&x.proc, &x.map), x.prot),
             Step::Mremap(x) => Request::Mremap {
                 proc: x.proc.clone(),
                 name: x.map.clone(),
-                pages: x.pages,
-                move_: x.move_ || x.dontunmap,
+                pages: x.new_size(),
+                move_: (x.move_ || x.dontunmap) && x.to.is_none(),
                 dontunmap: x.dontunmap,
+                range: x.page.map(|p| (p, x.pages)),
+                to: x.to.as_ref().and_then(|t| Target::of(t, x, x.new_size(), world)),
+                as_: x.as_.clone(),
             },
             Step::Madvise(x) => Request::Madvise(pages(&x.proc, &x.map), x.advice),
             // A given value fills whole pages (KSM scenarios want equal pages).
@@ -224,22 +275,26 @@ impl Request {
         let w = Wire::new(self.op());
         let flag = |on: bool| on as u8;
         match self {
-            Request::Mmap { proc, name, pages, backing, share, huge, locked } => {
+            Request::Mmap { proc, name, pages, backing, share, huge, locked, at, align } => {
                 let w = w.arg("proc", proc).arg("name", name).arg("pages", pages);
-                let w = w.arg("backing", backing.wire()).arg("share", share.wire());
-                let w = match huge {
-                    Some(h) => w.arg("huge", flag(*h)),
-                    None => w,
-                };
+                let mut w = w.arg("backing", backing.wire()).arg("share", share.wire());
+                if let Some(h) = huge {
+                    w = w.arg("huge", flag(*h));
+                }
+                if let Some((map, offset)) = at {
+                    w = w.arg("at", offset).arg("at_map", map);
+                }
                 if *locked {
-                    w.arg("locked", 1)
-                } else {
-                    w
+                    w = w.arg("locked", 1);
+                }
+                match align {
+                    Some(a) => w.arg("align", a),
+                    None => w,
                 }
             }
             Request::Munmap(p) | Request::Read(p) | Request::Split(p) | Request::Munlock(p) => w.pages(p),
             Request::Mprotect(p, prot) => w.pages(p).arg("prot", prot.wire()),
-            Request::Mremap { proc, name, pages, move_, dontunmap } => {
+            Request::Mremap { proc, name, pages, move_, dontunmap, range, to, as_ } => {
                 let mut w = w.arg("proc", proc).arg("name", name).arg("pages", pages);
                 if *move_ {
                     w = w.arg("move", 1);
@@ -247,7 +302,22 @@ impl Request {
                 if *dontunmap {
                     w = w.arg("dontunmap", 1);
                 }
-                w
+                if let Some((page, count)) = range {
+                    w = w.arg("page", page).arg("count", count);
+                }
+                if let Some(t) = to {
+                    w = w.arg("to", t.offset).arg("to_map", &t.map);
+                    if t.over {
+                        w = w.arg("over", 1);
+                    }
+                    if t.into {
+                        w = w.arg("into", 1);
+                    }
+                }
+                match as_ {
+                    Some(a) => w.arg("as", a),
+                    None => w,
+                }
             }
             Request::Madvise(p, advice) => w.pages(p).arg("advice", advice.wire()),
             Request::Write { pages, value, tag } => {

@@ -30,6 +30,19 @@ pub struct Map {
     present: Vec<bool>,
     /// MADV_DONTFORK: a fork leaves it behind.
     dontfork: bool,
+    /// A range moved out of another map (`mremap ... as:`): that map, and the pages
+    /// it came from, for `to: { back: true }`.
+    origin: Option<(String, u64, u64)>,
+    /// Where it lies as far as the steps say: pages from the start of a group of maps
+    /// placed relative to each other (a fresh map starts a group of its own).
+    spot: Spot,
+}
+
+/// A map's place: `offset` pages from the start of group `group`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Spot {
+    group: u64,
+    offset: i64,
 }
 
 impl Map {
@@ -42,7 +55,22 @@ impl Map {
     pub fn whole(&self) -> bool {
         self.present.iter().all(|p| *p)
     }
+
+    /// The map and pages a range moved out with `as:` came from.
+    pub fn origin(&self) -> Option<(&str, u64, u64)> {
+        self.origin.as_ref().map(|(m, p, n)| (m.as_str(), *p, *n))
+    }
+
+    fn fresh(pages: u64, group: u64) -> Map {
+        Map { present: vec![true; pages as usize], dontfork: false, origin: None, spot: Spot { group, offset: 0 } }
+    }
 }
+
+/// Alignments further than this from a PMD boundary are refused: the PMD of the
+/// smallest page size (4 KiB) has 512 pages.
+pub const MAX_ALIGN: i64 = 511;
+/// A gap between placed maps: at most one such PMD.
+pub const MAX_GAP: u64 = 512;
 
 /// Why a step cannot be played here: each problem with the key of the step it is about
 /// (`proc`, `map`, `page`, ...), so the validator can point at it.
@@ -58,6 +86,13 @@ pub struct World {
     ever: BTreeSet<String>,
     /// Steps applied so far.
     steps: usize,
+    /// Groups of placed maps handed out so far.
+    groups: u64,
+    /// Ranges that moved away and back: process, map, first page, count.
+    returned: Vec<(String, String, u64, u64)>,
+    /// Per process: the ranges a whole-map MREMAP_DONTUNMAP left mapped without a
+    /// name (where, pages), so a place there counts as taken.
+    unnamed: BTreeMap<String, Vec<(Spot, u64)>>,
 }
 
 impl Default for World {
@@ -87,7 +122,7 @@ impl Step {
             Step::Madvise(x) => (x.page, x.pages.unwrap_or(len.saturating_sub(x.page))),
             Step::Write(a) | Step::Read(a) => (a.page, a.pages),
             Step::Findpage(r) | Step::Poke(r) => (r.page, 1),
-            Step::Mremap(_) => (0, len),
+            Step::Mremap(x) => x.source(len),
             _ => return None,
         })
     }
@@ -101,6 +136,9 @@ impl World {
             exited: BTreeMap::new(),
             ever: BTreeSet::from([FIRST_PROC.to_string()]),
             steps: 0,
+            groups: 0,
+            returned: Vec::new(),
+            unnamed: BTreeMap::new(),
         }
     }
 
@@ -117,6 +155,11 @@ impl World {
     /// How many processes the steps made, p0 and exited ones included.
     pub fn made(&self) -> usize {
         self.ever.len()
+    }
+
+    /// Ranges that moved away and back into their map: process, map, first page, count.
+    pub fn moved_back(&self) -> impl Iterator<Item = (&str, &str, u64, u64)> {
+        self.returned.iter().map(|(p, m, first, n)| (p.as_str(), m.as_str(), *first, *n))
     }
 
     /// A live process's map.
@@ -186,6 +229,269 @@ impl World {
         Some(m)
     }
 
+    fn new_spot(&mut self) -> Spot {
+        self.groups += 1;
+        Spot { group: self.groups, offset: 0 }
+    }
+
+    /// The live map of `proc` with a present page in `pages` pages from `spot`, if any.
+    fn taken(&self, proc: &str, spot: Spot, pages: u64) -> Option<&str> {
+        self.taken_but(proc, spot, pages, None)
+    }
+
+    /// [`World::taken`], leaving out map `but`.
+    fn taken_but(&self, proc: &str, spot: Spot, pages: u64, but: Option<&str>) -> Option<&str> {
+        let (lo, hi) = (spot.offset, spot.offset + pages as i64);
+        let unnamed = self
+            .unnamed
+            .get(proc)
+            .into_iter()
+            .flatten()
+            .any(|(at, n)| at.group == spot.group && at.offset < hi && lo < at.offset + *n as i64);
+        if unnamed {
+            return Some("the range a DONTUNMAP left");
+        }
+        self.live.get(proc)?.iter().find_map(|(name, m)| {
+            let hit = Some(name.as_str()) != but
+                && m.spot.group == spot.group
+                && m.present.iter().enumerate().any(|(i, p)| *p && (lo..hi).contains(&(m.spot.offset + i as i64)));
+            hit.then_some(name.as_str())
+        })
+    }
+
+    /// Where `anchor` puts a range of `pages` pages in `proc`; `key` is the place's key
+    /// in the step (`at`, `to`). `None` (with a problem) when it names no live map.
+    fn anchored(
+        &self,
+        proc: &str,
+        anchor: Anchor,
+        pages: u64,
+        key: (&'static str, &'static str, &'static str),
+        out: &mut Vec<(&'static str, String)>,
+    ) -> Option<Spot> {
+        let (name, at_key) = match anchor {
+            Anchor::After(m, _) => (m, key.0),
+            Anchor::Before(m, _) => (m, key.1),
+            Anchor::Over(m, _) => (m, key.2),
+            Anchor::Back => return None,
+        };
+        let Some(m) = self.map(proc, name) else {
+            out.push((at_key, format!("unknown mapping '{name}' in process '{proc}'")));
+            return None;
+        };
+        let gap = match anchor {
+            Anchor::After(_, gap) | Anchor::Before(_, gap) => gap,
+            _ => 0,
+        };
+        if gap > MAX_GAP {
+            out.push((at_key, format!("a gap of {gap} pages is more than {MAX_GAP}")));
+            return None;
+        }
+        let offset = match anchor {
+            Anchor::After(..) => m.spot.offset + (m.pages() + gap) as i64,
+            Anchor::Before(..) => m.spot.offset - (pages + gap) as i64,
+            Anchor::Over(_, page) => m.spot.offset + page as i64,
+            Anchor::Back => unreachable!("returned above"),
+        };
+        Some(Spot { group: m.spot.group, offset })
+    }
+
+    /// The place of a new map with `at:` or `align:`, checked: `None` for a fresh place.
+    fn mmap_spot(&mut self, m: &Mmap, out: &mut Vec<(&'static str, String)>) -> Option<Spot> {
+        if let Some(a) = m.align {
+            if a.0.abs() > MAX_ALIGN {
+                out.push(("align", format!("{a} is further than {MAX_ALIGN} pages from a PMD boundary")));
+            }
+            if m.at.is_some() {
+                out.push(("align", "a map placed with at: cannot be aligned too".into()));
+            }
+        }
+        let anchor = match m.at.as_ref()?.anchor() {
+            Ok(a @ (Anchor::After(..) | Anchor::Before(..))) => a,
+            Ok(_) => {
+                out.push(("at", "mmap lands after or before a map; over and back are for mremap".into()));
+                return None;
+            }
+            Err(e) => {
+                out.push(("at", e));
+                return None;
+            }
+        };
+        let spot = self.anchored(&m.proc, anchor, m.pages, ("at.after", "at.before", "at"), out)?;
+        if let Some(other) = self.taken(&m.proc, spot, m.pages) {
+            out.push(("at", format!("the range is taken: '{other}' is mapped there")));
+            return None;
+        }
+        Some(spot)
+    }
+
+    /// `mremap` with a sub-range, a name or a place (`page`, `as`, `to`).
+    fn remap(&mut self, x: &Mremap, out: &mut Vec<(&'static str, String)>) {
+        let new = x.new_size();
+        if new == 0 || new > MAX_PAGES {
+            let key = if x.new_pages.is_some() { "new_pages" } else { "pages" };
+            out.push((key, format!("{new} pages is out of range 1..={MAX_PAGES}")));
+            return;
+        }
+        if x.new_pages.is_some() && x.page.is_none() {
+            out.push(("new_pages", "new_pages goes with page (pages is the new size of a whole map)".into()));
+        }
+        let anchor = match x.to.as_ref().map(Place::anchor).transpose() {
+            Ok(a) => a,
+            Err(e) => return out.push(("to", e)),
+        };
+        if anchor.is_some() && x.move_ {
+            out.push(("move", "to: already moves it".into()));
+        }
+        let back = anchor == Some(Anchor::Back);
+        let Some(m) = self.map_mut(&x.proc, &x.map, out) else { return };
+        let (len, src) = (m.pages(), m.clone());
+        let (first, count) = x.source(len);
+        match x.page {
+            Some(_) if count == 0 => return out.push(("pages", "a range of 0 pages".into())),
+            Some(_) if first >= len || first + count > len => {
+                return out.push((
+                    "page",
+                    format!("pages {first}..{} are out of range: '{}' has {len} pages", first + count, x.map),
+                ))
+            }
+            _ => {}
+        }
+        if let Some(hole) = (first..first + count).find(|&p| !src.present[p as usize]) {
+            return out.push(("page", format!("page {hole} of '{}' was unmapped; mremap moves one VMA", x.map)));
+        }
+        if x.dontunmap && new != count {
+            out.push(("pages", "MREMAP_DONTUNMAP cannot change the size".into()));
+        }
+        let moves = anchor.is_some() || x.move_ || x.dontunmap;
+        if x.page.is_some() && !moves {
+            out.push(("page", "a range moves: give to: or move: true".into()));
+        }
+        let origin = if back {
+            if x.page.is_some() || x.as_.is_some() {
+                out.push(("to.back", "back moves a whole map made by as: into the map it came from".into()));
+            }
+            match src.origin() {
+                None => {
+                    out.push(("to.back", format!("'{}' never moved out of another map (mremap ... as:)", x.map)));
+                    None
+                }
+                Some((from, page, n)) if self.map(&x.proc, from).is_none() => {
+                    out.push(("to.back", format!("'{from}', where pages {page}..{} came from, is gone", page + n)));
+                    None
+                }
+                Some((from, page, n)) => {
+                    if new != n {
+                        out.push(("pages", format!("back needs the {n} pages that moved out, not {new}")));
+                    }
+                    Some((from.to_string(), page, n))
+                }
+            }
+        } else {
+            None
+        };
+        if x.page.is_some() && !back {
+            match x.as_.as_deref() {
+                None => out.push(("as", "a moved range becomes a map of its own: name it with as:".into())),
+                Some(name) if !valid_label(name) => out.push(("as", format!("bad mapping name '{name}'"))),
+                Some(name) if self.map(&x.proc, name).is_some() => {
+                    out.push(("as", format!("duplicate mapping '{name}' in process '{}'", x.proc)))
+                }
+                Some(_) if self.live[&x.proc].len() >= MAX_MAPS => {
+                    out.push(("as", format!("more than {MAX_MAPS} mappings")))
+                }
+                Some(_) => {}
+            }
+        } else if x.as_.is_some() && !back {
+            out.push(("as", "as names a moved range: give page".into()));
+        }
+        // The model replaces the pages of the one map it names: over or back may not
+        // reach another map's.
+        let dest = match anchor {
+            Some(Anchor::Back) => origin.as_ref().and_then(|(from, page, _)| {
+                let m = self.map(&x.proc, from)?;
+                let spot = Spot { offset: m.spot.offset + *page as i64, ..m.spot };
+                if let Some(other) = self.taken_but(&x.proc, spot, new, Some(from)) {
+                    out.push(("to.back", format!("'{other}' is mapped where the range came from")));
+                }
+                Some(spot)
+            }),
+            Some(a) => {
+                let Some(spot) = self.anchored(&x.proc, a, new, ("to.after", "to.before", "to.over"), out) else {
+                    return;
+                };
+                if let Anchor::Over(target, page) = a {
+                    let size = self.size(&x.proc, target);
+                    if page + new > size {
+                        out.push((
+                            "to.page",
+                            format!("pages {page}..{} are out of range: '{target}' has {size} pages", page + new),
+                        ));
+                    }
+                }
+                let own = Spot { offset: src.spot.offset + first as i64, ..src.spot };
+                let overlaps = own.group == spot.group
+                    && spot.offset < own.offset + count as i64
+                    && own.offset < spot.offset + new as i64;
+                let but = match a {
+                    Anchor::Over(target, _) => Some(target),
+                    _ => None,
+                };
+                if overlaps {
+                    out.push(("to", "the new place overlaps the range that moves".into()));
+                } else if let Some(other) = self.taken_but(&x.proc, spot, new, but) {
+                    out.push(("to", format!("the range is taken: '{other}' is mapped there")));
+                }
+                Some(spot)
+            }
+            None => None,
+        };
+        if !out.is_empty() {
+            return;
+        }
+        if x.page.is_none() && x.dontunmap {
+            self.unnamed.entry(x.proc.clone()).or_default().push((src.spot, len));
+        }
+        let maps = self.live.get_mut(&x.proc).expect("checked above");
+        // The source range leaves its map (DONTUNMAP leaves it mapped, but a whole
+        // map's name follows the move).
+        if x.page.is_none() {
+            maps.remove(&x.map);
+        } else if !x.dontunmap {
+            let m = maps.get_mut(&x.map).expect("checked above");
+            m.present[first as usize..(first + count) as usize].fill(false);
+            if m.present.iter().all(|p| !p) {
+                maps.remove(&x.map);
+            }
+        }
+        if let Some(Anchor::Over(target, page)) = anchor {
+            if let Some(m) = maps.get_mut(target) {
+                let end = (page + new).min(m.pages());
+                m.present[page as usize..end as usize].fill(false);
+                if m.present.iter().all(|p| !p) {
+                    maps.remove(target);
+                }
+            }
+        }
+        if let Some((from, page, n)) = origin {
+            let m = maps.get_mut(&from).expect("checked above");
+            m.present[page as usize..(page + n) as usize].fill(true);
+            self.returned.push((x.proc.clone(), from, page, n));
+            return;
+        }
+        let spot = match dest {
+            Some(spot) => spot,
+            None => self.new_spot(),
+        };
+        let origin = match x.page {
+            Some(_) => Some((x.map.clone(), first, count)),
+            None => src.origin.clone(),
+        };
+        let map = Map { present: vec![true; new as usize], dontfork: src.dontfork, origin, spot };
+        let name = x.result_name().expect("not back").to_string();
+        self.live.get_mut(&x.proc).expect("checked above").insert(name, map);
+    }
+
     fn play(&mut self, step: &Step, out: &mut Vec<(&'static str, String)>) {
         match step {
             Step::Mmap(m) => {
@@ -208,7 +514,10 @@ impl World {
                     out.push(("name", format!("more than {MAX_MAPS} mappings")));
                     return;
                 }
-                maps.insert(m.name.clone(), Map { present: vec![true; m.pages as usize], dontfork: false });
+                let spot = self.mmap_spot(m, out);
+                let mut map = Map::fresh(m.pages, 0);
+                map.spot = spot.unwrap_or_else(|| self.new_spot());
+                self.live.get_mut(&m.proc).expect("checked above").insert(m.name.clone(), map);
             }
             Step::Munmap(r) => {
                 let Some(m) = self.range_mut(step, out) else { return };
@@ -228,6 +537,7 @@ impl World {
                     _ => {}
                 }
             }
+            Step::Mremap(x) if x.placed() => self.remap(x, out),
             Step::Mremap(x) => {
                 if x.pages == 0 || x.pages > MAX_PAGES {
                     out.push(("pages", format!("{} pages is out of range 1..={MAX_PAGES}", x.pages)));
@@ -242,7 +552,17 @@ impl World {
                     out.push(("pages", "MREMAP_DONTUNMAP cannot change the size".into()));
                     return;
                 }
+                let (spot, old) = (m.spot, m.pages());
+                // Growing into a neighbour the steps placed there makes the kernel move it.
+                let blocked = x.pages > old
+                    && self.taken(&x.proc, Spot { offset: spot.offset + old as i64, ..spot }, x.pages - old).is_some();
+                if x.dontunmap {
+                    self.unnamed.entry(x.proc.clone()).or_default().push((spot, old));
+                }
+                let spot = if x.move_ || x.dontunmap || blocked { self.new_spot() } else { spot };
+                let m = self.live.get_mut(&x.proc).and_then(|maps| maps.get_mut(&x.map)).expect("checked above");
                 m.present = vec![true; x.pages as usize];
+                m.spot = spot;
             }
             Step::Mprotect(_)
             | Step::Write(_)
@@ -276,11 +596,15 @@ impl World {
                 let Some(maps) = self.proc_mut(&f.proc, out) else { return };
                 let inherited = maps.iter().filter(|(_, m)| !m.dontfork).map(|(k, v)| (k.clone(), v.clone())).collect();
                 self.live.insert(f.child.clone(), inherited);
+                if let Some(unnamed) = self.unnamed.get(&f.proc).cloned() {
+                    self.unnamed.insert(f.child.clone(), unnamed);
+                }
                 self.ever.insert(f.child.clone());
             }
             Step::Exit(p) => {
                 if self.proc_mut(&p.proc, out).is_some() {
                     self.live.remove(&p.proc);
+                    self.unnamed.remove(&p.proc);
                     self.exited.insert(p.proc.clone(), self.steps);
                 }
             }
@@ -326,6 +650,43 @@ mod tests {
         assert_eq!(w.size("c1", "a"), 6);
         assert_eq!(w.map("c1", "b"), None);
         assert_eq!(w.size("p0", "b"), 2);
+    }
+
+    #[test]
+    fn a_range_moves_away_as_a_map_of_its_own_and_back_into_its_hole() {
+        let mut w = World::new();
+        for s in steps(
+            "- mmap: {name: a, pages: 8, backing: anon, share: private}\n\
+             - mremap: {map: a, page: 2, pages: 3, as: a2, to: {after: a, gap: 1}}\n",
+        ) {
+            w.apply(&s).unwrap();
+        }
+        assert_eq!(w.size("p0", "a2"), 3);
+        assert_eq!(w.map("p0", "a2").unwrap().origin(), Some(("a", 2, 3)));
+        let err = w.apply(&steps("- read: {map: a, page: 3}")[0]).unwrap_err();
+        assert_eq!(err, StepError(vec![("page", "page 3 of 'a' was unmapped".into())]));
+        // Right after a2 is taken by nothing; right after a is a2, one page further.
+        let err = w.apply(&steps("- mmap: {name: b, pages: 2, backing: anon, share: private, at: {after: a}}")[0]);
+        assert_eq!(err, Err(StepError(vec![("at", "the range is taken: 'a2' is mapped there".into())])));
+        w.apply(&steps("- mremap: {map: a2, pages: 3, to: {back: true}}")[0]).unwrap();
+        assert!(w.map("p0", "a").unwrap().whole());
+        assert_eq!(w.map("p0", "a2"), None);
+        assert_eq!(w.moved_back().collect::<Vec<_>>(), vec![("p0", "a", 2, 3)]);
+    }
+
+    #[test]
+    fn over_replaces_only_the_map_it_names() {
+        let mut w = World::new();
+        for s in steps(
+            "- mmap: {name: a, pages: 4, backing: anon, share: private}\n\
+             - mmap: {name: b, pages: 4, backing: anon, share: private}\n\
+             - mremap: {map: b, page: 0, pages: 2, as: b2, to: {over: a, page: 0}}\n",
+        ) {
+            w.apply(&s).unwrap();
+        }
+        assert!(!w.map("p0", "a").unwrap().present[0]);
+        let err = w.apply(&steps("- mremap: {map: b, page: 2, pages: 1, as: b3, to: {over: a, page: 1}}")[0]);
+        assert_eq!(err, Err(StepError(vec![("to", "the range is taken: 'b2' is mapped there".into())])));
     }
 
     #[test]

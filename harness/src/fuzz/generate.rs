@@ -11,8 +11,9 @@
 use crate::scenario::count::pmd_pages;
 use crate::scenario::span;
 use crate::scenario::{
-    Access, Advice, Backing, CheckWhat, Compact, Fork, Ksm, Madvise, Migrate, Mlock, Mlockall, Mmap, Mprotect, Mremap,
-    Mthp, MthpMode, PageRef, Proc, Prot, Range, Scenario, Share, Step, World, FIRST_PROC, MAX_PAGES, MAX_PROCS,
+    Access, Advice, Align, Anchor, Backing, CheckWhat, Compact, Fork, Ksm, Madvise, Migrate, Mlock, Mlockall, Mmap,
+    Mprotect, Mremap, Mthp, MthpMode, PageRef, Place, Proc, Prot, Range, Scenario, Share, Step, World, FIRST_PROC,
+    MAX_PAGES, MAX_PROCS,
 };
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -51,12 +52,15 @@ pub enum Op {
     Thp,
     /// mlock, munlock, mlockall, munlockall.
     Mlock,
+    /// Where maps land: a map next to another (faulted or not), a sub-range moved
+    /// away, over another map or back, a large map across a PMD boundary.
+    Place,
     /// Test only (weight 0 unless asked for): corrupts a page behind the model's back.
     Poke,
 }
 
 impl Op {
-    pub const ALL: [Op; 18] = [
+    pub const ALL: [Op; 19] = [
         Op::Mmap,
         Op::Munmap,
         Op::Mprotect,
@@ -74,6 +78,7 @@ impl Op {
         Op::Compact,
         Op::Thp,
         Op::Mlock,
+        Op::Place,
         Op::Poke,
     ];
 
@@ -96,6 +101,7 @@ impl Op {
             Op::Compact => "compact",
             Op::Thp => "thp",
             Op::Mlock => "mlock",
+            Op::Place => "place",
             Op::Poke => "poke",
         }
     }
@@ -122,6 +128,7 @@ impl Default for Weights {
             (Op::Compact, 1),
             (Op::Thp, 4),
             (Op::Mlock, 1),
+            (Op::Place, 3),
             (Op::Poke, 0),
         ]))
     }
@@ -238,6 +245,9 @@ struct MapState {
     /// Faults may map large folios here (a THP-sized anon map with a hugepage hint, or
     /// anon memory under the run's mTHP size): migrate and thp prefer it.
     large: bool,
+    /// Made with `align:`: where it ends, in pages from the PMD boundary it was
+    /// aligned to (negative: before it), so a map moved right after it straddles.
+    align_end: Option<i64>,
 }
 
 impl MapState {
@@ -406,6 +416,11 @@ impl<'a> Sim<'a> {
     }
 }
 
+/// An mremap of a whole map: to `pages` pages, to a place or not.
+fn whole_mremap(proc: String, map: String, pages: u64, to: Option<Place>, move_: bool, dontunmap: bool) -> Step {
+    Step::Mremap(Mremap { proc, map, pages, page: None, new_pages: None, as_: None, to, move_, dontunmap })
+}
+
 /// The number in a label like `m12` or `c3`.
 fn label_number(label: &str, prefix: char) -> Option<usize> {
     label.strip_prefix(prefix)?.parse().ok()
@@ -446,6 +461,10 @@ impl Gen<'_> {
                     && (!anon_only || m.anon_like())
                     && !(reclaims && m.locked)
             }),
+            Step::Mremap(x) if x.placed() => map(&x.proc, &x.map).is_some_and(|m| {
+                let (_, count) = x.source(m.pages.len() as u64);
+                m.one_vma && (m.anon_like() || x.new_size() <= count) && (!x.dontunmap || m.anon_like())
+            }),
             Step::Mremap(x) => map(&x.proc, &x.map).is_some_and(|m| {
                 let old = m.pages.len() as u64;
                 m.one_vma
@@ -469,8 +488,32 @@ impl Gen<'_> {
         }
     }
 
+    /// The state of the map an `mmap` step makes in process `pi`.
+    fn mapped(&self, m: &Mmap, pi: usize) -> MapState {
+        MapState {
+            backing: m.backing,
+            share: m.share,
+            pages: vec![PageState { present: true, prot: Prot::Rw }; m.pages as usize],
+            one_vma: true,
+            dontfork: false,
+            mergeable: false,
+            locked: m.locked || self.procs[pi].lock_future,
+            large: self.may_map_large_folios(m.backing, m.share, m.huge, m.pages),
+            align_end: m.align.map(|a| a.0 + m.pages as i64),
+        }
+    }
+
     /// Play `step` (which `allows` accepted) into the state, as `make` does for its own.
     fn absorb(&mut self, step: &Step) {
+        // A move back needs the World from before the step: where the range came from.
+        if let Step::Mremap(x) = step {
+            if let Some(pi) = self.proc_of(&x.proc).filter(|_| x.placed()) {
+                self.track_remap(pi, x);
+            }
+            if let Some(n) = x.as_.as_deref().and_then(|a| label_number(a, 'm')) {
+                self.next_map = self.next_map.max(n + 1);
+            }
+        }
         let valid = self.world.apply(step);
         debug_assert!(valid.is_ok(), "{step:?}: {valid:?}");
         let Some(pi) = step.proc().and_then(|p| self.proc_of(p)) else { return };
@@ -479,16 +522,7 @@ impl Gen<'_> {
                 if let Some(n) = label_number(&m.name, 'm') {
                     self.next_map = self.next_map.max(n + 1);
                 }
-                let state = MapState {
-                    backing: m.backing,
-                    share: m.share,
-                    pages: vec![PageState { present: true, prot: Prot::Rw }; m.pages as usize],
-                    one_vma: true,
-                    dontfork: false,
-                    mergeable: false,
-                    locked: m.locked || self.procs[pi].lock_future,
-                    large: self.may_map_large_folios(m.backing, m.share, m.huge, m.pages),
-                };
+                let state = self.mapped(m, pi);
                 self.procs[pi].maps.insert(m.name.clone(), state);
             }
             Step::Munmap(r) => {
@@ -526,6 +560,7 @@ impl Gen<'_> {
                     _ => {}
                 }
             }
+            Step::Mremap(x) if x.placed() => {}
             Step::Mremap(x) => {
                 let m = self.map_mut(pi, &x.map);
                 let prot = m.pages[0].prot;
@@ -703,6 +738,8 @@ impl Gen<'_> {
             share: Share::Private,
             huge,
             locked: false,
+            at: None,
+            align: None,
         });
         self.play(out, step);
         name
@@ -826,6 +863,7 @@ impl Gen<'_> {
             Op::Munmap => self.munmap(),
             Op::Mprotect => self.mprotect(),
             Op::Mremap => self.mremap(),
+            Op::Place => self.place(),
             Op::Madvise => self.madvise(),
             Op::Write | Op::Read => {
                 let write = op == Op::Write;
@@ -1037,10 +1075,11 @@ impl Gen<'_> {
             mergeable: false,
             locked: locked || self.procs[pi].lock_future,
             large: large_folios,
+            align_end: None,
         };
         let proc = self.procs[pi].label.clone();
         self.procs[pi].maps.insert(name.clone(), state);
-        Some(Step::Mmap(Mmap { proc, name, pages, backing, share, huge, locked }))
+        Some(Step::Mmap(Mmap { proc, name, pages, backing, share, huge, locked, at: None, align: None }))
     }
 
     fn munmap(&mut self) -> Option<Step> {
@@ -1108,7 +1147,244 @@ impl Gen<'_> {
         let move_ = !dontunmap && self.rng.gen_bool(0.5);
         let m = self.map_mut(pi, &map);
         m.pages = vec![PageState { present: true, prot }; pages as usize];
-        Some(Step::Mremap(Mremap { proc, map, pages, move_, dontunmap }))
+        Some(whole_mremap(proc, map, pages, None, move_, dontunmap))
+    }
+
+    /// A placement step: a map right next to another, a sub-range moved away (next
+    /// to a map, over part of one, or anywhere), a moved range moved back, or a large
+    /// map that starts a few pages before a PMD boundary. Checked on a copy of the
+    /// world, so only valid ones come out.
+    fn place(&mut self) -> Option<Step> {
+        let step = match self.rng.gen_range(0..8) {
+            0..=2 => self.place_mmap(),
+            3..=5 => self.place_move(),
+            6 => self.place_back(),
+            _ => self.place_across_pmd(),
+        }?;
+        self.world.clone().apply(&step).ok()?;
+        match &step {
+            Step::Mmap(m) => {
+                let pi = self.proc_of(&m.proc)?;
+                let state = self.mapped(m, pi);
+                self.procs[pi].maps.insert(m.name.clone(), state);
+            }
+            Step::Mremap(x) => {
+                let pi = self.proc_of(&x.proc)?;
+                self.track_remap(pi, x);
+            }
+            _ => {}
+        }
+        Some(step)
+    }
+
+    /// A private anon map (mostly) right after or before another map of the process.
+    fn place_mmap(&mut self) -> Option<Step> {
+        let max = self.cfg.max_maps;
+        let (pi, anchor) = self.pick_map(|_| true)?;
+        if self.procs[pi].maps.len() >= max || self.procs[pi].lock_future {
+            return None;
+        }
+        let name = format!("m{}", self.next_map);
+        self.next_map += 1;
+        let pages = self.rng.gen_range(1..=self.cfg.max_pages.max(1));
+        let near = &self.procs[pi].maps[&anchor];
+        // Alike is what merges; sometimes the neighbour is of another kind.
+        let (backing, share) =
+            if self.rng.gen_bool(0.7) { (Backing::Anon, Share::Private) } else { (near.backing, near.share) };
+        let gap = if self.rng.gen_bool(0.8) { None } else { Some(self.rng.gen_range(1..=4)) };
+        let (after, before) = if self.rng.gen_bool(0.6) { (Some(anchor), None) } else { (None, Some(anchor)) };
+        let at = Some(Place { after, before, gap, ..Place::default() });
+        let proc = self.procs[pi].label.clone();
+        Some(Step::Mmap(Mmap { proc, name, pages, backing, share, huge: None, locked: false, at, align: None }))
+    }
+
+    /// A sub-range of a one-VMA map moved next to another map, over part of one, or to
+    /// a fresh place; it may grow (anon), shrink or use DONTUNMAP (anon).
+    fn place_move(&mut self) -> Option<Step> {
+        let (pi, map) = self.pick_map(|m| m.one_vma && m.all_present() && m.pages.len() > 1)?;
+        if self.procs[pi].maps.len() >= self.cfg.max_maps {
+            return None;
+        }
+        let (page, pages) = self.pick_range(pi, &map, |p| p.present)?;
+        let anon = self.procs[pi].maps[&map].anon_like();
+        let dontunmap = anon && self.rng.gen_bool(0.15);
+        let new_pages = match self.rng.gen_range(0..6) {
+            0 if anon && !dontunmap => Some(pages + self.rng.gen_range(1..=4)),
+            1 if pages > 1 && !dontunmap => Some(self.rng.gen_range(1..pages)),
+            _ => None,
+        };
+        let others: Vec<String> = self.procs[pi].maps.keys().cloned().collect();
+        let target = others.choose(&mut self.rng)?.clone();
+        let size = new_pages.unwrap_or(pages);
+        let to = match self.rng.gen_range(0..5) {
+            0 | 1 => Some(Place { after: Some(target), ..Place::default() }),
+            2 => Some(Place { before: Some(target), ..Place::default() }),
+            3 => {
+                let len = self.procs[pi].maps[&target].pages.len() as u64;
+                (len >= size && target != map).then(|| Place {
+                    over: Some(target),
+                    page: Some(self.rng.gen_range(0..=len - size)),
+                    ..Place::default()
+                })
+            }
+            _ => None,
+        };
+        let move_ = to.is_none() && !dontunmap;
+        let as_ = Some(format!("m{}", self.next_map));
+        self.next_map += 1;
+        let proc = self.procs[pi].label.clone();
+        Some(Step::Mremap(Mremap { proc, map, pages, page: Some(page), new_pages, as_, to, move_, dontunmap }))
+    }
+
+    /// A range that moved away (a map made by `as:`) moved back into its hole.
+    fn place_back(&mut self) -> Option<Step> {
+        let movers: Vec<(usize, String, u64)> = self
+            .procs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| {
+                p.maps
+                    .iter()
+                    .filter(|(_, m)| m.one_vma && m.all_present())
+                    .map(move |(n, m)| (i, n.clone(), m.pages.len() as u64))
+            })
+            .filter(|(i, n, _)| self.world.map(&self.procs[*i].label, n).is_some_and(|m| m.origin().is_some()))
+            .collect();
+        let (pi, map, pages) = movers.choose(&mut self.rng)?.clone();
+        let proc = self.procs[pi].label.clone();
+        let to = Some(Place { back: true, ..Place::default() });
+        Some(whole_mremap(proc, map, pages, to, false, false))
+    }
+
+    /// A large folio across a PMD boundary: a map where faults may map large folios
+    /// moved whole right after a map that ends a few pages before a boundary, or such a
+    /// map to move one after, or a THP-sized or mTHP map aligned a few pages before one.
+    fn place_across_pmd(&mut self) -> Option<Step> {
+        let anchors: Vec<(usize, String, String)> = self
+            .procs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| {
+                let ends = p
+                    .maps
+                    .iter()
+                    .filter(|(_, m)| m.align_end.is_some_and(|e| e < 0) && m.pages[m.pages.len() - 1].present);
+                let movers = p.maps.iter().filter(|(_, m)| m.large && m.one_vma && m.all_present());
+                ends.flat_map(move |(a, _)| {
+                    movers.clone().filter(move |(n, _)| *n != a).map(move |(n, _)| (i, a.clone(), n.clone()))
+                })
+            })
+            .collect();
+        match self.rng.gen_range(0..3) {
+            0 if !anchors.is_empty() => {
+                let (pi, anchor, map) = anchors.choose(&mut self.rng)?.clone();
+                let pages = self.procs[pi].maps[&map].pages.len() as u64;
+                let proc = self.procs[pi].label.clone();
+                let to = Some(Place { after: Some(anchor), ..Place::default() });
+                Some(whole_mremap(proc, map, pages, to, false, false))
+            }
+            1 => self.pmd_anchor(),
+            _ => self.pmd_aligned_large(),
+        }
+    }
+
+    /// A small private anon map that ends 1 to 16 pages before a PMD boundary.
+    fn pmd_anchor(&mut self) -> Option<Step> {
+        let room: Vec<usize> =
+            (0..self.procs.len()).filter(|&i| self.procs[i].maps.len() < self.cfg.max_maps).collect();
+        let pi = *room.choose(&mut self.rng)?;
+        if self.procs[pi].lock_future {
+            return None;
+        }
+        let before = *[1, 4, 8, 16].choose(&mut self.rng)?;
+        let name = format!("m{}", self.next_map);
+        self.next_map += 1;
+        let proc = self.procs[pi].label.clone();
+        let (backing, share) = (Backing::Anon, Share::Private);
+        let align = Some(Align(-(before + 4)));
+        Some(Step::Mmap(Mmap { proc, name, pages: 4, backing, share, huge: None, locked: false, at: None, align }))
+    }
+
+    /// A THP-sized or mTHP map that starts a few pages before a PMD boundary.
+    fn pmd_aligned_large(&mut self) -> Option<Step> {
+        let room: Vec<usize> =
+            (0..self.procs.len()).filter(|&i| self.procs[i].maps.len() < self.cfg.max_maps).collect();
+        let pi = *room.choose(&mut self.rng)?;
+        if self.procs[pi].lock_future {
+            return None;
+        }
+        let pmd = pmd_pages(self.cfg.page_size);
+        let pages = match self.mthp_pages {
+            Some(folio) if self.rng.gen_bool(0.5) => (4 * folio).min(MAX_PAGES),
+            _ => pmd.min(MAX_PAGES),
+        };
+        let before = *[1, 4, 8, 16].choose(&mut self.rng)?;
+        let (backing, share) =
+            if self.rng.gen_bool(0.75) { (Backing::Anon, Share::Private) } else { (Backing::Memfd, Share::Shared) };
+        let name = format!("m{}", self.next_map);
+        self.next_map += 1;
+        let proc = self.procs[pi].label.clone();
+        let align = Some(Align(-before));
+        Some(Step::Mmap(Mmap { proc, name, pages, backing, share, huge: Some(true), locked: false, at: None, align }))
+    }
+
+    /// The state after a placed mremap: the moved pages leave their map (DONTUNMAP:
+    /// they stay) and make a map of their own, or rejoin the map they came from; the
+    /// pages at an `over` place leave that map.
+    fn track_remap(&mut self, pi: usize, x: &Mremap) {
+        let Some(src) = self.procs[pi].maps.get(&x.map).cloned() else { return };
+        let (first, count) = x.source(src.pages.len() as u64);
+        let prot = src.pages.get(first as usize).map_or(Prot::Rw, |p| p.prot);
+        let maps = &mut self.procs[pi].maps;
+        if x.page.is_none() {
+            maps.remove(&x.map);
+        } else if let Some(m) = maps.get_mut(&x.map) {
+            m.one_vma = false;
+            if !x.dontunmap {
+                for p in &mut m.pages[first as usize..(first + count) as usize] {
+                    p.present = false;
+                }
+            }
+            if !m.pages.iter().any(|p| p.present) {
+                maps.remove(&x.map);
+            }
+        }
+        let place = x.to.as_ref().and_then(|t| t.anchor().ok());
+        if let Some(Anchor::Over(target, page)) = place {
+            if let Some(m) = maps.get_mut(target) {
+                let end = (page + x.new_size()).min(m.pages.len() as u64);
+                for p in &mut m.pages[page as usize..end as usize] {
+                    p.present = false;
+                }
+                m.one_vma = false;
+                if !m.pages.iter().any(|p| p.present) {
+                    maps.remove(target);
+                }
+            }
+        }
+        if place == Some(Anchor::Back) {
+            // The World knew where it came from before this step.
+            let from = self.world.map(&self.procs[pi].label, &x.map).and_then(|m| m.origin());
+            let (name, page, n) = match from {
+                Some((name, page, n)) => (name.to_string(), page, n),
+                None => return,
+            };
+            if let Some(m) = self.procs[pi].maps.get_mut(&name) {
+                for p in &mut m.pages[page as usize..(page + n) as usize] {
+                    *p = PageState { present: true, prot };
+                }
+            }
+            return;
+        }
+        let name = x.result_name().expect("not back").to_string();
+        let state = MapState {
+            pages: vec![PageState { present: true, prot }; x.new_size() as usize],
+            one_vma: true,
+            locked: false,
+            align_end: None,
+            ..src
+        };
+        self.procs[pi].maps.insert(name, state);
     }
 
     fn madvise(&mut self) -> Option<Step> {
@@ -1211,7 +1487,7 @@ mod tests {
         }
         // Ops named like a step make that step; the others make these.
         let made = ["ksm", "migrate", "compact", "split", "mlock", "munlock", "mlockall", "munlockall", "check"];
-        let indirect = ["pageout", "thp"];
+        let indirect = ["pageout", "thp", "place"];
         let weighted = Op::ALL.into_iter().filter(|op| cfg.weights.0[op] > 0).map(|o| o.name());
         for name in weighted.filter(|n| !indirect.contains(n)).chain(made) {
             assert!(ops.contains(name), "{name} never generated");

@@ -147,6 +147,18 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
     let mut rows = Vec::new();
     for (i, step) in s.steps.iter().enumerate() {
         let n = i + 1;
+        // The runtime maps at fresh places only.
+        let placed = match step {
+            Step::Mmap(m) => m.at.is_some() || m.align.is_some(),
+            Step::Mremap(x) => x.placed(),
+            _ => false,
+        };
+        if placed {
+            return Err(Error(format!(
+                "step {n} ({}): placement (at, align, page, as, to) is not in the C runtime",
+                step.op()
+            )));
+        }
         let text = c_string(&scenario::step_yaml(step));
         // op, proc, map, arg, page, count, flags
         let (op, proc, map, arg, page, count, flags): (&str, &str, &str, String, u64, u64, Vec<&str>) = match step {

@@ -73,6 +73,14 @@ pub fn touched(step: &Step, truth: &Truth) -> Vec<Slot> {
         Step::Findpage(r) | Step::Poke(r) => vec![(r.proc.clone(), r.map.clone(), r.page)],
         Step::Fork(f) => present.iter().filter(|(s, _)| s.0 == f.proc).map(|(s, _)| s.clone()).collect(),
         Step::Check(_) | Step::Ksm(_) | Step::Compact(_) => present.iter().map(|(s, _)| s.clone()).collect(),
+        // A placed move: the pages where they are now (a range moved back is in the
+        // map it came from, which the step does not name).
+        Step::Mremap(x) if x.placed() => match x.result_name() {
+            Some(name) => {
+                present.iter().filter(|(s, _)| s.0 == x.proc && s.1 == name).map(|(s, _)| s.clone()).collect()
+            }
+            None => Vec::new(),
+        },
         _ => match (step.proc(), step.map()) {
             (Some(proc), Some(map)) => named(proc, map),
             _ => Vec::new(),

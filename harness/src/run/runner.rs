@@ -789,6 +789,9 @@ impl Run<'_> {
     fn check_all(&mut self, n: usize, step: &Step) -> Result<(), Fault> {
         let truth = self.truth()?;
         self.outcome.triggers.extend(triggers::of_truth(&truth).into_iter().map(String::from));
+        if triggers::moved_back(&truth, self.world.moved_back()) {
+            self.outcome.triggers.push(triggers::MOVED_BACK.to_string());
+        }
         let release = self.guest.info().release.clone();
         let mut exclusive = oracle::check_exclusive_on(&truth, &release);
         if !exclusive.is_empty() {

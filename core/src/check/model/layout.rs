@@ -143,6 +143,13 @@ impl Layout {
             return;
         }
         self.renumber(fresh);
+        self.merge(start..end, &changed, sem);
+    }
+
+    /// Each `changed` piece in `range`, left to right, merges with a neighbour that is
+    /// alike, as vma_merge() does.
+    fn merge(&mut self, range: std::ops::Range<usize>, changed: &[bool], sem: Semantics) {
+        let (start, end) = (range.start, range.end);
         let mut i = start;
         while i < end {
             let r = self.run(i);
@@ -173,6 +180,26 @@ impl Layout {
                 self.0[j] = Some(Attrs { vma, anon, chained, ..p });
             }
         }
+    }
+
+    /// The VMAs of `range`, split off (moved away by mremap): each piece gets a new id,
+    /// and keeps its flags and anon_vma.
+    pub fn split_off(&self, range: std::ops::Range<usize>, fresh: &mut impl FnMut() -> u64) -> Layout {
+        let mut ids = BTreeMap::new();
+        let pages = self.0[range]
+            .iter()
+            .map(|a| a.map(|a| Attrs { vma: *ids.entry(a.vma).or_insert_with(&mut *fresh), ..a }))
+            .collect();
+        Layout(pages)
+    }
+
+    /// Put `piece`'s VMAs at page `at` (a range moved back): they merge with
+    /// neighbours that are alike, as the kernel merges a moved VMA.
+    pub fn put(&mut self, at: usize, piece: &Layout, sem: Semantics) {
+        let end = (at + piece.0.len()).min(self.0.len());
+        self.0[at..end].copy_from_slice(&piece.0[..end - at]);
+        let changed: Vec<bool> = (0..self.0.len()).map(|i| (at..end).contains(&i)).collect();
+        self.merge(at..end, &changed, sem);
     }
 
     /// anon_vma_prepare() for the VMA of page `i`: reuse an adjacent compatible VMA's
@@ -262,6 +289,21 @@ mod tests {
             assert_eq!(l.at(3).unwrap().anon.is_some(), merged, "{sem:?}");
             assert_eq!(l.at(2).unwrap().vma, l.at(3).unwrap().vma, "the unfaulted pieces merge");
         }
+    }
+
+    #[test]
+    fn a_range_moved_away_and_back_merges_with_its_old_vma() {
+        let mut fresh = counter();
+        let mut l = Layout::new(6, 1, 0);
+        l.prepare_anon(0, &mut fresh);
+        let piece = l.split_off(2..4, &mut fresh);
+        assert_ne!(piece.at(0).unwrap().vma, 1, "a piece moved away is a VMA of its own");
+        assert_eq!(piece.at(0).unwrap().anon, l.at(0).unwrap().anon, "and keeps its anon_vma");
+        l.unmap(2..4, &mut fresh);
+        assert_ne!(l.at(0).unwrap().vma, l.at(5).unwrap().vma, "the hole splits the VMA");
+        l.put(2, &piece, Semantics::default());
+        let vmas: Vec<u64> = l.0.iter().map(|a| a.unwrap().vma).collect();
+        assert!(vmas.iter().all(|v| *v == vmas[0]), "back in place, all three merge: {vmas:?}");
     }
 
     #[test]
