@@ -464,6 +464,10 @@ impl Run<'_> {
             Step::Compact(_) => {
                 self.optional(n, step, wire(), &[2])?;
             }
+            // ENODEV: no cgroup2; ENOENT: no memcg, or no memory.reclaim (before 5.19).
+            Step::Reclaim(_) => {
+                self.optional(n, step, wire(), &[2, 19])?;
+            }
         }
         Ok(())
     }
