@@ -18,7 +18,7 @@ use serde::Deserialize;
 pub use spans::Pos;
 use std::fmt;
 use std::path::{Path, PathBuf};
-pub use world::{World, MAX_MAPS, MAX_PAGES, MAX_PROCS, MAX_STEPS};
+pub use world::{World, MAX_MAPS, MAX_PAGES, MAX_PROCS, MAX_RECLAIM_PAGES, MAX_STEPS};
 
 /// The label of the first process, which exists from the start.
 pub const FIRST_PROC: &str = "p0";
@@ -141,6 +141,10 @@ pub enum Step {
     Migrate(Migrate),
     /// Compact all memory (`/proc/sys/vm/compact_memory`).
     Compact(Compact),
+    /// Reclaim memory through the root memory cgroup's memory.reclaim (cgroup v2,
+    /// 5.19+): shrink_folio_list with its reference check (folio_referenced) and
+    /// try_to_unmap, which MADV_PAGEOUT skips.
+    Reclaim(Reclaim),
     /// mlock(2) a range (`onfault`: mlock2 MLOCK_ONFAULT).
     Mlock(Mlock),
     /// munlock(2) a range.
@@ -174,6 +178,17 @@ pub struct Migrate {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Compact {}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reclaim {
+    /// How many pages to ask for. By default more than the guest has, so that reclaim
+    /// takes all the workload's memory it can: the root cgroup's reclaim also takes the
+    /// agent's pages, so a count the size of the workload may leave it all in place.
+    #[serde(default, deserialize_with = "count::opt")]
+    #[schemars(with = "Option<count::Count>")]
+    pub pages: Option<u64>,
+}
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -810,7 +825,7 @@ impl Step {
             Step::Mlock(s) => &s.proc,
             Step::Mlockall(s) => &s.proc,
             Step::Munlockall(s) => &s.proc,
-            Step::Check(_) | Step::Ksm(_) | Step::Compact(_) => return None,
+            Step::Check(_) | Step::Ksm(_) | Step::Compact(_) | Step::Reclaim(_) => return None,
         })
     }
 
@@ -847,7 +862,7 @@ impl Step {
             Step::Migrate(x) => &mut x.proc,
             Step::Mlock(x) => &mut x.proc,
             Step::Mlockall(x) => &mut x.proc,
-            Step::Check(_) | Step::Ksm(_) | Step::Compact(_) => return None,
+            Step::Check(_) | Step::Ksm(_) | Step::Compact(_) | Step::Reclaim(_) => return None,
         })
     }
 
@@ -886,6 +901,7 @@ impl Step {
             Step::Split(_) => "split",
             Step::Migrate(_) => "migrate",
             Step::Compact(_) => "compact",
+            Step::Reclaim(_) => "reclaim",
             Step::Mlock(_) => "mlock",
             Step::Munlock(_) => "munlock",
             Step::Mlockall(_) => "mlockall",

@@ -54,6 +54,7 @@ int op_mthp(struct ctx *c);
 int op_split(struct ctx *c);
 int op_migrate(struct ctx *c);
 int op_compact(struct ctx *c);
+int op_reclaim(struct ctx *c);
 int op_mlock(struct ctx *c);
 int op_munlock(struct ctx *c);
 int op_mlockall(struct ctx *c);

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The modern rmap's triggers: mTHP controls, THP split through debugfs,
- * NUMA migration (move_pages), compaction, and the zram swap device that
- * MADV_PAGEOUT needs. Boot records the per-size THP settings so that every
+ * NUMA migration (move_pages), compaction, memcg reclaim, and the zram swap
+ * device that MADV_PAGEOUT and reclaim need. Boot records the per-size THP settings so that every
  * reset puts them back: a pooled guest starts each scenario the same way.
  */
 #define _GNU_SOURCE
@@ -34,6 +34,9 @@
 #define MODE_LEN	16
 #define MPOL_MF_MOVE_ALL	(1 << 2)
 #define ANY_NODE	(UINT64_MAX - 1)	/* node= absent */
+#define CGROUP_DIR	"/sys/fs/cgroup"
+#define RECLAIM_FILE	CGROUP_DIR "/memory.reclaim"
+#define RECLAIM_MAX_PAGES	(1ULL << 24)	/* world.rs: MAX_RECLAIM_PAGES */
 
 /* One hugepages-<size>kB directory and the settings boot found there. */
 struct thp_size {
@@ -343,6 +346,42 @@ int op_compact(struct ctx *c)
 	(void)c;
 	if (sysfs_write("/proc/sys/vm/compact_memory", "1"))
 		return fail(c, errno, "compact");
+	return 0;
+}
+
+/*
+ * Reclaim through the root memory cgroup: every page is charged to it or
+ * below it, whichever process faulted it, so no workload process has to
+ * be placed in a cgroup of its own. memory.reclaim (5.19+) runs
+ * shrink_folio_list() with its reference check (folio_referenced()), which
+ * MADV_PAGEOUT skips. cgroup2 is mounted on first use. Without cgroups
+ * the mount fails with ENODEV; without memcg or before 5.19 there is no
+ * memory.reclaim (ENOENT): the host reads both as "not on this kernel".
+ * EAGAIN is a result, not a failure: reclaim got less than it was asked.
+ */
+int op_reclaim(struct ctx *c)
+{
+	uint64_t pages;
+	char bytes[32];
+	int rc, e;
+
+	if (num(c, "pages", REQUIRED, RECLAIM_MAX_PAGES, &pages))
+		return bad(c, "pages");
+	if (access(RECLAIM_FILE, F_OK)) {
+		mkdir(CGROUP_DIR, 0755);
+		if (mount("cgroup2", CGROUP_DIR, "cgroup2", 0, NULL) &&
+		    errno != EBUSY)
+			return fail(c, errno, "mount cgroup2");
+	}
+	snprintf(bytes, sizeof(bytes), "%llu",
+		 (unsigned long long)(pages * (uint64_t)page_size));
+	kcov_begin();
+	rc = sysfs_write(RECLAIM_FILE, bytes);
+	e = errno;
+	kcov_end();
+	if (rc && e != EAGAIN)
+		return fail(c, e, "memory.reclaim");
+	sb_printf(c->fields, " short=%d", rc ? 1 : 0);
 	return 0;
 }
 

@@ -50,6 +50,7 @@ static const struct op ops[] = {
 	{ "migrate", op_migrate, KEYS("proc", "name", "page", "count",
 				      "node") },
 	{ "compact", op_compact, NO_KEYS },
+	{ "reclaim", op_reclaim, KEYS("pages") },
 	{ "mlock", op_mlock, KEYS("proc", "name", "page", "count", "onfault") },
 	{ "munlock", op_munlock, KEYS("proc", "name", "page", "count") },
 	{ "mlockall", op_mlockall, KEYS("proc", "current", "future",

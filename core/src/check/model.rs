@@ -152,7 +152,7 @@ pub struct Model {
     why: BTreeMap<Slot, Why>,
     /// Slots whose sharing the model cannot predict (KSM, THP), with the reason.
     pub unpredictable: BTreeMap<Slot, String>,
-    /// Slots MADV_PAGEOUT may have swapped out (and a fork's child's copies): a page
+    /// Slots MADV_PAGEOUT or reclaim may have swapped out (and a fork's child's copies): a page
     /// swapped in where the swap entry was shared gets the root anon_vma.
     pub paged_out: BTreeSet<Slot>,
     /// The scenario's mTHP settings let faults map large folios: anon, shmem.
@@ -177,6 +177,7 @@ const MERGED: &str = "VMA merge: whether fork copies this PTE follows a placed n
 const MTHP: &str = "mTHP: a fault may map a large folio over neighbouring pages";
 const MLOCK: &str = "mlock populates the range (whether that breaks COW differs by kernel)";
 const SWAP: &str = "swap: MADV_PAGEOUT may swap the page out, and swap-in may map it anew";
+const RECLAIM: &str = "reclaim: memory.reclaim may swap or drop the page, and a fault may map it anew";
 const LAZYFREE: &str = "MADV_FREE: the kernel may drop a clean lazy-free page";
 
 impl Model {
@@ -521,6 +522,23 @@ impl Model {
                 self.locked_vmas_future.remove(&p.proc);
                 for (name, len) in self.map_lens(&p.proc) {
                     self.lock_vmas(&p.proc, &name, 0..len, false);
+                }
+            }
+            // Reclaim may take any present page from every process that maps it, shared
+            // ones too (unlike MADV_PAGEOUT): each is then as a pageout leaves it.
+            Step::Reclaim(_) => {
+                let present: Vec<Slot> = self
+                    .procs
+                    .iter()
+                    .flat_map(|(proc, maps)| maps.iter().map(move |(name, m)| (proc, name, m)))
+                    .flat_map(|(proc, name, m)| {
+                        let pages = m.pages.iter().enumerate().filter(|(_, f)| f.is_some());
+                        pages.map(move |(p, _)| (proc.clone(), name.clone(), p as u64))
+                    })
+                    .collect();
+                for slot in present {
+                    self.unpredictable.insert(slot.clone(), RECLAIM.into());
+                    self.paged_out.insert(slot);
                 }
             }
             // Migration, compaction and splitting move or remap pages but keep who
@@ -953,6 +971,18 @@ mod tests {
         let m = run(&format!("{SEED} - migrate: {{map: stack}}\n - split: {{map: stack}}\n - compact: {{}}\n"));
         assert_eq!(m.sharers("p0", "stack", 2), [slot("c1", "stack", 2), slot("p0", "stack", 2)].into());
         assert!(m.unpredictable.is_empty());
+    }
+
+    #[test]
+    fn reclaim_may_take_every_present_page_shared_ones_too() {
+        let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: a, pages: 3, backing: anon, share: private}\n - mmap: {name: m, pages: 2, backing: memfd, share: shared}\n - write: {map: a, page: 0, pages: 2}\n - write: {map: m, page: 1}\n - fork: {child: c1}\n - read: {proc: c1, map: m, page: 1}\n - reclaim: {}\n");
+        for s in [slot("p0", "a", 0), slot("c1", "a", 1), slot("p0", "m", 1), slot("c1", "m", 1)] {
+            assert_eq!(m.unpredictable.get(&s).map(String::as_str), Some(RECLAIM), "{s:?}");
+            assert!(m.paged_out.contains(&s), "{s:?}");
+        }
+        // A page nobody faulted in has nothing to reclaim.
+        assert!(!m.unpredictable.contains_key(&slot("p0", "a", 2)));
+        assert!(!m.paged_out.contains(&slot("p0", "m", 0)));
     }
 
     #[test]

@@ -235,6 +235,25 @@ impl fmt::Display for FolioMiss {
     }
 }
 
+/// What sent pages to swap: the swap oracle's problems say which, and their titles
+/// keep them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwapOut {
+    /// madvise(MADV_PAGEOUT): pages only this process maps.
+    Pageout,
+    /// The `reclaim` step's memory.reclaim: any page, shared ones too.
+    Reclaim,
+}
+
+impl fmt::Display for SwapOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SwapOut::Pageout => "pageout",
+            SwapOut::Reclaim => "reclaim",
+        })
+    }
+}
+
 /// How many PTEs and PMDs map a large folio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FolioMaps {
@@ -343,16 +362,18 @@ pub enum ProblemKind {
         mapped: usize,
         why: Vec<FolioMiss>,
     },
-    /// A pageout sent one page to two swap entries.
+    /// A pageout or reclaim sent one page to two swap entries.
     SwapSplit {
+        by: SwapOut,
         pfn: u64,
         entry: u64,
         first: Slot,
         other: Slot,
         other_entry: u64,
     },
-    /// A pageout swapped a page out for one mapper while another still maps it.
+    /// A pageout or reclaim swapped a page out for one mapper while another still maps it.
     SwapStillMapped {
+        by: SwapOut,
         pfn: u64,
         first: Slot,
         holder: Slot,
@@ -598,8 +619,8 @@ impl ProblemKind {
                 }
                 t
             }
-            SwapSplit { .. } => "pageout: pfn went to two swap entries".into(),
-            SwapStillMapped { .. } => "pageout: pfn was swapped out for SLOT but SLOT still maps it".into(),
+            SwapSplit { by, .. } => format!("{by}: pfn went to two swap entries"),
+            SwapStillMapped { by, .. } => format!("{by}: pfn was swapped out for SLOT but SLOT still maps it"),
             Mapcount { .. } => "mapcount # but the walk found # mapping PTEs".into(),
             KsmMapcount { .. } => "KSM page mapcount # but pagemap has # mappings".into(),
             FolioMapcountBelow { .. } => "folio mapcount # is below the # VMAs that map it".into(),
@@ -676,7 +697,7 @@ impl ProblemKind {
                  owns: a VMA still in the folio's anon_vma or i_mmap interval tree after its mm let it go",
                 vma.start, vma.end, vma.pid, vma.comm
             )),
-            SwapStillMapped { pfn, first, holder } => Some(format!(
+            SwapStillMapped { pfn, first, holder, .. } => Some(format!(
                 "reclaim swapped out the page at pfn 0x{pfn:x} for {}, so try_to_unmap() must have unmapped it \
                  everywhere, but {} still maps it",
                 slot_text(first),
@@ -765,15 +786,15 @@ impl fmt::Display for ProblemKind {
                     why.join("; ")
                 )
             }
-            SwapSplit { pfn, entry, first, other, other_entry } => write!(
+            SwapSplit { by, pfn, entry, first, other, other_entry } => write!(
                 f,
-                "pageout: pfn 0x{pfn:x} went to swap entry 0x{entry:x} for {} but to 0x{other_entry:x} for {}",
+                "{by}: pfn 0x{pfn:x} went to swap entry 0x{entry:x} for {} but to 0x{other_entry:x} for {}",
                 at(first),
                 at(other)
             ),
-            SwapStillMapped { pfn, first, holder } => write!(
+            SwapStillMapped { by, pfn, first, holder } => write!(
                 f,
-                "pageout: pfn 0x{pfn:x} was swapped out for {} but {} still maps it",
+                "{by}: pfn 0x{pfn:x} was swapped out for {} but {} still maps it",
                 at(first),
                 at(holder)
             ),

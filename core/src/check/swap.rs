@@ -1,16 +1,18 @@
 //! The swap oracle: reclaim unmaps a page from every process through the rmap
 //! (try_to_unmap) before it swaps it out. So a page that left one mapper for swap must
-//! have left them all, each for the same swap entry: none may keep a PTE to it.
+//! have left them all, each for the same swap entry: none may keep a PTE to it. The
+//! same holds for MADV_PAGEOUT and for the `reclaim` step (memory.reclaim).
 //!
 //! Architecture invariant: pure; it compares two pagemap reads, before and after.
 
 use crate::check::model::Slot;
 use crate::check::oracle::{Problem, Truth};
-use crate::check::problem::ProblemKind;
+use crate::check::problem::{ProblemKind, SwapOut};
 use std::collections::BTreeMap;
 
-/// Judge a pageout of `slots`: `before` and `after` are pagemap reads around it.
-pub fn check_pageout(before: &Truth, after: &Truth, slots: &[Slot]) -> Vec<Problem> {
+/// Judge a pageout (or reclaim, `by`) of `slots`: `before` and `after` are pagemap
+/// reads around it.
+pub fn check_pageout(before: &Truth, after: &Truth, slots: &[Slot], by: SwapOut) -> Vec<Problem> {
     let mut out = Vec::new();
     let held: BTreeMap<Slot, u64> = before.slots().into_iter().collect();
     let now: BTreeMap<Slot, u64> = after.slots().into_iter().collect();
@@ -29,6 +31,7 @@ pub fn check_pageout(before: &Truth, after: &Truth, slots: &[Slot]) -> Vec<Probl
             match (after.swapped.get(h), now.get(h)) {
                 (Some(e), _) if *e == entry => {}
                 (Some(e), _) => out.push(Problem::new(ProblemKind::SwapSplit {
+                    by,
                     pfn,
                     entry,
                     first: (*first).clone(),
@@ -36,6 +39,7 @@ pub fn check_pageout(before: &Truth, after: &Truth, slots: &[Slot]) -> Vec<Probl
                     other_entry: *e,
                 })),
                 (None, Some(p)) if *p == pfn => out.push(Problem::new(ProblemKind::SwapStillMapped {
+                    by,
                     pfn,
                     first: (*first).clone(),
                     holder: h.clone(),
@@ -75,9 +79,9 @@ mod tests {
             "proc=c1 pid=11 name=a addr=0x10000 pages=1 pfns=- swap=0x2a0",
             "proc=c2 pid=12 name=a addr=0x10000 pages=1 pfns=- swap=0x2a0",
         ]);
-        assert!(check_pageout(&truth(&BEFORE), &after, &[slot("p0")]).is_empty());
+        assert!(check_pageout(&truth(&BEFORE), &after, &[slot("p0")], SwapOut::Pageout).is_empty());
         // Not swapped at all (pageout skips shared pages) is fine too.
-        assert!(check_pageout(&truth(&BEFORE), &truth(&BEFORE), &[slot("p0")]).is_empty());
+        assert!(check_pageout(&truth(&BEFORE), &truth(&BEFORE), &[slot("p0")], SwapOut::Pageout).is_empty());
     }
 
     #[test]
@@ -87,9 +91,12 @@ mod tests {
             "proc=c1 pid=11 name=a addr=0x10000 pages=1 pfns=0x50",
             "proc=c2 pid=12 name=a addr=0x10000 pages=1 pfns=- swap=0x2c0",
         ]);
-        let p = check_pageout(&truth(&BEFORE), &after, &[slot("p0")]);
+        let p = check_pageout(&truth(&BEFORE), &after, &[slot("p0")], SwapOut::Pageout);
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(p.iter().any(|p| p.message().contains("c1 a[0] still maps it")));
         assert!(p.iter().any(|p| p.message().contains("0x2c0 for c2 a[0]")));
+        // The reclaim step's problems say so, in message and title.
+        let p = check_pageout(&truth(&BEFORE), &after, &[slot("p0")], SwapOut::Reclaim);
+        assert!(p.iter().all(|p| p.message().starts_with("reclaim: ") && p.title().contains("reclaim: ")), "{p:?}");
     }
 }

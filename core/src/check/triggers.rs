@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 const KPF_MLOCKED: u64 = 1 << 33;
 
 /// Every class, in the order a summary lists them: a class no run reached shows as 0.
-pub const CLASSES: [&str; 19] = [
+pub const CLASSES: [&str; 20] = [
     LARGE_PTE_2,
     LARGE_PTE_3,
     PMD_SHARED,
@@ -28,6 +28,7 @@ pub const CLASSES: [&str; 19] = [
     SWAPPED,
     SWAP_2,
     SWAP_3,
+    RECLAIM_SHARED,
     MIGRATE_1,
     MIGRATE_2,
     MIGRATE_3,
@@ -49,6 +50,7 @@ pub const MLOCKED_SHARED: &str = "mlocked page mapped by 2+ processes";
 pub const SWAPPED: &str = "swapped-out page";
 pub const SWAP_2: &str = "swap entry held by 2 processes";
 pub const SWAP_3: &str = "swap entry held by 3+ processes";
+pub const RECLAIM_SHARED: &str = "reclaim unmapped a page mapped by 2+ processes";
 pub const MIGRATE_1: &str = "migration of a page mapped by 1 process";
 pub const MIGRATE_2: &str = "migration of a page mapped by 2 processes";
 pub const MIGRATE_3: &str = "migration of a page mapped by 3+ processes";
@@ -144,6 +146,25 @@ pub fn of_truth(truth: &Truth) -> Vec<&'static str> {
     out.into_iter().collect()
 }
 
+/// The class a `reclaim` step reached, from pagemap reads before and after it: a page
+/// that 2+ processes mapped and that none maps any more (swapped out, or a shmem or
+/// file page dropped from their page tables), which only reclaim's rmap walk does.
+pub fn of_reclaim(before: &Truth, after: &Truth) -> Vec<&'static str> {
+    let now: BTreeSet<(String, u64)> = after.slots().into_iter().map(|(s, pfn)| (s.0, pfn)).collect();
+    let mut mappers: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
+    for ((proc, _, _), pfn) in before.slots() {
+        mappers.entry(pfn).or_default().insert(proc);
+    }
+    // A mapper that exited between the reads cannot be here: the step runs no process.
+    let shared_gone =
+        mappers.iter().any(|(pfn, procs)| procs.len() >= 2 && procs.iter().all(|p| !now.contains(&(p.clone(), *pfn))));
+    if shared_gone {
+        vec![RECLAIM_SHARED]
+    } else {
+        Vec::new()
+    }
+}
+
 /// The class of migrating a page that `mappers` processes map (a large folio is one
 /// class whoever maps it).
 pub fn of_migration(mappers: usize, large: bool) -> &'static str {
@@ -195,6 +216,28 @@ mod tests {
         assert!(!of_truth(&Truth::from_data(&data, 4096).unwrap()).contains(&PMD_STRADDLE), "small pages");
         assert!(moved_back(&truth, [("p0", "a", 2, 2)]));
         assert!(!moved_back(&truth, [("p0", "b", 2, 2)]));
+    }
+
+    #[test]
+    fn reclaim_of_a_shared_page_counts_once_no_mapper_keeps_it() {
+        let read = |lines: &[&str]| {
+            let data: Vec<_> = lines.iter().map(|l| crate::wire::parse_fields(l)).collect();
+            Truth::from_data(&data, 4096).unwrap()
+        };
+        let before = read(&[
+            "proc=p0 pid=1 name=a addr=0x1000 pages=2 pfns=0x9,0xa",
+            "proc=c1 pid=2 name=a addr=0x1000 pages=2 pfns=0x9,-",
+        ]);
+        let kept = read(&[
+            "proc=p0 pid=1 name=a addr=0x1000 pages=2 pfns=0x9,- swap=-,0x40",
+            "proc=c1 pid=2 name=a addr=0x1000 pages=2 pfns=-,- swap=0x20,-",
+        ]);
+        assert!(of_reclaim(&before, &kept).is_empty(), "p0 still maps the shared page");
+        let gone = read(&[
+            "proc=p0 pid=1 name=a addr=0x1000 pages=2 pfns=-,0xa swap=0x20,-",
+            "proc=c1 pid=2 name=a addr=0x1000 pages=2 pfns=-,- swap=0x20,-",
+        ]);
+        assert_eq!(of_reclaim(&before, &gone), vec![RECLAIM_SHARED]);
     }
 
     #[test]

@@ -135,6 +135,7 @@ pub fn step(s: &Step) -> String {
         Step::Ksm(k) => Fields::new().maybe("timeout_ms", k.timeout_ms).done(),
         Step::Migrate(x) => Fields::new().range(&x.proc, &x.map, x.page, x.pages).maybe("node", x.node).done(),
         Step::Compact(_) => "{}".to_string(),
+        Step::Reclaim(r) => Fields::new().maybe("pages", r.pages).done(),
         Step::Mlock(x) => Fields::new().range(&x.proc, &x.map, x.page, x.pages).flag("onfault", x.onfault).done(),
         Step::Mlockall(x) => Fields::new()
             .proc(&x.proc)

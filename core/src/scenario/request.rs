@@ -81,6 +81,10 @@ pub enum Request {
     Split(Pages),
     Migrate(Pages, Option<u32>),
     Compact,
+    /// `pages`: how many pages memory.reclaim is asked for.
+    Reclaim {
+        pages: u64,
+    },
     Mlock(Pages, bool),
     Munlock(Pages),
     Mlockall {
@@ -220,6 +224,7 @@ impl Request {
             Step::Split(r) => Request::Split(pages(&r.proc, &r.map)),
             Step::Migrate(x) => Request::Migrate(pages(&x.proc, &x.map), x.node),
             Step::Compact(_) => Request::Compact,
+            Step::Reclaim(r) => Request::Reclaim { pages: r.pages.unwrap_or(MAX_RECLAIM_PAGES) },
             Step::Mlock(x) => Request::Mlock(pages(&x.proc, &x.map), x.onfault),
             Step::Munlock(r) => Request::Munlock(pages(&r.proc, &r.map)),
             Step::Mlockall(x) => {
@@ -263,6 +268,7 @@ impl Request {
             Request::Split(_) => Op::Split,
             Request::Migrate(..) => Op::Migrate,
             Request::Compact => Op::Compact,
+            Request::Reclaim { .. } => Op::Reclaim,
             Request::Mlock(..) => Op::Mlock,
             Request::Munlock(_) => Op::Munlock,
             Request::Mlockall { .. } => Op::Mlockall,
@@ -339,6 +345,7 @@ impl Request {
                 None => w.pages(p),
             },
             Request::Compact => w,
+            Request::Reclaim { pages } => w.arg("pages", pages),
             Request::Mlock(p, onfault) => w.pages(p).arg("onfault", flag(*onfault)),
             Request::Mlockall { proc, current, future, onfault } => w
                 .arg("proc", proc)

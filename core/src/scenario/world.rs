@@ -18,6 +18,10 @@ pub const MAX_STEPS: usize = 10_000;
 pub const MAX_PROCS: usize = 64;
 /// Named maps per process.
 pub const MAX_MAPS: usize = 64;
+/// A `reclaim` step asks for at most this many pages, and for this many without
+/// `pages`: more than any guest has, so reclaim takes all it can (every page the world
+/// could map).
+pub const MAX_RECLAIM_PAGES: u64 = MAX_PROCS as u64 * MAX_MAPS as u64 * MAX_PAGES;
 
 const _: () = assert!(MAX_PROCS <= ops::AGENT_MAX_PROCS);
 const _: () = assert!(MAX_MAPS <= ops::AGENT_MAX_MAPS);
@@ -622,6 +626,11 @@ impl World {
                     out.push(("timeout_ms", "timeout_ms must be 1..=60000".into()));
                 }
             }
+            Step::Reclaim(r) => {
+                if r.pages.is_some_and(|p| p == 0 || p > MAX_RECLAIM_PAGES) {
+                    out.push(("pages", format!("pages must be 1..={MAX_RECLAIM_PAGES}")));
+                }
+            }
             Step::Check(_) | Step::Compact(_) => {}
         }
     }
@@ -720,5 +729,17 @@ mod tests {
         assert_eq!(w.map("p0", "a"), None);
         let err = w.apply(&steps("- findtask: {proc: c1}")[0]).unwrap_err();
         assert_eq!(err, StepError(vec![("proc", "process 'c1' has exited (at step 4)".into())]));
+    }
+
+    #[test]
+    fn reclaim_asks_for_everything_by_default_and_refuses_zero() {
+        let mut w = World::new();
+        let reclaim = &steps("- reclaim: {}")[0];
+        let wire = request::Request::from_step(reclaim, &w, 1).unwrap().wire();
+        assert_eq!((wire.op.name(), wire.args()), ("reclaim", format!("pages={MAX_RECLAIM_PAGES}")));
+        w.apply(reclaim).unwrap();
+        let err = w.apply(&steps("- reclaim: {pages: 0}")[0]).unwrap_err();
+        assert_eq!(err, StepError(vec![("pages", format!("pages must be 1..={MAX_RECLAIM_PAGES}"))]));
+        assert!(w.apply(&steps("- reclaim: {pages: pmd}")[0]).is_ok());
     }
 }

@@ -12,8 +12,8 @@ use crate::scenario::count::pmd_pages;
 use crate::scenario::span;
 use crate::scenario::{
     Access, Advice, Align, Anchor, Backing, CheckWhat, Compact, Fork, Ksm, Madvise, Migrate, Mlock, Mlockall, Mmap,
-    Mprotect, Mremap, Mthp, MthpMode, PageRef, Place, Proc, Prot, Range, Scenario, Share, Step, World, FIRST_PROC,
-    MAX_PAGES, MAX_PROCS,
+    Mprotect, Mremap, Mthp, MthpMode, PageRef, Place, Proc, Prot, Range, Reclaim, Scenario, Share, Step, World,
+    FIRST_PROC, MAX_PAGES, MAX_PROCS,
 };
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -48,6 +48,8 @@ pub enum Op {
     Migrate,
     /// Compact all memory.
     Compact,
+    /// memory.reclaim: reclaim with its reference check, shared pages too.
+    Reclaim,
     /// Split (debugfs) or collapse (MADV_COLLAPSE) THPs.
     Thp,
     /// mlock, munlock, mlockall, munlockall.
@@ -60,7 +62,7 @@ pub enum Op {
 }
 
 impl Op {
-    pub const ALL: [Op; 19] = [
+    pub const ALL: [Op; 20] = [
         Op::Mmap,
         Op::Munmap,
         Op::Mprotect,
@@ -76,6 +78,7 @@ impl Op {
         Op::Pageout,
         Op::Migrate,
         Op::Compact,
+        Op::Reclaim,
         Op::Thp,
         Op::Mlock,
         Op::Place,
@@ -99,6 +102,7 @@ impl Op {
             Op::Pageout => "pageout",
             Op::Migrate => "migrate",
             Op::Compact => "compact",
+            Op::Reclaim => "reclaim",
             Op::Thp => "thp",
             Op::Mlock => "mlock",
             Op::Place => "place",
@@ -126,6 +130,7 @@ impl Default for Weights {
             (Op::Pageout, 4),
             (Op::Migrate, 3),
             (Op::Compact, 1),
+            (Op::Reclaim, 2),
             (Op::Thp, 4),
             (Op::Mlock, 1),
             (Op::Place, 3),
@@ -614,19 +619,24 @@ enum Motif {
     /// Pages swapped out, then forked twice: three processes hold each swap entry
     /// (MADV_PAGEOUT leaves pages that others map alone, so swap-out comes first).
     Swap3,
+    /// Pages written, then forked (a private map COW-shares them, a shared one is one
+    /// page), then reclaimed: reclaim unmaps a page from every process, which
+    /// MADV_PAGEOUT never does for a shared page.
+    ReclaimShared,
 }
 
 impl Gen<'_> {
     /// The steps of one motif, played into the state; none when the state has no room
     /// for it (processes or maps), or when a kind of step it needs has weight 0.
     fn motif(&mut self) -> Vec<Step> {
-        let all = [Motif::PmdAndPte, Motif::MigrateLarge, Motif::Ksm3, Motif::Swap3];
+        let all = [Motif::PmdAndPte, Motif::MigrateLarge, Motif::Ksm3, Motif::Swap3, Motif::ReclaimShared];
         let motif = *all.choose(&mut self.rng).expect("not empty");
         let needs: &[Op] = match motif {
             Motif::PmdAndPte => &[Op::Mmap, Op::Fork, Op::Mprotect],
             Motif::MigrateLarge => &[Op::Mmap, Op::Migrate],
             Motif::Ksm3 => &[Op::Mmap, Op::Write, Op::Ksm, Op::Fork],
             Motif::Swap3 => &[Op::Mmap, Op::Write, Op::Pageout, Op::Fork],
+            Motif::ReclaimShared => &[Op::Mmap, Op::Write, Op::Fork, Op::Reclaim],
         };
         if needs.iter().any(|op| self.cfg.weights.0.get(op).is_none_or(|w| *w == 0)) {
             return Vec::new();
@@ -686,6 +696,15 @@ impl Gen<'_> {
                 let c1 = self.motif_fork(&mut out, pi);
                 let parent = if self.rng.gen_bool(0.5) { c1 } else { pi };
                 self.motif_fork(&mut out, parent);
+            }
+            Motif::ReclaimShared => {
+                let Some(pi) = self.motif_proc(1).filter(|_| forks_fit(self, 1)) else { return out };
+                let pages = self.rng.gen_range(1..=self.cfg.max_pages.max(1));
+                let map = self.motif_mmap(&mut out, pi, pages, None);
+                let proc = self.procs[pi].label.clone();
+                self.play(&mut out, Step::Write(Access { proc, map, page: 0, pages, value: None }));
+                self.motif_fork(&mut out, pi);
+                self.play(&mut out, Step::Reclaim(Reclaim { pages: None }));
             }
             Motif::Ksm3 => {
                 let unrelated = self.rng.gen_range(0..3);
@@ -908,6 +927,12 @@ impl Gen<'_> {
             }
             Op::Ksm => self.ksm(),
             Op::Compact => Some(Step::Compact(Compact {})),
+            // Mostly all it can get; sometimes a little, so reclaim stops part way and
+            // the reference check decides what goes.
+            Op::Reclaim => {
+                let pages = self.rng.gen_bool(0.25).then(|| self.rng.gen_range(1..=64));
+                Some(Step::Reclaim(Reclaim { pages }))
+            }
             Op::Pageout => self.pageout(),
             Op::Migrate => {
                 let (pi, map) = self.pick_large_map()?;
@@ -1526,13 +1551,16 @@ mod tests {
 
     /// Each motif shows in the steps: a fork, then one page of a THP map mprotected; a
     /// migration of a THP or mTHP map; three processes holding a mergeable map of equal
-    /// pages when KSM runs; a pageout, then two forks.
+    /// pages when KSM runs; a pageout, then two forks; a write, a fork, then reclaim.
     #[test]
     fn every_motif_is_played() {
         let cfg = GenConfig { motif_every: 1, ..GenConfig::default() };
-        let (mut split, mut migrated, mut ksm3, mut swap3) = (0, 0, 0, 0);
+        let (mut split, mut migrated, mut ksm3, mut swap3, mut reclaimed) = (0, 0, 0, 0, 0);
+        let mut written_then_forked = false;
         let mut paged_out = BTreeMap::new();
-        for run in 0..150 {
+        // Five motifs share one run in four, and placement steps share the rest: 300
+        // runs give each motif about 15, and random steps reach the classes too.
+        for run in 0..300 {
             let s = generate(&cfg, 11, run);
             let mut sim = Sim::new(&cfg, 0, &s.mthp);
             let mut forked_after = BTreeMap::new();
@@ -1542,7 +1570,10 @@ mod tests {
                     Step::Mmap(m) if m.huge == Some(true) => {
                         forked_after.insert(m.name.clone(), false);
                     }
+                    Step::Write(_) => written_then_forked = false,
+                    Step::Reclaim(_) if written_then_forked => reclaimed += 1,
                     Step::Fork(_) => {
+                        written_then_forked = true;
                         forked_after.values_mut().for_each(|f| *f = true);
                         for forks in paged_out.values_mut() {
                             *forks += 1;
@@ -1564,9 +1595,15 @@ mod tests {
                 }
             }
         }
-        let all = [("PMD and PTEs", split), ("large migration", migrated), ("KSM of 3", ksm3), ("swap of 3", swap3)];
+        let all = [
+            ("PMD and PTEs", split),
+            ("large migration", migrated),
+            ("KSM of 3", ksm3),
+            ("swap of 3", swap3),
+            ("reclaim after a fork", reclaimed),
+        ];
         for (what, n) in all {
-            assert!(n >= 20, "{what}: {n} in 150 runs");
+            assert!(n >= 20, "{what}: {n} in 300 runs");
         }
     }
 

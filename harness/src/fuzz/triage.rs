@@ -310,6 +310,7 @@ mod tests {
     #[test]
     fn titles_do_not_read_the_message() {
         let p = Problem::new(ProblemKind::SwapStillMapped {
+            by: crate::check::problem::SwapOut::Pageout,
             pfn: 0x2a0,
             first: slot("p0", "a", 0),
             holder: slot("c1", "a", 0),

@@ -248,6 +248,10 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
                 ("OP_MIGRATE", &x.proc, &x.map, node, page, count, vec![])
             }
             Step::Compact(_) => ("OP_COMPACT", FIRST_PROC, "", "0".into(), 0, 0, vec![]),
+            Step::Reclaim(r) => {
+                let pages = r.pages.unwrap_or(scenario::MAX_RECLAIM_PAGES);
+                ("OP_RECLAIM", FIRST_PROC, "", "0".into(), 0, pages, vec![])
+            }
             Step::Mlock(x) => {
                 let (page, count) = span(x.page, x.pages, size(&sizes, &x.proc, &x.map));
                 let flags = if x.onfault { "MLOCK_ONFAULT" } else { "0" };

@@ -54,7 +54,7 @@ pub fn changed(before: &[MapView], after: &[MapView]) -> Vec<String> {
 }
 
 /// The slots a step touched, as far as they exist now: the pages it names, every page
-/// of the process it forked, or every page for `check` and `ksm`.
+/// of the process it forked, or every page for `check`, `ksm`, `compact` and `reclaim`.
 pub fn touched(step: &Step, truth: &Truth) -> Vec<Slot> {
     let present = truth.slots();
     // The pages a step names in its map as the map is now (`Step::pages_in`, as its
@@ -72,7 +72,9 @@ pub fn touched(step: &Step, truth: &Truth) -> Vec<Slot> {
     let mut out = match step {
         Step::Findpage(r) | Step::Poke(r) => vec![(r.proc.clone(), r.map.clone(), r.page)],
         Step::Fork(f) => present.iter().filter(|(s, _)| s.0 == f.proc).map(|(s, _)| s.clone()).collect(),
-        Step::Check(_) | Step::Ksm(_) | Step::Compact(_) => present.iter().map(|(s, _)| s.clone()).collect(),
+        Step::Check(_) | Step::Ksm(_) | Step::Compact(_) | Step::Reclaim(_) => {
+            present.iter().map(|(s, _)| s.clone()).collect()
+        }
         // A placed move: the pages where they are now (a range moved back is in the
         // map it came from, which the step does not name).
         Step::Mremap(x) if x.placed() => match x.result_name() {

@@ -7,7 +7,7 @@ use crate::check::expect::{check_expectations, judge_known_bug};
 use crate::check::model::{Frame, Model, Slot};
 use crate::check::oracle::{self, Asked, Check, FolioTruth, Problem, Truth};
 use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status, VmaLabel};
-use crate::check::problem::{Errno, ProblemKind};
+use crate::check::problem::{Errno, ProblemKind, SwapOut};
 use crate::check::{swap, triggers, worker};
 use crate::scenario::request::{self, Pages, Request, Wire};
 use crate::scenario::{Advice, Expect, KnownBug, Loaded, Mthp, Step, World};
@@ -408,7 +408,7 @@ impl Run<'_> {
                 if let (Some(before), true) = (before, reply.ok) {
                     let after = self.truth()?;
                     let slots: Vec<_> = (x.page..x.page + count).map(|p| (x.proc.clone(), x.map.clone(), p)).collect();
-                    self.outcome.problems.extend(swap::check_pageout(&before, &after, &slots));
+                    self.outcome.problems.extend(swap::check_pageout(&before, &after, &slots, SwapOut::Pageout));
                 }
                 if !reply.ok {
                     // MADV_COLLAPSE says why it did not collapse (ENOMEM: no huge page,
@@ -500,6 +500,19 @@ impl Run<'_> {
             }
             Step::Compact(_) => {
                 self.optional(n, step, wire(), &[2])?;
+            }
+            // The swap oracle over every slot, as for a pageout: reclaim may take any
+            // page, so every page that left memory must have left every mapper.
+            Step::Reclaim(_) => {
+                let before = self.truth()?;
+                self.truth = None;
+                // ENODEV: no cgroup2; ENOENT: no memcg, or no memory.reclaim (before 5.19).
+                if self.optional(n, step, wire(), &[2, 19])?.is_some() {
+                    let after = self.truth()?;
+                    let slots: Vec<Slot> = before.slots().into_iter().map(|(s, _)| s).collect();
+                    self.outcome.problems.extend(swap::check_pageout(&before, &after, &slots, SwapOut::Reclaim));
+                    self.outcome.triggers.extend(triggers::of_reclaim(&before, &after).into_iter().map(String::from));
+                }
             }
         }
         Ok(())

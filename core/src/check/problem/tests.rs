@@ -139,11 +139,11 @@ fn cases() -> Vec<(ProblemKind, &'static str)> {
             "findpage p0 m3[2]: pagemap maps the 16-page folio at pfn 0x4a000 31 times; the walk missed c1 m3[4], c1 0x40000 (outside every named mapping); the walk reported c2 m3[0] which pagemap does not; the walk says 4 more mappings in c3 m3[0] than it lists, pagemap has 3",
         ),
         (
-            SwapSplit { pfn: 0x2a0, entry: 0x2b0, first: slot("p0", "a", 0), other: slot("c2", "a", 0), other_entry: 0x2c0 },
+            SwapSplit { by: SwapOut::Pageout, pfn: 0x2a0, entry: 0x2b0, first: slot("p0", "a", 0), other: slot("c2", "a", 0), other_entry: 0x2c0 },
             "pageout: pfn 0x2a0 went to swap entry 0x2b0 for p0 a[0] but to 0x2c0 for c2 a[0]",
         ),
         (
-            SwapStillMapped { pfn: 0x2a0, first: slot("p0", "a", 0), holder: slot("c1", "a", 0) },
+            SwapStillMapped { by: SwapOut::Pageout, pfn: 0x2a0, first: slot("p0", "a", 0), holder: slot("c1", "a", 0) },
             "pageout: pfn 0x2a0 was swapped out for p0 a[0] but c1 a[0] still maps it",
         ),
         (Mapcount { at: at(), mapcount: 3, ptes: 2 }, "findpage p0 m3[2]: mapcount 3 but the walk found 2 mapping PTEs"),

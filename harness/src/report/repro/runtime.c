@@ -52,7 +52,7 @@ enum op {
 	OP_MMAP, OP_MUNMAP, OP_MPROTECT, OP_MREMAP, OP_MADVISE, OP_WRITE,
 	OP_READ, OP_FORK, OP_EXIT, OP_CHECK, OP_FINDPAGE, OP_NOP, OP_KSM,
 	OP_SPLIT, OP_MIGRATE, OP_COMPACT, OP_MLOCK, OP_MUNLOCK, OP_MLOCKALL,
-	OP_MUNLOCKALL, OP_POKE,
+	OP_MUNLOCKALL, OP_POKE, OP_RECLAIM,
 };
 
 enum backing { B_ANON, B_DEVZERO, B_MEMFD, B_FILE };
@@ -1175,7 +1175,25 @@ static int unsupported(int op, int err)
 {
 	return (op == OP_SPLIT && err == ENOENT) ||
 	       (op == OP_MIGRATE && (err == ENODEV || err == ENOSYS)) ||
-	       (op == OP_COMPACT && err == ENOENT);
+	       (op == OP_COMPACT && err == ENOENT) ||
+	       (op == OP_RECLAIM && (err == ENOENT || err == ENODEV));
+}
+
+/* The root memory cgroup's memory.reclaim; EAGAIN (got less) is no error. */
+static int do_reclaim(const struct step *s)
+{
+	char bytes[32];
+
+	if (access("/sys/fs/cgroup/memory.reclaim", F_OK) &&
+	    mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, NULL) &&
+	    errno != EBUSY)
+		return errno;
+	snprintf(bytes, sizeof(bytes), "%llu",
+		 (unsigned long long)(s->count * (uint64_t)page_size));
+	if (sysfs_write("/sys/fs/cgroup/memory.reclaim", bytes) &&
+	    errno != EAGAIN)
+		return errno;
+	return 0;
 }
 
 static void do_step(int n)
@@ -1202,6 +1220,9 @@ static void do_step(int n)
 		break;
 	case OP_COMPACT:
 		r.err = sysfs_write("/proc/sys/vm/compact_memory", "1") ? errno : 0;
+		break;
+	case OP_RECLAIM:
+		r.err = do_reclaim(s);
 		break;
 	case OP_POKE:
 		r.err = do_poke(s);
