@@ -807,79 +807,65 @@ pub fn json_schema() -> String {
     serde_json::to_string_pretty(&schema).expect("schema serialises") + "\n"
 }
 
+/// Which field of each step names its process, and which its map: one list for the
+/// shared accessors and the mutable ones (`$borrow` is `&` or `&mut`).
+macro_rules! proc_of {
+    ($step:expr, $($borrow:tt)+) => {
+        match $step {
+            Step::Mmap(s) => Some($($borrow)+ s.proc),
+            Step::Munmap(s) | Step::Split(s) | Step::Munlock(s) => Some($($borrow)+ s.proc),
+            Step::Mprotect(s) => Some($($borrow)+ s.proc),
+            Step::Mremap(s) => Some($($borrow)+ s.proc),
+            Step::Madvise(s) => Some($($borrow)+ s.proc),
+            Step::Write(s) | Step::Read(s) => Some($($borrow)+ s.proc),
+            Step::Fork(s) => Some($($borrow)+ s.proc),
+            Step::Exit(s) | Step::Findtask(s) | Step::Munlockall(s) => Some($($borrow)+ s.proc),
+            Step::Findpage(s) | Step::Poke(s) => Some($($borrow)+ s.proc),
+            Step::Migrate(s) => Some($($borrow)+ s.proc),
+            Step::Mlock(s) => Some($($borrow)+ s.proc),
+            Step::Mlockall(s) => Some($($borrow)+ s.proc),
+            Step::Check(_) | Step::Ksm(_) | Step::Compact(_) | Step::Reclaim(_) => None,
+        }
+    };
+}
+
+macro_rules! map_of {
+    ($step:expr, $($borrow:tt)+) => {
+        match $step {
+            Step::Mmap(m) => Some($($borrow)+ m.name),
+            Step::Munmap(r) | Step::Split(r) | Step::Munlock(r) => Some($($borrow)+ r.map),
+            Step::Mprotect(x) => Some($($borrow)+ x.map),
+            Step::Mremap(x) => Some($($borrow)+ x.map),
+            Step::Madvise(x) => Some($($borrow)+ x.map),
+            Step::Write(a) | Step::Read(a) => Some($($borrow)+ a.map),
+            Step::Findpage(r) | Step::Poke(r) => Some($($borrow)+ r.map),
+            Step::Migrate(x) => Some($($borrow)+ x.map),
+            Step::Mlock(x) => Some($($borrow)+ x.map),
+            _ => None,
+        }
+    };
+}
+
 impl Step {
     /// The process a step runs in.
     pub fn proc(&self) -> Option<&str> {
-        Some(match self {
-            Step::Mmap(s) => &s.proc,
-            Step::Munmap(s) => &s.proc,
-            Step::Mprotect(s) => &s.proc,
-            Step::Mremap(s) => &s.proc,
-            Step::Madvise(s) => &s.proc,
-            Step::Write(s) | Step::Read(s) => &s.proc,
-            Step::Fork(s) => &s.proc,
-            Step::Exit(s) | Step::Findtask(s) => &s.proc,
-            Step::Findpage(s) | Step::Poke(s) => &s.proc,
-            Step::Split(s) | Step::Munlock(s) => &s.proc,
-            Step::Migrate(s) => &s.proc,
-            Step::Mlock(s) => &s.proc,
-            Step::Mlockall(s) => &s.proc,
-            Step::Munlockall(s) => &s.proc,
-            Step::Check(_) | Step::Ksm(_) | Step::Compact(_) | Step::Reclaim(_) => return None,
-        })
+        proc_of!(self, &).map(String::as_str)
     }
 
     /// The mapping a step names, if any.
     pub fn map(&self) -> Option<&str> {
-        Some(match self {
-            Step::Mmap(m) => &m.name,
-            Step::Munmap(r) => &r.map,
-            Step::Mprotect(x) => &x.map,
-            Step::Mremap(x) => &x.map,
-            Step::Madvise(x) => &x.map,
-            Step::Write(a) | Step::Read(a) => &a.map,
-            Step::Findpage(r) | Step::Poke(r) => &r.map,
-            Step::Split(r) | Step::Munlock(r) => &r.map,
-            Step::Migrate(x) => &x.map,
-            Step::Mlock(x) => &x.map,
-            _ => return None,
-        })
+        map_of!(self, &).map(String::as_str)
     }
 
     /// The process a step runs in, to relabel it (the shrinker folds processes, the
     /// mutator moves steps).
     pub fn proc_mut(&mut self) -> Option<&mut String> {
-        Some(match self {
-            Step::Mmap(m) => &mut m.proc,
-            Step::Munmap(r) | Step::Split(r) | Step::Munlock(r) => &mut r.proc,
-            Step::Mprotect(x) => &mut x.proc,
-            Step::Mremap(x) => &mut x.proc,
-            Step::Madvise(x) => &mut x.proc,
-            Step::Write(a) | Step::Read(a) => &mut a.proc,
-            Step::Fork(f) => &mut f.proc,
-            Step::Exit(p) | Step::Findtask(p) | Step::Munlockall(p) => &mut p.proc,
-            Step::Findpage(r) | Step::Poke(r) => &mut r.proc,
-            Step::Migrate(x) => &mut x.proc,
-            Step::Mlock(x) => &mut x.proc,
-            Step::Mlockall(x) => &mut x.proc,
-            Step::Check(_) | Step::Ksm(_) | Step::Compact(_) | Step::Reclaim(_) => return None,
-        })
+        proc_of!(self, &mut)
     }
 
     /// The mapping a step names, to relabel it.
     pub fn map_mut(&mut self) -> Option<&mut String> {
-        Some(match self {
-            Step::Mmap(m) => &mut m.name,
-            Step::Munmap(r) | Step::Split(r) | Step::Munlock(r) => &mut r.map,
-            Step::Mprotect(x) => &mut x.map,
-            Step::Mremap(x) => &mut x.map,
-            Step::Madvise(x) => &mut x.map,
-            Step::Write(a) | Step::Read(a) => &mut a.map,
-            Step::Findpage(r) | Step::Poke(r) => &mut r.map,
-            Step::Migrate(x) => &mut x.map,
-            Step::Mlock(x) => &mut x.map,
-            _ => return None,
-        })
+        map_of!(self, &mut)
     }
 
     /// The step's name as written in YAML.
