@@ -20,6 +20,7 @@ pub mod mutate;
 pub mod schedule;
 pub mod shrink;
 pub mod summary;
+pub mod sweep;
 pub mod triage;
 
 pub use campaign::{Event, Limit, Options, Summary};
