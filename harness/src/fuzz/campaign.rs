@@ -582,16 +582,7 @@ fn keep_console(console: &Path, workroot: &Path, run: u64) -> PathBuf {
 /// Run a campaign on `prepared` until the limit, or until a signal stops it
 /// (`Summary::stopped`; what it found is saved either way).
 pub fn run(prepared: &Prepared, opts: &Options, events: &(dyn Fn(Event) + Sync)) -> Result<Summary> {
-    std::fs::create_dir_all(&opts.workroot)?;
-    // Made even when nothing is found, so shards always have a folder to merge.
-    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
-    let mut pool = Pool::new(prepared.clone(), opts.workroot.clone())
-        .with_module_params(&opts.module_params)
-        .with_coverage(opts.coverage)
-        .with_events(Box::new(move |e| events(Event::Guest(e))));
-    if let Some((port, hold)) = opts.gdb {
-        pool = pool.with_gdb(port, hold);
-    }
+    let pool = guests(prepared, opts, events)?;
     run_on(prepared, opts, &AtomicBool::new(false), events, &pool)
 }
 
@@ -603,7 +594,14 @@ pub fn run_listed(
     listed: &[Listed],
     events: &(dyn Fn(Event) + Sync),
 ) -> Result<Summary> {
+    let pool = guests(prepared, opts, events)?;
+    play(prepared, opts, &AtomicBool::new(false), events, &pool, Some(listed))
+}
+
+/// The campaign's folders, and its guest loop reporting through `events`.
+fn guests<'e>(prepared: &Prepared, opts: &Options, events: &'e (dyn Fn(Event) + Sync)) -> Result<Pool<'e>> {
     std::fs::create_dir_all(&opts.workroot)?;
+    // Made even when nothing is found, so shards always have a folder to merge.
     std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
     let mut pool = Pool::new(prepared.clone(), opts.workroot.clone())
         .with_module_params(&opts.module_params)
@@ -612,7 +610,7 @@ pub fn run_listed(
     if let Some((port, hold)) = opts.gdb {
         pool = pool.with_gdb(port, hold);
     }
-    play(prepared, opts, &AtomicBool::new(false), events, &pool, Some(listed))
+    Ok(pool)
 }
 
 /// [`run`], playing every scenario with `pool`; `halt` stops it as a signal would.
@@ -779,4 +777,4 @@ pub(super) fn play(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

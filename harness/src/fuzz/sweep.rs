@@ -194,26 +194,9 @@ fn run_with(
 /// The sweep's summary, one fact per line.
 pub fn summary(s: &Summary) -> String {
     let c = &s.campaign;
-    let l = &c.last;
     let done = s.done_before + s.done_now;
     let pct = |d: u64, t: u64| if t == 0 { 100.0 } else { 100.0 * d as f64 / t as f64 };
-    let mut out = format!(
-        "sweep {} ({}): depth {}, {} jobs, {} runs, {} checked ops in {:.1} s{}\n",
-        c.kernel,
-        c.release,
-        s.depth,
-        c.jobs,
-        l.runs,
-        l.ops,
-        l.elapsed.as_secs_f64(),
-        if c.stopped { " (stopped early)" } else { "" }
-    );
-    out.push_str(&format!(
-        "throughput: {:.2} runs/s, {:.1} ops/s, {} guest boots\n",
-        l.per_sec(l.runs),
-        l.per_sec(l.ops),
-        l.boots
-    ));
+    let mut out = super::summary::head(c, "sweep", &format!("depth {}", s.depth));
     out.push_str(&format!("space: {} sequences of 1 to {} steps; symmetry reductions removed:\n", s.space, s.depth));
     for (what, n) in s.reductions.lines() {
         out.push_str(&format!("  {n} by {what}\n"));

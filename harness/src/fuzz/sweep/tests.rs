@@ -5,14 +5,13 @@
 use super::space::*;
 use super::*;
 use crate::check::outcome::Outcome;
+use crate::fuzz::campaign::tests::{info, prepared};
 use crate::fuzz::campaign::Limit;
 use crate::fuzz::GenConfig;
-use crate::image::kernel::Kernel;
 use crate::run::pool::{play_on, Play, Played};
 use crate::run::runner::Start as _;
 use crate::scenario::{Backing, Loaded, Share, Step};
 use crate::vm::fake::{ok, FakeAgent};
-use crate::vm::guest::Info;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
@@ -188,10 +187,6 @@ struct CleanGuests {
     played: Mutex<Vec<String>>,
 }
 
-fn info() -> Info {
-    Info { key: "6.12".into(), release: "6.12.117+deb12-arm64".into(), page_size: 4096, ..Info::default() }
-}
-
 impl Play for CleanGuests {
     fn play(&self, loaded: &Loaded) -> Played {
         self.played.lock().unwrap().push(loaded.scenario.name.clone());
@@ -210,21 +205,6 @@ impl Play for CleanGuests {
     fn boots(&self) -> u64 {
         0
     }
-}
-
-fn prepared() -> Prepared {
-    let kernel = Kernel {
-        key: "6.12".into(),
-        release: "6.12.117+deb12-arm64".into(),
-        page_size: 4096,
-        image: PathBuf::from("/nonexistent/Image"),
-        build_dir: PathBuf::from("/nonexistent/build"),
-        modules_dir: None,
-        gcc_major: 12,
-        toolchain_suite: None,
-        header_debs: Vec::new(),
-    };
-    Prepared { kernel, initrd: PathBuf::from("/nonexistent/initrd") }
 }
 
 fn options(dir: &std::path::Path, limit: Limit, shard: Shard) -> Options {
