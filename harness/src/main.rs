@@ -653,9 +653,14 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<()> {
         }
     }
     let out = args.out.display();
+    campaign_end(failures, &out, &format!("{failures} findings, the corpus and the coverage series are in {out}"))
+}
+
+/// How a campaign ends: interrupted (with what `saved` says is kept), with findings
+/// in their folders under `out`, or clean.
+fn campaign_end(failures: usize, out: &std::path::Display, saved: &str) -> Result<()> {
     if let Some(signal) = signal::requested() {
-        let saved = format!("{failures} findings, the corpus and the coverage series are in {out}");
-        return Err(Error::Interrupted { signal, saved }.into());
+        return Err(Error::Interrupted { signal, saved: saved.to_string() }.into());
     }
     if failures > 0 {
         return Err(Error::Findings(format!("{failures} failures found; each has its folder in {out}")).into());
@@ -703,14 +708,8 @@ fn sweep_cmd(args: SweepArgs) -> Result<()> {
         }
     }
     let out = args.out.display();
-    if let Some(signal) = signal::requested() {
-        let saved = format!("{failures} findings and the progress are in {out}; rerun the same command to resume");
-        return Err(Error::Interrupted { signal, saved }.into());
-    }
-    if failures > 0 {
-        return Err(Error::Findings(format!("{failures} failures found; each has its folder in {out}")).into());
-    }
-    Ok(())
+    let saved = format!("{failures} findings and the progress are in {out}; rerun the same command to resume");
+    campaign_end(failures, &out, &saved)
 }
 
 fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<scenario::Loaded>> {
