@@ -140,8 +140,8 @@ pub enum Event {
     },
     /// Something worth one line: the kernel has no KCOV, a seed was skipped.
     Note(String),
-    /// Run `run` was played and judged (and, if it failed anew, shrunk and saved): a
-    /// resumable campaign may record it as done.
+    /// Run `run` of a listed campaign was played and judged (and, if it failed anew,
+    /// shrunk and saved): the sweep records it as done.
     Finished {
         run: u64,
     },
@@ -398,7 +398,10 @@ impl Worker<'_, '_> {
                 }
             }
             self.judge(run, &what, &scenario, &ran);
-            (sh.events)(Event::Finished { run });
+            // Only a listed campaign resumes by run numbers (fuzz's events stay as they were).
+            if sh.listed.is_some() {
+                (sh.events)(Event::Finished { run });
+            }
         }
         Ok(())
     }

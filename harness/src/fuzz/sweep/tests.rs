@@ -264,3 +264,16 @@ fn a_rerun_resumes_after_the_last_finished_sequence() {
     let (_, played) = sweep(&vocab, &deeper);
     assert_eq!(played, ["sweep-d1-1"]);
 }
+
+#[test]
+fn progress_moves_only_past_sequences_whose_predecessors_finished() {
+    let mut t = progress::Tracker::new(progress::Progress { finished_through: Some(2) }, vec![5, 8, 11]);
+    // 8 finishes first (two jobs): 5 is still running, so nothing is recorded yet.
+    assert!(!t.finish(8));
+    assert_eq!(t.progress().finished_through, Some(2));
+    assert!(t.finish(5));
+    assert_eq!(t.progress().finished_through, Some(8));
+    assert!(t.finish(11));
+    assert_eq!(t.progress().finished_through, Some(11));
+    assert_eq!(t.finished().len(), 3);
+}
