@@ -79,6 +79,7 @@ impl Setup {
     }
 
     fn mmap(&self, page_size: u64) -> Step {
+        // A new placement fails to compile here until the mmap says where it lands.
         let Placement::Fresh = self.placement;
         Step::Mmap(Mmap {
             proc: FIRST_PROC.into(),
@@ -410,9 +411,15 @@ impl Walk<'_> {
     /// Sequences of a setup, without visiting them.
     fn count_setup(&mut self, setup: &Setup) -> u64 {
         let Some(root) = self.root(setup) else { return 0 };
+        self.counted(|w| w.grow(setup, &root))
+    }
+
+    /// How many sequences `walk` numbers, counted with the reductions but visiting and
+    /// recording nothing.
+    fn counted(&mut self, walk: impl FnOnce(&mut Self)) -> u64 {
         let saved = (self.next, self.reductions.clone());
         self.counting += 1;
-        self.grow(setup, &root);
+        walk(self);
         let n = self.next - saved.0;
         (self.next, self.reductions) = saved;
         self.counting -= 1;
@@ -444,7 +451,7 @@ impl Walk<'_> {
                     continue;
                 }
                 seen.push(text);
-                if mv_is_no_op(mv, proc, node, &step) {
+                if is_no_op(mv, proc, node, &step) {
                     self.reductions.no_op_repeats += self.subtree(setup, &next, Some(&front));
                     continue;
                 }
@@ -507,19 +514,13 @@ impl Walk<'_> {
     /// numbering nothing: with `front`, a node just after its step (each access
     /// follows); without, a node already accessed and checked.
     fn subtree(&mut self, setup: &Setup, node: &Node, front: Option<&str>) -> u64 {
-        let saved = (self.next, self.reductions.clone());
-        self.counting += 1;
-        match front {
-            Some(front) => self.touch(setup, node.clone(), front),
+        self.counted(|w| match front {
+            Some(front) => w.touch(setup, node.clone(), front),
             None => {
-                self.emit(setup, node);
-                self.grow(setup, node);
+                w.emit(setup, node);
+                w.grow(setup, node);
             }
-        }
-        let n = self.next - saved.0;
-        (self.next, self.reductions) = saved;
-        self.counting -= 1;
-        n
+        })
     }
 }
 
@@ -581,7 +582,7 @@ fn resolve(setup: &Setup, mv: Move, proc: &str, node: &Node) -> Option<(Step, St
 }
 
 /// Whether `step` changes nothing: an mprotect to read-only of read-only pages.
-fn mv_is_no_op(mv: Move, proc: &str, node: &Node, step: &Step) -> bool {
+fn is_no_op(mv: Move, proc: &str, node: &Node, step: &Step) -> bool {
     let (Move::Mprotect(_), Some(pages)) = (mv, node.pages.get(proc)) else { return false };
     let len = pages.len() as u64;
     let Some((first, count)) = step.pages_in(len) else { return false };
