@@ -11,6 +11,8 @@
 //! - `merge`: `rmapcheck corpus merge` of corpora and findings folders;
 //! - `campaign`: workers, guests, limits and stopping;
 //! - `summary`: the campaign as text: its progress line and its summary.
+//! - `sweep`: `rmapcheck sweep`, every sequence of up to `--depth` steps over a finite
+//!   vocabulary, played as a listed campaign, sharded and resumable.
 
 pub mod campaign;
 pub mod corpus;
@@ -20,6 +22,7 @@ pub mod mutate;
 pub mod schedule;
 pub mod shrink;
 pub mod summary;
+pub mod sweep;
 pub mod triage;
 
 pub use campaign::{Event, Limit, Options, Summary};

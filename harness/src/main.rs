@@ -61,6 +61,9 @@ enum Command {
     Report(ReportArgs),
     /// Play random scenarios on persistent guests; shrink and save every new failure.
     Fuzz(FuzzArgs),
+    /// Run every sequence of up to --depth steps over a finite vocabulary (bounded
+    /// exhaustive search); shrink and save every new failure as fuzz does.
+    Sweep(SweepArgs),
     /// Measure boot, restore, warm and cold scenario rates, and request costs.
     Bench(BenchArgs),
     /// Replay one scenario a step at a time: what each step changed, and the first step
@@ -345,6 +348,30 @@ struct FuzzArgs {
 }
 
 #[derive(clap::Args)]
+struct SweepArgs {
+    #[command(flatten)]
+    kernel: KernelArgs,
+    /// Core steps per sequence, at most (every shorter sequence runs too).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=4))]
+    depth: u64,
+    /// Stop after this long (e.g. 20m); a rerun with the same options resumes.
+    #[arg(long, value_parser = fuzz::parse_duration)]
+    duration: Option<std::time::Duration>,
+    /// Run shard I of N: the sequences whose number is I mod N.
+    #[arg(long, default_value = "0/1")]
+    shard: fuzz::schedule::Shard,
+    /// Guests running sequences in parallel.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    jobs: u64,
+    /// Where each unique failure gets its folder, and the progress file lives.
+    #[arg(long, default_value = "sweep-out")]
+    out: PathBuf,
+    /// Re-runs the shrinker may spend on one failure.
+    #[arg(long, default_value_t = 300)]
+    shrink_budget: usize,
+}
+
+#[derive(clap::Args)]
 struct BenchArgs {
     /// Kernel key (default: the manifest's default).
     #[arg(long)]
@@ -468,6 +495,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Fuzz(args) => fuzz_cmd(args),
+        Command::Sweep(args) => sweep_cmd(args),
         Command::Replay(args) => replay_cmd(args),
         Command::Shell(args) => shell_cmd(args),
         Command::Mutants(args) => mutants_cmd(args),
@@ -625,14 +653,63 @@ fn fuzz_cmd(args: FuzzArgs) -> Result<()> {
         }
     }
     let out = args.out.display();
+    campaign_end(failures, &out, &format!("{failures} findings, the corpus and the coverage series are in {out}"))
+}
+
+/// How a campaign ends: interrupted (with what `saved` says is kept), with findings
+/// in their folders under `out`, or clean.
+fn campaign_end(failures: usize, out: &std::path::Display, saved: &str) -> Result<()> {
     if let Some(signal) = signal::requested() {
-        let saved = format!("{failures} findings, the corpus and the coverage series are in {out}");
-        return Err(Error::Interrupted { signal, saved }.into());
+        return Err(Error::Interrupted { signal, saved: saved.to_string() }.into());
     }
     if failures > 0 {
         return Err(Error::Findings(format!("{failures} failures found; each has its folder in {out}")).into());
     }
     Ok(())
+}
+
+fn sweep_cmd(args: SweepArgs) -> Result<()> {
+    if args.kernel.gdb && args.jobs != 1 {
+        return Err(Error::bad_input("--gdb debugs one guest: use it with --jobs 1").into());
+    }
+    let mut kernel = args.kernel.clone();
+    if kernel.kernels.is_empty() && !kernel.all_kernels && kernel.kernel_image.is_none() {
+        kernel.kernels.push(fuzz::DEFAULT_KERNEL.to_string());
+    }
+    let mut failures = 0;
+    for (kernel_args, prepared) in prepare_kernels(&kernel)? {
+        let gdb = if kernel.gdb { Some((gdb_setup(&prepared)?, hold_for_gdb as Hold)) } else { None };
+        let campaign = fuzz::Options {
+            gdb,
+            // Every sequence runs once, in order: coverage would guide nothing.
+            coverage: false,
+            seed: 0,
+            limit: args.duration.map_or(fuzz::Limit::Unbounded, fuzz::Limit::Duration),
+            jobs: args.jobs as usize,
+            out: args.out.clone(),
+            gen: fuzz::GenConfig { page_size: prepared.kernel.page_size, ..fuzz::GenConfig::default() },
+            module_params: args.kernel.module_params.clone(),
+            kernel_args,
+            shrink_budget: args.shrink_budget,
+            known_bugs: scenario::known_bugs(&rmapcheck::project_root().join("scenarios")).map_err(Error::bad)?,
+            workroot: workdir("sweep")?.join(&prepared.kernel.key),
+            corpus: Vec::new(),
+            shard: args.shard,
+            unguided: false,
+            stop_at_first_finding: false,
+        };
+        let opts = fuzz::sweep::Options { depth: args.depth as usize, campaign };
+        let summary = fuzz::sweep::run(&prepared, &opts, &|e| reporter().event(Event::Fuzz(e)))?;
+        reporter().finish();
+        print!("{}", fuzz::sweep::summary(&summary));
+        failures += summary.campaign.found.len();
+        if summary.campaign.stopped {
+            break;
+        }
+    }
+    let out = args.out.display();
+    let saved = format!("{failures} findings and the progress are in {out}; rerun the same command to resume");
+    campaign_end(failures, &out, &saved)
 }
 
 fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<scenario::Loaded>> {

@@ -205,6 +205,7 @@ impl Reporter {
             }
             campaign::Event::NotSaved { title, why } => self.line(&format!("cannot save the failure '{title}': {why}")),
             campaign::Event::Note(n) => self.line(&n),
+            campaign::Event::Finished { .. } => {}
         }
     }
 

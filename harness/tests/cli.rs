@@ -65,6 +65,9 @@ fn unknown_kernel_missing_file_and_bad_flags_exit_2() {
         (vec!["replay", seed.to_str().unwrap(), "--kernel", "6.12", "--kernel", "7.2"], "name one kernel"),
         (vec!["shell", "--kernel", "2.6.11"], "unknown kernel '2.6.11'"),
         (vec!["fuzz", "--gdb", "--jobs", "2", "--runs", "1"], "--gdb debugs one guest: use it with --jobs 1"),
+        (vec!["sweep", "--shard", "3/2"], "'3/2' is not a shard I/N"),
+        (vec!["sweep", "--depth", "9"], "9 is not in 1..=4"),
+        (vec!["sweep", "--kernel", "2.6.11"], "unknown kernel '2.6.11'"),
         // Bad input keeps its chain: the cause follows the context.
         (
             vec!["report", "--from", "/nonexistent/results.json"],

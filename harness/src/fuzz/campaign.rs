@@ -72,6 +72,17 @@ pub struct Options {
     pub stop_at_first_finding: bool,
 }
 
+/// A sequence given in advance (`rmapcheck sweep`): listed campaigns play these in
+/// order instead of the schedule's, and report each by its own number.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// The sequence's number in its space (what `Event::Finished` reports).
+    pub run: u64,
+    pub scenario: Scenario,
+    /// How reports name it: `sweep sequence 17 (anon/private/thp: fork, munmap page)`.
+    pub what: String,
+}
+
 /// A unique failure.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Found {
@@ -129,6 +140,11 @@ pub enum Event {
     },
     /// Something worth one line: the kernel has no KCOV, a seed was skipped.
     Note(String),
+    /// Run `run` of a listed campaign was played and judged (and, if it failed anew,
+    /// shrunk and saved): the sweep records it as done.
+    Finished {
+        run: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +196,8 @@ struct Shared<'a> {
     corpus: Mutex<Corpus>,
     /// Seeds that run before anything else, in order.
     candidates: Vec<crate::scenario::Scenario>,
+    /// A listed campaign's sequences (then the only ones it plays, maybe none).
+    listed: Option<&'a [Listed]>,
     /// 0: no run finished yet; 1: runs bring coverage; 2: they do not (said once).
     guided: std::sync::atomic::AtomicU8,
     corpus_new: AtomicU64,
@@ -211,6 +229,9 @@ impl Shared<'_> {
     /// The input of claim `k`: the seeds first, then the schedule's choice for this
     /// shard's run numbers. Also a phrase for reports: `seed 3 run 17`.
     fn input(&self, k: u64) -> (u64, Input, String) {
+        if let Some(l) = self.listed.and_then(|l| l.get(k as usize)) {
+            return (l.run, Input { scenario: l.scenario.clone(), origin: Origin::Seed }, l.what.clone());
+        }
         let seed = self.opts.seed;
         if let Some(s) = self.candidates.get(k as usize) {
             let input = Input { scenario: s.clone(), origin: Origin::Seed };
@@ -312,6 +333,9 @@ impl Shared<'_> {
             }
         }
         let n = self.next_run.fetch_add(1, Ordering::SeqCst);
+        if self.listed.is_some_and(|l| n >= l.len() as u64) {
+            return None;
+        }
         match self.opts.limit {
             Limit::Runs(max) if n >= max => None,
             _ => Some(n),
@@ -374,42 +398,53 @@ impl Worker<'_, '_> {
                     *triggers.entry(t.clone()).or_default() += 1;
                 }
             }
-            if let Some(kb) = sh.known_bug(&ran) {
-                *sh.known.lock().unwrap_or_else(|e| e.into_inner()).entry(kb.finding.clone()).or_default() += 1;
-                continue;
-            }
-            // A run is known by its most severe title; the others are usually the same
-            // bug seen by another check (a missed VMA is also a wrong mapcount).
-            let Some(title) = ran.titles().into_iter().next() else {
-                if let Ran::Done(o) = &ran {
-                    sh.feedback(&scenario, &what, o);
-                }
-                continue;
-            };
-            let new = {
-                let mut found = sh.found.lock().unwrap_or_else(|e| e.into_inner());
-                match found.get_mut(&title) {
-                    Some(f) => {
-                        f.hits += 1;
-                        None
-                    }
-                    None => {
-                        found.insert(title.clone(), placeholder(&title, run, &scenario));
-                        Some(title)
-                    }
-                }
-            };
-            if let Some(title) = new {
-                (sh.events)(Event::Found { title: title.clone(), run });
-                let found = self.shrink_and_save(&title, run, &what, &scenario, &ran);
-                sh.found.lock().unwrap_or_else(|e| e.into_inner()).insert(title, found.clone());
-                (sh.events)(Event::Saved(found));
-                if sh.opts.stop_at_first_finding {
-                    sh.end.store(true, Ordering::SeqCst);
-                }
+            self.judge(run, &what, &scenario, &ran);
+            // Only a listed campaign resumes by run numbers (fuzz's events stay as they were).
+            if sh.listed.is_some() {
+                (sh.events)(Event::Finished { run });
             }
         }
         Ok(())
+    }
+
+    /// Count a played run as a known bug, a pass (which may join the corpus) or a
+    /// failure, shrinking and saving it when its title is new.
+    fn judge(&mut self, run: u64, what: &str, scenario: &Scenario, ran: &Ran) {
+        let sh = self.shared;
+        if let Some(kb) = sh.known_bug(ran) {
+            *sh.known.lock().unwrap_or_else(|e| e.into_inner()).entry(kb.finding.clone()).or_default() += 1;
+            return;
+        }
+        // A run is known by its most severe title; the others are usually the same
+        // bug seen by another check (a missed VMA is also a wrong mapcount).
+        let Some(title) = ran.titles().into_iter().next() else {
+            if let Ran::Done(o) = ran {
+                sh.feedback(scenario, what, o);
+            }
+            return;
+        };
+        let new = {
+            let mut found = sh.found.lock().unwrap_or_else(|e| e.into_inner());
+            match found.get_mut(&title) {
+                Some(f) => {
+                    f.hits += 1;
+                    None
+                }
+                None => {
+                    found.insert(title.clone(), placeholder(&title, run, scenario));
+                    Some(title)
+                }
+            }
+        };
+        if let Some(title) = new {
+            (sh.events)(Event::Found { title: title.clone(), run });
+            let found = self.shrink_and_save(&title, run, what, scenario, ran);
+            sh.found.lock().unwrap_or_else(|e| e.into_inner()).insert(title, found.clone());
+            (sh.events)(Event::Saved(found));
+            if sh.opts.stop_at_first_finding {
+                sh.end.store(true, Ordering::SeqCst);
+            }
+        }
     }
 
     /// Whether `candidate` still fails with `title`. Stops saying yes once a stop is
@@ -552,6 +587,24 @@ fn keep_console(console: &Path, workroot: &Path, run: u64) -> PathBuf {
 /// Run a campaign on `prepared` until the limit, or until a signal stops it
 /// (`Summary::stopped`; what it found is saved either way).
 pub fn run(prepared: &Prepared, opts: &Options, events: &(dyn Fn(Event) + Sync)) -> Result<Summary> {
+    let pool = guests(prepared, opts, events)?;
+    run_on(prepared, opts, &AtomicBool::new(false), events, &pool)
+}
+
+/// A listed campaign: [`run`], playing exactly `listed`, in order (no seeds, no
+/// schedule), until the list or the limit ends.
+pub fn run_listed(
+    prepared: &Prepared,
+    opts: &Options,
+    listed: &[Listed],
+    events: &(dyn Fn(Event) + Sync),
+) -> Result<Summary> {
+    let pool = guests(prepared, opts, events)?;
+    play(prepared, opts, &AtomicBool::new(false), events, &pool, Some(listed))
+}
+
+/// The campaign's folders, and its guest loop reporting through `events`.
+fn guests<'e>(prepared: &Prepared, opts: &Options, events: &'e (dyn Fn(Event) + Sync)) -> Result<Pool<'e>> {
     std::fs::create_dir_all(&opts.workroot)?;
     // Made even when nothing is found, so shards always have a folder to merge.
     std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
@@ -562,7 +615,7 @@ pub fn run(prepared: &Prepared, opts: &Options, events: &(dyn Fn(Event) + Sync))
     if let Some((port, hold)) = opts.gdb {
         pool = pool.with_gdb(port, hold);
     }
-    run_on(prepared, opts, &AtomicBool::new(false), events, &pool)
+    Ok(pool)
 }
 
 /// [`run`], playing every scenario with `pool`; `halt` stops it as a signal would.
@@ -573,15 +626,31 @@ fn run_on(
     events: &(dyn Fn(Event) + Sync),
     pool: &dyn Play,
 ) -> Result<Summary> {
+    play(prepared, opts, halt, events, pool, None)
+}
+
+/// The campaign over `pool`: exactly `listed` when given, else the seeds and the
+/// schedule's runs.
+pub(super) fn play(
+    prepared: &Prepared,
+    opts: &Options,
+    halt: &AtomicBool,
+    events: &(dyn Fn(Event) + Sync),
+    pool: &dyn Play,
+    listed: Option<&[Listed]>,
+) -> Result<Summary> {
     // Seeds: this campaign's own corpus (a resume) first, then each --corpus folder.
     let mut corpus = Corpus::default();
     let mut candidates = Vec::new();
     let own = opts.out.join("corpus");
     let mut dirs: Vec<(PathBuf, bool)> = Vec::new();
-    if own.is_dir() {
-        dirs.push((own.clone(), true));
+    // A listed campaign plays its list and nothing else.
+    if listed.is_none() {
+        if own.is_dir() {
+            dirs.push((own.clone(), true));
+        }
+        dirs.extend(opts.corpus.iter().map(|d| (d.clone(), false)));
     }
-    dirs.extend(opts.corpus.iter().map(|d| (d.clone(), false)));
     let (mut seeded, mut trusted) = (0, 0);
     for (dir, saved) in &dirs {
         let (seeds, notes) = corpus::load_seeds(dir, &opts.gen)?;
@@ -637,6 +706,7 @@ fn run_on(
         triggers: Mutex::new(BTreeMap::new()),
         corpus: Mutex::new(corpus),
         candidates,
+        listed,
         guided: std::sync::atomic::AtomicU8::new(0),
         corpus_new: AtomicU64::new(0),
         series: Mutex::new(None),
@@ -712,4 +782,4 @@ fn run_on(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

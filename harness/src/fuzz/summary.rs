@@ -25,26 +25,29 @@ pub fn line(s: &Snapshot) -> String {
     )
 }
 
-/// The end-of-campaign summary, one fact per line.
-pub fn summary(s: &Summary) -> String {
+/// A campaign's first two lines: what ran (`fuzz`, `seed 7`) and how fast.
+pub fn head(s: &Summary, command: &str, what: &str) -> String {
     let l = &s.last;
-    let mut out = format!(
-        "fuzz {} ({}): seed {}, {} jobs, {} runs, {} checked ops in {:.1} s{}\n",
+    format!(
+        "{command} {} ({}): {what}, {} jobs, {} runs, {} checked ops in {:.1} s{}\n\
+         throughput: {:.2} runs/s, {:.1} ops/s, {} guest boots\n",
         s.kernel,
         s.release,
-        s.seed,
         s.jobs,
         l.runs,
         l.ops,
         l.elapsed.as_secs_f64(),
-        if s.stopped { " (stopped early)" } else { "" }
-    );
-    out.push_str(&format!(
-        "throughput: {:.2} runs/s, {:.1} ops/s, {} guest boots\n",
+        if s.stopped { " (stopped early)" } else { "" },
         l.per_sec(l.runs),
         l.per_sec(l.ops),
         l.boots
-    ));
+    )
+}
+
+/// The end-of-campaign summary, one fact per line.
+pub fn summary(s: &Summary) -> String {
+    let l = &s.last;
+    let mut out = head(s, "fuzz", &format!("seed {}", s.seed));
     if s.shard.count > 1 {
         out.push_str(&format!("shard {} (run numbers {}, {}, ...)\n", s.shard, s.shard.run(0), s.shard.run(1)));
     }

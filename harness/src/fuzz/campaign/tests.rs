@@ -48,7 +48,7 @@ impl<'a> FakeGuests<'a> {
     }
 }
 
-fn info() -> Info {
+pub(crate) fn info() -> Info {
     Info { key: "6.12".into(), release: "6.12.117+deb12-arm64".into(), page_size: 4096, ..Info::default() }
 }
 
@@ -86,7 +86,7 @@ impl Play for FakeGuests<'_> {
     }
 }
 
-fn prepared() -> Prepared {
+pub(crate) fn prepared() -> Prepared {
     let kernel = Kernel {
         key: "6.12".into(),
         release: "6.12.117+deb12-arm64".into(),
