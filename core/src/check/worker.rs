@@ -76,7 +76,11 @@ pub fn signal_name(n: i32) -> String {
 pub fn death_line<'a>(log: impl IntoIterator<Item = &'a str>, pid: u32) -> Option<String> {
     let named = [format!("[{pid}]"), format!("process {pid} "), format!("pid {pid} ")];
     let line = log.into_iter().find(|l| named.iter().any(|n| l.contains(n.as_str())))?;
-    Some(dmesg::normalise_title(line))
+    // An address of hex letters alone ("in init[bcdc,...]") has no digit for the
+    // title's number rule to see; inside the brackets every hex word is an address.
+    static ADDRESS: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let address = ADDRESS.get_or_init(|| regex::Regex::new(r"([\[,+])[0-9a-f]+\b").unwrap());
+    Some(address.replace_all(&dmesg::normalise_title(line), "${1}#").into_owned())
 }
 
 /// How a worker died, in a title's words: the signal, else the exit status, and what

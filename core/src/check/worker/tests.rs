@@ -132,6 +132,10 @@ fn a_death_is_titled_by_its_signal_and_the_kernels_line() {
         Problem::new(kind).message(),
         "step 4 (fork): the worker died of SIGSEGV (init[#]: unhandled exception: DABT (lower EL), ESR #, level # translation fault in init[#,#+#])"
     );
+    // The same fault at a pc whose low bits are hex letters alone.
+    let letters = vec![log[0].replace("b65c", "bcdc").replace("ad000", "ade00")];
+    let kind = problem(4, "fork", &fields("errno=3 msg=worker-died pid=125 signal=11"), &letters).unwrap();
+    assert!(kind.title().ends_with("translation fault in init[#,#+#])"), "{}", kind.title());
     let oom = vec!["Out of memory: Killed process 125 (init) total-vm:2048kB, anon-rss:1024kB".to_string()];
     let kind = problem(4, "write", &fields("errno=3 msg=worker-died pid=125 signal=9"), &oom).unwrap();
     assert_eq!(
