@@ -11,7 +11,6 @@ use rmapcheck::image::prepare::{Prepared, Target};
 use rmapcheck::report::{html, results};
 use rmapcheck::run::bench;
 use rmapcheck::run::pool::{Hold, Pool};
-use rmapcheck::run::runner::Start as _;
 use rmapcheck::signal;
 use rmapcheck::ui::{self, Event, Reporter};
 use rmapcheck::vm::guest::{Fault, Guest, Info};

@@ -3,6 +3,8 @@
 
 use crate::check::dmesg::{self, VmaState};
 use crate::check::oracle::Problem;
+use crate::check::problem::ProblemKind;
+use crate::scenario::Loaded;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 
@@ -161,6 +163,51 @@ pub struct Outcome {
     #[serde(skip)]
     pub tainted: bool,
     pub duration_ms: u64,
+}
+
+/// What the agent said at READY.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Info {
+    pub key: String,
+    pub release: String,
+    pub page_size: u64,
+    pub module_loaded: bool,
+    /// The compiler that built the kernel (`gcc-12`), from the host's side.
+    pub compiler: String,
+}
+
+impl Outcome {
+    /// A passing outcome of `loaded` on the kernel `info` names, before any step.
+    pub fn new(loaded: &Loaded, info: &Info) -> Outcome {
+        Outcome {
+            scenario: loaded.scenario.name.clone(),
+            file: loaded.path.display().to_string(),
+            kernel: info.key.clone(),
+            release: info.release.clone(),
+            page_size: info.page_size,
+            compiler: info.compiler.clone(),
+            status: Status::Pass,
+            findpages: Vec::new(),
+            findtasks: Vec::new(),
+            forks: Vec::new(),
+            checks: Vec::new(),
+            problems: Vec::new(),
+            notes: Vec::new(),
+            splats: Vec::new(),
+            triggers: Vec::new(),
+            coverage: Vec::new(),
+            tainted: false,
+            duration_ms: 0,
+        }
+    }
+
+    /// A scenario that could not run or finish, for `why`.
+    pub fn not_run(loaded: &Loaded, info: &Info, why: String) -> Outcome {
+        let mut o = Outcome::new(loaded, info);
+        o.status = Status::Error;
+        o.problems.push(Problem::new(ProblemKind::NotRun { why }));
+        o
+    }
 }
 
 #[cfg(test)]

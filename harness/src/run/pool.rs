@@ -17,7 +17,7 @@ use crate::coverage::stack::Decoder;
 use crate::image::prepare::Prepared;
 use crate::image::symbols::{self, Symbols};
 use crate::run::runner;
-use crate::run::runner::Start as _;
+use crate::run::runner::errored;
 use crate::scenario::Loaded;
 use crate::vm::agent::Agent;
 use crate::vm::guest::{Fault, Guest, Info};
@@ -265,7 +265,7 @@ impl<'e> Pool<'e> {
             Ok(g) => g,
             Err(fault) => {
                 let console = lock(&self.boot_failure).as_ref().map(|(_, c)| c.clone()).unwrap_or_default();
-                let outcome = Outcome::errored(loaded, &self.info(), &fault);
+                let outcome = errored(loaded, &self.info(), &fault);
                 return Played { outcome, fault: Some(fault), console };
             }
         };
@@ -290,7 +290,7 @@ impl<'e> Pool<'e> {
                 self.hold(&g, &format!("guest fault ({})", fault.cause()));
                 // The splat that killed the guest goes into the results with its stack
                 // decoded, as a finished run's splats do.
-                let mut outcome = Outcome::errored(loaded, &g.info, &fault);
+                let mut outcome = errored(loaded, &g.info, &fault);
                 outcome.splats.extend(fault.splat().cloned());
                 self.decode_stacks(&mut outcome);
                 Played { outcome, fault: Some(fault), console }

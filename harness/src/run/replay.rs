@@ -8,10 +8,9 @@
 
 use crate::check::model::Slot;
 use crate::check::oracle::{self, Check, Problem, Truth};
-use crate::check::outcome::Outcome;
 use crate::check::problem::ProblemKind;
 use crate::report::replay::{MapView, PageView, Replay, StepView};
-use crate::run::runner::Start as _;
+use crate::run::runner::errored;
 use crate::run::runner::{self, Flow, Session};
 use crate::scenario::{self, Loaded, Step};
 use crate::vm::agent::Agent;
@@ -197,7 +196,7 @@ pub fn replay(guest: &mut dyn Agent, loaded: &Loaded, opts: Options) -> (Replay,
     let outcome = match (played, fault.take()) {
         (Ok(o), None) => o,
         (Ok(_), Some(f)) | (Err(f), _) => {
-            let o = Outcome::errored(loaded, guest.info(), &f);
+            let o = errored(loaded, guest.info(), &f);
             // The step being played or looked at; none when the teardown failed.
             let n = steps.len() + 1;
             if let Some(step) = loaded.scenario.steps.get(n - 1) {

@@ -17,50 +17,9 @@ use crate::vm::protocol::Reply;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-/// How a run's outcome starts. Here rather than in check::outcome because it needs the
-/// guest, which the core crate below does not know.
-pub trait Start: Sized {
-    fn new(loaded: &Loaded, info: &Info) -> Self;
-    /// A scenario that could not finish because the guest failed.
-    fn errored(loaded: &Loaded, info: &Info, fault: &Fault) -> Self;
-    /// A scenario that could not run or finish, for `why`.
-    fn not_run(loaded: &Loaded, info: &Info, why: String) -> Self;
-}
-
-impl Start for Outcome {
-    fn new(loaded: &Loaded, info: &Info) -> Outcome {
-        Outcome {
-            scenario: loaded.scenario.name.clone(),
-            file: loaded.path.display().to_string(),
-            kernel: info.key.clone(),
-            release: info.release.clone(),
-            page_size: info.page_size,
-            compiler: info.compiler.clone(),
-            status: Status::Pass,
-            findpages: Vec::new(),
-            findtasks: Vec::new(),
-            forks: Vec::new(),
-            checks: Vec::new(),
-            problems: Vec::new(),
-            notes: Vec::new(),
-            splats: Vec::new(),
-            triggers: Vec::new(),
-            coverage: Vec::new(),
-            tainted: false,
-            duration_ms: 0,
-        }
-    }
-
-    fn errored(loaded: &Loaded, info: &Info, fault: &Fault) -> Outcome {
-        Outcome::not_run(loaded, info, format!("guest fault ({}): {fault}", fault.cause()))
-    }
-
-    fn not_run(loaded: &Loaded, info: &Info, why: String) -> Outcome {
-        let mut o = Outcome::new(loaded, info);
-        o.status = Status::Error;
-        o.problems.push(Problem::new(ProblemKind::NotRun { why }));
-        o
-    }
+/// The outcome of a scenario that could not finish because the guest failed.
+pub fn errored(loaded: &Loaded, info: &Info, fault: &Fault) -> Outcome {
+    Outcome::not_run(loaded, info, format!("guest fault ({}): {fault}", fault.cause()))
 }
 
 /// State of one run: the model, map sizes and pids as they evolve.

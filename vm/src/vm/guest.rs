@@ -62,16 +62,8 @@ impl Fault {
     }
 }
 
-/// What the agent said at READY.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Info {
-    pub key: String,
-    pub release: String,
-    pub page_size: u64,
-    pub module_loaded: bool,
-    /// The compiler that built the kernel (`gcc-12`), from the host's side.
-    pub compiler: String,
-}
+/// What the agent said at READY (pure data, so outcomes in the core can start from it).
+pub use crate::check::outcome::Info;
 
 /// What [`Guest::on_reply`] calls: the op, its arguments and the reply.
 pub type OnReply = Box<dyn FnMut(&str, &str, &Reply) + Send>;

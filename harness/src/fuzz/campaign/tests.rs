@@ -5,7 +5,7 @@
 use super::*;
 use crate::image::kernel::Kernel;
 use crate::run::pool::{play_on, Played};
-use crate::run::runner::Start as _;
+use crate::run::runner::errored;
 use crate::vm::fake::{ok, reply, Answer, FakeAgent};
 use crate::vm::guest::Info;
 
@@ -61,7 +61,7 @@ impl Play for FakeGuests<'_> {
         let console = PathBuf::new();
         if self.no_boot {
             let fault = Fault::Boot { why: "no kernel".into(), console: String::new() };
-            return Played { outcome: Outcome::errored(loaded, &info(), &fault), fault: Some(fault), console };
+            return Played { outcome: errored(loaded, &info(), &fault), fault: Some(fault), console };
         }
         let bug = self.bug;
         let mut guest = FakeAgent::answering(info(), move |op, args| match op {
@@ -77,7 +77,7 @@ impl Play for FakeGuests<'_> {
         self.fates.lock().unwrap().push((hit, retire));
         match ran {
             Ok(outcome) => Played { outcome, fault: None, console },
-            Err(fault) => Played { outcome: Outcome::errored(loaded, &info(), &fault), fault: Some(fault), console },
+            Err(fault) => Played { outcome: errored(loaded, &info(), &fault), fault: Some(fault), console },
         }
     }
 

@@ -4,12 +4,11 @@
 
 use super::space::*;
 use super::*;
-use crate::check::outcome::Outcome;
 use crate::fuzz::campaign::tests::{info, prepared};
 use crate::fuzz::campaign::Limit;
 use crate::fuzz::GenConfig;
 use crate::run::pool::{play_on, Play, Played};
-use crate::run::runner::Start as _;
+use crate::run::runner::errored;
 use crate::scenario::{Backing, Loaded, Share, Step};
 use crate::vm::fake::{ok, FakeAgent};
 use std::path::PathBuf;
@@ -198,7 +197,7 @@ impl Play for CleanGuests {
         let console = PathBuf::new();
         match ran {
             Ok(outcome) => Played { outcome, fault: None, console },
-            Err(fault) => Played { outcome: Outcome::errored(loaded, &info(), &fault), fault: Some(fault), console },
+            Err(fault) => Played { outcome: errored(loaded, &info(), &fault), fault: Some(fault), console },
         }
     }
 
