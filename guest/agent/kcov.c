@@ -15,9 +15,14 @@
  * reading (pagemap, /proc/PID/mem) is not traced, nor compaction
  * (op_compact).
  *
- * Not seen: what kernel threads do (ksmd's merging, kcompactd), and a
- * process's exit: do_exit() calls kcov_task_exit() before exit_mm(), so
- * the unmapping at exit is not traced (munmap reaches the same code).
+ * Kernel threads are seen only where the kernel carries kcov-remote.patch
+ * (images/): it wraps one ksmd scan batch and one khugepaged scan in
+ * kcov_remote_start() with a handle of its own subsystem. A remote kcov
+ * must be enabled by a task that traces nothing else, so a holder process
+ * enables it and sleeps, while the controller maps the same buffer and
+ * folds it like the others. Not seen: kcompactd, and a process's exit:
+ * do_exit() calls kcov_task_exit() before exit_mm(), so the unmapping at
+ * exit is not traced (munmap reaches the same code).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,6 +34,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -52,6 +59,13 @@ static int kcov_on;		/* the host asked for coverage (cov enable=1) */
 static const char *kcov_op;	/* the op being served, for overflow_ops */
 
 static struct kcov_buf self = { .fd = -1 };
+
+/* kcov-remote.patch: ksmd is instance 1, khugepaged instance 2. */
+#ifndef KCOV_SUBSYSTEM_MM
+#define KCOV_SUBSYSTEM_MM	(0x72ull << 56)
+#endif
+static struct kcov_buf remote = { .fd = -1 };
+static pid_t remote_holder;
 
 /*
  * Buffers are reused: making one (vmalloc, zeroing, mapping 2 MiB) costs
@@ -388,6 +402,80 @@ static void set_clear(void)
 	overflow_ops[0] = '\0';
 }
 
+static void remote_close(void)
+{
+	if (remote_holder > 0) {
+		kill(remote_holder, SIGKILL);
+		waitpid(remote_holder, NULL, 0);
+	}
+	remote_holder = 0;
+	kcov_close(&remote);
+}
+
+/*
+ * Coverage of ksmd and khugepaged, where the kernel offers it. A kernel
+ * without kcov-remote.patch refuses the handles (EINVAL): that is no
+ * error, just no coverage of kernel threads, said once on the console.
+ */
+static void remote_open(struct ctx *c)
+{
+	struct {
+		struct kcov_remote_arg arg;
+		uint64_t handles[2];
+	} r = {
+		.arg = {
+			.trace_mode = KCOV_TRACE_PC,
+			.area_size = WORKER_WORDS,
+			.num_handles = 2,
+		},
+		.handles = { KCOV_SUBSYSTEM_MM | 1, KCOV_SUBSYSTEM_MM | 2 },
+	};
+	static int said;
+	int pipefd[2], e = 0;
+	pid_t pid;
+
+	if (open_words(c, &remote, WORKER_WORDS)) {
+		/* Not this op's failure: only the remote part is missing. */
+		e = c->err;
+		c->err = 0;
+		c->msg[0] = '\0';
+		goto none;
+	}
+	if (pipe2(pipefd, O_CLOEXEC)) {
+		e = errno;
+		goto none;
+	}
+	pid = fork();
+	if (pid == 0) {
+		/* The holder: enable, report, then sleep until killed. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (ioctl(remote.fd, KCOV_REMOTE_ENABLE, &r.arg))
+			e = errno;
+		if (write(pipefd[1], &e, sizeof(e)) != sizeof(e))
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(pipefd[1]);
+	if (pid < 0 || read(pipefd[0], &e, sizeof(e)) != sizeof(e))
+		e = pid < 0 ? errno : EPIPE;
+	close(pipefd[0]);
+	remote_holder = pid;
+	if (!e)
+		return;
+none:
+	if (!said++)
+		con("rmapcheck-agent: no remote KCOV (errno %d): ksmd and khugepaged are not traced\n",
+		    e);
+	remote_close();
+}
+
+/* Folds what ksmd and khugepaged traced since the last fold. */
+void kcov_fold_remote(void)
+{
+	kcov_fold(&remote);
+}
+
 /*
  * cov [enable=0|1]: with enable, turns collection on or off for processes
  * made from now on (and for the controller at once); without, answers the
@@ -419,11 +507,13 @@ int op_cov(struct ctx *c)
 				kcov_on = 0;
 				return rc;
 			}
+			remote_open(c);
 		} else if (!enable && kcov_on) {
 			/* Workers keep tracing into buffers nobody reads. */
 			for (p = proc_next(NULL); p; p = proc_next(p))
 				kcov_close(&p->kcov);
 			drop_kept();
+			remote_close();
 			kcov_close(&self);
 			kcov_on = 0;
 		}
@@ -433,6 +523,7 @@ int op_cov(struct ctx *c)
 	}
 	for (p = proc_next(NULL); p; p = proc_next(p))
 		kcov_fold(&p->kcov);
+	kcov_fold_remote();
 	rc = emit(c);
 	sb_printf(c->fields, " overflow=%d on=%d", overflowed, kcov_on);
 	if (overflowed)

@@ -26,5 +26,6 @@ void kcov_retire(struct kcov_buf *k, pid_t pid);
 void kcov_enable_self(void);
 void kcov_begin(void);
 void kcov_end(void);
+void kcov_fold_remote(void);
 
 #endif

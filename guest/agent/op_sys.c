@@ -12,6 +12,7 @@
 
 #include "agent.h"
 #include "handlers.h"
+#include "kcov.h"
 #include "proctable.h"
 #include "request.h"
 #include "sysfs.h"
@@ -80,6 +81,8 @@ int op_ksm(struct ctx *c)
 	    sysfs_u64(KSM "pages_shared", &shared) ||
 	    sysfs_u64(KSM "pages_sharing", &sharing))
 		return fail(c, errno, "ksm");
+	/* What ksmd traced belongs to this step (kcov-remote.patch). */
+	kcov_fold_remote();
 	sb_printf(c->fields, " pages_shared=%llu pages_sharing=%llu",
 		  (unsigned long long)shared, (unsigned long long)sharing);
 	return 0;

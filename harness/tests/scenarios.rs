@@ -205,6 +205,7 @@ fn main() -> ExitCode {
         }
     }
     trials.push(kcov::trial(&keys, pools));
+    trials.push(kcov::remote_trial(&keys, pools));
     if keys.iter().any(|k| k == bisect::KEY) {
         trials.push(bisect::trial(pools));
     }

@@ -3,6 +3,10 @@
 //! fork (anon_vma_fork), the child's copy-on-write, and the module's walk (rmap_walk,
 //! run in the agent's context). Only with 6.12-debug in RMAPCHECK_KERNELS; elsewhere the
 //! trial is ignored, with the reason and the command that runs it.
+//!
+//! `vm::kcov_remote_ksmd::6.12-debug`: a KSM run's coverage also holds what ksmd did
+//! (kcov-remote.patch, traced through the agent's remote KCOV handle): PCs in functions
+//! only ksmd runs, which the agent's own processes never reach.
 
 use super::Pools;
 use libtest_mimic::{Completion, Failed, Trial};
@@ -18,16 +22,25 @@ use std::process::{Command, Stdio};
 pub const KEY: &str = "6.12-debug";
 const ADDR2LINE: &str = "aarch64-linux-gnu-addr2line";
 
-pub fn trial(keys: &[String], pools: fn() -> &'static Pools) -> Trial {
-    let name = format!("vm::kcov_coverage::{KEY}");
+/// The trial `vm::<what>::6.12-debug`, or an ignored one with the command that runs it.
+fn on_kcov_kernel(
+    what: &'static str,
+    keys: &[String],
+    test: impl FnOnce() -> Result<(), Failed> + Send + 'static,
+) -> Trial {
+    let name = format!("vm::{what}::{KEY}");
     if !keys.iter().any(|k| k == KEY) {
-        return Trial::ignorable_test(name, || {
+        return Trial::ignorable_test(name, move || {
             Ok(Completion::ignored_with(format!(
-                "needs the KCOV kernel: RMAPCHECK_KERNELS={KEY} cargo test --test scenarios -- vm::kcov_coverage"
+                "needs the KCOV kernel: RMAPCHECK_KERNELS={KEY} cargo test --test scenarios -- vm::{what}"
             )))
         });
     }
-    Trial::test(name, move || {
+    Trial::test(name, test)
+}
+
+pub fn trial(keys: &[String], pools: fn() -> &'static Pools) -> Trial {
+    on_kcov_kernel("kcov_coverage", keys, move || {
         let pool = pools().get(KEY)?;
         let vmlinux = match symbols::find(&pool.prepared.kernel, None) {
             Symbols::Vmlinux(p) => p,
@@ -91,6 +104,41 @@ pub fn trial(keys: &[String], pools: fn() -> &'static Pools) -> Trial {
             Ok(())
         } else {
             Err(wrong.join("\n").into())
+        }
+    })
+}
+
+/// Functions only ksmd runs: the agent's processes reach KSM through madvise, which
+/// registers mms, but never scan or merge.
+const KSMD_ONLY: [&str; 3] = ["ksm_do_scan", "scan_get_next_rmap_item", "cmp_and_merge_page"];
+
+pub fn remote_trial(keys: &[String], pools: fn() -> &'static Pools) -> Trial {
+    on_kcov_kernel("kcov_remote_ksmd", keys, move || {
+        let pool = pools().get(KEY)?;
+        let vmlinux = match symbols::find(&pool.prepared.kernel, None) {
+            Symbols::Vmlinux(p) => p,
+            Symbols::Missing(why) => return Err(why.into()),
+        };
+        let file = rmapcheck::project_root().join("scenarios/ksm_three_processes_cow.yaml");
+        let loaded = scenario::load(&file).map_err(|e| Failed::from(e.to_string()))?;
+        let mut g = pool.take().map_err(|f| Failed::from(f.to_string()))?;
+        g.coverage = true;
+        let run = runner::run(&mut g, &loaded).map_err(|f| Failed::from(f.to_string()));
+        g.coverage = false;
+        pool.give(g);
+        let run = run?;
+        if run.status != Status::Pass {
+            return Err(format!("{} on {KEY}: {:?}: {:?}", run.scenario, run.status, run.problems).into());
+        }
+        let lines = addr2line(&vmlinux, &run.coverage)?;
+        let missing: Vec<&str> =
+            KSMD_ONLY.into_iter().filter(|f| !lines.iter().any(|(func, _)| func.starts_with(f))).collect();
+        let ksm = lines.iter().filter(|(_, at)| at.contains("mm/ksm.c")).count();
+        eprintln!("{} PCs, {ksm} in mm/ksm.c", run.coverage.len());
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("no PC of ksmd in {} ({ksm} PCs in mm/ksm.c)", missing.join(", ")).into())
         }
     })
 }
