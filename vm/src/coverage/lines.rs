@@ -24,6 +24,17 @@ pub const FILES: &[&str] = &[
     "mm/ksm.c",
     "mm/migrate.c",
     "mm/page_vma_mapped.c",
+    // VMA merge and split (6.12 moved them out of mm/mmap.c, which older kernels show).
+    "mm/vma.c",
+    "mm/mmap.c",
+    "mm/gup.c",
+    "mm/hugetlb.c",
+    "mm/khugepaged.c",
+    "mm/truncate.c",
+    "mm/shmem.c",
+    "mm/page-writeback.c",
+    "mm/userfaultfd.c",
+    "mm/vmscan.c",
 ];
 
 /// One source position: a file (relative to the kernel tree), the function it is in,
@@ -252,6 +263,7 @@ impl Mapping {
             .part("len", meta.len().to_le_bytes())
             .part("mtime", format!("{mtime:?}"))
             .part("coverable", "lines with a KCOV call site")
+            .part("files", FILES.join(","))
             .short();
         let path = cache::subdir("coverage")?.join(format!("{key}.json"));
         let _lock = cache::lock(&path)?;
