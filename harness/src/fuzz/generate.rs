@@ -623,13 +623,32 @@ enum Motif {
     /// page), then reclaimed: reclaim unmaps a page from every process, which
     /// MADV_PAGEOUT never does for a shared page.
     ReclaimShared,
+    /// A map of large folios written, then moved whole right after a small map that
+    /// ends a few pages before a PMD boundary: a fault maps a folio aligned to its size,
+    /// so only a move makes one straddle the boundary.
+    StraddlePmd,
+    /// A written range moved away as a map of its own (maybe forked and written
+    /// there), then moved back into its hole.
+    MoveBack,
+    /// A fork chain whose middle generation exits (its anon_vma may then be reused by
+    /// the next fork), while a survivor splits a VMA and merges it again.
+    ForkChain,
 }
 
 impl Gen<'_> {
     /// The steps of one motif, played into the state; none when the state has no room
     /// for it (processes or maps), or when a kind of step it needs has weight 0.
     fn motif(&mut self) -> Vec<Step> {
-        let all = [Motif::PmdAndPte, Motif::MigrateLarge, Motif::Ksm3, Motif::Swap3, Motif::ReclaimShared];
+        let all = [
+            Motif::PmdAndPte,
+            Motif::MigrateLarge,
+            Motif::Ksm3,
+            Motif::Swap3,
+            Motif::ReclaimShared,
+            Motif::StraddlePmd,
+            Motif::MoveBack,
+            Motif::ForkChain,
+        ];
         let motif = *all.choose(&mut self.rng).expect("not empty");
         let needs: &[Op] = match motif {
             Motif::PmdAndPte => &[Op::Mmap, Op::Fork, Op::Mprotect],
@@ -637,6 +656,8 @@ impl Gen<'_> {
             Motif::Ksm3 => &[Op::Mmap, Op::Write, Op::Ksm, Op::Fork],
             Motif::Swap3 => &[Op::Mmap, Op::Write, Op::Pageout, Op::Fork],
             Motif::ReclaimShared => &[Op::Mmap, Op::Write, Op::Fork, Op::Reclaim],
+            Motif::StraddlePmd | Motif::MoveBack => &[Op::Mmap, Op::Write, Op::Place],
+            Motif::ForkChain => &[Op::Mmap, Op::Write, Op::Fork, Op::Exit, Op::Mprotect],
         };
         if needs.iter().any(|op| self.cfg.weights.0.get(op).is_none_or(|w| *w == 0)) {
             return Vec::new();
@@ -733,8 +754,130 @@ impl Gen<'_> {
                     debug_assert!(self.procs[pi].maps.contains_key(&map));
                 }
             }
+            Motif::StraddlePmd => self.motif_straddle_pmd(&mut out),
+            Motif::MoveBack => {
+                if let Some(pi) = self.motif_proc(2).filter(|_| forks_fit(self, 1)) {
+                    self.motif_move_back(&mut out, pi);
+                }
+            }
+            Motif::ForkChain => {
+                if let Some(pi) = self.motif_proc(1).filter(|_| forks_fit(self, 3)) {
+                    self.motif_fork_chain(&mut out, pi);
+                }
+            }
         }
         out
+    }
+
+    fn motif_straddle_pmd(&mut self, out: &mut Vec<Step>) {
+        let Some(pi) = self.motif_proc(2) else { return };
+        let pmd = pmd_pages(self.cfg.page_size);
+        let (pages, huge, folio) = match self.mthp_pages {
+            Some(n) if self.rng.gen_bool(0.5) => ((4 * n).min(MAX_PAGES), None, n),
+            _ => (pmd.min(MAX_PAGES), Some(true), pmd),
+        };
+        let map = self.motif_mmap(out, pi, pages, huge);
+        let proc = self.procs[pi].label.clone();
+        let count = if huge.is_some() { 1 } else { pages };
+        self.play(
+            out,
+            Step::Write(Access { proc: proc.clone(), map: map.clone(), page: 0, pages: count, value: None }),
+        );
+        // The anchor ends `before` pages short of a boundary; the moved map begins there.
+        let before = *[1u64, 4, 8, 16]
+            .iter()
+            .filter(|&&b| b < folio)
+            .collect::<Vec<_>>()
+            .choose(&mut self.rng)
+            .copied()
+            .unwrap_or(&1);
+        let anchor = format!("m{}", self.next_map);
+        let align = Some(Align(-(before as i64 + 4)));
+        let mmap = Step::Mmap(Mmap {
+            proc: proc.clone(),
+            name: anchor.clone(),
+            pages: 4,
+            backing: Backing::Anon,
+            share: Share::Private,
+            huge: None,
+            locked: false,
+            at: None,
+            align,
+        });
+        if !self.try_play(out, mmap) {
+            return;
+        }
+        let to = Some(Place { after: Some(anchor), ..Place::default() });
+        self.try_play(out, whole_mremap(proc, map, pages, to, false, false));
+    }
+
+    fn motif_move_back(&mut self, out: &mut Vec<Step>, pi: usize) {
+        let pages = self.rng.gen_range(2..=self.cfg.max_pages.max(2));
+        let map = self.motif_mmap(out, pi, pages, None);
+        let proc = self.procs[pi].label.clone();
+        self.play(out, Step::Write(Access { proc: proc.clone(), map: map.clone(), page: 0, pages, value: None }));
+        let first = self.rng.gen_range(0..pages);
+        let count = self.rng.gen_range(1..=(pages - first).min(pages - 1).max(1));
+        let moved = format!("m{}", self.next_map);
+        let away = Step::Mremap(Mremap {
+            proc,
+            map,
+            pages: count,
+            page: Some(first),
+            new_pages: None,
+            as_: Some(moved.clone()),
+            to: None,
+            move_: true,
+            dontunmap: false,
+        });
+        if !self.try_play(out, away) {
+            return;
+        }
+        let mut who = pi;
+        if self.rng.gen_bool(0.5) {
+            let child = self.motif_fork(out, pi);
+            if self.rng.gen_bool(0.5) {
+                who = child;
+            }
+        }
+        let proc = self.procs[who].label.clone();
+        if self.rng.gen_bool(0.5) {
+            let page = self.rng.gen_range(0..count);
+            self.play(out, Step::Write(Access { proc: proc.clone(), map: moved.clone(), page, pages: 1, value: None }));
+        }
+        let back = Some(Place { back: true, ..Place::default() });
+        self.try_play(out, whole_mremap(proc, moved, count, back, false, false));
+    }
+
+    fn motif_fork_chain(&mut self, out: &mut Vec<Step>, pi: usize) {
+        let pages = self.rng.gen_range(3..=self.cfg.max_pages.max(3));
+        let map = self.motif_mmap(out, pi, pages, None);
+        let label = |g: &Self, i: usize| g.procs[i].label.clone();
+        let proc = label(self, pi);
+        self.play(out, Step::Write(Access { proc, map: map.clone(), page: 0, pages, value: None }));
+        let c1 = self.motif_fork(out, pi);
+        if self.rng.gen_bool(0.5) {
+            let page = self.rng.gen_range(0..pages);
+            let proc = label(self, c1);
+            self.play(out, Step::Write(Access { proc, map: map.clone(), page, pages: 1, value: None }));
+        }
+        let c2 = self.motif_fork(out, c1);
+        let (c1_label, c2_label) = (label(self, c1), label(self, c2));
+        self.play(out, Step::Exit(Proc { proc: c1_label }));
+        let c2 = self.proc_of(&c2_label).expect("c2 lives");
+        let c3 = self.motif_fork(out, c2);
+        // A survivor splits its VMA in three and merges it back.
+        let who = if self.rng.gen_bool(0.5) { c2 } else { c3 };
+        let proc = label(self, who);
+        let page = self.rng.gen_range(1..pages - 1);
+        let split =
+            Step::Mprotect(Mprotect { proc: proc.clone(), map: map.clone(), page, pages: Some(1), prot: Prot::R });
+        let merge =
+            Step::Mprotect(Mprotect { proc: proc.clone(), map: map.clone(), page, pages: Some(1), prot: Prot::Rw });
+        if self.try_play(out, split) {
+            self.try_play(out, merge);
+        }
+        self.play(out, Step::Write(Access { proc, map, page, pages: 1, value: None }));
     }
 
     /// A process with room for `maps` more maps whose new maps are not locked (a
@@ -786,6 +929,16 @@ impl Gen<'_> {
     fn play(&mut self, out: &mut Vec<Step>, step: Step) {
         self.absorb(&step);
         out.push(step);
+    }
+
+    /// A motif's step that the World may refuse (a placement whose range is taken):
+    /// played only when valid. Returns whether it was.
+    fn try_play(&mut self, out: &mut Vec<Step>, step: Step) -> bool {
+        let valid = self.world.clone().apply(&step).is_ok();
+        if valid {
+            self.play(out, step);
+        }
+        valid
     }
 }
 
@@ -1466,6 +1619,7 @@ impl Gen<'_> {
 mod tests {
     use super::*;
     use crate::scenario::{parse, to_yaml};
+    use std::collections::BTreeSet;
     use std::path::Path;
 
     #[test]
@@ -1556,15 +1710,43 @@ mod tests {
     fn every_motif_is_played() {
         let cfg = GenConfig { motif_every: 1, ..GenConfig::default() };
         let (mut split, mut migrated, mut ksm3, mut swap3, mut reclaimed) = (0, 0, 0, 0, 0);
+        let (mut straddled, mut moved_back, mut chained) = (0, 0, 0);
+        let mut aligned = BTreeSet::new();
         let mut written_then_forked = false;
         let mut paged_out = BTreeMap::new();
-        // Five motifs share one run in four, and placement steps share the rest: 300
+        // Eight motifs share one run in four, and placement steps share the rest: 500
         // runs give each motif about 15, and random steps reach the classes too.
-        for run in 0..300 {
+        const RUNS: u64 = 500;
+        for run in 0..RUNS {
             let s = generate(&cfg, 11, run);
             let mut sim = Sim::new(&cfg, 0, &s.mthp);
             let mut forked_after = BTreeMap::new();
+            let mut exited_parent = BTreeSet::new();
             for st in &s.steps {
+                match st {
+                    Step::Mmap(m) if m.align.is_some() => {
+                        aligned.insert((run, m.proc.clone(), m.name.clone()));
+                    }
+                    Step::Mremap(x) if x.to.as_ref().is_some_and(|t| t.back) => moved_back += 1,
+                    Step::Mremap(x) => {
+                        let after = x.to.as_ref().and_then(|t| t.after.clone());
+                        straddled += usize::from(
+                            x.page.is_none()
+                                && after.is_some_and(|a| aligned.contains(&(run, x.proc.clone(), a)))
+                                && sim.0.map_of(&x.proc, &x.map).is_some_and(|m| m.large),
+                        );
+                    }
+                    Step::Exit(p) => {
+                        exited_parent.insert(p.proc.clone());
+                    }
+                    // A fork by a process whose parent exited before: the chain's third.
+                    Step::Fork(f) => {
+                        chained += usize::from(s.steps.iter().any(
+                            |o| matches!(o, Step::Fork(g) if g.child == f.proc && exited_parent.contains(&g.proc)),
+                        ))
+                    }
+                    _ => {}
+                }
                 assert!(sim.apply(st), "run {run}: {st:?} is not valid");
                 match st {
                     Step::Mmap(m) if m.huge == Some(true) => {
@@ -1601,9 +1783,12 @@ mod tests {
             ("KSM of 3", ksm3),
             ("swap of 3", swap3),
             ("reclaim after a fork", reclaimed),
+            ("a large map moved across a PMD boundary", straddled),
+            ("a range moved back", moved_back),
+            ("a fork after the chain's middle exited", chained),
         ];
         for (what, n) in all {
-            assert!(n >= 20, "{what}: {n} in 300 runs");
+            assert!(n >= 20, "{what}: {n} in {RUNS} runs");
         }
     }
 
