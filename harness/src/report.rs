@@ -16,6 +16,7 @@ pub mod results;
 pub mod snapshots;
 
 use crate::check::outcome::{Outcome, Status};
+use crate::scenario::Step;
 use serde_json::json;
 
 /// The normalised text that snapshots hold. The CLI and the tests both use this one
@@ -93,8 +94,9 @@ pub fn stack_text(splats: &[crate::check::dmesg::Splat]) -> String {
 }
 
 /// A failure's problems, notes and decoded stacks, as they are: the heart of a report.
-/// It opens with what the oracles can say in mm terms (at most five sentences).
-pub fn failure_text(o: &Outcome) -> String {
+/// It opens with what the oracles can say in mm terms (at most five sentences), and
+/// where the processes named there came from (`lineage`, from the scenario's `steps`).
+pub fn failure_text(o: &Outcome, steps: &[Step]) -> String {
     let mut said: Vec<String> = Vec::new();
     for s in o.problems.iter().filter_map(|p| p.kind.in_mm_terms()) {
         if !said.contains(&s) && said.len() < 5 {
@@ -109,11 +111,57 @@ pub fn failure_text(o: &Outcome) -> String {
             c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
         };
         let rest: Vec<String> = said[1..].iter().map(capital).collect();
-        let text = std::iter::once(said[0].clone()).chain(rest).collect::<Vec<_>>().join(". ");
+        let mut text = std::iter::once(said[0].clone()).chain(rest).collect::<Vec<_>>().join(". ");
+        if let Some(l) = lineage(steps, &text) {
+            // A process label keeps its case, even at a sentence's start.
+            text.push_str(&format!(". {l}"));
+        }
         out.push_str(&format!("In mm terms: {text}.\n\n"));
     }
     out.push_str(&what_went_wrong(o, &str::to_string, true));
     out
+}
+
+/// The fork lineage of every forked process that `text` names, from the scenario's
+/// steps, each back to p0: "c4 was forked from c3 at step 5, after the write of step 3;
+/// c3 was forked from p0 at step 2, before any write of p0". The write is the parent's
+/// last before the fork: what the child inherited. `None` when `text` names no child.
+pub fn lineage(steps: &[Step], text: &str) -> Option<String> {
+    // (child, parent, fork step), in step order; steps count from 1 as everywhere.
+    let forks: Vec<(&str, &str, usize)> = steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match s {
+            Step::Fork(f) => Some((f.child.as_str(), f.proc.as_str(), i + 1)),
+            _ => None,
+        })
+        .collect();
+    let words: Vec<&str> = text.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-')).collect();
+    let mut told: Vec<&str> = Vec::new();
+    let mut sentences = Vec::new();
+    for word in words {
+        let mut child = word;
+        // The first fork of a label is the process the text means (labels are unique).
+        while let Some(&(c, parent, at)) = forks.iter().find(|(c, ..)| *c == child) {
+            if told.contains(&c) {
+                break;
+            }
+            told.push(c);
+            let write = steps[..at - 1]
+                .iter()
+                .enumerate()
+                .rev()
+                .find(|(_, s)| matches!(s, Step::Write(w) if w.proc == parent))
+                .map(|(i, _)| i + 1);
+            let after = match write {
+                Some(w) => format!("after the write of step {w}"),
+                None => format!("before any write of {parent}"),
+            };
+            sentences.push(format!("{c} was forked from {parent} at step {at}, {after}"));
+            child = parent;
+        }
+    }
+    (!sentences.is_empty()).then(|| sentences.join("; "))
 }
 
 /// A human-readable report of several outcomes.
@@ -219,6 +267,59 @@ mod tests {
     use super::*;
     use crate::check::oracle::Problem;
     use crate::check::problem::ProblemKind;
+    use std::collections::BTreeMap;
+
+    /// The processes the mm-terms account names come with where they were forked from,
+    /// back to p0, and after which write of their parent.
+    #[test]
+    fn the_mm_terms_account_tells_the_fork_lineage_of_the_processes_it_names() {
+        let s = crate::scenario::parse(
+            std::path::Path::new("s.yaml"),
+            "name: s\nabout: a\nsteps:\n\
+             - mmap: { name: m, pages: 4, backing: anon, share: private }\n\
+             - fork: { child: c1 }\n\
+             - write: { proc: c1, map: m, page: 0 }\n\
+             - write: { map: m, page: 1 }\n\
+             - fork: { proc: c1, child: c4 }\n\
+             - fork: { child: c9 }\n\
+             - check: all\n",
+        )
+        .unwrap();
+        assert_eq!(
+            lineage(&s.steps, "the rmap walk did not reach c4's mapping at 0x20000 (c4 m[0])").as_deref(),
+            Some(
+                "c4 was forked from c1 at step 5, after the write of step 3; \
+                 c1 was forked from p0 at step 2, before any write of p0"
+            )
+        );
+        assert_eq!(lineage(&s.steps, "p0's mapping (p0 m[0])"), None, "p0 was never forked");
+        let json = serde_json::json!({
+            "scenario": "s", "file": "scenarios/s.yaml", "kernel": "6.12", "release": "r", "page_size": 4096,
+            "status": "fail", "findpages": [], "findtasks": [], "forks": [], "checks": [],
+            "problems": [], "model_mismatches": [], "notes": [], "splats": [], "duration_ms": 1
+        });
+        let mut o: Outcome = serde_json::from_value(json).unwrap();
+        let at = |p: &str| (p.to_string(), "m".to_string(), 0);
+        o.problems.push(Problem::new(ProblemKind::WalkMismatch {
+            at: at("p0"),
+            pfn: 0x41,
+            page_kind: "anon".into(),
+            forward: vec![at("c9"), at("p0")],
+            reverse: vec![at("p0")],
+            missing: vec![at("c9")],
+            extra: Vec::new(),
+            strays: Vec::new(),
+            addresses: BTreeMap::new(),
+        }));
+        let text = failure_text(&o, &s.steps);
+        assert!(
+            text.starts_with(
+                "In mm terms: the rmap walk of the anon folio at pfn 0x41 did not reach c9's mapping (c9 m[0]), \
+                 which pagemap shows. c9 was forked from p0 at step 6, after the write of step 4.\n"
+            ),
+            "{text}"
+        );
+    }
 
     /// report.txt's "What is wrong" opens with the oracles' account in mm terms, once
     /// per sentence, then the problems as they are.
@@ -231,7 +332,7 @@ mod tests {
             "model_mismatches": [], "notes": [], "splats": [], "duration_ms": 1
         });
         let mut o: Outcome = serde_json::from_value(json).unwrap();
-        assert!(failure_text(&o).starts_with("problem O3: kernel splat: WARNING\n"), "nothing to say in mm terms");
+        assert!(failure_text(&o, &[]).starts_with("problem O3: kernel splat: WARNING\n"), "nothing to say in mm terms");
         let at = |p: &str| (p.to_string(), "a".to_string(), 0);
         // An O1 miss: c1 a[0] at 0x20000.
         let miss = Problem::new(ProblemKind::WalkMismatch {
@@ -246,7 +347,7 @@ mod tests {
             addresses: [(at("c1"), 0x20000)].into(),
         });
         o.problems.extend([miss.clone(), miss]);
-        let text = failure_text(&o);
+        let text = failure_text(&o, &[]);
         assert!(
             text.starts_with(
                 "In mm terms: the rmap walk of the anon folio at pfn 0x41 did not reach c1's mapping at 0x20000 (c1 a[0]), which pagemap shows.\n\nproblem O3:"
@@ -256,9 +357,9 @@ mod tests {
         assert_eq!(text.matches("did not reach").count(), 1, "{text}");
         o.problems.push(Problem::new(ProblemKind::Mapcount { at: at("p0"), mapcount: 2, ptes: 1 }));
         assert!(
-            failure_text(&o).contains("which pagemap shows. The page's mapcount is 2, but"),
+            failure_text(&o, &[]).contains("which pagemap shows. The page's mapcount is 2, but"),
             "{}",
-            failure_text(&o)
+            failure_text(&o, &[])
         );
     }
 }

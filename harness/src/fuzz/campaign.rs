@@ -464,7 +464,7 @@ impl Worker<'_, '_> {
         // Keep the evidence of the original run before re-runs replace the guest.
         let console = keep_console(&self.console, &sh.opts.workroot, run);
         let (failure, full_report) = match ran {
-            Ran::Done(o) => (report::failure_text(o), report::text(std::slice::from_ref(o))),
+            Ran::Done(o) => (report::failure_text(o, &full.steps), report::text(std::slice::from_ref(o))),
             Ran::Fault(f, o) => (
                 format!("guest fault: {f}\n{}", report::stack_text(&o.splats)),
                 format!("{} on {}: guest fault\n", full.name, sh.prepared.kernel.key),

@@ -27,7 +27,10 @@ pub fn check(
     dir: &Path,
     progress: &dyn FetchProgress,
 ) -> Option<Repro> {
-    // The fuzzer's finding is shrunk, so its program is the short one.
+    // The fuzzer's finding is shrunk, so its program is the short one; unless it shrank
+    // to no memory at all (the splat came from the guest agent's own unmapping, which
+    // every run does), when only the suite's scenario holds a trigger a program can play.
+    let fuzz = fuzz.filter(|f| maps_memory(f) || suite.is_none());
     let (from, found) = fuzz.map(|f| ("fuzz", f)).or(suite.map(|f| ("suite", f)))?;
     let source = dir.join("repro.c");
     let (mutant, clean) = match write(found, mutant.page_size, &source) {
@@ -43,6 +46,13 @@ pub fn check(
         }
     };
     Some(Repro { source: source.display().to_string(), from: from.to_string(), mutant, clean })
+}
+
+/// Whether the scenario of `found` maps anything (a finding can shrink to `check: all`).
+fn maps_memory(found: &Found) -> bool {
+    scenario::load(Path::new(&found.replay))
+        .map(|l| l.scenario.steps.iter().any(|s| matches!(s, scenario::Step::Mmap(_))))
+        .unwrap_or(true)
 }
 
 /// The C program of the scenario that replays `found`, for `page_size`.
@@ -130,6 +140,21 @@ mod tests {
         assert_eq!(setup.verdict, ReproVerdict::DidNotRun);
         assert!(setup.detail.ends_with(": SETUP: no KSM"), "{}", setup.detail);
         assert_eq!(judged(&run(program::Verdict::Pass, "PASS\n")).detail, "");
+    }
+
+    /// A fuzz finding that shrank to no mapping (its trigger was the agent's own unmap)
+    /// gives way to the suite's scenario, which plays one.
+    #[test]
+    fn a_finding_that_maps_nothing_gives_way_to_the_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("shrunk.yaml");
+        std::fs::write(&empty, "name: \"fuzz-s1-r0-shrunk\"\nabout: \"x\"\nsteps:\n  - check: all\n").unwrap();
+        let suite_yaml = crate::project_root().join("scenarios/seed_mmap_fork.yaml");
+        let fuzz = Found { title: "O3: BUG: Bad page state".into(), secs: 1.0, replay: empty.display().to_string() };
+        let suite =
+            Found { title: "O3: BUG: Bad page state".into(), secs: 2.0, replay: suite_yaml.display().to_string() };
+        assert!(!maps_memory(&fuzz));
+        assert!(maps_memory(&suite));
     }
 
     /// The fuzz finding's folder gives the program its title; the suite's scenario file

@@ -145,20 +145,26 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
         sizes.get(&(p.to_string(), m.to_string())).copied().unwrap_or(0)
     };
     let mut rows = Vec::new();
+    // Placements resolve against the maps as they are before each step, as the runner's.
+    let mut world = scenario::World::new();
     for (i, step) in s.steps.iter().enumerate() {
         let n = i + 1;
-        // The runtime maps at fresh places only.
-        let placed = match step {
-            Step::Mmap(m) => m.at.is_some() || m.align.is_some(),
-            Step::Mremap(x) => x.placed(),
-            _ => false,
-        };
-        if placed {
-            return Err(Error(format!(
-                "step {n} ({}): placement (at, align, page, as, to) is not in the C runtime",
-                step.op()
-            )));
+        // An mmap is placed as the runner places it; a moved sub-range is not in the
+        // runtime yet (its maps are whole, one address each).
+        if let Step::Mremap(x) = step {
+            if x.placed() {
+                return Err(Error(format!("step {n} (mremap): moving a range (page, as, to) is not in the C runtime")));
+            }
         }
+        let place = match scenario::request::Request::from_step(step, &world, n) {
+            // (flag, place_map, place) of `struct step`.
+            Some(scenario::request::Request::Mmap { at: Some((map, offset)), .. }) => {
+                Some(("F_AT", names.map(&map) as i64, offset))
+            }
+            Some(scenario::request::Request::Mmap { align: Some(a), .. }) => Some(("F_ALIGN", -1, a)),
+            _ => None,
+        };
+        let _ = world.apply(step);
         let text = c_string(&scenario::step_yaml(step));
         // op, proc, map, arg, page, count, flags
         let (op, proc, map, arg, page, count, flags): (&str, &str, &str, String, u64, u64, Vec<&str>) = match step {
@@ -182,6 +188,9 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
                     Backing::Memfd => "B_MEMFD",
                     Backing::File => "B_FILE",
                 };
+                if let Some((flag, ..)) = place {
+                    f.push(flag);
+                }
                 ("OP_MMAP", &m.proc, &m.name, backing.into(), 0, m.pages, f)
             }
             Step::Munmap(r) => {
@@ -277,7 +286,9 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
         };
         let map = if map.is_empty() { "-1".to_string() } else { names.map(map).to_string() };
         let flags = if flags.is_empty() { "0".to_string() } else { flags.join(" | ") };
-        rows.push(format!("{{ {op}, {}, {map}, {arg}, {page}, {count}, {flags}, {text} }}", names.proc(proc)));
+        // A placed mmap's map and offset follow its text: where it goes.
+        let place = place.map(|(_, map, offset)| format!(", {map}, {offset}")).unwrap_or_default();
+        rows.push(format!("{{ {op}, {}, {map}, {arg}, {page}, {count}, {flags}, {text}{place} }}", names.proc(proc)));
     }
     Ok(rows)
 }
@@ -313,6 +324,8 @@ struct SlotRow {
     value: u8,
     tag: Option<u64>,
     may_be_zero: bool,
+    /// ksmd gave it an rmap_item at the last `ksm` step (a mergeable VMA's page).
+    ksm_item: bool,
 }
 
 /// The model's prediction for every slot at every check and findpage step, on a
@@ -321,7 +334,16 @@ fn slot_rows(s: &Scenario, names: &Names, release: &str) -> Vec<SlotRow> {
     let mut model = Model::for_release(release).with_mthp(&s.mthp);
     let mut sizes: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut rows = Vec::new();
+    // The slots ksmd scanned at the last ksm step, as the runner records its items.
+    let mut ksm_items: std::collections::BTreeSet<(String, String, u64)> = Default::default();
     for (i, step) in s.steps.iter().enumerate() {
+        if let Step::Ksm(_) = step {
+            ksm_items = sizes
+                .iter()
+                .flat_map(|((p, m), len)| (0..*len).map(move |page| (p.clone(), m.clone(), page)))
+                .filter(|(p, m, page)| model.frame(p, m, *page).is_some() && model.mergeable(p, m, *page))
+                .collect();
+        }
         let judged: Option<(&str, &str, u64)> = match step {
             Step::Check(_) => None,
             Step::Findpage(r) => Some((&r.proc, &r.map, r.page)),
@@ -349,6 +371,7 @@ fn slot_rows(s: &Scenario, names: &Names, release: &str) -> Vec<SlotRow> {
                         }
                     };
                     let judge = judged.is_none_or(|(p, m, g)| p == proc && m == map && g == page);
+                    let ksm_item = ksm_items.contains(&slot);
                     rows.push(SlotRow {
                         step: i,
                         proc: names.proc(proc),
@@ -359,6 +382,7 @@ fn slot_rows(s: &Scenario, names: &Names, release: &str) -> Vec<SlotRow> {
                         value: bytes.value,
                         tag: bytes.tag,
                         may_be_zero: bytes.may_be_zero,
+                        ksm_item,
                     });
                 }
             }
@@ -401,6 +425,9 @@ fn slot_table(w: &mut String, name: &str, count: &str, rows: &[SlotRow]) {
         }
         if r.may_be_zero {
             flags.push("S_MAY_BE_ZERO");
+        }
+        if r.ksm_item {
+            flags.push("S_KSM_ITEM");
         }
         let flags = if flags.is_empty() { "0".to_string() } else { flags.join(" | ") };
         let _ = writeln!(

@@ -26,6 +26,9 @@
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE		25
 #endif
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE	0x100000
+#endif
 #ifndef MREMAP_DONTUNMAP
 #define MREMAP_DONTUNMAP	4
 #endif
@@ -65,24 +68,30 @@ enum backing { B_ANON, B_DEVZERO, B_MEMFD, B_FILE };
 #define F_MOVE		0x10
 #define F_DONTUNMAP	0x20
 #define F_TAG		0x40	/* a write puts the page index in 8 bytes */
+#define F_AT		0x80	/* mmap at place pages from place_map's start */
+#define F_ALIGN		0x100	/* mmap place pages past a PMD boundary */
 
 /*
  * One scenario step. arg is the fork's child, the mmap's backing, the
  * mprotect's prot, the madvise's advice, the mlock flags, the migrate's node
  * (-1: each page to a node it is not on) or the write's value; count is the
  * range's length, the new size of an mmap or mremap, or the ksm timeout.
+ * A placed mmap (F_AT, F_ALIGN) says where in place_map and place.
  */
 struct step {
 	int op, proc, map, arg;
 	uint64_t page, count;
 	unsigned int flags;
 	const char *text;
+	int place_map;
+	int64_t place;
 };
 
 /* slot flags */
 #define S_JUDGE		0x1	/* the step judges this slot (findpage: one) */
 #define S_TAGGED	0x2	/* its first 8 bytes hold tag */
 #define S_MAY_BE_ZERO	0x4	/* MADV_FREE: zeros are fine too */
+#define S_KSM_ITEM	0x8	/* ksmd gave it an rmap_item at the last ksm step */
 
 /*
  * What the model predicts for one (process, map, page) at a check step:
@@ -110,6 +119,8 @@ static int cmd[NPROCS][2], rep[NPROCS][2];
 static pid_t pid[NPROCS];
 static int alive[NPROCS], mergeable[NPROCS], ksm_ran;
 static uint64_t addr[NPROCS][NMAPS];
+/* Where each map was when ksmd last scanned it: its rmap_items' addresses. */
+static uint64_t ksm_addr[NPROCS][NMAPS];
 
 struct reply {
 	int32_t err, child;
@@ -387,8 +398,8 @@ static int open_backing(const struct step *s, uint64_t len)
 
 static void w_mmap(const struct step *s, struct reply *r)
 {
-	uint64_t len = s->count * page_size, res, rlen, start;
-	uint64_t align = s->flags & F_HUGE ? pmd_size() : (uint64_t)page_size;
+	uint64_t len = s->count * page_size, res = 0, rlen = 0, start;
+	uint64_t align = s->flags & (F_HUGE | F_ALIGN) ? pmd_size() : (uint64_t)page_size;
 	int flags = s->flags & F_SHARED ? MAP_SHARED : MAP_PRIVATE, fd;
 	struct wmap *m = &maps[s->map];
 	void *a;
@@ -406,16 +417,39 @@ static void w_mmap(const struct step *s, struct reply *r)
 		flags |= MAP_LOCKED;
 	if (fd < 0)
 		flags |= MAP_ANONYMOUS;
-	if (reserve(len, align, &res, &rlen, &start)) {
-		r->err = errno;
-		goto out;
-	}
-	a = mmap((void *)start, len, PROT_READ | PROT_WRITE, flags | MAP_FIXED,
-		 fd, 0);
-	if (a == MAP_FAILED || trim_reserve(res, rlen, start, len)) {
-		r->err = errno;
-		munmap((void *)res, rlen);
-		goto out;
+	if (s->flags & F_AT) {
+		/* By another map, where nothing is mapped yet (as the agent). */
+		if (!maps[s->place_map].used) {
+			r->err = ENOENT;
+			goto out;
+		}
+		start = maps[s->place_map].addr + s->place * page_size;
+		a = mmap((void *)start, len, PROT_READ | PROT_WRITE,
+			 flags | MAP_FIXED_NOREPLACE, fd, 0);
+		if (a != MAP_FAILED && a != (void *)start) {
+			munmap(a, len);	/* a kernel without NOREPLACE */
+			errno = EEXIST;
+			a = MAP_FAILED;
+		}
+		if (a == MAP_FAILED) {
+			r->err = errno;
+			goto out;
+		}
+	} else {
+		if (reserve(len, align, &res, &rlen, &start)) {
+			r->err = errno;
+			goto out;
+		}
+		/* Within the gap reserve() leaves: |place| < one PMD. */
+		if (s->flags & F_ALIGN)
+			start += s->place * page_size;
+		a = mmap((void *)start, len, PROT_READ | PROT_WRITE,
+			 flags | MAP_FIXED, fd, 0);
+		if (a == MAP_FAILED || trim_reserve(res, rlen, start, len)) {
+			r->err = errno;
+			munmap((void *)res, rlen);
+			goto out;
+		}
 	}
 	if ((s->flags & (F_HUGE | F_NOHUGE)) &&
 	    madvise(a, len, s->flags & F_HUGE ? MADV_HUGEPAGE : MADV_NOHUGEPAGE)) {
@@ -624,6 +658,23 @@ static void w_range(const struct step *s, struct reply *r)
 		r->err = errno;
 }
 
+/*
+ * The end of the run: each process unmaps what it still maps before it
+ * exits. An munmap is not the exit's full-mm teardown (tlb->fullmm), and a
+ * mapcount the run left wrong shows when that unmap frees the page ("Bad
+ * page state") or takes the count below zero ("Bad page map").
+ */
+#define TEARDOWN	(-1)
+static void __attribute__((noreturn)) unmap_all_and_exit(void)
+{
+	int i;
+
+	for (i = 0; i < NMAPS; i++)
+		if (maps[i].used)
+			munmap((void *)maps[i].addr, maps[i].pages * page_size);
+	_exit(0);
+}
+
 static void worker(void)
 {
 	struct sigaction sa;
@@ -639,6 +690,8 @@ static void worker(void)
 
 		if (read(cmd[self][0], &n, sizeof(n)) != sizeof(n))
 			_exit(1);
+		if (n == TEARDOWN)
+			unmap_all_and_exit();
 		s = &steps[n];
 		switch (s->op) {
 		case OP_MMAP:
@@ -1039,6 +1092,20 @@ static int is_ksm(uint64_t pfn)
 }
 
 /*
+ * rmap_walk_ksm() reaches a mapper of a KSM page only through an rmap_item
+ * at the mapper's address: one ksmd gave a page of a mergeable VMA, which
+ * has not moved since. A page merged in place keeps other mappers (the
+ * merger's parent, a moved fork copy) that no walk reaches, on any kernel
+ * (docs/FINDINGS.md, ksm-inplace-merge-unreachable), so a KSM page is walked
+ * only when every mapper of it is one the walk owes.
+ */
+static int walk_owes(const struct slot *s)
+{
+	return (s->flags & S_KSM_ITEM) &&
+	       ksm_addr[s->proc][s->map] == addr[s->proc][s->map];
+}
+
+/*
  * The rmap walk, as kselftest mm/rmap.c checks it: migrate a page to another
  * node, and every mapper must then map the new page (a mapper the walk missed
  * keeps the old one, or makes the move fail). Shared pages go first; a page of
@@ -1048,7 +1115,7 @@ static int is_ksm(uint64_t pfn)
 static void check_walk(int step, const struct slot *sl, int n)
 {
 	struct seen *seen = calloc(n, sizeof(*seen)), *after = calloc(n, sizeof(*after));
-	int nn = nodes(), done = 0, i, j, mappers, status, node, shared;
+	int nn = nodes(), done = 0, i, j, mappers, status, node, shared, ksm;
 	void *page;
 
 	if (!seen || !after)
@@ -1062,13 +1129,15 @@ static void check_walk(int step, const struct slot *sl, int n)
 		for (i = 0; i < n && done < MAX_MIGRATED; i++) {
 			if (!(sl[i].flags & S_JUDGE) || !seen[i].present || !seen[i].pfn)
 				continue;
+			ksm = is_ksm(seen[i].pfn);
 			for (j = 0, mappers = 0; j < n; j++)
 				if (seen[j].present && seen[j].pfn == seen[i].pfn) {
-					if (j < i && (sl[j].flags & S_JUDGE))
+					if ((j < i && (sl[j].flags & S_JUDGE)) ||
+					    (ksm && !walk_owes(&sl[j])))
 						break;
 					mappers++;
 				}
-			if (j < n || (mappers > 1) != shared || is_ksm(seen[i].pfn) ||
+			if (j < n || (mappers > 1) != shared ||
 			    (kpage("/proc/kpageflags", seen[i].pfn) & KPF_ZERO_PAGE))
 				continue;
 			done++;
@@ -1211,6 +1280,7 @@ static void do_step(int n)
 		return;
 	case OP_KSM:
 		r.err = do_ksm(s);
+		memcpy(ksm_addr, addr, sizeof(addr));
 		break;
 	case OP_SPLIT:
 		r.err = do_split(s);
@@ -1331,7 +1401,10 @@ int main(void)
 		do_step(i);
 	for (i = 0; i < NPROCS; i++)
 		if (alive[i]) {
-			kill(pid[i], SIGKILL);
+			int32_t end = TEARDOWN;
+
+			if (write(cmd[i][1], &end, sizeof(end)) != sizeof(end))
+				kill(pid[i], SIGKILL);
 			wait_gone(pid[i]);
 		}
 	for (i = 0; i < NSTEPS; i++)

@@ -94,3 +94,29 @@ fn every_step_kind_compiles() {
     assert!(text.contains("#define O1_CHECK 1"));
     compiles("every_op", &text);
 }
+
+/// A placed mmap goes where the runner puts it: `at: { after: a }` right after a's 8
+/// pages (MAP_FIXED_NOREPLACE), `align: pmd-8` 8 pages before a PMD boundary.
+#[test]
+fn a_placed_mmap_carries_its_placement() {
+    let text = c_source(&scenario("place_after_faulted_neighbour_fork.yaml"), &about()).unwrap();
+    assert!(
+        text.contains("\t{ OP_MMAP, 0, 1, B_ANON, 0, 8, F_AT, \"mmap: { name: \\\"b\\\", pages: 8, backing: anon, share: private, at: { after: \\\"a\\\" } }\", 0, 8 },"),
+        "{text}"
+    );
+    compiles("place_after", &text);
+    let yaml = "name: t\nabout: aligned\nsteps:\n\
+        - mmap: { name: t, pages: 4, backing: anon, share: private, align: pmd-8 }\n\
+        - mmap: { name: u, pages: 2, backing: anon, share: private, at: { before: t, gap: 1 } }\n\
+        - check: all\n";
+    let s = scenario::parse(Path::new("t.yaml"), yaml).unwrap();
+    let text = c_source(&s, &about()).unwrap();
+    assert!(text.contains("{ OP_MMAP, 0, 0, B_ANON, 0, 4, F_ALIGN, "), "{text}");
+    assert!(text.contains("align: pmd-8 }\", -1, -8 },"), "{text}");
+    assert!(text.contains("{ OP_MMAP, 0, 1, B_ANON, 0, 2, F_AT, "), "{text}");
+    assert!(text.contains("gap: 1 } }\", 0, -3 },"), "{text}");
+    compiles("place_align", &text);
+    // A moved sub-range is not in the runtime: refused, not played wrong.
+    let e = c_source(&scenario("place_thp_straddles_pmd.yaml"), &about()).unwrap_err();
+    assert!(e.0.contains("step 5 (mremap): moving a range"), "{e}");
+}
