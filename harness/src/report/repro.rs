@@ -159,6 +159,9 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
                 step.op()
             )));
         }
+        if matches!(step, Step::Pin(_) | Step::Unpin(_) | Step::Remote(_)) {
+            return Err(Error(format!("step {n} ({}): pins and remote accesses are not in the C runtime", step.op())));
+        }
         let text = c_string(&scenario::step_yaml(step));
         // op, proc, map, arg, page, count, flags
         let (op, proc, map, arg, page, count, flags): (&str, &str, &str, String, u64, u64, Vec<&str>) = match step {
@@ -224,6 +227,7 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
             }
             Step::Read(a) => ("OP_READ", &a.proc, &a.map, "0".into(), a.page, a.pages, vec![]),
             Step::Poke(r) => ("OP_POKE", &r.proc, &r.map, "0".into(), r.page, 1, vec![]),
+            Step::Pin(_) | Step::Unpin(_) | Step::Remote(_) => unreachable!("refused above"),
             Step::Fork(f) => {
                 let inherited: Vec<_> =
                     sizes.iter().filter(|((p, _), _)| *p == f.proc).map(|((_, m), s)| (m.clone(), *s)).collect();
