@@ -176,6 +176,11 @@ impl World {
         self.returned.iter().map(|(p, m, first, n)| (p.as_str(), m.as_str(), *first, *n))
     }
 
+    /// Whether `proc` holds a pin of `kind` (`unpin` needs one).
+    pub fn holds_pin(&self, proc: &str, kind: PinKind) -> bool {
+        self.pins.contains_key(&(proc.to_string(), kind))
+    }
+
     /// A live process's map.
     pub fn map(&self, proc: &str, map: &str) -> Option<&Map> {
         self.live.get(proc)?.get(map)
