@@ -638,8 +638,11 @@ impl Model {
                 // One word over the page's first 8 bytes, the rest as it was.
                 RemoteKind::Ptrace => {
                     let old = self.contents(&x.proc, &x.map, p).cloned().unwrap_or(Bytes::ZERO);
-                    let bytes =
-                        Bytes { tag: Some(Remote::poke_word(p, self.step)), by: Some((x.proc.clone(), self.step)), ..old };
+                    let bytes = Bytes {
+                        tag: Some(Remote::poke_word(p, self.step)),
+                        by: Some((x.proc.clone(), self.step)),
+                        ..old
+                    };
                     self.touch(&x.proc, &x.map, p, Some(bytes));
                 }
             }
@@ -1089,6 +1092,55 @@ mod tests {
         let m = run(&format!("{SEED} - migrate: {{map: stack}}\n - split: {{map: stack}}\n - compact: {{}}\n"));
         assert_eq!(m.sharers("p0", "stack", 2), [slot("c1", "stack", 2), slot("p0", "stack", 2)].into());
         assert!(m.unpredictable.is_empty());
+    }
+
+    const PINNED: &str = "name: t\nabout: t\nsteps:\n - mmap: {name: a, pages: 3, backing: anon, share: private}\n - write: {map: a, page: 0, pages: 3}\n - pin: {map: a, page: 0, pages: 2, kind: uring}\n";
+
+    #[test]
+    fn fork_copies_a_pinned_exclusive_page_and_shares_the_rest() {
+        let m = run(&format!("{PINNED} - fork: {{child: c1}}\n"));
+        for p in 0..2 {
+            assert_eq!(m.sharers("c1", "a", p), [slot("c1", "a", p)].into(), "page {p}");
+            assert_eq!(m.contents("c1", "a", p), m.contents("p0", "a", p));
+            assert_eq!(m.why(&slot("c1", "a", p)).reason, Reason::PinnedCopy);
+        }
+        assert_eq!(m.sharers("c1", "a", 2), [slot("c1", "a", 2), slot("p0", "a", 2)].into());
+        // Unpinned, the next fork shares again.
+        let m = run(&format!("{PINNED} - unpin: {{kind: uring}}\n - fork: {{child: c1}}\n"));
+        assert_eq!(m.sharers("c1", "a", 0), [slot("c1", "a", 0), slot("p0", "a", 0)].into());
+    }
+
+    #[test]
+    fn vmsplice_takes_a_reference_that_fork_does_not_look_for() {
+        let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: a, pages: 1, backing: anon, share: private}\n - write: {map: a, page: 0}\n - pin: {map: a, page: 0, kind: vmsplice}\n - fork: {child: c1}\n");
+        assert_eq!(m.sharers("c1", "a", 0), [slot("c1", "a", 0), slot("p0", "a", 0)].into());
+    }
+
+    #[test]
+    fn a_read_only_pin_unshares_a_shared_anon_page_and_keeps_its_bytes() {
+        let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: a, pages: 2, backing: anon, share: private}\n - write: {map: a, page: 0, pages: 2}\n - fork: {child: c1}\n - remote: {map: a, page: 0, kind: readv}\n");
+        assert_eq!(m.sharers("p0", "a", 0), [slot("p0", "a", 0)].into());
+        assert_eq!(m.contents("p0", "a", 0), m.contents("c1", "a", 0));
+        assert_eq!(m.why(&slot("p0", "a", 0)).reason, Reason::PinUnshare);
+        assert_eq!(m.sharers("p0", "a", 1).len(), 2);
+    }
+
+    #[test]
+    fn ptrace_writes_one_word_into_a_read_only_private_map_by_cow() {
+        let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: a, pages: 1, backing: anon, share: private}\n - write: {map: a, page: 0, value: 7}\n - mprotect: {map: a, page: 0, prot: r}\n - fork: {child: c1}\n - remote: {proc: c1, map: a, page: 0, kind: ptrace}\n");
+        assert_eq!(m.sharers("c1", "a", 0), [slot("c1", "a", 0)].into());
+        let b = m.contents("c1", "a", 0).unwrap();
+        assert_eq!((b.value, b.tag), (7, Some(Remote::poke_word(0, 5))));
+        assert_eq!(m.contents("p0", "a", 0).unwrap().tag, None);
+    }
+
+    #[test]
+    fn pageout_and_reclaim_leave_a_pinned_page_mapped() {
+        for step in ["madvise: {map: a, page: 0, pages: 3, advice: pageout}", "reclaim: {}"] {
+            let m = run(&format!("{PINNED} - {step}\n"));
+            assert!(!m.unpredictable.contains_key(&slot("p0", "a", 0)), "{step}");
+            assert!(m.unpredictable.contains_key(&slot("p0", "a", 2)), "{step}");
+        }
     }
 
     #[test]

@@ -15,10 +15,10 @@ use crate::scenario::{
     Mprotect, Mremap, Mthp, MthpMode, PageRef, Pin, PinKind, Place, Proc, Prot, Range, Reclaim, Remote, RemoteKind,
     Scenario, Share, Step, Unpin, World, FIRST_PROC, MAX_PAGES, MAX_PROCS,
 };
-use rmapcheck_core::scenario::world::MAX_PIN_PAGES;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rmapcheck_core::scenario::world::MAX_PIN_PAGES;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
@@ -1046,8 +1046,12 @@ impl Gen<'_> {
                     PinKind::Vmsplice => readable(p.prot),
                 }
         };
-        let names: Vec<String> =
-            self.procs[pi].maps.iter().filter(|(_, m)| m.pages.iter().any(|p| ok(m, p))).map(|(n, _)| n.clone()).collect();
+        let names: Vec<String> = self.procs[pi]
+            .maps
+            .iter()
+            .filter(|(_, m)| m.pages.iter().any(|p| ok(m, p)))
+            .map(|(n, _)| n.clone())
+            .collect();
         let map = names.choose(&mut self.rng)?.clone();
         let m = self.procs[pi].maps[&map].clone();
         let (page, pages) = self.pick_range(pi, &map, |p| ok(&m, p))?;
