@@ -50,6 +50,9 @@ pub enum Op {
     Wtest,
     Exec,
     Poweroff,
+    Pin,
+    Unpin,
+    Remote,
 }
 
 /// An op's name on the wire and the keys it takes, in ops.c's order.
@@ -111,6 +114,9 @@ pub const OPS: &[Spec] = &[
     spec(Op::Wtest, "wtest", &["proc", "what"]),
     spec(Op::Exec, "exec", &["path", "timeout_ms"]),
     spec(Op::Poweroff, "poweroff", &[]),
+    spec(Op::Pin, "pin", &["proc", "name", "page", "count", "kind"]),
+    spec(Op::Unpin, "unpin", &["proc", "kind"]),
+    spec(Op::Remote, "remote", &["proc", "name", "page", "count", "kind", "value", "tag", "word"]),
 ];
 
 /// Keys the controller takes on any op: `then=pagemap` reads the pagemap after it.

@@ -156,6 +156,118 @@ pub enum Step {
     /// Test only: change one byte of a present page behind the model's back (through
     /// /proc/PID/mem), so O5 has a silent corruption to find.
     Poke(PageRef),
+    /// Pin pages with a GUP the process holds until `unpin` (io_uring fixed buffers:
+    /// FOLL_PIN|FOLL_LONGTERM|FOLL_WRITE; vmsplice into a pipe: FOLL_GET).
+    Pin(Pin),
+    /// Release every pin of one kind that a process holds.
+    Unpin(Unpin),
+    /// A one-shot GUP of a process's pages from outside it (process_vm_readv/writev:
+    /// FOLL_PIN; ptrace POKEDATA: FOLL_FORCE|FOLL_WRITE, which COWs into a read-only
+    /// private map).
+    Remote(Remote),
+}
+
+/// How a `pin` step pins its pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PinKind {
+    /// IORING_REGISTER_BUFFERS: pin_user_pages(FOLL_WRITE|FOLL_LONGTERM), a write fault
+    /// on each page first (it breaks COW), the page then PageAnonExclusive and pinned.
+    Uring,
+    /// vmsplice(2) into a pipe the process holds: iov_iter_get_pages2(), a FOLL_GET
+    /// reference (no pin, no unshare) on 6.1, 6.12 and 7.2 alike.
+    Vmsplice,
+}
+
+impl PinKind {
+    pub const ALL: [PinKind; 2] = [PinKind::Uring, PinKind::Vmsplice];
+
+    /// Its name on the wire and in YAML.
+    pub fn wire(self) -> &'static str {
+        match self {
+            PinKind::Uring => "uring",
+            PinKind::Vmsplice => "vmsplice",
+        }
+    }
+}
+
+/// How a `remote` step reaches another process's pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RemoteKind {
+    /// process_vm_readv(2): pin_user_pages_remote(FOLL_PIN), read-only, so a shared
+    /// anon page is unshared first (gup_must_unshare, FAULT_FLAG_UNSHARE).
+    Readv,
+    /// process_vm_writev(2): pin_user_pages_remote(FOLL_PIN|FOLL_WRITE), a write that
+    /// fills each page as a `write` step does.
+    Writev,
+    /// PTRACE_POKEDATA of one word at each page's start: access_process_vm with
+    /// FOLL_FORCE|FOLL_WRITE, which may write a read-only private map (COW).
+    Ptrace,
+}
+
+impl RemoteKind {
+    pub const ALL: [RemoteKind; 3] = [RemoteKind::Readv, RemoteKind::Writev, RemoteKind::Ptrace];
+
+    /// Its name on the wire and in YAML.
+    pub fn wire(self) -> &'static str {
+        match self {
+            RemoteKind::Readv => "readv",
+            RemoteKind::Writev => "writev",
+            RemoteKind::Ptrace => "ptrace",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pin {
+    #[serde(default = "p0")]
+    pub proc: String,
+    pub map: String,
+    #[serde(deserialize_with = "count::one")]
+    #[schemars(with = "count::Count")]
+    pub page: u64,
+    #[serde(default = "one", deserialize_with = "count::one")]
+    #[schemars(with = "count::Count")]
+    pub pages: u64,
+    pub kind: PinKind,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Unpin {
+    #[serde(default = "p0")]
+    pub proc: String,
+    pub kind: PinKind,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Remote {
+    /// The process whose pages are reached (the agent's controller reaches them).
+    #[serde(default = "p0")]
+    pub proc: String,
+    pub map: String,
+    #[serde(deserialize_with = "count::one")]
+    #[schemars(with = "count::Count")]
+    pub page: u64,
+    #[serde(default = "one", deserialize_with = "count::one")]
+    #[schemars(with = "count::Count")]
+    pub pages: u64,
+    pub kind: RemoteKind,
+    /// `writev`: the byte written (default as for `write`: unique to the step, with
+    /// the page index over the first 8 bytes).
+    #[serde(default)]
+    pub value: Option<u8>,
+}
+
+impl Remote {
+    /// The word PTRACE_POKEDATA stores at the start of `page` at step `step`: unique to
+    /// both, so a poke that lands on the wrong page or not at all shows.
+    pub fn poke_word(page: u64, step: usize) -> u64 {
+        0x5054_0000_0000_0000 | (step as u64) << 24 | page
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -824,6 +936,9 @@ macro_rules! proc_of {
             Step::Migrate(s) => Some($($borrow)+ s.proc),
             Step::Mlock(s) => Some($($borrow)+ s.proc),
             Step::Mlockall(s) => Some($($borrow)+ s.proc),
+            Step::Pin(s) => Some($($borrow)+ s.proc),
+            Step::Unpin(s) => Some($($borrow)+ s.proc),
+            Step::Remote(s) => Some($($borrow)+ s.proc),
             Step::Check(_) | Step::Ksm(_) | Step::Compact(_) | Step::Reclaim(_) => None,
         }
     };
@@ -841,6 +956,8 @@ macro_rules! map_of {
             Step::Findpage(r) | Step::Poke(r) => Some($($borrow)+ r.map),
             Step::Migrate(x) => Some($($borrow)+ x.map),
             Step::Mlock(x) => Some($($borrow)+ x.map),
+            Step::Pin(x) => Some($($borrow)+ x.map),
+            Step::Remote(x) => Some($($borrow)+ x.map),
             _ => None,
         }
     };
@@ -893,6 +1010,9 @@ impl Step {
             Step::Mlockall(_) => "mlockall",
             Step::Munlockall(_) => "munlockall",
             Step::Poke(_) => "poke",
+            Step::Pin(_) => "pin",
+            Step::Unpin(_) => "unpin",
+            Step::Remote(_) => "remote",
         }
     }
 }

@@ -59,6 +59,10 @@ int op_mlock(struct ctx *c);
 int op_munlock(struct ctx *c);
 int op_mlockall(struct ctx *c);
 int op_munlockall(struct ctx *c);
+/* op_pin.c */
+int op_pin(struct ctx *c);
+int op_unpin(struct ctx *c);
+int op_remote(struct ctx *c);
 /* op_exec.c */
 int op_exec(struct ctx *c);
 /* storm.c */

@@ -68,6 +68,10 @@ static const struct op ops[] = {
 	{ "wtest", op_wtest, KEYS("proc", "what") },
 	{ "exec", op_exec, KEYS("path", "timeout_ms") },
 	{ "poweroff", op_poweroff, NO_KEYS },
+	{ "pin", op_pin, KEYS("proc", "name", "page", "count", "kind") },
+	{ "unpin", op_unpin, KEYS("proc", "kind") },
+	{ "remote", op_remote, KEYS("proc", "name", "page", "count", "kind",
+				    "value", "tag", "word") },
 };
 
 int fail(struct ctx *c, int err, const char *msg)

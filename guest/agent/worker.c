@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "kcov.h"
+#include "pin.h"
 #include "worker.h"
 
 #ifndef MREMAP_DONTUNMAP
@@ -559,6 +560,25 @@ static int w_mlock(const struct wreq *q, struct wrep *r)
 	return 0;
 }
 
+/* W_PIN and W_UNPIN: the pins this worker holds (pin.c). */
+static int w_pin(const struct wreq *q, struct wrep *r)
+{
+	struct wmap *m = NULL;
+	const char *what = "pin";
+	int e;
+
+	if (q->op == W_PIN) {
+		m = get_range(q, q->count, r);
+		if (!m)
+			return -1;
+		e = pin_hold(q->advice, (void *)(m->addr + q->page * page_size),
+			     q->count * page_size, &what);
+	} else {
+		e = pin_drop(q->advice, &what);
+	}
+	return e ? wfail(r, e, what) : 0;
+}
+
 /*
  * A fatal signal: tell the controller which, then die of it for real (the
  * fault repeats, abort() raises again), so the kernel logs it as usual.
@@ -667,6 +687,8 @@ static int w_fork(int fd, int kfd, struct wrep *r)
 		close(kfd);
 		kcov_enable_self();
 	}
+	/* The parent's rings and pipes pin the parent's pages, not ours. */
+	pin_forget();
 	/* MADV_DONTFORK pages were not copied into this mm. */
 	for (i = nmaps - 1; i >= 0; i--) {
 		struct wmap *m = &maps[i];
@@ -784,6 +806,9 @@ static int dispatch(const struct wreq *q, struct wrep *r, int fd, int kfd)
 	case W_TEST_DIE:
 		w_test_die();
 		return wfail(r, EIO, "survived");
+	case W_PIN:
+	case W_UNPIN:
+		return w_pin(q, r);
 	}
 	return wfail(r, ENOSYS, "bad-wop");
 }

@@ -7,7 +7,9 @@
 
 mod layout;
 
-use crate::scenario::{span, Advice, Anchor, Backing, Mremap, Mthp, Place, Prot, Share, Step};
+use crate::scenario::{
+    span, Advice, Anchor, Backing, Mremap, Mthp, PinKind, Place, Prot, Remote, RemoteKind, Share, Step,
+};
 pub use layout::Semantics;
 use layout::{Layout, DONTFORK, HUGEPAGE, LOCKED, MERGEABLE, NOHUGEPAGE, WIPEONFORK};
 use std::collections::{BTreeMap, BTreeSet};
@@ -93,6 +95,10 @@ pub enum Reason {
     ReadZero,
     /// A fork's child shares its parent's private pages (`Why::fork` names them).
     Fork,
+    /// fork copies a pinned exclusive anon page for the child at once.
+    PinnedCopy,
+    /// A read-only FOLL_PIN of a shared anon page unshares it first.
+    PinUnshare,
 }
 
 impl Reason {
@@ -108,6 +114,8 @@ impl Reason {
             Reason::PageCache => "a read of a private file mapping maps the page cache page",
             Reason::ReadZero => "a read fault maps the zero page",
             Reason::Fork => "fork: a child shares its parent's private pages until a write",
+            Reason::PinnedCopy => "fork copies a pinned exclusive anon page for the child (copy_present_page)",
+            Reason::PinUnshare => "a read-only pin of a shared anon page unshares it (FAULT_FLAG_UNSHARE)",
         }
     }
 }
@@ -170,6 +178,8 @@ pub struct Model {
     sem: Semantics,
     /// The process whose fault or COW created each private page.
     origins: BTreeMap<u64, String>,
+    /// The frames each process's pins of each kind hold, until `unpin` or its exit.
+    pins: BTreeMap<(String, PinKind), Vec<Frame>>,
 }
 
 const DONTUNMAP: &str = "MREMAP_DONTUNMAP: whether the emptied range keeps its anon_vma differs by kernel";
@@ -364,6 +374,7 @@ impl Model {
             Step::Fork(f) => self.fork(&f.proc, &f.child),
             Step::Exit(p) => {
                 self.procs.remove(&p.proc);
+                self.pins.retain(|(proc, _), _| *proc != p.proc);
                 self.locked_future.remove(&p.proc);
                 self.locked_vmas_future.remove(&p.proc);
             }
@@ -449,8 +460,15 @@ impl Model {
                         }
                     }
                     Advice::Pageout => {
-                        self.mark(&x.proc, &x.map, x.page..end, SWAP);
-                        self.paged_out.extend((x.page..end).map(|p| (x.proc.clone(), x.map.clone(), p)));
+                        // shrink_folio_list() keeps a pinned anon folio mapped.
+                        let frames = m.pages.clone();
+                        let swappable: Vec<u64> = (x.page..end)
+                            .filter(|&p| !frames.get(p as usize).copied().flatten().is_some_and(|f| self.pinned(f)))
+                            .collect();
+                        for p in swappable {
+                            self.unpredictable.insert((x.proc.clone(), x.map.clone(), p), SWAP.into());
+                            self.paged_out.insert((x.proc.clone(), x.map.clone(), p));
+                        }
                     }
                     Advice::Free if m.share == Share::Private && m.object.is_none() => {
                         // Lazily freed: the page keeps its bytes until reclaim drops it,
@@ -532,7 +550,8 @@ impl Model {
                     .iter()
                     .flat_map(|(proc, maps)| maps.iter().map(move |(name, m)| (proc, name, m)))
                     .flat_map(|(proc, name, m)| {
-                        let pages = m.pages.iter().enumerate().filter(|(_, f)| f.is_some());
+                        // A pinned anon folio stays (shrink_folio_list: keep_locked).
+                        let pages = m.pages.iter().enumerate().filter(|(_, f)| f.is_some_and(|f| !self.pinned(f)));
                         pages.map(move |(p, _)| (proc.clone(), name.clone(), p as u64))
                     })
                     .collect();
@@ -552,6 +571,81 @@ impl Model {
             | Step::Ksm(_) => {}
             // A poke changes bytes behind the model's back: that is its point.
             Step::Poke(_) => {}
+            Step::Pin(x) => {
+                for p in x.page..x.page + x.pages {
+                    let frame = match x.kind {
+                        // FOLL_WRITE: a write fault that stores nothing, so it breaks COW
+                        // (or faults a fresh page in) and leaves the page exclusive.
+                        PinKind::Uring => {
+                            let bytes = self.contents(&x.proc, &x.map, p).cloned().unwrap_or(Bytes::ZERO);
+                            self.touch(&x.proc, &x.map, p, Some(bytes));
+                            self.frame(&x.proc, &x.map, p)
+                        }
+                        // FOLL_GET without FOLL_WRITE: a read fault where nothing is mapped.
+                        PinKind::Vmsplice => {
+                            self.touch(&x.proc, &x.map, p, None);
+                            self.frame(&x.proc, &x.map, p)
+                        }
+                    };
+                    self.pins.entry((x.proc.clone(), x.kind)).or_default().extend(frame);
+                }
+            }
+            Step::Unpin(x) => {
+                self.pins.remove(&(x.proc.clone(), x.kind));
+            }
+            Step::Remote(x) => self.remote(x),
+        }
+    }
+
+    /// Whether a FOLL_PIN pin holds a private anon frame (io_uring's; vmsplice takes a
+    /// plain reference, which fork and reclaim do not look for).
+    fn pinned(&self, frame: Frame) -> bool {
+        matches!(frame, Frame::Anon(_))
+            && self.pins.iter().any(|((_, kind), frames)| *kind == PinKind::Uring && frames.contains(&frame))
+    }
+
+    /// A one-shot GUP of `x.proc`'s pages from another process.
+    fn remote(&mut self, x: &Remote) {
+        for p in x.page..x.page + x.pages {
+            match x.kind {
+                RemoteKind::Readv => match self.frame(&x.proc, &x.map, p) {
+                    // gup_must_unshare(): a FOLL_PIN without FOLL_WRITE on an anon page
+                    // that is not exclusive faults with FAULT_FLAG_UNSHARE; a page
+                    // mapped more than once is copied (wp_page_copy), keeping its bytes.
+                    Some(f @ Frame::Anon(_)) if self.holders(f) > 1 => {
+                        let id = self.fresh();
+                        let copy = Frame::Anon(id);
+                        self.origins.insert(id, x.proc.clone());
+                        if let Some(bytes) = self.contents.get(&f).cloned() {
+                            self.contents.insert(copy, bytes);
+                        }
+                        if let Some(m) = self.procs.get_mut(&x.proc).and_then(|maps| maps.get_mut(&x.map)) {
+                            m.pages[p as usize] = Some(copy);
+                        }
+                        self.note(&x.proc, &x.map, p, Reason::PinUnshare);
+                    }
+                    _ => self.touch(&x.proc, &x.map, p, None),
+                },
+                RemoteKind::Writev => {
+                    let bytes = Bytes {
+                        value: crate::scenario::request::step_value(x.value, self.step),
+                        tag: x.value.is_none().then_some(p),
+                        may_be_zero: false,
+                        by: Some((x.proc.clone(), self.step)),
+                    };
+                    self.touch(&x.proc, &x.map, p, Some(bytes));
+                }
+                // One word over the page's first 8 bytes, the rest as it was.
+                RemoteKind::Ptrace => {
+                    let old = self.contents(&x.proc, &x.map, p).cloned().unwrap_or(Bytes::ZERO);
+                    let bytes = Bytes {
+                        tag: Some(Remote::poke_word(p, self.step)),
+                        by: Some((x.proc.clone(), self.step)),
+                        ..old
+                    };
+                    self.touch(&x.proc, &x.map, p, Some(bytes));
+                }
+            }
         }
     }
 
@@ -750,6 +844,7 @@ impl Model {
         let Some(maps) = self.procs.get(parent).cloned() else { return };
         let mut inherited = BTreeMap::new();
         let mut fresh = self.ids();
+        let mut copies = Vec::new();
         for (name, m) in maps {
             let layout = m.layout.forked(&mut fresh);
             if layout.0.iter().all(Option::is_none) {
@@ -773,6 +868,14 @@ impl Model {
                         self.unpredictable.insert((child.into(), name.clone(), i as u64), MERGED.into());
                     }
                     *f = None;
+                } else if let Some(frame) = f.filter(|f| self.pinned(*f)) {
+                    // copy_present_pte(): folio_try_dup_anon_rmap_pte() refuses an
+                    // exclusive page of a maybe-pinned folio, so copy_present_page()
+                    // gives the child its own page with the same bytes at once.
+                    let copy = Frame::Anon(fresh());
+                    copies.push((frame, copy));
+                    *f = Some(copy);
+                    self.why.insert((child.into(), name.clone(), i as u64), Why::rule(Reason::PinnedCopy));
                 } else if f.is_some() {
                     self.why.insert(
                         (child.into(), name.clone(), i as u64),
@@ -792,7 +895,25 @@ impl Model {
             inherited.insert(name, c);
         }
         self.next_id = fresh();
+        for (from, copy) in copies {
+            if let Frame::Anon(id) = copy {
+                self.origins.insert(id, child.to_string());
+            }
+            if let Some(bytes) = self.contents.get(&from).cloned() {
+                self.contents.insert(copy, bytes);
+            }
+        }
         self.procs.insert(child.into(), inherited);
+    }
+
+    /// Whether a FOLL_PIN pin holds the page of a slot (reclaim and migration leave it).
+    pub fn pinned_at(&self, proc: &str, map: &str, page: u64) -> bool {
+        self.frame(proc, map, page).is_some_and(|f| self.pinned(f))
+    }
+
+    /// Whether any process holds a pin of any kind.
+    pub fn holds_pins(&self) -> bool {
+        self.pins.values().any(|frames| !frames.is_empty())
     }
 
     /// Whether the VMA at a slot is VM_MERGEABLE (MADV_MERGEABLE, kept across fork):
@@ -971,6 +1092,55 @@ mod tests {
         let m = run(&format!("{SEED} - migrate: {{map: stack}}\n - split: {{map: stack}}\n - compact: {{}}\n"));
         assert_eq!(m.sharers("p0", "stack", 2), [slot("c1", "stack", 2), slot("p0", "stack", 2)].into());
         assert!(m.unpredictable.is_empty());
+    }
+
+    const PINNED: &str = "name: t\nabout: t\nsteps:\n - mmap: {name: a, pages: 3, backing: anon, share: private}\n - write: {map: a, page: 0, pages: 3}\n - pin: {map: a, page: 0, pages: 2, kind: uring}\n";
+
+    #[test]
+    fn fork_copies_a_pinned_exclusive_page_and_shares_the_rest() {
+        let m = run(&format!("{PINNED} - fork: {{child: c1}}\n"));
+        for p in 0..2 {
+            assert_eq!(m.sharers("c1", "a", p), [slot("c1", "a", p)].into(), "page {p}");
+            assert_eq!(m.contents("c1", "a", p), m.contents("p0", "a", p));
+            assert_eq!(m.why(&slot("c1", "a", p)).reason, Reason::PinnedCopy);
+        }
+        assert_eq!(m.sharers("c1", "a", 2), [slot("c1", "a", 2), slot("p0", "a", 2)].into());
+        // Unpinned, the next fork shares again.
+        let m = run(&format!("{PINNED} - unpin: {{kind: uring}}\n - fork: {{child: c1}}\n"));
+        assert_eq!(m.sharers("c1", "a", 0), [slot("c1", "a", 0), slot("p0", "a", 0)].into());
+    }
+
+    #[test]
+    fn vmsplice_takes_a_reference_that_fork_does_not_look_for() {
+        let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: a, pages: 1, backing: anon, share: private}\n - write: {map: a, page: 0}\n - pin: {map: a, page: 0, kind: vmsplice}\n - fork: {child: c1}\n");
+        assert_eq!(m.sharers("c1", "a", 0), [slot("c1", "a", 0), slot("p0", "a", 0)].into());
+    }
+
+    #[test]
+    fn a_read_only_pin_unshares_a_shared_anon_page_and_keeps_its_bytes() {
+        let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: a, pages: 2, backing: anon, share: private}\n - write: {map: a, page: 0, pages: 2}\n - fork: {child: c1}\n - remote: {map: a, page: 0, kind: readv}\n");
+        assert_eq!(m.sharers("p0", "a", 0), [slot("p0", "a", 0)].into());
+        assert_eq!(m.contents("p0", "a", 0), m.contents("c1", "a", 0));
+        assert_eq!(m.why(&slot("p0", "a", 0)).reason, Reason::PinUnshare);
+        assert_eq!(m.sharers("p0", "a", 1).len(), 2);
+    }
+
+    #[test]
+    fn ptrace_writes_one_word_into_a_read_only_private_map_by_cow() {
+        let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: a, pages: 1, backing: anon, share: private}\n - write: {map: a, page: 0, value: 7}\n - mprotect: {map: a, page: 0, prot: r}\n - fork: {child: c1}\n - remote: {proc: c1, map: a, page: 0, kind: ptrace}\n");
+        assert_eq!(m.sharers("c1", "a", 0), [slot("c1", "a", 0)].into());
+        let b = m.contents("c1", "a", 0).unwrap();
+        assert_eq!((b.value, b.tag), (7, Some(Remote::poke_word(0, 5))));
+        assert_eq!(m.contents("p0", "a", 0).unwrap().tag, None);
+    }
+
+    #[test]
+    fn pageout_and_reclaim_leave_a_pinned_page_mapped() {
+        for step in ["madvise: {map: a, page: 0, pages: 3, advice: pageout}", "reclaim: {}"] {
+            let m = run(&format!("{PINNED} - {step}\n"));
+            assert!(!m.unpredictable.contains_key(&slot("p0", "a", 0)), "{step}");
+            assert!(m.unpredictable.contains_key(&slot("p0", "a", 2)), "{step}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 const KPF_MLOCKED: u64 = 1 << 33;
 
 /// Every class, in the order a summary lists them: a class no run reached shows as 0.
-pub const CLASSES: [&str; 20] = [
+pub const CLASSES: [&str; 23] = [
     LARGE_PTE_2,
     LARGE_PTE_3,
     PMD_SHARED,
@@ -35,6 +35,9 @@ pub const CLASSES: [&str; 20] = [
     MIGRATE_LARGE,
     PMD_STRADDLE,
     MOVED_BACK,
+    PIN_FORK_COPY,
+    PIN_UNSHARE,
+    PIN_MIGRATE_REFUSED,
 ];
 
 pub const LARGE_PTE_2: &str = "large folio PTE-mapped by 2 processes (fork of a PTE-mapped large folio)";
@@ -57,6 +60,9 @@ pub const MIGRATE_3: &str = "migration of a page mapped by 3+ processes";
 pub const MIGRATE_LARGE: &str = "migration of a large folio";
 pub const PMD_STRADDLE: &str = "folio straddling a PMD boundary";
 pub const MOVED_BACK: &str = "move and move back";
+pub const PIN_FORK_COPY: &str = "fork copied a pinned anon page";
+pub const PIN_UNSHARE: &str = "read-only pin unshared a shared anon page";
+pub const PIN_MIGRATE_REFUSED: &str = "migration refused a pinned page";
 
 fn procs_at(walk: &Walk, level: Option<&str>) -> BTreeSet<u32> {
     walk.vmas
@@ -163,6 +169,28 @@ pub fn of_reclaim(before: &Truth, after: &Truth) -> Vec<&'static str> {
     } else {
         Vec::new()
     }
+}
+
+/// Whether a fork gave `child` a page of its own where `parent` maps one at the same
+/// slot (copy_present_page(), which only a maybe-pinned exclusive page takes), as
+/// the pagemap read right after the fork shows.
+pub fn fork_copied(after: &Truth, parent: &str, child: &str) -> bool {
+    let slots: BTreeMap<(String, String, u64), u64> = after.slots().into_iter().collect();
+    slots.iter().any(|((proc, map, page), pfn)| {
+        proc == child && slots.get(&(parent.to_string(), map.clone(), *page)).is_some_and(|p| p != pfn)
+    })
+}
+
+/// Whether a slot of `slots` held a page 2+ slots mapped before a read-only pin and
+/// a page of its own after it.
+pub fn pin_unshared(before: &Truth, after: &Truth, slots: &[(String, String, u64)]) -> bool {
+    let (was, now): (BTreeMap<_, _>, BTreeMap<_, _>) =
+        (before.slots().into_iter().collect(), after.slots().into_iter().collect());
+    let mappers = |pfn: u64| was.values().filter(|p| **p == pfn).count();
+    slots.iter().any(|s| match (was.get(s), now.get(s)) {
+        (Some(a), Some(b)) => a != b && mappers(*a) >= 2,
+        _ => false,
+    })
 }
 
 /// The class of migrating a page that `mappers` processes map (a large folio is one

@@ -144,6 +144,22 @@ pub fn step(s: &Step) -> String {
             .flag("onfault", x.onfault)
             .done(),
         Step::Munlockall(p) => Fields::new().proc(&p.proc).done(),
+        Step::Pin(x) => Fields::new()
+            .proc(&x.proc)
+            .text("map", &x.map)
+            .word("page", x.page)
+            .word("pages", x.pages)
+            .word("kind", x.kind.wire())
+            .done(),
+        Step::Unpin(x) => Fields::new().proc(&x.proc).word("kind", x.kind.wire()).done(),
+        Step::Remote(x) => Fields::new()
+            .proc(&x.proc)
+            .text("map", &x.map)
+            .word("page", x.page)
+            .word("pages", x.pages)
+            .word("kind", x.kind.wire())
+            .maybe("value", x.value)
+            .done(),
     };
     format!("{}: {body}", s.op())
 }

@@ -96,6 +96,20 @@ pub enum Request {
     Munlockall {
         proc: String,
     },
+    Pin(Pages, PinKind),
+    Unpin {
+        proc: String,
+        kind: PinKind,
+    },
+    /// `value` and `tag` as for a write (writev); ptrace pokes `word` plus the page's
+    /// index in its map at each page's start (`Remote::poke_word`).
+    Remote {
+        pages: Pages,
+        kind: RemoteKind,
+        value: u8,
+        tag: bool,
+        word: u64,
+    },
 }
 
 /// Where an `mremap` puts what it moves: `offset` pages from the start of map `map`.
@@ -140,7 +154,12 @@ pub const KSM_TIMEOUT_MS: u64 = 2000;
 /// The byte a write step fills its pages with: the scenario's `value`, else one
 /// distinct per step, so unrelated pages never hold equal contents.
 pub fn write_value(a: &Access, step: usize) -> u8 {
-    a.value.unwrap_or((step % 250 + 1) as u8)
+    step_value(a.value, step)
+}
+
+/// The byte a write of step `step` puts in each page: `value`, or one unique to the step.
+pub fn step_value(value: Option<u8>, step: usize) -> u8 {
+    value.unwrap_or((step % 250 + 1) as u8)
 }
 
 impl Backing {
@@ -231,6 +250,15 @@ impl Request {
                 Request::Mlockall { proc: x.proc.clone(), current: x.current, future: x.future, onfault: x.onfault }
             }
             Step::Munlockall(p) => Request::Munlockall { proc: p.proc.clone() },
+            Step::Pin(x) => Request::Pin(pages(&x.proc, &x.map), x.kind),
+            Step::Unpin(x) => Request::Unpin { proc: x.proc.clone(), kind: x.kind },
+            Step::Remote(x) => Request::Remote {
+                pages: pages(&x.proc, &x.map),
+                kind: x.kind,
+                value: step_value(x.value, n),
+                tag: x.value.is_none(),
+                word: Remote::poke_word(0, n),
+            },
         })
     }
 
@@ -245,7 +273,9 @@ impl Request {
             | Request::Split(p)
             | Request::Migrate(p, _)
             | Request::Mlock(p, _)
-            | Request::Munlock(p) => Some(p),
+            | Request::Munlock(p)
+            | Request::Pin(p, _)
+            | Request::Remote { pages: p, .. } => Some(p),
             _ => None,
         }
     }
@@ -273,6 +303,9 @@ impl Request {
             Request::Munlock(_) => Op::Munlock,
             Request::Mlockall { .. } => Op::Mlockall,
             Request::Munlockall { .. } => Op::Munlockall,
+            Request::Pin(..) => Op::Pin,
+            Request::Unpin { .. } => Op::Unpin,
+            Request::Remote { .. } => Op::Remote,
         }
     }
 
@@ -336,6 +369,15 @@ impl Request {
             }
             Request::Fork { proc, child } => w.arg("proc", proc).arg("child", child),
             Request::Exit { proc } | Request::Findtask { proc } | Request::Munlockall { proc } => w.arg("proc", proc),
+            Request::Pin(p, kind) => w.pages(p).arg("kind", kind.wire()),
+            Request::Unpin { proc, kind } => w.arg("proc", proc).arg("kind", kind.wire()),
+            Request::Remote { pages, kind, value, tag, word } => match kind {
+                RemoteKind::Readv => w.pages(pages).arg("kind", kind.wire()),
+                RemoteKind::Writev => {
+                    w.pages(pages).arg("kind", kind.wire()).arg("value", value).arg("tag", flag(*tag))
+                }
+                RemoteKind::Ptrace => w.pages(pages).arg("kind", kind.wire()).arg("word", format!("0x{word:x}")),
+            },
             Request::Findpage { proc, name, page } | Request::Poke { proc, name, page } => {
                 w.arg("proc", proc).arg("name", name).arg("page", page)
             }

@@ -22,6 +22,11 @@ pub const MAX_MAPS: usize = 64;
 /// `pages`: more than any guest has, so reclaim takes all it can (every page the world
 /// could map).
 pub const MAX_RECLAIM_PAGES: u64 = MAX_PROCS as u64 * MAX_MAPS as u64 * MAX_PAGES;
+/// A `pin` or `remote` step reaches at most this many pages (a vmsplice pipe holds one
+/// buffer per page).
+pub const MAX_PIN_PAGES: u64 = 64;
+/// Pins of one kind a process holds at once (each an io_uring or a pipe of its own).
+pub const MAX_PINS: usize = 8;
 
 const _: () = assert!(MAX_PROCS <= ops::AGENT_MAX_PROCS);
 const _: () = assert!(MAX_MAPS <= ops::AGENT_MAX_MAPS);
@@ -97,6 +102,8 @@ pub struct World {
     /// Per process: the ranges a whole-map MREMAP_DONTUNMAP left mapped without a
     /// name (where, pages), so a place there counts as taken.
     unnamed: BTreeMap<String, Vec<(Spot, u64)>>,
+    /// Per process and kind: the pins it holds (a fork's child holds none).
+    pins: BTreeMap<(String, PinKind), usize>,
 }
 
 impl Default for World {
@@ -126,6 +133,8 @@ impl Step {
             Step::Madvise(x) => (x.page, x.pages.unwrap_or(len.saturating_sub(x.page))),
             Step::Write(a) | Step::Read(a) => (a.page, a.pages),
             Step::Findpage(r) | Step::Poke(r) => (r.page, 1),
+            Step::Pin(x) => (x.page, x.pages),
+            Step::Remote(x) => (x.page, x.pages),
             Step::Mremap(x) => x.source(len),
             _ => return None,
         })
@@ -143,6 +152,7 @@ impl World {
             groups: 0,
             returned: Vec::new(),
             unnamed: BTreeMap::new(),
+            pins: BTreeMap::new(),
         }
     }
 
@@ -164,6 +174,11 @@ impl World {
     /// Ranges that moved away and back into their map: process, map, first page, count.
     pub fn moved_back(&self) -> impl Iterator<Item = (&str, &str, u64, u64)> {
         self.returned.iter().map(|(p, m, first, n)| (p.as_str(), m.as_str(), *first, *n))
+    }
+
+    /// Whether `proc` holds a pin of `kind` (`unpin` needs one).
+    pub fn holds_pin(&self, proc: &str, kind: PinKind) -> bool {
+        self.pins.contains_key(&(proc.to_string(), kind))
     }
 
     /// A live process's map.
@@ -609,6 +624,7 @@ impl World {
                 if self.proc_mut(&p.proc, out).is_some() {
                     self.live.remove(&p.proc);
                     self.unnamed.remove(&p.proc);
+                    self.pins.retain(|(proc, _), _| *proc != p.proc);
                     self.exited.insert(p.proc.clone(), self.steps);
                 }
             }
@@ -629,6 +645,32 @@ impl World {
             Step::Reclaim(r) => {
                 if r.pages.is_some_and(|p| p == 0 || p > MAX_RECLAIM_PAGES) {
                     out.push(("pages", format!("pages must be 1..={MAX_RECLAIM_PAGES}")));
+                }
+            }
+            Step::Pin(x) => {
+                self.range_mut(step, out);
+                if x.pages > MAX_PIN_PAGES {
+                    out.push(("pages", format!("a pin takes at most {MAX_PIN_PAGES} pages")));
+                }
+                let held = self.pins.entry((x.proc.clone(), x.kind)).or_default();
+                if *held >= MAX_PINS {
+                    out.push(("kind", format!("more than {MAX_PINS} {} pins in process '{}'", x.kind.wire(), x.proc)));
+                } else {
+                    *held += 1;
+                }
+            }
+            Step::Unpin(x) => {
+                if self.proc_mut(&x.proc, out).is_some() && self.pins.remove(&(x.proc.clone(), x.kind)).is_none() {
+                    out.push(("kind", format!("process '{}' holds no {} pin", x.proc, x.kind.wire())));
+                }
+            }
+            Step::Remote(x) => {
+                self.range_mut(step, out);
+                if x.pages > MAX_PIN_PAGES {
+                    out.push(("pages", format!("a remote access takes at most {MAX_PIN_PAGES} pages")));
+                }
+                if x.value.is_some() && x.kind != RemoteKind::Writev {
+                    out.push(("value", format!("value is for writev; {} writes no bytes of its own", x.kind.wire())));
                 }
             }
             Step::Check(_) | Step::Compact(_) => {}

@@ -12,12 +12,13 @@ use crate::scenario::count::pmd_pages;
 use crate::scenario::span;
 use crate::scenario::{
     Access, Advice, Align, Anchor, Backing, CheckWhat, Compact, Fork, Ksm, Madvise, Migrate, Mlock, Mlockall, Mmap,
-    Mprotect, Mremap, Mthp, MthpMode, PageRef, Place, Proc, Prot, Range, Reclaim, Scenario, Share, Step, World,
-    FIRST_PROC, MAX_PAGES, MAX_PROCS,
+    Mprotect, Mremap, Mthp, MthpMode, PageRef, Pin, PinKind, Place, Proc, Prot, Range, Reclaim, Remote, RemoteKind,
+    Scenario, Share, Step, Unpin, World, FIRST_PROC, MAX_PAGES, MAX_PROCS,
 };
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rmapcheck_core::scenario::world::MAX_PIN_PAGES;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
@@ -59,10 +60,14 @@ pub enum Op {
     Place,
     /// Test only (weight 0 unless asked for): corrupts a page behind the model's back.
     Poke,
+    /// pin (io_uring, vmsplice) a range a process holds, or unpin a kind.
+    Pin,
+    /// A one-shot GUP from outside: process_vm_readv/writev, ptrace POKEDATA.
+    Remote,
 }
 
 impl Op {
-    pub const ALL: [Op; 20] = [
+    pub const ALL: [Op; 22] = [
         Op::Mmap,
         Op::Munmap,
         Op::Mprotect,
@@ -83,6 +88,8 @@ impl Op {
         Op::Mlock,
         Op::Place,
         Op::Poke,
+        Op::Pin,
+        Op::Remote,
     ];
 
     pub fn name(self) -> &'static str {
@@ -107,6 +114,8 @@ impl Op {
             Op::Mlock => "mlock",
             Op::Place => "place",
             Op::Poke => "poke",
+            Op::Pin => "pin",
+            Op::Remote => "remote",
         }
     }
 }
@@ -135,6 +144,8 @@ impl Default for Weights {
             (Op::Mlock, 1),
             (Op::Place, 3),
             (Op::Poke, 0),
+            (Op::Pin, 2),
+            (Op::Remote, 2),
         ]))
     }
 }
@@ -481,6 +492,18 @@ impl Gen<'_> {
                 Self::range_ok(m, a.page, a.pages, |p| if write { writable(p.prot) } else { readable(p.prot) })
             }),
             Step::Poke(r) => map(&r.proc, &r.map).is_some_and(|m| Self::range_ok(m, r.page, 1, |p| writable(p.prot))),
+            Step::Pin(x) => map(&x.proc, &x.map).is_some_and(|m| match x.kind {
+                PinKind::Uring => m.anon_like() && Self::range_ok(m, x.page, x.pages, |p| writable(p.prot)),
+                PinKind::Vmsplice => Self::range_ok(m, x.page, x.pages, |p| readable(p.prot)),
+            }),
+            Step::Remote(x) => map(&x.proc, &x.map).is_some_and(|m| match x.kind {
+                RemoteKind::Readv => Self::range_ok(m, x.page, x.pages, |p| readable(p.prot)),
+                RemoteKind::Writev => Self::range_ok(m, x.page, x.pages, |p| writable(p.prot)),
+                // FOLL_FORCE writes a read-only map only where it is private (COW).
+                RemoteKind::Ptrace => {
+                    m.share == Share::Private && Self::range_ok(m, x.page, x.pages, |p| readable(p.prot))
+                }
+            }),
             Step::Migrate(x) => x.node.is_none_or(|n| n <= 1),
             Step::Mlock(x) => map(&x.proc, &x.map).is_some_and(|m| {
                 let (first, count) = span(x.page, x.pages, m.pages.len() as u64);
@@ -633,6 +656,10 @@ enum Motif {
     /// A fork chain whose middle generation exits (its anon_vma may then be reused by
     /// the next fork), while a survivor splits a VMA and merges it again.
     ForkChain,
+    /// kselftest mm/cow.c's matrix: pages written (an mTHP folio under an mTHP size),
+    /// pinned by io_uring, forked, then written in parent and child: fork copies the
+    /// pinned exclusive pages.
+    PinFork,
 }
 
 impl Gen<'_> {
@@ -648,6 +675,7 @@ impl Gen<'_> {
             Motif::StraddlePmd,
             Motif::MoveBack,
             Motif::ForkChain,
+            Motif::PinFork,
         ];
         let motif = *all.choose(&mut self.rng).expect("not empty");
         let needs: &[Op] = match motif {
@@ -658,6 +686,7 @@ impl Gen<'_> {
             Motif::ReclaimShared => &[Op::Mmap, Op::Write, Op::Fork, Op::Reclaim],
             Motif::StraddlePmd | Motif::MoveBack => &[Op::Mmap, Op::Write, Op::Place],
             Motif::ForkChain => &[Op::Mmap, Op::Write, Op::Fork, Op::Exit, Op::Mprotect],
+            Motif::PinFork => &[Op::Mmap, Op::Write, Op::Pin, Op::Fork],
         };
         if needs.iter().any(|op| self.cfg.weights.0.get(op).is_none_or(|w| *w == 0)) {
             return Vec::new();
@@ -726,6 +755,24 @@ impl Gen<'_> {
                 self.play(&mut out, Step::Write(Access { proc, map, page: 0, pages, value: None }));
                 self.motif_fork(&mut out, pi);
                 self.play(&mut out, Step::Reclaim(Reclaim { pages: None }));
+            }
+            Motif::PinFork => {
+                let Some(pi) = self.motif_proc(1).filter(|_| forks_fit(self, 1)) else { return out };
+                let pages = self.mthp_pages.unwrap_or(4).clamp(1, MAX_PIN_PAGES);
+                let map = self.motif_mmap(&mut out, pi, pages, None);
+                let proc = self.procs[pi].label.clone();
+                let all = Access { proc: proc.clone(), map: map.clone(), page: 0, pages, value: None };
+                self.play(&mut out, Step::Write(all));
+                let page = self.rng.gen_range(0..pages);
+                let count = self.rng.gen_range(1..=pages - page);
+                let kind = PinKind::Uring;
+                self.play(&mut out, Step::Pin(Pin { proc: proc.clone(), map: map.clone(), page, pages: count, kind }));
+                let child = self.motif_fork(&mut out, pi);
+                for who in [pi, child] {
+                    let proc = self.procs[who].label.clone();
+                    let page = self.rng.gen_range(0..pages);
+                    self.play(&mut out, Step::Write(Access { proc, map: map.clone(), page, pages: 1, value: None }));
+                }
             }
             Motif::Ksm3 => {
                 let unrelated = self.rng.gen_range(0..3);
@@ -1107,6 +1154,23 @@ impl Gen<'_> {
                 })
             }
             Op::Mlock => self.mlock(),
+            Op::Pin => self.pin(),
+            Op::Remote => {
+                let kind = *RemoteKind::ALL.choose(&mut self.rng).expect("not empty");
+                let ok = move |m: &MapState, p: &PageState| {
+                    p.present
+                        && match kind {
+                            RemoteKind::Writev => writable(p.prot),
+                            RemoteKind::Ptrace => m.share == Share::Private && readable(p.prot),
+                            RemoteKind::Readv => readable(p.prot),
+                        }
+                };
+                let (pi, map) = self.pick_map(|m| m.pages.iter().any(|p| ok(m, p)))?;
+                let m = self.procs[pi].maps[&map].clone();
+                let (page, pages) = self.pick_range(pi, &map, |p| ok(&m, p))?;
+                let proc = self.procs[pi].label.clone();
+                Some(Step::Remote(Remote { proc, map, page, pages: pages.min(MAX_PIN_PAGES), kind, value: None }))
+            }
             Op::Poke => {
                 // Writable, so a FOLL_FORCE write into a shared mapping is allowed.
                 let ok = |p: &PageState| p.present && writable(p.prot);
@@ -1115,6 +1179,36 @@ impl Gen<'_> {
                 Some(Step::Poke(PageRef { proc: self.procs[pi].label.clone(), map, page }))
             }
         }
+    }
+
+    /// Unpin a kind a process holds, one time in four; otherwise pin a range: io_uring
+    /// on private anon memory it may write, vmsplice on any it may read.
+    fn pin(&mut self) -> Option<Step> {
+        let pi = self.proc_index();
+        let proc = self.procs[pi].label.clone();
+        let held: Vec<PinKind> = PinKind::ALL.into_iter().filter(|k| self.world.holds_pin(&proc, *k)).collect();
+        if !held.is_empty() && self.rng.gen_bool(0.25) {
+            let kind = *held.choose(&mut self.rng).expect("not empty");
+            return Some(Step::Unpin(Unpin { proc, kind }));
+        }
+        let kind = *PinKind::ALL.choose(&mut self.rng).expect("not empty");
+        let ok = move |m: &MapState, p: &PageState| {
+            p.present
+                && match kind {
+                    PinKind::Uring => m.anon_like() && writable(p.prot),
+                    PinKind::Vmsplice => readable(p.prot),
+                }
+        };
+        let names: Vec<String> = self.procs[pi]
+            .maps
+            .iter()
+            .filter(|(_, m)| m.pages.iter().any(|p| ok(m, p)))
+            .map(|(n, _)| n.clone())
+            .collect();
+        let map = names.choose(&mut self.rng)?.clone();
+        let m = self.procs[pi].maps[&map].clone();
+        let (page, pages) = self.pick_range(pi, &map, |p| ok(&m, p))?;
+        Some(Step::Pin(Pin { proc, map, page, pages: pages.min(MAX_PIN_PAGES), kind }))
     }
 
     /// KSM once some map is mergeable; before that, make one mergeable (whole, so it
@@ -1714,9 +1808,9 @@ mod tests {
         let mut aligned = BTreeSet::new();
         let mut written_then_forked = false;
         let mut paged_out = BTreeMap::new();
-        // Eight motifs share one run in four, and placement steps share the rest: 500
+        // Nine motifs share one run in four, and placement steps share the rest: 600
         // runs give each motif about 15, and random steps reach the classes too.
-        const RUNS: u64 = 500;
+        const RUNS: u64 = 600;
         for run in 0..RUNS {
             let s = generate(&cfg, 11, run);
             let mut sim = Sim::new(&cfg, 0, &s.mthp);

@@ -156,6 +156,9 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
                 return Err(Error(format!("step {n} (mremap): moving a range (page, as, to) is not in the C runtime")));
             }
         }
+        if matches!(step, Step::Pin(_) | Step::Unpin(_) | Step::Remote(_)) {
+            return Err(Error(format!("step {n} ({}): pins and remote accesses are not in the C runtime", step.op())));
+        }
         let place = match scenario::request::Request::from_step(step, &world, n) {
             // (flag, place_map, place) of `struct step`.
             Some(scenario::request::Request::Mmap { at: Some((map, offset)), .. }) => {
@@ -233,6 +236,7 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
             }
             Step::Read(a) => ("OP_READ", &a.proc, &a.map, "0".into(), a.page, a.pages, vec![]),
             Step::Poke(r) => ("OP_POKE", &r.proc, &r.map, "0".into(), r.page, 1, vec![]),
+            Step::Pin(_) | Step::Unpin(_) | Step::Remote(_) => unreachable!("refused above"),
             Step::Fork(f) => {
                 let inherited: Vec<_> =
                     sizes.iter().filter(|((p, _), _)| *p == f.proc).map(|((_, m), s)| (m.clone(), *s)).collect();

@@ -10,7 +10,7 @@ use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status, VmaLabel}
 use crate::check::problem::{Errno, ProblemKind, SwapOut};
 use crate::check::{swap, triggers, worker};
 use crate::scenario::request::{self, Pages, Request, Wire};
-use crate::scenario::{Advice, Expect, KnownBug, Loaded, Mthp, Step, World};
+use crate::scenario::{Advice, Expect, KnownBug, Loaded, Mthp, RemoteKind, Step, World};
 use crate::vm::agent::Agent;
 use crate::vm::guest::{Fault, Info};
 use crate::vm::protocol::Reply;
@@ -410,6 +410,31 @@ impl Run<'_> {
             Step::Fork(f) => {
                 if self.send(n, step, wire())?.is_some() {
                     self.outcome.forks.push(Fork { parent: f.proc.clone(), child: f.child.clone() });
+                    // Only a pinned page is copied at fork: look only when one may be.
+                    if self.model.holds_pins() && triggers::fork_copied(&self.truth()?, &f.proc, &f.child) {
+                        self.outcome.triggers.push(triggers::PIN_FORK_COPY.to_string());
+                    }
+                }
+            }
+            // ENOSYS: no io_uring (or io_uring_disabled=2); EOPNOTSUPP: 6.1's io_uring
+            // refuses file-backed buffers. The model assumed the pin: it is void after.
+            Step::Pin(_) => {
+                if self.optional(n, step, wire(), &[38, 95])?.is_none() {
+                    self.refused = true;
+                }
+            }
+            Step::Unpin(_) => {
+                self.send(n, step, wire())?;
+            }
+            Step::Remote(x) => {
+                let before = if x.kind == RemoteKind::Readv { Some(self.truth()?) } else { None };
+                self.truth = None;
+                if let (Some(before), Some(_)) = (before, self.send(n, step, wire())?) {
+                    let slots: Vec<Slot> =
+                        (x.page..x.page + x.pages).map(|p| (x.proc.clone(), x.map.clone(), p)).collect();
+                    if triggers::pin_unshared(&before, &self.truth()?, &slots) {
+                        self.outcome.triggers.push(triggers::PIN_UNSHARE.to_string());
+                    }
                 }
             }
             Step::Findpage(r) => {
@@ -445,6 +470,10 @@ impl Run<'_> {
                     // One note per errno: a large range can leave hundreds of pages.
                     let mut stayed: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
                     for (i, status) in reply.get("nodes").unwrap_or("").split(',').enumerate() {
+                        let at = page + i as u64;
+                        if status.starts_with('-') && self.model.pinned_at(&x.proc, &x.map, at) {
+                            self.outcome.triggers.push(triggers::PIN_MIGRATE_REFUSED.to_string());
+                        }
                         if let Some(errno) = status.strip_prefix('-') {
                             stayed.entry(errno).or_insert((page + i as u64, 0)).1 += 1;
                         }
