@@ -50,6 +50,8 @@ pub enum Op {
     Wtest,
     Exec,
     Poweroff,
+    Truncate,
+    Punch,
 }
 
 /// An op's name on the wire and the keys it takes, in ops.c's order.
@@ -111,6 +113,8 @@ pub const OPS: &[Spec] = &[
     spec(Op::Wtest, "wtest", &["proc", "what"]),
     spec(Op::Exec, "exec", &["path", "timeout_ms"]),
     spec(Op::Poweroff, "poweroff", &[]),
+    spec(Op::Truncate, "truncate", &["proc", "name", "pages"]),
+    spec(Op::Punch, "punch", &["proc", "name", "page", "count"]),
 ];
 
 /// Keys the controller takes on any op: `then=pagemap` reads the pagemap after it.

@@ -156,6 +156,25 @@ pub enum Step {
     /// Test only: change one byte of a present page behind the model's back (through
     /// /proc/PID/mem), so O5 has a silent corruption to find.
     Poke(PageRef),
+    /// ftruncate(2) the file a memfd or file map maps to `pages` pages (shrink or
+    /// grow): truncate_pagecache() unmaps what lies past the new end from every
+    /// mapper, private COW copies included.
+    Truncate(Truncate),
+    /// fallocate(2) PUNCH_HOLE|KEEP_SIZE over the file pages a range of a memfd or
+    /// file map maps: shared mappers lose the pages, private COW copies stay.
+    Punch(Range),
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Truncate {
+    #[serde(default = "p0")]
+    pub proc: String,
+    pub map: String,
+    /// The file's new size, in pages of the file (0 empties it).
+    #[serde(deserialize_with = "count::one")]
+    #[schemars(with = "count::Count")]
+    pub pages: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -504,6 +523,8 @@ pub enum Advice {
     Cold,
     /// MADV_FREE: the pages keep their bytes until reclaim, then read as zeros.
     Free,
+    /// MADV_REMOVE: punch a hole in the file under a shared mapping (as `punch`).
+    Remove,
 }
 
 impl Advice {
@@ -522,6 +543,7 @@ impl Advice {
             Advice::Pageout => "pageout",
             Advice::Cold => "cold",
             Advice::Free => "free",
+            Advice::Remove => "remove",
         }
     }
 }
@@ -824,6 +846,8 @@ macro_rules! proc_of {
             Step::Migrate(s) => Some($($borrow)+ s.proc),
             Step::Mlock(s) => Some($($borrow)+ s.proc),
             Step::Mlockall(s) => Some($($borrow)+ s.proc),
+            Step::Truncate(s) => Some($($borrow)+ s.proc),
+            Step::Punch(s) => Some($($borrow)+ s.proc),
             Step::Check(_) | Step::Ksm(_) | Step::Compact(_) | Step::Reclaim(_) => None,
         }
     };
@@ -841,6 +865,8 @@ macro_rules! map_of {
             Step::Findpage(r) | Step::Poke(r) => Some($($borrow)+ r.map),
             Step::Migrate(x) => Some($($borrow)+ x.map),
             Step::Mlock(x) => Some($($borrow)+ x.map),
+            Step::Truncate(x) => Some($($borrow)+ x.map),
+            Step::Punch(r) => Some($($borrow)+ r.map),
             _ => None,
         }
     };
@@ -893,6 +919,8 @@ impl Step {
             Step::Mlockall(_) => "mlockall",
             Step::Munlockall(_) => "munlockall",
             Step::Poke(_) => "poke",
+            Step::Truncate(_) => "truncate",
+            Step::Punch(_) => "punch",
         }
     }
 }

@@ -68,6 +68,8 @@ static const struct op ops[] = {
 	{ "wtest", op_wtest, KEYS("proc", "what") },
 	{ "exec", op_exec, KEYS("path", "timeout_ms") },
 	{ "poweroff", op_poweroff, NO_KEYS },
+	{ "truncate", op_truncate, KEYS("proc", "name", "pages") },
+	{ "punch", op_punch, KEYS("proc", "name", "page", "count") },
 };
 
 int fail(struct ctx *c, int err, const char *msg)

@@ -31,6 +31,8 @@ enum wop {
 	W_MUNLOCKALL,
 	W_TEST_HANG,	/* test only: block in a userfaultfd fault for good */
 	W_TEST_DIE,	/* test only: a NULL write, unhandled */
+	W_TRUNCATE,	/* pages: the new size of the map's file */
+	W_PUNCH,	/* page, count: a hole in the file under them */
 };
 
 enum backing { B_ANON, B_DEVZERO, B_MEMFD, B_FILE };

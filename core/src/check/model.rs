@@ -93,6 +93,10 @@ pub enum Reason {
     ReadZero,
     /// A fork's child shares its parent's private pages (`Why::fork` names them).
     Fork,
+    /// ftruncate unmapped the page: it lies past the file's new end.
+    Truncated,
+    /// A hole punch (fallocate, MADV_REMOVE) unmapped the file's page.
+    Punched,
 }
 
 impl Reason {
@@ -108,6 +112,10 @@ impl Reason {
             Reason::PageCache => "a read of a private file mapping maps the page cache page",
             Reason::ReadZero => "a read fault maps the zero page",
             Reason::Fork => "fork: a child shares its parent's private pages until a write",
+            Reason::Truncated => {
+                "truncation unmaps every page past the file's end from every mapper, private COW copies too"
+            }
+            Reason::Punched => "a hole punch unmaps the file's pages from every mapper but keeps private COW copies",
         }
     }
 }
@@ -164,6 +172,8 @@ pub struct Model {
     locked_vmas_future: BTreeSet<String>,
     /// What each frame holds; a frame absent here holds zeros.
     contents: BTreeMap<Frame, Bytes>,
+    /// Each shared object's size in pages (i_size): a fault past it gets SIGBUS.
+    sizes: BTreeMap<u64, u64>,
     /// Steps applied so far: the number of the step being applied.
     step: usize,
     /// How the kernel under test merges VMAs.
@@ -308,6 +318,9 @@ impl Model {
             Step::Mmap(m) => {
                 let object = (m.share == Share::Shared || m.backing != Backing::Anon && m.backing != Backing::DevZero)
                     .then(|| self.fresh());
+                if let Some(obj) = object {
+                    self.sizes.insert(obj, m.pages);
+                }
                 let flags = match m.huge {
                     Some(true) => HUGEPAGE,
                     Some(false) => NOHUGEPAGE,
@@ -351,7 +364,9 @@ impl Model {
             }
             Step::Write(a) | Step::Read(a) => {
                 let write = matches!(step, Step::Write(_)).then(|| write_value(a, self.step));
-                for p in a.page..a.page + a.pages {
+                // The access stops at the first page past the object's end (SIGBUS).
+                let end = self.sigbus_at(&a.proc, &a.map, a.page, a.pages).unwrap_or(a.page + a.pages);
+                for p in a.page..end {
                     let bytes = write.map(|value| Bytes {
                         value,
                         tag: a.value.is_none().then_some(p),
@@ -552,7 +567,83 @@ impl Model {
             | Step::Ksm(_) => {}
             // A poke changes bytes behind the model's back: that is its point.
             Step::Poke(_) => {}
+            Step::Truncate(x) => {
+                let Some(obj) = self.procs.get(&x.proc).and_then(|maps| maps.get(&x.map)).and_then(|m| m.object)
+                else {
+                    return;
+                };
+                self.truncate(obj, x.pages);
+            }
+            Step::Punch(r) => {
+                let Some(m) = self.procs.get(&r.proc).and_then(|maps| maps.get(&r.map)) else { return };
+                let (first, count) = span(r.page, r.pages, m.pages.len() as u64);
+                if let Some(obj) = m.object {
+                    self.punch(obj, m.pgoff + first..m.pgoff + first + count);
+                }
+            }
         }
+        if let Step::Madvise(x) = step {
+            if x.advice == Advice::Remove {
+                // MADV_REMOVE is a hole punch of the file pages under the range
+                // (madvise_remove(): vfs_fallocate(PUNCH_HOLE | KEEP_SIZE)).
+                let Some(m) = self.procs.get(&x.proc).and_then(|maps| maps.get(&x.map)) else { return };
+                let end = x.pages.map(|n| x.page + n).unwrap_or(m.pages.len() as u64);
+                if let (Share::Shared, Some(obj)) = (m.share, m.object) {
+                    self.punch(obj, m.pgoff + x.page..m.pgoff + end);
+                }
+            }
+        }
+    }
+
+    /// The first page of `count` from `page` of a map that lies past its object's end,
+    /// where an access gets SIGBUS (the fault handler refuses an index at or past
+    /// i_size: shmem_get_folio_gfp() -EINVAL, filemap_fault() VM_FAULT_SIGBUS); `None`
+    /// when every page is inside, or the map has no object (private anon memory).
+    pub fn sigbus_at(&self, proc: &str, map: &str, page: u64, count: u64) -> Option<u64> {
+        let m = self.procs.get(proc)?.get(map)?;
+        let size = *self.sizes.get(&m.object?)?;
+        (page..page + count).find(|p| m.pgoff + p >= size)
+    }
+
+    /// Object `obj`'s file pages in `pages` leave every map of it: the ones `pred` picks
+    /// become unmapped for `why`.
+    fn unmap_object(&mut self, obj: u64, pages: std::ops::Range<u64>, why: Reason, pred: impl Fn(Frame) -> bool) {
+        let mut gone = Vec::new();
+        for (proc, maps) in self.procs.iter_mut() {
+            for (name, m) in maps.iter_mut().filter(|(_, m)| m.object == Some(obj)) {
+                for (i, slot) in m.pages.iter_mut().enumerate() {
+                    let at = m.pgoff + i as u64;
+                    if pages.contains(&at) && slot.is_some_and(&pred) {
+                        *slot = None;
+                        gone.push((proc.clone(), name.clone(), i as u64));
+                    }
+                }
+            }
+        }
+        for slot in gone {
+            self.why.insert(slot, Why::rule(why));
+        }
+        // The file's pages there are gone: a later fault finds zeros.
+        self.contents.retain(|f, _| !matches!(f, Frame::Object(o, p) if *o == obj && pages.contains(p)));
+    }
+
+    /// ftruncate of object `obj` to `pages` pages. Shrinking, truncate_pagecache() calls
+    /// unmap_mapping_range(..., even_cows=1): every mapper loses what lies past the new
+    /// end, private COW copies included, and the page cache there is freed. A large folio
+    /// across the new end keeps the pages before it mapped (the zap splits a PMD there:
+    /// zap_pmd_range() -> __split_huge_pmd(); truncate_inode_partial_folio() zeroes and
+    /// splits the rest). Growing adds zero pages.
+    fn truncate(&mut self, obj: u64, pages: u64) {
+        self.unmap_object(obj, pages..u64::MAX, Reason::Truncated, |_| true);
+        self.sizes.insert(obj, pages);
+    }
+
+    /// A hole punched in object `obj` over its pages `pages` (fallocate PUNCH_HOLE, or
+    /// MADV_REMOVE): shmem_fallocate() calls unmap_mapping_range(..., even_cows=0), so
+    /// the page cache's pages leave every mapper, shared and private, but private COW
+    /// copies (anon folios: should_zap_folio()) stay. The hole reads as zeros.
+    fn punch(&mut self, obj: u64, pages: std::ops::Range<u64>) {
+        self.unmap_object(obj, pages, Reason::Punched, |f| matches!(f, Frame::Object(..)));
     }
 
     /// These maps of `proc` were placed next to each other.

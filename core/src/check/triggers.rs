@@ -7,6 +7,7 @@
 //! every class is in `CLASSES`, so a summary can show what a campaign never reached.
 
 use crate::check::dmesg::{VmaState, Walk};
+use crate::check::model::Slot;
 use crate::check::oracle::Truth;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 const KPF_MLOCKED: u64 = 1 << 33;
 
 /// Every class, in the order a summary lists them: a class no run reached shows as 0.
-pub const CLASSES: [&str; 20] = [
+pub const CLASSES: [&str; 23] = [
     LARGE_PTE_2,
     LARGE_PTE_3,
     PMD_SHARED,
@@ -35,6 +36,9 @@ pub const CLASSES: [&str; 20] = [
     MIGRATE_LARGE,
     PMD_STRADDLE,
     MOVED_BACK,
+    TRUNCATE_SHARED,
+    PUNCH_LARGE,
+    SIGBUS_EOF,
 ];
 
 pub const LARGE_PTE_2: &str = "large folio PTE-mapped by 2 processes (fork of a PTE-mapped large folio)";
@@ -57,6 +61,9 @@ pub const MIGRATE_3: &str = "migration of a page mapped by 3+ processes";
 pub const MIGRATE_LARGE: &str = "migration of a large folio";
 pub const PMD_STRADDLE: &str = "folio straddling a PMD boundary";
 pub const MOVED_BACK: &str = "move and move back";
+pub const TRUNCATE_SHARED: &str = "truncate unmapped a page mapped by 2+ processes";
+pub const PUNCH_LARGE: &str = "hole punched in a large folio";
+pub const SIGBUS_EOF: &str = "SIGBUS beyond EOF";
 
 fn procs_at(walk: &Walk, level: Option<&str>) -> BTreeSet<u32> {
     walk.vmas
@@ -150,19 +157,35 @@ pub fn of_truth(truth: &Truth) -> Vec<&'static str> {
 /// that 2+ processes mapped and that none maps any more (swapped out, or a shmem or
 /// file page dropped from their page tables), which only reclaim's rmap walk does.
 pub fn of_reclaim(before: &Truth, after: &Truth) -> Vec<&'static str> {
+    if shared_gone(before, after) {
+        vec![RECLAIM_SHARED]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The classes of a truncate or hole punch (`punch`), from pagemap before and after
+/// it and the slots whose file pages it named (`punched`, a punch's own range).
+pub fn of_truncate(before: &Truth, after: &Truth, punched: &[Slot]) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if shared_gone(before, after) {
+        out.push(TRUNCATE_SHARED);
+    }
+    if punched.iter().any(|s| before.pfn_of(s).is_some_and(|pfn| before.large.contains(&pfn))) {
+        out.push(PUNCH_LARGE);
+    }
+    out
+}
+
+/// Whether a page 2+ processes mapped before left all of them.
+fn shared_gone(before: &Truth, after: &Truth) -> bool {
     let now: BTreeSet<(String, u64)> = after.slots().into_iter().map(|(s, pfn)| (s.0, pfn)).collect();
     let mut mappers: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
     for ((proc, _, _), pfn) in before.slots() {
         mappers.entry(pfn).or_default().insert(proc);
     }
     // A mapper that exited between the reads cannot be here: the step runs no process.
-    let shared_gone =
-        mappers.iter().any(|(pfn, procs)| procs.len() >= 2 && procs.iter().all(|p| !now.contains(&(p.clone(), *pfn))));
-    if shared_gone {
-        vec![RECLAIM_SHARED]
-    } else {
-        Vec::new()
-    }
+    mappers.iter().any(|(pfn, procs)| procs.len() >= 2 && procs.iter().all(|p| !now.contains(&(p.clone(), *pfn))))
 }
 
 /// The class of migrating a page that `mappers` processes map (a large folio is one

@@ -96,6 +96,13 @@ pub enum Request {
     Munlockall {
         proc: String,
     },
+    /// ftruncate of the file under `name` to `pages` pages.
+    Truncate {
+        proc: String,
+        name: String,
+        pages: u64,
+    },
+    Punch(Pages),
 }
 
 /// Where an `mremap` puts what it moves: `offset` pages from the start of map `map`.
@@ -231,6 +238,8 @@ impl Request {
                 Request::Mlockall { proc: x.proc.clone(), current: x.current, future: x.future, onfault: x.onfault }
             }
             Step::Munlockall(p) => Request::Munlockall { proc: p.proc.clone() },
+            Step::Truncate(x) => Request::Truncate { proc: x.proc.clone(), name: x.map.clone(), pages: x.pages },
+            Step::Punch(r) => Request::Punch(pages(&r.proc, &r.map)),
         })
     }
 
@@ -245,7 +254,8 @@ impl Request {
             | Request::Split(p)
             | Request::Migrate(p, _)
             | Request::Mlock(p, _)
-            | Request::Munlock(p) => Some(p),
+            | Request::Munlock(p)
+            | Request::Punch(p) => Some(p),
             _ => None,
         }
     }
@@ -273,6 +283,8 @@ impl Request {
             Request::Munlock(_) => Op::Munlock,
             Request::Mlockall { .. } => Op::Mlockall,
             Request::Munlockall { .. } => Op::Munlockall,
+            Request::Truncate { .. } => Op::Truncate,
+            Request::Punch(_) => Op::Punch,
         }
     }
 
@@ -298,7 +310,9 @@ impl Request {
                     None => w,
                 }
             }
-            Request::Munmap(p) | Request::Read(p) | Request::Split(p) | Request::Munlock(p) => w.pages(p),
+            Request::Munmap(p) | Request::Read(p) | Request::Split(p) | Request::Munlock(p) | Request::Punch(p) => {
+                w.pages(p)
+            }
             Request::Mprotect(p, prot) => w.pages(p).arg("prot", prot.wire()),
             Request::Mremap { proc, name, pages, move_, dontunmap, range, to, as_ } => {
                 let mut w = w.arg("proc", proc).arg("name", name).arg("pages", pages);
@@ -352,6 +366,7 @@ impl Request {
                 .arg("current", flag(*current))
                 .arg("future", flag(*future))
                 .arg("onfault", flag(*onfault)),
+            Request::Truncate { proc, name, pages } => w.arg("proc", proc).arg("name", name).arg("pages", pages),
         }
     }
 }
