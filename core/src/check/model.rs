@@ -568,8 +568,7 @@ impl Model {
             // A poke changes bytes behind the model's back: that is its point.
             Step::Poke(_) => {}
             Step::Truncate(x) => {
-                let Some(obj) = self.procs.get(&x.proc).and_then(|maps| maps.get(&x.map)).and_then(|m| m.object)
-                else {
+                let Some(obj) = self.procs.get(&x.proc).and_then(|maps| maps.get(&x.map)).and_then(|m| m.object) else {
                     return;
                 };
                 self.truncate(obj, x.pages);

@@ -12,8 +12,8 @@ use crate::scenario::count::pmd_pages;
 use crate::scenario::span;
 use crate::scenario::{
     Access, Advice, Align, Anchor, Backing, CheckWhat, Compact, Fork, Ksm, Madvise, Migrate, Mlock, Mlockall, Mmap,
-    Mprotect, Mremap, Mthp, MthpMode, PageRef, Place, Proc, Prot, Range, Reclaim, Scenario, Share, Step, World,
-    FIRST_PROC, MAX_PAGES, MAX_PROCS,
+    Mprotect, Mremap, Mthp, MthpMode, PageRef, Place, Proc, Prot, Range, Reclaim, Scenario, Share, Step, Truncate,
+    World, FIRST_PROC, MAX_PAGES, MAX_PROCS,
 };
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -59,10 +59,13 @@ pub enum Op {
     Place,
     /// Test only (weight 0 unless asked for): corrupts a page behind the model's back.
     Poke,
+    /// A hole in a file (punch on a memfd or file map, MADV_REMOVE on a shared map);
+    /// its motif truncates.
+    Truncate,
 }
 
 impl Op {
-    pub const ALL: [Op; 20] = [
+    pub const ALL: [Op; 21] = [
         Op::Mmap,
         Op::Munmap,
         Op::Mprotect,
@@ -83,6 +86,7 @@ impl Op {
         Op::Mlock,
         Op::Place,
         Op::Poke,
+        Op::Truncate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -107,6 +111,7 @@ impl Op {
             Op::Mlock => "mlock",
             Op::Place => "place",
             Op::Poke => "poke",
+            Op::Truncate => "truncate",
         }
     }
 }
@@ -135,6 +140,7 @@ impl Default for Weights {
             (Op::Mlock, 1),
             (Op::Place, 3),
             (Op::Poke, 0),
+            (Op::Truncate, 2),
         ]))
     }
 }
@@ -623,13 +629,23 @@ enum Motif {
     /// page), then reclaimed: reclaim unmaps a page from every process, which
     /// MADV_PAGEOUT never does for a shared page.
     ReclaimShared,
+    /// A memfd two processes map shared, truncated below a page both map, read across
+    /// the cut (SIGBUS past the end), and grown back to its size.
+    TruncateShared,
 }
 
 impl Gen<'_> {
     /// The steps of one motif, played into the state; none when the state has no room
     /// for it (processes or maps), or when a kind of step it needs has weight 0.
     fn motif(&mut self) -> Vec<Step> {
-        let all = [Motif::PmdAndPte, Motif::MigrateLarge, Motif::Ksm3, Motif::Swap3, Motif::ReclaimShared];
+        let all = [
+            Motif::PmdAndPte,
+            Motif::MigrateLarge,
+            Motif::Ksm3,
+            Motif::Swap3,
+            Motif::ReclaimShared,
+            Motif::TruncateShared,
+        ];
         let motif = *all.choose(&mut self.rng).expect("not empty");
         let needs: &[Op] = match motif {
             Motif::PmdAndPte => &[Op::Mmap, Op::Fork, Op::Mprotect],
@@ -637,6 +653,7 @@ impl Gen<'_> {
             Motif::Ksm3 => &[Op::Mmap, Op::Write, Op::Ksm, Op::Fork],
             Motif::Swap3 => &[Op::Mmap, Op::Write, Op::Pageout, Op::Fork],
             Motif::ReclaimShared => &[Op::Mmap, Op::Write, Op::Fork, Op::Reclaim],
+            Motif::TruncateShared => &[Op::Mmap, Op::Write, Op::Fork, Op::Truncate],
         };
         if needs.iter().any(|op| self.cfg.weights.0.get(op).is_none_or(|w| *w == 0)) {
             return Vec::new();
@@ -705,6 +722,36 @@ impl Gen<'_> {
                 self.play(&mut out, Step::Write(Access { proc, map, page: 0, pages, value: None }));
                 self.motif_fork(&mut out, pi);
                 self.play(&mut out, Step::Reclaim(Reclaim { pages: None }));
+            }
+            Motif::TruncateShared => {
+                let Some(pi) = self.motif_proc(1).filter(|_| forks_fit(self, 1)) else { return out };
+                let pages = self.rng.gen_range(2..=self.cfg.max_pages.max(2));
+                let name = format!("m{}", self.next_map);
+                let proc = self.procs[pi].label.clone();
+                let (backing, share) = (Backing::Memfd, Share::Shared);
+                let mmap = Mmap {
+                    proc,
+                    name: name.clone(),
+                    pages,
+                    backing,
+                    share,
+                    huge: None,
+                    locked: false,
+                    at: None,
+                    align: None,
+                };
+                self.play(&mut out, Step::Mmap(mmap));
+                let proc = self.procs[pi].label.clone();
+                self.play(&mut out, Step::Write(Access { proc, map: name.clone(), page: 0, pages, value: None }));
+                let child = self.motif_fork(&mut out, pi);
+                let cut = self.rng.gen_range(1..pages);
+                let (parent, child) = (self.procs[pi].label.clone(), self.procs[child].label.clone());
+                let truncate = |pages| Step::Truncate(Truncate { proc: parent.clone(), map: name.clone(), pages });
+                self.play(&mut out, truncate(cut));
+                // Across the cut: the pages before it, then SIGBUS at the first past it.
+                let read = Access { proc: child, map: name.clone(), page: cut - 1, pages: 2, value: None };
+                self.play(&mut out, Step::Read(read));
+                self.play(&mut out, truncate(pages));
             }
             Motif::Ksm3 => {
                 let unrelated = self.rng.gen_range(0..3);
@@ -835,6 +882,23 @@ impl Gen<'_> {
         all.choose(&mut self.rng).cloned()
     }
 
+    /// A hole that leaves the file's size alone: `punch` in a memfd or file map, or
+    /// MADV_REMOVE in a shared writable map that is not locked (EINVAL there).
+    fn hole(&mut self) -> Option<Step> {
+        let file = |m: &MapState| matches!(m.backing, Backing::Memfd | Backing::File);
+        let shared = |m: &MapState| m.share == Share::Shared && !m.locked;
+        let (pi, map) = self.pick_map(|m| (file(m) || shared(m)) && m.pages.iter().any(|p| p.present))?;
+        let m = &self.procs[pi].maps[&map];
+        let remove = shared(m) && (!file(m) || self.rng.gen_bool(0.3));
+        let (page, pages) = self.pick_range(pi, &map, |p| if remove { writable(p.prot) } else { p.present })?;
+        let proc = self.procs[pi].label.clone();
+        Some(if remove {
+            Step::Madvise(Madvise { proc, map, page, pages: Some(pages), advice: Advice::Remove })
+        } else {
+            Step::Punch(Range { proc, map, page: Some(page), pages: Some(pages) })
+        })
+    }
+
     /// Whether faults may map large folios in a new map: private anon memory with a
     /// hugepage hint and room for a THP, or any under the run's mTHP size.
     fn may_map_large_folios(&self, backing: Backing, share: Share, huge: Option<bool>, pages: u64) -> bool {
@@ -934,6 +998,7 @@ impl Gen<'_> {
                 Some(Step::Reclaim(Reclaim { pages }))
             }
             Op::Pageout => self.pageout(),
+            Op::Truncate => self.hole(),
             Op::Migrate => {
                 let (pi, map) = self.pick_large_map()?;
                 let (page, pages) = self.pick_range(pi, &map, |p| p.present)?;

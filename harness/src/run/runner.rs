@@ -530,7 +530,9 @@ impl Run<'_> {
                 }
                 _ => Vec::new(),
             };
-            self.outcome.triggers.extend(triggers::of_truncate(&before, &after, &punched).into_iter().map(String::from));
+            self.outcome
+                .triggers
+                .extend(triggers::of_truncate(&before, &after, &punched).into_iter().map(String::from));
         }
         Ok(())
     }
