@@ -1064,6 +1064,39 @@ mod tests {
     }
 
     #[test]
+    fn truncate_unmaps_cow_copies_too_and_punch_keeps_them() {
+        let base = "name: t\nabout: t\nsteps:\n - mmap: {name: m, pages: 4, backing: memfd, share: private}\n - read: {map: m, page: 0, pages: 4}\n - fork: {child: c1}\n - read: {proc: c1, map: m, page: 0, pages: 4}\n - write: {proc: c1, map: m, page: 3}\n - write: {proc: c1, map: m, page: 1}\n";
+        let m = run(&format!("{base} - truncate: {{map: m, pages: 2}}\n"));
+        // Past the end: the page cache pages and c1's COW copy (even_cows=1).
+        for s in [slot("p0", "m", 3), slot("c1", "m", 3), slot("p0", "m", 2)] {
+            assert_eq!(m.frame(&s.0, &s.1, s.2), None, "{s:?}");
+        }
+        assert_eq!(m.why(&slot("c1", "m", 3)).reason, Reason::Truncated);
+        assert!(matches!(m.frame("c1", "m", 1), Some(Frame::Anon(_))));
+        assert_eq!(m.sigbus_at("c1", "m", 0, 4), Some(2));
+        assert_eq!(m.sigbus_at("p0", "m", 0, 2), None);
+        let m = run(&format!("{base} - punch: {{map: m, page: 1, pages: 3}}\n"));
+        // A punch keeps c1's COW copies (even_cows=0) and unmaps the page cache pages.
+        assert!(matches!(m.frame("c1", "m", 3), Some(Frame::Anon(_))));
+        assert!(matches!(m.frame("c1", "m", 1), Some(Frame::Anon(_))));
+        assert_eq!(m.frame("c1", "m", 2), None);
+        assert_eq!(m.frame("p0", "m", 1), None);
+        assert!(matches!(m.frame("p0", "m", 0), Some(Frame::Object(..))));
+        assert_eq!(m.sigbus_at("p0", "m", 0, 4), None);
+    }
+
+    #[test]
+    fn a_hole_and_a_regrown_tail_read_as_zeros() {
+        let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: s, pages: 4, backing: anon, share: shared}\n - write: {map: s, page: 0, pages: 4}\n - fork: {child: c1}\n - madvise: {proc: c1, map: s, page: 1, pages: 1, advice: remove}\n - read: {map: s, page: 1}\n");
+        assert_eq!(m.contents("p0", "s", 1).map(|b| b.value), Some(0));
+        assert_ne!(m.contents("c1", "s", 2).map(|b| b.value), Some(0));
+        let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: f, pages: 4, backing: file, share: shared}\n - write: {map: f, page: 0, pages: 4}\n - truncate: {map: f, pages: 1}\n - truncate: {map: f, pages: 4}\n - write: {map: f, page: 0, pages: 4}\n");
+        assert_eq!(m.sigbus_at("p0", "f", 0, 4), None);
+        let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: f, pages: 4, backing: file, share: shared}\n - write: {map: f, page: 0, pages: 4}\n - truncate: {map: f, pages: 1}\n - truncate: {map: f, pages: 4}\n - read: {map: f, page: 3}\n");
+        assert_eq!(m.contents("p0", "f", 3).map(|b| b.value), Some(0));
+    }
+
+    #[test]
     fn reclaim_may_take_every_present_page_shared_ones_too() {
         let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: a, pages: 3, backing: anon, share: private}\n - mmap: {name: m, pages: 2, backing: memfd, share: shared}\n - write: {map: a, page: 0, pages: 2}\n - write: {map: m, page: 1}\n - fork: {child: c1}\n - read: {proc: c1, map: m, page: 1}\n - reclaim: {}\n");
         for s in [slot("p0", "a", 0), slot("c1", "a", 1), slot("p0", "m", 1), slot("c1", "m", 1)] {
