@@ -53,6 +53,8 @@ pub enum Op {
     Pin,
     Unpin,
     Remote,
+    Truncate,
+    Punch,
 }
 
 /// An op's name on the wire and the keys it takes, in ops.c's order.
@@ -117,6 +119,8 @@ pub const OPS: &[Spec] = &[
     spec(Op::Pin, "pin", &["proc", "name", "page", "count", "kind"]),
     spec(Op::Unpin, "unpin", &["proc", "kind"]),
     spec(Op::Remote, "remote", &["proc", "name", "page", "count", "kind", "value", "tag", "word"]),
+    spec(Op::Truncate, "truncate", &["proc", "name", "pages"]),
+    spec(Op::Punch, "punch", &["proc", "name", "page", "count"]),
 ];
 
 /// Keys the controller takes on any op: `then=pagemap` reads the pagemap after it.

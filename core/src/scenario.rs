@@ -165,6 +165,13 @@ pub enum Step {
     /// FOLL_PIN; ptrace POKEDATA: FOLL_FORCE|FOLL_WRITE, which COWs into a read-only
     /// private map).
     Remote(Remote),
+    /// ftruncate(2) the file a memfd or file map maps to `pages` pages (shrink or
+    /// grow): truncate_pagecache() unmaps what lies past the new end from every
+    /// mapper, private COW copies included.
+    Truncate(Truncate),
+    /// fallocate(2) PUNCH_HOLE|KEEP_SIZE over the file pages a range of a memfd or
+    /// file map maps: shared mappers lose the pages, private COW copies stay.
+    Punch(Range),
 }
 
 /// How a `pin` step pins its pages.
@@ -268,6 +275,18 @@ impl Remote {
     pub fn poke_word(page: u64, step: usize) -> u64 {
         0x5054_0000_0000_0000 | (step as u64) << 24 | page
     }
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Truncate {
+    #[serde(default = "p0")]
+    pub proc: String,
+    pub map: String,
+    /// The file's new size, in pages of the file (0 empties it).
+    #[serde(deserialize_with = "count::one")]
+    #[schemars(with = "count::Count")]
+    pub pages: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -616,6 +635,8 @@ pub enum Advice {
     Cold,
     /// MADV_FREE: the pages keep their bytes until reclaim, then read as zeros.
     Free,
+    /// MADV_REMOVE: punch a hole in the file under a shared mapping (as `punch`).
+    Remove,
 }
 
 impl Advice {
@@ -634,6 +655,7 @@ impl Advice {
             Advice::Pageout => "pageout",
             Advice::Cold => "cold",
             Advice::Free => "free",
+            Advice::Remove => "remove",
         }
     }
 }
@@ -939,6 +961,8 @@ macro_rules! proc_of {
             Step::Pin(s) => Some($($borrow)+ s.proc),
             Step::Unpin(s) => Some($($borrow)+ s.proc),
             Step::Remote(s) => Some($($borrow)+ s.proc),
+            Step::Truncate(s) => Some($($borrow)+ s.proc),
+            Step::Punch(s) => Some($($borrow)+ s.proc),
             Step::Check(_) | Step::Ksm(_) | Step::Compact(_) | Step::Reclaim(_) => None,
         }
     };
@@ -958,6 +982,8 @@ macro_rules! map_of {
             Step::Mlock(x) => Some($($borrow)+ x.map),
             Step::Pin(x) => Some($($borrow)+ x.map),
             Step::Remote(x) => Some($($borrow)+ x.map),
+            Step::Truncate(x) => Some($($borrow)+ x.map),
+            Step::Punch(r) => Some($($borrow)+ r.map),
             _ => None,
         }
     };
@@ -1013,6 +1039,8 @@ impl Step {
             Step::Pin(_) => "pin",
             Step::Unpin(_) => "unpin",
             Step::Remote(_) => "remote",
+            Step::Truncate(_) => "truncate",
+            Step::Punch(_) => "punch",
         }
     }
 }

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Ops that make and change mappings: mmap, munmap, mprotect, madvise, mremap. */
+/*
+ * Ops that make and change mappings: mmap, munmap, mprotect, madvise, mremap,
+ * and truncate and punch, which change the file under one.
+ */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <sys/mman.h>
@@ -143,6 +146,7 @@ int op_madvise(struct ctx *c)
 		{ "pageout", MADV_PAGEOUT },
 		{ "cold", MADV_COLD },
 		{ "free", MADV_FREE },
+		{ "remove", MADV_REMOVE },
 		{ NULL, 0 }
 	};
 	struct wreq q;
@@ -239,4 +243,26 @@ int op_mremap(struct ctx *c)
 	sb_add(c->fields, " old=");
 	sb_hex(c->fields, ans.old);
 	return 0;
+}
+
+int op_truncate(struct ctx *c)
+{
+	struct wreq q;
+	struct proc *p;
+	int rc = req_map(c, &q, W_TRUNCATE);
+
+	if (rc)
+		return rc;
+	if (num(c, "pages", REQUIRED, MAX_MAP_PAGES, &q.pages))
+		return bad(c, "pages");
+	rc = req_proc(c, &p);
+	return rc ? rc : wcall(c, p, &q, NULL);
+}
+
+int op_punch(struct ctx *c)
+{
+	struct wreq q;
+	int rc = req_map(c, &q, W_PUNCH);
+
+	return rc ? rc : range_op(c, &q);
 }

@@ -72,6 +72,8 @@ static const struct op ops[] = {
 	{ "unpin", op_unpin, KEYS("proc", "kind") },
 	{ "remote", op_remote, KEYS("proc", "name", "page", "count", "kind",
 				    "value", "tag", "word") },
+	{ "truncate", op_truncate, KEYS("proc", "name", "pages") },
+	{ "punch", op_punch, KEYS("proc", "name", "page", "count") },
 };
 
 int fail(struct ctx *c, int err, const char *msg)

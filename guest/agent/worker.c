@@ -580,6 +580,84 @@ static int w_pin(const struct wreq *q, struct wrep *r)
 }
 
 /*
+ * The file a map maps at its page `page`, opened through
+ * /proc/self/map_files (w_mmap closed its own fd), and the page of the file
+ * mapped there. -1 with r set when it cannot be opened.
+ */
+static int open_mapped(const struct wmap *m, uint64_t page, uint64_t *pgoff,
+		       struct wrep *r)
+{
+	uint64_t addr = m->addr + page * page_size, lo, hi, off;
+	static char line[4096];
+	char path[80];
+	FILE *f = fopen("/proc/self/maps", "re");
+	int fd = -1;
+
+	if (!f)
+		return wfail(r, errno, "maps"), -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx %*s %lx", &lo, &hi, &off) != 3 ||
+		    addr < lo || addr >= hi)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx",
+			 lo, hi);
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			wfail(r, errno, "map_files");
+		*pgoff = (off + (addr - lo)) / page_size;
+		break;
+	}
+	fclose(f);
+	if (fd < 0 && !r->err)
+		wfail(r, ENOENT, "no-vma");
+	return fd;
+}
+
+/* ftruncate the file under a map: shrink (SIGBUS past the end) or grow. */
+static int w_truncate(const struct wreq *q, struct wrep *r)
+{
+	int i = find_map(q->name), fd, e;
+	uint64_t k, pgoff;
+
+	if (i < 0)
+		return wfail(r, ENOENT, "no-map");
+	for (k = 0; k < maps[i].pages && !(maps[i].pf[k] & PF_MAPPED); k++)
+		;
+	fd = open_mapped(&maps[i], k, &pgoff, r);
+	if (fd < 0)
+		return -1;
+	if (ftruncate(fd, q->pages * page_size)) {
+		e = errno;
+		close(fd);
+		return wfail(r, e, "ftruncate");
+	}
+	close(fd);
+	return 0;
+}
+
+/* A hole in the file pages under a range of a map; the file keeps its size. */
+static int w_punch(const struct wreq *q, struct wrep *r)
+{
+	struct wmap *m = get_range(q, q->count, r);
+	uint64_t pgoff;
+	int fd, e;
+
+	if (!m)
+		return -1;
+	fd = open_mapped(m, q->page, &pgoff, r);
+	if (fd < 0)
+		return -1;
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      pgoff * page_size, q->count * page_size)) {
+		e = errno;
+		close(fd);
+		return wfail(r, e, "fallocate");
+	}
+	close(fd);
+	return 0;
+}
+
+/*
  * A fatal signal: tell the controller which, then die of it for real (the
  * fault repeats, abort() raises again), so the kernel logs it as usual.
  */
@@ -809,6 +887,10 @@ static int dispatch(const struct wreq *q, struct wrep *r, int fd, int kfd)
 	case W_PIN:
 	case W_UNPIN:
 		return w_pin(q, r);
+	case W_TRUNCATE:
+		return w_truncate(q, r);
+	case W_PUNCH:
+		return w_punch(q, r);
 	}
 	return wfail(r, ENOSYS, "bad-wop");
 }

@@ -33,6 +33,8 @@ enum wop {
 	W_TEST_DIE,	/* test only: a NULL write, unhandled */
 	W_PIN,		/* advice: enum pin_kind (pin.h) */
 	W_UNPIN,	/* advice: enum pin_kind */
+	W_TRUNCATE,	/* pages: the new size of the map's file */
+	W_PUNCH,	/* page, count: a hole in the file under them */
 };
 
 enum backing { B_ANON, B_DEVZERO, B_MEMFD, B_FILE };

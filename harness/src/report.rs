@@ -54,6 +54,9 @@ fn render(o: &Outcome, message: impl Fn(&str) -> String, stacks: bool) -> String
     for c in &o.checks {
         out.push_str(&format!("{c}\n"));
     }
+    for s in &o.signals {
+        out.push_str(&format!("{s}\n"));
+    }
     if o.problems.is_empty() {
         out.push_str("problems: none\n");
     }

@@ -99,6 +99,10 @@ pub enum Reason {
     PinnedCopy,
     /// A read-only FOLL_PIN of a shared anon page unshares it first.
     PinUnshare,
+    /// ftruncate unmapped the page: it lies past the file's new end.
+    Truncated,
+    /// A hole punch (fallocate, MADV_REMOVE) unmapped the file's page.
+    Punched,
 }
 
 impl Reason {
@@ -116,6 +120,10 @@ impl Reason {
             Reason::Fork => "fork: a child shares its parent's private pages until a write",
             Reason::PinnedCopy => "fork copies a pinned exclusive anon page for the child (copy_present_page)",
             Reason::PinUnshare => "a read-only pin of a shared anon page unshares it (FAULT_FLAG_UNSHARE)",
+            Reason::Truncated => {
+                "truncation unmaps every page past the file's end from every mapper, private COW copies too"
+            }
+            Reason::Punched => "a hole punch unmaps the file's pages from every mapper but keeps private COW copies",
         }
     }
 }
@@ -172,6 +180,8 @@ pub struct Model {
     locked_vmas_future: BTreeSet<String>,
     /// What each frame holds; a frame absent here holds zeros.
     contents: BTreeMap<Frame, Bytes>,
+    /// Each shared object's size in pages (i_size): a fault past it gets SIGBUS.
+    sizes: BTreeMap<u64, u64>,
     /// Steps applied so far: the number of the step being applied.
     step: usize,
     /// How the kernel under test merges VMAs.
@@ -318,6 +328,9 @@ impl Model {
             Step::Mmap(m) => {
                 let object = (m.share == Share::Shared || m.backing != Backing::Anon && m.backing != Backing::DevZero)
                     .then(|| self.fresh());
+                if let Some(obj) = object {
+                    self.sizes.insert(obj, m.pages);
+                }
                 let flags = match m.huge {
                     Some(true) => HUGEPAGE,
                     Some(false) => NOHUGEPAGE,
@@ -361,7 +374,9 @@ impl Model {
             }
             Step::Write(a) | Step::Read(a) => {
                 let write = matches!(step, Step::Write(_)).then(|| write_value(a, self.step));
-                for p in a.page..a.page + a.pages {
+                // The access stops at the first page past the object's end (SIGBUS).
+                let end = self.sigbus_at(&a.proc, &a.map, a.page, a.pages).unwrap_or(a.page + a.pages);
+                for p in a.page..end {
                     let bytes = write.map(|value| Bytes {
                         value,
                         tag: a.value.is_none().then_some(p),
@@ -594,6 +609,30 @@ impl Model {
                 self.pins.remove(&(x.proc.clone(), x.kind));
             }
             Step::Remote(x) => self.remote(x),
+            Step::Truncate(x) => {
+                let Some(obj) = self.procs.get(&x.proc).and_then(|maps| maps.get(&x.map)).and_then(|m| m.object) else {
+                    return;
+                };
+                self.truncate(obj, x.pages);
+            }
+            Step::Punch(r) => {
+                let Some(m) = self.procs.get(&r.proc).and_then(|maps| maps.get(&r.map)) else { return };
+                let (first, count) = span(r.page, r.pages, m.pages.len() as u64);
+                if let Some(obj) = m.object {
+                    self.punch(obj, m.pgoff + first..m.pgoff + first + count);
+                }
+            }
+        }
+        if let Step::Madvise(x) = step {
+            if x.advice == Advice::Remove {
+                // MADV_REMOVE is a hole punch of the file pages under the range
+                // (madvise_remove(): vfs_fallocate(PUNCH_HOLE | KEEP_SIZE)).
+                let Some(m) = self.procs.get(&x.proc).and_then(|maps| maps.get(&x.map)) else { return };
+                let end = x.pages.map(|n| x.page + n).unwrap_or(m.pages.len() as u64);
+                if let (Share::Shared, Some(obj)) = (m.share, m.object) {
+                    self.punch(obj, m.pgoff + x.page..m.pgoff + end);
+                }
+            }
         }
     }
 
@@ -647,6 +686,57 @@ impl Model {
                 }
             }
         }
+    }
+
+    /// The first page of `count` from `page` of a map that lies past its object's end,
+    /// where an access gets SIGBUS (the fault handler refuses an index at or past
+    /// i_size: shmem_get_folio_gfp() -EINVAL, filemap_fault() VM_FAULT_SIGBUS); `None`
+    /// when every page is inside, or the map has no object (private anon memory).
+    pub fn sigbus_at(&self, proc: &str, map: &str, page: u64, count: u64) -> Option<u64> {
+        let m = self.procs.get(proc)?.get(map)?;
+        let size = *self.sizes.get(&m.object?)?;
+        (page..page + count).find(|p| m.pgoff + p >= size)
+    }
+
+    /// Object `obj`'s file pages in `pages` leave every map of it: the ones `pred` picks
+    /// become unmapped for `why`.
+    fn unmap_object(&mut self, obj: u64, pages: std::ops::Range<u64>, why: Reason, pred: impl Fn(Frame) -> bool) {
+        let mut gone = Vec::new();
+        for (proc, maps) in self.procs.iter_mut() {
+            for (name, m) in maps.iter_mut().filter(|(_, m)| m.object == Some(obj)) {
+                for (i, slot) in m.pages.iter_mut().enumerate() {
+                    let at = m.pgoff + i as u64;
+                    if pages.contains(&at) && slot.is_some_and(&pred) {
+                        *slot = None;
+                        gone.push((proc.clone(), name.clone(), i as u64));
+                    }
+                }
+            }
+        }
+        for slot in gone {
+            self.why.insert(slot, Why::rule(why));
+        }
+        // The file's pages there are gone: a later fault finds zeros.
+        self.contents.retain(|f, _| !matches!(f, Frame::Object(o, p) if *o == obj && pages.contains(p)));
+    }
+
+    /// ftruncate of object `obj` to `pages` pages. Shrinking, truncate_pagecache() calls
+    /// unmap_mapping_range(..., even_cows=1): every mapper loses what lies past the new
+    /// end, private COW copies included, and the page cache there is freed. A large folio
+    /// across the new end keeps the pages before it mapped (the zap splits a PMD there:
+    /// zap_pmd_range() -> __split_huge_pmd(); truncate_inode_partial_folio() zeroes and
+    /// splits the rest). Growing adds zero pages.
+    fn truncate(&mut self, obj: u64, pages: u64) {
+        self.unmap_object(obj, pages..u64::MAX, Reason::Truncated, |_| true);
+        self.sizes.insert(obj, pages);
+    }
+
+    /// A hole punched in object `obj` over its pages `pages` (fallocate PUNCH_HOLE, or
+    /// MADV_REMOVE): shmem_fallocate() calls unmap_mapping_range(..., even_cows=0), so
+    /// the page cache's pages leave every mapper, shared and private, but private COW
+    /// copies (anon folios: should_zap_folio()) stay. The hole reads as zeros.
+    fn punch(&mut self, obj: u64, pages: std::ops::Range<u64>) {
+        self.unmap_object(obj, pages, Reason::Punched, |f| matches!(f, Frame::Object(..)));
     }
 
     /// These maps of `proc` were placed next to each other.
@@ -1141,6 +1231,39 @@ mod tests {
             assert!(!m.unpredictable.contains_key(&slot("p0", "a", 0)), "{step}");
             assert!(m.unpredictable.contains_key(&slot("p0", "a", 2)), "{step}");
         }
+    }
+
+    #[test]
+    fn truncate_unmaps_cow_copies_too_and_punch_keeps_them() {
+        let base = "name: t\nabout: t\nsteps:\n - mmap: {name: m, pages: 4, backing: memfd, share: private}\n - read: {map: m, page: 0, pages: 4}\n - fork: {child: c1}\n - read: {proc: c1, map: m, page: 0, pages: 4}\n - write: {proc: c1, map: m, page: 3}\n - write: {proc: c1, map: m, page: 1}\n";
+        let m = run(&format!("{base} - truncate: {{map: m, pages: 2}}\n"));
+        // Past the end: the page cache pages and c1's COW copy (even_cows=1).
+        for s in [slot("p0", "m", 3), slot("c1", "m", 3), slot("p0", "m", 2)] {
+            assert_eq!(m.frame(&s.0, &s.1, s.2), None, "{s:?}");
+        }
+        assert_eq!(m.why(&slot("c1", "m", 3)).reason, Reason::Truncated);
+        assert!(matches!(m.frame("c1", "m", 1), Some(Frame::Anon(_))));
+        assert_eq!(m.sigbus_at("c1", "m", 0, 4), Some(2));
+        assert_eq!(m.sigbus_at("p0", "m", 0, 2), None);
+        let m = run(&format!("{base} - punch: {{map: m, page: 1, pages: 3}}\n"));
+        // A punch keeps c1's COW copies (even_cows=0) and unmaps the page cache pages.
+        assert!(matches!(m.frame("c1", "m", 3), Some(Frame::Anon(_))));
+        assert!(matches!(m.frame("c1", "m", 1), Some(Frame::Anon(_))));
+        assert_eq!(m.frame("c1", "m", 2), None);
+        assert_eq!(m.frame("p0", "m", 1), None);
+        assert!(matches!(m.frame("p0", "m", 0), Some(Frame::Object(..))));
+        assert_eq!(m.sigbus_at("p0", "m", 0, 4), None);
+    }
+
+    #[test]
+    fn a_hole_and_a_regrown_tail_read_as_zeros() {
+        let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: s, pages: 4, backing: anon, share: shared}\n - write: {map: s, page: 0, pages: 4}\n - fork: {child: c1}\n - madvise: {proc: c1, map: s, page: 1, pages: 1, advice: remove}\n - read: {map: s, page: 1}\n");
+        assert_eq!(m.contents("p0", "s", 1).map(|b| b.value), Some(0));
+        assert_ne!(m.contents("c1", "s", 2).map(|b| b.value), Some(0));
+        let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: f, pages: 4, backing: file, share: shared}\n - write: {map: f, page: 0, pages: 4}\n - truncate: {map: f, pages: 1}\n - truncate: {map: f, pages: 4}\n - write: {map: f, page: 0, pages: 4}\n");
+        assert_eq!(m.sigbus_at("p0", "f", 0, 4), None);
+        let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: f, pages: 4, backing: file, share: shared}\n - write: {map: f, page: 0, pages: 4}\n - truncate: {map: f, pages: 1}\n - truncate: {map: f, pages: 4}\n - read: {map: f, page: 3}\n");
+        assert_eq!(m.contents("p0", "f", 3).map(|b| b.value), Some(0));
     }
 
     #[test]

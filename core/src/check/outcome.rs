@@ -98,6 +98,24 @@ pub struct Fork {
     pub child: String,
 }
 
+/// A read or write step that ended in a signal the worker caught (SIGBUS past a
+/// file's end): the step's result, not a failure. `page` is where the access stopped.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StepSignal {
+    pub step: usize,
+    pub op: String,
+    pub proc: String,
+    pub map: String,
+    pub page: u64,
+    pub signal: String,
+}
+
+impl std::fmt::Display for StepSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "step {} {} {} {}[{}]: {}", self.step, self.op, self.proc, self.map, self.page, self.signal)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -145,6 +163,9 @@ pub struct Outcome {
     pub forks: Vec<Fork>,
     /// One line per `check: all`: how much it covered.
     pub checks: Vec<String>,
+    /// Read and write steps that ended in a caught signal (SIGBUS past EOF).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<StepSignal>,
     /// O1-O5, expectations and failed steps. (Results from before O4 failed runs also
     /// have `model_mismatches`, which reading ignores.)
     pub problems: Vec<Problem>,
@@ -195,6 +216,7 @@ impl Outcome {
             notes: Vec::new(),
             splats: Vec::new(),
             triggers: Vec::new(),
+            signals: Vec::new(),
             coverage: Vec::new(),
             tainted: false,
             duration_ms: 0,

@@ -464,6 +464,16 @@ pub enum ProblemKind {
     },
     /// The bytes a page holds against the model's.
     Contents(contents::Mismatch),
+    /// A read or write step's signal against the model's: past a file's end
+    /// (`expected`: the page the model stops at) every access gets SIGBUS, inside it
+    /// none (`got`: the signal the worker caught, if any).
+    Signal {
+        n: usize,
+        op: String,
+        at: Slot,
+        expected: Option<u64>,
+        got: Option<String>,
+    },
 
     // Steps and the guest.
     /// Step `n` failed in the agent.
@@ -562,7 +572,7 @@ impl ProblemKind {
             NotExclusive { .. } | FolioBounds { .. } | FolioMapcount { .. } | PageMapcount { .. } => Check::O2,
             FolioKpagecount { .. } => Check::O2,
             Splat { .. } | Tainted { .. } => Check::O3,
-            Sharing { .. } => Check::O4,
+            Sharing { .. } | Signal { .. } => Check::O4,
             Contents(_) => Check::O5,
             StepFailed { .. } | MthpFailed { .. } | NotRun { .. } => Check::Step,
             WorkerHung { .. } | WorkerDied { .. } => Check::Step,
@@ -642,6 +652,11 @@ impl ProblemKind {
                 format!("the model expects it shared by [..] ({}), the kernel has [..]", why.title())
             }
             Contents(m) => m.title(),
+            Signal { op, expected, got, .. } => match (expected, got) {
+                (Some(_), None) => format!("{op} past the file's end got no SIGBUS"),
+                (None, _) => format!("{op} inside the file got a signal"),
+                (Some(_), Some(_)) => format!("{op} past the file's end stopped at another page"),
+            },
             StepFailed { op, errno, msg, .. } => format!("{op} failed with {} ({msg})", errno.name()),
             WorkerHung { op, frames, .. } => format!("{op} hung{}", hung_where(frames)),
             WorkerDied { op, how, .. } => format!("{op}: the worker died of {how}"),
@@ -851,6 +866,14 @@ impl fmt::Display for ProblemKind {
                 )
             }
             Contents(m) => write!(f, "{m}"),
+            Signal { n, op, at: s, expected, got } => {
+                let want = match expected {
+                    Some(p) => format!("SIGBUS at page {p}, past the file's end"),
+                    None => "no signal: every page is inside the file".into(),
+                };
+                let got = got.as_deref().unwrap_or("no signal");
+                write!(f, "step {n} ({op}) {}: the model expects {want}, the worker got {got}", at(s))
+            }
             StepFailed { n, op, errno, msg } => write!(f, "step {n} ({op}): failed with errno {errno} ({msg})"),
             WorkerHung { n, op, frames } => {
                 write!(f, "step {n} ({op}) hung{}", hung_where(frames))?;

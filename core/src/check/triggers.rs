@@ -7,6 +7,7 @@
 //! every class is in `CLASSES`, so a summary can show what a campaign never reached.
 
 use crate::check::dmesg::{VmaState, Walk};
+use crate::check::model::Slot;
 use crate::check::oracle::Truth;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 const KPF_MLOCKED: u64 = 1 << 33;
 
 /// Every class, in the order a summary lists them: a class no run reached shows as 0.
-pub const CLASSES: [&str; 23] = [
+pub const CLASSES: [&str; 26] = [
     LARGE_PTE_2,
     LARGE_PTE_3,
     PMD_SHARED,
@@ -38,6 +39,9 @@ pub const CLASSES: [&str; 23] = [
     PIN_FORK_COPY,
     PIN_UNSHARE,
     PIN_MIGRATE_REFUSED,
+    TRUNCATE_SHARED,
+    PUNCH_LARGE,
+    SIGBUS_EOF,
 ];
 
 pub const LARGE_PTE_2: &str = "large folio PTE-mapped by 2 processes (fork of a PTE-mapped large folio)";
@@ -63,6 +67,9 @@ pub const MOVED_BACK: &str = "move and move back";
 pub const PIN_FORK_COPY: &str = "fork copied a pinned anon page";
 pub const PIN_UNSHARE: &str = "read-only pin unshared a shared anon page";
 pub const PIN_MIGRATE_REFUSED: &str = "migration refused a pinned page";
+pub const TRUNCATE_SHARED: &str = "truncate unmapped a page mapped by 2+ processes";
+pub const PUNCH_LARGE: &str = "hole punched in a large folio";
+pub const SIGBUS_EOF: &str = "SIGBUS beyond EOF";
 
 fn procs_at(walk: &Walk, level: Option<&str>) -> BTreeSet<u32> {
     walk.vmas
@@ -156,19 +163,35 @@ pub fn of_truth(truth: &Truth) -> Vec<&'static str> {
 /// that 2+ processes mapped and that none maps any more (swapped out, or a shmem or
 /// file page dropped from their page tables), which only reclaim's rmap walk does.
 pub fn of_reclaim(before: &Truth, after: &Truth) -> Vec<&'static str> {
+    if shared_gone(before, after) {
+        vec![RECLAIM_SHARED]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The classes of a truncate or hole punch (`punch`), from pagemap before and after
+/// it and the slots whose file pages it named (`punched`, a punch's own range).
+pub fn of_truncate(before: &Truth, after: &Truth, punched: &[Slot]) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if shared_gone(before, after) {
+        out.push(TRUNCATE_SHARED);
+    }
+    if punched.iter().any(|s| before.pfn_of(s).is_some_and(|pfn| before.large.contains(&pfn))) {
+        out.push(PUNCH_LARGE);
+    }
+    out
+}
+
+/// Whether a page 2+ processes mapped before left all of them.
+fn shared_gone(before: &Truth, after: &Truth) -> bool {
     let now: BTreeSet<(String, u64)> = after.slots().into_iter().map(|(s, pfn)| (s.0, pfn)).collect();
     let mut mappers: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
     for ((proc, _, _), pfn) in before.slots() {
         mappers.entry(pfn).or_default().insert(proc);
     }
     // A mapper that exited between the reads cannot be here: the step runs no process.
-    let shared_gone =
-        mappers.iter().any(|(pfn, procs)| procs.len() >= 2 && procs.iter().all(|p| !now.contains(&(p.clone(), *pfn))));
-    if shared_gone {
-        vec![RECLAIM_SHARED]
-    } else {
-        Vec::new()
-    }
+    mappers.iter().any(|(pfn, procs)| procs.len() >= 2 && procs.iter().all(|p| !now.contains(&(p.clone(), *pfn))))
 }
 
 /// Whether a fork gave `child` a page of its own where `parent` maps one at the same

@@ -91,7 +91,8 @@ pub fn step(s: &Step) -> String {
             .place("at", m.at.as_ref())
             .maybe("align", m.align)
             .done(),
-        Step::Munmap(r) | Step::Split(r) | Step::Munlock(r) => {
+        Step::Truncate(x) => Fields::new().proc(&x.proc).text("map", &x.map).word("pages", x.pages).done(),
+        Step::Munmap(r) | Step::Split(r) | Step::Munlock(r) | Step::Punch(r) => {
             Fields::new().range(&r.proc, &r.map, r.page, r.pages).done()
         }
         Step::Mprotect(x) => Fields::new()

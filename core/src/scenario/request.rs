@@ -110,6 +110,13 @@ pub enum Request {
         tag: bool,
         word: u64,
     },
+    /// ftruncate of the file under `name` to `pages` pages.
+    Truncate {
+        proc: String,
+        name: String,
+        pages: u64,
+    },
+    Punch(Pages),
 }
 
 /// Where an `mremap` puts what it moves: `offset` pages from the start of map `map`.
@@ -259,6 +266,8 @@ impl Request {
                 tag: x.value.is_none(),
                 word: Remote::poke_word(0, n),
             },
+            Step::Truncate(x) => Request::Truncate { proc: x.proc.clone(), name: x.map.clone(), pages: x.pages },
+            Step::Punch(r) => Request::Punch(pages(&r.proc, &r.map)),
         })
     }
 
@@ -276,6 +285,7 @@ impl Request {
             | Request::Munlock(p)
             | Request::Pin(p, _)
             | Request::Remote { pages: p, .. } => Some(p),
+            Request::Punch(p) => Some(p),
             _ => None,
         }
     }
@@ -306,6 +316,8 @@ impl Request {
             Request::Pin(..) => Op::Pin,
             Request::Unpin { .. } => Op::Unpin,
             Request::Remote { .. } => Op::Remote,
+            Request::Truncate { .. } => Op::Truncate,
+            Request::Punch(_) => Op::Punch,
         }
     }
 
@@ -331,7 +343,9 @@ impl Request {
                     None => w,
                 }
             }
-            Request::Munmap(p) | Request::Read(p) | Request::Split(p) | Request::Munlock(p) => w.pages(p),
+            Request::Munmap(p) | Request::Read(p) | Request::Split(p) | Request::Munlock(p) | Request::Punch(p) => {
+                w.pages(p)
+            }
             Request::Mprotect(p, prot) => w.pages(p).arg("prot", prot.wire()),
             Request::Mremap { proc, name, pages, move_, dontunmap, range, to, as_ } => {
                 let mut w = w.arg("proc", proc).arg("name", name).arg("pages", pages);
@@ -394,6 +408,7 @@ impl Request {
                 .arg("current", flag(*current))
                 .arg("future", flag(*future))
                 .arg("onfault", flag(*onfault)),
+            Request::Truncate { proc, name, pages } => w.arg("proc", proc).arg("name", name).arg("pages", pages),
         }
     }
 }

@@ -45,6 +45,10 @@ pub struct Map {
     /// Where it lies as far as the steps say: pages from the start of a group of maps
     /// placed relative to each other (a fresh map starts a group of its own).
     spot: Spot,
+    /// It maps a file the steps can truncate and punch: a memfd or a file.
+    file: bool,
+    /// MAP_SHARED (MADV_REMOVE needs it).
+    shared: bool,
 }
 
 /// A map's place: `offset` pages from the start of group `group`.
@@ -71,7 +75,24 @@ impl Map {
     }
 
     fn fresh(pages: u64, group: u64) -> Map {
-        Map { present: vec![true; pages as usize], dontfork: false, origin: None, spot: Spot { group, offset: 0 } }
+        Map {
+            present: vec![true; pages as usize],
+            dontfork: false,
+            origin: None,
+            spot: Spot { group, offset: 0 },
+            file: false,
+            shared: false,
+        }
+    }
+
+    /// Whether it maps a memfd or a file, which `truncate` and `punch` change.
+    pub fn is_file(&self) -> bool {
+        self.file
+    }
+
+    /// Whether it is MAP_SHARED.
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 }
 
@@ -126,7 +147,7 @@ impl Step {
     /// whole map it moves); `None` for steps that name no pages of a map.
     pub fn pages_in(&self, len: u64) -> Option<(u64, u64)> {
         Some(match self {
-            Step::Munmap(r) | Step::Split(r) | Step::Munlock(r) => span(r.page, r.pages, len),
+            Step::Munmap(r) | Step::Split(r) | Step::Munlock(r) | Step::Punch(r) => span(r.page, r.pages, len),
             Step::Migrate(x) => span(x.page, x.pages, len),
             Step::Mlock(x) => span(x.page, x.pages, len),
             Step::Mprotect(x) => (x.page, x.pages.unwrap_or(len.saturating_sub(x.page))),
@@ -506,7 +527,7 @@ impl World {
             Some(_) => Some((x.map.clone(), first, count)),
             None => src.origin.clone(),
         };
-        let map = Map { present: vec![true; new as usize], dontfork: src.dontfork, origin, spot };
+        let map = Map { present: vec![true; new as usize], origin, spot, ..src };
         let name = x.result_name().expect("not back").to_string();
         self.live.get_mut(&x.proc).expect("checked above").insert(name, map);
     }
@@ -536,6 +557,8 @@ impl World {
                 let spot = self.mmap_spot(m, out);
                 let mut map = Map::fresh(m.pages, 0);
                 map.spot = spot.unwrap_or_else(|| self.new_spot());
+                map.file = matches!(m.backing, Backing::Memfd | Backing::File);
+                map.shared = m.share == Share::Shared;
                 self.live.get_mut(&m.proc).expect("checked above").insert(m.name.clone(), map);
             }
             Step::Munmap(r) => {
@@ -553,7 +576,25 @@ impl World {
                 match x.advice {
                     Advice::Dontfork => m.dontfork = true,
                     Advice::Dofork => m.dontfork = false,
+                    Advice::Remove if !m.shared => {
+                        out.push(("advice", "MADV_REMOVE needs a shared mapping (EACCES)".into()));
+                    }
                     _ => {}
+                }
+            }
+            Step::Truncate(x) => {
+                let Some(m) = self.map_mut(&x.proc, &x.map, out) else { return };
+                if !m.file {
+                    out.push(("map", format!("'{}' maps no file: truncate needs backing memfd or file", x.map)));
+                }
+                if x.pages > MAX_PAGES {
+                    out.push(("pages", format!("{} pages is out of range 0..={MAX_PAGES}", x.pages)));
+                }
+            }
+            Step::Punch(r) => {
+                let Some(m) = self.range_mut(step, out) else { return };
+                if !m.file {
+                    out.push(("map", format!("'{}' maps no file: punch needs backing memfd or file", r.map)));
                 }
             }
             Step::Mremap(x) if x.placed() => self.remap(x, out),

@@ -13,7 +13,7 @@ use crate::scenario::span;
 use crate::scenario::{
     Access, Advice, Align, Anchor, Backing, CheckWhat, Compact, Fork, Ksm, Madvise, Migrate, Mlock, Mlockall, Mmap,
     Mprotect, Mremap, Mthp, MthpMode, PageRef, Pin, PinKind, Place, Proc, Prot, Range, Reclaim, Remote, RemoteKind,
-    Scenario, Share, Step, Unpin, World, FIRST_PROC, MAX_PAGES, MAX_PROCS,
+    Scenario, Share, Step, Truncate, Unpin, World, FIRST_PROC, MAX_PAGES, MAX_PROCS,
 };
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -64,10 +64,13 @@ pub enum Op {
     Pin,
     /// A one-shot GUP from outside: process_vm_readv/writev, ptrace POKEDATA.
     Remote,
+    /// A hole in a file (punch on a memfd or file map, MADV_REMOVE on a shared map);
+    /// its motif truncates.
+    Truncate,
 }
 
 impl Op {
-    pub const ALL: [Op; 22] = [
+    pub const ALL: [Op; 23] = [
         Op::Mmap,
         Op::Munmap,
         Op::Mprotect,
@@ -90,6 +93,7 @@ impl Op {
         Op::Poke,
         Op::Pin,
         Op::Remote,
+        Op::Truncate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -116,6 +120,7 @@ impl Op {
             Op::Poke => "poke",
             Op::Pin => "pin",
             Op::Remote => "remote",
+            Op::Truncate => "truncate",
         }
     }
 }
@@ -146,6 +151,7 @@ impl Default for Weights {
             (Op::Poke, 0),
             (Op::Pin, 2),
             (Op::Remote, 2),
+            (Op::Truncate, 2),
         ]))
     }
 }
@@ -660,6 +666,9 @@ enum Motif {
     /// pinned by io_uring, forked, then written in parent and child: fork copies the
     /// pinned exclusive pages.
     PinFork,
+    /// A memfd two processes map shared, truncated below a page both map, read across
+    /// the cut (SIGBUS past the end), and grown back to its size.
+    TruncateShared,
 }
 
 impl Gen<'_> {
@@ -676,6 +685,7 @@ impl Gen<'_> {
             Motif::MoveBack,
             Motif::ForkChain,
             Motif::PinFork,
+            Motif::TruncateShared,
         ];
         let motif = *all.choose(&mut self.rng).expect("not empty");
         let needs: &[Op] = match motif {
@@ -687,6 +697,7 @@ impl Gen<'_> {
             Motif::StraddlePmd | Motif::MoveBack => &[Op::Mmap, Op::Write, Op::Place],
             Motif::ForkChain => &[Op::Mmap, Op::Write, Op::Fork, Op::Exit, Op::Mprotect],
             Motif::PinFork => &[Op::Mmap, Op::Write, Op::Pin, Op::Fork],
+            Motif::TruncateShared => &[Op::Mmap, Op::Write, Op::Fork, Op::Truncate],
         };
         if needs.iter().any(|op| self.cfg.weights.0.get(op).is_none_or(|w| *w == 0)) {
             return Vec::new();
@@ -773,6 +784,36 @@ impl Gen<'_> {
                     let page = self.rng.gen_range(0..pages);
                     self.play(&mut out, Step::Write(Access { proc, map: map.clone(), page, pages: 1, value: None }));
                 }
+            }
+            Motif::TruncateShared => {
+                let Some(pi) = self.motif_proc(1).filter(|_| forks_fit(self, 1)) else { return out };
+                let pages = self.rng.gen_range(2..=self.cfg.max_pages.max(2));
+                let name = format!("m{}", self.next_map);
+                let proc = self.procs[pi].label.clone();
+                let (backing, share) = (Backing::Memfd, Share::Shared);
+                let mmap = Mmap {
+                    proc,
+                    name: name.clone(),
+                    pages,
+                    backing,
+                    share,
+                    huge: None,
+                    locked: false,
+                    at: None,
+                    align: None,
+                };
+                self.play(&mut out, Step::Mmap(mmap));
+                let proc = self.procs[pi].label.clone();
+                self.play(&mut out, Step::Write(Access { proc, map: name.clone(), page: 0, pages, value: None }));
+                let child = self.motif_fork(&mut out, pi);
+                let cut = self.rng.gen_range(1..pages);
+                let (parent, child) = (self.procs[pi].label.clone(), self.procs[child].label.clone());
+                let truncate = |pages| Step::Truncate(Truncate { proc: parent.clone(), map: name.clone(), pages });
+                self.play(&mut out, truncate(cut));
+                // Across the cut: the pages before it, then SIGBUS at the first past it.
+                let read = Access { proc: child, map: name.clone(), page: cut - 1, pages: 2, value: None };
+                self.play(&mut out, Step::Read(read));
+                self.play(&mut out, truncate(pages));
             }
             Motif::Ksm3 => {
                 let unrelated = self.rng.gen_range(0..3);
@@ -1035,6 +1076,23 @@ impl Gen<'_> {
         all.choose(&mut self.rng).cloned()
     }
 
+    /// A hole that leaves the file's size alone: `punch` in a memfd or file map, or
+    /// MADV_REMOVE in a shared writable map that is not locked (EINVAL there).
+    fn hole(&mut self) -> Option<Step> {
+        let file = |m: &MapState| matches!(m.backing, Backing::Memfd | Backing::File);
+        let shared = |m: &MapState| m.share == Share::Shared && !m.locked;
+        let (pi, map) = self.pick_map(|m| (file(m) || shared(m)) && m.pages.iter().any(|p| p.present))?;
+        let m = &self.procs[pi].maps[&map];
+        let remove = shared(m) && (!file(m) || self.rng.gen_bool(0.3));
+        let (page, pages) = self.pick_range(pi, &map, |p| p.present && (!remove || writable(p.prot)))?;
+        let proc = self.procs[pi].label.clone();
+        Some(if remove {
+            Step::Madvise(Madvise { proc, map, page, pages: Some(pages), advice: Advice::Remove })
+        } else {
+            Step::Punch(Range { proc, map, page: Some(page), pages: Some(pages) })
+        })
+    }
+
     /// Whether faults may map large folios in a new map: private anon memory with a
     /// hugepage hint and room for a THP, or any under the run's mTHP size.
     fn may_map_large_folios(&self, backing: Backing, share: Share, huge: Option<bool>, pages: u64) -> bool {
@@ -1134,6 +1192,7 @@ impl Gen<'_> {
                 Some(Step::Reclaim(Reclaim { pages }))
             }
             Op::Pageout => self.pageout(),
+            Op::Truncate => self.hole(),
             Op::Migrate => {
                 let (pi, map) = self.pick_large_map()?;
                 let (page, pages) = self.pick_range(pi, &map, |p| p.present)?;

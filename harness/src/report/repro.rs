@@ -287,6 +287,9 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
                 ("OP_MLOCKALL", &x.proc, "", f.join(" | "), 0, 0, vec![])
             }
             Step::Munlockall(p) => ("OP_MUNLOCKALL", &p.proc, "", "0".into(), 0, 0, vec![]),
+            Step::Truncate(_) | Step::Punch(_) => {
+                return Err(Error(format!("step {n} ({}): truncate and punch are not in the C runtime", step.op())))
+            }
         };
         let map = if map.is_empty() { "-1".to_string() } else { names.map(map).to_string() };
         let flags = if flags.is_empty() { "0".to_string() } else { flags.join(" | ") };
@@ -312,6 +315,7 @@ fn advice(a: Advice) -> &'static str {
         Advice::Pageout => "MADV_PAGEOUT",
         Advice::Cold => "MADV_COLD",
         Advice::Free => "MADV_FREE",
+        Advice::Remove => "MADV_REMOVE",
     }
 }
 

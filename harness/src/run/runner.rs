@@ -6,11 +6,11 @@ use crate::check::dmesg::{self, VmaLine, VmaState, Walk};
 use crate::check::expect::{check_expectations, judge_known_bug};
 use crate::check::model::{Frame, Model, Slot};
 use crate::check::oracle::{self, Asked, Check, FolioTruth, Problem, Truth};
-use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status, VmaLabel};
+use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status, StepSignal, VmaLabel};
 use crate::check::problem::{Errno, ProblemKind, SwapOut};
 use crate::check::{swap, triggers, worker};
 use crate::scenario::request::{self, Pages, Request, Wire};
-use crate::scenario::{Advice, Expect, KnownBug, Loaded, Mthp, RemoteKind, Step, World};
+use crate::scenario::{span, Access, Advice, Expect, KnownBug, Loaded, Mthp, RemoteKind, Step, World};
 use crate::vm::agent::Agent;
 use crate::vm::guest::{Fault, Info};
 use crate::vm::protocol::Reply;
@@ -327,19 +327,25 @@ impl Run<'_> {
 
     /// Send a request; a refusal becomes a step problem and `None`.
     fn send(&mut self, n: usize, step: &Step, wire: Wire) -> Result<Option<Reply>, Fault> {
-        let fuse = std::mem::take(&mut self.prefetch);
-        let wire = if fuse { wire.arg("then", "pagemap") } else { wire };
-        let reply = self.guest.request(wire.op.name(), &wire.args())?;
+        let reply = self.send_reply(wire)?;
         if reply.ok {
-            if fuse && reply.get("then") != Some("0") {
-                self.keep_truth(&reply.data)?;
-                self.fused_at = Some(self.guest.requests_sent());
-            }
             Ok(Some(reply))
         } else {
             self.fail(n, step, &reply);
             Ok(None)
         }
+    }
+
+    /// Send a request, fused with a pagemap read when one is due; the reply as it is.
+    fn send_reply(&mut self, wire: Wire) -> Result<Reply, Fault> {
+        let fuse = std::mem::take(&mut self.prefetch);
+        let wire = if fuse { wire.arg("then", "pagemap") } else { wire };
+        let reply = self.guest.request(wire.op.name(), &wire.args())?;
+        if reply.ok && fuse && reply.get("then") != Some("0") {
+            self.keep_truth(&reply.data)?;
+            self.fused_at = Some(self.guest.requests_sent());
+        }
+        Ok(reply)
     }
 
     fn step(&mut self, n: usize, step: &Step) -> Result<(), Fault> {
@@ -389,7 +395,18 @@ impl Run<'_> {
                 }
             }
             Step::Write(a) | Step::Read(a) => {
-                let reply = self.send(n, step, wire())?;
+                let reply = self.send_reply(wire())?;
+                // Past a file's end the worker catches SIGBUS: the step's result.
+                let expected = self.model.sigbus_at(&a.proc, &a.map, a.page, a.pages);
+                let got = (!reply.ok && reply.errno() == Some(14) && reply.get("msg") == Some("sigbus"))
+                    .then(|| "sigbus".to_string());
+                if !reply.ok && got.is_none() {
+                    self.fail(n, step, &reply);
+                }
+                let reply = reply.ok.then_some(reply);
+                if got.is_some() || expected.is_some() {
+                    self.access_signal(n, step, a, expected, got);
+                }
                 if let Some(data) = reply.as_ref().and_then(|r| r.get("data")) {
                     let read = Contents::parse_list(data).map_err(Fault::Protocol)?;
                     for (i, c) in read.into_iter().enumerate() {
@@ -399,6 +416,7 @@ impl Run<'_> {
                     }
                 }
             }
+            Step::Truncate(_) | Step::Punch(_) => self.truncate(n, step, wire())?,
             Step::Poke(_)
             | Step::Exit(_)
             | Step::Mlock(_)
@@ -502,6 +520,48 @@ impl Run<'_> {
                     self.outcome.triggers.extend(triggers::of_reclaim(&before, &after).into_iter().map(String::from));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A read or write that the model or the worker says ended in a signal: the
+    /// signal is the step's result, and the model must have predicted it (O4).
+    fn access_signal(&mut self, n: usize, step: &Step, a: &Access, expected: Option<u64>, got: Option<String>) {
+        let page = expected.unwrap_or(a.page);
+        if let Some(signal) = &got {
+            self.outcome.signals.push(StepSignal {
+                step: n,
+                op: step.op().to_string(),
+                proc: a.proc.clone(),
+                map: a.map.clone(),
+                page,
+                signal: signal.clone(),
+            });
+            self.outcome.triggers.push(triggers::SIGBUS_EOF.to_string());
+        }
+        if expected.is_some() != got.is_some() && self.model_valid {
+            let at = (a.proc.clone(), a.map.clone(), page);
+            let op = step.op().to_string();
+            self.outcome.problems.push(Problem::new(ProblemKind::Signal { n, op, at, expected, got }));
+        }
+    }
+
+    /// `truncate` and `punch`: the trigger classes come from pagemap before and after.
+    fn truncate(&mut self, n: usize, step: &Step, wire: Wire) -> Result<(), Fault> {
+        let before = self.truth()?;
+        self.truth = None;
+        if self.send(n, step, wire)?.is_some() {
+            let after = self.truth()?;
+            let punched: Vec<Slot> = match step {
+                Step::Punch(r) => {
+                    let (first, count) = span(r.page, r.pages, self.world.size(&r.proc, &r.map));
+                    (first..first + count).map(|p| (r.proc.clone(), r.map.clone(), p)).collect()
+                }
+                _ => Vec::new(),
+            };
+            self.outcome
+                .triggers
+                .extend(triggers::of_truncate(&before, &after, &punched).into_iter().map(String::from));
         }
         Ok(())
     }
