@@ -5,6 +5,7 @@
 //! Architecture invariant: the model is a pure function of the steps; it never looks at
 //! what the guest reported.
 
+mod hugetlb;
 mod layout;
 
 use crate::scenario::{span, Advice, Anchor, Backing, Mremap, Mthp, Place, Prot, Share, Step};
@@ -93,6 +94,7 @@ pub enum Reason {
     ReadZero,
     /// A fork's child shares its parent's private pages (`Why::fork` names them).
     Fork,
+    HugetlbFault,
 }
 
 impl Reason {
@@ -108,6 +110,7 @@ impl Reason {
             Reason::PageCache => "a read of a private file mapping maps the page cache page",
             Reason::ReadZero => "a read fault maps the zero page",
             Reason::Fork => "fork: a child shares its parent's private pages until a write",
+            Reason::HugetlbFault => "a fault on private hugetlb memory gets a zeroed huge page of its own",
         }
     }
 }
@@ -170,6 +173,9 @@ pub struct Model {
     sem: Semantics,
     /// The process whose fault or COW created each private page.
     origins: BTreeMap<u64, String>,
+    /// Pages of one huge page (the PMD's) on the kernel's page size: what a hugetlb
+    /// fault or COW takes.
+    huge_pages: u64,
 }
 
 const DONTUNMAP: &str = "MREMAP_DONTUNMAP: whether the emptied range keeps its anon_vma differs by kernel";
@@ -183,9 +189,15 @@ const LAZYFREE: &str = "MADV_FREE: the kernel may drop a clean lazy-free page";
 impl Model {
     /// A model of the oldest semantics (6.1).
     pub fn new() -> Model {
-        let mut m = Model::default();
+        let mut m = Model { huge_pages: crate::scenario::count::pmd_pages(crate::scenario::count::page_size()), ..Model::default() };
         m.procs.insert(crate::scenario::FIRST_PROC.into(), BTreeMap::new());
         m
+    }
+
+    /// A model of a kernel with `page_size` pages: a hugetlb fault takes one PMD's pages.
+    pub fn with_page_size(mut self, page_size: u64) -> Model {
+        self.huge_pages = crate::scenario::count::pmd_pages(page_size);
+        self
     }
 
     /// A model for a scenario with these mTHP settings: where a size is on without
@@ -700,6 +712,10 @@ impl Model {
         if m.layout.at(page as usize).is_none() {
             return; // unmapped: the agent refuses the step
         }
+        if self.touch_hugetlb(proc, name, page, bytes.as_ref()) {
+            return;
+        }
+        let Some(m) = self.procs.get(proc).and_then(|maps| maps.get(name)) else { return };
         if !write && m.object.is_some() {
             // The window is aligned by virtual address, which the model does not know.
             for (i, f) in m.pages.iter().enumerate() {

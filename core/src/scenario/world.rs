@@ -7,6 +7,9 @@ use super::*;
 use crate::ops;
 use std::collections::{BTreeMap, BTreeSet};
 
+mod hugetlb;
+pub use hugetlb::{HugeMap, HUGETLB_POOL};
+
 /// No mapping may be larger than this many pages (64 MiB on 16k kernels, two THPs);
 /// it also keeps one pagemap reply line under the protocol's 64 KiB.
 pub const MAX_PAGES: u64 = 4096;
@@ -40,6 +43,8 @@ pub struct Map {
     /// Where it lies as far as the steps say: pages from the start of a group of maps
     /// placed relative to each other (a fresh map starts a group of its own).
     spot: Spot,
+    /// Hugetlb memory: its pages come from the pool a huge page at a time.
+    hugetlb: Option<HugeMap>,
 }
 
 /// A map's place: `offset` pages from the start of group `group`.
@@ -66,7 +71,13 @@ impl Map {
     }
 
     fn fresh(pages: u64, group: u64) -> Map {
-        Map { present: vec![true; pages as usize], dontfork: false, origin: None, spot: Spot { group, offset: 0 } }
+        Map {
+            present: vec![true; pages as usize],
+            dontfork: false,
+            origin: None,
+            spot: Spot { group, offset: 0 },
+            hugetlb: None,
+        }
     }
 }
 
@@ -97,6 +108,9 @@ pub struct World {
     /// Per process: the ranges a whole-map MREMAP_DONTUNMAP left mapped without a
     /// name (where, pages), so a place there counts as taken.
     unnamed: BTreeMap<String, Vec<(Spot, u64)>>,
+    /// Pages of one huge page (of the default size, the PMD's) on the page size the
+    /// steps are for.
+    huge_pages: u64,
 }
 
 impl Default for World {
@@ -133,8 +147,14 @@ impl Step {
 }
 
 impl World {
-    /// The world at the start of a scenario: `p0` alone, without maps.
+    /// The world at the start of a scenario: `p0` alone, without maps, for the page
+    /// size counts are resolved for on this thread (`count::with_page_size`).
     pub fn new() -> World {
+        World::for_page_size(count::page_size())
+    }
+
+    /// The world at the start of a scenario on a kernel with `page_size` pages.
+    pub fn for_page_size(page_size: u64) -> World {
         World {
             live: BTreeMap::from([(FIRST_PROC.to_string(), BTreeMap::new())]),
             exited: BTreeMap::new(),
@@ -143,6 +163,7 @@ impl World {
             groups: 0,
             returned: Vec::new(),
             unnamed: BTreeMap::new(),
+            huge_pages: count::pmd_pages(page_size),
         }
     }
 
@@ -491,12 +512,16 @@ impl World {
             Some(_) => Some((x.map.clone(), first, count)),
             None => src.origin.clone(),
         };
-        let map = Map { present: vec![true; new as usize], dontfork: src.dontfork, origin, spot };
+        let map = Map { present: vec![true; new as usize], dontfork: src.dontfork, origin, spot, hugetlb: src.hugetlb };
         let name = x.result_name().expect("not back").to_string();
         self.live.get_mut(&x.proc).expect("checked above").insert(name, map);
     }
 
     fn play(&mut self, step: &Step, out: &mut Vec<(&'static str, String)>) {
+        self.hugetlb_refusal(step, out);
+        if !out.is_empty() {
+            return;
+        }
         match step {
             Step::Mmap(m) => {
                 if !valid_label(&m.name) {
@@ -521,7 +546,9 @@ impl World {
                 let spot = self.mmap_spot(m, out);
                 let mut map = Map::fresh(m.pages, 0);
                 map.spot = spot.unwrap_or_else(|| self.new_spot());
+                map.hugetlb = m.backing.hugetlb().then_some(HugeMap { shared: m.share == Share::Shared, object: self.steps as u64 });
                 self.live.get_mut(&m.proc).expect("checked above").insert(m.name.clone(), map);
+                self.hugetlb_budget("pages", out);
             }
             Step::Munmap(r) => {
                 let Some(m) = self.range_mut(step, out) else { return };
@@ -604,6 +631,7 @@ impl World {
                     self.unnamed.insert(f.child.clone(), unnamed);
                 }
                 self.ever.insert(f.child.clone());
+                self.hugetlb_budget("child", out);
             }
             Step::Exit(p) => {
                 if self.proc_mut(&p.proc, out).is_some() {
