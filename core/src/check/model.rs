@@ -189,7 +189,10 @@ const LAZYFREE: &str = "MADV_FREE: the kernel may drop a clean lazy-free page";
 impl Model {
     /// A model of the oldest semantics (6.1).
     pub fn new() -> Model {
-        let mut m = Model { huge_pages: crate::scenario::count::pmd_pages(crate::scenario::count::page_size()), ..Model::default() };
+        let mut m = Model {
+            huge_pages: crate::scenario::count::pmd_pages(crate::scenario::count::page_size()),
+            ..Model::default()
+        };
         m.procs.insert(crate::scenario::FIRST_PROC.into(), BTreeMap::new());
         m
     }

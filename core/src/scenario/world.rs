@@ -546,7 +546,10 @@ impl World {
                 let spot = self.mmap_spot(m, out);
                 let mut map = Map::fresh(m.pages, 0);
                 map.spot = spot.unwrap_or_else(|| self.new_spot());
-                map.hugetlb = m.backing.hugetlb().then_some(HugeMap { shared: m.share == Share::Shared, object: self.steps as u64 });
+                map.hugetlb = m
+                    .backing
+                    .hugetlb()
+                    .then_some(HugeMap { shared: m.share == Share::Shared, object: self.steps as u64 });
                 self.live.get_mut(&m.proc).expect("checked above").insert(m.name.clone(), map);
                 self.hugetlb_budget("pages", out);
             }

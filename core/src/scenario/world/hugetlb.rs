@@ -71,7 +71,7 @@ impl World {
             let (page, count) = step.pages_in(m.pages()).unwrap_or((0, 0));
             page % huge == 0 && count % huge == 0
         };
-        let whole = format!("on a hugetlb map it takes whole huge pages: page and pages multiples of pmd ({huge})");
+        let whole = "on a hugetlb map takes whole huge pages: page and pages must be multiples of pmd";
         match step {
             Step::Munmap(_) | Step::Mprotect(_) if !aligned() => out.push(("page", format!("{} {whole}", step.op()))),
             Step::Madvise(x) if !matches!(x.advice, Advice::Dontfork | Advice::Dofork) => {
