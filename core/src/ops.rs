@@ -165,6 +165,7 @@ pub const AGENT_LIMITS: &[(&str, u64)] = &[
     ("NAME_LEN", NAME_LEN as u64),
     ("MAX_IO_PAGES", MAX_IO_PAGES),
     ("MAX_MAP_PAGES", MAX_MAP_PAGES),
+    ("HUGETLB_POOL", HUGETLB_POOL),
 ];
 
 /// A protocol line, without its newline.
@@ -179,6 +180,8 @@ pub const NAME_LEN: usize = 32;
 pub const MAX_IO_PAGES: u64 = 4096;
 /// Pages one `mmap` or `mremap` makes.
 pub const MAX_MAP_PAGES: u64 = 65536;
+/// Huge pages of the default size the agent reserves at boot (nr_hugepages).
+pub const HUGETLB_POOL: u64 = 3;
 
 #[cfg(test)]
 mod tests {

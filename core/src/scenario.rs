@@ -365,6 +365,10 @@ pub enum Backing {
     DevZero,
     Memfd,
     File,
+    /// MAP_ANONYMOUS | MAP_HUGETLB: huge pages of the default size (the PMD size).
+    Hugetlb,
+    /// A file on the guest's hugetlbfs mount, of the default huge page size.
+    Hugetlbfs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -847,7 +851,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario, Errors> {
         match count::with_page_size(16384, || deserialize(text)).0 {
             Ok(big) => {
                 let small = problems.clone();
-                for (path, msg) in validate::validate(&big) {
+                for (path, msg) in count::with_page_size(16384, || validate::validate(&big)).0 {
                     if !small.contains(&(path.clone(), msg.clone())) {
                         problems.push((path, format!("{msg} (with 16 KiB pages)")));
                     }
@@ -887,7 +891,7 @@ impl Scenario {
             return Ok(self.clone());
         }
         let mut s = count::with_page_size(page_size, || deserialize(text)).0.map_err(|(_, m)| m)?;
-        let problems = validate::validate(&s);
+        let problems = count::with_page_size(page_size, || validate::validate(&s)).0;
         if let Some((path, msg)) = problems.first() {
             return Err(format!("{path}: {msg} (with {} KiB pages)", page_size / 1024));
         }

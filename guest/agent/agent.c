@@ -122,6 +122,36 @@ static void fix_console(void)
 		close(fd);
 }
 
+/*
+ * The hugetlb pool: written to nr_hugepages here rather than reserved by
+ * hugepages= on the kernel command line, so that the one command line of
+ * every kernel stays as it is (a saved guest state is keyed by it), the
+ * count means the same on every page size, and a kernel without
+ * hugetlbfs boots as before.  Right after boot memory is not yet
+ * fragmented, so the pool fills; if it does not, the console says so and
+ * a hugetlb mmap fails with ENOMEM.
+ */
+static void boot_hugetlb(void)
+{
+	char want[16], got[16] = "";
+	FILE *f;
+
+	if (mkdir(HUGETLBFS_DIR, 0755) && errno != EEXIST)
+		return;
+	if (mount("hugetlbfs", HUGETLBFS_DIR, "hugetlbfs", 0, NULL)) {
+		con("rmapcheck-agent: mount hugetlbfs: %s\n", strerror(errno));
+		return;
+	}
+	snprintf(want, sizeof(want), "%d", HUGETLB_POOL);
+	write_file("/proc/sys/vm/nr_hugepages", want);
+	f = fopen("/proc/sys/vm/nr_hugepages", "re");
+	if (f && fgets(got, sizeof(got), f) && atoi(got) != HUGETLB_POOL)
+		con("rmapcheck-agent: hugetlb pool: %d of %d huge pages\n",
+		    atoi(got), HUGETLB_POOL);
+	if (f)
+		fclose(f);
+}
+
 static void boot_fs(void)
 {
 	mount_one("proc", "/proc", "proc", 0, NULL);
@@ -137,6 +167,7 @@ static void boot_fs(void)
 	write_file(THP "enabled", "madvise");
 	write_file(THP "defrag", "madvise");
 	write_file(THP "shmem_enabled", "advise");
+	boot_hugetlb();
 	/* A worker killed by a fault gets its line on the log (arm64: off). */
 	sysfs_write("/proc/sys/debug/exception-trace", "1");
 }

@@ -20,6 +20,14 @@
 #define MAX_IO_PAGES	4096	/* write/read: keeps the pfns= line < 64 KiB */
 #define MAX_MAP_PAGES	65536	/* mmap/mremap: bounds the pagemap dump */
 #define MAX_REPLY	(32 << 20)	/* the most pid 1 buffers for one reply */
+/*
+ * Huge pages of the default size (the PMD size: 2 MiB with 4k pages,
+ * 32 MiB with 16k) the agent reserves at boot, before any worker runs.
+ * Three take 96 MiB of a 16k guest's 512: scenarios and fuzz keep their
+ * hugetlb maps, fork copies included, within them (scenario::World).
+ */
+#define HUGETLB_POOL	3
+#define HUGETLBFS_DIR	"/hugetlb"
 
 /* Set once at boot, before any worker is forked; read-only after. */
 extern long page_size;

@@ -145,8 +145,10 @@ static int scan_vma(const struct proc *p, struct fvma *v, uint64_t head,
 /* Adds up the PMD-mapped kB of each VMA from /proc/PID/smaps. */
 static void read_smaps(pid_t pid, struct fvma *v, int nv)
 {
+	/* A default-size hugetlb page is mapped by one PMD, too. */
 	static const char *const keys[] = {
-		"AnonHugePages:", "ShmemPmdMapped:", "FilePmdMapped:", NULL
+		"AnonHugePages:", "ShmemPmdMapped:", "FilePmdMapped:",
+		"Shared_Hugetlb:", "Private_Hugetlb:", NULL
 	};
 	char path[48], *buf, *line, *save = NULL;
 	struct fvma *cur = NULL;

@@ -24,7 +24,9 @@ int op_mmap(struct ctx *c)
 {
 	static const struct named backings[] = {
 		{ "anon", B_ANON }, { "devzero", B_DEVZERO },
-		{ "memfd", B_MEMFD }, { "file", B_FILE }, { NULL, 0 }
+		{ "memfd", B_MEMFD }, { "file", B_FILE },
+		{ "hugetlb", B_HUGETLB }, { "hugetlbfs", B_HUGETLBFS },
+		{ NULL, 0 }
 	};
 	static const struct named shares[] = {
 		{ "private", 0 }, { "shared", 1 }, { NULL, 0 }

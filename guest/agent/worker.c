@@ -207,6 +207,17 @@ static int open_backing(const struct wreq *q, uint64_t len, struct wrep *r)
 		if (fd < 0)
 			return wfail(r, errno, "open"), -1;
 		break;
+	case B_HUGETLBFS:
+		/*
+		 * Unlinked at once: its huge pages go back to the pool when
+		 * the last mapping goes, so a scenario's pool budget holds.
+		 */
+		snprintf(path, sizeof(path), HUGETLBFS_DIR "/rmc-%s", q->name);
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return wfail(r, errno, "open"), -1;
+		unlink(path);
+		break;
 	default:
 		return -2;	/* anonymous: no fd */
 	}
@@ -236,6 +247,8 @@ static int w_mmap(const struct wreq *q, struct wrep *r)
 		flags |= MAP_LOCKED;
 	if (fd < 0)
 		flags |= MAP_ANONYMOUS;
+	if (q->backing == B_HUGETLB)
+		flags |= MAP_HUGETLB;
 
 	if (q->has_at) {
 		i = find_map(q->at_map);
@@ -257,7 +270,9 @@ static int w_mmap(const struct wreq *q, struct wrep *r)
 			goto out;
 		}
 	} else {
-		uint64_t align = q->huge == 1 || q->has_align ?
+		/* A hugetlb map must start on a huge page: the PMD size. */
+		uint64_t align = q->huge == 1 || q->has_align ||
+				 q->backing >= B_HUGETLB ?
 			pmd_size() : (uint64_t)page_size;
 
 		if (reserve(len, align, &res, &rlen, &start)) {

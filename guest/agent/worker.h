@@ -37,7 +37,11 @@ enum wop {
 	W_PUNCH,	/* page, count: a hole in the file under them */
 };
 
-enum backing { B_ANON, B_DEVZERO, B_MEMFD, B_FILE };
+/*
+ * B_HUGETLB: MAP_ANONYMOUS | MAP_HUGETLB; B_HUGETLBFS: a file on the
+ * hugetlbfs mount.  Both of the default huge page size, the PMD size.
+ */
+enum backing { B_ANON, B_DEVZERO, B_MEMFD, B_FILE, B_HUGETLB, B_HUGETLBFS };
 
 struct wreq {
 	uint32_t op;

@@ -45,17 +45,20 @@
 
 /*
  * Page lookup: find the folio mapped at an address of a VMA and take a
- * reference on it.  The caller holds the mmap lock (read) and has
- * rejected hugetlb VMAs.
+ * reference on it.  The caller holds the mmap lock (read).  A hugetlb
+ * VMA gives the exact page of its huge folio.
  *
  * 6.11 added folio_walk_start()/folio_walk_end() and 6.12 removed
  * follow_page(); neither is exported.  folio_walk_end() is a macro that
- * calls vma_pgtable_walk_end(), which is not exported either; it only
- * drops the hugetlb VMA lock, so rmc_lookup() open-codes the rest.
+ * calls vma_pgtable_walk_end(), which is not exported either and drops
+ * the hugetlb VMA lock that folio_walk_start() took; rmc_lookup()
+ * open-codes the rest and calls it through kallsyms.
  */
 #if RMC_SINCE(KERNEL_VERSION(6, 11, 0))
 #define RMC_LOOKUP_SYM	"folio_walk_start"
+#define RMC_LOOKUP_END_SYM	"vma_pgtable_walk_end"
 static typeof(folio_walk_start) *rmc_lookup_fn;
+static typeof(vma_pgtable_walk_end) *rmc_lookup_end_fn;
 
 /*
  * Returns the folio with a reference held, and in *pagep the exact page,
@@ -72,7 +75,7 @@ static inline struct folio *rmc_lookup(struct vm_area_struct *vma,
 
 	folio = rmc_lookup_fn(&fw, vma, addr, FW_ZEROPAGE);
 	if (!folio)
-		return NULL;
+		return NULL;	/* folio_walk_start() dropped its locks */
 	/*
 	 * Without FW_MIGRATION, the only folio that folio_walk_start()
 	 * returns without exposing its page is the huge zero folio.
@@ -89,10 +92,11 @@ static inline struct folio *rmc_lookup(struct vm_area_struct *vma,
 					  folio_nr_pages(folio) - 1));
 	}
 	folio_get(folio);
-	/* folio_walk_end() minus vma_pgtable_walk_end() (hugetlb only). */
+	/* folio_walk_end(). */
 	spin_unlock(fw.ptl);
 	if (fw.level == FW_LEVEL_PTE)
 		pte_unmap(fw.ptep);
+	rmc_lookup_end_fn(vma);
 	return folio;
 }
 
@@ -209,13 +213,17 @@ static inline int rmc_page_mapcount(struct folio *folio, struct page *page)
  *
  * Until 6.7 (hugetlb page cache moved to PAGE_SIZE indices),
  * folio_pgoff() called hugetlb_basepage_index(), which is not exported,
- * so DEFINE_FOLIO_VMA_WALK() does not link in a module.  rmapcheck never
- * walks hugetlb folios, for which folio->index is the page offset.
+ * so DEFINE_FOLIO_VMA_WALK() does not link in a module.  A hugetlb
+ * folio's index then counts huge pages (anon ones too:
+ * linear_page_index() took linear_hugepage_index()), so shift it by the
+ * folio's order as hugetlb_basepage_index() does for a head page.
  * Later kernels use the kernel's own macro, which may encode .pfn and
  * .flags (device-private folios, 7.x).
  */
 #if !RMC_SINCE(KERNEL_VERSION(6, 7, 0))
-#define rmc_folio_pgoff(folio)	((folio)->index)
+#define rmc_folio_pgoff(folio)						\
+	(folio_test_hugetlb(folio) ?					\
+	 (folio)->index << folio_order(folio) : (folio)->index)
 
 static inline struct page_vma_mapped_walk
 rmc_folio_vma_walk(struct folio *folio, struct vm_area_struct *vma,
@@ -224,7 +232,7 @@ rmc_folio_vma_walk(struct folio *folio, struct vm_area_struct *vma,
 	struct page_vma_mapped_walk pvmw = {
 		.pfn = folio_pfn(folio),
 		.nr_pages = folio_nr_pages(folio),
-		.pgoff = folio->index,
+		.pgoff = rmc_folio_pgoff(folio),
 		.vma = vma,
 		.address = address,
 		.flags = flags,

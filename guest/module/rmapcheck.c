@@ -385,10 +385,16 @@ static bool rmc_rmap_one(struct folio *folio, struct vm_area_struct *vma,
 		RMC_FOLIO_VMA_WALK(pvmw, folio, vma, first, PVMW_SYNC);
 
 		while (rmc_page_vma_mapped_walk(&pvmw)) {
-			rmc_add_at(rec, pvmw.address, !pvmw.pte);
+			/*
+			 * A hugetlb folio is mapped whole by one huge PTE:
+			 * the default size, which is the PMD size.
+			 */
+			bool whole = !pvmw.pte || is_vm_hugetlb_page(vma);
+
+			rmc_add_at(rec, pvmw.address, whole);
 			if (!in_vma || mapped)
 				continue;
-			if (!pvmw.pte) {
+			if (whole) {
 				/* A PMD maps every page of the folio. */
 				mapped = true;
 				level = "pmd";
@@ -568,11 +574,6 @@ static int rmc_findpage(u64 req, struct pid *pid, pid_t nr, unsigned long addr,
 	if (!vma) {
 		mmap_read_unlock(mm);
 		rc = rmc_fail(req, -EFAULT, "novma");
-		goto out_free;
-	}
-	if (is_vm_hugetlb_page(vma)) {
-		mmap_read_unlock(mm);
-		rc = rmc_fail(req, -EOPNOTSUPP, "hugetlb");
 		goto out_free;
 	}
 	folio = rmc_lookup(vma, addr, &page, &huge_zero);
@@ -826,6 +827,11 @@ static int rmc_resolve_all(void)
 	rmc_lookup_fn = (void *)rmc_resolve(RMC_LOOKUP_SYM);
 	if (!rmc_rmap_walk || !rmc_page_vma_mapped_walk || !rmc_lookup_fn)
 		return -ENOENT;
+#ifdef RMC_LOOKUP_END_SYM
+	rmc_lookup_end_fn = (void *)rmc_resolve(RMC_LOOKUP_END_SYM);
+	if (!rmc_lookup_end_fn)
+		return -ENOENT;
+#endif
 	return 0;
 }
 

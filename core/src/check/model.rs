@@ -5,6 +5,7 @@
 //! Architecture invariant: the model is a pure function of the steps; it never looks at
 //! what the guest reported.
 
+mod hugetlb;
 mod layout;
 
 use crate::scenario::{
@@ -103,6 +104,7 @@ pub enum Reason {
     Truncated,
     /// A hole punch (fallocate, MADV_REMOVE) unmapped the file's page.
     Punched,
+    HugetlbFault,
 }
 
 impl Reason {
@@ -124,6 +126,7 @@ impl Reason {
                 "truncation unmaps every page past the file's end from every mapper, private COW copies too"
             }
             Reason::Punched => "a hole punch unmaps the file's pages from every mapper but keeps private COW copies",
+            Reason::HugetlbFault => "a fault on private hugetlb memory gets a zeroed huge page of its own",
         }
     }
 }
@@ -190,6 +193,9 @@ pub struct Model {
     origins: BTreeMap<u64, String>,
     /// The frames each process's pins of each kind hold, until `unpin` or its exit.
     pins: BTreeMap<(String, PinKind), Vec<Frame>>,
+    /// Pages of one huge page (the PMD's) on the kernel's page size: what a hugetlb
+    /// fault or COW takes.
+    huge_pages: u64,
 }
 
 const DONTUNMAP: &str = "MREMAP_DONTUNMAP: whether the emptied range keeps its anon_vma differs by kernel";
@@ -203,9 +209,18 @@ const LAZYFREE: &str = "MADV_FREE: the kernel may drop a clean lazy-free page";
 impl Model {
     /// A model of the oldest semantics (6.1).
     pub fn new() -> Model {
-        let mut m = Model::default();
+        let mut m = Model {
+            huge_pages: crate::scenario::count::pmd_pages(crate::scenario::count::page_size()),
+            ..Model::default()
+        };
         m.procs.insert(crate::scenario::FIRST_PROC.into(), BTreeMap::new());
         m
+    }
+
+    /// A model of a kernel with `page_size` pages: a hugetlb fault takes one PMD's pages.
+    pub fn with_page_size(mut self, page_size: u64) -> Model {
+        self.huge_pages = crate::scenario::count::pmd_pages(page_size);
+        self
     }
 
     /// A model for a scenario with these mTHP settings: where a size is on without
@@ -884,6 +899,10 @@ impl Model {
         if m.layout.at(page as usize).is_none() {
             return; // unmapped: the agent refuses the step
         }
+        if self.touch_hugetlb(proc, name, page, bytes.as_ref()) {
+            return;
+        }
+        let Some(m) = self.procs.get(proc).and_then(|maps| maps.get(name)) else { return };
         if !write && m.object.is_some() {
             // The window is aligned by virtual address, which the model does not know.
             for (i, f) in m.pages.iter().enumerate() {

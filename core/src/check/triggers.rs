@@ -13,9 +13,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// /proc/kpageflags bit of an mlocked page (KPF_MLOCKED).
 const KPF_MLOCKED: u64 = 1 << 33;
+/// /proc/kpageflags bit of a hugetlb page (KPF_HUGE).
+const KPF_HUGE: u64 = 1 << 17;
 
 /// Every class, in the order a summary lists them: a class no run reached shows as 0.
-pub const CLASSES: [&str; 26] = [
+pub const CLASSES: [&str; 28] = [
     LARGE_PTE_2,
     LARGE_PTE_3,
     PMD_SHARED,
@@ -42,6 +44,8 @@ pub const CLASSES: [&str; 26] = [
     TRUNCATE_SHARED,
     PUNCH_LARGE,
     SIGBUS_EOF,
+    HUGETLB_SHARED,
+    HUGETLB_COW,
 ];
 
 pub const LARGE_PTE_2: &str = "large folio PTE-mapped by 2 processes (fork of a PTE-mapped large folio)";
@@ -70,6 +74,8 @@ pub const PIN_MIGRATE_REFUSED: &str = "migration refused a pinned page";
 pub const TRUNCATE_SHARED: &str = "truncate unmapped a page mapped by 2+ processes";
 pub const PUNCH_LARGE: &str = "hole punched in a large folio";
 pub const SIGBUS_EOF: &str = "SIGBUS beyond EOF";
+pub const HUGETLB_SHARED: &str = "hugetlb page mapped by 2+ processes";
+pub const HUGETLB_COW: &str = "hugetlb COW after fork";
 
 fn procs_at(walk: &Walk, level: Option<&str>) -> BTreeSet<u32> {
     walk.vmas
@@ -88,7 +94,16 @@ pub fn of_walk(walk: &Walk, kpageflags: Option<u64>, pmd_order: u32) -> Vec<&'st
     if page.kind == "ksm" {
         out.push(if all.len() >= 3 { KSM_3 } else { KSM_1_2 });
     }
-    if page.order > 0 {
+    if kpageflags.is_some_and(|f| f & KPF_HUGE != 0) {
+        // A hugetlb folio is mapped whole or not at all: the THP classes do not apply.
+        if all.len() >= 2 {
+            out.push(HUGETLB_SHARED);
+        }
+        // A VMA the walk reaches that maps another page: a private COW copy since fork.
+        if walk.vmas.iter().any(|v| v.state == VmaState::Visited) {
+            out.push(HUGETLB_COW);
+        }
+    } else if page.order > 0 {
         let (pte, pmd) = (procs_at(walk, Some("pte")), procs_at(walk, Some("pmd")));
         match pte.len() {
             0 | 1 => {}
@@ -253,6 +268,17 @@ mod tests {
         let t = of_walk(&walk(&[PAGE, &a, &b, "end rc=0 mapped=2 visited=0"]), Some(1 << 33), 9);
         assert!(t.contains(&PMD_AND_PTE), "{t:?}");
         assert!(t.contains(&MLOCKED_SHARED), "{t:?}");
+    }
+
+    #[test]
+    fn a_hugetlb_page_counts_as_hugetlb_not_as_a_thp() {
+        let huge = Some(KPF_HUGE);
+        let (a, b) = (vma(1, "pmd", "mapped"), vma(2, "pmd", "mapped"));
+        let t = of_walk(&walk(&[PAGE, &a, &b, "end rc=0 mapped=2 visited=0"]), huge, 9);
+        assert_eq!(t, vec![HUGETLB_SHARED]);
+        let (a, b) = (vma(1, "pmd", "mapped"), vma(2, "-", "visited"));
+        let t = of_walk(&walk(&[PAGE, &a, &b, "end rc=0 mapped=1 visited=1"]), huge, 9);
+        assert_eq!(t, vec![HUGETLB_COW]);
     }
 
     #[test]

@@ -22,6 +22,11 @@ pub fn pmd_pages(page_size: u64) -> u64 {
     page_size / 8
 }
 
+/// The page size counts resolve against on this thread.
+pub fn page_size() -> u64 {
+    PAGE_SIZE.with(Cell::get)
+}
+
 /// Run `f` with counts resolved for `page_size`; also says whether any count was
 /// relative (so the result differs between page sizes).
 pub fn with_page_size<T>(page_size: u64, f: impl FnOnce() -> T) -> (T, bool) {

@@ -74,6 +74,8 @@ fn backing(b: Backing) -> &'static str {
         Backing::DevZero => "dev-zero",
         Backing::Memfd => "memfd",
         Backing::File => "file",
+        Backing::Hugetlb => "hugetlb",
+        Backing::Hugetlbfs => "hugetlbfs",
     }
 }
 

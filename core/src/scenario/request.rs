@@ -176,6 +176,8 @@ impl Backing {
             Backing::DevZero => "devzero",
             Backing::Memfd => "memfd",
             Backing::File => "file",
+            Backing::Hugetlb => "hugetlb",
+            Backing::Hugetlbfs => "hugetlbfs",
         }
     }
 }

@@ -7,6 +7,9 @@ use super::*;
 use crate::ops;
 use std::collections::{BTreeMap, BTreeSet};
 
+mod hugetlb;
+pub use hugetlb::{HugeMap, HUGETLB_POOL};
+
 /// No mapping may be larger than this many pages (64 MiB on 16k kernels, two THPs);
 /// it also keeps one pagemap reply line under the protocol's 64 KiB.
 pub const MAX_PAGES: u64 = 4096;
@@ -49,6 +52,8 @@ pub struct Map {
     file: bool,
     /// MAP_SHARED (MADV_REMOVE needs it).
     shared: bool,
+    /// Hugetlb memory: its pages come from the pool a huge page at a time.
+    hugetlb: Option<HugeMap>,
 }
 
 /// A map's place: `offset` pages from the start of group `group`.
@@ -82,6 +87,7 @@ impl Map {
             spot: Spot { group, offset: 0 },
             file: false,
             shared: false,
+            hugetlb: None,
         }
     }
 
@@ -125,6 +131,9 @@ pub struct World {
     unnamed: BTreeMap<String, Vec<(Spot, u64)>>,
     /// Per process and kind: the pins it holds (a fork's child holds none).
     pins: BTreeMap<(String, PinKind), usize>,
+    /// Pages of one huge page (of the default size, the PMD's) on the page size the
+    /// steps are for.
+    huge_pages: u64,
 }
 
 impl Default for World {
@@ -163,8 +172,14 @@ impl Step {
 }
 
 impl World {
-    /// The world at the start of a scenario: `p0` alone, without maps.
+    /// The world at the start of a scenario: `p0` alone, without maps, for the page
+    /// size counts are resolved for on this thread (`count::with_page_size`).
     pub fn new() -> World {
+        World::for_page_size(count::page_size())
+    }
+
+    /// The world at the start of a scenario on a kernel with `page_size` pages.
+    pub fn for_page_size(page_size: u64) -> World {
         World {
             live: BTreeMap::from([(FIRST_PROC.to_string(), BTreeMap::new())]),
             exited: BTreeMap::new(),
@@ -174,6 +189,7 @@ impl World {
             returned: Vec::new(),
             unnamed: BTreeMap::new(),
             pins: BTreeMap::new(),
+            huge_pages: count::pmd_pages(page_size),
         }
     }
 
@@ -533,6 +549,10 @@ impl World {
     }
 
     fn play(&mut self, step: &Step, out: &mut Vec<(&'static str, String)>) {
+        self.hugetlb_refusal(step, out);
+        if !out.is_empty() {
+            return;
+        }
         match step {
             Step::Mmap(m) => {
                 if !valid_label(&m.name) {
@@ -559,7 +579,12 @@ impl World {
                 map.spot = spot.unwrap_or_else(|| self.new_spot());
                 map.file = matches!(m.backing, Backing::Memfd | Backing::File);
                 map.shared = m.share == Share::Shared;
+                map.hugetlb = m
+                    .backing
+                    .hugetlb()
+                    .then_some(HugeMap { shared: m.share == Share::Shared, object: self.steps as u64 });
                 self.live.get_mut(&m.proc).expect("checked above").insert(m.name.clone(), map);
+                self.hugetlb_budget("pages", out);
             }
             Step::Munmap(r) => {
                 let Some(m) = self.range_mut(step, out) else { return };
@@ -660,6 +685,7 @@ impl World {
                     self.unnamed.insert(f.child.clone(), unnamed);
                 }
                 self.ever.insert(f.child.clone());
+                self.hugetlb_budget("child", out);
             }
             Step::Exit(p) => {
                 if self.proc_mut(&p.proc, out).is_some() {

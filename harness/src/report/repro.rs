@@ -75,8 +75,8 @@ pub fn c_source(s: &Scenario, about: &About) -> Result<String, Error> {
     let steps = step_rows(&s, &names)?;
     // VMA merging changed in 6.16 (Semantics): predict for both, and let the program
     // pick by the kernel it runs on.
-    let old = slot_rows(&s, &names, "6.1");
-    let new = slot_rows(&s, &names, "6.16");
+    let old = slot_rows(&s, &names, "6.1", page_size);
+    let new = slot_rows(&s, &names, "6.16", page_size);
     let mut tables = String::new();
     let w = &mut tables;
     let _ = writeln!(w, "#define BUILT_PAGE_SIZE {page_size}");
@@ -190,6 +190,8 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
                     Backing::DevZero => "B_DEVZERO",
                     Backing::Memfd => "B_MEMFD",
                     Backing::File => "B_FILE",
+                    Backing::Hugetlb => "B_HUGETLB",
+                    Backing::Hugetlbfs => "B_HUGETLBFS",
                 };
                 if let Some((flag, ..)) = place {
                     f.push(flag);
@@ -337,9 +339,9 @@ struct SlotRow {
 }
 
 /// The model's prediction for every slot at every check and findpage step, on a
-/// kernel of `release`'s VMA semantics.
-fn slot_rows(s: &Scenario, names: &Names, release: &str) -> Vec<SlotRow> {
-    let mut model = Model::for_release(release).with_mthp(&s.mthp);
+/// kernel of `release`'s VMA semantics and `page_size` pages.
+fn slot_rows(s: &Scenario, names: &Names, release: &str, page_size: u64) -> Vec<SlotRow> {
+    let mut model = Model::for_release(release).with_mthp(&s.mthp).with_page_size(page_size);
     let mut sizes: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut rows = Vec::new();
     // The slots ksmd scanned at the last ksm step, as the runner records its items.

@@ -132,7 +132,7 @@ impl<'g> Session<'g> {
         }
         let mark = guest.kmsg_mark();
         let outcome = Outcome::new(loaded, guest.info());
-        let model = Model::for_release(&guest.info().release).with_mthp(mthp);
+        let model = Model::for_release(&guest.info().release).with_mthp(mthp).with_page_size(guest.info().page_size);
         let mut run = Run {
             guest,
             outcome,

@@ -55,6 +55,8 @@ impl Setup {
             Backing::DevZero => "dev-zero",
             Backing::Memfd => "memfd",
             Backing::File => "file",
+            Backing::Hugetlb => "hugetlb",
+            Backing::Hugetlbfs => "hugetlbfs",
         };
         let share = match self.share {
             Share::Private => "private",

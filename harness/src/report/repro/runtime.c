@@ -58,7 +58,7 @@ enum op {
 	OP_MUNLOCKALL, OP_POKE, OP_RECLAIM,
 };
 
-enum backing { B_ANON, B_DEVZERO, B_MEMFD, B_FILE };
+enum backing { B_ANON, B_DEVZERO, B_MEMFD, B_FILE, B_HUGETLB, B_HUGETLBFS };
 
 /* step flags */
 #define F_SHARED	0x01
@@ -386,6 +386,11 @@ static int open_backing(const struct step *s, uint64_t len)
 			return -1;
 		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		break;
+	case B_HUGETLBFS:
+		/* A file on the kernel's own hugetlbfs: no mount needed. */
+		snprintf(path, sizeof(path), "rmc-%s", map_name[s->map]);
+		fd = memfd_create(path, MFD_CLOEXEC | MFD_HUGETLB);
+		break;
 	default:
 		return -2;
 	}
@@ -399,7 +404,9 @@ static int open_backing(const struct step *s, uint64_t len)
 static void w_mmap(const struct step *s, struct reply *r)
 {
 	uint64_t len = s->count * page_size, res = 0, rlen = 0, start;
-	uint64_t align = s->flags & (F_HUGE | F_ALIGN) ? pmd_size() : (uint64_t)page_size;
+	/* A hugetlb map starts on a huge page of the default (PMD) size. */
+	uint64_t align = s->flags & (F_HUGE | F_ALIGN) || s->arg >= B_HUGETLB ?
+		pmd_size() : (uint64_t)page_size;
 	int flags = s->flags & F_SHARED ? MAP_SHARED : MAP_PRIVATE, fd;
 	struct wmap *m = &maps[s->map];
 	void *a;
@@ -417,6 +424,8 @@ static void w_mmap(const struct step *s, struct reply *r)
 		flags |= MAP_LOCKED;
 	if (fd < 0)
 		flags |= MAP_ANONYMOUS;
+	if (s->arg == B_HUGETLB)
+		flags |= MAP_HUGETLB;
 	if (s->flags & F_AT) {
 		/* By another map, where nothing is mapped yet (as the agent). */
 		if (!maps[s->place_map].used) {
