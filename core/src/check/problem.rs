@@ -13,6 +13,7 @@
 use crate::check::contents;
 use crate::check::dmesg::{self, BadLine};
 use crate::check::model::{slot_text, Slot, Why};
+use crate::check::vmas;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,6 +27,8 @@ pub enum Check {
     O4,
     /// Page contents against the model.
     O5,
+    /// The VMAs of /proc/PID/maps against the model's.
+    O6,
     /// The scenario's `expect:` block.
     Expect,
     /// A step the agent could not carry out.
@@ -464,6 +467,8 @@ pub enum ProblemKind {
     },
     /// The bytes a page holds against the model's.
     Contents(contents::Mismatch),
+    /// A process's VMAs over a map against the model's (O6).
+    Layout(vmas::Mismatch),
 
     // Steps and the guest.
     /// Step `n` failed in the agent.
@@ -564,6 +569,7 @@ impl ProblemKind {
             Splat { .. } | Tainted { .. } => Check::O3,
             Sharing { .. } => Check::O4,
             Contents(_) => Check::O5,
+            Layout(_) => Check::O6,
             StepFailed { .. } | MthpFailed { .. } | NotRun { .. } => Check::Step,
             WorkerHung { .. } | WorkerDied { .. } => Check::Step,
             GuestFault { by_splat: true, .. } => Check::O3,
@@ -642,6 +648,7 @@ impl ProblemKind {
                 format!("the model expects it shared by [..] ({}), the kernel has [..]", why.title())
             }
             Contents(m) => m.title(),
+            Layout(m) => m.title(),
             StepFailed { op, errno, msg, .. } => format!("{op} failed with {} ({msg})", errno.name()),
             WorkerHung { op, frames, .. } => format!("{op} hung{}", hung_where(frames)),
             WorkerDied { op, how, .. } => format!("{op}: the worker died of {how}"),
@@ -851,6 +858,7 @@ impl fmt::Display for ProblemKind {
                 )
             }
             Contents(m) => write!(f, "{m}"),
+            Layout(m) => write!(f, "{m}"),
             StepFailed { n, op, errno, msg } => write!(f, "step {n} ({op}): failed with errno {errno} ({msg})"),
             WorkerHung { n, op, frames } => {
                 write!(f, "step {n} ({op}) hung{}", hung_where(frames))?;
