@@ -76,6 +76,10 @@ struct Map {
     adjacent: bool,
     /// A range moved out with `as:`: the map and page it came from.
     origin: Option<(String, u64)>,
+    /// Some of it was VM_LOCKED: with or without VM_LOCKONFAULT, which the model does
+    /// not keep apart (and in the order munlockall's mlock_fixup() meets the VMAs), so
+    /// where its VMAs split and merge again is not certain.
+    lock_touched: bool,
 }
 
 /// Why the model holds its view of a slot: the rule of the last step that set it. O4
@@ -243,6 +247,7 @@ impl Model {
         let mut fresh = self.ids();
         let sem = self.sem;
         if let Some(m) = self.procs.get_mut(proc).and_then(|maps| maps.get_mut(map)) {
+            m.lock_touched |= on;
             let range = pages.start as usize..pages.end as usize;
             m.layout.change(
                 range,
@@ -325,6 +330,7 @@ impl Model {
                     pgoff: 0,
                     adjacent: false,
                     origin: None,
+                    lock_touched: locked,
                 };
                 let adjacent =
                     matches!(m.at.as_ref().map(Place::anchor), Some(Ok(Anchor::After(_, 0) | Anchor::Before(_, 0))));
@@ -882,6 +888,7 @@ impl Model {
         // not follow; nor which anon_vma a range MREMAP_DONTUNMAP emptied keeps.
         let unsure = [MERGED, DONTUNMAP];
         let merges_certain = !(private_anon && m.adjacent)
+            && !m.lock_touched
             && !(0..m.pages.len() as u64).any(|p| {
                 self.unpredictable.get(&(proc.into(), map.into(), p)).is_some_and(|w| unsure.contains(&w.as_str()))
             });

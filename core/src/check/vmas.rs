@@ -114,7 +114,14 @@ pub fn check(model: &Model, truth: &Truth, n: usize, op: &str) -> Vec<Mismatch> 
             else {
                 continue;
             };
-            if let Some((lo, hi, diff)) = first_diff(spans, &want, m.pfns.len() as u64, &mut inodes) {
+            // Pages another map now lies over (a range moved over this one with
+            // MREMAP_FIXED) are that map's to judge.
+            let ps = truth.page_size;
+            let covered = |i: u64| {
+                let at = m.addr + i * ps;
+                p.maps.iter().any(|o| o.name != m.name && (o.addr..o.addr + o.pfns.len() as u64 * ps).contains(&at))
+            };
+            if let Some((lo, hi, diff)) = first_diff(spans, &want, m.pfns.len() as u64, &covered, &mut inodes) {
                 let (proc, map) = (p.label.clone(), m.name.clone());
                 out.push(Mismatch { n, op: op.to_string(), proc, map, lo, hi, diff });
             }
@@ -129,10 +136,11 @@ fn first_diff(
     spans: &[VmaSpan],
     want: &MapVmas,
     pages: u64,
+    covered: &dyn Fn(u64) -> bool,
     inodes: &mut BTreeMap<u64, u64>,
 ) -> Option<(u64, u64, Diff)> {
-    let got = |i: u64| spans.iter().find(|s| (s.lo..s.hi).contains(&i));
     let model = |i: u64| want.pages.get(i as usize).copied().flatten();
+    let got = |i: u64| spans.iter().find(|s| (s.lo..s.hi).contains(&i)).filter(|_| model(i).is_some() || !covered(i));
     // Mapped or not, as one run of pages that differ.
     if let Some(i) = (0..pages).find(|&i| got(i).is_some() != model(i).is_some()) {
         let mapped = got(i).is_some();
