@@ -173,6 +173,10 @@ fn first_diff(
                 }
             }
         }
+        // A span over pages the model has unmapped is another map's (moved over).
+        if !(span.0..span.1).any(|i| model(i).is_some()) {
+            continue;
+        }
         let inode = match (want.file, want.object) {
             (Some(false), _) if s.ino != 0 => Some("anonymous (inode 0)".to_string()),
             (Some(true), _) if s.ino == 0 => Some("a file".to_string()),
