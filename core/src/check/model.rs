@@ -887,11 +887,10 @@ impl Model {
         // find_mergeable_anon_vma()), which the model, keeping maps one by one, does
         // not follow; nor which anon_vma a range MREMAP_DONTUNMAP emptied keeps.
         let unsure = [MERGED, DONTUNMAP];
-        let merges_certain = !(private_anon && m.adjacent)
-            && !m.lock_touched
-            && !(0..m.pages.len() as u64).any(|p| {
-                self.unpredictable.get(&(proc.into(), map.into(), p)).is_some_and(|w| unsure.contains(&w.as_str()))
-            });
+        let unsure_page = (0..m.pages.len() as u64).any(|p| {
+            self.unpredictable.get(&(proc.into(), map.into(), p)).is_some_and(|w| unsure.contains(&w.as_str()))
+        });
+        let merges_certain = !(m.lock_touched || private_anon && m.adjacent || unsure_page);
         Some(MapVmas {
             pages: m.layout.0.clone(),
             share: m.share,
