@@ -11,6 +11,7 @@ pub mod outcome;
 pub mod problem;
 pub mod swap;
 pub mod triggers;
+pub mod vmas;
 pub mod worker;
 
 /// The (major, minor) of a `uname -r` release such as `6.12.117` or `6.1.0-40-arm64`;

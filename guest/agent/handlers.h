@@ -26,6 +26,7 @@ int op_poke(struct ctx *c);
 int pagemap_lines(struct ctx *c, int with_data);
 /* op_folio.c */
 int op_folio(struct ctx *c);
+char *slurp(const char *path);
 /* op_procs.c */
 int op_reset(struct ctx *c);
 int op_fork(struct ctx *c);

@@ -33,7 +33,7 @@ struct fvma {
 };
 
 /* Reads a whole /proc file into a NUL-terminated malloc'd buffer. */
-static char *slurp(const char *path)
+char *slurp(const char *path)
 {
 	size_t len = 0, cap = 65536;
 	char *buf = malloc(cap);

@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "handlers.h"
@@ -84,15 +86,83 @@ int op_pagemap(struct ctx *c)
 	return pagemap_lines(c, with_data);
 }
 
+/* One VMA of /proc/PID/maps: what the layout oracle (O6) compares. */
+struct mvma {
+	uint64_t start, end, pgoff, ino;
+	char perms[5];
+};
+
+#define MAX_MVMAS	1024
+
+/* Every VMA of p, from one read of /proc/PID/maps; -1 when p is gone. */
+static int read_vmas(const struct proc *p, struct mvma *v, int *nv)
+{
+	char path[48], *buf, *line, *save = NULL;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", p->pid);
+	buf = slurp(path);
+	if (!buf)
+		return -1;
+	*nv = 0;
+	for (line = strtok_r(buf, "\n", &save); line && *nv < MAX_MVMAS;
+	     line = strtok_r(NULL, "\n", &save)) {
+		struct mvma *m = &v[*nv];
+		unsigned long long start, end, off, ino;
+		unsigned int maj, min;
+
+		if (sscanf(line, "%llx-%llx %4s %llx %x:%x %llu", &start, &end,
+			   m->perms, &off, &maj, &min, &ino) != 7)
+			continue;
+		m->start = start;
+		m->end = end;
+		m->pgoff = off / page_size;
+		m->ino = ino;
+		(*nv)++;
+	}
+	free(buf);
+	return 0;
+}
+
+/*
+ * " vmas=" and the VMAs over one map, clipped to it, as page indexes into
+ * the map: "lo-hi:rw-p:<pgoff at lo, hex>:<inode, hex>", comma-separated.
+ */
+static void add_vmas(struct sbuf *out, const struct mvma *v, int nv,
+		     uint64_t addr, uint64_t pages)
+{
+	uint64_t end = addr + pages * page_size;
+	int i, first = 1;
+
+	sb_add(out, " vmas=");
+	for (i = 0; i < nv; i++) {
+		uint64_t lo = v[i].start > addr ? v[i].start : addr;
+		uint64_t hi = v[i].end < end ? v[i].end : end;
+
+		if (lo >= hi)
+			continue;
+		sb_printf(out, "%s%llu-%llu:%s:%llx:%llx", first ? "" : ",",
+			  (unsigned long long)((lo - addr) / page_size),
+			  (unsigned long long)((hi - addr) / page_size),
+			  v[i].perms,
+			  (unsigned long long)(v[i].pgoff +
+					       (lo - v[i].start) / page_size),
+			  (unsigned long long)v[i].ino);
+		first = 0;
+	}
+	if (first)
+		sb_add(out, "-");
+}
+
 /* pagemap's D lines: every map of every live process (see op_pagemap). */
 int pagemap_lines(struct ctx *c, int with_data)
 {
 	static struct sbuf data, swap, excl, folio;
+	static struct mvma vmas[MAX_MVMAS];
 	struct page_lists l = { .swap = &swap, .excl = &excl, .folio = &folio };
 	const struct wrep *t;
 	struct proc *p;
 	uint32_t m;
-	int rc;
+	int rc, nv;
 
 	tokens_forget();
 	for (p = proc_next(NULL); p; p = proc_next(p)) {
@@ -101,6 +171,8 @@ int pagemap_lines(struct ctx *c, int with_data)
 			continue;	/* died meanwhile: not live, no lines */
 		if (rc)
 			return rc;
+		if (read_vmas(p, vmas, &nv))
+			nv = -1;	/* died meanwhile: no vmas= */
 		/* A process without maps is still live: name it. */
 		if (!t->nmaps)
 			sb_printf(c->data, "D proc=%s pid=%d\n", p->label,
@@ -146,6 +218,9 @@ int pagemap_lines(struct ctx *c, int with_data)
 				sb_add(c->data, " data=");
 				sb_addn(c->data, data.p, data.len);
 			}
+			if (nv >= 0)
+				add_vmas(c->data, vmas, nv, mi->addr,
+					 mi->pages);
 			sb_addn(c->data, "\n", 1);
 			if (c->data->len > MAX_REPLY)
 				return fail(c, E2BIG, "reply-too-big");

@@ -11,7 +11,7 @@ mod layout;
 use crate::scenario::{
     span, Advice, Anchor, Backing, Mremap, Mthp, PinKind, Place, Prot, Remote, RemoteKind, Share, Step,
 };
-pub use layout::Semantics;
+pub use layout::{Attrs, Semantics};
 use layout::{Layout, DONTFORK, HUGEPAGE, LOCKED, MERGEABLE, NOHUGEPAGE, WIPEONFORK};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -79,6 +79,10 @@ struct Map {
     adjacent: bool,
     /// A range moved out with `as:`: the map and page it came from.
     origin: Option<(String, u64)>,
+    /// Some of it was VM_LOCKED: with or without VM_LOCKONFAULT, which the model does
+    /// not keep apart (and in the order munlockall's mlock_fixup() meets the VMAs), so
+    /// where its VMAs split and merge again is not certain.
+    lock_touched: bool,
 }
 
 /// Why the model holds its view of a slot: the rule of the last step that set it. O4
@@ -278,6 +282,7 @@ impl Model {
         let mut fresh = self.ids();
         let sem = self.sem;
         if let Some(m) = self.procs.get_mut(proc).and_then(|maps| maps.get_mut(map)) {
+            m.lock_touched |= on;
             let range = pages.start as usize..pages.end as usize;
             m.layout.change(
                 range,
@@ -363,6 +368,7 @@ impl Model {
                     pgoff: 0,
                     adjacent: false,
                     origin: None,
+                    lock_touched: locked,
                 };
                 let adjacent =
                     matches!(m.at.as_ref().map(Place::anchor), Some(Ok(Anchor::After(_, 0) | Anchor::Before(_, 0))));
@@ -1101,6 +1107,52 @@ impl Model {
     pub fn procs(&self) -> impl Iterator<Item = &String> {
         self.procs.keys()
     }
+
+    /// The VMAs the model predicts over one map (O6), `None` for a map it does not know.
+    pub fn vmas(&self, proc: &str, map: &str) -> Option<MapVmas> {
+        let m = self.procs.get(proc)?.get(map)?;
+        let private_anon = m.share == Share::Private && matches!(m.backing, Backing::Anon | Backing::DevZero);
+        // A neighbour placed next to a private map may merge with it and lend or take
+        // an anon_vma (vma_merge_new_range(), anon_vma_prepare()'s
+        // find_mergeable_anon_vma()), which the model, keeping maps one by one, does
+        // not follow; nor which anon_vma a range MREMAP_DONTUNMAP emptied keeps.
+        let unsure = [MERGED, DONTUNMAP];
+        let unsure_page = (0..m.pages.len() as u64).any(|p| {
+            self.unpredictable.get(&(proc.into(), map.into(), p)).is_some_and(|w| unsure.contains(&w.as_str()))
+        });
+        let merges_certain = !(m.lock_touched || private_anon && m.adjacent || unsure_page);
+        Some(MapVmas {
+            pages: m.layout.0.clone(),
+            share: m.share,
+            // A private /dev/zero map is anonymous but, on some kernels, keeps its
+            // file: its pgoff and inode are not judged. Anonymous pgoffs are the
+            // address the VMA was made at, which only boundaries can judge.
+            pgoff: m.object.filter(|_| !private_anon).map(|_| m.pgoff),
+            file: match (m.backing, m.share) {
+                (Backing::Anon, Share::Private) => Some(false),
+                (Backing::DevZero, Share::Private) => None,
+                _ => Some(true),
+            },
+            object: m.object,
+            merges_certain,
+        })
+    }
+}
+
+/// What the model predicts of one map's VMAs (O6).
+#[derive(Debug, Clone)]
+pub struct MapVmas {
+    /// Each page's VMA; `None` where nothing is mapped.
+    pub pages: Vec<Option<Attrs>>,
+    pub share: Share,
+    /// The object page of page 0, where a file or shmem object backs the map.
+    pub pgoff: Option<u64>,
+    /// A file (or shmem) backs it (an inode), or none does; `None`: not judged.
+    pub file: Option<bool>,
+    /// The shared object, one per mmap: every map of it has the same inode.
+    pub object: Option<u64>,
+    /// Where its VMAs begin and end inside the map follows from the steps alone.
+    pub merges_certain: bool,
 }
 
 #[cfg(test)]

@@ -39,6 +39,42 @@ pub struct ProcPages {
 pub mod folio;
 pub use folio::FolioTruth;
 
+/// One VMA of /proc/PID/maps over a named map, clipped to it (O6): pages `lo..hi` of
+/// the map, its permissions (`rw-p`), its pgoff at page `lo`, and its inode (0: anon).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmaSpan {
+    pub lo: u64,
+    pub hi: u64,
+    pub perms: String,
+    pub pgoff: u64,
+    pub ino: u64,
+}
+
+impl VmaSpan {
+    /// The `vmas=` list of a pagemap line: `lo-hi:perms:pgoff:ino,...`, or `-`.
+    pub fn parse_list(s: &str) -> Result<Vec<VmaSpan>, String> {
+        if s == "-" {
+            return Ok(Vec::new());
+        }
+        s.split(',')
+            .map(|v| {
+                let bad = || format!("bad vma '{v}'");
+                let mut f = v.split(':');
+                let (range, perms, pgoff, ino) = (f.next(), f.next(), f.next(), f.next());
+                let (lo, hi) = range.and_then(|r| r.split_once('-')).ok_or_else(bad)?;
+                let hex = |x: Option<&str>| x.and_then(|x| u64::from_str_radix(x, 16).ok()).ok_or_else(bad);
+                Ok(VmaSpan {
+                    lo: lo.parse().map_err(|_| bad())?,
+                    hi: hi.parse().map_err(|_| bad())?,
+                    perms: perms.filter(|p| p.len() == 4).ok_or_else(bad)?.to_string(),
+                    pgoff: hex(pgoff)?,
+                    ino: hex(ino)?,
+                })
+            })
+            .collect()
+    }
+}
+
 /// Ground truth: every named mapping of every live process, page by page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Truth {
@@ -53,6 +89,8 @@ pub struct Truth {
     pub tails: BTreeSet<u64>,
     /// Frames that are a page of a large folio, head or tail.
     pub large: BTreeSet<u64>,
+    /// The VMAs over each (process, map), where the read listed them (O6).
+    pub vmas: BTreeMap<(String, String), Vec<VmaSpan>>,
 }
 
 fn parse_hex(s: &str) -> Option<u64> {
@@ -69,6 +107,7 @@ impl Truth {
             exclusive: BTreeSet::new(),
             tails: BTreeSet::new(),
             large: BTreeSet::new(),
+            vmas: BTreeMap::new(),
         };
         for d in data {
             let get = |k: &str| d.get(k).ok_or_else(|| format!("pagemap line without {k}: {d:?}"));
@@ -112,6 +151,9 @@ impl Truth {
                 if t == "t" {
                     truth.tails.insert(pfn);
                 }
+            }
+            if let Some(v) = d.get("vmas") {
+                truth.vmas.insert((label.clone(), map.name.clone()), VmaSpan::parse_list(v)?);
             }
             match truth.procs.iter_mut().find(|p| p.label == label) {
                 Some(p) => p.maps.push(map),

@@ -13,6 +13,7 @@
 use crate::check::contents;
 use crate::check::dmesg::{self, BadLine};
 use crate::check::model::{slot_text, Slot, Why};
+use crate::check::vmas;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,6 +27,8 @@ pub enum Check {
     O4,
     /// Page contents against the model.
     O5,
+    /// The VMAs of /proc/PID/maps against the model's.
+    O6,
     /// The scenario's `expect:` block.
     Expect,
     /// A step the agent could not carry out.
@@ -474,6 +477,8 @@ pub enum ProblemKind {
         expected: Option<u64>,
         got: Option<String>,
     },
+    /// A process's VMAs over a map against the model's (O6).
+    Layout(vmas::Mismatch),
 
     // Steps and the guest.
     /// Step `n` failed in the agent.
@@ -574,6 +579,7 @@ impl ProblemKind {
             Splat { .. } | Tainted { .. } => Check::O3,
             Sharing { .. } | Signal { .. } => Check::O4,
             Contents(_) => Check::O5,
+            Layout(_) => Check::O6,
             StepFailed { .. } | MthpFailed { .. } | NotRun { .. } => Check::Step,
             WorkerHung { .. } | WorkerDied { .. } => Check::Step,
             GuestFault { by_splat: true, .. } => Check::O3,
@@ -657,6 +663,7 @@ impl ProblemKind {
                 (None, _) => format!("{op} inside the file got a signal"),
                 (Some(_), Some(_)) => format!("{op} past the file's end stopped at another page"),
             },
+            Layout(m) => m.title(),
             StepFailed { op, errno, msg, .. } => format!("{op} failed with {} ({msg})", errno.name()),
             WorkerHung { op, frames, .. } => format!("{op} hung{}", hung_where(frames)),
             WorkerDied { op, how, .. } => format!("{op}: the worker died of {how}"),
@@ -874,6 +881,7 @@ impl fmt::Display for ProblemKind {
                 let got = got.as_deref().unwrap_or("no signal");
                 write!(f, "step {n} ({op}) {}: the model expects {want}, the worker got {got}", at(s))
             }
+            Layout(m) => write!(f, "{m}"),
             StepFailed { n, op, errno, msg } => write!(f, "step {n} ({op}): failed with errno {errno} ({msg})"),
             WorkerHung { n, op, frames } => {
                 write!(f, "step {n} ({op}) hung{}", hung_where(frames))?;

@@ -17,7 +17,7 @@ const KPF_MLOCKED: u64 = 1 << 33;
 const KPF_HUGE: u64 = 1 << 17;
 
 /// Every class, in the order a summary lists them: a class no run reached shows as 0.
-pub const CLASSES: [&str; 28] = [
+pub const CLASSES: [&str; 29] = [
     LARGE_PTE_2,
     LARGE_PTE_3,
     PMD_SHARED,
@@ -37,6 +37,7 @@ pub const CLASSES: [&str; 28] = [
     MIGRATE_3,
     MIGRATE_LARGE,
     PMD_STRADDLE,
+    VMA_STRADDLE,
     MOVED_BACK,
     PIN_FORK_COPY,
     PIN_UNSHARE,
@@ -76,6 +77,7 @@ pub const PUNCH_LARGE: &str = "hole punched in a large folio";
 pub const SIGBUS_EOF: &str = "SIGBUS beyond EOF";
 pub const HUGETLB_SHARED: &str = "hugetlb page mapped by 2+ processes";
 pub const HUGETLB_COW: &str = "hugetlb COW after fork";
+pub const VMA_STRADDLE: &str = "folio straddling a VMA end";
 
 fn procs_at(walk: &Walk, level: Option<&str>) -> BTreeSet<u32> {
     walk.vmas
@@ -144,6 +146,22 @@ fn straddles_pmd(truth: &Truth) -> bool {
     })
 }
 
+/// Whether a large folio is mapped across a VMA's end: two pages of one folio (the
+/// second a tail of the first's, at the next frame) in two VMAs of one map, as the
+/// read's `vmas=` lists them.
+fn straddles_vma(truth: &Truth) -> bool {
+    truth.procs.iter().any(|p| {
+        p.maps.iter().any(|m| {
+            let Some(spans) = truth.vmas.get(&(p.label.clone(), m.name.clone())) else { return false };
+            let vma = |i: u64| spans.iter().position(|s| (s.lo..s.hi).contains(&i));
+            m.pfns.windows(2).enumerate().any(|(i, w)| {
+                matches!(w, [Some(a), Some(b)] if *b == a + 1 && truth.tails.contains(b))
+                    && vma(i as u64) != vma(i as u64 + 1)
+            })
+        })
+    })
+}
+
 /// Whether pages that moved away and back (`moved_back`: process, map, first page,
 /// count) are mapped in their map again, as the pagemap shows.
 pub fn moved_back<'a>(truth: &Truth, moved_back: impl IntoIterator<Item = (&'a str, &'a str, u64, u64)>) -> bool {
@@ -163,6 +181,9 @@ pub fn of_truth(truth: &Truth) -> Vec<&'static str> {
     let mut out = BTreeSet::new();
     if straddles_pmd(truth) {
         out.insert(PMD_STRADDLE);
+    }
+    if straddles_vma(truth) {
+        out.insert(VMA_STRADDLE);
     }
     for procs in holders.values() {
         out.insert(match procs.len() {
@@ -293,6 +314,17 @@ mod tests {
         assert!(!of_truth(&Truth::from_data(&data, 4096).unwrap()).contains(&PMD_STRADDLE), "small pages");
         assert!(moved_back(&truth, [("p0", "a", 2, 2)]));
         assert!(!moved_back(&truth, [("p0", "b", 2, 2)]));
+    }
+
+    #[test]
+    fn a_folio_across_a_vma_end_straddles_it() {
+        let line = |vmas: &str| {
+            let fields =
+                format!("proc=p0 pid=1 name=a addr=0x10000 pages=4 pfns=0x9,0xa,0xb,0xc folio=h,t,t,t vmas={vmas}");
+            Truth::from_data(&[crate::wire::parse_fields(&fields)], 4096).unwrap()
+        };
+        assert!(of_truth(&line("0-2:rw-p:10:0,2-4:r--p:12:0")).contains(&VMA_STRADDLE));
+        assert!(!of_truth(&line("0-4:rw-p:10:0")).contains(&VMA_STRADDLE), "one VMA");
     }
 
     #[test]

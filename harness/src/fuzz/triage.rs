@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 /// The checks that make a fuzz run fail, most severe first. Expectations are not among
 /// them: generated scenarios have none.
-const FAILING: [Check; 7] = [Check::O3, Check::O1, Check::O2, Check::O5, Check::O4, Check::Module, Check::Step];
+const FAILING: [Check; 8] =
+    [Check::O3, Check::O1, Check::O2, Check::O5, Check::O4, Check::O6, Check::Module, Check::Step];
 
 /// Every failure title of an outcome, most severe first, without repeats.
 pub fn titles(o: &Outcome) -> Vec<String> {

@@ -8,7 +8,7 @@ use crate::check::model::{Frame, Model, Slot};
 use crate::check::oracle::{self, Asked, Check, FolioTruth, Problem, Truth};
 use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status, StepSignal, VmaLabel};
 use crate::check::problem::{Errno, ProblemKind, SwapOut};
-use crate::check::{swap, triggers, worker};
+use crate::check::{swap, triggers, vmas, worker};
 use crate::scenario::request::{self, Pages, Request, Wire};
 use crate::scenario::{span, Access, Advice, Expect, KnownBug, Loaded, Mthp, RemoteKind, Step, World};
 use crate::vm::agent::Agent;
@@ -64,6 +64,8 @@ struct Run<'a> {
     stopped: bool,
     /// Processes whose worker died (and children their skipped forks would have made).
     dead: BTreeSet<String>,
+    /// The last step that may have changed VMAs, and its op: O6 names it.
+    changed_by: (usize, String),
     /// Steps not played because they name a dead process.
     skipped: Vec<usize>,
 }
@@ -152,6 +154,7 @@ impl<'g> Session<'g> {
             stopped: false,
             dead: BTreeSet::new(),
             skipped: Vec::new(),
+            changed_by: (0, String::new()),
         };
         run.set_mthp(mthp)?;
         tracing::debug!(scenario = %loaded.scenario.name, steps = loaded.scenario.steps.len(), "scenario starts");
@@ -352,6 +355,7 @@ impl Run<'_> {
         if !matches!(step, Step::Findpage(_) | Step::Findtask(_) | Step::Check(_)) {
             self.truth = None;
             self.folios.clear();
+            self.changed_by = (n, step.op().to_string());
         }
         self.failed = false;
         // Every step but `check` (a pagemap read and walks) is one request.
@@ -863,6 +867,11 @@ impl Run<'_> {
         self.outcome.problems.extend(exclusive);
         for (slot, c) in self.seen.clone() {
             self.check_contents(&slot, c);
+        }
+        if self.model_valid {
+            let (by, op) = &self.changed_by;
+            let layout = vmas::check(&self.model, &truth, *by, op);
+            self.outcome.problems.extend(layout.into_iter().map(|m| Problem::new(ProblemKind::Layout(m))));
         }
         let mut seen = BTreeSet::new();
         let mut folios: Vec<std::ops::Range<u64>> = Vec::new();

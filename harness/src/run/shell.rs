@@ -291,6 +291,7 @@ mod tests {
             exclusive: Default::default(),
             tails: Default::default(),
             large: Default::default(),
+            vmas: Default::default(),
         }
     }
 
