@@ -11,6 +11,7 @@ pub mod outcome;
 pub mod problem;
 pub mod swap;
 pub mod triggers;
+pub mod vma_diff;
 pub mod vmas;
 pub mod worker;
 

@@ -13,7 +13,7 @@
 use crate::check::contents;
 use crate::check::dmesg::{self, BadLine};
 use crate::check::model::{slot_text, Slot, Why};
-use crate::check::vmas;
+use crate::check::vma_diff;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -478,7 +478,7 @@ pub enum ProblemKind {
         got: Option<String>,
     },
     /// A process's VMAs over a map against the model's (O6).
-    Layout(vmas::Mismatch),
+    Layout(vma_diff::Mismatch),
 
     // Steps and the guest.
     /// Step `n` failed in the agent.
