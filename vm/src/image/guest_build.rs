@@ -184,8 +184,9 @@ pub fn verify_module(ko: &[u8], release: &str, major: u32, config: &Kconfig) -> 
 }
 
 /// The kernel's own modules (paths relative to its modules dir) that the guest loads at
-/// boot, in load order: the virtio transport the agent talks over, and zram for the swap
-/// device. Empty when they are built in.
+/// boot, in load order: the virtio transport the agent talks over, zram for the swap
+/// device, and ext4 for the block filesystem (image::blockfs). Empty when they are built
+/// in.
 pub fn needed_modules(kernel: &Kernel) -> Result<Vec<PathBuf>> {
     let config = kernel.config()?;
     let is_module = |opt: &str| config.is(&format!("CONFIG_{opt}"), "m");
@@ -200,6 +201,11 @@ pub fn needed_modules(kernel: &Kernel) -> Result<Vec<PathBuf>> {
         ("LZ4_COMPRESS", "lz4_compress"),
         ("LZ4HC_COMPRESS", "lz4hc_compress"),
         ("ZRAM", "zram"),
+        // The block filesystem on zram1 (image::blockfs), after what ext4 links against.
+        ("CRC16", "crc16"),
+        ("FS_MBCACHE", "mbcache"),
+        ("JBD2", "jbd2"),
+        ("EXT4_FS", "ext4"),
     ];
     let mut out = Vec::new();
     for (opt, name) in wanted {
