@@ -50,6 +50,10 @@ pub enum Op {
     Wtest,
     Exec,
     Poweroff,
+    Msync,
+    Fsync,
+    Sync,
+    DropCaches,
 }
 
 /// An op's name on the wire and the keys it takes, in ops.c's order.
@@ -111,6 +115,10 @@ pub const OPS: &[Spec] = &[
     spec(Op::Wtest, "wtest", &["proc", "what"]),
     spec(Op::Exec, "exec", &["path", "timeout_ms"]),
     spec(Op::Poweroff, "poweroff", &[]),
+    spec(Op::Msync, "msync", &["proc", "name", "page", "count", "async"]),
+    spec(Op::Fsync, "fsync", &["proc", "name", "page"]),
+    spec(Op::Sync, "sync", &[]),
+    spec(Op::DropCaches, "drop_caches", &[]),
 ];
 
 /// Keys the controller takes on any op: `then=pagemap` reads the pagemap after it.

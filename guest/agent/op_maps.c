@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Ops that make and change mappings: mmap, munmap, mprotect, madvise, mremap. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdio.h>
 #include <sys/mman.h>
 
@@ -21,7 +22,8 @@ int op_mmap(struct ctx *c)
 {
 	static const struct named backings[] = {
 		{ "anon", B_ANON }, { "devzero", B_DEVZERO },
-		{ "memfd", B_MEMFD }, { "file", B_FILE }, { NULL, 0 }
+		{ "memfd", B_MEMFD }, { "file", B_FILE }, { "ext4", B_EXT4 },
+		{ NULL, 0 }
 	};
 	static const struct named shares[] = {
 		{ "private", 0 }, { "shared", 1 }, { NULL, 0 }
@@ -76,7 +78,9 @@ int op_mmap(struct ctx *c)
 	rc = req_proc(c, &p);
 	if (rc)
 		return rc;
-	if (q.backing == B_FILE)
+	if (q.backing == B_EXT4 && !blockfs_ready())
+		return fail(c, ENODEV, "no-blockfs");
+	if (q.backing == B_FILE || q.backing == B_EXT4)
 		tmp_files_made();
 	rc = wcall(c, p, &q, &ans);
 	if (rc)

@@ -68,6 +68,10 @@ static const struct op ops[] = {
 	{ "wtest", op_wtest, KEYS("proc", "what") },
 	{ "exec", op_exec, KEYS("path", "timeout_ms") },
 	{ "poweroff", op_poweroff, NO_KEYS },
+	{ "msync", op_msync, KEYS("proc", "name", "page", "count", "async") },
+	{ "fsync", op_fsync, KEYS("proc", "name", "page") },
+	{ "sync", op_sync, NO_KEYS },
+	{ "drop_caches", op_drop_caches, NO_KEYS },
 };
 
 int fail(struct ctx *c, int err, const char *msg)
@@ -120,6 +124,7 @@ int op_call(struct ctx *c, const struct op *op, int then)
 void ops_boot(void)
 {
 	modern_boot();
+	blockfs_boot();
 }
 
 int ops_init(struct ctx *c)

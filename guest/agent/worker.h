@@ -31,9 +31,13 @@ enum wop {
 	W_MUNLOCKALL,
 	W_TEST_HANG,	/* test only: block in a userfaultfd fault for good */
 	W_TEST_DIE,	/* test only: a NULL write, unhandled */
+	W_MSYNC,	/* advice: msync() flags */
+	W_FSYNC,	/* fsync() the file that maps page */
 };
 
-enum backing { B_ANON, B_DEVZERO, B_MEMFD, B_FILE };
+enum backing { B_ANON, B_DEVZERO, B_MEMFD, B_FILE, B_EXT4 };
+
+#define BLOCKFS_DIR	"/mnt/ext4"	/* B_EXT4's files (blockfs.c) */
 
 struct wreq {
 	uint32_t op;
