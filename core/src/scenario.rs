@@ -10,6 +10,7 @@ pub mod request;
 mod spans;
 mod validate;
 pub mod world;
+mod writeback;
 
 pub use emit::step as step_yaml;
 pub use emit::to_yaml;
@@ -19,11 +20,12 @@ pub use spans::Pos;
 use std::fmt;
 use std::path::{Path, PathBuf};
 pub use world::{World, MAX_MAPS, MAX_PAGES, MAX_PROCS, MAX_RECLAIM_PAGES, MAX_STEPS};
+pub use writeback::{DropCaches, Fsync, Msync, SyncAll};
 
 /// The label of the first process, which exists from the start.
 pub const FIRST_PROC: &str = "p0";
 
-fn p0() -> String {
+pub(crate) fn p0() -> String {
     FIRST_PROC.to_string()
 }
 
@@ -156,6 +158,17 @@ pub enum Step {
     /// Test only: change one byte of a present page behind the model's back (through
     /// /proc/PID/mem), so O5 has a silent corruption to find.
     Poke(PageRef),
+    /// msync(2) a range: MS_SYNC writes its dirty pages back, and writeback
+    /// (folio_mkclean) write-protects each in every process that maps it.
+    Msync(Msync),
+    /// fsync(2) the file behind a map.
+    Fsync(Fsync),
+    /// sync(2): write back every dirty page of every filesystem.
+    Sync(SyncAll),
+    /// Drop the clean page cache no process maps (`/proc/sys/vm/drop_caches` = 1), so
+    /// the next fault of such a page reads it back from the filesystem.
+    #[serde(rename = "drop_caches")]
+    DropCaches(DropCaches),
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -234,6 +247,8 @@ pub enum Backing {
     DevZero,
     Memfd,
     File,
+    /// A file on the guest's ext4 filesystem (a block device: writeback, drop_caches).
+    Ext4,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -825,6 +840,9 @@ macro_rules! proc_of {
             Step::Mlock(s) => Some($($borrow)+ s.proc),
             Step::Mlockall(s) => Some($($borrow)+ s.proc),
             Step::Check(_) | Step::Ksm(_) | Step::Compact(_) | Step::Reclaim(_) => None,
+            Step::Msync(s) => Some($($borrow)+ s.proc),
+            Step::Fsync(s) => Some($($borrow)+ s.proc),
+            Step::Sync(_) | Step::DropCaches(_) => None,
         }
     };
 }
@@ -841,6 +859,8 @@ macro_rules! map_of {
             Step::Findpage(r) | Step::Poke(r) => Some($($borrow)+ r.map),
             Step::Migrate(x) => Some($($borrow)+ x.map),
             Step::Mlock(x) => Some($($borrow)+ x.map),
+            Step::Msync(x) => Some($($borrow)+ x.map),
+            Step::Fsync(x) => Some($($borrow)+ x.map),
             _ => None,
         }
     };
@@ -893,6 +913,10 @@ impl Step {
             Step::Mlockall(_) => "mlockall",
             Step::Munlockall(_) => "munlockall",
             Step::Poke(_) => "poke",
+            Step::Msync(_) => "msync",
+            Step::Fsync(_) => "fsync",
+            Step::Sync(_) => "sync",
+            Step::DropCaches(_) => "drop_caches",
         }
     }
 }

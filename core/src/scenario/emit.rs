@@ -74,6 +74,7 @@ fn backing(b: Backing) -> &'static str {
         Backing::DevZero => "dev-zero",
         Backing::Memfd => "memfd",
         Backing::File => "file",
+        Backing::Ext4 => "ext4",
     }
 }
 
@@ -144,6 +145,9 @@ pub fn step(s: &Step) -> String {
             .flag("onfault", x.onfault)
             .done(),
         Step::Munlockall(p) => Fields::new().proc(&p.proc).done(),
+        Step::Msync(x) => Fields::new().range(&x.proc, &x.map, x.page, x.pages).flag("async", x.async_).done(),
+        Step::Fsync(x) => Fields::new().proc(&x.proc).text("map", &x.map).maybe("page", x.page).done(),
+        Step::Sync(_) | Step::DropCaches(_) => "{}".to_string(),
     };
     format!("{}: {body}", s.op())
 }

@@ -96,6 +96,15 @@ pub enum Request {
     Munlockall {
         proc: String,
     },
+    /// `bool`: MS_ASYNC.
+    Msync(Pages, bool),
+    Fsync {
+        proc: String,
+        name: String,
+        page: u64,
+    },
+    Sync,
+    DropCaches,
 }
 
 /// Where an `mremap` puts what it moves: `offset` pages from the start of map `map`.
@@ -150,6 +159,7 @@ impl Backing {
             Backing::DevZero => "devzero",
             Backing::Memfd => "memfd",
             Backing::File => "file",
+            Backing::Ext4 => "ext4",
         }
     }
 }
@@ -231,6 +241,10 @@ impl Request {
                 Request::Mlockall { proc: x.proc.clone(), current: x.current, future: x.future, onfault: x.onfault }
             }
             Step::Munlockall(p) => Request::Munlockall { proc: p.proc.clone() },
+            Step::Msync(x) => Request::Msync(pages(&x.proc, &x.map), x.async_),
+            Step::Fsync(x) => Request::Fsync { proc: x.proc.clone(), name: x.map.clone(), page: x.page.unwrap_or(0) },
+            Step::Sync(_) => Request::Sync,
+            Step::DropCaches(_) => Request::DropCaches,
         })
     }
 
@@ -245,7 +259,8 @@ impl Request {
             | Request::Split(p)
             | Request::Migrate(p, _)
             | Request::Mlock(p, _)
-            | Request::Munlock(p) => Some(p),
+            | Request::Munlock(p)
+            | Request::Msync(p, _) => Some(p),
             _ => None,
         }
     }
@@ -273,6 +288,10 @@ impl Request {
             Request::Munlock(_) => Op::Munlock,
             Request::Mlockall { .. } => Op::Mlockall,
             Request::Munlockall { .. } => Op::Munlockall,
+            Request::Msync(..) => Op::Msync,
+            Request::Fsync { .. } => Op::Fsync,
+            Request::Sync => Op::Sync,
+            Request::DropCaches => Op::DropCaches,
         }
     }
 
@@ -352,6 +371,9 @@ impl Request {
                 .arg("current", flag(*current))
                 .arg("future", flag(*future))
                 .arg("onfault", flag(*onfault)),
+            Request::Msync(p, async_) => w.pages(p).arg("async", flag(*async_)),
+            Request::Fsync { proc, name, page } => w.arg("proc", proc).arg("name", name).arg("page", page),
+            Request::Sync | Request::DropCaches => w,
         }
     }
 }

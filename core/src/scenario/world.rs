@@ -40,6 +40,8 @@ pub struct Map {
     /// Where it lies as far as the steps say: pages from the start of a group of maps
     /// placed relative to each other (a fresh map starts a group of its own).
     spot: Spot,
+    /// A file is behind it that fsync can name (memfd, file, ext4).
+    file: bool,
 }
 
 /// A map's place: `offset` pages from the start of group `group`.
@@ -66,7 +68,13 @@ impl Map {
     }
 
     fn fresh(pages: u64, group: u64) -> Map {
-        Map { present: vec![true; pages as usize], dontfork: false, origin: None, spot: Spot { group, offset: 0 } }
+        Map {
+            present: vec![true; pages as usize],
+            dontfork: false,
+            origin: None,
+            spot: Spot { group, offset: 0 },
+            file: false,
+        }
     }
 }
 
@@ -127,6 +135,8 @@ impl Step {
             Step::Write(a) | Step::Read(a) => (a.page, a.pages),
             Step::Findpage(r) | Step::Poke(r) => (r.page, 1),
             Step::Mremap(x) => x.source(len),
+            Step::Msync(x) => span(x.page, x.pages, len),
+            Step::Fsync(x) => (x.page.unwrap_or(0), 1),
             _ => return None,
         })
     }
@@ -491,7 +501,7 @@ impl World {
             Some(_) => Some((x.map.clone(), first, count)),
             None => src.origin.clone(),
         };
-        let map = Map { present: vec![true; new as usize], dontfork: src.dontfork, origin, spot };
+        let map = Map { present: vec![true; new as usize], dontfork: src.dontfork, origin, spot, file: src.file };
         let name = x.result_name().expect("not back").to_string();
         self.live.get_mut(&x.proc).expect("checked above").insert(name, map);
     }
@@ -521,6 +531,7 @@ impl World {
                 let spot = self.mmap_spot(m, out);
                 let mut map = Map::fresh(m.pages, 0);
                 map.spot = spot.unwrap_or_else(|| self.new_spot());
+                map.file = matches!(m.backing, Backing::Memfd | Backing::File | Backing::Ext4);
                 self.live.get_mut(&m.proc).expect("checked above").insert(m.name.clone(), map);
             }
             Step::Munmap(r) => {
@@ -632,6 +643,15 @@ impl World {
                 }
             }
             Step::Check(_) | Step::Compact(_) => {}
+            Step::Msync(_) => {
+                self.range_mut(step, out);
+            }
+            Step::Fsync(_) => {
+                if self.range_mut(step, out).is_some_and(|m| !m.file) {
+                    out.push(("map", "fsync needs a map with a file behind it (memfd, file, ext4)".into()));
+                }
+            }
+            Step::Sync(_) | Step::DropCaches(_) => {}
         }
     }
 }

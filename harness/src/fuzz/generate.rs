@@ -22,6 +22,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
 
+mod writeback;
+
 /// Relative weights of the step kinds. A kind with weight 0 never appears.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Weights(pub BTreeMap<Op, u32>);
@@ -59,10 +61,12 @@ pub enum Op {
     Place,
     /// Test only (weight 0 unless asked for): corrupts a page behind the model's back.
     Poke,
+    /// msync, fsync, sync or drop_caches.
+    Writeback,
 }
 
 impl Op {
-    pub const ALL: [Op; 20] = [
+    pub const ALL: [Op; 21] = [
         Op::Mmap,
         Op::Munmap,
         Op::Mprotect,
@@ -83,6 +87,7 @@ impl Op {
         Op::Mlock,
         Op::Place,
         Op::Poke,
+        Op::Writeback,
     ];
 
     pub fn name(self) -> &'static str {
@@ -107,6 +112,7 @@ impl Op {
             Op::Mlock => "mlock",
             Op::Place => "place",
             Op::Poke => "poke",
+            Op::Writeback => "writeback",
         }
     }
 }
@@ -135,6 +141,7 @@ impl Default for Weights {
             (Op::Mlock, 1),
             (Op::Place, 3),
             (Op::Poke, 0),
+            (Op::Writeback, 2),
         ]))
     }
 }
@@ -623,13 +630,17 @@ enum Motif {
     /// page), then reclaimed: reclaim unmaps a page from every process, which
     /// MADV_PAGEOUT never does for a shared page.
     ReclaimShared,
+    /// A shared ext4 page written back while two processes map it, written again,
+    /// synced, dropped from the page cache and read back from disk.
+    Writeback,
 }
 
 impl Gen<'_> {
     /// The steps of one motif, played into the state; none when the state has no room
     /// for it (processes or maps), or when a kind of step it needs has weight 0.
     fn motif(&mut self) -> Vec<Step> {
-        let all = [Motif::PmdAndPte, Motif::MigrateLarge, Motif::Ksm3, Motif::Swap3, Motif::ReclaimShared];
+        let all =
+            [Motif::PmdAndPte, Motif::MigrateLarge, Motif::Ksm3, Motif::Swap3, Motif::ReclaimShared, Motif::Writeback];
         let motif = *all.choose(&mut self.rng).expect("not empty");
         let needs: &[Op] = match motif {
             Motif::PmdAndPte => &[Op::Mmap, Op::Fork, Op::Mprotect],
@@ -637,6 +648,7 @@ impl Gen<'_> {
             Motif::Ksm3 => &[Op::Mmap, Op::Write, Op::Ksm, Op::Fork],
             Motif::Swap3 => &[Op::Mmap, Op::Write, Op::Pageout, Op::Fork],
             Motif::ReclaimShared => &[Op::Mmap, Op::Write, Op::Fork, Op::Reclaim],
+            Motif::Writeback => &[Op::Mmap, Op::Write, Op::Fork, Op::Writeback],
         };
         if needs.iter().any(|op| self.cfg.weights.0.get(op).is_none_or(|w| *w == 0)) {
             return Vec::new();
@@ -705,6 +717,11 @@ impl Gen<'_> {
                 self.play(&mut out, Step::Write(Access { proc, map, page: 0, pages, value: None }));
                 self.motif_fork(&mut out, pi);
                 self.play(&mut out, Step::Reclaim(Reclaim { pages: None }));
+            }
+            Motif::Writeback => {
+                let Some(pi) = self.motif_proc(1).filter(|_| forks_fit(self, 1)) else { return out };
+                let pages = self.rng.gen_range(1..=self.cfg.max_pages.max(1));
+                self.writeback_motif(&mut out, pi, pages);
             }
             Motif::Ksm3 => {
                 let unrelated = self.rng.gen_range(0..3);
@@ -814,7 +831,7 @@ impl Gen<'_> {
             Op::Mmap => self.procs.iter().any(|p| p.maps.len() < self.cfg.max_maps),
             Op::Fork => self.procs.len() < self.cfg.max_procs && self.world.made() < MAX_PROCS,
             Op::Exit => self.procs.len() > 1,
-            Op::Findtask | Op::Compact | Op::Ksm => true,
+            Op::Findtask | Op::Compact | Op::Ksm | Op::Writeback => true,
             Op::Mlock => true,
             _ => any_map,
         }
@@ -927,6 +944,7 @@ impl Gen<'_> {
             }
             Op::Ksm => self.ksm(),
             Op::Compact => Some(Step::Compact(Compact {})),
+            Op::Writeback => self.writeback(),
             // Mostly all it can get; sometimes a little, so reclaim stops part way and
             // the reference check decides what goes.
             Op::Reclaim => {
@@ -1072,7 +1090,7 @@ impl Gen<'_> {
         let backing = if large && self.rng.gen_bool(0.5) {
             Backing::Anon
         } else {
-            *[Backing::Anon, Backing::DevZero, Backing::Memfd, Backing::File].choose(&mut self.rng)?
+            *[Backing::Anon, Backing::DevZero, Backing::Memfd, Backing::File, Backing::Ext4].choose(&mut self.rng)?
         };
         let private = if large && backing == Backing::Anon { 0.8 } else { 0.5 };
         let share = if self.rng.gen_bool(private) { Share::Private } else { Share::Shared };

@@ -159,6 +159,18 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
                 step.op()
             )));
         }
+        // The runtime has no block filesystem: the writeback steps need the agent's.
+        let writeback = match step {
+            Step::Mmap(m) => m.backing == Backing::Ext4,
+            Step::Msync(_) | Step::Fsync(_) | Step::Sync(_) | Step::DropCaches(_) => true,
+            _ => false,
+        };
+        if writeback {
+            return Err(Error(format!(
+                "step {n} ({}): writeback (ext4 maps, msync, fsync, sync, drop_caches) is not in the C runtime",
+                step.op()
+            )));
+        }
         let text = c_string(&scenario::step_yaml(step));
         // op, proc, map, arg, page, count, flags
         let (op, proc, map, arg, page, count, flags): (&str, &str, &str, String, u64, u64, Vec<&str>) = match step {
@@ -181,6 +193,7 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
                     Backing::DevZero => "B_DEVZERO",
                     Backing::Memfd => "B_MEMFD",
                     Backing::File => "B_FILE",
+                    Backing::Ext4 => unreachable!("refused above"),
                 };
                 ("OP_MMAP", &m.proc, &m.name, backing.into(), 0, m.pages, f)
             }
@@ -274,6 +287,7 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
                 ("OP_MLOCKALL", &x.proc, "", f.join(" | "), 0, 0, vec![])
             }
             Step::Munlockall(p) => ("OP_MUNLOCKALL", &p.proc, "", "0".into(), 0, 0, vec![]),
+            Step::Msync(_) | Step::Fsync(_) | Step::Sync(_) | Step::DropCaches(_) => unreachable!("refused above"),
         };
         let map = if map.is_empty() { "-1".to_string() } else { names.map(map).to_string() };
         let flags = if flags.is_empty() { "0".to_string() } else { flags.join(" | ") };

@@ -62,7 +62,8 @@ pub fn prepare_with_programs(
         guest_build::module(&kernel, progress).with_context(|| format!("building rmapcheck.ko for {}", kernel.key))?;
     let preload = guest_build::needed_modules(&kernel)?;
     let blockfs = blockfs::image().context("making the ext4 image")?;
-    let contents = initramfs::Contents { agent: &agent, module: &module, preload: &preload, programs, blockfs: &blockfs };
+    let contents =
+        initramfs::Contents { agent: &agent, module: &module, preload: &preload, programs, blockfs: &blockfs };
     let initrd = initramfs::build(&contents).context("packing the initramfs")?;
     Ok(Prepared { kernel, initrd })
 }

@@ -55,6 +55,7 @@ impl Setup {
             Backing::DevZero => "dev-zero",
             Backing::Memfd => "memfd",
             Backing::File => "file",
+            Backing::Ext4 => "ext4",
         };
         let share = match self.share {
             Share::Private => "private",
