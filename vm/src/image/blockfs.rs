@@ -35,9 +35,8 @@ const MAX_PAGE_SIZE: u64 = 16 << 10;
 /// which hold one repeated byte (and a page index) and compress to almost nothing.
 pub const FS_BYTES: u64 = crate::ops::MAX_MAP_PAGES * MAX_PAGE_SIZE;
 
-/// mkfs.ext4 options. No metadata_csum: its crc32c comes from a crypto module the guest
-/// would have to request (it has no modprobe); no orphan_file, which 6.1's e2fsprogs
-/// peers do not all know. Lazy inode table and journal init keep the image sparse.
+/// mkfs.ext4 options. No metadata_csum and no orphan_file: fewer features for the
+/// oldest kernel (6.1) to know. Lazy inode table and journal init keep the image sparse.
 const MKFS_OPTS: &[&str] = &[
     "-q",
     "-F",

@@ -203,6 +203,8 @@ pub fn needed_modules(kernel: &Kernel) -> Result<Vec<PathBuf>> {
         ("ZRAM", "zram"),
         // The block filesystem on zram1 (image::blockfs), after what ext4 links against.
         ("CRC16", "crc16"),
+        // ext4's mount asks the crypto API for crc32c, and the guest has no modprobe.
+        ("CRYPTO_CRC32C", "crc32c_generic"),
         ("FS_MBCACHE", "mbcache"),
         ("JBD2", "jbd2"),
         ("EXT4_FS", "ext4"),
