@@ -55,6 +55,10 @@ pub enum Op {
     Remote,
     Truncate,
     Punch,
+    Msync,
+    Fsync,
+    Sync,
+    DropCaches,
 }
 
 /// An op's name on the wire and the keys it takes, in ops.c's order.
@@ -121,6 +125,10 @@ pub const OPS: &[Spec] = &[
     spec(Op::Remote, "remote", &["proc", "name", "page", "count", "kind", "value", "tag", "word"]),
     spec(Op::Truncate, "truncate", &["proc", "name", "pages"]),
     spec(Op::Punch, "punch", &["proc", "name", "page", "count"]),
+    spec(Op::Msync, "msync", &["proc", "name", "page", "count", "async"]),
+    spec(Op::Fsync, "fsync", &["proc", "name", "page"]),
+    spec(Op::Sync, "sync", &[]),
+    spec(Op::DropCaches, "drop_caches", &[]),
 ];
 
 /// Keys the controller takes on any op: `then=pagemap` reads the pagemap after it.

@@ -10,6 +10,7 @@ pub mod request;
 mod spans;
 mod validate;
 pub mod world;
+mod writeback;
 
 pub use emit::step as step_yaml;
 pub use emit::to_yaml;
@@ -19,11 +20,12 @@ pub use spans::Pos;
 use std::fmt;
 use std::path::{Path, PathBuf};
 pub use world::{World, MAX_MAPS, MAX_PAGES, MAX_PROCS, MAX_RECLAIM_PAGES, MAX_STEPS};
+pub use writeback::{DropCaches, Fsync, Msync, SyncAll};
 
 /// The label of the first process, which exists from the start.
 pub const FIRST_PROC: &str = "p0";
 
-fn p0() -> String {
+pub(crate) fn p0() -> String {
     FIRST_PROC.to_string()
 }
 
@@ -172,6 +174,17 @@ pub enum Step {
     /// fallocate(2) PUNCH_HOLE|KEEP_SIZE over the file pages a range of a memfd or
     /// file map maps: shared mappers lose the pages, private COW copies stay.
     Punch(Range),
+    /// msync(2) a range: MS_SYNC writes its dirty pages back, and writeback
+    /// (folio_mkclean) write-protects each in every process that maps it.
+    Msync(Msync),
+    /// fsync(2) the file behind a map.
+    Fsync(Fsync),
+    /// sync(2): write back every dirty page of every filesystem.
+    Sync(SyncAll),
+    /// Drop the clean page cache no process maps (`/proc/sys/vm/drop_caches` = 1), so
+    /// the next fault of such a page reads it back from the filesystem.
+    #[serde(rename = "drop_caches")]
+    DropCaches(DropCaches),
 }
 
 /// How a `pin` step pins its pages.
@@ -369,6 +382,8 @@ pub enum Backing {
     Hugetlb,
     /// A file on the guest's hugetlbfs mount, of the default huge page size.
     Hugetlbfs,
+    /// A file on the guest's ext4 filesystem (a block device: writeback, drop_caches).
+    Ext4,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -968,6 +983,9 @@ macro_rules! proc_of {
             Step::Truncate(s) => Some($($borrow)+ s.proc),
             Step::Punch(s) => Some($($borrow)+ s.proc),
             Step::Check(_) | Step::Ksm(_) | Step::Compact(_) | Step::Reclaim(_) => None,
+            Step::Msync(s) => Some($($borrow)+ s.proc),
+            Step::Fsync(s) => Some($($borrow)+ s.proc),
+            Step::Sync(_) | Step::DropCaches(_) => None,
         }
     };
 }
@@ -988,6 +1006,8 @@ macro_rules! map_of {
             Step::Remote(x) => Some($($borrow)+ x.map),
             Step::Truncate(x) => Some($($borrow)+ x.map),
             Step::Punch(r) => Some($($borrow)+ r.map),
+            Step::Msync(x) => Some($($borrow)+ x.map),
+            Step::Fsync(x) => Some($($borrow)+ x.map),
             _ => None,
         }
     };
@@ -1045,6 +1065,10 @@ impl Step {
             Step::Remote(_) => "remote",
             Step::Truncate(_) => "truncate",
             Step::Punch(_) => "punch",
+            Step::Msync(_) => "msync",
+            Step::Fsync(_) => "fsync",
+            Step::Sync(_) => "sync",
+            Step::DropCaches(_) => "drop_caches",
         }
     }
 }

@@ -66,6 +66,14 @@ int op_munlockall(struct ctx *c);
 int op_pin(struct ctx *c);
 int op_unpin(struct ctx *c);
 int op_remote(struct ctx *c);
+/* blockfs.c */
+void blockfs_boot(void);
+int blockfs_ready(void);
+/* op_writeback.c */
+int op_msync(struct ctx *c);
+int op_fsync(struct ctx *c);
+int op_sync(struct ctx *c);
+int op_drop_caches(struct ctx *c);
 /* op_exec.c */
 int op_exec(struct ctx *c);
 /* storm.c */

@@ -4,6 +4,7 @@
  * and truncate and punch, which change the file under one.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdio.h>
 #include <sys/mman.h>
 
@@ -26,6 +27,7 @@ int op_mmap(struct ctx *c)
 		{ "anon", B_ANON }, { "devzero", B_DEVZERO },
 		{ "memfd", B_MEMFD }, { "file", B_FILE },
 		{ "hugetlb", B_HUGETLB }, { "hugetlbfs", B_HUGETLBFS },
+		{ "memfd", B_MEMFD }, { "file", B_FILE }, { "ext4", B_EXT4 },
 		{ NULL, 0 }
 	};
 	static const struct named shares[] = {
@@ -81,7 +83,9 @@ int op_mmap(struct ctx *c)
 	rc = req_proc(c, &p);
 	if (rc)
 		return rc;
-	if (q.backing == B_FILE)
+	if (q.backing == B_EXT4 && !blockfs_ready())
+		return fail(c, ENODEV, "no-blockfs");
+	if (q.backing == B_FILE || q.backing == B_EXT4)
 		tmp_files_made();
 	rc = wcall(c, p, &q, &ans);
 	if (rc)

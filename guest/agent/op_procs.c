@@ -16,17 +16,17 @@
 #include "proctable.h"
 #include "request.h"
 
-static int tmp_dirty;		/* a file map may have made /tmp/rmc-* */
+static int tmp_dirty;		/* a file map may have made rmc-* files */
 
-/* A file map was asked for: the next reset cleans /tmp. */
+/* A file map was asked for: the next reset cleans /tmp and BLOCKFS_DIR. */
 void tmp_files_made(void)
 {
 	tmp_dirty = 1;
 }
 
-static void clean_tmp(void)
+static void clean_dir(const char *dir)
 {
-	DIR *d = opendir("/tmp");
+	DIR *d = opendir(dir);
 	struct dirent *de;
 
 	if (!d)
@@ -43,8 +43,10 @@ int op_reset(struct ctx *c)
 
 	if (rc)
 		return rc;
-	if (tmp_dirty)
-		clean_tmp();
+	if (tmp_dirty) {
+		clean_dir("/tmp");
+		clean_dir(BLOCKFS_DIR);
+	}
 	tmp_dirty = 0;
 	modern_reset();
 	return start_p0(c);

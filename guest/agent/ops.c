@@ -74,6 +74,10 @@ static const struct op ops[] = {
 				    "value", "tag", "word") },
 	{ "truncate", op_truncate, KEYS("proc", "name", "pages") },
 	{ "punch", op_punch, KEYS("proc", "name", "page", "count") },
+	{ "msync", op_msync, KEYS("proc", "name", "page", "count", "async") },
+	{ "fsync", op_fsync, KEYS("proc", "name", "page") },
+	{ "sync", op_sync, NO_KEYS },
+	{ "drop_caches", op_drop_caches, NO_KEYS },
 };
 
 int fail(struct ctx *c, int err, const char *msg)
@@ -126,6 +130,7 @@ int op_call(struct ctx *c, const struct op *op, int then)
 void ops_boot(void)
 {
 	modern_boot();
+	blockfs_boot();
 }
 
 int ops_init(struct ctx *c)

@@ -199,8 +199,10 @@ static int open_backing(const struct wreq *q, uint64_t len, struct wrep *r)
 			return wfail(r, errno, "memfd_create"), -1;
 		break;
 	case B_FILE:
+	case B_EXT4:
 		/* Fresh per mmap: an older map of this name keeps its inode. */
-		snprintf(path, sizeof(path), "/tmp/rmc-%s", q->name);
+		snprintf(path, sizeof(path), "%s/rmc-%s",
+			 q->backing == B_EXT4 ? BLOCKFS_DIR : "/tmp", q->name);
 		if (unlink(path) && errno != ENOENT)
 			return wfail(r, errno, "unlink"), -1;
 		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -804,6 +806,54 @@ static int w_fork(int fd, int kfd, struct wrep *r)
  * serves. The fault waits in handle_userfault() for good: a real kernel
  * stack for the controller's hang report.
  */
+static int w_msync(const struct wreq *q, struct wrep *r)
+{
+	struct wmap *m = get_range(q, q->count, r);
+
+	if (!m)
+		return -1;
+	if (msync((void *)(m->addr + q->page * page_size),
+		  q->count * page_size, q->advice))
+		return wfail(r, errno, "msync");
+	return 0;
+}
+
+/*
+ * fsync(2) on the file that maps the page: the worker keeps no fds, so it
+ * opens the VMA's file through /proc/self/map_files (root may).
+ */
+static int w_fsync(const struct wreq *q, struct wrep *r)
+{
+	struct wmap *m = get_range(q, 1, r);
+	unsigned long a, start, end;
+	char path[64];
+	FILE *f;
+	int fd, found = 0;
+
+	if (!m)
+		return -1;
+	a = m->addr + q->page * page_size;
+	f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return wfail(r, errno, "maps");
+	while (!found && fscanf(f, "%lx-%lx%*[^\n]", &start, &end) == 2)
+		found = start <= a && a < end;
+	fclose(f);
+	if (!found)
+		return wfail(r, EFAULT, "unmapped");
+	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", start,
+		 end);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return wfail(r, errno == ENOENT ? EINVAL : errno, "no-file");
+	if (fsync(fd)) {
+		close(fd);
+		return wfail(r, errno, "fsync");
+	}
+	close(fd);
+	return 0;
+}
+
 static int w_test_hang(struct wrep *r)
 {
 	struct uffdio_api api = { .api = UFFD_API };
@@ -906,6 +956,10 @@ static int dispatch(const struct wreq *q, struct wrep *r, int fd, int kfd)
 		return w_truncate(q, r);
 	case W_PUNCH:
 		return w_punch(q, r);
+	case W_MSYNC:
+		return w_msync(q, r);
+	case W_FSYNC:
+		return w_fsync(q, r);
 	}
 	return wfail(r, ENOSYS, "bad-wop");
 }

@@ -35,13 +35,17 @@ enum wop {
 	W_UNPIN,	/* advice: enum pin_kind */
 	W_TRUNCATE,	/* pages: the new size of the map's file */
 	W_PUNCH,	/* page, count: a hole in the file under them */
+	W_MSYNC,	/* advice: msync() flags */
+	W_FSYNC,	/* fsync() the file that maps page */
 };
 
 /*
  * B_HUGETLB: MAP_ANONYMOUS | MAP_HUGETLB; B_HUGETLBFS: a file on the
  * hugetlbfs mount.  Both of the default huge page size, the PMD size.
  */
-enum backing { B_ANON, B_DEVZERO, B_MEMFD, B_FILE, B_HUGETLB, B_HUGETLBFS };
+enum backing { B_ANON, B_DEVZERO, B_MEMFD, B_FILE, B_EXT4, B_HUGETLB, B_HUGETLBFS };
+
+#define BLOCKFS_DIR	"/mnt/ext4"	/* B_EXT4's files (blockfs.c) */
 
 struct wreq {
 	uint32_t op;

@@ -3,6 +3,7 @@
 //! for it, and both go into an initramfs.
 
 pub mod apt;
+pub mod blockfs;
 pub mod guest_build;
 pub mod initramfs;
 pub mod kconfig;

@@ -643,6 +643,17 @@ impl Model {
                     self.punch(obj, m.pgoff + first..m.pgoff + first + count);
                 }
             }
+            // Writeback (msync MS_SYNC, fsync, sync) cleans a dirty page cache folio:
+            // folio_clear_dirty_for_io() calls folio_mkclean(), which walks the rmap and
+            // clears the dirty and write bits of each PTE and PMD that maps it
+            // (page_vma_mkclean_one), in every process. It unmaps nothing and changes no
+            // byte, so who shares what and what each page holds stay; the next write
+            // faults and dirties the folio again (page_mkwrite). MS_ASYNC starts no
+            // writeback at all. drop_caches frees only folios that are clean, not under
+            // writeback and mapped by no one (mapping_evict_folio), so no slot a process
+            // maps changes; a page it dropped is read back from the disk with the bytes
+            // written back, which O5 judges at the next fault.
+            Step::Msync(_) | Step::Fsync(_) | Step::Sync(_) | Step::DropCaches(_) => {}
         }
         if let Step::Madvise(x) = step {
             if x.advice == Advice::Remove {

@@ -17,7 +17,11 @@ const KPF_MLOCKED: u64 = 1 << 33;
 const KPF_HUGE: u64 = 1 << 17;
 
 /// Every class, in the order a summary lists them: a class no run reached shows as 0.
-pub const CLASSES: [&str; 29] = [
+/// /proc/kpageflags bit of a dirty page (KPF_DIRTY).
+pub const KPF_DIRTY: u64 = 1 << 4;
+
+/// Every class, in the order a summary lists them: a class no run reached shows as 0.
+pub const CLASSES: [&str; 31] = [
     LARGE_PTE_2,
     LARGE_PTE_3,
     PMD_SHARED,
@@ -47,6 +51,8 @@ pub const CLASSES: [&str; 29] = [
     SIGBUS_EOF,
     HUGETLB_SHARED,
     HUGETLB_COW,
+    WRITEBACK_SHARED,
+    REREAD,
 ];
 
 pub const LARGE_PTE_2: &str = "large folio PTE-mapped by 2 processes (fork of a PTE-mapped large folio)";
@@ -78,6 +84,8 @@ pub const SIGBUS_EOF: &str = "SIGBUS beyond EOF";
 pub const HUGETLB_SHARED: &str = "hugetlb page mapped by 2+ processes";
 pub const HUGETLB_COW: &str = "hugetlb COW after fork";
 pub const VMA_STRADDLE: &str = "folio straddling a VMA end";
+pub const WRITEBACK_SHARED: &str = "writeback cleaned a page mapped by 2+ processes";
+pub const REREAD: &str = "contents reread from disk after drop_caches";
 
 fn procs_at(walk: &Walk, level: Option<&str>) -> BTreeSet<u32> {
     walk.vmas
@@ -263,6 +271,44 @@ pub fn of_migration(mappers: usize, large: bool) -> &'static str {
     }
 }
 
+/// The pages a writeback step (msync, fsync, sync) may clean: the frames 2+ processes
+/// map (in `before`, a pagemap read before it) whose kpageflags say dirty.
+pub fn writeback_candidates(before: &Truth, flags: impl Fn(u64) -> Option<u64>) -> Vec<u64> {
+    let mut mappers: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
+    for ((proc, _, _), pfn) in before.slots() {
+        mappers.entry(pfn).or_default().insert(proc);
+    }
+    mappers
+        .into_iter()
+        .filter(|(pfn, procs)| procs.len() >= 2 && flags(*pfn).is_some_and(|f| f & KPF_DIRTY != 0))
+        .map(|(pfn, _)| pfn)
+        .collect()
+}
+
+/// The class of a writeback step: one of its `candidates` is clean after it (kpageflags
+/// `after`). Anon pages stay dirty (writeback is of the page cache), so only a page
+/// cache page that folio_mkclean() cleaned in its 2+ mappers counts.
+pub fn of_writeback(candidates: &[u64], after: impl Fn(u64) -> Option<u64>) -> Vec<&'static str> {
+    if candidates.iter().any(|&pfn| after(pfn).is_some_and(|f| f & KPF_DIRTY == 0)) {
+        vec![WRITEBACK_SHARED]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The class of a read after drop_caches: it read a page of a block filesystem map
+/// (`ext4_maps`) that no process mapped when drop_caches ran (`unmapped`) and that
+/// holds written bytes (`written`: not all zero). Whether it came from disk or stayed
+/// in the page cache because it was still dirty, kpageflags cannot say once no one maps
+/// it; the writeback scenarios and the motif sync first, so there it comes from disk.
+pub fn of_reread(ext4_map: bool, unmapped: bool, written: bool) -> Vec<&'static str> {
+    if ext4_map && unmapped && written {
+        vec![REREAD]
+    } else {
+        Vec::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,5 +407,21 @@ mod tests {
         .collect();
         let t = of_truth(&Truth::from_data(&data, 4096).unwrap());
         assert_eq!(t, vec![SWAP_3, SWAPPED]);
+    }
+
+    #[test]
+    fn writeback_counts_a_shared_dirty_page_it_cleaned() {
+        let data = [
+            crate::wire::parse_fields("proc=p0 pid=1 name=f addr=0x1000 pages=2 pfns=0x9,0xa"),
+            crate::wire::parse_fields("proc=c1 pid=2 name=f addr=0x1000 pages=2 pfns=0x9,-"),
+        ];
+        let before = Truth::from_data(&data, 4096).unwrap();
+        let dirty = |_: u64| Some(KPF_DIRTY);
+        assert_eq!(writeback_candidates(&before, dirty), vec![0x9], "0xa has one mapper");
+        assert!(writeback_candidates(&before, |_| Some(0)).is_empty(), "clean already");
+        assert_eq!(of_writeback(&[0x9], |_| Some(0)), vec![WRITEBACK_SHARED]);
+        assert!(of_writeback(&[0x9], dirty).is_empty(), "still dirty: an anon page, or MS_ASYNC");
+        assert_eq!(of_reread(true, true, true), vec![REREAD]);
+        assert!(of_reread(false, true, true).is_empty() && of_reread(true, false, true).is_empty());
     }
 }

@@ -76,6 +76,7 @@ fn backing(b: Backing) -> &'static str {
         Backing::File => "file",
         Backing::Hugetlb => "hugetlb",
         Backing::Hugetlbfs => "hugetlbfs",
+        Backing::Ext4 => "ext4",
     }
 }
 
@@ -163,6 +164,9 @@ pub fn step(s: &Step) -> String {
             .word("kind", x.kind.wire())
             .maybe("value", x.value)
             .done(),
+        Step::Msync(x) => Fields::new().range(&x.proc, &x.map, x.page, x.pages).flag("async", x.async_).done(),
+        Step::Fsync(x) => Fields::new().proc(&x.proc).text("map", &x.map).maybe("page", x.page).done(),
+        Step::Sync(_) | Step::DropCaches(_) => "{}".to_string(),
     };
     format!("{}: {body}", s.op())
 }

@@ -117,6 +117,15 @@ pub enum Request {
         pages: u64,
     },
     Punch(Pages),
+    /// `bool`: MS_ASYNC.
+    Msync(Pages, bool),
+    Fsync {
+        proc: String,
+        name: String,
+        page: u64,
+    },
+    Sync,
+    DropCaches,
 }
 
 /// Where an `mremap` puts what it moves: `offset` pages from the start of map `map`.
@@ -178,6 +187,7 @@ impl Backing {
             Backing::File => "file",
             Backing::Hugetlb => "hugetlb",
             Backing::Hugetlbfs => "hugetlbfs",
+            Backing::Ext4 => "ext4",
         }
     }
 }
@@ -270,6 +280,10 @@ impl Request {
             },
             Step::Truncate(x) => Request::Truncate { proc: x.proc.clone(), name: x.map.clone(), pages: x.pages },
             Step::Punch(r) => Request::Punch(pages(&r.proc, &r.map)),
+            Step::Msync(x) => Request::Msync(pages(&x.proc, &x.map), x.async_),
+            Step::Fsync(x) => Request::Fsync { proc: x.proc.clone(), name: x.map.clone(), page: x.page.unwrap_or(0) },
+            Step::Sync(_) => Request::Sync,
+            Step::DropCaches(_) => Request::DropCaches,
         })
     }
 
@@ -288,6 +302,7 @@ impl Request {
             | Request::Pin(p, _)
             | Request::Remote { pages: p, .. } => Some(p),
             Request::Punch(p) => Some(p),
+            Request::Msync(p, _) => Some(p),
             _ => None,
         }
     }
@@ -320,6 +335,10 @@ impl Request {
             Request::Remote { .. } => Op::Remote,
             Request::Truncate { .. } => Op::Truncate,
             Request::Punch(_) => Op::Punch,
+            Request::Msync(..) => Op::Msync,
+            Request::Fsync { .. } => Op::Fsync,
+            Request::Sync => Op::Sync,
+            Request::DropCaches => Op::DropCaches,
         }
     }
 
@@ -411,6 +430,9 @@ impl Request {
                 .arg("future", flag(*future))
                 .arg("onfault", flag(*onfault)),
             Request::Truncate { proc, name, pages } => w.arg("proc", proc).arg("name", name).arg("pages", pages),
+            Request::Msync(p, async_) => w.pages(p).arg("async", flag(*async_)),
+            Request::Fsync { proc, name, page } => w.arg("proc", proc).arg("name", name).arg("page", page),
+            Request::Sync | Request::DropCaches => w,
         }
     }
 }

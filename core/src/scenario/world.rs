@@ -54,6 +54,8 @@ pub struct Map {
     shared: bool,
     /// Hugetlb memory: its pages come from the pool a huge page at a time.
     hugetlb: Option<HugeMap>,
+    /// A file is behind it that fsync can name (memfd, file, ext4).
+    synced_file: bool,
 }
 
 /// A map's place: `offset` pages from the start of group `group`.
@@ -88,6 +90,7 @@ impl Map {
             file: false,
             shared: false,
             hugetlb: None,
+            synced_file: false,
         }
     }
 
@@ -166,6 +169,8 @@ impl Step {
             Step::Pin(x) => (x.page, x.pages),
             Step::Remote(x) => (x.page, x.pages),
             Step::Mremap(x) => x.source(len),
+            Step::Msync(x) => span(x.page, x.pages, len),
+            Step::Fsync(x) => (x.page.unwrap_or(0), 1),
             _ => return None,
         })
     }
@@ -583,6 +588,7 @@ impl World {
                     .backing
                     .hugetlb()
                     .then_some(HugeMap { shared: m.share == Share::Shared, object: self.steps as u64 });
+                map.synced_file = matches!(m.backing, Backing::Memfd | Backing::File | Backing::Ext4);
                 self.live.get_mut(&m.proc).expect("checked above").insert(m.name.clone(), map);
                 self.hugetlb_budget("pages", out);
             }
@@ -741,6 +747,15 @@ impl World {
                 }
             }
             Step::Check(_) | Step::Compact(_) => {}
+            Step::Msync(_) => {
+                self.range_mut(step, out);
+            }
+            Step::Fsync(_) => {
+                if self.range_mut(step, out).is_some_and(|m| !m.synced_file) {
+                    out.push(("map", "fsync needs a map with a file behind it (memfd, file, ext4)".into()));
+                }
+            }
+            Step::Sync(_) | Step::DropCaches(_) => {}
         }
     }
 }

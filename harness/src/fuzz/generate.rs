@@ -23,6 +23,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
 
+mod writeback;
+
 /// Relative weights of the step kinds. A kind with weight 0 never appears.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Weights(pub BTreeMap<Op, u32>);
@@ -67,10 +69,12 @@ pub enum Op {
     /// A hole in a file (punch on a memfd or file map, MADV_REMOVE on a shared map);
     /// its motif truncates.
     Truncate,
+    /// msync, fsync, sync or drop_caches.
+    Writeback,
 }
 
 impl Op {
-    pub const ALL: [Op; 23] = [
+    pub const ALL: [Op; 24] = [
         Op::Mmap,
         Op::Munmap,
         Op::Mprotect,
@@ -94,6 +98,7 @@ impl Op {
         Op::Pin,
         Op::Remote,
         Op::Truncate,
+        Op::Writeback,
     ];
 
     pub fn name(self) -> &'static str {
@@ -121,6 +126,7 @@ impl Op {
             Op::Pin => "pin",
             Op::Remote => "remote",
             Op::Truncate => "truncate",
+            Op::Writeback => "writeback",
         }
     }
 }
@@ -152,6 +158,7 @@ impl Default for Weights {
             (Op::Pin, 2),
             (Op::Remote, 2),
             (Op::Truncate, 2),
+            (Op::Writeback, 2),
         ]))
     }
 }
@@ -669,6 +676,9 @@ enum Motif {
     /// A memfd two processes map shared, truncated below a page both map, read across
     /// the cut (SIGBUS past the end), and grown back to its size.
     TruncateShared,
+    /// A shared ext4 page written back while two processes map it, written again,
+    /// synced, dropped from the page cache and read back from disk.
+    Writeback,
 }
 
 impl Gen<'_> {
@@ -686,6 +696,7 @@ impl Gen<'_> {
             Motif::ForkChain,
             Motif::PinFork,
             Motif::TruncateShared,
+            Motif::Writeback,
         ];
         let motif = *all.choose(&mut self.rng).expect("not empty");
         let needs: &[Op] = match motif {
@@ -698,6 +709,7 @@ impl Gen<'_> {
             Motif::ForkChain => &[Op::Mmap, Op::Write, Op::Fork, Op::Exit, Op::Mprotect],
             Motif::PinFork => &[Op::Mmap, Op::Write, Op::Pin, Op::Fork],
             Motif::TruncateShared => &[Op::Mmap, Op::Write, Op::Fork, Op::Truncate],
+            Motif::Writeback => &[Op::Mmap, Op::Write, Op::Fork, Op::Writeback],
         };
         if needs.iter().any(|op| self.cfg.weights.0.get(op).is_none_or(|w| *w == 0)) {
             return Vec::new();
@@ -814,6 +826,11 @@ impl Gen<'_> {
                 let read = Access { proc: child, map: name.clone(), page: cut - 1, pages: 2, value: None };
                 self.play(&mut out, Step::Read(read));
                 self.play(&mut out, truncate(pages));
+            }
+            Motif::Writeback => {
+                let Some(pi) = self.motif_proc(1).filter(|_| forks_fit(self, 1)) else { return out };
+                let pages = self.rng.gen_range(1..=self.cfg.max_pages.max(1));
+                self.writeback_motif(&mut out, pi, pages);
             }
             Motif::Ksm3 => {
                 let unrelated = self.rng.gen_range(0..3);
@@ -1055,7 +1072,7 @@ impl Gen<'_> {
             Op::Mmap => self.procs.iter().any(|p| p.maps.len() < self.cfg.max_maps),
             Op::Fork => self.procs.len() < self.cfg.max_procs && self.world.made() < MAX_PROCS,
             Op::Exit => self.procs.len() > 1,
-            Op::Findtask | Op::Compact | Op::Ksm => true,
+            Op::Findtask | Op::Compact | Op::Ksm | Op::Writeback => true,
             Op::Mlock => true,
             _ => any_map,
         }
@@ -1185,6 +1202,7 @@ impl Gen<'_> {
             }
             Op::Ksm => self.ksm(),
             Op::Compact => Some(Step::Compact(Compact {})),
+            Op::Writeback => self.writeback(),
             // Mostly all it can get; sometimes a little, so reclaim stops part way and
             // the reference check decides what goes.
             Op::Reclaim => {
@@ -1378,7 +1396,7 @@ impl Gen<'_> {
         let backing = if large && self.rng.gen_bool(0.5) {
             Backing::Anon
         } else {
-            *[Backing::Anon, Backing::DevZero, Backing::Memfd, Backing::File].choose(&mut self.rng)?
+            *[Backing::Anon, Backing::DevZero, Backing::Memfd, Backing::File, Backing::Ext4].choose(&mut self.rng)?
         };
         let private = if large && backing == Backing::Anon { 0.8 } else { 0.5 };
         let share = if self.rng.gen_bool(private) { Share::Private } else { Share::Shared };
@@ -1818,8 +1836,22 @@ mod tests {
             }
         }
         // Ops named like a step make that step; the others make these.
-        let made = ["ksm", "migrate", "compact", "split", "mlock", "munlock", "mlockall", "munlockall", "check"];
-        let indirect = ["pageout", "thp", "place"];
+        let made = [
+            "ksm",
+            "migrate",
+            "compact",
+            "split",
+            "mlock",
+            "munlock",
+            "mlockall",
+            "munlockall",
+            "check",
+            "msync",
+            "fsync",
+            "sync",
+            "drop_caches",
+        ];
+        let indirect = ["pageout", "thp", "place", "writeback"];
         let weighted = Op::ALL.into_iter().filter(|op| cfg.weights.0[op] > 0).map(|o| o.name());
         for name in weighted.filter(|n| !indirect.contains(n)).chain(made) {
             assert!(ops.contains(name), "{name} never generated");
@@ -1828,7 +1860,7 @@ mod tests {
             assert!(advice.contains(a), "madvise {a} never generated: {advice:?}");
         }
         assert!(!ops.contains("poke"), "a test-only step is generated by default");
-        assert_eq!(backings.len(), 8, "{backings:?}");
+        assert_eq!(backings.len(), 10, "{backings:?}");
         for a in ["dontneed", "dontfork", "wipeonfork"] {
             assert!(advice.contains(a), "madvise {a} never generated: {advice:?}");
         }
@@ -1867,9 +1899,9 @@ mod tests {
         let mut aligned = BTreeSet::new();
         let mut written_then_forked = false;
         let mut paged_out = BTreeMap::new();
-        // Nine motifs share one run in four, and placement steps share the rest: 600
+        // Eleven motifs share one run in four, and placement steps share the rest: 700
         // runs give each motif about 15, and random steps reach the classes too.
-        const RUNS: u64 = 600;
+        const RUNS: u64 = 700;
         for run in 0..RUNS {
             let s = generate(&cfg, 11, run);
             let mut sim = Sim::new(&cfg, 0, &s.mthp);

@@ -190,7 +190,8 @@ fn apply(
             let mmaps: Vec<usize> = (0..steps.len()).filter(|&i| matches!(steps[i], Step::Mmap(_))).collect();
             let i = *mmaps.choose(rng)?;
             if let Step::Mmap(m) = &mut steps[i] {
-                m.backing = *[Backing::Anon, Backing::DevZero, Backing::Memfd, Backing::File].choose(rng)?;
+                m.backing =
+                    *[Backing::Anon, Backing::DevZero, Backing::Memfd, Backing::File, Backing::Ext4].choose(rng)?;
                 m.share = if rng.gen_bool(0.5) { Share::Private } else { Share::Shared };
                 if m.backing == Backing::DevZero && m.share == Share::Private && m.huge == Some(true) {
                     m.huge = None;

@@ -168,6 +168,18 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
             _ => None,
         };
         let _ = world.apply(step);
+        // The runtime has no block filesystem: the writeback steps need the agent's.
+        let writeback = match step {
+            Step::Mmap(m) => m.backing == Backing::Ext4,
+            Step::Msync(_) | Step::Fsync(_) | Step::Sync(_) | Step::DropCaches(_) => true,
+            _ => false,
+        };
+        if writeback {
+            return Err(Error(format!(
+                "step {n} ({}): writeback (ext4 maps, msync, fsync, sync, drop_caches) is not in the C runtime",
+                step.op()
+            )));
+        }
         let text = c_string(&scenario::step_yaml(step));
         // op, proc, map, arg, page, count, flags
         let (op, proc, map, arg, page, count, flags): (&str, &str, &str, String, u64, u64, Vec<&str>) = match step {
@@ -192,6 +204,7 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
                     Backing::File => "B_FILE",
                     Backing::Hugetlb => "B_HUGETLB",
                     Backing::Hugetlbfs => "B_HUGETLBFS",
+                    Backing::Ext4 => unreachable!("refused above"),
                 };
                 if let Some((flag, ..)) = place {
                     f.push(flag);
@@ -292,6 +305,7 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
             Step::Truncate(_) | Step::Punch(_) => {
                 return Err(Error(format!("step {n} ({}): truncate and punch are not in the C runtime", step.op())))
             }
+            Step::Msync(_) | Step::Fsync(_) | Step::Sync(_) | Step::DropCaches(_) => unreachable!("refused above"),
         };
         let map = if map.is_empty() { "-1".to_string() } else { names.map(map).to_string() };
         let flags = if flags.is_empty() { "0".to_string() } else { flags.join(" | ") };

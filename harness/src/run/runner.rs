@@ -10,7 +10,7 @@ use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status, StepSigna
 use crate::check::problem::{Errno, ProblemKind, SwapOut};
 use crate::check::{swap, triggers, vmas, worker};
 use crate::scenario::request::{self, Pages, Request, Wire};
-use crate::scenario::{span, Access, Advice, Expect, KnownBug, Loaded, Mthp, RemoteKind, Step, World};
+use crate::scenario::{span, Access, Advice, Backing, Expect, KnownBug, Loaded, Mthp, RemoteKind, Step, World};
 use crate::vm::agent::Agent;
 use crate::vm::guest::{Fault, Info};
 use crate::vm::protocol::Reply;
@@ -68,6 +68,11 @@ struct Run<'a> {
     changed_by: (usize, String),
     /// Steps not played because they name a dead process.
     skipped: Vec<usize>,
+    /// Maps on the block filesystem (`backing: ext4`), by name.
+    ext4_maps: BTreeSet<String>,
+    /// At the last `drop_caches`: the (map, page) any process mapped then, and every
+    /// page read since (the trigger class of a page read back from disk).
+    mapped_at_drop: Option<BTreeSet<(String, u64)>>,
 }
 
 /// Run `loaded` on `guest`. A guest fault ends the run with `Err`; the caller decides
@@ -155,6 +160,8 @@ impl<'g> Session<'g> {
             dead: BTreeSet::new(),
             skipped: Vec::new(),
             changed_by: (0, String::new()),
+            ext4_maps: BTreeSet::new(),
+            mapped_at_drop: None,
         };
         run.set_mthp(mthp)?;
         tracing::debug!(scenario = %loaded.scenario.name, steps = loaded.scenario.steps.len(), "scenario starts");
@@ -364,7 +371,12 @@ impl Run<'_> {
         // The pages the request names (what the step left out resolved).
         let pages = || request.as_ref().and_then(Request::pages).expect("a step over a range").clone();
         match step {
-            Step::Mmap(_) | Step::Munmap(_) | Step::Mprotect(_) | Step::Mremap(_) => {
+            Step::Mmap(m) => {
+                if self.send(n, step, wire())?.is_some() && m.backing == Backing::Ext4 {
+                    self.ext4_maps.insert(m.name.clone());
+                }
+            }
+            Step::Munmap(_) | Step::Mprotect(_) | Step::Mremap(_) => {
                 self.send(n, step, wire())?;
             }
             Step::Madvise(x) => {
@@ -414,6 +426,9 @@ impl Run<'_> {
                 if let Some(data) = reply.as_ref().and_then(|r| r.get("data")) {
                     let read = Contents::parse_list(data).map_err(Fault::Protocol)?;
                     for (i, c) in read.into_iter().enumerate() {
+                        if matches!(step, Step::Read(_)) {
+                            self.reread_trigger(&a.map, a.page + i as u64, c.as_ref());
+                        }
                         if let Some(c) = c {
                             self.check_contents(&(a.proc.clone(), a.map.clone(), a.page + i as u64), c);
                         }
@@ -428,6 +443,15 @@ impl Run<'_> {
             | Step::Mlockall(_)
             | Step::Munlockall(_) => {
                 self.send(n, step, wire())?;
+            }
+            Step::Msync(_) | Step::Fsync(_) | Step::Sync(_) => self.writeback(n, step, wire())?,
+            Step::DropCaches(_) => {
+                let before = self.truth()?;
+                self.truth = None;
+                if self.send(n, step, wire())?.is_some() {
+                    let mapped = before.slots().into_iter().map(|((_, map, page), _)| (map, page)).collect();
+                    self.mapped_at_drop = Some(mapped);
+                }
             }
             Step::Fork(f) => {
                 if self.send(n, step, wire())?.is_some() {
@@ -568,6 +592,47 @@ impl Run<'_> {
                 .extend(triggers::of_truncate(&before, &after, &punched).into_iter().map(String::from));
         }
         Ok(())
+    }
+
+    /// A writeback step, and its trigger class: a page 2+ processes map, dirty before
+    /// it (kpageflags), clean after it.
+    fn writeback(&mut self, n: usize, step: &Step, wire: Wire) -> Result<(), Fault> {
+        let before = self.truth()?;
+        self.truth = None;
+        let mut flags = BTreeMap::new();
+        for (_, pfn) in before.slots() {
+            if !flags.contains_key(&pfn) && before.holders(pfn).iter().map(|s| &s.0).collect::<BTreeSet<_>>().len() >= 2
+            {
+                flags.insert(pfn, self.kpageflags(pfn)?);
+            }
+        }
+        let candidates = triggers::writeback_candidates(&before, |pfn| flags.get(&pfn).copied().flatten());
+        if self.send(n, step, wire)?.is_some() {
+            let mut after = BTreeMap::new();
+            for &pfn in &candidates {
+                after.insert(pfn, self.kpageflags(pfn)?);
+            }
+            let classes = triggers::of_writeback(&candidates, |pfn| after.get(&pfn).copied().flatten());
+            self.outcome.triggers.extend(classes.into_iter().map(String::from));
+        }
+        Ok(())
+    }
+
+    /// /proc/kpageflags of `pfn`, `None` when the agent cannot read it.
+    fn kpageflags(&mut self, pfn: u64) -> Result<Option<u64>, Fault> {
+        let reply = self.guest.request("kpage", &format!("pfn=0x{pfn:x}"))?;
+        let flags = reply.get("kpageflags").and_then(|f| u64::from_str_radix(f.trim_start_matches("0x"), 16).ok());
+        Ok(flags.filter(|_| reply.ok))
+    }
+
+    /// A `read` of `(map, page)` after drop_caches: its trigger class, once per page.
+    fn reread_trigger(&mut self, map: &str, page: u64, read: Option<&Contents>) {
+        let Some(mapped) = self.mapped_at_drop.as_mut() else { return };
+        let unmapped = mapped.insert((map.to_string(), page));
+        let written =
+            matches!(read, Some(Contents::Uniform(b)) if *b != 0) || matches!(read, Some(Contents::Mixed { .. }));
+        let classes = triggers::of_reread(self.ext4_maps.contains(map), unmapped, written);
+        self.outcome.triggers.extend(classes.into_iter().map(String::from));
     }
 
     /// A request the kernel may not support: an errno in `unsupported` becomes a note

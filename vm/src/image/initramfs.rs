@@ -1,7 +1,8 @@
-//! The guest's initramfs: a gzip newc cpio with the agent as /init, rmapcheck.ko and any
-//! kernel modules the agent needs first. Built per kernel, cached by content.
+//! The guest's initramfs: a gzip newc cpio with the agent as /init, rmapcheck.ko, any
+//! kernel modules the agent needs first, and the block filesystem's image. Built per kernel, cached by content.
 
 use crate::cache;
+use crate::image::blockfs;
 use anyhow::{Context, Result};
 use flate2::write::GzEncoder;
 use std::fs;
@@ -20,6 +21,8 @@ pub struct Contents<'a> {
     pub preload: &'a [PathBuf],
     /// Programs the agent may `exec`, as (name in /, path on the host).
     pub programs: &'a [(String, PathBuf)],
+    /// The block filesystem's image in its sparse form (image::blockfs), as /ext4.img.
+    pub blockfs: &'a Path,
 }
 
 /// Build (or reuse) the initramfs for `contents` and return its path.
@@ -35,6 +38,7 @@ pub fn build(contents: &Contents) -> Result<PathBuf> {
     files.push(("modules/rmapcheck.ko".into(), read(contents.module)?, 0o644));
     load.push_str("/modules/rmapcheck.ko\n");
     files.push(("modules.load".into(), load.into_bytes(), 0o644));
+    files.push((blockfs::IMAGE_NAME.into(), read(contents.blockfs)?, 0o644));
     for (name, path) in contents.programs {
         files.push((name.clone(), read(path)?, 0o755));
     }

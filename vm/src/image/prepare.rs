@@ -3,7 +3,7 @@
 
 use crate::image::kernel::{FetchProgress, Kernel};
 use crate::image::kernels::{self, Manifest};
-use crate::image::{guest_build, initramfs};
+use crate::image::{blockfs, guest_build, initramfs};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 
@@ -61,7 +61,9 @@ pub fn prepare_with_programs(
     let module =
         guest_build::module(&kernel, progress).with_context(|| format!("building rmapcheck.ko for {}", kernel.key))?;
     let preload = guest_build::needed_modules(&kernel)?;
-    let initrd = initramfs::build(&initramfs::Contents { agent: &agent, module: &module, preload: &preload, programs })
-        .context("packing the initramfs")?;
+    let blockfs = blockfs::image().context("making the ext4 image")?;
+    let contents =
+        initramfs::Contents { agent: &agent, module: &module, preload: &preload, programs, blockfs: &blockfs };
+    let initrd = initramfs::build(&contents).context("packing the initramfs")?;
     Ok(Prepared { kernel, initrd })
 }

@@ -57,6 +57,7 @@ impl Setup {
             Backing::File => "file",
             Backing::Hugetlb => "hugetlb",
             Backing::Hugetlbfs => "hugetlbfs",
+            Backing::Ext4 => "ext4",
         };
         let share = match self.share {
             Share::Private => "private",
