@@ -13,6 +13,7 @@
 //! a guest or runs a compiler.
 
 use crate::check::model::{Frame, Model};
+use crate::scenario::request::{Request, Target};
 use crate::scenario::{self, span, Advice, Backing, Prot, Scenario, Share, Step, FIRST_PROC};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -123,6 +124,8 @@ impl Names {
             match step {
                 Step::Fork(f) if !n.procs.contains(&f.child) => n.procs.push(f.child.clone()),
                 Step::Mmap(m) if !n.maps.contains(&m.name) => n.maps.push(m.name.clone()),
+                // A moved range becomes a map of its own.
+                Step::Mremap(scenario::Mremap { as_: Some(a), .. }) if !n.maps.contains(a) => n.maps.push(a.clone()),
                 _ => {}
             }
         }
@@ -149,22 +152,15 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
     let mut world = scenario::World::new();
     for (i, step) in s.steps.iter().enumerate() {
         let n = i + 1;
-        // An mmap is placed as the runner places it; a moved sub-range is not in the
-        // runtime yet (its maps are whole, one address each).
-        if let Step::Mremap(x) = step {
-            if x.placed() {
-                return Err(Error(format!("step {n} (mremap): moving a range (page, as, to) is not in the C runtime")));
-            }
-        }
         if matches!(step, Step::Pin(_) | Step::Unpin(_) | Step::Remote(_)) {
             return Err(Error(format!("step {n} ({}): pins and remote accesses are not in the C runtime", step.op())));
         }
-        let place = match scenario::request::Request::from_step(step, &world, n) {
+        // Placements are resolved as the runner resolves them (the typed core's request).
+        let request = Request::from_step(step, &world, n);
+        let place = match &request {
             // (flag, place_map, place) of `struct step`.
-            Some(scenario::request::Request::Mmap { at: Some((map, offset)), .. }) => {
-                Some(("F_AT", names.map(&map) as i64, offset))
-            }
-            Some(scenario::request::Request::Mmap { align: Some(a), .. }) => Some(("F_ALIGN", -1, a)),
+            Some(Request::Mmap { at: Some((map, offset)), .. }) => Some(("F_AT", names.map(map) as i64, *offset)),
+            Some(Request::Mmap { align: Some(a), .. }) => Some(("F_ALIGN", -1, *a)),
             _ => None,
         };
         let _ = world.apply(step);
@@ -181,10 +177,11 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
             )));
         }
         let text = c_string(&scenario::step_yaml(step));
+        // A placed mmap's or mremap's fields after its text: where it goes.
+        let mut tail = place.map(|(_, map, offset)| format!(", {map}, {offset}")).unwrap_or_default();
         // op, proc, map, arg, page, count, flags
         let (op, proc, map, arg, page, count, flags): (&str, &str, &str, String, u64, u64, Vec<&str>) = match step {
             Step::Mmap(m) => {
-                sizes.insert((m.proc.clone(), m.name.clone()), m.pages);
                 let mut f = Vec::new();
                 if m.share == Share::Shared {
                     f.push("F_SHARED");
@@ -230,15 +227,27 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
                 ("OP_MPROTECT", &x.proc, &x.map, prot.into(), x.page, count, vec![])
             }
             Step::Mremap(x) => {
-                sizes.insert((x.proc.clone(), x.map.clone()), x.pages);
+                let Some(Request::Mremap { pages, move_, dontunmap, range, to, .. }) = &request else {
+                    return Err(Error(format!("step {n} (mremap): a step the runner would not send")));
+                };
                 let mut f = Vec::new();
-                if x.move_ || x.dontunmap {
+                if *move_ {
                     f.push("F_MOVE");
                 }
-                if x.dontunmap {
+                if *dontunmap {
                     f.push("F_DONTUNMAP");
                 }
-                ("OP_MREMAP", &x.proc, &x.map, "0".into(), 0, x.pages, f)
+                f.extend(to.iter().flat_map(mremap_flags));
+                // arg: the map the moved pages become, or rejoin (F_INTO).
+                let result = x.result_name().or(to.as_ref().map(|t| t.map.as_str())).unwrap_or(&x.map);
+                if x.placed() {
+                    // place_map, place (where it goes; -1: a fresh place), and how many
+                    // pages of the map move (0: all of it).
+                    let (to_map, to) = to.as_ref().map_or((-1, 0), |t| (names.map(&t.map) as i64, t.offset));
+                    tail = format!(", {to_map}, {to}, {}", range.map_or(0, |(_, count)| count));
+                }
+                let page = range.map_or(0, |(page, _)| page);
+                ("OP_MREMAP", &x.proc, &x.map, names.map(result).to_string(), page, *pages, f)
             }
             Step::Madvise(x) => {
                 let count = x.pages.unwrap_or(size(&sizes, &x.proc, &x.map).saturating_sub(x.page));
@@ -252,14 +261,7 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
             Step::Read(a) => ("OP_READ", &a.proc, &a.map, "0".into(), a.page, a.pages, vec![]),
             Step::Poke(r) => ("OP_POKE", &r.proc, &r.map, "0".into(), r.page, 1, vec![]),
             Step::Pin(_) | Step::Unpin(_) | Step::Remote(_) => unreachable!("refused above"),
-            Step::Fork(f) => {
-                let inherited: Vec<_> =
-                    sizes.iter().filter(|((p, _), _)| *p == f.proc).map(|((_, m), s)| (m.clone(), *s)).collect();
-                for (m, s) in inherited {
-                    sizes.insert((f.child.clone(), m), s);
-                }
-                ("OP_FORK", &f.proc, "", names.proc(&f.child).to_string(), 0, 0, vec![])
-            }
+            Step::Fork(f) => ("OP_FORK", &f.proc, "", names.proc(&f.child).to_string(), 0, 0, vec![]),
             Step::Exit(p) => ("OP_EXIT", &p.proc, "", "0".into(), 0, 0, vec![]),
             Step::Findpage(r) => ("OP_FINDPAGE", &r.proc, &r.map, "0".into(), r.page, 1, vec![]),
             // The module's VMA listing: nothing a program can do or see from userspace.
@@ -309,11 +311,17 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
         };
         let map = if map.is_empty() { "-1".to_string() } else { names.map(map).to_string() };
         let flags = if flags.is_empty() { "0".to_string() } else { flags.join(" | ") };
-        // A placed mmap's map and offset follow its text: where it goes.
-        let place = place.map(|(_, map, offset)| format!(", {map}, {offset}")).unwrap_or_default();
-        rows.push(format!("{{ {op}, {}, {map}, {arg}, {page}, {count}, {flags}, {text}{place} }}", names.proc(proc)));
+        rows.push(format!("{{ {op}, {}, {map}, {arg}, {page}, {count}, {flags}, {text}{tail} }}", names.proc(proc)));
+        track_sizes(&mut sizes, step);
     }
     Ok(rows)
+}
+
+/// The flags of an mremap's place: over what is mapped there, back into its map.
+fn mremap_flags(t: &Target) -> impl Iterator<Item = &'static str> {
+    let over = if t.over { Some("F_OVER") } else { None };
+    let into = if t.into { Some("F_INTO") } else { None };
+    std::iter::once("F_TO").chain(over).chain(into)
 }
 
 fn advice(a: Advice) -> &'static str {
@@ -416,14 +424,17 @@ fn slot_rows(s: &Scenario, names: &Names, release: &str, page_size: u64) -> Vec<
     rows
 }
 
-/// The map sizes the runner keeps (mmap and mremap set them, fork copies them).
+/// The map sizes the runner keeps (mmap and mremap set them, fork copies them). A
+/// moved range sizes the map it becomes; a move back, none.
 fn track_sizes(sizes: &mut BTreeMap<(String, String), u64>, step: &Step) {
     match step {
         Step::Mmap(m) => {
             sizes.insert((m.proc.clone(), m.name.clone()), m.pages);
         }
         Step::Mremap(x) => {
-            sizes.insert((x.proc.clone(), x.map.clone()), x.pages);
+            if let Some(name) = x.result_name() {
+                sizes.insert((x.proc.clone(), name.to_string()), x.new_size());
+            }
         }
         Step::Fork(f) => {
             let inherited: Vec<_> =

@@ -70,13 +70,18 @@ enum backing { B_ANON, B_DEVZERO, B_MEMFD, B_FILE, B_HUGETLB, B_HUGETLBFS };
 #define F_TAG		0x40	/* a write puts the page index in 8 bytes */
 #define F_AT		0x80	/* mmap at place pages from place_map's start */
 #define F_ALIGN		0x100	/* mmap place pages past a PMD boundary */
+#define F_TO		0x200	/* mremap to place pages from place_map */
+#define F_OVER		0x400	/* ... replacing what is mapped there */
+#define F_INTO		0x800	/* ... where the pages rejoin place_map */
 
 /*
  * One scenario step. arg is the fork's child, the mmap's backing, the
  * mprotect's prot, the madvise's advice, the mlock flags, the migrate's node
  * (-1: each page to a node it is not on) or the write's value; count is the
  * range's length, the new size of an mmap or mremap, or the ksm timeout.
- * A placed mmap (F_AT, F_ALIGN) says where in place_map and place.
+ * A placed mmap (F_AT, F_ALIGN) says where in place_map and place. An
+ * mremap's arg is the map its pages become (or rejoin, F_INTO); a placed
+ * one (F_TO or moved) moves moved pages from page (0: the whole map).
  */
 struct step {
 	int op, proc, map, arg;
@@ -85,6 +90,7 @@ struct step {
 	const char *text;
 	int place_map;
 	int64_t place;
+	uint64_t moved;
 };
 
 /* slot flags */
@@ -483,6 +489,146 @@ out:
 		close(fd);
 }
 
+/*
+ * The place a placed mremap's len bytes go: place pages from place_map.
+ * Without F_OVER a PROT_NONE placeholder claims it first (EEXIST: taken),
+ * so the move never replaces anything by accident (as the agent).
+ */
+static int mremap_dest(const struct step *s, uint64_t len, uint64_t *dest)
+{
+	const struct wmap *to = &maps[s->place_map];
+	void *a;
+
+	if (!to->used)
+		return ENOENT;
+	if ((s->flags & F_INTO) &&
+	    (s->place < 0 || (uint64_t)s->place > to->pages ||
+	     s->count > to->pages - s->place))
+		return EINVAL;
+	*dest = to->addr + s->place * page_size;
+	if (s->flags & F_OVER)
+		return 0;
+	a = mmap((void *)*dest, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+		 MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+	if (a != MAP_FAILED && a != (void *)*dest) {
+		munmap(a, len);
+		return EEXIST;
+	}
+	return a == MAP_FAILED ? errno : 0;
+}
+
+/*
+ * The table after a placed mremap, as the agent keeps it: the moved pages
+ * leave their map (with DONTUNMAP a range stays; a whole map goes), the
+ * place leaves whatever map had it, and the pages rejoin place_map (F_INTO)
+ * or make map arg. df: the moved pages' DONTFORK.
+ */
+static int moved(const struct step *s, uint64_t old, uint64_t oldlen,
+		 uint64_t dest, const uint8_t *df, uint64_t count, int huge)
+{
+	int into = s->flags & F_INTO;
+	uint64_t k, first = 0;
+	struct wmap *m;
+
+	if (!s->moved)
+		drop_map(s->map);
+	else if (!(s->flags & F_DONTUNMAP))
+		forget_range(old, oldlen, -1);
+	forget_range(dest, s->count * page_size, into ? s->place_map : -1);
+	if (into) {
+		m = &maps[s->place_map];
+		first = s->place;
+	} else {
+		m = &maps[s->arg];
+		m->pf = calloc(s->count, 1);
+		if (!m->pf)
+			return ENOMEM;
+		m->used = 1;
+		m->huge = huge;
+		m->addr = dest;
+		m->pages = s->count;
+	}
+	for (k = 0; k < s->count; k++) {
+		uint8_t *f = &m->pf[first + k];
+
+		if (!(*f & PF_MAPPED))
+			m->nmapped++;
+		*f = PF_MAPPED | (df[k < count ? k : count - 1] & PF_DONTFORK);
+	}
+	return 0;
+}
+
+/*
+ * mremap with a range or a place, as the agent: pages [page, page+moved)
+ * of the map (all of it without moved) move with MREMAP_MAYMOVE |
+ * MREMAP_FIXED to place_map+place (F_TO), or to a fresh place.
+ */
+static void w_mremap_placed(const struct step *s, struct reply *r)
+{
+	uint64_t first = 0, count, old, oldlen, len = s->count * page_size;
+	uint64_t dest = 0, res = 0, rlen = 0, k;
+	int flags = MREMAP_MAYMOVE | MREMAP_FIXED, huge;
+	struct wmap *m = &maps[s->map];
+	uint8_t *df;
+	void *a;
+
+	if (!m->used) {
+		r->err = ENOENT;
+		return;
+	}
+	count = m->pages;
+	if (s->moved) {
+		if (s->page >= m->pages || s->moved > m->pages - s->page) {
+			r->err = EINVAL;
+			return;
+		}
+		first = s->page;
+		count = s->moved;
+	}
+	for (k = first; k < first + count; k++)
+		if (!(m->pf[k] & PF_MAPPED)) {
+			r->err = EFAULT;
+			return;
+		}
+	if (!(s->flags & F_INTO) && s->arg != s->map && maps[s->arg].used) {
+		r->err = EEXIST;
+		return;
+	}
+	old = m->addr + first * page_size;
+	oldlen = count * page_size;
+	huge = m->huge;
+	if (s->flags & F_DONTUNMAP)
+		flags |= MREMAP_DONTUNMAP;
+	if (s->flags & F_TO)
+		r->err = mremap_dest(s, len, &dest);
+	else if (reserve(len, huge ? pmd_size() : (uint64_t)page_size,
+			 &res, &rlen, &dest))
+		r->err = errno;
+	if (r->err)
+		return;
+	df = malloc(count);
+	if (!df) {
+		r->err = ENOMEM;
+		return;
+	}
+	memcpy(df, m->pf + first, count);
+	a = mremap((void *)old, oldlen, len, flags, (void *)dest);
+	if (a == MAP_FAILED) {
+		r->err = errno;
+		if (rlen)
+			munmap((void *)res, rlen);
+		else if ((s->flags & F_TO) && !(s->flags & F_OVER))
+			munmap((void *)dest, len);
+		free(df);
+		return;
+	}
+	r->err = moved(s, old, oldlen, dest, df, count, huge);
+	free(df);
+	r->addr = dest;
+	if (!r->err && rlen && trim_reserve(res, rlen, dest, len))
+		r->err = errno;
+}
+
 static void w_mremap(const struct step *s, struct reply *r)
 {
 	uint64_t old, oldlen, len = s->count * page_size, res = 0, rlen = 0;
@@ -492,6 +638,10 @@ static void w_mremap(const struct step *s, struct reply *r)
 	uint8_t *pf;
 	void *a;
 
+	if (s->moved || (s->flags & F_TO)) {
+		w_mremap_placed(s, r);
+		return;
+	}
 	if (!m->used) {
 		r->err = ENOENT;
 		return;
@@ -1337,8 +1487,11 @@ static void do_step(int n)
 	}
 	switch (s->op) {
 	case OP_MMAP:
-	case OP_MREMAP:
 		addr[s->proc][s->map] = r.addr;
+		break;
+	case OP_MREMAP:
+		if (!(s->flags & F_INTO))
+			addr[s->proc][s->arg] = r.addr;
 		break;
 	case OP_MADVISE:
 		mergeable[s->proc] |= s->arg == MADV_MERGEABLE;

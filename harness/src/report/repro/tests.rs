@@ -116,7 +116,72 @@ fn a_placed_mmap_carries_its_placement() {
     assert!(text.contains("{ OP_MMAP, 0, 1, B_ANON, 0, 2, F_AT, "), "{text}");
     assert!(text.contains("gap: 1 } }\", 0, -3 },"), "{text}");
     compiles("place_align", &text);
-    // A moved sub-range is not in the runtime: refused, not played wrong.
-    let e = c_source(&scenario("place_thp_straddles_pmd.yaml"), &about()).unwrap_err();
-    assert!(e.0.contains("step 5 (mremap): moving a range"), "{e}");
+}
+
+/// The row of step `n` (from 1) of the generated program's step table.
+fn step_row(text: &str, n: usize) -> &str {
+    let table = text.split_once("static const struct step steps[NSTEPS] = {\n").unwrap().1;
+    table.lines().nth(n - 1).unwrap()
+}
+
+/// A range moved `after:` a map becomes the map named `as:` (a2, map 1) at a's 12
+/// pages and a gap of 4; moved `back`, map a2 rejoins a at the page it left
+/// (MREMAP_FIXED over the hole, F_INTO: no map of its own).
+#[test]
+fn a_range_moved_away_and_back_carries_its_places() {
+    let text = c_source(&scenario("place_range_away_and_back.yaml"), &about()).unwrap();
+    assert!(text.contains("static const char *const map_name[NMAPS] = { \"a\", \"a2\" };"), "{text}");
+    // op, proc, map, arg (the map it becomes), page, new size, flags, text,
+    // place_map, place, pages moved.
+    let away = step_row(&text, 3);
+    assert!(away.starts_with("\t{ OP_MREMAP, 0, 0, 1, 4, 4, F_TO, "), "{away}");
+    assert!(away.ends_with("gap: 4 } }\", 0, 16, 4 },"), "{away}");
+    let back = step_row(&text, 7);
+    assert!(back.starts_with("\t{ OP_MREMAP, 0, 1, 0, 0, 4, F_TO | F_OVER | F_INTO, "), "{back}");
+    assert!(back.ends_with("\", 0, 4, 0 },"), "{back}");
+    // a2's page 1 (a's page 5) is checked at step 6 as map 1: p0's slot of a2[1].
+    assert!(text.contains("\t{ 5, 0, 1, S_JUDGE | S_TAGGED, 0x06, "), "{text}");
+    compiles("place_away_and_back", &text);
+}
+
+/// `over:` replaces pages 3..6 of b (map 1) with a's range, which becomes a2 (map 2);
+/// DONTUNMAP moves a range to a fresh place (place_map -1) and leaves a mapped.
+#[test]
+fn a_range_moved_over_a_neighbour_or_with_dontunmap_carries_its_place() {
+    let text = c_source(&scenario("place_mremap_over_neighbour.yaml"), &about()).unwrap();
+    assert!(text.contains("map_name[NMAPS] = { \"a\", \"b\", \"a2\" };"), "{text}");
+    let over = step_row(&text, 6);
+    assert!(over.starts_with("\t{ OP_MREMAP, 0, 0, 2, 2, 3, F_TO | F_OVER, "), "{over}");
+    assert!(over.ends_with("page: 3 } }\", 1, 3, 3 },"), "{over}");
+    compiles("place_over", &text);
+    let text = c_source(&scenario("place_dontunmap_range.yaml"), &about()).unwrap();
+    let away = step_row(&text, 3);
+    assert!(away.starts_with("\t{ OP_MREMAP, 0, 0, 1, 4, 2, F_MOVE | F_DONTUNMAP, "), "{away}");
+    assert!(away.ends_with("dontunmap: true }\", -1, 0, 2 },"), "{away}");
+    compiles("place_dontunmap", &text);
+}
+
+/// `before:` puts a range that grows to `new_pages` right before a map: its new size
+/// and a gap back from b's start; a whole map moved `after:` keeps its name.
+#[test]
+fn a_range_moved_before_a_map_or_a_whole_map_moved_after_one_carries_its_place() {
+    let yaml = "name: t\nabout: before\nsteps:\n\
+        - mmap: { name: a, pages: 8, backing: anon, share: private }\n\
+        - mmap: { name: b, pages: 2, backing: anon, share: private }\n\
+        - write: { map: a, page: 0, pages: 8 }\n\
+        - mremap: { map: a, page: 1, pages: 2, new_pages: 3, as: a2, to: { before: b, gap: 1 } }\n\
+        - write: { map: a2, page: 2 }\n\
+        - mremap: { map: b, pages: 2, to: { after: a2, gap: 4 } }\n\
+        - check: all\n";
+    let s = scenario::parse(Path::new("t.yaml"), yaml).unwrap();
+    let text = c_source(&s, &about()).unwrap();
+    let before = step_row(&text, 4);
+    assert!(before.starts_with("\t{ OP_MREMAP, 0, 0, 2, 1, 3, F_TO, "), "{before}");
+    assert!(before.ends_with("gap: 1 } }\", 1, -4, 2 },"), "{before}");
+    let after = step_row(&text, 6);
+    assert!(after.starts_with("\t{ OP_MREMAP, 0, 1, 1, 0, 2, F_TO, "), "{after}");
+    assert!(after.ends_with("gap: 4 } }\", 2, 7, 0 },"), "{after}");
+    // a2's new third page is written at step 5 and checked in its 3 pages.
+    assert!(text.contains("\t{ 6, 0, 2, S_JUDGE | S_TAGGED, 0x06, "), "{text}");
+    compiles("place_before", &text);
 }
