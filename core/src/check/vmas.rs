@@ -66,7 +66,10 @@ fn first_diff(
     inodes: &mut BTreeMap<u64, u64>,
 ) -> Option<(u64, u64, Diff)> {
     let model = |i: u64| want.pages.get(i as usize).copied().flatten();
-    let got = |i: u64| spans.iter().find(|s| (s.lo..s.hi).contains(&i)).filter(|_| model(i).is_some() || !covered(i));
+    // Pages the model has unmapped may hold another map's VMA (moved over) or what a
+    // whole-map MREMAP_DONTUNMAP left behind (move_vma() keeps the old VMA).
+    let elsewhere = |i: u64| covered(i) || want.leftovers;
+    let got = |i: u64| spans.iter().find(|s| (s.lo..s.hi).contains(&i)).filter(|_| model(i).is_some() || !elsewhere(i));
     // Mapped or not, as one run of pages that differ.
     if let Some(i) = (0..pages).find(|&i| got(i).is_some() != model(i).is_some()) {
         let mapped = got(i).is_some();

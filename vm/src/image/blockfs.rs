@@ -76,7 +76,7 @@ pub fn image() -> Result<PathBuf> {
 /// `image` (`size` bytes) in the sparse form: only its runs of blocks that are not all
 /// zero. It reads block by block: the raw image is as big as the disk.
 fn sparse_form(mut image: impl Read, size: u64) -> Result<Vec<u8>> {
-    ensure!(size % BLOCK as u64 == 0, "image size {size} is not a multiple of {BLOCK}");
+    ensure!(size.is_multiple_of(BLOCK as u64), "image size {size} is not a multiple of {BLOCK}");
     let mut out = MAGIC.to_vec();
     out.extend(size.to_le_bytes());
     let mut block = vec![0u8; BLOCK];
