@@ -221,9 +221,11 @@ static inline int rmc_page_mapcount(struct folio *folio, struct page *page)
  * .flags (device-private folios, 7.x).
  */
 #if !RMC_SINCE(KERNEL_VERSION(6, 7, 0))
-#define rmc_folio_pgoff(folio)						\
-	(folio_test_hugetlb(folio) ?					\
-	 (folio)->index << folio_order(folio) : (folio)->index)
+static inline pgoff_t rmc_folio_pgoff(struct folio *folio)
+{
+	return folio_test_hugetlb(folio) ?
+	       folio->index << folio_order(folio) : folio->index;
+}
 
 static inline struct page_vma_mapped_walk
 rmc_folio_vma_walk(struct folio *folio, struct vm_area_struct *vma,
