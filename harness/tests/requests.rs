@@ -7,9 +7,10 @@ use rmapcheck::scenario::request::Request;
 use rmapcheck::scenario::{self, Step, World};
 use std::path::PathBuf;
 
-/// The requests for `steps`, each built from the world before its step.
-fn rendered(steps: &[Step]) -> Vec<String> {
-    let mut world = World::new();
+/// The requests for `steps` on a kernel of `page_size`, each built from the world before
+/// its step.
+fn rendered(steps: &[Step], page_size: u64) -> Vec<String> {
+    let mut world = World::for_page_size(page_size);
     let mut out = Vec::new();
     for (i, step) in steps.iter().enumerate() {
         let n = i + 1;
@@ -36,7 +37,7 @@ fn every_shipped_scenario_sends_the_requests_it_always_sent() {
         for page_size in [4096, 16384] {
             let s = loaded.scenario.for_page_size(page_size).unwrap();
             text.push_str(&format!("# {} KiB pages\n", page_size / 1024));
-            for line in rendered(&s.steps) {
+            for line in rendered(&s.steps, page_size) {
                 text.push_str(&line);
                 text.push('\n');
             }
