@@ -142,6 +142,9 @@ pub fn check(model: &Model, slot: &Slot, seen: Contents, page_size: u64) -> Opti
     if want.may_be_zero && seen == Contents::Uniform(0) {
         return None;
     }
+    if want.rest_may_be_zero && seen == expected(&Bytes { value: 0, ..want.clone() }, page_size) {
+        return None;
+    }
     Some(Mismatch { slot: slot.clone(), seen, want: want.clone() })
 }
 
@@ -165,6 +168,22 @@ mod tests {
     }
 
     const PS: u64 = 4096;
+
+    /// A lazy-free page the kernel dropped, then poked by ptrace: the poke faulted in a
+    /// fresh zero page, so the word and then zeros; the old bytes after the word too.
+    #[test]
+    fn a_poke_of_a_lazy_free_page_may_land_on_zeros() {
+        let m = model(
+            " - mmap: {name: a, pages: 1, backing: anon, share: private}\n - write: {map: a, page: 0, value: 7}\n \
+             - madvise: {map: a, advice: free}\n - remote: {map: a, page: 0, kind: ptrace}\n",
+        );
+        let want = m.contents("p0", "a", 0).unwrap().clone();
+        assert!(want.rest_may_be_zero && !want.may_be_zero);
+        let s = slot("p0", "a", 0);
+        assert!(check(&m, &s, expected(&want, PS), PS).is_none(), "the word over the old bytes");
+        assert!(check(&m, &s, expected(&Bytes { value: 0, ..want.clone() }, PS), PS).is_none(), "the word over zeros");
+        assert!(check(&m, &s, Contents::Uniform(0), PS).is_some(), "the poke cannot be lost");
+    }
 
     #[test]
     fn a_default_write_tags_each_page_with_its_index() {

@@ -53,12 +53,15 @@ pub struct Bytes {
     pub tag: Option<u64>,
     /// MADV_FREE: the kernel may have dropped the page, which then reads as zeros.
     pub may_be_zero: bool,
+    /// A ptrace poke of a lazy-free page: the kernel may have dropped it before the
+    /// poke faulted in a fresh zero page, so after the tag it may read as zeros.
+    pub rest_may_be_zero: bool,
     /// The process and step of the write that stored `value`.
     pub by: Option<(String, usize)>,
 }
 
 impl Bytes {
-    const ZERO: Bytes = Bytes { value: 0, tag: None, may_be_zero: false, by: None };
+    const ZERO: Bytes = Bytes { value: 0, tag: None, may_be_zero: false, rest_may_be_zero: false, by: None };
 }
 
 #[derive(Debug, Clone)]
@@ -405,6 +408,7 @@ impl Model {
                         value,
                         tag: a.value.is_none().then_some(p),
                         may_be_zero: false,
+                        rest_may_be_zero: false,
                         by: Some((a.proc.clone(), self.step)),
                     });
                     self.touch(&a.proc, &a.map, p, bytes);
@@ -708,6 +712,7 @@ impl Model {
                         value: crate::scenario::request::step_value(x.value, self.step),
                         tag: x.value.is_none().then_some(p),
                         may_be_zero: false,
+                        rest_may_be_zero: false,
                         by: Some((x.proc.clone(), self.step)),
                     };
                     self.touch(&x.proc, &x.map, p, Some(bytes));
@@ -715,9 +720,12 @@ impl Model {
                 // One word over the page's first 8 bytes, the rest as it was.
                 RemoteKind::Ptrace => {
                     let old = self.contents(&x.proc, &x.map, p).cloned().unwrap_or(Bytes::ZERO);
+                    // The poke dirties the page: it can no longer be dropped.
                     let bytes = Bytes {
                         tag: Some(Remote::poke_word(p, self.step)),
                         by: Some((x.proc.clone(), self.step)),
+                        may_be_zero: false,
+                        rest_may_be_zero: old.may_be_zero || old.rest_may_be_zero,
                         ..old
                     };
                     self.touch(&x.proc, &x.map, p, Some(bytes));

@@ -275,7 +275,13 @@ mod tests {
             title(ProblemKind::Contents(Mismatch {
                 slot: at,
                 seen: Contents::Mixed { first, digest: first ^ 0xff },
-                want: Bytes { value, tag: None, may_be_zero: false, by: Some(("p0".into(), step)) },
+                want: Bytes {
+                    value,
+                    tag: None,
+                    may_be_zero: false,
+                    rest_may_be_zero: false,
+                    by: Some(("p0".into(), step)),
+                },
             }))
         };
         assert_eq!(o5(slot("p0", "s", 0), 0x0404, 4, 4), o5(slot("c2", "m1", 3), 0x1111, 0x11, 17));

@@ -210,7 +210,7 @@ fn cases() -> Vec<(ProblemKind, &'static str)> {
             Contents(Mismatch {
                 slot: slot("p0", "s", 0),
                 seen: Read::Mixed { first: 0x0404040404040404, digest: 0x52cb8c9afa08e3cf },
-                want: Bytes { value: 4, tag: None, may_be_zero: false, by: Some(("p0".into(), 4)) },
+                want: Bytes { value: 4, tag: None, may_be_zero: false, rest_may_be_zero: false, by: Some(("p0".into(), 4)) },
             }),
             "p0 s[0]: the page holds mixed bytes (first 0x0404040404040404, digest 52cb8c9afa08e3cf) but the model expects 0x04 in every byte (written by p0 at step 4)",
         ),
@@ -218,7 +218,7 @@ fn cases() -> Vec<(ProblemKind, &'static str)> {
             Contents(Mismatch {
                 slot: slot("p0", "a", 2),
                 seen: Read::Uniform(0),
-                want: Bytes { value: 3, tag: Some(2), may_be_zero: true, by: None },
+                want: Bytes { value: 3, tag: Some(2), may_be_zero: true, rest_may_be_zero: false, by: None },
             }),
             "p0 a[2]: the page holds 0x00 in every byte but the model expects 0x03 in every byte after its page index 2 or zeros (MADV_FREE) (the model's page)",
         ),
