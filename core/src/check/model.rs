@@ -316,6 +316,7 @@ impl Model {
     pub fn for_release(release: &str) -> Model {
         let mut m = Model::new();
         m.sem.merge_faulted_into_unfaulted = crate::check::release_version(release) >= (6, 16);
+        m.sem.old_vma_merge = crate::check::release_version(release) < (6, 12);
         m
     }
 
@@ -1151,7 +1152,8 @@ impl Model {
         let unsure_page = (0..m.pages.len() as u64).any(|p| {
             self.unpredictable.get(&(proc.into(), map.into(), p)).is_some_and(|w| unsure.contains(&w.as_str()))
         });
-        let merges_certain = !(m.lock_touched || private_anon && m.adjacent || unsure_page);
+        let old_private = self.sem.old_vma_merge && m.share == Share::Private;
+        let merges_certain = !(m.lock_touched || private_anon && m.adjacent || unsure_page || old_private);
         Some(MapVmas {
             pages: m.layout.0.clone(),
             share: m.share,
@@ -1207,6 +1209,27 @@ mod tests {
 
     fn slot(p: &str, m: &str, i: u64) -> Slot {
         (p.into(), m.into(), i)
+    }
+
+    /// Before 6.12 a faulted piece does not merge into an unfaulted neighbour whose
+    /// anon_vma chain is empty (6.1's is_mergeable_anon_vma()), which the model does not
+    /// follow: O6 judges no boundaries of private maps there (a clean 6.1 false alarm).
+    #[test]
+    fn private_vma_boundaries_are_judged_from_6_12_only() {
+        let steps = parse(
+            Path::new("t.yaml"),
+            "name: t\nabout: t\nsteps:\n  \
+             - mmap: { name: a, pages: 6, backing: file, share: private }\n",
+        )
+        .unwrap()
+        .steps;
+        for (release, certain) in [("6.1.0-57-arm64", false), ("6.12.117+deb12-arm64", true)] {
+            let mut m = Model::for_release(release);
+            for step in &steps {
+                m.apply(step);
+            }
+            assert_eq!(m.vmas("p0", "a").unwrap().merges_certain, certain, "{release}");
+        }
     }
 
     /// A whole map moved with MREMAP_DONTUNMAP leaves its old VMA mapped and nameless,

@@ -755,6 +755,11 @@ impl Run<'_> {
     /// any ancestor that no VMA uses any more, so the highest ancestor that exited or
     /// unmapped the map widens it.
     fn lineage(&self, slot: &Slot, truth: &Truth) -> Option<BTreeSet<String>> {
+        // After a refused step the model's origins are guesses (a pin 6.1 refused was
+        // modelled as a fork copy): no lineage is owed then.
+        if !self.model_valid {
+            return None;
+        }
         let origin = self.model.origin(&slot.0, &slot.1, slot.2)?.to_string();
         let has_map = |p: &str| truth.procs.iter().any(|t| t.label == p && t.maps.iter().any(|m| m.name == slot.1));
         // A page swapped in from an entry more than one process held gets the root

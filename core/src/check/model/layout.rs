@@ -21,6 +21,11 @@ pub struct Semantics {
     /// a piece with an anon_vma may merge into a neighbour without one, unless the
     /// piece came through fork.
     pub merge_faulted_into_unfaulted: bool,
+    /// Before 6.12, vma_merge() (mm/mmap.c) asks is_mergeable_anon_vma() with the
+    /// neighbour's anon_vma chain, which an unfaulted neighbour has empty: a faulted
+    /// piece does not merge into it. The model follows the 6.12 rules only, so where
+    /// private VMAs begin and end is not judged there.
+    pub old_vma_merge: bool,
 }
 
 impl Semantics {
@@ -280,7 +285,10 @@ mod tests {
     #[test]
     fn a_faulted_piece_merges_into_an_unfaulted_one_only_from_6_16() {
         // Seed 3, run 613: rx in the middle, a write on the left, then all rx.
-        for (sem, merged) in [(Semantics::default(), false), (Semantics { merge_faulted_into_unfaulted: true }, true)] {
+        for (sem, merged) in [
+            (Semantics::default(), false),
+            (Semantics { merge_faulted_into_unfaulted: true, ..Semantics::default() }, true),
+        ] {
             let mut fresh = counter();
             let mut l = Layout::new(4, 1, 0);
             l.change(2..3, |a| a.prot = Prot::Rx, &mut fresh, sem);
