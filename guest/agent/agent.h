@@ -28,6 +28,7 @@
  */
 #define HUGETLB_POOL	3
 #define HUGETLBFS_DIR	"/hugetlb"
+void hugetlb_pool(int want);
 
 /* Set once at boot, before any worker is forked; read-only after. */
 extern long page_size;

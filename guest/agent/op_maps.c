@@ -48,6 +48,8 @@ int op_mmap(struct ctx *c)
 	q.backing = pick(kv_get(c->req, "backing"), backings);
 	if (q.backing < 0)
 		return bad(c, "backing");
+	if (q.backing == B_HUGETLB || q.backing == B_HUGETLBFS)
+		hugetlb_pool(1);
 	q.shared = pick(kv_get(c->req, "share"), shares);
 	if (q.shared < 0)
 		return bad(c, "share");

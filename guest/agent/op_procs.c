@@ -48,6 +48,8 @@ int op_reset(struct ctx *c)
 		clean_dir(BLOCKFS_DIR);
 	}
 	tmp_dirty = 0;
+	/* Every hugetlb map died with its process: give the memory back. */
+	hugetlb_pool(0);
 	modern_reset();
 	return start_p0(c);
 }
