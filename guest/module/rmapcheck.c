@@ -470,10 +470,11 @@ static int rmc_walk_folio(struct rmc_walk *w, struct folio *folio,
 		.arg = w,
 		.rmap_one = rmc_rmap_one,
 	};
-	struct address_space *mapping;
+	struct address_space *mapping = NULL;
 	const char *kind;
 	bool walk = true, locked = false;
 	char pmc[12] = "-";
+	char ksmnode[12] = "";
 	int n, mapcount;
 
 	if (is_zero_pfn(w->pfn) || rmc_folio_is_huge_zero(folio, huge_zero)) {
@@ -503,11 +504,19 @@ static int rmc_walk_folio(struct rmc_walk *w, struct folio *folio,
 	n = rmc_page_mapcount(folio, page);
 	if (n >= 0)
 		snprintf(pmc, sizeof(pmc), "%d", n);
+	/*
+	 * A KSM folio whose mapping holds no stable node (break_cow() after a
+	 * failed try_to_merge_two_pages()) is reached by no rmap_walk_ksm().
+	 * The low two bits of ->mapping are the type flags on every kernel.
+	 */
+	if (locked && folio_test_ksm(folio))
+		snprintf(ksmnode, sizeof(ksmnode), " ksmnode=%d",
+			 ((unsigned long)mapping & ~3UL) != 0);
 	/* refcount leaves out the reference this module holds. */
-	pr_info("req=%llu page pfn=0x%lx order=%u kind=%s mapcount=%d pagemapcount=%s refcount=%d flags=0x%lx mcsem=%s head=0x%lx nr=%lu\n",
+	pr_info("req=%llu page pfn=0x%lx order=%u kind=%s mapcount=%d pagemapcount=%s refcount=%d flags=0x%lx mcsem=%s head=0x%lx nr=%lu%s\n",
 		w->req, w->pfn, folio_order(folio), kind, mapcount, pmc, folio_ref_count(folio) - 1,
 		rmc_folio_flags(folio), RMC_MCSEM, folio_pfn(folio),
-		(unsigned long)folio_nr_pages(folio));
+		(unsigned long)folio_nr_pages(folio), ksmnode);
 
 	if (walk) {
 		w->ksm = folio_test_ksm(folio);

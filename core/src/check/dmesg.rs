@@ -251,6 +251,9 @@ pub struct PageLine {
     /// Pages in the folio (`nr=`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nr_pages: Option<u64>,
+    /// For a KSM page: whether its mapping holds a stable node (`ksmnode=`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ksm_node: Option<bool>,
 }
 
 /// One VMA the walk visited, or one VMA of a findtask listing.
@@ -417,6 +420,7 @@ pub fn parse_module_line(line: &str) -> Option<Result<ModuleLine, BadLine>> {
                     mcsem: text(&f, "mcsem")?,
                     head: optional(&f, "head").map(|_| hex(&f, "head")).transpose()?,
                     nr_pages: optional(&f, "nr").map(|_| num(&f, "nr")).transpose()?,
+                    ksm_node: optional(&f, "ksmnode").map(|v| v != "0"),
                 },
             },
             "vma" => {

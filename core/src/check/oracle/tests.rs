@@ -196,6 +196,34 @@ fn a_ksm_walk_that_misses_a_reachable_mapper_fails() {
 }
 
 #[test]
+fn a_ksm_page_without_a_stable_node_owes_no_mapper() {
+    // break_cow() after a failed try_to_merge_two_pages() leaves the page KSM with no
+    // stable node; rmap_walk_ksm() then walks nothing, though a fork copy maps it.
+    let end = "rmapcheck: req=1 end rc=0 mapped=0 visited=0";
+    let slot = ("p0".to_string(), "a".to_string(), 0);
+    let forks = [("p0".to_string(), "c1".to_string())];
+    let items = BTreeMap::from([(("c1".to_string(), "a".to_string(), 0), 0x10000)]);
+    let judge = |node: &str| {
+        let page = PAGE.replace("kind=anon", "kind=ksm") + node;
+        let walk = collect_walk([page.as_str(), end], 1);
+        let asked = Asked {
+            slot: &slot,
+            pfn: Some(0x100),
+            kpagecount: Some(2),
+            folio: None,
+            lineage: None,
+            forks: &forks,
+            ksm_items: &items,
+        };
+        check_asked(&walk, &truth(), &asked).into_iter().map(|p| p.check).collect::<Vec<_>>()
+    };
+    assert!(judge(" ksmnode=0").is_empty());
+    // With a stable node, c1's own rmap_item at the address makes it owed.
+    assert_eq!(judge(" ksmnode=1"), vec![Check::O1]);
+    assert_eq!(judge(""), vec![Check::O1]);
+}
+
+#[test]
 fn lost_log_lines_blame_the_log_not_the_rmap() {
     // The page line was overwritten: not "the module found no page".
     let problems = asked_checks(&[VMA_P0, VMA_C1, END], None);
