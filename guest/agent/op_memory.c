@@ -125,7 +125,9 @@ static int read_vmas(const struct proc *p, struct mvma *v, int *nv)
 
 /*
  * " vmas=" and the VMAs over one map, clipped to it, as page indexes into
- * the map: "lo-hi:rw-p:<pgoff at lo, hex>:<inode, hex>", comma-separated.
+ * the map: "lo-hi:rw-p:<pgoff at lo, hex>:<inode, hex>:<b|e|be|->",
+ * comma-separated.  The last field says whether the VMA begins before the
+ * map or ends after it: merged with a neighbouring map.
  */
 static void add_vmas(struct sbuf *out, const struct mvma *v, int nv,
 		     uint64_t addr, uint64_t pages)
@@ -140,13 +142,15 @@ static void add_vmas(struct sbuf *out, const struct mvma *v, int nv,
 
 		if (lo >= hi)
 			continue;
-		sb_printf(out, "%s%llu-%llu:%s:%llx:%llx", first ? "" : ",",
+		sb_printf(out, "%s%llu-%llu:%s:%llx:%llx:%s%s%s", first ? "" : ",",
 			  (unsigned long long)((lo - addr) / page_size),
 			  (unsigned long long)((hi - addr) / page_size),
 			  v[i].perms,
 			  (unsigned long long)(v[i].pgoff +
 					       (lo - v[i].start) / page_size),
-			  (unsigned long long)v[i].ino);
+			  (unsigned long long)v[i].ino,
+			  v[i].start < addr ? "b" : "", v[i].end > end ? "e" : "",
+			  v[i].start < addr || v[i].end > end ? "" : "-");
 		first = 0;
 	}
 	if (first)

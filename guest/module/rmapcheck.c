@@ -129,6 +129,8 @@ struct rmc_vma_rec {
 	char file[RMC_NAME_LEN];
 	char ops[RMC_SYM_LEN];
 	int anon_vma;
+	/* vma->anon_vma and its parent: a reused anon_vma shows as one's parent */
+	const void *av, *avp;
 	bool has_addr;
 	unsigned long addr;
 	const char *state;
@@ -254,6 +256,9 @@ static void rmc_fill_vma(struct rmc_vma_rec *rec, struct vm_area_struct *vma,
 		strscpy(rec->ops, "-", sizeof(rec->ops));
 	rmc_sanitise(rec->ops);
 	rec->anon_vma = !!vma->anon_vma;
+	/* ->parent is set once, at anon_vma_fork(), and the VMA pins it. */
+	rec->av = vma->anon_vma;
+	rec->avp = vma->anon_vma ? vma->anon_vma->parent : NULL;
 }
 
 /* No locks.  Writes "0x<v>" when @has, else "-". */
@@ -297,6 +302,8 @@ static void rmc_print_vma(u64 req, const struct rmc_vma_rec *rec)
 	char rmap_addr[sizeof(addr)], folio_addr[sizeof(addr)];
 	/* 0x<16>:pte*<10> per run, a comma, and ",+<10>" */
 	char at[RMC_AT_MAX * 36 + 16];
+	/* Hashed pointers (%p): identities stable for one boot, no addresses. */
+	char av[48] = "-";
 
 	rmc_hex_or_dash(addr, sizeof(addr), rec->has_addr, rec->addr);
 	rmc_hex_or_dash(rmap_addr, sizeof(rmap_addr), rec->has_rmap_addr,
@@ -304,10 +311,12 @@ static void rmc_print_vma(u64 req, const struct rmc_vma_rec *rec)
 	rmc_hex_or_dash(folio_addr, sizeof(folio_addr), rec->has_folio_addr,
 			rec->folio_addr);
 	rmc_format_at(at, sizeof(at), rec);
-	pr_info("req=%llu vma pid=%d comm=%s start=0x%lx end=0x%lx flags=0x%lx prot=%s pgoff=0x%lx file=%s ops=%s anon_vma=%d addr=%s state=%s level=%s rmap_addr=%s folio_addr=%s at=%s\n",
+	if (rec->av)
+		scnprintf(av, sizeof(av), "%p:%p", rec->av, rec->avp);
+	pr_info("req=%llu vma pid=%d comm=%s start=0x%lx end=0x%lx flags=0x%lx prot=%s pgoff=0x%lx file=%s ops=%s anon_vma=%d addr=%s state=%s level=%s rmap_addr=%s folio_addr=%s at=%s av=%s\n",
 		req, rec->pid, rec->comm, rec->start, rec->end, rec->flags,
 		rec->prot, rec->pgoff, rec->file, rec->ops, rec->anon_vma,
-		addr, rec->state, rec->level, rmap_addr, folio_addr, at);
+		addr, rec->state, rec->level, rmap_addr, folio_addr, at, av);
 }
 
 /*

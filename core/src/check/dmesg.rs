@@ -286,6 +286,10 @@ pub struct VmaLine {
     /// Mappings found beyond those `at` lists (`at=...,+N`).
     #[serde(skip_serializing_if = "is_zero")]
     pub at_more: u32,
+    /// The VMA's anon_vma and that anon_vma's parent, as hashed pointers (`av=A:P`):
+    /// identities, stable for one boot. `None` without an anon_vma.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub av: Option<(String, String)>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -451,6 +455,7 @@ pub fn parse_module_line(line: &str) -> Option<Result<ModuleLine, BadLine>> {
                         folio_addr: optional(&f, "folio_addr").map(|_| hex(&f, "folio_addr")).transpose()?,
                         at,
                         at_more,
+                        av: optional(&f, "av").and_then(|v| v.split_once(':').map(|(a, p)| (a.into(), p.into()))),
                     },
                 }
             }

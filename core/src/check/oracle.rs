@@ -48,10 +48,14 @@ pub struct VmaSpan {
     pub perms: String,
     pub pgoff: u64,
     pub ino: u64,
+    /// The VMA begins before the map (`b`) or ends after it (`e`): it was merged
+    /// with a neighbouring map.
+    pub begins_before: bool,
+    pub ends_after: bool,
 }
 
 impl VmaSpan {
-    /// The `vmas=` list of a pagemap line: `lo-hi:perms:pgoff:ino,...`, or `-`.
+    /// The `vmas=` list of a pagemap line: `lo-hi:perms:pgoff:ino[:b|e|be|-],...`, or `-`.
     pub fn parse_list(s: &str) -> Result<Vec<VmaSpan>, String> {
         if s == "-" {
             return Ok(Vec::new());
@@ -61,6 +65,7 @@ impl VmaSpan {
                 let bad = || format!("bad vma '{v}'");
                 let mut f = v.split(':');
                 let (range, perms, pgoff, ino) = (f.next(), f.next(), f.next(), f.next());
+                let reach = f.next().unwrap_or("-");
                 let (lo, hi) = range.and_then(|r| r.split_once('-')).ok_or_else(bad)?;
                 let hex = |x: Option<&str>| x.and_then(|x| u64::from_str_radix(x, 16).ok()).ok_or_else(bad);
                 Ok(VmaSpan {
@@ -69,6 +74,8 @@ impl VmaSpan {
                     perms: perms.filter(|p| p.len() == 4).ok_or_else(bad)?.to_string(),
                     pgoff: hex(pgoff)?,
                     ino: hex(ino)?,
+                    begins_before: reach.contains('b'),
+                    ends_after: reach.contains('e'),
                 })
             })
             .collect()

@@ -21,7 +21,7 @@ const KPF_HUGE: u64 = 1 << 17;
 pub const KPF_DIRTY: u64 = 1 << 4;
 
 /// Every class, in the order a summary lists them: a class no run reached shows as 0.
-pub const CLASSES: [&str; 31] = [
+pub const CLASSES: [&str; 34] = [
     LARGE_PTE_2,
     LARGE_PTE_3,
     PMD_SHARED,
@@ -43,6 +43,9 @@ pub const CLASSES: [&str; 31] = [
     PMD_STRADDLE,
     VMA_STRADDLE,
     MOVED_BACK,
+    MERGE_FAULTED,
+    MERGE_UNFAULTED,
+    ANON_VMA_REUSED,
     PIN_FORK_COPY,
     PIN_UNSHARE,
     PIN_MIGRATE_REFUSED,
@@ -86,6 +89,9 @@ pub const HUGETLB_COW: &str = "hugetlb COW after fork";
 pub const VMA_STRADDLE: &str = "folio straddling a VMA end";
 pub const WRITEBACK_SHARED: &str = "writeback cleaned a page mapped by 2+ processes";
 pub const REREAD: &str = "contents reread from disk after drop_caches";
+pub const MERGE_FAULTED: &str = "merge with a faulted neighbour";
+pub const MERGE_UNFAULTED: &str = "merge with an unfaulted neighbour";
+pub const ANON_VMA_REUSED: &str = "anon_vma reused in a fork chain";
 
 fn procs_at(walk: &Walk, level: Option<&str>) -> BTreeSet<u32> {
     walk.vmas
@@ -170,6 +176,54 @@ fn straddles_vma(truth: &Truth) -> bool {
     })
 }
 
+/// For every two maps of one process that one VMA joins (the first's last VMA ends
+/// after it and the second begins right there, in a VMA that begins before it):
+/// whether both sides hold present pages in that VMA. A faulted neighbour has an
+/// anon_vma or page cache pages the merge had to agree with; an unfaulted one has not.
+fn merges(truth: &Truth) -> Vec<bool> {
+    let mut out = Vec::new();
+    for p in &truth.procs {
+        let spans = |m: &crate::check::oracle::MapPages| truth.vmas.get(&(p.label.clone(), m.name.clone()));
+        for a in &p.maps {
+            let end = a.addr + a.pfns.len() as u64 * truth.page_size;
+            let Some(b) = p.maps.iter().find(|b| b.addr == end && !b.pfns.is_empty()) else { continue };
+            let (Some(sa), Some(sb)) = (spans(a), spans(b)) else { continue };
+            let last = sa.iter().find(|s| s.hi == a.pfns.len() as u64 && s.ends_after);
+            let first = sb.iter().find(|s| s.lo == 0 && s.begins_before);
+            let (Some(last), Some(first)) = (last, first) else { continue };
+            let faulted = |m: &crate::check::oracle::MapPages, lo: u64, hi: u64| {
+                m.pfns[lo as usize..hi as usize].iter().any(Option::is_some)
+            };
+            out.push(faulted(a, last.lo, last.hi) && faulted(b, first.lo, first.hi));
+        }
+    }
+    out
+}
+
+/// Whether a walk shows an anon_vma that anon_vma_clone() reused down a fork chain:
+/// a VMA whose anon_vma is the parent of the anon_vma of a VMA in one of its own
+/// ancestors (`forks`: parent, child), where a fresh fork would give the reverse.
+/// The kernel reuses an anon_vma that has no VMA of its own left and fewer than two
+/// children, so this needs a middle generation gone.
+pub fn anon_vma_reused(walk: &Walk, truth: &Truth, forks: &[(String, String)]) -> bool {
+    let descends = |young: &str, from: &str| {
+        let mut who = young.to_string();
+        for _ in 0..forks.len() {
+            match forks.iter().rev().find(|(_, c)| *c == who) {
+                Some((p, _)) if p == from => return true,
+                Some((p, _)) => who = p.clone(),
+                None => return false,
+            }
+        }
+        false
+    };
+    let owned: Vec<(&str, &(String, String))> =
+        walk.vmas.iter().filter_map(|v| Some((truth.label(v.pid)?, v.av.as_ref()?))).collect();
+    owned.iter().any(|&(young, (av, _))| {
+        owned.iter().any(|&(old, (_, parent))| parent == av && young != old && descends(young, old))
+    })
+}
+
 /// Whether pages that moved away and back (`moved_back`: process, map, first page,
 /// count) are mapped in their map again, as the pagemap shows.
 pub fn moved_back<'a>(truth: &Truth, moved_back: impl IntoIterator<Item = (&'a str, &'a str, u64, u64)>) -> bool {
@@ -192,6 +246,9 @@ pub fn of_truth(truth: &Truth) -> Vec<&'static str> {
     }
     if straddles_vma(truth) {
         out.insert(VMA_STRADDLE);
+    }
+    for faulted in merges(truth) {
+        out.insert(if faulted { MERGE_FAULTED } else { MERGE_UNFAULTED });
     }
     for procs in holders.values() {
         out.insert(match procs.len() {
@@ -371,6 +428,42 @@ mod tests {
         };
         assert!(of_truth(&line("0-2:rw-p:10:0,2-4:r--p:12:0")).contains(&VMA_STRADDLE));
         assert!(!of_truth(&line("0-4:rw-p:10:0")).contains(&VMA_STRADDLE), "one VMA");
+    }
+
+    #[test]
+    fn one_vma_over_two_maps_is_a_merge_faulted_or_not() {
+        let read = |b_pfns: &str, a_reach: &str, b_reach: &str| {
+            let lines = [
+                format!("proc=p0 pid=1 name=a addr=0x10000 pages=2 pfns=0x9,0xa vmas=0-2:rw-p:0:0:{a_reach}"),
+                format!("proc=p0 pid=1 name=b addr=0x12000 pages=2 pfns={b_pfns} vmas=0-2:rw-p:0:0:{b_reach}"),
+            ];
+            let data: Vec<_> = lines.iter().map(|l| crate::wire::parse_fields(l)).collect();
+            of_truth(&Truth::from_data(&data, 4096).unwrap())
+        };
+        assert!(read("0xb,-", "e", "b").contains(&MERGE_FAULTED));
+        assert!(read("-,-", "e", "b").contains(&MERGE_UNFAULTED));
+        let apart = read("0xb,-", "-", "-");
+        assert!(!apart.contains(&MERGE_FAULTED) && !apart.contains(&MERGE_UNFAULTED), "two VMAs");
+    }
+
+    #[test]
+    fn an_ancestors_anon_vma_parented_by_a_descendants_is_a_reuse() {
+        let data = [
+            crate::wire::parse_fields("proc=p0 pid=1 name=a addr=0x10000 pages=1 pfns=0x9"),
+            crate::wire::parse_fields("proc=c2 pid=3 name=a addr=0x10000 pages=1 pfns=0x9"),
+            crate::wire::parse_fields("proc=c3 pid=4 name=a addr=0x10000 pages=1 pfns=0x9"),
+        ];
+        let truth = Truth::from_data(&data, 4096).unwrap();
+        let vma = |pid: u32, av: &str| {
+            format!("vma pid={pid} comm=w start=0x10000 end=0x11000 flags=0x0 prot=rw-p pgoff=0x10 file=- ops=- anon_vma=1 addr=0x10000 state=mapped level=pte av={av}")
+        };
+        // p0 forked c1 (gone), c1 forked c2; c2 forked c3, which got c1's anon_vma (B).
+        let forks = [("p0", "c1"), ("c1", "c2"), ("c2", "c3")].map(|(p, c)| (p.to_string(), c.to_string()));
+        let reused = [PAGE, &vma(1, "A:0"), &vma(3, "C:B"), &vma(4, "B:A"), "end rc=0 mapped=3 visited=0"];
+        assert!(anon_vma_reused(&walk(&reused), &truth, &forks));
+        // A fresh anon_vma for c3 (D, parented by c2's C): no reuse.
+        let fresh = [PAGE, &vma(1, "A:0"), &vma(3, "C:B"), &vma(4, "D:C"), "end rc=0 mapped=3 visited=0"];
+        assert!(!anon_vma_reused(&walk(&fresh), &truth, &forks));
     }
 
     #[test]

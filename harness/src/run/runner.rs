@@ -831,6 +831,11 @@ impl Run<'_> {
         // A PMD maps a page table's worth of pages: 8-byte entries in one page.
         let pmd_order = (self.guest.info().page_size / 8).trailing_zeros();
         self.outcome.triggers.extend(triggers::of_walk(&walk, flags, pmd_order).into_iter().map(String::from));
+        let forks: Vec<(String, String)> =
+            self.outcome.forks.iter().map(|f| (f.parent.clone(), f.child.clone())).collect();
+        if triggers::anon_vma_reused(&walk, truth, &forks) {
+            self.outcome.triggers.push(triggers::ANON_VMA_REUSED.to_string());
+        }
         let at = format!("{map}[{page}]");
         let large = walk.page.as_ref().and_then(|p| match (p.head, p.nr_pages, p.kind.as_str()) {
             (Some(h), Some(nr), "anon" | "file" | "shmem") if nr > 1 && Some(p.pfn) == pfn => Some(h..h + nr),
@@ -841,8 +846,6 @@ impl Run<'_> {
             None => None,
         };
         let lineage = self.lineage(slot, truth);
-        let forks: Vec<(String, String)> =
-            self.outcome.forks.iter().map(|f| (f.parent.clone(), f.child.clone())).collect();
         let asked = Asked {
             slot,
             pfn,
