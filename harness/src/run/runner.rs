@@ -139,12 +139,13 @@ impl<'g> Session<'g> {
         }
         let mark = guest.kmsg_mark();
         let outcome = Outcome::new(loaded, guest.info());
-        let model = Model::for_release(&guest.info().release).with_mthp(mthp).with_page_size(guest.info().page_size);
+        let page_size = guest.info().page_size;
+        let model = Model::for_release(&guest.info().release).with_mthp(mthp).with_page_size(page_size);
         let mut run = Run {
             guest,
             outcome,
             model,
-            world: World::new(),
+            world: World::for_page_size(page_size),
             failed: false,
             truth: None,
             seen: Seen::new(),

@@ -392,7 +392,7 @@ impl Walk<'_> {
     /// The setup's steps: the mmap, a write of the whole map, a check.
     fn root(&self, setup: &Setup) -> Option<Node> {
         let mut node = Node {
-            world: World::new(),
+            world: World::for_page_size(self.vocab.page_size),
             pages: BTreeMap::new(),
             steps: Vec::new(),
             moves: Vec::new(),
