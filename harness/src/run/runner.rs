@@ -516,11 +516,19 @@ impl Run<'_> {
                     self.outcome.triggers.extend(classes);
                     // One note per errno: a large range can leave hundreds of pages.
                     let mut stayed: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-                    for (i, status) in reply.get("nodes").unwrap_or("").split(',').enumerate() {
-                        let at = page + i as u64;
-                        if status.starts_with('-') && self.model.pinned_at(&x.proc, &x.map, at) {
+                    // A page migration gave up on keeps its frame; move_pages() may
+                    // still report the target node for it, so compare frames.
+                    let pinned: Vec<Slot> = (page..page + count)
+                        .filter(|&at| self.model.pinned_at(&x.proc, &x.map, at))
+                        .map(|at| (x.proc.clone(), x.map.clone(), at))
+                        .collect();
+                    if !pinned.is_empty() {
+                        let after = self.truth()?;
+                        if pinned.iter().any(|s| before.pfn_of(s).is_some() && before.pfn_of(s) == after.pfn_of(s)) {
                             self.outcome.triggers.push(triggers::PIN_MIGRATE_REFUSED.to_string());
                         }
+                    }
+                    for (i, status) in reply.get("nodes").unwrap_or("").split(',').enumerate() {
                         if let Some(errno) = status.strip_prefix('-') {
                             stayed.entry(errno).or_insert((page + i as u64, 0)).1 += 1;
                         }
