@@ -171,24 +171,27 @@ fn a_ksm_walk_owes_only_same_address_copies_and_its_own_rmap_items() {
     assert!(ksm_reachable(BTreeSet::from([other]), &found, &forks, &truth, &none).is_empty());
 }
 
+/// The checks that fail for a walk of p0's a[0] at pfn 0x100, a KSM page.
+fn ksm_checks(walk: &Walk, forks: &[(String, String)], items: &BTreeMap<Slot, u64>) -> Vec<Check> {
+    let slot = ("p0".to_string(), "a".to_string(), 0);
+    let asked = Asked {
+        slot: &slot,
+        pfn: Some(0x100),
+        kpagecount: Some(2),
+        folio: None,
+        lineage: None,
+        forks,
+        ksm_items: items,
+    };
+    check_asked(walk, &truth(), &asked).into_iter().map(|p| p.check).collect()
+}
+
 #[test]
 fn a_ksm_walk_that_misses_a_reachable_mapper_fails() {
     let page = PAGE.replace("kind=anon", "kind=ksm");
     let end = END.replace("mapped=2", "mapped=1");
     let walk = collect_walk([page.as_str(), VMA_P0, &end], 1);
-    let slot = ("p0".to_string(), "a".to_string(), 0);
-    let judge = |forks: &[(String, String)]| {
-        let asked = Asked {
-            slot: &slot,
-            pfn: Some(0x100),
-            kpagecount: Some(2),
-            folio: None,
-            lineage: None,
-            forks,
-            ksm_items: &Default::default(),
-        };
-        check_asked(&walk, &truth(), &asked).into_iter().map(|p| p.check).collect::<Vec<_>>()
-    };
+    let judge = |forks: &[(String, String)]| ksm_checks(&walk, forks, &BTreeMap::new());
     // c1 was forked from p0, whose VMA KSM merged: the walk owes it.
     assert_eq!(judge(&[("p0".into(), "c1".into())]), vec![Check::O1]);
     // c1 is p0's parent: a page made stable in place by p0 keeps c1 out of reach.
@@ -200,22 +203,11 @@ fn a_ksm_page_without_a_stable_node_owes_no_mapper() {
     // break_cow() after a failed try_to_merge_two_pages() leaves the page KSM with no
     // stable node; rmap_walk_ksm() then walks nothing, though a fork copy maps it.
     let end = "rmapcheck: req=1 end rc=0 mapped=0 visited=0";
-    let slot = ("p0".to_string(), "a".to_string(), 0);
     let forks = [("p0".to_string(), "c1".to_string())];
     let items = BTreeMap::from([(("c1".to_string(), "a".to_string(), 0), 0x10000)]);
     let judge = |node: &str| {
         let page = PAGE.replace("kind=anon", "kind=ksm") + node;
-        let walk = collect_walk([page.as_str(), end], 1);
-        let asked = Asked {
-            slot: &slot,
-            pfn: Some(0x100),
-            kpagecount: Some(2),
-            folio: None,
-            lineage: None,
-            forks: &forks,
-            ksm_items: &items,
-        };
-        check_asked(&walk, &truth(), &asked).into_iter().map(|p| p.check).collect::<Vec<_>>()
+        ksm_checks(&collect_walk([page.as_str(), end], 1), &forks, &items)
     };
     assert!(judge(" ksmnode=0").is_empty());
     // With a stable node, c1's own rmap_item at the address makes it owed.
