@@ -74,18 +74,19 @@ fn visited_vmas_do_not_count_as_mappers() {
 }
 
 fn asked_checks(lines: &[&str], lineage: Option<&BTreeSet<String>>) -> Vec<Problem> {
-    let walk = collect_walk(lines.iter().copied(), 1);
+    asked_problems(&collect_walk(lines.iter().copied(), 1), lineage, &[], &BTreeMap::new())
+}
+
+/// The problems of a walk of p0's a[0] at pfn 0x100 (kpagecount 2).
+fn asked_problems(
+    walk: &Walk,
+    lineage: Option<&BTreeSet<String>>,
+    forks: &[(String, String)],
+    ksm_items: &BTreeMap<Slot, u64>,
+) -> Vec<Problem> {
     let slot = ("p0".to_string(), "a".to_string(), 0);
-    let asked = Asked {
-        slot: &slot,
-        pfn: Some(0x100),
-        kpagecount: Some(2),
-        folio: None,
-        lineage,
-        forks: &[],
-        ksm_items: &Default::default(),
-    };
-    check_asked(&walk, &truth(), &asked)
+    let asked = Asked { slot: &slot, pfn: Some(0x100), kpagecount: Some(2), folio: None, lineage, forks, ksm_items };
+    check_asked(walk, &truth(), &asked)
 }
 
 #[test]
@@ -173,17 +174,7 @@ fn a_ksm_walk_owes_only_same_address_copies_and_its_own_rmap_items() {
 
 /// The checks that fail for a walk of p0's a[0] at pfn 0x100, a KSM page.
 fn ksm_checks(walk: &Walk, forks: &[(String, String)], items: &BTreeMap<Slot, u64>) -> Vec<Check> {
-    let slot = ("p0".to_string(), "a".to_string(), 0);
-    let asked = Asked {
-        slot: &slot,
-        pfn: Some(0x100),
-        kpagecount: Some(2),
-        folio: None,
-        lineage: None,
-        forks,
-        ksm_items: items,
-    };
-    check_asked(walk, &truth(), &asked).into_iter().map(|p| p.check).collect()
+    asked_problems(walk, None, forks, items).into_iter().map(|p| p.check).collect()
 }
 
 #[test]
