@@ -224,6 +224,23 @@ mod tests {
     }
 
     #[test]
+    fn a_shrunk_finding_keeps_the_placement_that_made_it_fail() {
+        let text = "name: t\nabout: t\nsteps:\n  - mmap: { name: t, pages: 4, backing: anon, share: private, align: pmd-8 }\n  - mmap: { name: a, pages: 8, backing: anon, share: private }\n  - write: { map: a, page: 0, pages: 8 }\n  - mmap: { name: b, pages: 8, backing: anon, share: private, at: { after: t, gap: 2 } }\n  - write: { map: b, page: 0, pages: 8 }\n  - fork: { child: c1 }\n  - check: all\n";
+        let s = parse(Path::new("t.yaml"), text).unwrap();
+        // A stand-in for a bug that needs b placed after the aligned map t.
+        let placed = |c: &Scenario| {
+            c.steps
+                .iter()
+                .any(|st| matches!(st, Step::Mmap(m) if m.at.as_ref().is_some_and(|p| p.after.as_deref() == Some("t"))))
+                && c.steps.iter().any(|st| matches!(st, Step::Mmap(m) if m.align.is_some()))
+        };
+        let out = shrink(&s, 1000, &mut |c| valid(c) && placed(c));
+        let yaml = to_yaml(&out.scenario, "");
+        assert_eq!(out.scenario.steps.len(), 2, "{yaml}");
+        assert!(yaml.contains("align: pmd-8") && yaml.contains("after: \"t\"") && yaml.contains("gap: 2"), "{yaml}");
+    }
+
+    #[test]
     fn keeps_what_the_failure_needs_and_respects_the_budget() {
         let text = "name: t\nabout: t\nsteps:\n  - mmap: { name: a, pages: 4, backing: anon, share: private }\n  - mmap: { name: b, pages: 2, backing: memfd, share: shared }\n  - write: { map: a, page: 0, pages: 4 }\n  - fork: { child: c1 }\n  - write: { proc: c1, map: b, page: 1 }\n  - fork: { proc: c1, child: c2 }\n  - exit: { proc: c2 }\n  - fork: { child: c3 }\n  - check: all\n";
         let s = parse(Path::new("t.yaml"), text).unwrap();
