@@ -12,7 +12,7 @@ use crate::scenario::{
     span, Advice, Anchor, Backing, Mremap, Mthp, PinKind, Place, Prot, Remote, RemoteKind, Share, Step,
 };
 pub use layout::{Attrs, Semantics};
-use layout::{Layout, DONTFORK, HUGEPAGE, LOCKED, MERGEABLE, NOHUGEPAGE, WIPEONFORK};
+use layout::{Layout, ACCOUNT, DONTFORK, HUGEPAGE, LOCKED, MERGEABLE, NOHUGEPAGE, WIPEONFORK};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What a page slot holds, as the model sees it.
@@ -211,6 +211,7 @@ pub struct Model {
 const DONTUNMAP: &str = "MREMAP_DONTUNMAP: whether the emptied range keeps its anon_vma differs by kernel";
 const MERGED: &str = "VMA merge: whether fork copies this PTE follows a placed neighbour's anon_vma";
 const MTHP: &str = "mTHP: a fault may map a large folio over neighbouring pages";
+const KSM_MAY_MERGE: &str = "KSM may merge identical pages";
 const MLOCK: &str = "mlock populates the range (whether that breaks COW differs by kernel)";
 const SWAP: &str = "swap: MADV_PAGEOUT may swap the page out, and swap-in may map it anew";
 const RECLAIM: &str = "reclaim: memory.reclaim may swap or drop the page, and a fault may map it anew";
@@ -260,6 +261,13 @@ impl Model {
     fn mark(&mut self, proc: &str, map: &str, pages: std::ops::Range<u64>, why: &str) {
         for p in pages {
             self.unpredictable.insert((proc.into(), map.into(), p), why.into());
+        }
+    }
+
+    /// Pages an mremap grew a map by lie in its last VMA, mergeable if that one is.
+    fn mark_grown(&mut self, proc: &str, map: &str, pages: std::ops::Range<u64>) {
+        if !pages.is_empty() && self.mergeable(proc, map, pages.start) {
+            self.mark(proc, map, pages, KSM_MAY_MERGE);
         }
     }
 
@@ -365,6 +373,8 @@ impl Model {
                 };
                 let locked = m.locked || self.locked_vmas_future.contains(&m.proc);
                 let flags = if locked { flags | LOCKED } else { flags };
+                let private_anon = m.share == Share::Private && matches!(m.backing, Backing::Anon | Backing::DevZero);
+                let flags = if private_anon { flags | ACCOUNT } else { flags };
                 let map = Map {
                     share: m.share,
                     backing: m.backing,
@@ -449,7 +459,18 @@ impl Model {
                 let Some(m) = self.procs.get_mut(&x.proc).and_then(|maps| maps.get_mut(&x.map)) else { return };
                 let end = x.pages.map(|n| x.page + n).unwrap_or(m.pages.len() as u64);
                 let prot = x.prot;
-                m.layout.change(x.page as usize..end as usize, |a| a.prot = prot, &mut fresh, self.sem);
+                let private_anon = m.share == Share::Private && matches!(m.backing, Backing::Anon | Backing::DevZero);
+                let writable = matches!(prot, Prot::Rw | Prot::Rwx);
+                let set = |a: &mut Attrs| {
+                    a.prot = prot;
+                    // mprotect_fixup(): VM_ACCOUNT follows writability while unfaulted.
+                    if private_anon && writable {
+                        a.flags |= ACCOUNT;
+                    } else if private_anon && a.anon.is_none() {
+                        a.flags &= !ACCOUNT;
+                    }
+                };
+                m.layout.change(x.page as usize..end as usize, set, &mut fresh, self.sem);
                 self.next_id = fresh();
             }
             Step::Madvise(x) => {
@@ -482,12 +503,7 @@ impl Model {
                             }
                         }
                     }
-                    Advice::Mergeable => {
-                        for p in x.page..end {
-                            self.unpredictable
-                                .insert((x.proc.clone(), x.map.clone(), p), "KSM may merge identical pages".into());
-                        }
-                    }
+                    Advice::Mergeable => self.mark(&x.proc, &x.map, x.page..end, KSM_MAY_MERGE),
                     Advice::Hugepage | Advice::Collapse => {
                         for p in x.page..end {
                             self.unpredictable.insert(
@@ -539,6 +555,8 @@ impl Model {
                 m.pages.resize(x.pages as usize, None);
                 m.layout.resize(x.pages as usize);
                 let anon = m.share == Share::Private && matches!(m.backing, Backing::Anon | Backing::DevZero);
+                self.mark_grown(&x.proc, &x.map, old..x.pages);
+                let Some(m) = self.procs.get_mut(&x.proc).and_then(|maps| maps.get_mut(&x.map)) else { return };
                 if m.locked && x.pages > old {
                     self.populate(&x.proc, &x.map, old..x.pages);
                 }
@@ -914,6 +932,7 @@ impl Model {
         }
         let anon = piece.share == Share::Private && matches!(piece.backing, Backing::Anon | Backing::DevZero);
         if new > count {
+            self.mark_grown(&x.proc, &dest, dest_at + count..dest_at + new);
             if piece.locked {
                 self.populate(&x.proc, &dest, dest_at + count..dest_at + new);
             }
@@ -1244,6 +1263,35 @@ mod tests {
         assert!(m.vmas("p0", "a").unwrap().leftovers);
         assert!(m.vmas("c2", "a").unwrap().leftovers, "a fork inherits the leftover");
         assert!(!m.vmas("c1", "a").unwrap().leftovers, "forked before the move");
+    }
+
+    /// mprotect_fixup() drops VM_ACCOUNT from an unfaulted private anon piece made
+    /// read-only, so it no longer merges with a faulted neighbour given the same
+    /// protection (seed 2027, run 833, on 6.12-debug and 7.2), and sets it again when
+    /// the piece is made writable.
+    #[test]
+    fn an_unfaulted_read_only_piece_loses_vm_account_and_stays_apart() {
+        let m = run("name: t\nabout: t\nsteps:\n  - mmap: { name: a, pages: 3, backing: anon, share: private }\n  \
+                     - mprotect: { map: a, page: 1, pages: 1, prot: r }\n  - write: { map: a, page: 0 }\n  \
+                     - mprotect: { map: a, page: 0, pages: 2, prot: none }\n");
+        let pages = m.vmas("p0", "a").unwrap().pages;
+        let vma = |i: usize| pages[i].unwrap().vma;
+        assert_ne!(vma(0), vma(1), "VM_ACCOUNT differs");
+        let m = run("name: t\nabout: t\nsteps:\n  - mmap: { name: a, pages: 3, backing: anon, share: private }\n  \
+                     - mprotect: { map: a, page: 1, pages: 1, prot: r }\n  - mprotect: { map: a, page: 1, pages: 1, prot: rw }\n");
+        let pages = m.vmas("p0", "a").unwrap().pages;
+        assert!(pages.iter().all(|a| a.unwrap().vma == pages[0].unwrap().vma), "writable again: one VMA");
+    }
+
+    /// Pages an mremap grows a mergeable map by are mergeable too (seed 2028, run 1389,
+    /// on 6.1: KSM merged two of them, which the model took for private pages).
+    #[test]
+    fn pages_a_mergeable_map_grows_by_may_be_merged() {
+        let m = run("name: t\nabout: t\nsteps:\n  - mmap: { name: a, pages: 1, backing: anon, share: private }\n  \
+                     - madvise: { map: a, page: 0, advice: mergeable }\n  - mremap: { map: a, pages: 5 }\n  \
+                     - mremap: { map: a, page: 0, pages: 5, new_pages: 7, as: b, move: true }\n");
+        assert_eq!(m.unpredictable.get(&slot("p0", "b", 3)).map(String::as_str), Some(KSM_MAY_MERGE));
+        assert_eq!(m.unpredictable.get(&slot("p0", "b", 6)).map(String::as_str), Some(KSM_MAY_MERGE));
     }
 
     const SEED: &str = "name: t\nabout: t\nsteps:\n - mmap: {name: shm, pages: 4, backing: dev-zero, share: shared}\n - mmap: {name: stack, pages: 3, backing: anon, share: private}\n - write: {map: shm, page: 0}\n - write: {map: stack, page: 2}\n - fork: {child: c1}\n";

@@ -13,6 +13,10 @@ pub const NOHUGEPAGE: u8 = 8;
 pub const MERGEABLE: u8 = 16;
 /// VM_LOCKED (with or without VM_LOCKONFAULT): mlock splits VMAs like any flag.
 pub const LOCKED: u8 = 32;
+/// VM_ACCOUNT of a private anon map: mprotect_fixup() drops it from a piece made
+/// read-only while it has no anon_vma and sets it again when it is made writable, so
+/// such a piece no longer merges with a faulted read-only neighbour.
+pub const ACCOUNT: u8 = 64;
 
 /// Where kernels differ in how they merge VMAs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -165,11 +169,16 @@ impl Layout {
             i = r.end;
             let Some(p) = self.at(r.start) else { continue };
             // vma_merge(): into the left neighbour if it can, and the right one too when
-            // the two neighbours' anon_vmas agree; else into the right one alone.
+            // the two neighbours' anon_vmas agree; else into the right one alone. The
+            // kernel changes VMAs left to right, so a right neighbour the same call
+            // changes still has its old attributes here: it merges later, as the piece
+            // that moves into this one.
             let can = |n: Option<Attrs>| {
                 n.filter(|n| n.vma != p.vma && n.prot == p.prot && n.flags == p.flags && sem.anon_mergeable(p, *n))
             };
-            let (left, right) = (can(r.start.checked_sub(1).and_then(|j| self.at(j))), can(self.at(r.end)));
+            let right_changes_later = changed.get(r.end).copied().unwrap_or(false);
+            let left = can(r.start.checked_sub(1).and_then(|j| self.at(j)));
+            let right = if right_changes_later { None } else { can(self.at(r.end)) };
             let (lo, hi, with) = match (left, right) {
                 (Some(l), Some(n)) if l.anon.is_none() || n.anon.is_none() || l.anon == n.anon => {
                     (self.run(r.start - 1).start, self.run(r.end).end, [Some(l), Some(n)])
@@ -296,6 +305,26 @@ mod tests {
             l.change(0..4, |a| a.prot = Prot::Rx, &mut fresh, sem);
             assert_eq!(l.at(3).unwrap().anon.is_some(), merged, "{sem:?}");
             assert_eq!(l.at(2).unwrap().vma, l.at(3).unwrap().vma, "the unfaulted pieces merge");
+        }
+    }
+
+    #[test]
+    fn a_change_over_several_vmas_merges_each_into_its_left_as_it_goes() {
+        // Seed 2027, run 818 on 6.12: [2,3) r unfaulted, [3,4) r faulted; madvise over
+        // the whole map changes [2,3) first, while [3,4) still lacks the flag, then
+        // [3,4), which may not merge into an unfaulted left neighbour before 6.16.
+        for (sem, merged) in [
+            (Semantics::default(), false),
+            (Semantics { merge_faulted_into_unfaulted: true, ..Semantics::default() }, true),
+        ] {
+            let mut fresh = counter();
+            let mut l = Layout::new(6, 1, 0);
+            l.change(2..3, |a| a.prot = Prot::R, &mut fresh, sem);
+            l.prepare_anon(5, &mut fresh);
+            l.change(2..4, |a| a.prot = Prot::R, &mut fresh, sem);
+            assert_eq!(l.at(2).unwrap().vma == l.at(3).unwrap().vma, merged, "{sem:?}: after mprotect");
+            l.change(0..6, |a| a.flags |= WIPEONFORK, &mut fresh, sem);
+            assert_eq!(l.at(2).unwrap().vma == l.at(3).unwrap().vma, merged, "{sem:?}");
         }
     }
 
