@@ -1477,32 +1477,14 @@ impl Gen<'_> {
         let share = if self.rng.gen_bool(0.5) { Share::Private } else { Share::Shared };
         let name = format!("m{}", self.next_map);
         let (proc, pages) = (self.procs[pi].label.clone(), pmd_pages(self.cfg.page_size));
-        let step = Step::Mmap(Mmap {
-            proc,
-            name: name.clone(),
-            pages,
-            backing,
-            share,
-            huge: None,
-            locked: false,
-            at: None,
-            align: None,
-        });
+        let mmap =
+            Mmap { proc, name: name.clone(), pages, backing, share, huge: None, locked: false, at: None, align: None };
+        let step = Step::Mmap(mmap.clone());
         // The World knows the kernel's huge page: a page size it does not take no map.
         self.world.clone().apply(&step).ok()?;
+        // As `absorb` does: the map's id is the next map number after its own.
         self.next_map += 1;
-        let state = MapState {
-            backing,
-            share,
-            pages: vec![PageState { present: true, prot: Prot::Rw }; pages as usize],
-            one_vma: true,
-            dontfork: false,
-            mergeable: false,
-            locked: false,
-            large: false,
-            align_end: None,
-            hugetlb: Some(self.next_map),
-        };
+        let state = self.mapped(&mmap, pi);
         self.procs[pi].maps.insert(name, state);
         Some(step)
     }
@@ -1903,6 +1885,38 @@ mod tests {
         assert_eq!(a, to_yaml(&generate(&cfg, 42, 3), ""));
         assert_ne!(a, to_yaml(&generate(&cfg, 42, 4), ""));
         assert_ne!(a, to_yaml(&generate(&cfg, 43, 3), ""));
+    }
+
+    /// Generated hugetlb maps fit the guest's pool whatever each copy faults: every live
+    /// copy of a private map may own a huge page of its own, every shared map's file one.
+    #[test]
+    fn hugetlb_maps_and_their_fork_copies_fit_the_pool() {
+        let cfg = GenConfig { weights: "hugetlb=20,fork=20".parse().unwrap(), ..GenConfig::default() };
+        let mut copied = 0;
+        for run in 0..100 {
+            // Process -> its hugetlb maps (name, shared); names are unique in a run.
+            let mut held: BTreeMap<String, BTreeSet<(String, bool)>> = BTreeMap::new();
+            for st in generate(&cfg, 7, run).steps {
+                match &st {
+                    Step::Mmap(m) if m.backing.hugetlb() => {
+                        held.entry(m.proc.clone()).or_default().insert((m.name.clone(), m.share == Share::Shared));
+                    }
+                    Step::Fork(f) => {
+                        let maps = held.get(&f.proc).cloned().unwrap_or_default();
+                        copied += usize::from(!maps.is_empty());
+                        held.insert(f.child.clone(), maps);
+                    }
+                    Step::Exit(p) => {
+                        held.remove(&p.proc);
+                    }
+                    _ => {}
+                }
+                let private = held.values().flatten().filter(|(_, shared)| !shared).count();
+                let files: BTreeSet<&String> = held.values().flatten().filter(|(_, s)| *s).map(|(n, _)| n).collect();
+                assert!((private + files.len()) as u64 <= HUGETLB_POOL, "run {run}: {st:?} leaves {held:?}");
+            }
+        }
+        assert!(copied > 0, "no fork copied a hugetlb map");
     }
 
     #[test]
