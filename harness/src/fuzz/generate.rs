@@ -18,8 +18,9 @@ use crate::scenario::{
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rmapcheck_core::ops::HUGETLB_POOL;
 use rmapcheck_core::scenario::world::MAX_PIN_PAGES;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::str::FromStr;
 
@@ -71,10 +72,12 @@ pub enum Op {
     Truncate,
     /// msync, fsync, sync or drop_caches.
     Writeback,
+    /// A map of one huge page of hugetlb memory (MAP_HUGETLB or a hugetlbfs file).
+    Hugetlb,
 }
 
 impl Op {
-    pub const ALL: [Op; 24] = [
+    pub const ALL: [Op; 25] = [
         Op::Mmap,
         Op::Munmap,
         Op::Mprotect,
@@ -99,6 +102,7 @@ impl Op {
         Op::Remote,
         Op::Truncate,
         Op::Writeback,
+        Op::Hugetlb,
     ];
 
     pub fn name(self) -> &'static str {
@@ -127,6 +131,7 @@ impl Op {
             Op::Remote => "remote",
             Op::Truncate => "truncate",
             Op::Writeback => "writeback",
+            Op::Hugetlb => "hugetlb",
         }
     }
 }
@@ -159,6 +164,7 @@ impl Default for Weights {
             (Op::Remote, 2),
             (Op::Truncate, 2),
             (Op::Writeback, 2),
+            (Op::Hugetlb, 1),
         ]))
     }
 }
@@ -277,6 +283,9 @@ struct MapState {
     /// Made with `align:`: where it ends, in pages from the PMD boundary it was
     /// aligned to (negative: before it), so a map moved right after it straddles.
     align_end: Option<i64>,
+    /// hugetlb memory: the map (private) or file (shared) it was made as, which fork
+    /// copies keep. Only reads, writes and findpage touch it (`pick_map`).
+    hugetlb: Option<usize>,
 }
 
 impl MapState {
@@ -298,6 +307,11 @@ struct ProcState {
 }
 
 impl ProcState {
+    /// Its private hugetlb maps (one huge page each), which a fork copies.
+    fn hugetlb_private(&self) -> u64 {
+        self.maps.values().filter(|m| m.hugetlb.is_some() && m.share == Share::Private && !m.dontfork).count() as u64
+    }
+
     /// The state of a child that this process forks: DONTFORK maps stay behind, and no
     /// VMA of the child is VM_LOCKED.
     fn forked(&self, child: &str) -> ProcState {
@@ -541,6 +555,7 @@ impl Gen<'_> {
             locked: m.locked || self.procs[pi].lock_future,
             large: self.may_map_large_folios(m.backing, m.share, m.huge, m.pages),
             align_end: m.align.map(|a| a.0 + m.pages as i64),
+            hugetlb: m.backing.hugetlb().then_some(self.next_map),
         }
     }
 
@@ -714,8 +729,13 @@ impl Gen<'_> {
         if needs.iter().any(|op| self.cfg.weights.0.get(op).is_none_or(|w| *w == 0)) {
             return Vec::new();
         }
-        let forks_fit =
-            |g: &Self, forks: usize| g.procs.len() + forks <= g.cfg.max_procs && g.world.made() + forks <= MAX_PROCS;
+        // Each fork may copy the private hugetlb maps of the process that holds most.
+        let forks_fit = |g: &Self, forks: usize| {
+            let copies = g.procs.iter().map(ProcState::hugetlb_private).max().unwrap_or(0) * forks as u64;
+            g.procs.len() + forks <= g.cfg.max_procs
+                && g.world.made() + forks <= MAX_PROCS
+                && g.hugetlb_need() + copies <= HUGETLB_POOL
+        };
         let mut out = Vec::new();
         match motif {
             Motif::PmdAndPte | Motif::MigrateLarge => {
@@ -1069,7 +1089,7 @@ impl Gen<'_> {
         }
         let any_map = self.procs.iter().any(|p| !p.maps.is_empty());
         match op {
-            Op::Mmap => self.procs.iter().any(|p| p.maps.len() < self.cfg.max_maps),
+            Op::Mmap | Op::Hugetlb => self.procs.iter().any(|p| p.maps.len() < self.cfg.max_maps),
             Op::Fork => self.procs.len() < self.cfg.max_procs && self.world.made() < MAX_PROCS,
             Op::Exit => self.procs.len() > 1,
             Op::Findtask | Op::Compact | Op::Ksm | Op::Writeback => true,
@@ -1083,7 +1103,14 @@ impl Gen<'_> {
     }
 
     /// A random (process index, map name) whose map satisfies `want`.
+    /// hugetlb maps are left out: most steps cannot apply to them (`World::hugetlb_refusal`)
+    /// or take whole huge pages only; `pick_any_map` includes them.
     fn pick_map(&mut self, want: impl Fn(&MapState) -> bool) -> Option<(usize, String)> {
+        self.pick_any_map(|m| m.hugetlb.is_none() && want(m))
+    }
+
+    /// A random (process index, map name) whose map satisfies `want`, hugetlb maps too.
+    fn pick_any_map(&mut self, want: impl Fn(&MapState) -> bool) -> Option<(usize, String)> {
         let all: Vec<(usize, String)> = self
             .procs
             .iter()
@@ -1162,7 +1189,7 @@ impl Gen<'_> {
             Op::Write | Op::Read => {
                 let write = op == Op::Write;
                 let ok = move |p: &PageState| p.present && if write { writable(p.prot) } else { readable(p.prot) };
-                let (pi, map) = self.pick_map(|m| m.pages.iter().any(ok))?;
+                let (pi, map) = self.pick_any_map(|m| m.pages.iter().any(ok))?;
                 let (page, mut pages) = self.pick_range(pi, &map, ok)?;
                 // Every page touched is walked by each later check: keep touches of
                 // large maps short, mostly.
@@ -1179,6 +1206,9 @@ impl Gen<'_> {
             }
             Op::Fork => {
                 let pi = self.proc_index();
+                if self.hugetlb_need() + self.procs[pi].hugetlb_private() > HUGETLB_POOL {
+                    return None;
+                }
                 let child = format!("c{}", self.next_child);
                 self.next_child += 1;
                 let proc = self.procs[pi].label.clone();
@@ -1192,7 +1222,7 @@ impl Gen<'_> {
                 Some(Step::Exit(Proc { proc: p.label }))
             }
             Op::Findpage => {
-                let (pi, map) = self.pick_map(|m| m.pages.iter().any(|p| p.present))?;
+                let (pi, map) = self.pick_any_map(|m| m.pages.iter().any(|p| p.present))?;
                 let (page, _) = self.pick_range(pi, &map, |p| p.present)?;
                 Some(Step::Findpage(PageRef { proc: self.procs[pi].label.clone(), map, page }))
             }
@@ -1203,6 +1233,7 @@ impl Gen<'_> {
             Op::Ksm => self.ksm(),
             Op::Compact => Some(Step::Compact(Compact {})),
             Op::Writeback => self.writeback(),
+            Op::Hugetlb => self.hugetlb(),
             // Mostly all it can get; sometimes a little, so reclaim stops part way and
             // the reference check decides what goes.
             Op::Reclaim => {
@@ -1425,10 +1456,52 @@ impl Gen<'_> {
             locked: locked || self.procs[pi].lock_future,
             large: large_folios,
             align_end: None,
+            hugetlb: None,
         };
         let proc = self.procs[pi].label.clone();
         self.procs[pi].maps.insert(name.clone(), state);
         Some(Step::Mmap(Mmap { proc, name, pages, backing, share, huge, locked, at: None, align: None }))
+    }
+
+    /// A map of one huge page of hugetlb memory, MAP_HUGETLB or a hugetlbfs file,
+    /// private or shared, when the guest's pool holds it and every fork copy's COW.
+    fn hugetlb(&mut self) -> Option<Step> {
+        if self.hugetlb_need() + 1 > HUGETLB_POOL {
+            return None;
+        }
+        let room: Vec<usize> = (0..self.procs.len())
+            .filter(|&i| self.procs[i].maps.len() < self.cfg.max_maps && !self.procs[i].lock_future)
+            .collect();
+        let pi = *room.choose(&mut self.rng)?;
+        let backing = *[Backing::Hugetlb, Backing::Hugetlbfs].choose(&mut self.rng)?;
+        let share = if self.rng.gen_bool(0.5) { Share::Private } else { Share::Shared };
+        let name = format!("m{}", self.next_map);
+        let (proc, pages) = (self.procs[pi].label.clone(), pmd_pages(self.cfg.page_size));
+        let mmap =
+            Mmap { proc, name: name.clone(), pages, backing, share, huge: None, locked: false, at: None, align: None };
+        let step = Step::Mmap(mmap.clone());
+        // The World knows the kernel's huge page: a page size it does not take no map.
+        self.world.clone().apply(&step).ok()?;
+        // As `absorb` does: the map's id is the next map number after its own.
+        self.next_map += 1;
+        let state = self.mapped(&mmap, pi);
+        self.procs[pi].maps.insert(name, state);
+        Some(step)
+    }
+
+    /// The most huge pages the live hugetlb maps may use: each copy of a private map
+    /// its own (a fork's copy COWs it), each shared file one. Stricter than the World's
+    /// budget, which counts private maps only where they are faulted.
+    fn hugetlb_need(&self) -> u64 {
+        let shared: BTreeSet<usize> = self
+            .procs
+            .iter()
+            .flat_map(|p| p.maps.values())
+            .filter(|m| m.share == Share::Shared)
+            .filter_map(|m| m.hugetlb)
+            .collect();
+        let private: u64 = self.procs.iter().map(ProcState::hugetlb_private).sum();
+        private + shared.len() as u64
     }
 
     fn munmap(&mut self) -> Option<Step> {
@@ -1562,7 +1635,8 @@ impl Gen<'_> {
             1 if pages > 1 && !dontunmap => Some(self.rng.gen_range(1..pages)),
             _ => None,
         };
-        let others: Vec<String> = self.procs[pi].maps.keys().cloned().collect();
+        let others: Vec<String> =
+            self.procs[pi].maps.iter().filter(|(_, m)| m.hugetlb.is_none()).map(|(n, _)| n.clone()).collect();
         let target = others.choose(&mut self.rng)?.clone();
         let size = new_pages.unwrap_or(pages);
         let to = match self.rng.gen_range(0..5) {
@@ -1813,6 +1887,38 @@ mod tests {
         assert_ne!(a, to_yaml(&generate(&cfg, 43, 3), ""));
     }
 
+    /// Generated hugetlb maps fit the guest's pool whatever each copy faults: every live
+    /// copy of a private map may own a huge page of its own, every shared map's file one.
+    #[test]
+    fn hugetlb_maps_and_their_fork_copies_fit_the_pool() {
+        let cfg = GenConfig { weights: "hugetlb=20,fork=20".parse().unwrap(), ..GenConfig::default() };
+        let mut copied = 0;
+        for run in 0..100 {
+            // Process -> its hugetlb maps (name, shared); names are unique in a run.
+            let mut held: BTreeMap<String, BTreeSet<(String, bool)>> = BTreeMap::new();
+            for st in generate(&cfg, 7, run).steps {
+                match &st {
+                    Step::Mmap(m) if m.backing.hugetlb() => {
+                        held.entry(m.proc.clone()).or_default().insert((m.name.clone(), m.share == Share::Shared));
+                    }
+                    Step::Fork(f) => {
+                        let maps = held.get(&f.proc).cloned().unwrap_or_default();
+                        copied += usize::from(!maps.is_empty());
+                        held.insert(f.child.clone(), maps);
+                    }
+                    Step::Exit(p) => {
+                        held.remove(&p.proc);
+                    }
+                    _ => {}
+                }
+                let private = held.values().flatten().filter(|(_, shared)| !shared).count();
+                let files: BTreeSet<&String> = held.values().flatten().filter(|(_, s)| *s).map(|(n, _)| n).collect();
+                assert!((private + files.len()) as u64 <= HUGETLB_POOL, "run {run}: {st:?} leaves {held:?}");
+            }
+        }
+        assert!(copied > 0, "no fork copied a hugetlb map");
+    }
+
     #[test]
     fn every_kind_appears_over_a_campaign() {
         let cfg = GenConfig::default();
@@ -1851,7 +1957,7 @@ mod tests {
             "sync",
             "drop_caches",
         ];
-        let indirect = ["pageout", "thp", "place", "writeback"];
+        let indirect = ["pageout", "thp", "place", "writeback", "hugetlb"];
         let weighted = Op::ALL.into_iter().filter(|op| cfg.weights.0[op] > 0).map(|o| o.name());
         for name in weighted.filter(|n| !indirect.contains(n)).chain(made) {
             assert!(ops.contains(name), "{name} never generated");
@@ -1860,7 +1966,7 @@ mod tests {
             assert!(advice.contains(a), "madvise {a} never generated: {advice:?}");
         }
         assert!(!ops.contains("poke"), "a test-only step is generated by default");
-        assert_eq!(backings.len(), 10, "{backings:?}");
+        assert_eq!(backings.len(), 14, "{backings:?}");
         for a in ["dontneed", "dontfork", "wipeonfork"] {
             assert!(advice.contains(a), "madvise {a} never generated: {advice:?}");
         }

@@ -29,9 +29,10 @@ impl Gen<'_> {
         }
     }
 
-    /// A shared ext4 map written in one process, forked, written back, written again in
-    /// the other, synced, unmapped in both, dropped from the page cache and read back:
-    /// writeback cleans a page two processes map, and the read comes from disk.
+    /// A shared ext4 map written in one process, forked, one page written in the other,
+    /// written back (two dirty mappers of that page), written again in the other,
+    /// synced, unmapped in both, dropped from the page cache and read back: writeback
+    /// cleans a page two processes map, and the read comes from disk.
     pub(super) fn writeback_motif(&mut self, out: &mut Vec<Step>, pi: usize, pages: u64) {
         let name = format!("m{}", self.next_map);
         let proc = self.procs[pi].label.clone();
@@ -57,9 +58,12 @@ impl Gen<'_> {
         self.play(out, Step::Write(access(&proc, 0, pages)));
         let child = self.motif_fork(out, pi);
         let child = self.procs[child].label.clone();
+        // Both processes hold a dirty PTE of `page` at the msync, so folio_mkclean()
+        // must clean two mappers of it, not one.
+        let page = self.rng.gen_range(0..pages);
+        self.play(out, Step::Write(access(&child, page, 1)));
         let msync = Msync { proc: proc.clone(), map: name.clone(), page: None, pages: None, async_: false };
         self.play(out, Step::Msync(msync));
-        let page = self.rng.gen_range(0..pages);
         self.play(out, Step::Write(access(&child, page, 1)));
         self.play(out, Step::Sync(SyncAll {}));
         for who in [&proc, &child] {
