@@ -130,6 +130,15 @@ pub fn run(
     }
     let base = prepare::prepare(manifest, &opts.kernel, progress)?;
     let tree = copy_tree(&base.kernel.build_dir, progress)?;
+    // One run at a time patches and builds a copy: a second would build the first's
+    // mutant, or break its build.
+    let _tree_held = match cache::try_lock(&tree)? {
+        Some(held) => held,
+        None => {
+            progress.step("mutants: waiting for another mutants run to finish with the tree");
+            cache::lock(&tree)?
+        }
+    };
     revert_leftover(&tree)?;
     let mut verdicts = Vec::new();
     for m in &mutants {

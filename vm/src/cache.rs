@@ -33,6 +33,22 @@ pub struct EntryLock {
 
 /// Take the exclusive lock that guards `entry` (blocks while another process holds it).
 pub fn lock(entry: &Path) -> Result<EntryLock> {
+    let (file, path) = lock_file(entry)?;
+    file.lock().with_context(|| format!("locking {}", path.display()))?;
+    Ok(EntryLock { _file: file })
+}
+
+/// The lock that guards `entry` if no other process holds it, else `None`.
+pub fn try_lock(entry: &Path) -> Result<Option<EntryLock>> {
+    let (file, path) = lock_file(entry)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(EntryLock { _file: file })),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+}
+
+fn lock_file(entry: &Path) -> Result<(File, PathBuf)> {
     // Append rather than replace an extension: keys like `6.12-<hash>` contain dots.
     let mut name = entry.file_name().context("cache entry has no name")?.to_os_string();
     name.push(".lock");
@@ -41,8 +57,7 @@ pub fn lock(entry: &Path) -> Result<EntryLock> {
         fs::create_dir_all(parent)?;
     }
     let file = File::create(&path).with_context(|| format!("creating lock {}", path.display()))?;
-    file.lock().with_context(|| format!("locking {}", path.display()))?;
-    Ok(EntryLock { _file: file })
+    Ok((file, path))
 }
 
 /// Whether `dir` is a finished cache entry.
@@ -183,6 +198,16 @@ mod tests {
         let _a = lock(&tmp.path().join("6.12-aaaa")).unwrap();
         let _b = lock(&tmp.path().join("6.1-bbbb")).unwrap();
         assert!(tmp.path().join("6.12-aaaa.lock").exists() && tmp.path().join("6.1-bbbb.lock").exists());
+    }
+
+    #[test]
+    fn try_lock_says_when_another_holder_has_the_entry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let entry = tmp.path().join("tree");
+        let held = lock(&entry).unwrap();
+        assert!(try_lock(&entry).unwrap().is_none(), "held by another file handle");
+        drop(held);
+        assert!(try_lock(&entry).unwrap().is_some());
     }
 
     #[test]
