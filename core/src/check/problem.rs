@@ -480,6 +480,15 @@ pub enum ProblemKind {
     /// A process's VMAs over a map against the model's (O6).
     Layout(vma_diff::Mismatch),
 
+    /// What a UFFDIO_COPY, ZEROPAGE or MOVE did against the model's.
+    Uffd {
+        n: usize,
+        op: String,
+        at: Slot,
+        expected: crate::check::model::UffdResult,
+        got: crate::check::model::UffdResult,
+    },
+
     // Steps and the guest.
     /// Step `n` failed in the agent.
     StepFailed {
@@ -577,7 +586,7 @@ impl ProblemKind {
             NotExclusive { .. } | FolioBounds { .. } | FolioMapcount { .. } | PageMapcount { .. } => Check::O2,
             FolioKpagecount { .. } => Check::O2,
             Splat { .. } | Tainted { .. } => Check::O3,
-            Sharing { .. } | Signal { .. } => Check::O4,
+            Sharing { .. } | Signal { .. } | Uffd { .. } => Check::O4,
             Contents(_) => Check::O5,
             Layout(_) => Check::O6,
             StepFailed { .. } | MthpFailed { .. } | NotRun { .. } => Check::Step,
@@ -664,6 +673,10 @@ impl ProblemKind {
                 (Some(_), Some(_)) => format!("{op} past the file's end stopped at another page"),
             },
             Layout(m) => m.title(),
+            Uffd { op, expected, got, .. } => {
+                let name = |r: &crate::check::model::UffdResult| r.errno.map_or("no error".into(), |e| Errno(e).name());
+                format!("{op} stopped with {} where the model expects {}", name(got), name(expected))
+            }
             StepFailed { op, errno, msg, .. } => format!("{op} failed with {} ({msg})", errno.name()),
             WorkerHung { op, frames, .. } => format!("{op} hung{}", hung_where(frames)),
             WorkerDied { op, how, .. } => format!("{op}: the worker died of {how}"),
@@ -882,6 +895,9 @@ impl fmt::Display for ProblemKind {
                 write!(f, "step {n} ({op}) {}: the model expects {want}, the worker got {got}", at(s))
             }
             Layout(m) => write!(f, "{m}"),
+            Uffd { n, op, at: s, expected, got } => {
+                write!(f, "step {n} ({op}) to {}: the model expects {expected}, the kernel did {got}", at(s))
+            }
             StepFailed { n, op, errno, msg } => write!(f, "step {n} ({op}): failed with errno {errno} ({msg})"),
             WorkerHung { n, op, frames } => {
                 write!(f, "step {n} ({op}) hung{}", hung_where(frames))?;

@@ -81,6 +81,7 @@ pub const PIN_MIGRATE_REFUSED: &str = "migration refused a pinned page";
 pub const TRUNCATE_SHARED: &str = "truncate unmapped a page mapped by 2+ processes";
 pub const PUNCH_LARGE: &str = "hole punched in a large folio";
 pub const SIGBUS_EOF: &str = "SIGBUS beyond EOF";
+pub const UFFD_MOVE: &str = "folio moved by UFFDIO_MOVE";
 pub const HUGETLB_SHARED: &str = "hugetlb page mapped by 2+ processes";
 pub const HUGETLB_COW: &str = "hugetlb COW after fork";
 pub const VMA_STRADDLE: &str = "folio straddling a VMA end";
@@ -250,6 +251,13 @@ pub fn fork_copied(after: &Truth, parent: &str, child: &str) -> bool {
 
 /// Whether a slot of `slots` held a page 2+ slots mapped before a read-only pin and
 /// a page of its own after it.
+/// Whether a UFFDIO_MOVE moved a present page: one of its `done` source slots held
+/// a frame before it.
+pub fn uffd_moved(before: &Truth, proc: &str, map: &str, page: u64, done: u64) -> bool {
+    let slots: BTreeMap<_, _> = before.slots().into_iter().collect();
+    (page..page + done).any(|p| slots.contains_key(&(proc.to_string(), map.to_string(), p)))
+}
+
 pub fn pin_unshared(before: &Truth, after: &Truth, slots: &[(String, String, u64)]) -> bool {
     let (was, now): (BTreeMap<_, _>, BTreeMap<_, _>) =
         (before.slots().into_iter().collect(), after.slots().into_iter().collect());
