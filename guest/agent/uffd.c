@@ -108,14 +108,31 @@ int uffd_fill(int kind, uint64_t dst, uint64_t src, uint64_t len,
 		*err = rc ? errno : 0;
 		*done = rc ? pages_done(z.zeropage, page_size) : len / page_size;
 	} else {
-		struct uffdio_move m = { .dst = dst, .src = src, .len = len };
-
 		*what = "uffdio-move";
 		if (!(features & UFFD_FEATURE_MOVE))
 			return EOPNOTSUPP;	/* 6.8+ */
-		rc = ioctl(ufd, UFFDIO_MOVE, &m);
-		*err = rc ? errno : 0;
-		*done = rc ? pages_done(m.move, page_size) : len / page_size;
+		/*
+		 * A short move answers EAGAIN with the bytes it moved; the
+		 * rest, asked again, says why it stopped (userfaultfd_move()).
+		 */
+		*done = 0;
+		while (*done * page_size < len) {
+			uint64_t at = *done * page_size;
+			struct uffdio_move m = {
+				.dst = dst + at, .src = src + at, .len = len - at,
+			};
+
+			rc = ioctl(ufd, UFFDIO_MOVE, &m);
+			if (!rc) {
+				*done = len / page_size;
+				break;
+			}
+			if (m.move <= 0) {
+				*err = errno;
+				break;
+			}
+			*done += pages_done(m.move, page_size);
+		}
 	}
 	/* Not a result: the request itself was wrong. */
 	if (*err == EINVAL || *err == EFAULT)
@@ -131,6 +148,8 @@ int uffd_protect(uint64_t addr, uint64_t len, int on, const char **what)
 	if (e)
 		return e;
 	*what = "uffdio-writeprotect";
+	if (!(features & UFFD_FEATURE_PAGEFAULT_FLAG_WP))
+		return EOPNOTSUPP;	/* arm64: 6.10+ */
 	wp.mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0;
 	return ioctl(ufd, UFFDIO_WRITEPROTECT, &wp) ? errno : 0;
 }

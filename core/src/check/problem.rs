@@ -469,13 +469,15 @@ pub enum ProblemKind {
     Contents(contents::Mismatch),
     /// A read or write step's signal against the model's: past a file's end
     /// (`expected`: the page the model stops at) every access gets SIGBUS, inside it
-    /// none (`got`: the signal the worker caught, if any).
+    /// none (`got`: the signal the worker caught, if any). In a map registered with
+    /// userfaultfd (`uffd`), a fault that userfaultfd would have to answer gets SIGBUS.
     Signal {
         n: usize,
         op: String,
         at: Slot,
         expected: Option<u64>,
         got: Option<String>,
+        uffd: bool,
     },
     /// A process's VMAs over a map against the model's (O6).
     Layout(vma_diff::Mismatch),
@@ -667,6 +669,11 @@ impl ProblemKind {
                 format!("the model expects it shared by [..] ({}), the kernel has [..]", why.title())
             }
             Contents(m) => m.title(),
+            Signal { op, expected, got, uffd: true, .. } => match (expected, got) {
+                (Some(_), None) => format!("{op} that userfaultfd must answer got no SIGBUS"),
+                (None, _) => format!("{op} that userfaultfd need not answer got a signal"),
+                (Some(_), Some(_)) => format!("{op} in a userfaultfd range stopped at another page"),
+            },
             Signal { op, expected, got, .. } => match (expected, got) {
                 (Some(_), None) => format!("{op} past the file's end got no SIGBUS"),
                 (None, _) => format!("{op} inside the file got a signal"),
@@ -886,10 +893,12 @@ impl fmt::Display for ProblemKind {
                 )
             }
             Contents(m) => write!(f, "{m}"),
-            Signal { n, op, at: s, expected, got } => {
-                let want = match expected {
-                    Some(p) => format!("SIGBUS at page {p}, past the file's end"),
-                    None => "no signal: every page is inside the file".into(),
+            Signal { n, op, at: s, expected, got, uffd } => {
+                let want = match (expected, uffd) {
+                    (Some(p), false) => format!("SIGBUS at page {p}, past the file's end"),
+                    (None, false) => "no signal: every page is inside the file".into(),
+                    (Some(p), true) => format!("SIGBUS at page {p}, a fault userfaultfd must answer"),
+                    (None, true) => "no signal: no fault userfaultfd must answer".into(),
                 };
                 let got = got.as_deref().unwrap_or("no signal");
                 write!(f, "step {n} ({op}) {}: the model expects {want}, the worker got {got}", at(s))

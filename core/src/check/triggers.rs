@@ -21,7 +21,7 @@ const KPF_HUGE: u64 = 1 << 17;
 pub const KPF_DIRTY: u64 = 1 << 4;
 
 /// Every class, in the order a summary lists them: a class no run reached shows as 0.
-pub const CLASSES: [&str; 31] = [
+pub const CLASSES: [&str; 33] = [
     LARGE_PTE_2,
     LARGE_PTE_3,
     PMD_SHARED,
@@ -49,6 +49,8 @@ pub const CLASSES: [&str; 31] = [
     TRUNCATE_SHARED,
     PUNCH_LARGE,
     SIGBUS_EOF,
+    UFFD_SIGBUS,
+    UFFD_MOVE,
     HUGETLB_SHARED,
     HUGETLB_COW,
     WRITEBACK_SHARED,
@@ -82,6 +84,7 @@ pub const TRUNCATE_SHARED: &str = "truncate unmapped a page mapped by 2+ process
 pub const PUNCH_LARGE: &str = "hole punched in a large folio";
 pub const SIGBUS_EOF: &str = "SIGBUS beyond EOF";
 pub const UFFD_MOVE: &str = "folio moved by UFFDIO_MOVE";
+pub const UFFD_SIGBUS: &str = "SIGBUS from a userfaultfd range";
 pub const HUGETLB_SHARED: &str = "hugetlb page mapped by 2+ processes";
 pub const HUGETLB_COW: &str = "hugetlb COW after fork";
 pub const VMA_STRADDLE: &str = "folio straddling a VMA end";

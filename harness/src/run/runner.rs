@@ -576,12 +576,14 @@ impl Run<'_> {
                 page,
                 signal: signal.clone(),
             });
-            self.outcome.triggers.push(triggers::SIGBUS_EOF.to_string());
+            let eof = self.model.sigbus_at(&a.proc, &a.map, a.page, a.pages) == Some(page);
+            self.outcome.triggers.push(if eof { triggers::SIGBUS_EOF } else { triggers::UFFD_SIGBUS }.to_string());
         }
         if expected.is_some() != got.is_some() && self.model_valid {
             let at = (a.proc.clone(), a.map.clone(), page);
             let op = step.op().to_string();
-            self.outcome.problems.push(Problem::new(ProblemKind::Signal { n, op, at, expected, got }));
+            let uffd = self.world.uffd_mode(&a.proc, &a.map).is_some();
+            self.outcome.problems.push(Problem::new(ProblemKind::Signal { n, op, at, expected, got, uffd }));
         }
     }
 

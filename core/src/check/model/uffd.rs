@@ -182,3 +182,132 @@ impl Model {
         self.not_exclusive.extend(ids);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::parse;
+    use std::path::Path;
+
+    /// The model after all steps but the last, and the last step.
+    fn before_last(yaml: &str) -> (Model, Step) {
+        let s = parse(Path::new("t.yaml"), &format!("name: t\nabout: t\n{yaml}")).unwrap();
+        let (last, rest) = s.steps.split_last().unwrap();
+        let mut m = Model::new();
+        for step in rest {
+            m.apply(step);
+        }
+        (m, last.clone())
+    }
+
+    const MAPS: &str = "steps:
+  - mmap: { name: src, pages: 4, backing: anon, share: private }
+  - mmap: { name: dst, pages: 4, backing: anon, share: private }
+  - uffd: { map: dst, mode: missing }
+";
+
+    #[test]
+    fn a_missing_page_of_a_registered_map_faults_for_reads_and_writes() {
+        let (mut m, copy) = before_last(&format!("{MAPS}  - uffd_copy: {{ map: dst, page: 0, pages: 2 }}\n"));
+        assert_eq!(m.access_stop("p0", "dst", 0, 4, true), Some(0), "nothing mapped yet");
+        m.apply(&copy);
+        assert_eq!(m.access_stop("p0", "dst", 0, 4, false), Some(2));
+        assert_eq!(m.access_stop("p0", "dst", 0, 2, true), None);
+        assert_eq!(m.access_stop("p0", "src", 0, 4, true), None, "src is not registered");
+        assert_eq!(m.why(&("p0".into(), "dst".into(), 1)).reason, Reason::UffdCopy);
+    }
+
+    #[test]
+    fn a_fork_child_has_no_registration() {
+        let (mut m, fork) = before_last(&format!("{MAPS}  - fork: {{ child: c1 }}\n"));
+        m.apply(&fork);
+        assert_eq!(m.access_stop("p0", "dst", 0, 1, false), Some(0));
+        assert_eq!(m.access_stop("c1", "dst", 0, 1, false), None);
+    }
+
+    #[test]
+    fn copy_and_zeropage_stop_at_a_mapped_page_with_eexist() {
+        let yaml = format!(
+            "{MAPS}  - uffd_zeropage: {{ map: dst, page: 1 }}\n  - uffd_copy: {{ map: dst, page: 0, pages: 3 }}\n"
+        );
+        let (mut m, copy) = before_last(&yaml);
+        assert_eq!(m.uffd_result(&copy), Some(UffdResult { done: 1, errno: Some(EEXIST) }));
+        m.apply(&copy);
+        assert_eq!(m.frame("p0", "dst", 0).map(|f| matches!(f, Frame::Anon(_))), Some(true));
+        assert_eq!(m.frame("p0", "dst", 1), Some(Frame::Zero));
+        assert_eq!(m.frame("p0", "dst", 2), None, "not copied after the stop");
+    }
+
+    #[test]
+    fn move_refuses_a_page_fork_shared_until_a_write_makes_it_exclusive() {
+        let head = format!("{MAPS}  - write: {{ map: src, page: 0, pages: 2 }}\n  - fork: {{ child: c1 }}\n");
+        let (m, mv) =
+            before_last(&format!("{head}  - uffd_move: {{ map: src, page: 0, to: {{ map: dst, page: 0 }} }}\n"));
+        assert_eq!(m.uffd_result(&mv), Some(UffdResult { done: 0, errno: Some(EBUSY) }));
+        // The child's COW copy leaves the parent the only mapper, not an exclusive one.
+        let cow = format!("{head}  - write: {{ proc: c1, map: src, page: 0 }}\n");
+        let (m, mv) =
+            before_last(&format!("{cow}  - uffd_move: {{ map: src, page: 0, to: {{ map: dst, page: 0 }} }}\n"));
+        assert_eq!(m.uffd_result(&mv).unwrap().errno, Some(EBUSY));
+        let reuse = format!("{cow}  - write: {{ map: src, page: 0 }}\n");
+        let (mut m, mv) = before_last(&format!(
+            "{reuse}  - uffd_move: {{ map: src, page: 0, pages: 2, to: {{ map: dst, page: 1 }} }}\n"
+        ));
+        assert_eq!(m.uffd_result(&mv), Some(UffdResult { done: 1, errno: Some(EBUSY) }));
+        let frame = m.frame("p0", "src", 0);
+        let bytes = m.contents("p0", "src", 0).cloned();
+        m.apply(&mv);
+        assert_eq!(m.frame("p0", "dst", 1), frame, "the destination maps the source's folio");
+        assert_eq!(m.contents("p0", "dst", 1).cloned(), bytes, "with its bytes");
+        assert_eq!(m.frame("p0", "src", 0), None);
+        assert_eq!(m.frame("p0", "src", 1).is_some(), true, "the shared page stays");
+    }
+
+    #[test]
+    fn move_stops_at_a_source_hole_and_a_mapped_destination() {
+        let (m, mv) =
+            before_last(&format!("{MAPS}  - uffd_move: {{ map: src, page: 0, to: {{ map: dst, page: 0 }} }}\n"));
+        assert_eq!(m.uffd_result(&mv).unwrap().errno, Some(ENOENT));
+        let yaml = format!(
+            "{MAPS}  - write: {{ map: src, page: 0 }}\n  - uffd_zeropage: {{ map: dst, page: 0 }}\n  - uffd_move: {{ map: src, page: 0, to: {{ map: dst, page: 0 }} }}\n"
+        );
+        let (m, mv) = before_last(&yaml);
+        assert_eq!(m.uffd_result(&mv).unwrap().errno, Some(EEXIST));
+    }
+
+    #[test]
+    fn a_write_protected_page_refuses_writes_not_reads_and_not_in_the_child() {
+        let yaml = "steps:
+  - mmap: { name: m, pages: 4, backing: anon, share: private }
+  - write: { map: m, page: 0, pages: 2 }
+  - uffd: { map: m, mode: wp }
+  - uffd_wp: { map: m, page: 0, pages: 4, on: true }
+  - fork: { child: c1 }
+";
+        let (mut m, fork) = before_last(yaml);
+        m.apply(&fork);
+        assert_eq!(m.access_stop("p0", "m", 0, 4, false), None, "reads are fine");
+        assert_eq!(m.access_stop("p0", "m", 0, 4, true), Some(0));
+        assert_eq!(m.access_stop("p0", "m", 2, 2, true), None, "no marker where nothing was mapped");
+        assert_eq!(m.access_stop("c1", "m", 0, 2, true), None, "the child's PTEs lose the bit");
+        let (mut m, off) = before_last(&format!("{yaml}  - uffd_wp: {{ map: m, page: 0, on: false }}\n"));
+        m.apply(&off);
+        assert_eq!(m.access_stop("p0", "m", 0, 4, true), Some(1));
+    }
+
+    #[test]
+    fn dontneed_drops_the_wp_bit_and_leaves_the_page_missing() {
+        let yaml = "steps:
+  - mmap: { name: m, pages: 2, backing: anon, share: private }
+  - write: { map: m, page: 0, pages: 2 }
+  - uffd: { map: m, mode: both }
+  - uffd_wp: { map: m, page: 0, pages: 2, on: true }
+  - madvise: { map: m, page: 0, pages: 1, advice: dontneed }
+";
+        let (mut m, dontneed) = before_last(yaml);
+        m.apply(&dontneed);
+        assert!(!m.uffd_wp.contains(&("p0".into(), "m".into(), 0)));
+        assert_eq!(m.access_stop("p0", "m", 0, 1, false), Some(0), "now missing");
+        assert_eq!(m.access_stop("p0", "m", 1, 1, true), Some(1), "still protected");
+    }
+}
