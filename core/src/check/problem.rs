@@ -905,6 +905,11 @@ impl fmt::Display for ProblemKind {
             }
             Layout(m) => write!(f, "{m}"),
             Uffd { n, op, at: s, expected, got } => {
+                let done = |r: &crate::check::model::UffdResult| match r.errno {
+                    None => format!("{} page(s)", r.done),
+                    Some(e) => format!("{} page(s), then {}", r.done, Errno(e).name()),
+                };
+                let (expected, got) = (done(expected), done(got));
                 write!(f, "step {n} ({op}) to {}: the model expects {expected}, the kernel did {got}", at(s))
             }
             StepFailed { n, op, errno, msg } => write!(f, "step {n} ({op}): failed with errno {errno} ({msg})"),

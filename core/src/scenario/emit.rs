@@ -123,7 +123,7 @@ pub fn step(s: &Step) -> String {
             .maybe("pages", x.pages)
             .word("advice", x.advice.wire())
             .done(),
-        Step::Write(a) | Step::Read(a) => Fields::new()
+        Step::Write(a) | Step::Read(a) | Step::UffdCopy(a) => Fields::new()
             .proc(&a.proc)
             .text("map", &a.map)
             .word("page", a.page)
@@ -168,13 +168,6 @@ pub fn step(s: &Step) -> String {
         Step::Fsync(x) => Fields::new().proc(&x.proc).text("map", &x.map).maybe("page", x.page).done(),
         Step::Sync(_) | Step::DropCaches(_) => "{}".to_string(),
         Step::Uffd(x) => Fields::new().proc(&x.proc).text("map", &x.map).word("mode", x.mode.wire()).done(),
-        Step::UffdCopy(a) => Fields::new()
-            .proc(&a.proc)
-            .text("map", &a.map)
-            .word("page", a.page)
-            .word("pages", a.pages)
-            .maybe("value", a.value)
-            .done(),
         Step::UffdZeropage(x) => {
             Fields::new().proc(&x.proc).text("map", &x.map).word("page", x.page).word("pages", x.pages).done()
         }

@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
 
+mod uffd;
 mod writeback;
 
 /// Relative weights of the step kinds. A kind with weight 0 never appears.
@@ -71,10 +72,12 @@ pub enum Op {
     Truncate,
     /// msync, fsync, sync or drop_caches.
     Writeback,
+    /// userfaultfd: register a map, then copy, zeropage, move or write-protect in it.
+    Uffd,
 }
 
 impl Op {
-    pub const ALL: [Op; 24] = [
+    pub const ALL: [Op; 25] = [
         Op::Mmap,
         Op::Munmap,
         Op::Mprotect,
@@ -99,6 +102,7 @@ impl Op {
         Op::Remote,
         Op::Truncate,
         Op::Writeback,
+        Op::Uffd,
     ];
 
     pub fn name(self) -> &'static str {
@@ -127,6 +131,7 @@ impl Op {
             Op::Remote => "remote",
             Op::Truncate => "truncate",
             Op::Writeback => "writeback",
+            Op::Uffd => "uffd",
         }
     }
 }
@@ -159,6 +164,7 @@ impl Default for Weights {
             (Op::Remote, 2),
             (Op::Truncate, 2),
             (Op::Writeback, 2),
+            (Op::Uffd, 2),
         ]))
     }
 }
@@ -277,6 +283,9 @@ struct MapState {
     /// Made with `align:`: where it ends, in pages from the PMD boundary it was
     /// aligned to (negative: before it), so a map moved right after it straddles.
     align_end: Option<i64>,
+    /// Registered with the process's userfaultfd: no mremap, pin, remote access or
+    /// mlock then (World::uffd_refusal).
+    uffd: Option<crate::scenario::UffdMode>,
 }
 
 impl MapState {
@@ -305,7 +314,7 @@ impl ProcState {
             .maps
             .iter()
             .filter(|(_, m)| !m.dontfork)
-            .map(|(n, m)| (n.clone(), MapState { locked: false, ..m.clone() }))
+            .map(|(n, m)| (n.clone(), MapState { locked: false, uffd: None, ..m.clone() }))
             .collect();
         ProcState { label: child.to_string(), maps, lock_future: false }
     }
@@ -541,6 +550,7 @@ impl Gen<'_> {
             locked: m.locked || self.procs[pi].lock_future,
             large: self.may_map_large_folios(m.backing, m.share, m.huge, m.pages),
             align_end: m.align.map(|a| a.0 + m.pages as i64),
+            uffd: None,
         }
     }
 
@@ -635,6 +645,7 @@ impl Gen<'_> {
             Step::Exit(_) => {
                 self.procs.remove(pi);
             }
+            Step::Uffd(x) => self.map_mut(pi, &x.map).uffd = Some(x.mode),
             _ => {}
         }
     }
@@ -1203,6 +1214,7 @@ impl Gen<'_> {
             Op::Ksm => self.ksm(),
             Op::Compact => Some(Step::Compact(Compact {})),
             Op::Writeback => self.writeback(),
+            Op::Uffd => self.uffd(),
             // Mostly all it can get; sometimes a little, so reclaim stops part way and
             // the reference check decides what goes.
             Op::Reclaim => {
@@ -1236,6 +1248,7 @@ impl Gen<'_> {
                 let kind = *RemoteKind::ALL.choose(&mut self.rng).expect("not empty");
                 let ok = move |m: &MapState, p: &PageState| {
                     p.present
+                        && m.uffd.is_none()
                         && match kind {
                             RemoteKind::Writev => writable(p.prot),
                             RemoteKind::Ptrace => m.share == Share::Private && readable(p.prot),
@@ -1271,6 +1284,7 @@ impl Gen<'_> {
         let kind = *PinKind::ALL.choose(&mut self.rng).expect("not empty");
         let ok = move |m: &MapState, p: &PageState| {
             p.present
+                && m.uffd.is_none()
                 && match kind {
                     PinKind::Uring => m.anon_like() && writable(p.prot),
                     PinKind::Vmsplice => readable(p.prot),
@@ -1321,6 +1335,7 @@ impl Gen<'_> {
                     .maps
                     .iter()
                     .filter(|(_, m)| m.pages.len() as u64 <= LOCK_MAX_PAGES && m.pages.iter().any(|p| p.present))
+                    .filter(|(_, m)| m.uffd.is_none())
                     .map(|(n, _)| n.clone())
                     .collect();
                 let map = names.choose(&mut self.rng)?.clone();
@@ -1341,8 +1356,9 @@ impl Gen<'_> {
                 })
             }
             3 | 4 if self.procs[pi].maps.values().all(|m| m.pages.len() as u64 <= LOCK_MAX_PAGES) => {
-                let future = self.rng.gen_bool(0.5);
-                let current = !future || self.rng.gen_bool(0.5);
+                let registered = self.procs[pi].maps.values().any(|m| m.uffd.is_some());
+                let future = registered || self.rng.gen_bool(0.5);
+                let current = !registered && (!future || self.rng.gen_bool(0.5));
                 let onfault = self.rng.gen_bool(0.3);
                 let p = &mut self.procs[pi];
                 p.lock_future |= future;
@@ -1425,6 +1441,7 @@ impl Gen<'_> {
             locked: locked || self.procs[pi].lock_future,
             large: large_folios,
             align_end: None,
+            uffd: None,
         };
         let proc = self.procs[pi].label.clone();
         self.procs[pi].maps.insert(name.clone(), state);
@@ -1478,7 +1495,7 @@ impl Gen<'_> {
     }
 
     fn mremap(&mut self) -> Option<Step> {
-        let (pi, map) = self.pick_map(|m| m.one_vma && m.all_present())?;
+        let (pi, map) = self.pick_map(|m| m.one_vma && m.all_present() && m.uffd.is_none())?;
         let proc = self.procs[pi].label.clone();
         let m = &self.procs[pi].maps[&map];
         let old = m.pages.len() as u64;
@@ -1550,7 +1567,7 @@ impl Gen<'_> {
     /// A sub-range of a one-VMA map moved next to another map, over part of one, or to
     /// a fresh place; it may grow (anon), shrink or use DONTUNMAP (anon).
     fn place_move(&mut self) -> Option<Step> {
-        let (pi, map) = self.pick_map(|m| m.one_vma && m.all_present() && m.pages.len() > 1)?;
+        let (pi, map) = self.pick_map(|m| m.one_vma && m.all_present() && m.pages.len() > 1 && m.uffd.is_none())?;
         if self.procs[pi].maps.len() >= self.cfg.max_maps {
             return None;
         }
@@ -1594,7 +1611,7 @@ impl Gen<'_> {
             .flat_map(|(i, p)| {
                 p.maps
                     .iter()
-                    .filter(|(_, m)| m.one_vma && m.all_present())
+                    .filter(|(_, m)| m.one_vma && m.all_present() && m.uffd.is_none())
                     .map(move |(n, m)| (i, n.clone(), m.pages.len() as u64))
             })
             .filter(|(i, n, _)| self.world.map(&self.procs[*i].label, n).is_some_and(|m| m.origin().is_some()))
@@ -1618,7 +1635,7 @@ impl Gen<'_> {
                     .maps
                     .iter()
                     .filter(|(_, m)| m.align_end.is_some_and(|e| e < 0) && m.pages[m.pages.len() - 1].present);
-                let movers = p.maps.iter().filter(|(_, m)| m.large && m.one_vma && m.all_present());
+                let movers = p.maps.iter().filter(|(_, m)| m.large && m.one_vma && m.all_present() && m.uffd.is_none());
                 ends.flat_map(move |(a, _)| {
                     movers.clone().filter(move |(n, _)| *n != a).map(move |(n, _)| (i, a.clone(), n.clone()))
                 })
@@ -1850,6 +1867,10 @@ mod tests {
             "fsync",
             "sync",
             "drop_caches",
+            "uffd_copy",
+            "uffd_zeropage",
+            "uffd_move",
+            "uffd_wp",
         ];
         let indirect = ["pageout", "thp", "place", "writeback"];
         let weighted = Op::ALL.into_iter().filter(|op| cfg.weights.0[op] > 0).map(|o| o.name());

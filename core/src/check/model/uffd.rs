@@ -18,15 +18,6 @@ pub struct UffdResult {
     pub errno: Option<i32>,
 }
 
-impl std::fmt::Display for UffdResult {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.errno {
-            None => write!(f, "{} page(s)", self.done),
-            Some(e) => write!(f, "{} page(s), then {}", self.done, crate::check::problem::Errno(e).name()),
-        }
-    }
-}
-
 impl Model {
     fn registered(&self, proc: &str, map: &str) -> Option<UffdMode> {
         self.uffd.get(&(proc.to_string(), map.to_string())).copied()
@@ -260,7 +251,7 @@ mod tests {
         assert_eq!(m.frame("p0", "dst", 1), frame, "the destination maps the source's folio");
         assert_eq!(m.contents("p0", "dst", 1).cloned(), bytes, "with its bytes");
         assert_eq!(m.frame("p0", "src", 0), None);
-        assert_eq!(m.frame("p0", "src", 1).is_some(), true, "the shared page stays");
+        assert!(m.frame("p0", "src", 1).is_some(), "the shared page stays");
     }
 
     #[test]
