@@ -59,6 +59,7 @@ pub enum Op {
     Fsync,
     Sync,
     DropCaches,
+    Uffd,
 }
 
 /// An op's name on the wire and the keys it takes, in ops.c's order.
@@ -129,6 +130,7 @@ pub const OPS: &[Spec] = &[
     spec(Op::Fsync, "fsync", &["proc", "name", "page"]),
     spec(Op::Sync, "sync", &[]),
     spec(Op::DropCaches, "drop_caches", &[]),
+    spec(Op::Uffd, "uffd", &["proc", "name", "page", "count", "kind", "mode", "value", "tag", "to", "at", "on"]),
 ];
 
 /// Keys the controller takes on any op: `then=pagemap` reads the pagemap after it.

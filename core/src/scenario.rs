@@ -8,6 +8,7 @@ pub mod count;
 mod emit;
 pub mod request;
 mod spans;
+mod uffd;
 mod validate;
 pub mod world;
 mod writeback;
@@ -19,6 +20,7 @@ use serde::Deserialize;
 pub use spans::Pos;
 use std::fmt;
 use std::path::{Path, PathBuf};
+pub use uffd::{Uffd, UffdMode, UffdMove, UffdRange, UffdTo, UffdWp};
 pub use world::{World, MAX_MAPS, MAX_PAGES, MAX_PROCS, MAX_RECLAIM_PAGES, MAX_STEPS};
 pub use writeback::{DropCaches, Fsync, Msync, SyncAll};
 
@@ -185,6 +187,24 @@ pub enum Step {
     /// the next fault of such a page reads it back from the filesystem.
     #[serde(rename = "drop_caches")]
     DropCaches(DropCaches),
+    /// Register a private anonymous map with the process's userfaultfd
+    /// (UFFD_FEATURE_SIGBUS: a fault it would report delivers SIGBUS instead). A
+    /// fork's child does not inherit the registration (no UFFD_FEATURE_EVENT_FORK).
+    Uffd(Uffd),
+    /// UFFDIO_COPY: new exclusive anon pages with `value` (a write's bytes) into
+    /// pages of a registered map that nothing maps.
+    #[serde(rename = "uffd_copy")]
+    UffdCopy(Access),
+    /// UFFDIO_ZEROPAGE: the zero page into pages of a registered map that nothing maps.
+    #[serde(rename = "uffd_zeropage")]
+    UffdZeropage(UffdRange),
+    /// UFFDIO_MOVE (6.8+): move exclusive anon pages, folio and rmap, to an empty
+    /// range of a registered map of the same process.
+    #[serde(rename = "uffd_move")]
+    UffdMove(UffdMove),
+    /// UFFDIO_WRITEPROTECT: a write to a protected page gets SIGBUS, a read does not.
+    #[serde(rename = "uffd_wp")]
+    UffdWp(UffdWp),
 }
 
 /// How a `pin` step pins its pages.
@@ -713,7 +733,7 @@ pub struct Access {
     pub value: Option<u8>,
 }
 
-fn one() -> u64 {
+pub(crate) fn one() -> u64 {
     1
 }
 
@@ -986,6 +1006,11 @@ macro_rules! proc_of {
             Step::Msync(s) => Some($($borrow)+ s.proc),
             Step::Fsync(s) => Some($($borrow)+ s.proc),
             Step::Sync(_) | Step::DropCaches(_) => None,
+            Step::Uffd(s) => Some($($borrow)+ s.proc),
+            Step::UffdCopy(s) => Some($($borrow)+ s.proc),
+            Step::UffdZeropage(s) => Some($($borrow)+ s.proc),
+            Step::UffdMove(s) => Some($($borrow)+ s.proc),
+            Step::UffdWp(s) => Some($($borrow)+ s.proc),
         }
     };
 }
@@ -1008,6 +1033,11 @@ macro_rules! map_of {
             Step::Punch(r) => Some($($borrow)+ r.map),
             Step::Msync(x) => Some($($borrow)+ x.map),
             Step::Fsync(x) => Some($($borrow)+ x.map),
+            Step::Uffd(x) => Some($($borrow)+ x.map),
+            Step::UffdCopy(x) => Some($($borrow)+ x.map),
+            Step::UffdZeropage(x) => Some($($borrow)+ x.map),
+            Step::UffdMove(x) => Some($($borrow)+ x.map),
+            Step::UffdWp(x) => Some($($borrow)+ x.map),
             _ => None,
         }
     };
@@ -1069,6 +1099,11 @@ impl Step {
             Step::Fsync(_) => "fsync",
             Step::Sync(_) => "sync",
             Step::DropCaches(_) => "drop_caches",
+            Step::Uffd(_) => "uffd",
+            Step::UffdCopy(_) => "uffd_copy",
+            Step::UffdZeropage(_) => "uffd_zeropage",
+            Step::UffdMove(_) => "uffd_move",
+            Step::UffdWp(_) => "uffd_wp",
         }
     }
 }

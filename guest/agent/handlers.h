@@ -18,6 +18,7 @@ int op_madvise(struct ctx *c);
 int op_mremap(struct ctx *c);
 int op_truncate(struct ctx *c);
 int op_punch(struct ctx *c);
+int op_uffd(struct ctx *c);
 /* op_memory.c */
 int op_write(struct ctx *c);
 int op_read(struct ctx *c);

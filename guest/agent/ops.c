@@ -78,6 +78,8 @@ static const struct op ops[] = {
 	{ "fsync", op_fsync, KEYS("proc", "name", "page") },
 	{ "sync", op_sync, NO_KEYS },
 	{ "drop_caches", op_drop_caches, NO_KEYS },
+	{ "uffd", op_uffd, KEYS("proc", "name", "page", "count", "kind", "mode",
+				"value", "tag", "to", "at", "on") },
 };
 
 int fail(struct ctx *c, int err, const char *msg)

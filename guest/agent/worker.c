@@ -23,6 +23,7 @@
 
 #include "kcov.h"
 #include "pin.h"
+#include "uffd.h"
 #include "worker.h"
 
 #ifndef MREMAP_DONTUNMAP
@@ -577,6 +578,63 @@ static int w_mlock(const struct wreq *q, struct wrep *r)
 	return 0;
 }
 
+/*
+ * W_UFFD (uffd.c). COPY, ZEROPAGE and MOVE answer count = the pages done
+ * and old = the errno they stopped with: the step's result.
+ */
+static int w_uffd(const struct wreq *q, struct wrep *r)
+{
+	static uint8_t buf[65536] __attribute__((aligned(65536)));
+	struct wmap *m = get_range(q, q->count, r), *d;
+	const char *what = "uffd";
+	uint64_t addr, len = q->count * page_size, src = 0, done = 0, i;
+	int e, err = 0, j;
+
+	if (!m)
+		return -1;
+	addr = m->addr + q->page * page_size;
+	switch (q->advice) {
+	case U_REGISTER:
+		e = uffd_register(m->addr, m->pages * page_size, q->prot, &what);
+		break;
+	case U_WP:
+		e = uffd_protect(addr, len, q->move, &what);
+		break;
+	case U_MOVE:
+		j = find_map(q->to_map);
+		if (j < 0)
+			return wfail(r, ENOENT, "no-map");
+		d = &maps[j];
+		if (q->to < 0 || (uint64_t)q->to + q->count > d->pages)
+			return wfail(r, EINVAL, "range");
+		e = uffd_fill(U_MOVE, d->addr + q->to * page_size, addr, len,
+			      page_size, &done, &err, &what);
+		break;
+	default:
+		/* One page at a time from a buffer: a write's bytes. */
+		if ((size_t)page_size > sizeof(buf))
+			return wfail(r, EINVAL, "page-size");
+		e = 0;
+		for (i = 0; i < q->count && !e && !err; i++) {
+			uint64_t one = 0, idx = q->page + i;
+
+			memset(buf, q->value, page_size);
+			if (q->tag)
+				memcpy(buf, &idx, sizeof(idx));
+			src = (uint64_t)buf;
+			e = uffd_fill(q->advice, addr + i * page_size, src,
+				      page_size, page_size, &one, &err, &what);
+			done += one;
+		}
+		break;
+	}
+	if (e)
+		return wfail(r, e, what);
+	r->count = done;
+	r->old = err;
+	return 0;
+}
+
 /* W_PIN and W_UNPIN: the pins this worker holds (pin.c). */
 static int w_pin(const struct wreq *q, struct wrep *r)
 {
@@ -784,6 +842,7 @@ static int w_fork(int fd, int kfd, struct wrep *r)
 	}
 	/* The parent's rings and pipes pin the parent's pages, not ours. */
 	pin_forget();
+	uffd_forget();
 	/* MADV_DONTFORK pages were not copied into this mm. */
 	for (i = nmaps - 1; i >= 0; i--) {
 		struct wmap *m = &maps[i];
@@ -960,6 +1019,8 @@ static int dispatch(const struct wreq *q, struct wrep *r, int fd, int kfd)
 		return w_msync(q, r);
 	case W_FSYNC:
 		return w_fsync(q, r);
+	case W_UFFD:
+		return w_uffd(q, r);
 	}
 	return wfail(r, ENOSYS, "bad-wop");
 }

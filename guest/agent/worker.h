@@ -37,6 +37,8 @@ enum wop {
 	W_PUNCH,	/* page, count: a hole in the file under them */
 	W_MSYNC,	/* advice: msync() flags */
 	W_FSYNC,	/* fsync() the file that maps page */
+	W_UFFD,		/* advice: enum uffd_kind (uffd.h); prot: the mode;
+			 * to_map, to: MOVE's destination; move: WP on */
 };
 
 /*

@@ -7,6 +7,7 @@
 
 mod hugetlb;
 mod layout;
+mod uffd;
 
 use crate::scenario::{
     span, Advice, Anchor, Backing, Mremap, Mthp, PinKind, Place, Prot, Remote, RemoteKind, Share, Step,
@@ -14,6 +15,7 @@ use crate::scenario::{
 pub use layout::{Attrs, Semantics};
 use layout::{Layout, ACCOUNT, DONTFORK, HUGEPAGE, LOCKED, MERGEABLE, NOHUGEPAGE, WIPEONFORK};
 use std::collections::{BTreeMap, BTreeSet};
+pub use uffd::UffdResult;
 
 /// What a page slot holds, as the model sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -112,6 +114,9 @@ pub enum Reason {
     /// A hole punch (fallocate, MADV_REMOVE) unmapped the file's page.
     Punched,
     HugetlbFault,
+    UffdCopy,
+    UffdZeropage,
+    UffdMove,
 }
 
 impl Reason {
@@ -134,6 +139,9 @@ impl Reason {
             }
             Reason::Punched => "a hole punch unmaps the file's pages from every mapper but keeps private COW copies",
             Reason::HugetlbFault => "a fault on private hugetlb memory gets a zeroed huge page of its own",
+            Reason::UffdCopy => "UFFDIO_COPY maps a new exclusive anon page with the bytes",
+            Reason::UffdZeropage => "UFFDIO_ZEROPAGE maps the zero page",
+            Reason::UffdMove => "UFFDIO_MOVE moves the source's page here and empties the source",
         }
     }
 }
@@ -206,6 +214,13 @@ pub struct Model {
     /// Processes holding a range a whole-map MREMAP_DONTUNMAP left mapped, empty and
     /// nameless, wherever the map was (over another map's pages, too); forks inherit it.
     leftovers: BTreeSet<String>,
+    /// Maps registered with their process's userfaultfd.
+    uffd: BTreeMap<(String, String), crate::scenario::UffdMode>,
+    /// Slots whose PTE has the uffd-wp bit.
+    uffd_wp: BTreeSet<Slot>,
+    /// Anon frames fork shared that no write has made exclusive again (not
+    /// PageAnonExclusive): UFFDIO_MOVE refuses them.
+    not_exclusive: BTreeSet<u64>,
 }
 
 const DONTUNMAP: &str = "MREMAP_DONTUNMAP: whether the emptied range keeps its anon_vma differs by kernel";
@@ -413,7 +428,8 @@ impl Model {
             Step::Write(a) | Step::Read(a) => {
                 let write = matches!(step, Step::Write(_)).then(|| write_value(a, self.step));
                 // The access stops at the first page past the object's end (SIGBUS).
-                let end = self.sigbus_at(&a.proc, &a.map, a.page, a.pages).unwrap_or(a.page + a.pages);
+                let end =
+                    self.access_stop(&a.proc, &a.map, a.page, a.pages, write.is_some()).unwrap_or(a.page + a.pages);
                 for p in a.page..end {
                     let bytes = write.map(|value| Bytes {
                         value,
@@ -425,7 +441,10 @@ impl Model {
                     self.touch(&a.proc, &a.map, p, bytes);
                 }
             }
-            Step::Fork(f) => self.fork(&f.proc, &f.child),
+            Step::Fork(f) => {
+                self.fork(&f.proc, &f.child);
+                self.forked_shares(&f.child);
+            }
             Step::Exit(p) => {
                 self.procs.remove(&p.proc);
                 self.pins.retain(|(proc, _), _| *proc != p.proc);
@@ -683,7 +702,11 @@ impl Model {
             // maps changes; a page it dropped is read back from the disk with the bytes
             // written back, which O5 judges at the next fault.
             Step::Msync(_) | Step::Fsync(_) | Step::Sync(_) | Step::DropCaches(_) => {}
+            Step::Uffd(_) | Step::UffdCopy(_) | Step::UffdZeropage(_) | Step::UffdMove(_) | Step::UffdWp(_) => {
+                self.apply_uffd(step)
+            }
         }
+        self.uffd_forget();
         if let Step::Madvise(x) = step {
             if x.advice == Advice::Remove {
                 // MADV_REMOVE is a hole punch of the file pages under the range
@@ -761,6 +784,16 @@ impl Model {
         let m = self.procs.get(proc)?.get(map)?;
         let size = *self.sizes.get(&m.object?)?;
         (page..page + count).find(|p| m.pgoff + p >= size)
+    }
+
+    /// The first page of an access that gets SIGBUS: past its object's end
+    /// (`sigbus_at`), or where userfaultfd would have to answer the fault.
+    pub fn access_stop(&self, proc: &str, map: &str, page: u64, count: u64, write: bool) -> Option<u64> {
+        let uffd = (page..page + count).find(|&p| self.uffd_faults(&(proc.into(), map.into(), p), write));
+        match (self.sigbus_at(proc, map, page, count), uffd) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Object `obj`'s file pages in `pages` leave every map of it: the ones `pred` picks
@@ -999,6 +1032,10 @@ impl Model {
         self.next_id = fresh();
         self.note(proc, name, page, why);
         if let Some(bytes) = bytes {
+            // A write leaves the page its writer's alone: PageAnonExclusive.
+            if let Frame::Anon(id) = frame {
+                self.not_exclusive.remove(&id);
+            }
             self.contents.insert(frame, bytes);
         }
     }

@@ -469,16 +469,27 @@ pub enum ProblemKind {
     Contents(contents::Mismatch),
     /// A read or write step's signal against the model's: past a file's end
     /// (`expected`: the page the model stops at) every access gets SIGBUS, inside it
-    /// none (`got`: the signal the worker caught, if any).
+    /// none (`got`: the signal the worker caught, if any). In a map registered with
+    /// userfaultfd (`uffd`), a fault that userfaultfd would have to answer gets SIGBUS.
     Signal {
         n: usize,
         op: String,
         at: Slot,
         expected: Option<u64>,
         got: Option<String>,
+        uffd: bool,
     },
     /// A process's VMAs over a map against the model's (O6).
     Layout(vma_diff::Mismatch),
+
+    /// What a UFFDIO_COPY, ZEROPAGE or MOVE did against the model's.
+    Uffd {
+        n: usize,
+        op: String,
+        at: Slot,
+        expected: crate::check::model::UffdResult,
+        got: crate::check::model::UffdResult,
+    },
 
     // Steps and the guest.
     /// Step `n` failed in the agent.
@@ -577,7 +588,7 @@ impl ProblemKind {
             NotExclusive { .. } | FolioBounds { .. } | FolioMapcount { .. } | PageMapcount { .. } => Check::O2,
             FolioKpagecount { .. } => Check::O2,
             Splat { .. } | Tainted { .. } => Check::O3,
-            Sharing { .. } | Signal { .. } => Check::O4,
+            Sharing { .. } | Signal { .. } | Uffd { .. } => Check::O4,
             Contents(_) => Check::O5,
             Layout(_) => Check::O6,
             StepFailed { .. } | MthpFailed { .. } | NotRun { .. } => Check::Step,
@@ -658,12 +669,21 @@ impl ProblemKind {
                 format!("the model expects it shared by [..] ({}), the kernel has [..]", why.title())
             }
             Contents(m) => m.title(),
+            Signal { op, expected, got, uffd: true, .. } => match (expected, got) {
+                (Some(_), None) => format!("{op} that userfaultfd must answer got no SIGBUS"),
+                (None, _) => format!("{op} that userfaultfd need not answer got a signal"),
+                (Some(_), Some(_)) => format!("{op} in a userfaultfd range stopped at another page"),
+            },
             Signal { op, expected, got, .. } => match (expected, got) {
                 (Some(_), None) => format!("{op} past the file's end got no SIGBUS"),
                 (None, _) => format!("{op} inside the file got a signal"),
                 (Some(_), Some(_)) => format!("{op} past the file's end stopped at another page"),
             },
             Layout(m) => m.title(),
+            Uffd { op, expected, got, .. } => {
+                let name = |r: &crate::check::model::UffdResult| r.errno.map_or("no error".into(), |e| Errno(e).name());
+                format!("{op} stopped with {} where the model expects {}", name(got), name(expected))
+            }
             StepFailed { op, errno, msg, .. } => format!("{op} failed with {} ({msg})", errno.name()),
             WorkerHung { op, frames, .. } => format!("{op} hung{}", hung_where(frames)),
             WorkerDied { op, how, .. } => format!("{op}: the worker died of {how}"),
@@ -873,15 +893,25 @@ impl fmt::Display for ProblemKind {
                 )
             }
             Contents(m) => write!(f, "{m}"),
-            Signal { n, op, at: s, expected, got } => {
-                let want = match expected {
-                    Some(p) => format!("SIGBUS at page {p}, past the file's end"),
-                    None => "no signal: every page is inside the file".into(),
+            Signal { n, op, at: s, expected, got, uffd } => {
+                let want = match (expected, uffd) {
+                    (Some(p), false) => format!("SIGBUS at page {p}, past the file's end"),
+                    (None, false) => "no signal: every page is inside the file".into(),
+                    (Some(p), true) => format!("SIGBUS at page {p}, a fault userfaultfd must answer"),
+                    (None, true) => "no signal: no fault userfaultfd must answer".into(),
                 };
                 let got = got.as_deref().unwrap_or("no signal");
                 write!(f, "step {n} ({op}) {}: the model expects {want}, the worker got {got}", at(s))
             }
             Layout(m) => write!(f, "{m}"),
+            Uffd { n, op, at: s, expected, got } => {
+                let done = |r: &crate::check::model::UffdResult| match r.errno {
+                    None => format!("{} page(s)", r.done),
+                    Some(e) => format!("{} page(s), then {}", r.done, Errno(e).name()),
+                };
+                let (expected, got) = (done(expected), done(got));
+                write!(f, "step {n} ({op}) to {}: the model expects {expected}, the kernel did {got}", at(s))
+            }
             StepFailed { n, op, errno, msg } => write!(f, "step {n} ({op}): failed with errno {errno} ({msg})"),
             WorkerHung { n, op, frames } => {
                 write!(f, "step {n} ({op}) hung{}", hung_where(frames))?;

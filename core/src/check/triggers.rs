@@ -21,7 +21,7 @@ const KPF_HUGE: u64 = 1 << 17;
 pub const KPF_DIRTY: u64 = 1 << 4;
 
 /// Every class, in the order a summary lists them: a class no run reached shows as 0.
-pub const CLASSES: [&str; 34] = [
+pub const CLASSES: [&str; 36] = [
     LARGE_PTE_2,
     LARGE_PTE_3,
     PMD_SHARED,
@@ -52,6 +52,8 @@ pub const CLASSES: [&str; 34] = [
     TRUNCATE_SHARED,
     PUNCH_LARGE,
     SIGBUS_EOF,
+    UFFD_SIGBUS,
+    UFFD_MOVE,
     HUGETLB_SHARED,
     HUGETLB_COW,
     WRITEBACK_SHARED,
@@ -84,6 +86,8 @@ pub const PIN_MIGRATE_REFUSED: &str = "migration refused a pinned page";
 pub const TRUNCATE_SHARED: &str = "truncate unmapped a page mapped by 2+ processes";
 pub const PUNCH_LARGE: &str = "hole punched in a large folio";
 pub const SIGBUS_EOF: &str = "SIGBUS beyond EOF";
+pub const UFFD_MOVE: &str = "folio moved by UFFDIO_MOVE";
+pub const UFFD_SIGBUS: &str = "SIGBUS from a userfaultfd range";
 pub const HUGETLB_SHARED: &str = "hugetlb page mapped by 2+ processes";
 pub const HUGETLB_COW: &str = "hugetlb COW after fork";
 pub const VMA_STRADDLE: &str = "folio straddling a VMA end";
@@ -307,6 +311,13 @@ pub fn fork_copied(after: &Truth, parent: &str, child: &str) -> bool {
 
 /// Whether a slot of `slots` held a page 2+ slots mapped before a read-only pin and
 /// a page of its own after it.
+/// Whether a UFFDIO_MOVE moved a present page: one of its `done` source slots held
+/// a frame before it.
+pub fn uffd_moved(before: &Truth, proc: &str, map: &str, page: u64, done: u64) -> bool {
+    let slots: BTreeMap<_, _> = before.slots().into_iter().collect();
+    (page..page + done).any(|p| slots.contains_key(&(proc.to_string(), map.to_string(), p)))
+}
+
 pub fn pin_unshared(before: &Truth, after: &Truth, slots: &[(String, String, u64)]) -> bool {
     let (was, now): (BTreeMap<_, _>, BTreeMap<_, _>) =
         (before.slots().into_iter().collect(), after.slots().into_iter().collect());

@@ -123,7 +123,7 @@ pub fn step(s: &Step) -> String {
             .maybe("pages", x.pages)
             .word("advice", x.advice.wire())
             .done(),
-        Step::Write(a) | Step::Read(a) => Fields::new()
+        Step::Write(a) | Step::Read(a) | Step::UffdCopy(a) => Fields::new()
             .proc(&a.proc)
             .text("map", &a.map)
             .word("page", a.page)
@@ -167,6 +167,24 @@ pub fn step(s: &Step) -> String {
         Step::Msync(x) => Fields::new().range(&x.proc, &x.map, x.page, x.pages).flag("async", x.async_).done(),
         Step::Fsync(x) => Fields::new().proc(&x.proc).text("map", &x.map).maybe("page", x.page).done(),
         Step::Sync(_) | Step::DropCaches(_) => "{}".to_string(),
+        Step::Uffd(x) => Fields::new().proc(&x.proc).text("map", &x.map).word("mode", x.mode.wire()).done(),
+        Step::UffdZeropage(x) => {
+            Fields::new().proc(&x.proc).text("map", &x.map).word("page", x.page).word("pages", x.pages).done()
+        }
+        Step::UffdMove(x) => Fields::new()
+            .proc(&x.proc)
+            .text("map", &x.map)
+            .word("page", x.page)
+            .word("pages", x.pages)
+            .word("to", format!("{{ map: {}, page: {} }}", quoted(&x.to.map), x.to.page))
+            .done(),
+        Step::UffdWp(x) => Fields::new()
+            .proc(&x.proc)
+            .text("map", &x.map)
+            .word("page", x.page)
+            .word("pages", x.pages)
+            .word("on", x.on)
+            .done(),
     };
     format!("{}: {body}", s.op())
 }

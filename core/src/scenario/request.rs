@@ -119,6 +119,26 @@ pub enum Request {
     Punch(Pages),
     /// `bool`: MS_ASYNC.
     Msync(Pages, bool),
+    /// UFFDIO_REGISTER of a whole map.
+    UffdRegister {
+        proc: String,
+        name: String,
+        mode: UffdMode,
+    },
+    /// UFFDIO_COPY, with a write's `value` and `tag`.
+    UffdCopy {
+        pages: Pages,
+        value: u8,
+        tag: bool,
+    },
+    UffdZeropage(Pages),
+    /// UFFDIO_MOVE to page `at` of map `to`.
+    UffdMove {
+        pages: Pages,
+        to: String,
+        at: u64,
+    },
+    UffdWp(Pages, bool),
     Fsync {
         proc: String,
         name: String,
@@ -281,6 +301,15 @@ impl Request {
             Step::Truncate(x) => Request::Truncate { proc: x.proc.clone(), name: x.map.clone(), pages: x.pages },
             Step::Punch(r) => Request::Punch(pages(&r.proc, &r.map)),
             Step::Msync(x) => Request::Msync(pages(&x.proc, &x.map), x.async_),
+            Step::Uffd(x) => Request::UffdRegister { proc: x.proc.clone(), name: x.map.clone(), mode: x.mode },
+            Step::UffdCopy(a) => {
+                Request::UffdCopy { pages: pages(&a.proc, &a.map), value: write_value(a, n), tag: a.value.is_none() }
+            }
+            Step::UffdZeropage(x) => Request::UffdZeropage(pages(&x.proc, &x.map)),
+            Step::UffdMove(x) => {
+                Request::UffdMove { pages: pages(&x.proc, &x.map), to: x.to.map.clone(), at: x.to.page }
+            }
+            Step::UffdWp(x) => Request::UffdWp(pages(&x.proc, &x.map), x.on),
             Step::Fsync(x) => Request::Fsync { proc: x.proc.clone(), name: x.map.clone(), page: x.page.unwrap_or(0) },
             Step::Sync(_) => Request::Sync,
             Step::DropCaches(_) => Request::DropCaches,
@@ -303,6 +332,10 @@ impl Request {
             | Request::Remote { pages: p, .. } => Some(p),
             Request::Punch(p) => Some(p),
             Request::Msync(p, _) => Some(p),
+            Request::UffdCopy { pages: p, .. } | Request::UffdZeropage(p) | Request::UffdMove { pages: p, .. } => {
+                Some(p)
+            }
+            Request::UffdWp(p, _) => Some(p),
             _ => None,
         }
     }
@@ -339,6 +372,11 @@ impl Request {
             Request::Fsync { .. } => Op::Fsync,
             Request::Sync => Op::Sync,
             Request::DropCaches => Op::DropCaches,
+            Request::UffdRegister { .. }
+            | Request::UffdCopy { .. }
+            | Request::UffdZeropage(_)
+            | Request::UffdMove { .. }
+            | Request::UffdWp(..) => Op::Uffd,
         }
     }
 
@@ -433,6 +471,15 @@ impl Request {
             Request::Msync(p, async_) => w.pages(p).arg("async", flag(*async_)),
             Request::Fsync { proc, name, page } => w.arg("proc", proc).arg("name", name).arg("page", page),
             Request::Sync | Request::DropCaches => w,
+            Request::UffdRegister { proc, name, mode } => {
+                w.arg("proc", proc).arg("name", name).arg("kind", "register").arg("mode", mode.wire())
+            }
+            Request::UffdCopy { pages, value, tag } => {
+                w.pages(pages).arg("kind", "copy").arg("value", value).arg("tag", flag(*tag))
+            }
+            Request::UffdZeropage(p) => w.pages(p).arg("kind", "zeropage"),
+            Request::UffdMove { pages, to, at } => w.pages(pages).arg("kind", "move").arg("to", to).arg("at", at),
+            Request::UffdWp(p, on) => w.pages(p).arg("kind", "wp").arg("on", flag(*on)),
         }
     }
 }

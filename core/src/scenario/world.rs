@@ -8,6 +8,7 @@ use crate::ops;
 use std::collections::{BTreeMap, BTreeSet};
 
 mod hugetlb;
+mod uffd;
 pub use hugetlb::{HugeMap, HUGETLB_POOL};
 
 /// No mapping may be larger than this many pages (64 MiB on 16k kernels, two THPs);
@@ -56,6 +57,10 @@ pub struct Map {
     hugetlb: Option<HugeMap>,
     /// A file is behind it that fsync can name (memfd, file, ext4).
     synced_file: bool,
+    /// Private anonymous memory (backing anon): what userfaultfd registers here.
+    anon_private: bool,
+    /// Registered with the process's userfaultfd (fork does not pass it on).
+    uffd: Option<UffdMode>,
 }
 
 /// A map's place: `offset` pages from the start of group `group`.
@@ -91,6 +96,8 @@ impl Map {
             shared: false,
             hugetlb: None,
             synced_file: false,
+            anon_private: false,
+            uffd: None,
         }
     }
 
@@ -171,6 +178,10 @@ impl Step {
             Step::Mremap(x) => x.source(len),
             Step::Msync(x) => span(x.page, x.pages, len),
             Step::Fsync(x) => (x.page.unwrap_or(0), 1),
+            Step::UffdCopy(a) => (a.page, a.pages),
+            Step::UffdZeropage(x) => (x.page, x.pages),
+            Step::UffdMove(x) => (x.page, x.pages),
+            Step::UffdWp(x) => (x.page, x.pages),
             _ => return None,
         })
     }
@@ -555,6 +566,7 @@ impl World {
 
     fn play(&mut self, step: &Step, out: &mut Vec<(&'static str, String)>) {
         self.hugetlb_refusal(step, out);
+        self.uffd_refusal(step, out);
         if !out.is_empty() {
             return;
         }
@@ -589,6 +601,7 @@ impl World {
                     .hugetlb()
                     .then_some(HugeMap { shared: m.share == Share::Shared, object: self.steps as u64 });
                 map.synced_file = matches!(m.backing, Backing::Memfd | Backing::File | Backing::Ext4);
+                map.anon_private = m.backing == Backing::Anon && m.share == Share::Private;
                 self.live.get_mut(&m.proc).expect("checked above").insert(m.name.clone(), map);
                 self.hugetlb_budget("pages", out);
             }
@@ -685,7 +698,13 @@ impl World {
                     return;
                 }
                 let Some(maps) = self.proc_mut(&f.proc, out) else { return };
-                let inherited = maps.iter().filter(|(_, m)| !m.dontfork).map(|(k, v)| (k.clone(), v.clone())).collect();
+                // Without UFFD_FEATURE_EVENT_FORK the child's VMAs lose the registration
+                // (dup_userfaultfd()).
+                let inherited = maps
+                    .iter()
+                    .filter(|(_, m)| !m.dontfork)
+                    .map(|(k, v)| (k.clone(), Map { uffd: None, ..v.clone() }))
+                    .collect();
                 self.live.insert(f.child.clone(), inherited);
                 if let Some(unnamed) = self.unnamed.get(&f.proc).cloned() {
                     self.unnamed.insert(f.child.clone(), unnamed);
@@ -756,6 +775,9 @@ impl World {
                 }
             }
             Step::Sync(_) | Step::DropCaches(_) => {}
+            Step::Uffd(_) | Step::UffdCopy(_) | Step::UffdZeropage(_) | Step::UffdMove(_) | Step::UffdWp(_) => {
+                self.play_uffd(step, out)
+            }
         }
     }
 }

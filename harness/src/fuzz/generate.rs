@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::str::FromStr;
 
+mod uffd;
 mod writeback;
 
 /// Relative weights of the step kinds. A kind with weight 0 never appears.
@@ -74,10 +75,12 @@ pub enum Op {
     Writeback,
     /// A map of one huge page of hugetlb memory (MAP_HUGETLB or a hugetlbfs file).
     Hugetlb,
+    /// userfaultfd: register a map, then copy, zeropage, move or write-protect in it.
+    Uffd,
 }
 
 impl Op {
-    pub const ALL: [Op; 25] = [
+    pub const ALL: [Op; 26] = [
         Op::Mmap,
         Op::Munmap,
         Op::Mprotect,
@@ -103,6 +106,7 @@ impl Op {
         Op::Truncate,
         Op::Writeback,
         Op::Hugetlb,
+        Op::Uffd,
     ];
 
     pub fn name(self) -> &'static str {
@@ -132,6 +136,7 @@ impl Op {
             Op::Truncate => "truncate",
             Op::Writeback => "writeback",
             Op::Hugetlb => "hugetlb",
+            Op::Uffd => "uffd",
         }
     }
 }
@@ -165,6 +170,7 @@ impl Default for Weights {
             (Op::Truncate, 2),
             (Op::Writeback, 2),
             (Op::Hugetlb, 1),
+            (Op::Uffd, 2),
         ]))
     }
 }
@@ -286,6 +292,9 @@ struct MapState {
     /// hugetlb memory: the map (private) or file (shared) it was made as, which fork
     /// copies keep. Only reads, writes and findpage touch it (`pick_map`).
     hugetlb: Option<usize>,
+    /// Registered with the process's userfaultfd: no mremap, pin, remote access or
+    /// mlock then (World::uffd_refusal).
+    uffd: Option<crate::scenario::UffdMode>,
 }
 
 impl MapState {
@@ -319,7 +328,7 @@ impl ProcState {
             .maps
             .iter()
             .filter(|(_, m)| !m.dontfork)
-            .map(|(n, m)| (n.clone(), MapState { locked: false, ..m.clone() }))
+            .map(|(n, m)| (n.clone(), MapState { locked: false, uffd: None, ..m.clone() }))
             .collect();
         ProcState { label: child.to_string(), maps, lock_future: false }
     }
@@ -556,6 +565,7 @@ impl Gen<'_> {
             large: self.may_map_large_folios(m.backing, m.share, m.huge, m.pages),
             align_end: m.align.map(|a| a.0 + m.pages as i64),
             hugetlb: m.backing.hugetlb().then_some(self.next_map),
+            uffd: None,
         }
     }
 
@@ -650,6 +660,7 @@ impl Gen<'_> {
             Step::Exit(_) => {
                 self.procs.remove(pi);
             }
+            Step::Uffd(x) => self.map_mut(pi, &x.map).uffd = Some(x.mode),
             _ => {}
         }
     }
@@ -694,6 +705,10 @@ enum Motif {
     /// A shared ext4 page written back while two processes map it, written again,
     /// synced, dropped from the page cache and read back from disk.
     Writeback,
+    /// A private anon map written whole, registered with userfaultfd, then two
+    /// userfaultfd operations on it (copy, zeropage, write-protect or move): random
+    /// steps rarely pick the op again after registering.
+    Uffd,
 }
 
 impl Gen<'_> {
@@ -712,6 +727,7 @@ impl Gen<'_> {
             Motif::PinFork,
             Motif::TruncateShared,
             Motif::Writeback,
+            Motif::Uffd,
         ];
         let motif = *all.choose(&mut self.rng).expect("not empty");
         let needs: &[Op] = match motif {
@@ -725,6 +741,7 @@ impl Gen<'_> {
             Motif::PinFork => &[Op::Mmap, Op::Write, Op::Pin, Op::Fork],
             Motif::TruncateShared => &[Op::Mmap, Op::Write, Op::Fork, Op::Truncate],
             Motif::Writeback => &[Op::Mmap, Op::Write, Op::Fork, Op::Writeback],
+            Motif::Uffd => &[Op::Mmap, Op::Write, Op::Uffd],
         };
         if needs.iter().any(|op| self.cfg.weights.0.get(op).is_none_or(|w| *w == 0)) {
             return Vec::new();
@@ -851,6 +868,35 @@ impl Gen<'_> {
                 let Some(pi) = self.motif_proc(1).filter(|_| forks_fit(self, 1)) else { return out };
                 let pages = self.rng.gen_range(1..=self.cfg.max_pages.max(1));
                 self.writeback_motif(&mut out, pi, pages);
+            }
+            Motif::Uffd => {
+                let Some(pi) = self.motif_proc(1) else { return out };
+                let pages = self.rng.gen_range(2..=self.cfg.max_pages.max(2));
+                let map = self.motif_mmap(&mut out, pi, pages, None);
+                let proc = self.procs[pi].label.clone();
+                self.play(
+                    &mut out,
+                    Step::Write(Access { proc: proc.clone(), map: map.clone(), page: 0, pages, value: None }),
+                );
+                use crate::scenario::{Uffd, UffdMode, UffdWp};
+                let mode = *[UffdMode::Missing, UffdMode::Wp, UffdMode::Both].choose(&mut self.rng).expect("not empty");
+                if !self.try_play(&mut out, Step::Uffd(Uffd { proc: proc.clone(), map: map.clone(), mode })) {
+                    return out;
+                }
+                // Write-protected pages, then a write to one: SIGBUS, the page unchanged.
+                if mode.wp() {
+                    let wp = UffdWp { proc: proc.clone(), map: map.clone(), page: 0, pages, on: true };
+                    if self.try_play(&mut out, Step::UffdWp(wp)) {
+                        let page = self.rng.gen_range(0..pages);
+                        self.try_play(&mut out, Step::Write(Access { proc, map, page, pages: 1, value: None }));
+                    }
+                }
+                for _ in 0..2 {
+                    // uffd() may register another map instead, already in its state.
+                    if let Some(step) = self.uffd() {
+                        self.try_play(&mut out, step);
+                    }
+                }
             }
             Motif::Ksm3 => {
                 let unrelated = self.rng.gen_range(0..3);
@@ -1234,6 +1280,7 @@ impl Gen<'_> {
             Op::Compact => Some(Step::Compact(Compact {})),
             Op::Writeback => self.writeback(),
             Op::Hugetlb => self.hugetlb(),
+            Op::Uffd => self.uffd(),
             // Mostly all it can get; sometimes a little, so reclaim stops part way and
             // the reference check decides what goes.
             Op::Reclaim => {
@@ -1267,6 +1314,7 @@ impl Gen<'_> {
                 let kind = *RemoteKind::ALL.choose(&mut self.rng).expect("not empty");
                 let ok = move |m: &MapState, p: &PageState| {
                     p.present
+                        && m.uffd.is_none()
                         && match kind {
                             RemoteKind::Writev => writable(p.prot),
                             RemoteKind::Ptrace => m.share == Share::Private && readable(p.prot),
@@ -1302,6 +1350,7 @@ impl Gen<'_> {
         let kind = *PinKind::ALL.choose(&mut self.rng).expect("not empty");
         let ok = move |m: &MapState, p: &PageState| {
             p.present
+                && m.uffd.is_none()
                 && match kind {
                     PinKind::Uring => m.anon_like() && writable(p.prot),
                     PinKind::Vmsplice => readable(p.prot),
@@ -1352,6 +1401,7 @@ impl Gen<'_> {
                     .maps
                     .iter()
                     .filter(|(_, m)| m.pages.len() as u64 <= LOCK_MAX_PAGES && m.pages.iter().any(|p| p.present))
+                    .filter(|(_, m)| m.uffd.is_none())
                     .map(|(n, _)| n.clone())
                     .collect();
                 let map = names.choose(&mut self.rng)?.clone();
@@ -1372,8 +1422,9 @@ impl Gen<'_> {
                 })
             }
             3 | 4 if self.procs[pi].maps.values().all(|m| m.pages.len() as u64 <= LOCK_MAX_PAGES) => {
-                let future = self.rng.gen_bool(0.5);
-                let current = !future || self.rng.gen_bool(0.5);
+                let registered = self.procs[pi].maps.values().any(|m| m.uffd.is_some());
+                let future = registered || self.rng.gen_bool(0.5);
+                let current = !registered && (!future || self.rng.gen_bool(0.5));
                 let onfault = self.rng.gen_bool(0.3);
                 let p = &mut self.procs[pi];
                 p.lock_future |= future;
@@ -1457,6 +1508,7 @@ impl Gen<'_> {
             large: large_folios,
             align_end: None,
             hugetlb: None,
+            uffd: None,
         };
         let proc = self.procs[pi].label.clone();
         self.procs[pi].maps.insert(name.clone(), state);
@@ -1551,7 +1603,7 @@ impl Gen<'_> {
     }
 
     fn mremap(&mut self) -> Option<Step> {
-        let (pi, map) = self.pick_map(|m| m.one_vma && m.all_present())?;
+        let (pi, map) = self.pick_map(|m| m.one_vma && m.all_present() && m.uffd.is_none())?;
         let proc = self.procs[pi].label.clone();
         let m = &self.procs[pi].maps[&map];
         let old = m.pages.len() as u64;
@@ -1623,7 +1675,7 @@ impl Gen<'_> {
     /// A sub-range of a one-VMA map moved next to another map, over part of one, or to
     /// a fresh place; it may grow (anon), shrink or use DONTUNMAP (anon).
     fn place_move(&mut self) -> Option<Step> {
-        let (pi, map) = self.pick_map(|m| m.one_vma && m.all_present() && m.pages.len() > 1)?;
+        let (pi, map) = self.pick_map(|m| m.one_vma && m.all_present() && m.pages.len() > 1 && m.uffd.is_none())?;
         if self.procs[pi].maps.len() >= self.cfg.max_maps {
             return None;
         }
@@ -1668,7 +1720,7 @@ impl Gen<'_> {
             .flat_map(|(i, p)| {
                 p.maps
                     .iter()
-                    .filter(|(_, m)| m.one_vma && m.all_present())
+                    .filter(|(_, m)| m.one_vma && m.all_present() && m.uffd.is_none())
                     .map(move |(n, m)| (i, n.clone(), m.pages.len() as u64))
             })
             .filter(|(i, n, _)| self.world.map(&self.procs[*i].label, n).is_some_and(|m| m.origin().is_some()))
@@ -1692,7 +1744,7 @@ impl Gen<'_> {
                     .maps
                     .iter()
                     .filter(|(_, m)| m.align_end.is_some_and(|e| e < 0) && m.pages[m.pages.len() - 1].present);
-                let movers = p.maps.iter().filter(|(_, m)| m.large && m.one_vma && m.all_present());
+                let movers = p.maps.iter().filter(|(_, m)| m.large && m.one_vma && m.all_present() && m.uffd.is_none());
                 ends.flat_map(move |(a, _)| {
                     movers.clone().filter(move |(n, _)| *n != a).map(move |(n, _)| (i, a.clone(), n.clone()))
                 })
@@ -1926,7 +1978,8 @@ mod tests {
         let mut backings = std::collections::BTreeSet::new();
         let mut advice = std::collections::BTreeSet::new();
         let mut deep_fork = false;
-        for run in 0..200 {
+        // 400 runs: a write-protect needs the uffd op twice in a run, or its motif.
+        for run in 0..400 {
             for st in generate(&cfg, 1, run).steps {
                 ops.insert(st.op());
                 match &st {
@@ -1956,6 +2009,10 @@ mod tests {
             "fsync",
             "sync",
             "drop_caches",
+            "uffd_copy",
+            "uffd_zeropage",
+            "uffd_move",
+            "uffd_wp",
         ];
         let indirect = ["pageout", "thp", "place", "writeback", "hugetlb"];
         let weighted = Op::ALL.into_iter().filter(|op| cfg.weights.0[op] > 0).map(|o| o.name());
@@ -2005,9 +2062,10 @@ mod tests {
         let mut aligned = BTreeSet::new();
         let mut written_then_forked = false;
         let mut paged_out = BTreeMap::new();
-        // Eleven motifs share one run in four, and placement steps share the rest: 700
-        // runs give each motif about 15, and random steps reach the classes too.
-        const RUNS: u64 = 700;
+        // Twelve motifs share one run in four, and placement steps share the rest: 900
+        // runs give each motif about 18, and random steps reach the classes too.
+        const RUNS: u64 = 900;
+        let mut uffd_ops = 0;
         for run in 0..RUNS {
             let s = generate(&cfg, 11, run);
             let mut sim = Sim::new(&cfg, 0, &s.mthp);
@@ -2030,6 +2088,7 @@ mod tests {
                     Step::Exit(p) => {
                         exited_parent.insert(p.proc.clone());
                     }
+                    Step::UffdCopy(_) | Step::UffdZeropage(_) | Step::UffdWp(_) | Step::UffdMove(_) => uffd_ops += 1,
                     // A fork by a process whose parent exited before: the chain's third.
                     Step::Fork(f) => {
                         chained += usize::from(s.steps.iter().any(
@@ -2077,6 +2136,7 @@ mod tests {
             ("a large map moved across a PMD boundary", straddled),
             ("a range moved back", moved_back),
             ("a fork after the chain's middle exited", chained),
+            ("a userfaultfd operation", uffd_ops),
         ];
         for (what, n) in all {
             assert!(n >= 20, "{what}: {n} in {RUNS} runs");

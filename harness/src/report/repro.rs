@@ -155,6 +155,12 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
         if matches!(step, Step::Pin(_) | Step::Unpin(_) | Step::Remote(_)) {
             return Err(Error(format!("step {n} ({}): pins and remote accesses are not in the C runtime", step.op())));
         }
+        if matches!(
+            step,
+            Step::Uffd(_) | Step::UffdCopy(_) | Step::UffdZeropage(_) | Step::UffdMove(_) | Step::UffdWp(_)
+        ) {
+            return Err(Error(format!("step {n} ({}): userfaultfd is not in the C runtime", step.op())));
+        }
         // Placements are resolved as the runner resolves them (the typed core's request).
         let request = Request::from_step(step, &world, n);
         let place = match &request {
@@ -261,6 +267,9 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
             Step::Read(a) => ("OP_READ", &a.proc, &a.map, "0".into(), a.page, a.pages, vec![]),
             Step::Poke(r) => ("OP_POKE", &r.proc, &r.map, "0".into(), r.page, 1, vec![]),
             Step::Pin(_) | Step::Unpin(_) | Step::Remote(_) => unreachable!("refused above"),
+            Step::Uffd(_) | Step::UffdCopy(_) | Step::UffdZeropage(_) | Step::UffdMove(_) | Step::UffdWp(_) => {
+                unreachable!("refused above")
+            }
             Step::Fork(f) => ("OP_FORK", &f.proc, "", names.proc(&f.child).to_string(), 0, 0, vec![]),
             Step::Exit(p) => ("OP_EXIT", &p.proc, "", "0".into(), 0, 0, vec![]),
             Step::Findpage(r) => ("OP_FINDPAGE", &r.proc, &r.map, "0".into(), r.page, 1, vec![]),

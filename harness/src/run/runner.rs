@@ -4,7 +4,7 @@
 use crate::check::contents::{self, Contents, Seen};
 use crate::check::dmesg::{self, VmaLine, VmaState, Walk};
 use crate::check::expect::{check_expectations, judge_known_bug};
-use crate::check::model::{Frame, Model, Slot};
+use crate::check::model::{Frame, Model, Slot, UffdResult};
 use crate::check::oracle::{self, Asked, Check, FolioTruth, Problem, Truth};
 use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status, StepSignal, VmaLabel};
 use crate::check::problem::{Errno, ProblemKind, SwapOut};
@@ -414,14 +414,22 @@ impl Run<'_> {
             Step::Write(a) | Step::Read(a) => {
                 let reply = self.send_reply(wire())?;
                 // Past a file's end the worker catches SIGBUS: the step's result.
-                let expected = self.model.sigbus_at(&a.proc, &a.map, a.page, a.pages);
+                let write = matches!(step, Step::Write(_));
+                let expected = self.model.access_stop(&a.proc, &a.map, a.page, a.pages, write);
+                // A registered map's pages the model cannot follow (THP, KSM, swap): its
+                // SIGBUS or none is not predicted, and a surprise voids the model.
+                let registered = self.world.uffd_mode(&a.proc, &a.map).is_some();
+                let unsure = registered && self.model.uffd_unsure(&a.proc, &a.map, a.page, a.pages);
                 let got = (!reply.ok && reply.errno() == Some(14) && reply.get("msg") == Some("sigbus"))
                     .then(|| "sigbus".to_string());
                 if !reply.ok && got.is_none() {
                     self.fail(n, step, &reply);
                 }
                 let reply = reply.ok.then_some(reply);
-                if got.is_some() || expected.is_some() {
+                if unsure && got.is_some() != expected.is_some() {
+                    self.refused = true;
+                    self.outcome.notes.push(format!("step {n}: a registered page the model cannot follow faulted"));
+                } else if got.is_some() || expected.is_some() {
                     self.access_signal(n, step, a, expected, got);
                 }
                 if let Some(data) = reply.as_ref().and_then(|r| r.get("data")) {
@@ -437,6 +445,9 @@ impl Run<'_> {
                 }
             }
             Step::Truncate(_) | Step::Punch(_) => self.truncate(n, step, wire())?,
+            Step::Uffd(_) | Step::UffdCopy(_) | Step::UffdZeropage(_) | Step::UffdMove(_) | Step::UffdWp(_) => {
+                self.uffd(n, step, wire())?
+            }
             Step::Poke(_)
             | Step::Exit(_)
             | Step::Mlock(_)
@@ -574,13 +585,65 @@ impl Run<'_> {
                 page,
                 signal: signal.clone(),
             });
-            self.outcome.triggers.push(triggers::SIGBUS_EOF.to_string());
+            let eof = self.model.sigbus_at(&a.proc, &a.map, a.page, a.pages) == Some(page);
+            self.outcome.triggers.push(if eof { triggers::SIGBUS_EOF } else { triggers::UFFD_SIGBUS }.to_string());
         }
         if expected.is_some() != got.is_some() && self.model_valid {
             let at = (a.proc.clone(), a.map.clone(), page);
             let op = step.op().to_string();
-            self.outcome.problems.push(Problem::new(ProblemKind::Signal { n, op, at, expected, got }));
+            let uffd = self.world.uffd_mode(&a.proc, &a.map).is_some();
+            self.outcome.problems.push(Problem::new(ProblemKind::Signal { n, op, at, expected, got, uffd }));
         }
+    }
+
+    /// A userfaultfd step. EOPNOTSUPP: the kernel lacks the feature (UFFDIO_MOVE before
+    /// 6.8, write-protect on arm64 before 6.10) or userfaultfd; the model is void after.
+    /// COPY, ZEROPAGE and MOVE report what they did (`done=`, `errno=`), the step's
+    /// result, which the model predicts (O4) where it can follow every page.
+    fn uffd(&mut self, n: usize, step: &Step, wire: Wire) -> Result<(), Fault> {
+        let predicted = self.model.uffd_result(step);
+        let before = if matches!(step, Step::UffdMove(_)) { Some(self.truth()?) } else { None };
+        self.truth = None;
+        let Some(reply) = self.optional(n, step, wire, &[95])? else {
+            self.refused = true;
+            return Ok(());
+        };
+        let Some(predicted) = predicted else { return Ok(()) };
+        let done = reply.get("done").and_then(|d| d.parse().ok()).unwrap_or(0);
+        let errno = reply.get("errno").and_then(|e| e.parse().ok()).filter(|&e: &i32| e != 0);
+        let got = UffdResult { done, errno };
+        if let Some(e) = errno {
+            self.outcome.notes.push(format!(
+                "step {n}: {} stopped after {done} page(s): {}",
+                step.op(),
+                Errno(e).name()
+            ));
+        }
+        let (unsure, at) = match step {
+            Step::UffdMove(x) => (
+                self.model.uffd_unsure(&x.proc, &x.map, x.page, x.pages)
+                    || self.model.uffd_unsure(&x.proc, &x.to.map, x.to.page, x.pages),
+                (x.proc.clone(), x.to.map.clone(), x.to.page),
+            ),
+            _ => {
+                let p = Request::from_step(step, &self.world, n).and_then(|r| r.pages().cloned()).expect("a range");
+                (self.model.uffd_unsure(&p.proc, &p.name, p.page, p.count), (p.proc, p.name, p.page))
+            }
+        };
+        if got != predicted {
+            if unsure || !self.model_valid {
+                self.refused = true;
+            } else {
+                let op = step.op().to_string();
+                self.outcome.problems.push(Problem::new(ProblemKind::Uffd { n, op, at, expected: predicted, got }));
+            }
+        }
+        if let (Some(before), Step::UffdMove(x)) = (before, step) {
+            if got.done > 0 && triggers::uffd_moved(&before, &x.proc, &x.map, x.page, got.done) {
+                self.outcome.triggers.push(triggers::UFFD_MOVE.to_string());
+            }
+        }
+        Ok(())
     }
 
     /// `truncate` and `punch`: the trigger classes come from pagemap before and after.
