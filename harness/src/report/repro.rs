@@ -114,7 +114,8 @@ pub fn c_source(s: &Scenario, about: &About) -> Result<String, Error> {
         sigbus_table(w, "sigbus_616", &new.sigbus);
     }
     let (head, body) = RUNTIME.split_once(TABLES_MARK).expect("runtime.c has the tables mark");
-    Ok(format!("{}{head}{tables}{body}", header(&s, about, page_size)))
+    let sigbus = !old.sigbus.is_empty() || !new.sigbus.is_empty();
+    Ok(format!("{}{head}{tables}{body}", header(&s, about, page_size, sigbus)))
 }
 
 /// Process labels and map names, numbered in order of appearance (p0 first).
@@ -530,7 +531,7 @@ fn sigbus_table(w: &mut String, name: &str, rows: &[(usize, u64)]) {
 }
 
 /// The header comment: what the program shows, where it was found, the steps.
-fn header(s: &Scenario, about: &About, page_size: u64) -> String {
+fn header(s: &Scenario, about: &About, page_size: u64, sigbus: bool) -> String {
     let mut out = String::from("// SPDX-License-Identifier: GPL-2.0\n/*\n");
     let mut line = |l: &str| {
         let l = l.replace("*/", "* /");
@@ -567,6 +568,10 @@ fn header(s: &Scenario, about: &About, page_size: u64) -> String {
         line("the rmap walk (move_pages to another node, as kselftest mm/rmap.c),");
     }
     line("and any kernel splat in /dev/kmsg.");
+    if sigbus {
+        line("A read or write past a file's end must get SIGBUS (caught: the step's");
+        line("result) at the page the model says, and no other access one.");
+    }
     line("");
     line("A write fills each page with one byte (the step's number + 1 unless it");
     line("gives a value) and, without a value, puts the page's index in its first");

@@ -209,6 +209,7 @@ fn a_pin_scenario_pins_and_predicts_the_copies_at_fork() {
     for call in ["SYS_io_uring_setup", "IORING_REGISTER_BUFFERS", "IORING_UNREGISTER_BUFFERS", "vmsplice("] {
         assert!(text.contains(call), "{call}");
     }
+    assert!(!text.contains("must get SIGBUS"), "no access past an end here");
     compiles("pin_uring", &text);
     let text = c_source(&scenario("pin_vmsplice_fork_write.yaml"), &about()).unwrap();
     assert!(step_row(&text, 3).starts_with("\t{ OP_PIN, 0, 0, PIN_VMSPLICE, 0, 2, 0, "), "{text}");
@@ -244,6 +245,7 @@ fn a_truncation_scenario_expects_sigbus_where_the_model_does() {
     assert!(step_row(&text, 11).starts_with("\t{ OP_TRUNCATE, 0, 0, 0, 0, 8, 0, "));
     assert!(text.contains("static const struct sigbus sigbus_old[] = {\n\t{ 8, 6 },\n\t{ 9, 4 },\n\t{ 0xffff, 0 },"));
     assert!(text.contains("#define sigbus_616 sigbus_old"));
+    assert!(text.contains(" * A read or write past a file's end must get SIGBUS"));
     for call in ["ftruncate(fd", "FALLOC_FL_PUNCH_HOLE", "siglongjmp(fault_jmp"] {
         assert!(text.contains(call), "{call}");
     }
