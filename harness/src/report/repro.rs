@@ -14,7 +14,7 @@
 
 use crate::check::model::{Frame, Model};
 use crate::scenario::request::{Request, Target};
-use crate::scenario::{self, span, Advice, Backing, Prot, Scenario, Share, Step, FIRST_PROC};
+use crate::scenario::{self, span, Advice, Backing, PinKind, Prot, RemoteKind, Scenario, Share, Step, FIRST_PROC};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -76,8 +76,8 @@ pub fn c_source(s: &Scenario, about: &About) -> Result<String, Error> {
     let steps = step_rows(&s, &names)?;
     // VMA merging changed in 6.16 (Semantics): predict for both, and let the program
     // pick by the kernel it runs on.
-    let old = slot_rows(&s, &names, "6.1", page_size);
-    let new = slot_rows(&s, &names, "6.16", page_size);
+    let old = predictions(&s, &names, "6.1", page_size);
+    let new = predictions(&s, &names, "6.16", page_size);
     let mut tables = String::new();
     let w = &mut tables;
     let _ = writeln!(w, "#define BUILT_PAGE_SIZE {page_size}");
@@ -101,14 +101,21 @@ pub fn c_source(s: &Scenario, about: &About) -> Result<String, Error> {
         let _ = writeln!(w, "\t{row},");
     }
     let _ = writeln!(w, "}};\n");
-    slot_table(w, "slots_old", "NSLOTS_OLD", &old);
-    if new == old {
+    slot_table(w, "slots_old", "NSLOTS_OLD", &old.slots);
+    if new.slots == old.slots {
         let _ = writeln!(w, "#define slots_616 slots_old\n#define NSLOTS_616 NSLOTS_OLD");
     } else {
-        slot_table(w, "slots_616", "NSLOTS_616", &new);
+        slot_table(w, "slots_616", "NSLOTS_616", &new.slots);
+    }
+    sigbus_table(w, "sigbus_old", &old.sigbus);
+    if new.sigbus == old.sigbus {
+        let _ = writeln!(w, "#define sigbus_616 sigbus_old\n");
+    } else {
+        sigbus_table(w, "sigbus_616", &new.sigbus);
     }
     let (head, body) = RUNTIME.split_once(TABLES_MARK).expect("runtime.c has the tables mark");
-    Ok(format!("{}{head}{tables}{body}", header(&s, about, page_size)))
+    let sigbus = !old.sigbus.is_empty() || !new.sigbus.is_empty();
+    Ok(format!("{}{head}{tables}{body}", header(&s, about, page_size, sigbus)))
 }
 
 /// Process labels and map names, numbered in order of appearance (p0 first).
@@ -152,9 +159,6 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
     let mut world = scenario::World::new();
     for (i, step) in s.steps.iter().enumerate() {
         let n = i + 1;
-        if matches!(step, Step::Pin(_) | Step::Unpin(_) | Step::Remote(_)) {
-            return Err(Error(format!("step {n} ({}): pins and remote accesses are not in the C runtime", step.op())));
-        }
         if matches!(
             step,
             Step::Uffd(_) | Step::UffdCopy(_) | Step::UffdZeropage(_) | Step::UffdMove(_) | Step::UffdWp(_)
@@ -185,6 +189,8 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
         let text = c_string(&scenario::step_yaml(step));
         // A placed mmap's or mremap's fields after its text: where it goes.
         let mut tail = place.map(|(_, map, offset)| format!(", {map}, {offset}")).unwrap_or_default();
+        // A range step's pages as the runner sends them (World-resolved counts).
+        let (first, pages) = request.as_ref().and_then(Request::pages).map_or((0, 0), |p| (p.page, p.count));
         // op, proc, map, arg, page, count, flags
         let (op, proc, map, arg, page, count, flags): (&str, &str, &str, String, u64, u64, Vec<&str>) = match step {
             Step::Mmap(m) => {
@@ -266,9 +272,24 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
             }
             Step::Read(a) => ("OP_READ", &a.proc, &a.map, "0".into(), a.page, a.pages, vec![]),
             Step::Poke(r) => ("OP_POKE", &r.proc, &r.map, "0".into(), r.page, 1, vec![]),
-            Step::Pin(_) | Step::Unpin(_) | Step::Remote(_) => unreachable!("refused above"),
             Step::Uffd(_) | Step::UffdCopy(_) | Step::UffdZeropage(_) | Step::UffdMove(_) | Step::UffdWp(_) => {
                 unreachable!("refused above")
+            }
+            Step::Pin(x) => ("OP_PIN", &x.proc, &x.map, pin_kind(x.kind).into(), first, pages, vec![]),
+            Step::Unpin(x) => ("OP_UNPIN", &x.proc, "", pin_kind(x.kind).into(), 0, 0, vec![]),
+            Step::Remote(x) => {
+                let Some(Request::Remote { value, tag, word, .. }) = &request else {
+                    return Err(Error(format!("step {n} (remote): a step the runner would not send")));
+                };
+                // word: the byte writev fills the pages with, or the word ptrace pokes.
+                let (kind, word) = match x.kind {
+                    RemoteKind::Readv => ("R_READV", 0),
+                    RemoteKind::Writev => ("R_WRITEV", u64::from(*value)),
+                    RemoteKind::Ptrace => ("R_PTRACE", *word),
+                };
+                tail = format!(", -1, 0, 0, 0x{word:x}");
+                let f = if *tag && x.kind == RemoteKind::Writev { vec!["F_TAG"] } else { vec![] };
+                ("OP_REMOTE", &x.proc, &x.map, kind.into(), first, pages, f)
             }
             Step::Fork(f) => ("OP_FORK", &f.proc, "", names.proc(&f.child).to_string(), 0, 0, vec![]),
             Step::Exit(p) => ("OP_EXIT", &p.proc, "", "0".into(), 0, 0, vec![]),
@@ -313,9 +334,8 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
                 ("OP_MLOCKALL", &x.proc, "", f.join(" | "), 0, 0, vec![])
             }
             Step::Munlockall(p) => ("OP_MUNLOCKALL", &p.proc, "", "0".into(), 0, 0, vec![]),
-            Step::Truncate(_) | Step::Punch(_) => {
-                return Err(Error(format!("step {n} ({}): truncate and punch are not in the C runtime", step.op())))
-            }
+            Step::Truncate(x) => ("OP_TRUNCATE", &x.proc, &x.map, "0".into(), 0, x.pages, vec![]),
+            Step::Punch(r) => ("OP_PUNCH", &r.proc, &r.map, "0".into(), first, pages, vec![]),
             Step::Msync(_) | Step::Fsync(_) | Step::Sync(_) | Step::DropCaches(_) => unreachable!("refused above"),
         };
         let map = if map.is_empty() { "-1".to_string() } else { names.map(map).to_string() };
@@ -331,6 +351,13 @@ fn mremap_flags(t: &Target) -> impl Iterator<Item = &'static str> {
     let over = if t.over { Some("F_OVER") } else { None };
     let into = if t.into { Some("F_INTO") } else { None };
     std::iter::once("F_TO").chain(over).chain(into)
+}
+
+fn pin_kind(k: PinKind) -> &'static str {
+    match k {
+        PinKind::Uring => "PIN_URING",
+        PinKind::Vmsplice => "PIN_VMSPLICE",
+    }
 }
 
 fn advice(a: Advice) -> &'static str {
@@ -369,9 +396,19 @@ struct SlotRow {
     ksm_item: bool,
 }
 
-/// The model's prediction for every slot at every check and findpage step, on a
-/// kernel of `release`'s VMA semantics and `page_size` pages.
-fn slot_rows(s: &Scenario, names: &Names, release: &str, page_size: u64) -> Vec<SlotRow> {
+/// What the model predicts on one kernel semantics.
+struct Predictions {
+    /// Every slot at every check and findpage step.
+    slots: Vec<SlotRow>,
+    /// `(step index, page)`: a read or write that gets SIGBUS at that page, past the
+    /// end of the file under its map (the runner's `Model::sigbus_at`).
+    sigbus: Vec<(usize, u64)>,
+}
+
+/// The model's predictions, on a kernel of `release`'s VMA semantics and `page_size`
+/// pages.
+fn predictions(s: &Scenario, names: &Names, release: &str, page_size: u64) -> Predictions {
+    let mut sigbus = Vec::new();
     let mut model = Model::for_release(release).with_mthp(&s.mthp).with_page_size(page_size);
     let mut sizes: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut rows = Vec::new();
@@ -389,6 +426,9 @@ fn slot_rows(s: &Scenario, names: &Names, release: &str, page_size: u64) -> Vec<
             Step::Check(_) => None,
             Step::Findpage(r) => Some((&r.proc, &r.map, r.page)),
             _ => {
+                if let Step::Write(a) | Step::Read(a) = step {
+                    sigbus.extend(model.sigbus_at(&a.proc, &a.map, a.page, a.pages).map(|page| (i, page)));
+                }
                 track_sizes(&mut sizes, step);
                 model.apply(step);
                 continue;
@@ -430,7 +470,7 @@ fn slot_rows(s: &Scenario, names: &Names, release: &str, page_size: u64) -> Vec<
         }
         model.apply(step);
     }
-    rows
+    Predictions { slots: rows, sigbus }
 }
 
 /// The map sizes the runner keeps (mmap and mremap set them, fork copies them). A
@@ -491,8 +531,16 @@ fn slot_table(w: &mut String, name: &str, count: &str, rows: &[SlotRow]) {
     let _ = writeln!(w, "#define {count} {}\n", rows.len());
 }
 
+fn sigbus_table(w: &mut String, name: &str, rows: &[(usize, u64)]) {
+    let _ = writeln!(w, "/* step, page */\nstatic const struct sigbus {name}[] = {{");
+    for (step, page) in rows {
+        let _ = writeln!(w, "\t{{ {step}, {page} }},");
+    }
+    let _ = writeln!(w, "\t{{ 0xffff, 0 }},\n}};\n");
+}
+
 /// The header comment: what the program shows, where it was found, the steps.
-fn header(s: &Scenario, about: &About, page_size: u64) -> String {
+fn header(s: &Scenario, about: &About, page_size: u64, sigbus: bool) -> String {
     let mut out = String::from("// SPDX-License-Identifier: GPL-2.0\n/*\n");
     let mut line = |l: &str| {
         let l = l.replace("*/", "* /");
@@ -529,6 +577,10 @@ fn header(s: &Scenario, about: &About, page_size: u64) -> String {
         line("the rmap walk (move_pages to another node, as kselftest mm/rmap.c),");
     }
     line("and any kernel splat in /dev/kmsg.");
+    if sigbus {
+        line("A read or write past a file's end must get SIGBUS (caught: the step's");
+        line("result) at the page the model says, and no other access one.");
+    }
     line("");
     line("A write fills each page with one byte (the step's number + 1 unless it");
     line("gives a value) and, without a value, puts the page's index in its first");

@@ -11,7 +11,9 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -38,6 +40,16 @@
 #ifndef MLOCK_ONFAULT
 #define MLOCK_ONFAULT		1
 #endif
+#ifndef FALLOC_FL_PUNCH_HOLE
+#define FALLOC_FL_KEEP_SIZE	0x01
+#define FALLOC_FL_PUNCH_HOLE	0x02
+#endif
+#ifndef SYS_io_uring_setup
+#define SYS_io_uring_setup	425
+#define SYS_io_uring_register	427
+#endif
+#define IORING_REGISTER_BUFFERS		0
+#define IORING_UNREGISTER_BUFFERS	1
 #define MPOL_MF_MOVE_ALL	(1 << 2)
 
 #define THP		"/sys/kernel/mm/transparent_hugepage/"
@@ -55,8 +67,13 @@ enum op {
 	OP_MMAP, OP_MUNMAP, OP_MPROTECT, OP_MREMAP, OP_MADVISE, OP_WRITE,
 	OP_READ, OP_FORK, OP_EXIT, OP_CHECK, OP_FINDPAGE, OP_NOP, OP_KSM,
 	OP_SPLIT, OP_MIGRATE, OP_COMPACT, OP_MLOCK, OP_MUNLOCK, OP_MLOCKALL,
-	OP_MUNLOCKALL, OP_POKE, OP_RECLAIM,
+	OP_MUNLOCKALL, OP_POKE, OP_RECLAIM, OP_PIN, OP_UNPIN, OP_REMOTE,
+	OP_TRUNCATE, OP_PUNCH,
 };
+
+/* How a pin step pins (arg), and how a remote step reaches the pages. */
+enum pin_kind { PIN_URING, PIN_VMSPLICE, PIN_KINDS };
+enum remote_kind { R_READV, R_WRITEV, R_PTRACE };
 
 enum backing { B_ANON, B_DEVZERO, B_MEMFD, B_FILE, B_HUGETLB, B_HUGETLBFS };
 
@@ -78,7 +95,9 @@ enum backing { B_ANON, B_DEVZERO, B_MEMFD, B_FILE, B_HUGETLB, B_HUGETLBFS };
  * One scenario step. arg is the fork's child, the mmap's backing, the
  * mprotect's prot, the madvise's advice, the mlock flags, the migrate's node
  * (-1: each page to a node it is not on) or the write's value; count is the
- * range's length, the new size of an mmap or mremap, or the ksm timeout.
+ * range's length, the new size of an mmap, mremap or truncate, or the ksm
+ * timeout. A pin's or unpin's arg is its pin_kind, a remote's its
+ * remote_kind; word is the byte a writev writes or the word ptrace pokes.
  * A placed mmap (F_AT, F_ALIGN) says where in place_map and place. An
  * mremap's arg is the map its pages become (or rejoin, F_INTO); a placed
  * one (F_TO or moved) moves moved pages from page (0: the whole map).
@@ -91,6 +110,7 @@ struct step {
 	int place_map;
 	int64_t place;
 	uint64_t moved;
+	uint64_t word;
 };
 
 /* slot flags */
@@ -111,6 +131,12 @@ struct slot {
 	uint64_t page, tag;
 };
 
+/* A read or write the model expects to get SIGBUS at page (past the end). */
+struct sigbus {
+	unsigned short step;
+	uint64_t page;
+};
+
 /* One per-size THP setting of the scenario (kb 0: every size). */
 struct mthp {
 	unsigned long kb;
@@ -128,9 +154,12 @@ static uint64_t addr[NPROCS][NMAPS];
 /* Where each map was when ksmd last scanned it: its rmap_items' addresses. */
 static uint64_t ksm_addr[NPROCS][NMAPS];
 
+/* sig: the signal a read or write caught, at its page `at`. */
 struct reply {
 	int32_t err, child;
 	uint64_t addr;
+	int32_t sig;
+	uint64_t at;
 };
 
 static void setup_failed(const char *what)
@@ -297,6 +326,8 @@ static struct wmap {
 
 static sigjmp_buf fault_jmp;
 static volatile sig_atomic_t fault_armed, fault_sig;
+/* The page of a map an access is at, for the step's result when it faults. */
+static volatile uint64_t touch_at;
 
 static uint64_t pmd_size(void)
 {
@@ -692,6 +723,197 @@ static void w_mremap(const struct step *s, struct reply *r)
 		r->err = errno;
 }
 
+/*
+ * A worker's pins on its own pages, as the agent's: io_uring's
+ * IORING_REGISTER_BUFFERS pins with pin_user_pages(FOLL_WRITE |
+ * FOLL_LONGTERM); vmsplice() into a pipe takes FOLL_GET references that the
+ * pipe holds until it is closed. Each pin is a ring or a pipe of its own (a
+ * ring registers buffers once), held until unpin or exit.
+ */
+#define MAX_HELD	8
+static int held[PIN_KINDS][MAX_HELD][2];
+static int nheld[PIN_KINDS];
+
+/* io_uring_disabled=2 (6.6+) refuses every ring: say ENOSYS, not EPERM. */
+static int uring_disabled(void)
+{
+	char buf[8];
+
+	return !sysfs_read("/proc/sys/kernel/io_uring_disabled", buf, sizeof(buf)) &&
+	       buf[0] == '2';
+}
+
+static int uring_pin(void *a, size_t len, int *fds)
+{
+	uint32_t params[30];	/* struct io_uring_params, all zero */
+	struct iovec iov = { a, len };
+	int fd, e;
+
+	if (uring_disabled())
+		return ENOSYS;
+	memset(params, 0, sizeof(params));
+	fd = syscall(SYS_io_uring_setup, 1, params);
+	if (fd < 0)
+		return errno;
+	if (syscall(SYS_io_uring_register, fd, IORING_REGISTER_BUFFERS, &iov, 1)) {
+		e = errno;
+		close(fd);
+		return e;
+	}
+	fds[0] = fd;
+	fds[1] = -1;
+	return 0;
+}
+
+static int vmsplice_pin(void *a, size_t len, int *fds)
+{
+	struct iovec iov = { a, len };
+	ssize_t n;
+	int e;
+
+	if (pipe2(fds, O_CLOEXEC))
+		return errno;
+	/* One pipe buffer per page: the pipe must hold them all. */
+	if (fcntl(fds[1], F_SETPIPE_SZ, (int)len) < 0)
+		goto fail;
+	while (iov.iov_len) {
+		n = vmsplice(fds[1], &iov, 1, SPLICE_F_NONBLOCK);
+		if (n <= 0) {
+			if (!n)
+				errno = EIO;
+			goto fail;
+		}
+		iov.iov_base = (char *)iov.iov_base + n;
+		iov.iov_len -= n;
+	}
+	return 0;
+fail:
+	e = errno;
+	close(fds[0]);
+	close(fds[1]);
+	return e;
+}
+
+static void w_pin(const struct step *s, struct reply *r)
+{
+	struct wmap *m = get_range(s, r);
+	int *fds;
+	void *a;
+
+	if (!m)
+		return;
+	if (nheld[s->arg] >= MAX_HELD) {
+		r->err = EINVAL;
+		return;
+	}
+	fds = held[s->arg][nheld[s->arg]];
+	a = (void *)(m->addr + s->page * page_size);
+	r->err = s->arg == PIN_URING ? uring_pin(a, s->count * page_size, fds) :
+				       vmsplice_pin(a, s->count * page_size, fds);
+	if (!r->err)
+		nheld[s->arg]++;
+}
+
+/*
+ * Unregistering unpins at once (no request is in flight); closing the ring
+ * alone would leave its teardown, and the unpin, to a workqueue.
+ */
+static void w_unpin(const struct step *s, struct reply *r)
+{
+	int i;
+
+	for (i = 0; i < nheld[s->arg]; i++) {
+		int *fds = held[s->arg][i];
+
+		if (s->arg == PIN_URING && !r->err &&
+		    syscall(SYS_io_uring_register, fds[0],
+			    IORING_UNREGISTER_BUFFERS, NULL, 0))
+			r->err = errno;
+		close(fds[0]);
+		if (fds[1] >= 0)
+			close(fds[1]);
+	}
+	nheld[s->arg] = 0;
+}
+
+/* A fork's child: the fds are the parent's pins, not its own. */
+static void pin_forget(void)
+{
+	int k, i;
+
+	for (k = 0; k < PIN_KINDS; k++) {
+		for (i = 0; i < nheld[k]; i++) {
+			close(held[k][i][0]);
+			if (held[k][i][1] >= 0)
+				close(held[k][i][1]);
+		}
+		nheld[k] = 0;
+	}
+}
+
+/*
+ * The file a map maps at its page `page`, opened through
+ * /proc/self/map_files (w_mmap closed its own fd), and the page of the file
+ * mapped there; -1 with errno set when it cannot be opened.
+ */
+static int open_mapped(const struct wmap *m, uint64_t page, uint64_t *pgoff)
+{
+	uint64_t a = m->addr + page * page_size;
+	unsigned long lo, hi, off;
+	char line[512], path[80];
+	FILE *f = fopen("/proc/self/maps", "re");
+	int fd = -1;
+
+	if (!f)
+		return -1;
+	errno = ENOENT;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx %*s %lx", &lo, &hi, &off) != 3 ||
+		    a < lo || a >= hi)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", lo, hi);
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		*pgoff = (off + (a - lo)) / page_size;
+		break;
+	}
+	fclose(f);
+	return fd;
+}
+
+/*
+ * truncate: ftruncate the file under a map to count pages (shrunk, an
+ * access past the end gets SIGBUS); punch: a hole in the file pages under a
+ * range of it (fallocate PUNCH_HOLE), the file keeping its size.
+ */
+static void w_truncate(const struct step *s, struct reply *r)
+{
+	struct wmap *m = &maps[s->map];
+	uint64_t k = 0, pgoff;
+	int fd;
+
+	if (s->op == OP_PUNCH && !get_range(s, r))
+		return;
+	if (!m->used) {
+		r->err = ENOENT;
+		return;
+	}
+	if (s->op == OP_PUNCH)
+		k = s->page;
+	else
+		while (k < m->pages && !(m->pf[k] & PF_MAPPED))
+			k++;
+	fd = open_mapped(m, k, &pgoff);
+	if (fd < 0) {
+		r->err = errno;
+		return;
+	}
+	if (s->op == OP_TRUNCATE ? ftruncate(fd, s->count * page_size) :
+	    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      pgoff * page_size, s->count * page_size))
+		r->err = errno;
+	close(fd);
+}
+
 static void on_fault(int sig)
 {
 	if (!fault_armed) {
@@ -711,6 +933,7 @@ static __attribute__((noinline)) void touch(const struct step *s,
 		volatile uint8_t *p = (volatile uint8_t *)(base + i * page_size);
 		uint64_t idx = s->page + i;
 
+		touch_at = idx;
 		if (s->op == OP_READ) {
 			(void)p[0];
 			continue;
@@ -733,9 +956,12 @@ static void w_touch(const struct step *s, struct reply *r)
 			r->err = EFAULT;
 			return;
 		}
+	/* Past a file's end SIGBUS is the step's result, not a crash. */
 	if (sigsetjmp(fault_jmp, 1)) {
 		fault_armed = 0;
 		r->err = EFAULT;
+		r->sig = fault_sig;
+		r->at = touch_at;
 		return;
 	}
 	fault_armed = 1;
@@ -758,6 +984,7 @@ static int w_fork(const struct step *s, struct reply *r)
 		return 0;
 	}
 	self = s->arg;
+	pin_forget();
 	for (i = 0; i < NMAPS; i++) {
 		struct wmap *m = &maps[i];
 		uint64_t k;
@@ -876,6 +1103,16 @@ static void worker(void)
 		case OP_MUNLOCKALL:
 			if (munlockall())
 				r.err = errno;
+			break;
+		case OP_PIN:
+			w_pin(s, &r);
+			break;
+		case OP_UNPIN:
+			w_unpin(s, &r);
+			break;
+		case OP_TRUNCATE:
+		case OP_PUNCH:
+			w_truncate(s, &r);
 			break;
 		default:
 			w_range(s, &r);
@@ -1033,6 +1270,57 @@ static int do_poke(const struct step *s)
 	if (mem >= 0)
 		close(mem);
 	return err;
+}
+
+/*
+ * remote: a GUP from outside the process, as the agent's controller does it:
+ * process_vm_readv/writev of whole pages (pin_user_pages_remote), filled as
+ * a write fills them, or one PTRACE_POKEDATA word at each page's start
+ * (access_process_vm with FOLL_FORCE), the tracee stopped meanwhile.
+ */
+static int do_remote(const struct step *s)
+{
+	uint64_t a = page_addr(s->proc, s->map, s->page), i;
+	size_t len = s->count * page_size;
+	struct iovec local, remote = { (void *)a, len };
+	pid_t p = pid[s->proc];
+	uint8_t *buf;
+	ssize_t got;
+	int st, e = 0;
+
+	if (s->arg == R_PTRACE) {
+		if (ptrace(PTRACE_SEIZE, p, 0, 0))
+			return errno;
+		if (ptrace(PTRACE_INTERRUPT, p, 0, 0) ||
+		    waitpid(p, &st, __WALL) != p) {
+			e = errno;
+			ptrace(PTRACE_DETACH, p, 0, 0);
+			return e;
+		}
+		for (i = 0; i < s->count && !e; i++)
+			if (ptrace(PTRACE_POKEDATA, p, a + i * page_size,
+				   s->word | (s->page + i)))
+				e = errno;
+		ptrace(PTRACE_DETACH, p, 0, 0);
+		return e;
+	}
+	buf = malloc(len);
+	if (!buf)
+		return ENOMEM;
+	memset(buf, (int)s->word, len);
+	for (i = 0; (s->flags & F_TAG) && i < s->count; i++) {
+		uint64_t idx = s->page + i;
+
+		memcpy(buf + i * page_size, &idx, sizeof(idx));
+	}
+	local.iov_base = buf;
+	local.iov_len = len;
+	got = s->arg == R_WRITEV ?
+		process_vm_writev(p, &local, 1, &remote, 1, 0) :
+		process_vm_readv(p, &local, 1, &remote, 1, 0);
+	e = got < 0 ? errno : (size_t)got != len ? EFAULT : 0;
+	free(buf);
+	return e;
 }
 
 /* What pagemap says of one slot now. */
@@ -1424,6 +1712,37 @@ static int do_reclaim(const struct step *s)
 	return 0;
 }
 
+/*
+ * A read or write past a file's end gets SIGBUS: the step's result, which
+ * must be the model's, at the page it expects. 1 when it was a SIGBUS matter
+ * (judged here), 0 to go on as for any other step.
+ */
+static int access_result(int n, const struct reply *r)
+{
+	const struct sigbus *sb = kernel_at_least(6, 16) ? sigbus_616 : sigbus_old;
+	const struct step *s = &steps[n];
+	int got = r->err && r->sig == SIGBUS, i;
+
+	for (i = 0; sb[i].step != 0xffff && sb[i].step != n; i++)
+		;
+	if (!got && (sb[i].step == 0xffff || r->err))
+		return 0;
+	if (!model_valid)
+		note(n, "%s not judged: an earlier step failed, so the model no longer holds",
+		     got ? "its SIGBUS" : "its access");
+	else if (!got)
+		fail(n, "the access got no signal, but the model expects SIGBUS at %s[%llu] (past the file's end)",
+		     map_name[s->map], (unsigned long long)sb[i].page);
+	else if (sb[i].step == 0xffff)
+		fail(n, "SIGBUS at %s[%llu], but the model expects no signal (inside the file)",
+		     map_name[s->map], (unsigned long long)r->at);
+	else if (r->at != sb[i].page)
+		fail(n, "SIGBUS at %s[%llu], but the model expects it at page %llu (the file's end)",
+		     map_name[s->map], (unsigned long long)r->at,
+		     (unsigned long long)sb[i].page);
+	return 1;
+}
+
 static void do_step(int n)
 {
 	const struct step *s = &steps[n];
@@ -1456,6 +1775,9 @@ static void do_step(int n)
 	case OP_POKE:
 		r.err = do_poke(s);
 		break;
+	case OP_REMOTE:
+		r.err = do_remote(s);
+		break;
 	case OP_EXIT:
 		i = n;
 		if (write(cmd[s->proc][1], &i, sizeof(i)) != sizeof(i))
@@ -1473,6 +1795,18 @@ static void do_step(int n)
 	}
 	if (r.err && s->op == OP_MADVISE && r.err == EINVAL) {
 		note(n, "refused here (EINVAL: not on this kernel or this mapping)");
+		model_valid = 0;
+		return;
+	}
+	if ((s->op == OP_READ || s->op == OP_WRITE) && access_result(n, &r))
+		return;
+	/*
+	 * ENOSYS: no io_uring (or io_uring_disabled=2); EOPNOTSUPP: 6.1's
+	 * io_uring refuses file-backed buffers. A result here, as the agent's.
+	 */
+	if (r.err && s->op == OP_PIN && (r.err == ENOSYS || r.err == EOPNOTSUPP)) {
+		note(n, "unsupported here (errno %d): the model assumed the pin and no longer holds",
+		     r.err);
 		model_valid = 0;
 		return;
 	}

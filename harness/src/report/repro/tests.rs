@@ -85,6 +85,11 @@ fn every_step_kind_compiles() {
         - mlockall: { proc: c1, future: true }\n\
         - munlockall: { proc: c1 }\n\
         - findtask: { proc: c1 }\n\
+        - pin: { map: a, page: 3, pages: 2, kind: vmsplice }\n\
+        - unpin: { kind: vmsplice }\n\
+        - remote: { map: a, page: 5, kind: readv }\n\
+        - punch: { map: f, page: 1 }\n\
+        - truncate: { map: m, pages: 2 }\n\
         - munmap: { map: f }\n\
         - exit: { proc: c1 }\n\
         - check: all\n";
@@ -184,4 +189,80 @@ fn a_range_moved_before_a_map_or_a_whole_map_moved_after_one_carries_its_place()
     // a2's new third page is written at step 5 and checked in its 3 pages.
     assert!(text.contains("\t{ 6, 0, 2, S_JUDGE | S_TAGGED, 0x06, "), "{text}");
     compiles("place_before", &text);
+}
+
+/// An io_uring pin held across a fork: the rows pin and unpin with the agent's calls,
+/// and the model's predictions embedded at the findpage after the fork (step 5, index
+/// 4) say what copy_present_page() does: the two pinned pages are copied for c1
+/// (groups 1 and 5 apart), the unpinned a[2] stays shared (group 3 in both).
+#[test]
+fn a_pin_scenario_pins_and_predicts_the_copies_at_fork() {
+    let text = c_source(&scenario("pin_uring_fork_copies.yaml"), &about()).unwrap();
+    assert!(step_row(&text, 3).starts_with("\t{ OP_PIN, 0, 0, PIN_URING, 0, 2, 0, "), "{text}");
+    assert!(step_row(&text, 11).starts_with("\t{ OP_UNPIN, 0, -1, PIN_URING, 0, 0, 0, "));
+    assert!(text.contains("\t{ 4, 1, 0, S_TAGGED, 0x03, 1, 0, 0 },"));
+    assert!(text.contains("\t{ 4, 0, 0, S_JUDGE | S_TAGGED, 0x03, 5, 0, 0 },"));
+    assert!(text.contains("\t{ 4, 1, 0, S_TAGGED, 0x03, 3, 2, 2 },"));
+    assert!(text.contains("\t{ 4, 0, 0, S_TAGGED, 0x03, 3, 2, 2 },"));
+    // After unpin, c2 forked at step 12 shares p0's copy of a[0] again.
+    assert!(text.contains("\t{ 12, 2, 0, S_TAGGED, 0x09, 5, 0, 0 },"));
+    for call in ["SYS_io_uring_setup", "IORING_REGISTER_BUFFERS", "IORING_UNREGISTER_BUFFERS", "vmsplice("] {
+        assert!(text.contains(call), "{call}");
+    }
+    assert!(!text.contains("must get SIGBUS"), "no access past an end here");
+    compiles("pin_uring", &text);
+    let text = c_source(&scenario("pin_vmsplice_fork_write.yaml"), &about()).unwrap();
+    assert!(step_row(&text, 3).starts_with("\t{ OP_PIN, 0, 0, PIN_VMSPLICE, 0, 2, 0, "), "{text}");
+    compiles("pin_vmsplice", &text);
+}
+
+/// Remote accesses carry what they write: writev its byte (tagged like a write without
+/// a value), ptrace the step's poke word.
+#[test]
+fn remote_steps_carry_their_bytes_and_words() {
+    let text = c_source(&scenario("pin_writev_cow_child.yaml"), &about()).unwrap();
+    let tagged = step_row(&text, 6);
+    assert!(tagged.starts_with("\t{ OP_REMOTE, 1, 0, R_WRITEV, 0, 1, F_TAG, "), "{tagged}");
+    assert!(tagged.ends_with("\", -1, 0, 0, 0x7 },"), "{tagged}");
+    assert!(step_row(&text, 7).ends_with("value: 90 }\", -1, 0, 0, 0x5a },"));
+    let text = c_source(&scenario("pin_ptrace_poke_readonly_private.yaml"), &about()).unwrap();
+    let poke = step_row(&text, 8);
+    assert!(poke.starts_with("\t{ OP_REMOTE, 0, 0, R_PTRACE, 0, 1, 0, "), "{poke}");
+    assert!(poke.ends_with(&format!(", -1, 0, 0, 0x{:x} }},", scenario::Remote::poke_word(0, 8))), "{poke}");
+    for call in ["process_vm_writev(", "process_vm_readv(", "PTRACE_POKEDATA"] {
+        assert!(text.contains(call), "{call}");
+    }
+    compiles("pin_ptrace", &text);
+}
+
+/// Truncation and hole punching through the map's own file, and the SIGBUS the model
+/// expects past the end as a step's result: c2's read of m[6] after the shrink to 4
+/// pages (index 8), p0's write of m[2..6] stopping at m[4] (index 9).
+#[test]
+fn a_truncation_scenario_expects_sigbus_where_the_model_does() {
+    let text = c_source(&scenario("trunc_memfd_shrink_grow_fork.yaml"), &about()).unwrap();
+    assert!(step_row(&text, 7).starts_with("\t{ OP_TRUNCATE, 1, 0, 0, 0, 4, 0, "), "{text}");
+    assert!(step_row(&text, 11).starts_with("\t{ OP_TRUNCATE, 0, 0, 0, 0, 8, 0, "));
+    assert!(text.contains("static const struct sigbus sigbus_old[] = {\n\t{ 8, 6 },\n\t{ 9, 4 },\n\t{ 0xffff, 0 },"));
+    assert!(text.contains("#define sigbus_616 sigbus_old"));
+    assert!(text.contains(" * A read or write past a file's end must get SIGBUS"));
+    for call in ["ftruncate(fd", "FALLOC_FL_PUNCH_HOLE", "siglongjmp(fault_jmp"] {
+        assert!(text.contains(call), "{call}");
+    }
+    compiles("trunc_memfd", &text);
+    let text = c_source(&scenario("trunc_file_punch_shared.yaml"), &about()).unwrap();
+    assert!(step_row(&text, 7).starts_with("\t{ OP_PUNCH, 2, 0, 0, 2, 2, 0, "), "{text}");
+    assert!(text.contains("sigbus_old[] = {\n\t{ 10, 3 },"));
+    compiles("trunc_punch", &text);
+}
+
+/// The runtime has no block filesystem: writeback steps are refused, by step.
+#[test]
+fn writeback_steps_are_refused() {
+    let yaml = "name: t\nabout: sync\nsteps:\n\
+        - mmap: { name: f, pages: 2, backing: file, share: shared }\n\
+        - sync: {}\n";
+    let s = scenario::parse(Path::new("t.yaml"), yaml).unwrap();
+    let err = c_source(&s, &about()).unwrap_err();
+    assert!(err.0.starts_with("step 2 (sync): writeback"), "{err}");
 }
