@@ -639,6 +639,10 @@ pub(super) fn play(
     pool: &dyn Play,
     listed: Option<&[Listed]>,
 ) -> Result<Summary> {
+    // Runs are generated for the kernel's page size (a huge page's pages, PMD counts),
+    // whatever the caller's config said.
+    let page_size = prepared.kernel.page_size;
+    let opts = &Options { gen: GenConfig { page_size, ..opts.gen.clone() }, ..opts.clone() };
     // Seeds: this campaign's own corpus (a resume) first, then each --corpus folder.
     let mut corpus = Corpus::default();
     let mut candidates = Vec::new();
@@ -653,7 +657,8 @@ pub(super) fn play(
     }
     let (mut seeded, mut trusted) = (0, 0);
     for (dir, saved) in &dirs {
-        let (seeds, notes) = corpus::load_seeds(dir, &opts.gen)?;
+        let (seeds, notes) =
+            crate::scenario::count::with_page_size(page_size, || corpus::load_seeds(dir, &opts.gen)).0?;
         for n in notes {
             events(Event::Note(n));
         }
@@ -729,7 +734,8 @@ pub(super) fn play(
             .map(|_| {
                 scope.spawn(move || {
                     let mut w = Worker { shared, console: PathBuf::new() };
-                    let r = w.work();
+                    // Shrinking and mutating re-read scenarios: counts in the kernel's pages.
+                    let (r, _) = crate::scenario::count::with_page_size(page_size, || w.work());
                     if r.is_err() {
                         // One broken worker ends the campaign; the others finish their run.
                         shared.end.store(true, Ordering::SeqCst);
