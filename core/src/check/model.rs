@@ -15,7 +15,7 @@ use crate::scenario::{
 pub use layout::{Attrs, Semantics};
 use layout::{Layout, ACCOUNT, DONTFORK, HUGEPAGE, LOCKED, MERGEABLE, NOHUGEPAGE, WIPEONFORK};
 use std::collections::{BTreeMap, BTreeSet};
-pub use uffd::UffdResult;
+pub use uffd::{UffdResult, EINVAL};
 
 /// What a page slot holds, as the model sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -1329,6 +1329,30 @@ mod tests {
                      - mremap: { map: a, page: 0, pages: 5, new_pages: 7, as: b, move: true }\n");
         assert_eq!(m.unpredictable.get(&slot("p0", "b", 3)).map(String::as_str), Some(KSM_MAY_MERGE));
         assert_eq!(m.unpredictable.get(&slot("p0", "b", 6)).map(String::as_str), Some(KSM_MAY_MERGE));
+    }
+
+    /// move_pages() refuses a UFFDIO_MOVE whose range crosses a VMA boundary, whole
+    /// (seed 2029, run 566: a madvise had split the registered map).
+    #[test]
+    fn a_uffd_move_across_vmas_is_refused_whole() {
+        let yaml = |advice: &str| {
+            format!(
+                "name: t\nabout: t\nsteps:\n  - mmap: {{ name: a, pages: 4, backing: anon, share: private }}\n  \
+                 - write: {{ map: a, page: 0, pages: 2 }}\n  - madvise: {{ map: a, page: 3, pages: 1, advice: {advice} }}\n  \
+                 - uffd: {{ map: a, mode: missing }}\n  \
+                 - uffd_move: {{ map: a, page: 0, pages: 2, to: {{ map: a, page: 2 }} }}\n"
+            )
+        };
+        let result = |advice: &str| {
+            let s = parse(Path::new("t.yaml"), &yaml(advice)).unwrap();
+            let mut m = Model::new();
+            for step in &s.steps[..4] {
+                m.apply(step);
+            }
+            m.uffd_result(&s.steps[4]).unwrap()
+        };
+        assert_eq!(result("nohugepage"), UffdResult { done: 0, errno: Some(EINVAL) });
+        assert_eq!(result("cold"), UffdResult { done: 2, errno: None }, "no split: both pages move");
     }
 
     const SEED: &str = "name: t\nabout: t\nsteps:\n - mmap: {name: shm, pages: 4, backing: dev-zero, share: shared}\n - mmap: {name: stack, pages: 3, backing: anon, share: private}\n - write: {map: shm, page: 0}\n - write: {map: stack, page: 2}\n - fork: {child: c1}\n";

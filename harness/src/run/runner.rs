@@ -4,7 +4,7 @@
 use crate::check::contents::{self, Contents, Seen};
 use crate::check::dmesg::{self, VmaLine, VmaState, Walk};
 use crate::check::expect::{check_expectations, judge_known_bug};
-use crate::check::model::{Frame, Model, Slot, UffdResult};
+use crate::check::model::{Frame, Model, Slot, UffdResult, EINVAL};
 use crate::check::oracle::{self, Asked, Check, FolioTruth, Problem, Truth};
 use crate::check::outcome::{Findpage, Findtask, Fork, Outcome, Status, StepSignal, VmaLabel};
 use crate::check::problem::{Errno, ProblemKind, SwapOut};
@@ -604,10 +604,43 @@ impl Run<'_> {
         let predicted = self.model.uffd_result(step);
         let before = if matches!(step, Step::UffdMove(_)) { Some(self.truth()?) } else { None };
         self.truth = None;
-        let Some(reply) = self.optional(n, step, wire, &[95])? else {
+        // A move across VMAs, or between unlike ones, is refused whole (EINVAL): the
+        // step's result where the model predicts it; where its VMAs are not certain
+        // (merges it does not follow), the model is void after.
+        let refusal = predicted.is_some_and(|p| p.errno == Some(EINVAL));
+        let certain = match step {
+            Step::UffdMove(x) => {
+                [&x.map, &x.to.map].iter().all(|m| self.model.vmas(&x.proc, m).is_some_and(|v| v.merges_certain))
+            }
+            _ => true,
+        };
+        let reply = self.guest.request(wire.op.name(), &wire.args())?;
+        let reply = match reply.errno() {
+            _ if reply.ok => reply,
+            Some(EINVAL) if refusal || !certain => {
+                self.outcome.notes.push(format!("step {n}: {} refused whole: EINVAL", step.op()));
+                self.refused |= !refusal;
+                return Ok(());
+            }
+            Some(95) => {
+                let msg = reply.get("msg").unwrap_or("");
+                self.outcome.notes.push(format!("step {n}: {} is unsupported on this kernel ({msg})", wire.op));
+                self.refused = true;
+                return Ok(());
+            }
+            _ => {
+                self.fail(n, step, &reply);
+                return Ok(());
+            }
+        };
+        if let (true, true, Some(expected), Step::UffdMove(x)) = (refusal && certain, self.model_valid, predicted, step)
+        {
+            let got = UffdResult { done: reply.get("done").and_then(|d| d.parse().ok()).unwrap_or(0), errno: None };
+            let (op, at) = (step.op().to_string(), (x.proc.clone(), x.to.map.clone(), x.to.page));
+            self.outcome.problems.push(Problem::new(ProblemKind::Uffd { n, op, at, expected, got }));
             self.refused = true;
             return Ok(());
-        };
+        }
         let Some(predicted) = predicted else { return Ok(()) };
         let done = reply.get("done").and_then(|d| d.parse().ok()).unwrap_or(0);
         let errno = reply.get("errno").and_then(|e| e.parse().ok()).filter(|&e: &i32| e != 0);

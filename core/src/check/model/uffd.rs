@@ -2,13 +2,15 @@
 //! ZEROPAGE and MOVE put in place. The worker's userfaultfd has UFFD_FEATURE_SIGBUS,
 //! so a fault handle_userfault() (fs/userfaultfd.c) would report is SIGBUS instead.
 
-use super::{Bytes, Frame, Model, Reason, Slot};
+use super::layout::LOCKED;
+use super::{Attrs, Bytes, Frame, Model, Reason, Slot};
 use crate::scenario::request::write_value;
-use crate::scenario::{Step, UffdMode};
+use crate::scenario::{Prot, Step, UffdMode};
 
 pub const EEXIST: i32 = 17;
 pub const ENOENT: i32 = 2;
 pub const EBUSY: i32 = 16;
+pub const EINVAL: i32 = 22;
 
 /// What a UFFDIO_COPY, ZEROPAGE or MOVE did: the pages it filled or moved before it
 /// stopped, and the errno it stopped with (`None`: it did them all).
@@ -50,6 +52,11 @@ impl Model {
     /// (-ENOENT, without UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES) and a source folio that is
     /// not PageAnonExclusive or maybe pinned (-EBUSY); the zero page moves as it is.
     pub fn uffd_result(&self, step: &Step) -> Option<UffdResult> {
+        if let Step::UffdMove(x) = step {
+            if !self.movable_areas(&x.proc, &x.map, x.page, &x.to.map, x.to.page, x.pages) {
+                return Some(UffdResult { done: 0, errno: Some(EINVAL) });
+            }
+        }
         let (proc, map, page, pages) = match step {
             Step::UffdCopy(a) => (&a.proc, &a.map, a.page, a.pages),
             Step::UffdZeropage(x) => (&x.proc, &x.map, x.page, x.pages),
@@ -74,6 +81,20 @@ impl Model {
             }
         }
         Some(UffdResult { done: pages, errno: None })
+    }
+
+    /// move_pages() refuses (-EINVAL) a source or destination range that is not
+    /// inside one VMA, and validate_move_areas() two VMAs whose protection or
+    /// VM_LOCKED differ, or a source that is not writable.
+    fn movable_areas(&self, proc: &str, src: &str, from: u64, dst: &str, to: u64, pages: u64) -> bool {
+        let one_vma = |map: &str, first: u64| {
+            let layout = &self.procs.get(proc)?.get(map)?.layout;
+            let a = layout.at(first as usize)?;
+            (first..first + pages).all(|p| layout.at(p as usize).is_some_and(|b| b.vma == a.vma)).then_some(a)
+        };
+        let (Some(s), Some(d)) = (one_vma(src, from), one_vma(dst, to)) else { return false };
+        let locked = |a: Attrs| a.flags & LOCKED != 0;
+        s.prot == d.prot && locked(s) == locked(d) && matches!(s.prot, Prot::Rw | Prot::Rwx)
     }
 
     pub(super) fn apply_uffd(&mut self, step: &Step) {
