@@ -53,6 +53,7 @@ int op_poweroff(struct ctx *c);
 /* op_modern.c */
 void modern_boot(void);
 void modern_reset(void);
+void join_workload_cgroup(void);
 int op_sysinfo(struct ctx *c);
 int op_mthp(struct ctx *c);
 int op_split(struct ctx *c);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "handlers.h"
 #include "proctable.h"
 #include "sysfs.h"
 
@@ -234,6 +235,7 @@ int start_p0(struct ctx *c)
 	}
 	if (!pid) {
 		setpgid(0, 0);
+		join_workload_cgroup();
 		if (dup2(sv[1], CTL_FD) < 0)
 			_exit(1);
 		if (k.fd < 0)

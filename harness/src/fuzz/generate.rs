@@ -160,7 +160,7 @@ impl Default for Weights {
             (Op::Pageout, 4),
             (Op::Migrate, 3),
             (Op::Compact, 1),
-            (Op::Reclaim, 2),
+            (Op::Reclaim, 1),
             (Op::Thp, 4),
             (Op::Mlock, 1),
             (Op::Place, 3),
@@ -373,15 +373,18 @@ pub fn generate(cfg: &GenConfig, seed: u64, run: u64) -> Scenario {
     let every = cfg.check_every.max(1);
     let mut since_check = 0;
     let steps = cfg.steps.max(1);
-    // In the second half: a motif's large maps are read and walked at every check
-    // after it, and the random steps after it still act on what it made.
-    let motif_at =
-        (cfg.motif_every > 0 && g.rng.gen_range(0..cfg.motif_every) == 0).then(|| g.rng.gen_range(steps / 2..steps));
+    // In the middle half: late enough that random steps made something for it to act
+    // on, early enough that random steps act on what it made. A motif that finds no
+    // room (processes, maps) is tried again at the next step.
+    let mut motif_at = (cfg.motif_every > 0 && g.rng.gen_range(0..cfg.motif_every) == 0)
+        .then(|| g.rng.gen_range(steps / 4..(steps * 3 / 4).max(steps / 4 + 1)));
+    let kind = motif_at.map(|_| g.pick_motif());
     let mut motif = VecDeque::new();
     let mut i = 0;
     while i < steps || !motif.is_empty() {
-        if motif_at == Some(i) {
-            motif = g.motif().into();
+        if let (Some(kind), true) = (kind, motif_at == Some(i)) {
+            motif = g.motif(kind).into();
+            motif_at = (motif.is_empty() && i + 1 < steps).then_some(i + 1);
         }
         i += 1;
         let Some(step) = motif.pop_front().or_else(|| g.pick()) else { break };
@@ -427,6 +430,12 @@ impl<'a> Sim<'a> {
         };
         g.mthp_pages = mthp.first().and_then(|m| m.pages);
         Sim(g)
+    }
+
+    /// A motif's steps, played into the state (none when it has no room here).
+    pub fn motif(&mut self) -> Vec<Step> {
+        let kind = self.0.pick_motif();
+        self.0.motif(kind)
     }
 
     /// A new valid step for this state, already played.
@@ -666,6 +675,10 @@ impl Gen<'_> {
     }
 }
 
+/// How many processes, and maps in one process, a motif may add past the run's bounds
+/// (`max_procs`, `max_maps`): a fork chain needs three forks wherever it lands.
+const MOTIF_ROOM: usize = 3;
+
 /// Short sequences that reach what random steps rarely reach (the trigger classes a
 /// 10-minute campaign hit fewest times before).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -675,8 +688,9 @@ enum Motif {
     PmdAndPte,
     /// A THP or mTHP folio, maybe shared by fork, moved to the other node.
     MigrateLarge,
-    /// Equal pages merged by KSM and mapped by three processes: forked after the
-    /// merge, before it, or three unrelated maps.
+    /// Equal pages merged by KSM and mapped by three processes (forked after the
+    /// merge, before it, or three unrelated maps), or by one process at several
+    /// addresses.
     Ksm3,
     /// Pages swapped out, then forked twice: three processes hold each swap entry
     /// (MADV_PAGEOUT leaves pages that others map alone, so swap-out comes first).
@@ -707,14 +721,18 @@ enum Motif {
     Writeback,
     /// A private anon map written whole, registered with userfaultfd, then two
     /// userfaultfd operations on it (copy, zeropage, write-protect or move): random
-    /// steps rarely pick the op again after registering.
+    /// steps rarely pick the op again after registering. Only the first half is
+    /// written, so a UFFDIO_MOVE of written pages into the unwritten half can succeed
+    /// (a move onto a present page is EEXIST).
     Uffd,
+    /// A map placed right after another of the same kind, one or both written: the
+    /// kernel merges the two VMAs, with a faulted neighbour's anon_vma or without one.
+    Merge,
 }
 
 impl Gen<'_> {
-    /// The steps of one motif, played into the state; none when the state has no room
-    /// for it (processes or maps), or when a kind of step it needs has weight 0.
-    fn motif(&mut self) -> Vec<Step> {
+    /// A motif, uniformly.
+    fn pick_motif(&mut self) -> Motif {
         let all = [
             Motif::PmdAndPte,
             Motif::MigrateLarge,
@@ -728,8 +746,15 @@ impl Gen<'_> {
             Motif::TruncateShared,
             Motif::Writeback,
             Motif::Uffd,
+            Motif::Merge,
         ];
-        let motif = *all.choose(&mut self.rng).expect("not empty");
+        *all.choose(&mut self.rng).expect("not empty")
+    }
+
+    /// The steps of one motif, played into the state; none when the state has no room
+    /// for it (processes or maps), or when a kind of step it needs has weight 0. A
+    /// motif may go MOTIF_ROOM processes and maps past the run's bounds.
+    fn motif(&mut self, motif: Motif) -> Vec<Step> {
         let needs: &[Op] = match motif {
             Motif::PmdAndPte => &[Op::Mmap, Op::Fork, Op::Mprotect],
             Motif::MigrateLarge => &[Op::Mmap, Op::Migrate],
@@ -742,6 +767,7 @@ impl Gen<'_> {
             Motif::TruncateShared => &[Op::Mmap, Op::Write, Op::Fork, Op::Truncate],
             Motif::Writeback => &[Op::Mmap, Op::Write, Op::Fork, Op::Writeback],
             Motif::Uffd => &[Op::Mmap, Op::Write, Op::Uffd],
+            Motif::Merge => &[Op::Mmap, Op::Write, Op::Place],
         };
         if needs.iter().any(|op| self.cfg.weights.0.get(op).is_none_or(|w| *w == 0)) {
             return Vec::new();
@@ -749,7 +775,7 @@ impl Gen<'_> {
         // Each fork may copy the private hugetlb maps of the process that holds most.
         let forks_fit = |g: &Self, forks: usize| {
             let copies = g.procs.iter().map(ProcState::hugetlb_private).max().unwrap_or(0) * forks as u64;
-            g.procs.len() + forks <= g.cfg.max_procs
+            g.procs.len() + forks <= g.cfg.max_procs + MOTIF_ROOM
                 && g.world.made() + forks <= MAX_PROCS
                 && g.hugetlb_need() + copies <= HUGETLB_POOL
         };
@@ -874,15 +900,21 @@ impl Gen<'_> {
                 let pages = self.rng.gen_range(2..=self.cfg.max_pages.max(2));
                 let map = self.motif_mmap(&mut out, pi, pages, None);
                 let proc = self.procs[pi].label.clone();
+                let half = pages / 2;
                 self.play(
                     &mut out,
-                    Step::Write(Access { proc: proc.clone(), map: map.clone(), page: 0, pages, value: None }),
+                    Step::Write(Access { proc: proc.clone(), map: map.clone(), page: 0, pages: half, value: None }),
                 );
-                use crate::scenario::{Uffd, UffdMode, UffdWp};
+                use crate::scenario::{Uffd, UffdMode, UffdMove, UffdTo, UffdWp};
                 let mode = *[UffdMode::Missing, UffdMode::Wp, UffdMode::Both].choose(&mut self.rng).expect("not empty");
                 if !self.try_play(&mut out, Step::Uffd(Uffd { proc: proc.clone(), map: map.clone(), mode })) {
                     return out;
                 }
+                // Written pages moved into the unwritten half, whose PTEs are none.
+                let moved = self.rng.gen_range(1..=half.min(pages - half));
+                let to = UffdTo { map: map.clone(), page: half };
+                let step = Step::UffdMove(UffdMove { proc: proc.clone(), map: map.clone(), page: 0, pages: moved, to });
+                self.try_play(&mut out, step);
                 // Write-protected pages, then a write to one: SIGBUS, the page unchanged.
                 if mode.wp() {
                     let wp = UffdWp { proc: proc.clone(), map: map.clone(), page: 0, pages, on: true };
@@ -891,20 +923,27 @@ impl Gen<'_> {
                         self.try_play(&mut out, Step::Write(Access { proc, map, page, pages: 1, value: None }));
                     }
                 }
-                for _ in 0..2 {
-                    // uffd() may register another map instead, already in its state.
-                    if let Some(step) = self.uffd() {
-                        self.try_play(&mut out, step);
-                    }
+                // uffd() may register another map instead, already in its state.
+                if let Some(step) = self.uffd() {
+                    self.try_play(&mut out, step);
+                }
+            }
+            Motif::Merge => {
+                if let Some(pi) = self.motif_proc(2) {
+                    self.motif_merge(&mut out, pi);
                 }
             }
             Motif::Ksm3 => {
-                let unrelated = self.rng.gen_range(0..3);
+                let unrelated = self.rng.gen_range(0..4);
                 let Some(pi) = self.motif_proc(1).filter(|_| forks_fit(self, 2)) else {
                     return out;
                 };
                 let pages = self.rng.gen_range(2..=self.cfg.max_pages.max(2));
-                if unrelated == 0 {
+                if unrelated == 3 {
+                    // One process: its equal pages become one KSM page at each address.
+                    self.motif_mergeable(&mut out, pi, pages);
+                    out.push(Step::Ksm(Ksm { timeout_ms: Some(2000) }));
+                } else if unrelated == 0 {
                     let (c1, c2) = (self.motif_fork(&mut out, pi), self.motif_fork(&mut out, pi));
                     for who in [pi, c1, c2] {
                         self.motif_mergeable(&mut out, who, pages);
@@ -982,6 +1021,33 @@ impl Gen<'_> {
         self.try_play(out, whole_mremap(proc, map, pages, to, false, false));
     }
 
+    fn motif_merge(&mut self, out: &mut Vec<Step>, pi: usize) {
+        let pages = self.rng.gen_range(1..=self.cfg.max_pages.max(1));
+        let first = self.motif_mmap(out, pi, pages, None);
+        let proc = self.procs[pi].label.clone();
+        let faulted = self.rng.gen_bool(0.5);
+        if faulted {
+            let write = Access { proc: proc.clone(), map: first.clone(), page: 0, pages, value: None };
+            self.play(out, Step::Write(write));
+        }
+        let second = format!("m{}", self.next_map);
+        let mmap = Step::Mmap(Mmap {
+            proc: proc.clone(),
+            name: second.clone(),
+            pages,
+            backing: Backing::Anon,
+            share: Share::Private,
+            huge: None,
+            locked: false,
+            at: Some(Place { after: Some(first), ..Place::default() }),
+            align: None,
+        });
+        if self.try_play(out, mmap) {
+            let page = self.rng.gen_range(0..pages);
+            self.play(out, Step::Write(Access { proc, map: second, page, pages: 1, value: None }));
+        }
+    }
+
     fn motif_move_back(&mut self, out: &mut Vec<Step>, pi: usize) {
         let pages = self.rng.gen_range(2..=self.cfg.max_pages.max(2));
         let map = self.motif_mmap(out, pi, pages, None);
@@ -1005,7 +1071,8 @@ impl Gen<'_> {
             return;
         }
         let mut who = pi;
-        if self.rng.gen_bool(0.5) {
+        let may_fork = self.cfg.weights.0.get(&Op::Fork).is_some_and(|w| *w > 0);
+        if may_fork && self.rng.gen_bool(0.5) {
             let child = self.motif_fork(out, pi);
             if self.rng.gen_bool(0.5) {
                 who = child;
@@ -1054,7 +1121,7 @@ impl Gen<'_> {
     /// A process with room for `maps` more maps whose new maps are not locked (a
     /// locked THP would be populated and walked whole at every check).
     fn motif_proc(&mut self, maps: usize) -> Option<usize> {
-        let fit = |p: &ProcState| p.maps.len() + maps <= self.cfg.max_maps && !p.lock_future;
+        let fit = |p: &ProcState| p.maps.len() + maps <= self.cfg.max_maps + MOTIF_ROOM && !p.lock_future;
         let room: Vec<usize> = (0..self.procs.len()).filter(|&i| fit(&self.procs[i])).collect();
         room.choose(&mut self.rng).copied()
     }

@@ -28,10 +28,12 @@ pub enum Kind {
     Rebacking,
     Reparent,
     Move,
+    /// A motif (`generate`'s short sequences to rare situations) inserted.
+    Motif,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Insert,
         Kind::Delete,
         Kind::Change,
@@ -40,6 +42,7 @@ impl Kind {
         Kind::Rebacking,
         Kind::Reparent,
         Kind::Move,
+        Kind::Motif,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +55,7 @@ impl Kind {
             Kind::Rebacking => "backing",
             Kind::Reparent => "reparent",
             Kind::Move => "move",
+            Kind::Motif => "motif",
         }
     }
 
@@ -66,6 +70,7 @@ impl Kind {
             Kind::Rebacking => 2,
             Kind::Reparent => 2,
             Kind::Move => 2,
+            Kind::Motif => 2,
         }
     }
 }
@@ -129,6 +134,14 @@ fn apply(
             let mut sim = sim_at(cfg, s, steps, at, seed);
             let n = rng.gen_range(1..=3);
             let new: Vec<Step> = (0..n).filter_map(|_| sim.pick()).collect();
+            if new.is_empty() {
+                return None;
+            }
+            steps.splice(at..at, new);
+        }
+        Kind::Motif => {
+            let at = rng.gen_range(0..=steps.len());
+            let new = sim_at(cfg, s, steps, at, seed).motif();
             if new.is_empty() {
                 return None;
             }
