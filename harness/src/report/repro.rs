@@ -591,24 +591,26 @@ fn track_sizes(sizes: &mut BTreeMap<(String, String), u64>, step: &Step) {
     }
 }
 
+/// A C flags expression: the names that are set, or 0.
+fn c_flags(flags: &[(bool, &str)]) -> String {
+    let set: Vec<&str> = flags.iter().filter(|(on, _)| *on).map(|(_, name)| *name).collect();
+    if set.is_empty() {
+        "0".to_string()
+    } else {
+        set.join(" | ")
+    }
+}
+
 fn slot_table(w: &mut String, name: &str, count: &str, rows: &[SlotRow]) {
     let _ = writeln!(w, "/* step, proc, map, flags, value, group, page, tag */");
     let _ = writeln!(w, "static const struct slot {name}[] = {{");
     for r in rows {
-        let mut flags = Vec::new();
-        if r.judge {
-            flags.push("S_JUDGE");
-        }
-        if r.tag.is_some() {
-            flags.push("S_TAGGED");
-        }
-        if r.may_be_zero {
-            flags.push("S_MAY_BE_ZERO");
-        }
-        if r.ksm_item {
-            flags.push("S_KSM_ITEM");
-        }
-        let flags = if flags.is_empty() { "0".to_string() } else { flags.join(" | ") };
+        let flags = c_flags(&[
+            (r.judge, "S_JUDGE"),
+            (r.tag.is_some(), "S_TAGGED"),
+            (r.may_be_zero, "S_MAY_BE_ZERO"),
+            (r.ksm_item, "S_KSM_ITEM"),
+        ]);
         let _ = writeln!(
             w,
             "\t{{ {}, {}, {}, {flags}, 0x{:02x}, {}, {}, {} }},",
@@ -629,17 +631,7 @@ fn slot_table(w: &mut String, name: &str, count: &str, rows: &[SlotRow]) {
 fn sigbus_table(w: &mut String, name: &str, rows: &[Access]) {
     let _ = writeln!(w, "/* step, page, flags */\nstatic const struct sigbus {name}[] = {{");
     for r in rows {
-        let mut flags = Vec::new();
-        if r.stop.is_some() {
-            flags.push("SB_EXPECT");
-        }
-        if r.uffd {
-            flags.push("SB_UFFD");
-        }
-        if r.unsure {
-            flags.push("SB_UNSURE");
-        }
-        let flags = if flags.is_empty() { "0".to_string() } else { flags.join(" | ") };
+        let flags = c_flags(&[(r.stop.is_some(), "SB_EXPECT"), (r.uffd, "SB_UFFD"), (r.unsure, "SB_UNSURE")]);
         let _ = writeln!(w, "\t{{ {}, {}, {flags} }},", r.step, r.stop.unwrap_or(0));
     }
     let _ = writeln!(w, "\t{{ 0xffff, 0, 0 }},\n}};\n");
@@ -648,14 +640,7 @@ fn sigbus_table(w: &mut String, name: &str, rows: &[Access]) {
 fn uffd_table(w: &mut String, name: &str, rows: &[UffdRow]) {
     let _ = writeln!(w, "/* step, flags, errno, pages done */\nstatic const struct uffd_result {name}[] = {{");
     for r in rows {
-        let mut flags = Vec::new();
-        if r.unsure {
-            flags.push("UR_UNSURE");
-        }
-        if r.certain {
-            flags.push("UR_CERTAIN");
-        }
-        let flags = if flags.is_empty() { "0".to_string() } else { flags.join(" | ") };
+        let flags = c_flags(&[(r.unsure, "UR_UNSURE"), (r.certain, "UR_CERTAIN")]);
         let name = Errno(r.errno).name();
         let errno = if name.starts_with('E') { name } else { r.errno.to_string() };
         let _ = writeln!(w, "\t{{ {}, {flags}, {errno}, {} }},", r.step, r.done);
