@@ -13,8 +13,11 @@
 //! a guest or runs a compiler.
 
 use crate::check::model::{Frame, Model};
+use crate::check::problem::Errno;
 use crate::scenario::request::{Request, Target};
-use crate::scenario::{self, span, Advice, Backing, PinKind, Prot, RemoteKind, Scenario, Share, Step, FIRST_PROC};
+use crate::scenario::{
+    self, span, Advice, Backing, PinKind, Prot, RemoteKind, Scenario, Share, Step, UffdMode, FIRST_PROC,
+};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -113,9 +116,16 @@ pub fn c_source(s: &Scenario, about: &About) -> Result<String, Error> {
     } else {
         sigbus_table(w, "sigbus_616", &new.sigbus);
     }
+    uffd_table(w, "uffd_old", &old.uffd);
+    if new.uffd == old.uffd {
+        let _ = writeln!(w, "#define uffd_616 uffd_old\n");
+    } else {
+        uffd_table(w, "uffd_616", &new.uffd);
+    }
     let (head, body) = RUNTIME.split_once(TABLES_MARK).expect("runtime.c has the tables mark");
-    let sigbus = !old.sigbus.is_empty() || !new.sigbus.is_empty();
-    Ok(format!("{}{head}{tables}{body}", header(&s, about, page_size, sigbus)))
+    let sigbus = [&old, &new].iter().any(|p| p.sigbus.iter().any(|a| a.stop.is_some() && !a.uffd));
+    let uffd = s.steps.iter().any(|step| matches!(step, Step::Uffd(_)));
+    Ok(format!("{}{head}{tables}{body}", header(&s, about, page_size, sigbus, uffd)))
 }
 
 /// Process labels and map names, numbered in order of appearance (p0 first).
@@ -159,12 +169,6 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
     let mut world = scenario::World::new();
     for (i, step) in s.steps.iter().enumerate() {
         let n = i + 1;
-        if matches!(
-            step,
-            Step::Uffd(_) | Step::UffdCopy(_) | Step::UffdZeropage(_) | Step::UffdMove(_) | Step::UffdWp(_)
-        ) {
-            return Err(Error(format!("step {n} ({}): userfaultfd is not in the C runtime", step.op())));
-        }
         // Placements are resolved as the runner resolves them (the typed core's request).
         let request = Request::from_step(step, &world, n);
         let place = match &request {
@@ -273,7 +277,28 @@ fn step_rows(s: &Scenario, names: &Names) -> Result<Vec<String>, Error> {
             Step::Read(a) => ("OP_READ", &a.proc, &a.map, "0".into(), a.page, a.pages, vec![]),
             Step::Poke(r) => ("OP_POKE", &r.proc, &r.map, "0".into(), r.page, 1, vec![]),
             Step::Uffd(_) | Step::UffdCopy(_) | Step::UffdZeropage(_) | Step::UffdMove(_) | Step::UffdWp(_) => {
-                unreachable!("refused above")
+                // The agent's uffd op: a whole map registered, or a range filled,
+                // moved (to place_map at place) or write-protected.
+                match &request {
+                    Some(Request::UffdRegister { proc, name, mode }) => {
+                        ("OP_UFFD_REGISTER", proc, name, uffd_mode(*mode).into(), 0, 0, vec![])
+                    }
+                    Some(Request::UffdCopy { pages: p, value, tag }) => {
+                        let f = if *tag { vec!["F_TAG"] } else { vec![] };
+                        ("OP_UFFD_COPY", &p.proc, &p.name, format!("0x{value:02x}"), p.page, p.count, f)
+                    }
+                    Some(Request::UffdZeropage(p)) => {
+                        ("OP_UFFD_ZEROPAGE", &p.proc, &p.name, "0".into(), p.page, p.count, vec![])
+                    }
+                    Some(Request::UffdMove { pages: p, to, at }) => {
+                        tail = format!(", {}, {at}", names.map(to));
+                        ("OP_UFFD_MOVE", &p.proc, &p.name, "0".into(), p.page, p.count, vec![])
+                    }
+                    Some(Request::UffdWp(p, on)) => {
+                        ("OP_UFFD_WP", &p.proc, &p.name, (*on as u8).to_string(), p.page, p.count, vec![])
+                    }
+                    _ => return Err(Error(format!("step {n} ({}): a step the runner would not send", step.op()))),
+                }
             }
             Step::Pin(x) => ("OP_PIN", &x.proc, &x.map, pin_kind(x.kind).into(), first, pages, vec![]),
             Step::Unpin(x) => ("OP_UNPIN", &x.proc, "", pin_kind(x.kind).into(), 0, 0, vec![]),
@@ -353,6 +378,15 @@ fn mremap_flags(t: &Target) -> impl Iterator<Item = &'static str> {
     std::iter::once("F_TO").chain(over).chain(into)
 }
 
+/// The agent's register modes: MISSING, WP or both.
+fn uffd_mode(m: UffdMode) -> &'static str {
+    match m {
+        UffdMode::Missing => "UFFD_MISSING",
+        UffdMode::Wp => "UFFD_WP",
+        UffdMode::Both => "UFFD_MISSING | UFFD_WP",
+    }
+}
+
 fn pin_kind(k: PinKind) -> &'static str {
     match k {
         PinKind::Uring => "PIN_URING",
@@ -400,15 +434,48 @@ struct SlotRow {
 struct Predictions {
     /// Every slot at every check and findpage step.
     slots: Vec<SlotRow>,
-    /// `(step index, page)`: a read or write that gets SIGBUS at that page, past the
-    /// end of the file under its map (the runner's `Model::sigbus_at`).
-    sigbus: Vec<(usize, u64)>,
+    /// The reads and writes that get SIGBUS, or that the model cannot say of.
+    sigbus: Vec<Access>,
+    /// What each UFFDIO_COPY, ZEROPAGE and MOVE does.
+    uffd: Vec<UffdRow>,
+}
+
+/// A read or write whose SIGBUS is its result (the runner's `Model::access_stop`):
+/// past the end of the file under its map, or where userfaultfd would have to answer
+/// the fault (UFFD_FEATURE_SIGBUS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Access {
+    step: usize,
+    /// The page it stops at; `None`: it does not fault.
+    stop: Option<u64>,
+    /// The stop is userfaultfd's, not the file's end.
+    uffd: bool,
+    /// A registered map's page the model cannot follow (THP, KSM, swap): a surprise
+    /// voids the model, as in the runner.
+    unsure: bool,
+}
+
+/// What a UFFDIO_COPY, ZEROPAGE or MOVE step does (`Model::uffd_result`): `done`
+/// pages, then `errno` (0: all done).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct UffdRow {
+    step: usize,
+    done: u64,
+    errno: i32,
+    /// Pages the model cannot follow: a different result voids it instead.
+    unsure: bool,
+    /// A move's maps are VMAs the model is certain of (else an EINVAL refusal voids
+    /// the model instead of failing).
+    certain: bool,
 }
 
 /// The model's predictions, on a kernel of `release`'s VMA semantics and `page_size`
 /// pages.
 fn predictions(s: &Scenario, names: &Names, release: &str, page_size: u64) -> Predictions {
     let mut sigbus = Vec::new();
+    let mut uffd = Vec::new();
+    // Which maps are registered, as the runner's World knows it.
+    let mut world = scenario::World::new();
     let mut model = Model::for_release(release).with_mthp(&s.mthp).with_page_size(page_size);
     let mut sizes: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut rows = Vec::new();
@@ -427,10 +494,18 @@ fn predictions(s: &Scenario, names: &Names, release: &str, page_size: u64) -> Pr
             Step::Findpage(r) => Some((&r.proc, &r.map, r.page)),
             _ => {
                 if let Step::Write(a) | Step::Read(a) = step {
-                    sigbus.extend(model.sigbus_at(&a.proc, &a.map, a.page, a.pages).map(|page| (i, page)));
+                    let stop = model.access_stop(&a.proc, &a.map, a.page, a.pages, matches!(step, Step::Write(_)));
+                    let uffd = stop.is_some() && stop != model.sigbus_at(&a.proc, &a.map, a.page, a.pages);
+                    let unsure = world.uffd_mode(&a.proc, &a.map).is_some()
+                        && model.uffd_unsure(&a.proc, &a.map, a.page, a.pages);
+                    if stop.is_some() || unsure {
+                        sigbus.push(Access { step: i, stop, uffd, unsure });
+                    }
                 }
+                uffd.extend(uffd_prediction(&model, i, step));
                 track_sizes(&mut sizes, step);
                 model.apply(step);
+                let _ = world.apply(step);
                 continue;
             }
         };
@@ -469,8 +544,28 @@ fn predictions(s: &Scenario, names: &Names, release: &str, page_size: u64) -> Pr
             }
         }
         model.apply(step);
+        let _ = world.apply(step);
     }
-    Predictions { slots: rows, sigbus }
+    Predictions { slots: rows, sigbus, uffd }
+}
+
+/// The model's result of a UFFDIO_COPY, ZEROPAGE or MOVE step, judged as the runner's
+/// `uffd` judges it.
+fn uffd_prediction(model: &Model, i: usize, step: &Step) -> Option<UffdRow> {
+    let predicted = model.uffd_result(step)?;
+    let certain_vmas =
+        |proc: &str, maps: [&str; 2]| maps.iter().all(|m| model.vmas(proc, m).is_some_and(|v| v.merges_certain));
+    let (unsure, certain) = match step {
+        Step::UffdMove(x) => (
+            model.uffd_unsure(&x.proc, &x.map, x.page, x.pages)
+                || model.uffd_unsure(&x.proc, &x.to.map, x.to.page, x.pages),
+            certain_vmas(&x.proc, [&x.map, &x.to.map]),
+        ),
+        Step::UffdCopy(a) => (model.uffd_unsure(&a.proc, &a.map, a.page, a.pages), true),
+        Step::UffdZeropage(x) => (model.uffd_unsure(&x.proc, &x.map, x.page, x.pages), true),
+        _ => return None,
+    };
+    Some(UffdRow { step: i, done: predicted.done, errno: predicted.errno.unwrap_or(0), unsure, certain })
 }
 
 /// The map sizes the runner keeps (mmap and mremap set them, fork copies them). A
@@ -496,24 +591,26 @@ fn track_sizes(sizes: &mut BTreeMap<(String, String), u64>, step: &Step) {
     }
 }
 
+/// A C flags expression: the names that are set, or 0.
+fn c_flags(flags: &[(bool, &str)]) -> String {
+    let set: Vec<&str> = flags.iter().filter(|(on, _)| *on).map(|(_, name)| *name).collect();
+    if set.is_empty() {
+        "0".to_string()
+    } else {
+        set.join(" | ")
+    }
+}
+
 fn slot_table(w: &mut String, name: &str, count: &str, rows: &[SlotRow]) {
     let _ = writeln!(w, "/* step, proc, map, flags, value, group, page, tag */");
     let _ = writeln!(w, "static const struct slot {name}[] = {{");
     for r in rows {
-        let mut flags = Vec::new();
-        if r.judge {
-            flags.push("S_JUDGE");
-        }
-        if r.tag.is_some() {
-            flags.push("S_TAGGED");
-        }
-        if r.may_be_zero {
-            flags.push("S_MAY_BE_ZERO");
-        }
-        if r.ksm_item {
-            flags.push("S_KSM_ITEM");
-        }
-        let flags = if flags.is_empty() { "0".to_string() } else { flags.join(" | ") };
+        let flags = c_flags(&[
+            (r.judge, "S_JUDGE"),
+            (r.tag.is_some(), "S_TAGGED"),
+            (r.may_be_zero, "S_MAY_BE_ZERO"),
+            (r.ksm_item, "S_KSM_ITEM"),
+        ]);
         let _ = writeln!(
             w,
             "\t{{ {}, {}, {}, {flags}, 0x{:02x}, {}, {}, {} }},",
@@ -531,16 +628,28 @@ fn slot_table(w: &mut String, name: &str, count: &str, rows: &[SlotRow]) {
     let _ = writeln!(w, "#define {count} {}\n", rows.len());
 }
 
-fn sigbus_table(w: &mut String, name: &str, rows: &[(usize, u64)]) {
-    let _ = writeln!(w, "/* step, page */\nstatic const struct sigbus {name}[] = {{");
-    for (step, page) in rows {
-        let _ = writeln!(w, "\t{{ {step}, {page} }},");
+fn sigbus_table(w: &mut String, name: &str, rows: &[Access]) {
+    let _ = writeln!(w, "/* step, page, flags */\nstatic const struct sigbus {name}[] = {{");
+    for r in rows {
+        let flags = c_flags(&[(r.stop.is_some(), "SB_EXPECT"), (r.uffd, "SB_UFFD"), (r.unsure, "SB_UNSURE")]);
+        let _ = writeln!(w, "\t{{ {}, {}, {flags} }},", r.step, r.stop.unwrap_or(0));
     }
-    let _ = writeln!(w, "\t{{ 0xffff, 0 }},\n}};\n");
+    let _ = writeln!(w, "\t{{ 0xffff, 0, 0 }},\n}};\n");
+}
+
+fn uffd_table(w: &mut String, name: &str, rows: &[UffdRow]) {
+    let _ = writeln!(w, "/* step, flags, errno, pages done */\nstatic const struct uffd_result {name}[] = {{");
+    for r in rows {
+        let flags = c_flags(&[(r.unsure, "UR_UNSURE"), (r.certain, "UR_CERTAIN")]);
+        let name = Errno(r.errno).name();
+        let errno = if name.starts_with('E') { name } else { r.errno.to_string() };
+        let _ = writeln!(w, "\t{{ {}, {flags}, {errno}, {} }},", r.step, r.done);
+    }
+    let _ = writeln!(w, "\t{{ 0xffff, 0, 0, 0 }},\n}};\n");
 }
 
 /// The header comment: what the program shows, where it was found, the steps.
-fn header(s: &Scenario, about: &About, page_size: u64, sigbus: bool) -> String {
+fn header(s: &Scenario, about: &About, page_size: u64, sigbus: bool, uffd: bool) -> String {
     let mut out = String::from("// SPDX-License-Identifier: GPL-2.0\n/*\n");
     let mut line = |l: &str| {
         let l = l.replace("*/", "* /");
@@ -580,6 +689,12 @@ fn header(s: &Scenario, about: &About, page_size: u64, sigbus: bool) -> String {
     if sigbus {
         line("A read or write past a file's end must get SIGBUS (caught: the step's");
         line("result) at the page the model says, and no other access one.");
+    }
+    if uffd {
+        line("userfaultfd as the agent uses it: no thread reads the fd;");
+        line("UFFD_FEATURE_SIGBUS turns each fault it would report into SIGBUS, the");
+        line("read's or write's result where the model says; UFFDIO_COPY, ZEROPAGE and");
+        line("MOVE must do as many pages and stop with the errno the model says.");
     }
     line("");
     line("A write fills each page with one byte (the step's number + 1 unless it");

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -51,6 +53,19 @@
 #define IORING_REGISTER_BUFFERS		0
 #define IORING_UNREGISTER_BUFFERS	1
 #define MPOL_MF_MOVE_ALL	(1 << 2)
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY	1
+#endif
+#ifndef UFFD_FEATURE_MOVE
+#define UFFD_FEATURE_MOVE	(1 << 16)
+#endif
+#ifndef UFFDIO_MOVE
+struct uffdio_move {
+	__u64 dst, src, len, mode;
+	__s64 move;
+};
+#define UFFDIO_MOVE	_IOWR(UFFDIO, 0x05, struct uffdio_move)
+#endif
 
 #define THP		"/sys/kernel/mm/transparent_hugepage/"
 #define KSM		"/sys/kernel/mm/ksm/"
@@ -68,8 +83,13 @@ enum op {
 	OP_READ, OP_FORK, OP_EXIT, OP_CHECK, OP_FINDPAGE, OP_NOP, OP_KSM,
 	OP_SPLIT, OP_MIGRATE, OP_COMPACT, OP_MLOCK, OP_MUNLOCK, OP_MLOCKALL,
 	OP_MUNLOCKALL, OP_POKE, OP_RECLAIM, OP_PIN, OP_UNPIN, OP_REMOTE,
-	OP_TRUNCATE, OP_PUNCH,
+	OP_TRUNCATE, OP_PUNCH, OP_UFFD_REGISTER, OP_UFFD_COPY,
+	OP_UFFD_ZEROPAGE, OP_UFFD_MOVE, OP_UFFD_WP,
 };
+
+/* A uffd register step's modes (arg). */
+#define UFFD_MISSING	0x1
+#define UFFD_WP		0x2
 
 /* How a pin step pins (arg), and how a remote step reaches the pages. */
 enum pin_kind { PIN_URING, PIN_VMSPLICE, PIN_KINDS };
@@ -101,6 +121,9 @@ enum backing { B_ANON, B_DEVZERO, B_MEMFD, B_FILE, B_HUGETLB, B_HUGETLBFS };
  * A placed mmap (F_AT, F_ALIGN) says where in place_map and place. An
  * mremap's arg is the map its pages become (or rejoin, F_INTO); a placed
  * one (F_TO or moved) moves moved pages from page (0: the whole map).
+ * A uffd register's arg is its modes; a copy's its byte (F_TAG as a
+ * write); a move's destination is page place of place_map; a wp's arg is
+ * 1 to protect, 0 to release.
  */
 struct step {
 	int op, proc, map, arg;
@@ -131,10 +154,31 @@ struct slot {
 	uint64_t page, tag;
 };
 
-/* A read or write the model expects to get SIGBUS at page (past the end). */
+/* sigbus flags */
+#define SB_EXPECT	0x1	/* it gets SIGBUS at page */
+#define SB_UFFD		0x2	/* ... as userfaultfd would have to answer */
+#define SB_UNSURE	0x4	/* a registered page the model cannot follow */
+
+/*
+ * A read or write whose SIGBUS is its result: past a file's end, or a
+ * fault userfaultfd would have to answer (UFFD_FEATURE_SIGBUS).
+ */
 struct sigbus {
 	unsigned short step;
 	uint64_t page;
+	unsigned char flags;
+};
+
+/* uffd_result flags */
+#define UR_UNSURE	0x1	/* pages the model cannot follow */
+#define UR_CERTAIN	0x2	/* a move's VMAs are ones the model is sure of */
+
+/* What a UFFDIO_COPY, ZEROPAGE or MOVE does: done pages, then err (0: all). */
+struct uffd_result {
+	unsigned short step;
+	unsigned char flags;
+	int err;
+	uint64_t done;
 };
 
 /* One per-size THP setting of the scenario (kb 0: every size). */
@@ -154,12 +198,17 @@ static uint64_t addr[NPROCS][NMAPS];
 /* Where each map was when ksmd last scanned it: its rmap_items' addresses. */
 static uint64_t ksm_addr[NPROCS][NMAPS];
 
-/* sig: the signal a read or write caught, at its page `at`. */
+/*
+ * sig: the signal a read or write caught, at its page `at`; done and
+ * uerr: the pages a UFFDIO_COPY, ZEROPAGE or MOVE did and why it stopped.
+ */
 struct reply {
 	int32_t err, child;
 	uint64_t addr;
 	int32_t sig;
 	uint64_t at;
+	uint64_t done;
+	int32_t uerr;
 };
 
 static void setup_failed(const char *what)
@@ -914,6 +963,196 @@ static void w_truncate(const struct step *s, struct reply *r)
 	close(fd);
 }
 
+/*
+ * The worker's userfaultfd, as the agent's (uffd.c): no thread reads it.
+ * UFFD_FEATURE_SIGBUS turns every fault it would report into SIGBUS, which
+ * w_touch() catches, and without UFFD_FEATURE_EVENT_FORK a fork's child
+ * keeps no registration (it closes the fd).
+ */
+static int ufd = -1;
+static uint64_t ufeatures;	/* what UFFDIO_API granted */
+
+static int uffd_open(void)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+
+	if (ufd >= 0)
+		return 0;
+	ufd = syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+	if (ufd < 0)
+		ufd = syscall(SYS_userfaultfd, O_CLOEXEC);
+	if (ufd < 0)
+		return errno == ENOSYS ? EOPNOTSUPP : errno;
+	api.features = UFFD_FEATURE_SIGBUS;
+	if (ioctl(ufd, UFFDIO_API, &api)) {
+		int e = errno;
+
+		close(ufd);
+		ufd = -1;
+		return e;
+	}
+	ufeatures = api.features;
+	return 0;
+}
+
+static void uffd_forget(void)
+{
+	if (ufd >= 0)
+		close(ufd);
+	ufd = -1;
+}
+
+/* A whole map, for MISSING and/or WP faults (arm64 has WP from 6.10). */
+static int uffd_register(const struct wmap *m, int mode)
+{
+	struct uffdio_register reg = {
+		.range = { m->addr, m->pages * page_size },
+	};
+	int e = uffd_open();
+
+	if (e)
+		return e;
+	if (mode & UFFD_MISSING)
+		reg.mode |= UFFDIO_REGISTER_MODE_MISSING;
+	if (mode & UFFD_WP) {
+		if (!(ufeatures & UFFD_FEATURE_PAGEFAULT_FLAG_WP))
+			return EOPNOTSUPP;
+		reg.mode |= UFFDIO_REGISTER_MODE_WP;
+	}
+	return ioctl(ufd, UFFDIO_REGISTER, &reg) ? errno : 0;
+}
+
+/* The bytes an ioctl reports it did (negative: an errno), in pages. */
+static uint64_t pages_done(int64_t bytes)
+{
+	return bytes > 0 ? (uint64_t)bytes / page_size : 0;
+}
+
+/*
+ * UFFDIO_COPY or ZEROPAGE of one page at dst. *err: why it stopped, a
+ * result; the return: an errno that is not one.
+ */
+static int uffd_fill_one(int op, uint64_t dst, const void *src,
+			 uint64_t *done, int *err)
+{
+	int rc;
+
+	if (op == OP_UFFD_COPY) {
+		struct uffdio_copy c = {
+			.dst = dst, .src = (uint64_t)src, .len = page_size,
+		};
+
+		rc = ioctl(ufd, UFFDIO_COPY, &c);
+		*err = rc ? errno : 0;
+		*done = rc ? pages_done(c.copy) : 1;
+	} else {
+		struct uffdio_zeropage z = { .range = { dst, page_size } };
+
+		rc = ioctl(ufd, UFFDIO_ZEROPAGE, &z);
+		*err = rc ? errno : 0;
+		*done = rc ? pages_done(z.zeropage) : 1;
+	}
+	return *err == EINVAL || *err == EFAULT ? *err : 0;
+}
+
+/*
+ * UFFDIO_MOVE (6.8+). A short move answers EAGAIN with the bytes it moved;
+ * the rest, asked again, says why it stopped (userfaultfd_move()).
+ */
+static int uffd_move(uint64_t dst, uint64_t src, uint64_t len,
+		     uint64_t *done, int *err)
+{
+	if (!(ufeatures & UFFD_FEATURE_MOVE))
+		return EOPNOTSUPP;
+	*done = 0;
+	while (*done * page_size < len) {
+		uint64_t at = *done * page_size;
+		struct uffdio_move mv = {
+			.dst = dst + at, .src = src + at, .len = len - at,
+		};
+
+		if (!ioctl(ufd, UFFDIO_MOVE, &mv)) {
+			*done = len / page_size;
+			break;
+		}
+		if (mv.move <= 0) {
+			*err = errno;
+			break;
+		}
+		*done += pages_done(mv.move);
+	}
+	return *err == EINVAL || *err == EFAULT ? *err : 0;
+}
+
+static void w_uffd(const struct step *s, struct reply *r)
+{
+	static uint8_t buf[65536] __attribute__((aligned(65536)));
+	struct wmap *m = s->op == OP_UFFD_REGISTER ? &maps[s->map] : get_range(s, r);
+	const struct wmap *d;
+	uint64_t a, len = s->count * page_size, i, one;
+	int e = 0, err = 0;
+
+	if (!m || !m->used) {
+		r->err = m ? ENOENT : r->err;
+		return;
+	}
+	a = m->addr + s->page * page_size;
+	if (s->op == OP_UFFD_REGISTER) {
+		r->err = uffd_register(m, s->arg);
+		return;
+	}
+	e = uffd_open();
+	if (e) {
+		r->err = e;
+		return;
+	}
+	switch (s->op) {
+	case OP_UFFD_WP: {
+		struct uffdio_writeprotect wp = { .range = { a, len } };
+
+		if (!(ufeatures & UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
+			r->err = EOPNOTSUPP;	/* arm64: 6.10+ */
+			return;
+		}
+		wp.mode = s->arg ? UFFDIO_WRITEPROTECT_MODE_WP : 0;
+		r->err = ioctl(ufd, UFFDIO_WRITEPROTECT, &wp) ? errno : 0;
+		return;
+	}
+	case OP_UFFD_MOVE:
+		d = &maps[s->place_map];
+		if (!d->used) {
+			r->err = ENOENT;
+			return;
+		}
+		if (s->place < 0 || (uint64_t)s->place + s->count > d->pages) {
+			r->err = EINVAL;
+			return;
+		}
+		e = uffd_move(d->addr + s->place * page_size, a, len,
+			      &r->done, &err);
+		break;
+	default:
+		/* One page at a time from a buffer filled as a write fills it. */
+		if ((size_t)page_size > sizeof(buf)) {
+			r->err = EINVAL;
+			return;
+		}
+		for (i = 0; i < s->count && !e && !err; i++) {
+			uint64_t idx = s->page + i;
+
+			memset(buf, s->arg, page_size);
+			if (s->flags & F_TAG)
+				memcpy(buf, &idx, sizeof(idx));
+			one = 0;
+			e = uffd_fill_one(s->op, a + i * page_size, buf, &one,
+					  &err);
+			r->done += one;
+		}
+	}
+	r->err = e;
+	r->uerr = err;
+}
+
 static void on_fault(int sig)
 {
 	if (!fault_armed) {
@@ -985,6 +1224,7 @@ static int w_fork(const struct step *s, struct reply *r)
 	}
 	self = s->arg;
 	pin_forget();
+	uffd_forget();
 	for (i = 0; i < NMAPS; i++) {
 		struct wmap *m = &maps[i];
 		uint64_t k;
@@ -1113,6 +1353,13 @@ static void worker(void)
 		case OP_TRUNCATE:
 		case OP_PUNCH:
 			w_truncate(s, &r);
+			break;
+		case OP_UFFD_REGISTER:
+		case OP_UFFD_COPY:
+		case OP_UFFD_ZEROPAGE:
+		case OP_UFFD_MOVE:
+		case OP_UFFD_WP:
+			w_uffd(s, &r);
 			break;
 		default:
 			w_range(s, &r);
@@ -1713,34 +1960,103 @@ static int do_reclaim(const struct step *s)
 }
 
 /*
- * A read or write past a file's end gets SIGBUS: the step's result, which
- * must be the model's, at the page it expects. 1 when it was a SIGBUS matter
- * (judged here), 0 to go on as for any other step.
+ * A read or write past a file's end, or one userfaultfd would have to
+ * answer, gets SIGBUS: the step's result, which must be the model's, at the
+ * page it expects. 1 when it was a SIGBUS matter (judged here), 0 to go on
+ * as for any other step.
  */
 static int access_result(int n, const struct reply *r)
 {
 	const struct sigbus *sb = kernel_at_least(6, 16) ? sigbus_616 : sigbus_old;
 	const struct step *s = &steps[n];
-	int got = r->err && r->sig == SIGBUS, i;
+	int got = r->err && r->sig == SIGBUS, expect, i;
 
 	for (i = 0; sb[i].step != 0xffff && sb[i].step != n; i++)
 		;
-	if (!got && (sb[i].step == 0xffff || r->err))
+	expect = sb[i].step != 0xffff && (sb[i].flags & SB_EXPECT);
+	if (!got && (!expect || r->err))
 		return 0;
-	if (!model_valid)
+	if (got != expect && (sb[i].flags & SB_UNSURE)) {
+		note(n, "a registered page the model cannot follow %s: the model no longer holds",
+		     got ? "faulted" : "did not fault");
+		model_valid = 0;
+	} else if (!model_valid) {
 		note(n, "%s not judged: an earlier step failed, so the model no longer holds",
 		     got ? "its SIGBUS" : "its access");
-	else if (!got)
-		fail(n, "the access got no signal, but the model expects SIGBUS at %s[%llu] (past the file's end)",
-		     map_name[s->map], (unsigned long long)sb[i].page);
-	else if (sb[i].step == 0xffff)
-		fail(n, "SIGBUS at %s[%llu], but the model expects no signal (inside the file)",
+	} else if (!got) {
+		fail(n, "the access got no signal, but the model expects SIGBUS at %s[%llu] (%s)",
+		     map_name[s->map], (unsigned long long)sb[i].page,
+		     sb[i].flags & SB_UFFD ? "a fault userfaultfd would have to answer" :
+					     "past the file's end");
+	} else if (!expect) {
+		fail(n, "SIGBUS at %s[%llu], but the model expects no signal (inside the file, no userfaultfd fault)",
 		     map_name[s->map], (unsigned long long)r->at);
-	else if (r->at != sb[i].page)
-		fail(n, "SIGBUS at %s[%llu], but the model expects it at page %llu (the file's end)",
+	} else if (r->at != sb[i].page) {
+		fail(n, "SIGBUS at %s[%llu], but the model expects it at page %llu (%s)",
 		     map_name[s->map], (unsigned long long)r->at,
-		     (unsigned long long)sb[i].page);
+		     (unsigned long long)sb[i].page,
+		     sb[i].flags & SB_UFFD ? "userfaultfd's fault" : "the file's end");
+	}
 	return 1;
+}
+
+/*
+ * A userfaultfd step, judged as the runner judges it. EOPNOTSUPP: the
+ * kernel lacks the feature (UFFDIO_MOVE before 6.8, write-protect on arm64
+ * before 6.10) or userfaultfd, and the model no longer holds. A move across
+ * VMAs, or between unlike ones, is refused whole (EINVAL): the step's
+ * result where the model predicts it. COPY, ZEROPAGE and MOVE must do the
+ * pages the model says and stop with its errno.
+ */
+static void uffd_result(int n, const struct reply *r)
+{
+	const struct uffd_result *u = kernel_at_least(6, 16) ? uffd_616 : uffd_old;
+	const struct step *s = &steps[n];
+	int i, refusal, certain;
+
+	for (i = 0; u[i].step != 0xffff && u[i].step != n; i++)
+		;
+	u = u[i].step == 0xffff ? NULL : &u[i];
+	refusal = u && u->err == EINVAL;
+	certain = !u || s->op != OP_UFFD_MOVE || (u->flags & UR_CERTAIN);
+	if (r->err == EINVAL && (refusal || !certain)) {
+		note(n, "refused whole: EINVAL");
+		model_valid &= refusal;
+		return;
+	}
+	if (r->err == EOPNOTSUPP) {
+		note(n, "unsupported on this kernel (errno %d): the model no longer holds",
+		     r->err);
+		model_valid = 0;
+		return;
+	}
+	if (r->err) {
+		fail(n, "failed with errno %d (%s)", r->err, strerror(r->err));
+		model_valid = 0;
+		return;
+	}
+	if (!u)
+		return;
+	if (refusal && certain && model_valid) {
+		fail(n, "it did %llu page(s), but the model expects it refused whole (EINVAL: across VMAs or between unlike ones)",
+		     (unsigned long long)r->done);
+		model_valid = 0;
+		return;
+	}
+	if (r->uerr)
+		note(n, "stopped after %llu page(s): errno %d (%s)",
+		     (unsigned long long)r->done, r->uerr, strerror(r->uerr));
+	if (r->done == u->done && r->uerr == u->err)
+		return;
+	if ((u->flags & UR_UNSURE) || !model_valid) {
+		note(n, "did %llu page(s) (errno %d), pages the model cannot follow: it no longer holds",
+		     (unsigned long long)r->done, r->uerr);
+		model_valid = 0;
+		return;
+	}
+	fail(n, "it did %llu page(s) and stopped with errno %d (%s), but the model expects %llu page(s) and errno %d (%s)",
+	     (unsigned long long)r->done, r->uerr, r->uerr ? strerror(r->uerr) : "all done",
+	     (unsigned long long)u->done, u->err, u->err ? strerror(u->err) : "all done");
 }
 
 static void do_step(int n)
@@ -1800,6 +2116,10 @@ static void do_step(int n)
 	}
 	if ((s->op == OP_READ || s->op == OP_WRITE) && access_result(n, &r))
 		return;
+	if (s->op >= OP_UFFD_REGISTER && s->op <= OP_UFFD_WP) {
+		uffd_result(n, &r);
+		return;
+	}
 	/*
 	 * ENOSYS: no io_uring (or io_uring_disabled=2); EOPNOTSUPP: 6.1's
 	 * io_uring refuses file-backed buffers. A result here, as the agent's.

@@ -243,7 +243,9 @@ fn a_truncation_scenario_expects_sigbus_where_the_model_does() {
     let text = c_source(&scenario("trunc_memfd_shrink_grow_fork.yaml"), &about()).unwrap();
     assert!(step_row(&text, 7).starts_with("\t{ OP_TRUNCATE, 1, 0, 0, 0, 4, 0, "), "{text}");
     assert!(step_row(&text, 11).starts_with("\t{ OP_TRUNCATE, 0, 0, 0, 0, 8, 0, "));
-    assert!(text.contains("static const struct sigbus sigbus_old[] = {\n\t{ 8, 6 },\n\t{ 9, 4 },\n\t{ 0xffff, 0 },"));
+    assert!(text.contains(
+        "static const struct sigbus sigbus_old[] = {\n\t{ 8, 6, SB_EXPECT },\n\t{ 9, 4, SB_EXPECT },\n\t{ 0xffff, 0, 0 },"
+    ));
     assert!(text.contains("#define sigbus_616 sigbus_old"));
     assert!(text.contains(" * A read or write past a file's end must get SIGBUS"));
     for call in ["ftruncate(fd", "FALLOC_FL_PUNCH_HOLE", "siglongjmp(fault_jmp"] {
@@ -252,8 +254,64 @@ fn a_truncation_scenario_expects_sigbus_where_the_model_does() {
     compiles("trunc_memfd", &text);
     let text = c_source(&scenario("trunc_file_punch_shared.yaml"), &about()).unwrap();
     assert!(step_row(&text, 7).starts_with("\t{ OP_PUNCH, 2, 0, 0, 2, 2, 0, "), "{text}");
-    assert!(text.contains("sigbus_old[] = {\n\t{ 10, 3 },"));
+    assert!(text.contains("sigbus_old[] = {\n\t{ 10, 3, SB_EXPECT },"));
     compiles("trunc_punch", &text);
+}
+
+/// userfaultfd as the agent plays it: the whole map registered for missing faults,
+/// UFFDIO_COPY with its byte, and the reads the model expects to get SIGBUS from
+/// UFFD_FEATURE_SIGBUS: p0's read of m[4] (step 5, index 4) and of m[6] (index 9),
+/// not c1's (no registration after fork).
+#[test]
+fn a_uffd_copy_scenario_registers_copies_and_expects_its_sigbus() {
+    let text = c_source(&scenario("uffd_copy_fork_cow.yaml"), &about()).unwrap();
+    assert!(step_row(&text, 2).starts_with("\t{ OP_UFFD_REGISTER, 0, 0, UFFD_MISSING, 0, 0, 0, "), "{text}");
+    assert!(step_row(&text, 3).starts_with("\t{ OP_UFFD_COPY, 0, 0, 0x11, 0, 4, 0, "));
+    assert!(text
+        .contains("sigbus_old[] = {\n\t{ 4, 4, SB_EXPECT | SB_UFFD },\n\t{ 9, 6, SB_EXPECT | SB_UFFD },\n\t{ 0xffff"));
+    assert!(text.contains("uffd_old[] = {\n\t{ 2, UR_CERTAIN, 0, 4 },\n\t{ 0xffff"), "{text}");
+    assert!(text.contains(" * UFFD_FEATURE_SIGBUS turns each fault"));
+    assert!(!text.contains("must get SIGBUS"), "nothing past a file's end");
+    for call in ["SYS_userfaultfd", "UFFDIO_API", "UFFD_FEATURE_SIGBUS", "UFFDIO_REGISTER_MODE_MISSING", "UFFDIO_COPY"]
+    {
+        assert!(text.contains(call), "{call}");
+    }
+    compiles("uffd_copy", &text);
+}
+
+/// A move carries its destination (map dst, page 1) and the model's result: all 3
+/// pages, then ENOENT from a source hole; a move of a shared page, EBUSY.
+#[test]
+fn a_uffd_move_carries_its_destination_and_predicted_errno() {
+    let text = c_source(&scenario("uffd_move_findpage.yaml"), &about()).unwrap();
+    let mv = step_row(&text, 6);
+    assert!(mv.starts_with("\t{ OP_UFFD_MOVE, 0, 0, 0, 0, 3, 0, "), "{mv}");
+    assert!(mv.ends_with("\", 1, 1 },"), "{mv}");
+    assert!(text.contains("\t{ 5, UR_CERTAIN, 0, 3 },"), "{text}");
+    assert!(text.contains("\t{ 9, UR_CERTAIN, ENOENT, 0 },"), "{text}");
+    assert!(text.contains("UFFDIO_MOVE") && text.contains("UFFD_FEATURE_MOVE"));
+    compiles("uffd_move", &text);
+    let text = c_source(&scenario("uffd_move_shared_busy.yaml"), &about()).unwrap();
+    assert!(text.contains("\t{ 5, UR_CERTAIN, EBUSY, 0 },"), "{text}");
+    compiles("uffd_move_busy", &text);
+}
+
+/// Write-protect: registered for wp, protected and released by range; the write to
+/// protected m[1] (step 6, index 5) gets SIGBUS, and EEXIST stops a copy over a page.
+#[test]
+fn uffd_wp_and_zeropage_steps_carry_their_calls() {
+    let text = c_source(&scenario("uffd_wp_write_sigbus.yaml"), &about()).unwrap();
+    assert!(step_row(&text, 3).starts_with("\t{ OP_UFFD_REGISTER, 0, 0, UFFD_WP, 0, 0, 0, "), "{text}");
+    assert!(step_row(&text, 4).starts_with("\t{ OP_UFFD_WP, 0, 0, 1, 0, 4, 0, "));
+    assert!(step_row(&text, 11).starts_with("\t{ OP_UFFD_WP, 0, 0, 0, 1, 1, 0, "));
+    assert!(text.contains("\t{ 5, 1, SB_EXPECT | SB_UFFD },"), "{text}");
+    assert!(text.contains("UFFDIO_WRITEPROTECT_MODE_WP"));
+    compiles("uffd_wp", &text);
+    let text = c_source(&scenario("uffd_zeropage_write.yaml"), &about()).unwrap();
+    assert!(step_row(&text, 3).starts_with("\t{ OP_UFFD_ZEROPAGE, 0, 0, 0, 0, 2, 0, "), "{text}");
+    assert!(text.contains("\t{ 6, UR_CERTAIN, EEXIST, 0 },"), "{text}");
+    assert!(text.contains("UFFDIO_ZEROPAGE"));
+    compiles("uffd_zeropage", &text);
 }
 
 /// The runtime has no block filesystem: writeback steps are refused, by step.
@@ -265,4 +323,14 @@ fn writeback_steps_are_refused() {
     let s = scenario::parse(Path::new("t.yaml"), yaml).unwrap();
     let err = c_source(&s, &about()).unwrap_err();
     assert!(err.0.starts_with("step 2 (sync): writeback"), "{err}");
+    // Refused even after userfaultfd steps, which it now plays.
+    let yaml = "name: t\nabout: uffd then msync\nsteps:\n\
+        - mmap: { name: m, pages: 2, backing: anon, share: private }\n\
+        - uffd: { map: m, mode: missing }\n\
+        - uffd_copy: { map: m, page: 0 }\n\
+        - mmap: { name: f, pages: 2, backing: file, share: shared }\n\
+        - msync: { map: f }\n";
+    let s = scenario::parse(Path::new("t.yaml"), yaml).unwrap();
+    let err = c_source(&s, &about()).unwrap_err();
+    assert_eq!(err.0, "step 5 (msync): writeback (ext4 maps, msync, fsync, sync, drop_caches) is not in the C runtime");
 }
