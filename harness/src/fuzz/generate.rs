@@ -731,24 +731,24 @@ enum Motif {
 }
 
 impl Gen<'_> {
-    /// A motif, uniformly.
+    /// A motif, by weight: those whose classes random steps never reach come more often.
     fn pick_motif(&mut self) -> Motif {
         let all = [
-            Motif::PmdAndPte,
-            Motif::MigrateLarge,
-            Motif::Ksm3,
-            Motif::Swap3,
-            Motif::ReclaimShared,
-            Motif::StraddlePmd,
-            Motif::MoveBack,
-            Motif::ForkChain,
-            Motif::PinFork,
-            Motif::TruncateShared,
-            Motif::Writeback,
-            Motif::Uffd,
-            Motif::Merge,
+            (Motif::PmdAndPte, 1),
+            (Motif::MigrateLarge, 1),
+            (Motif::Ksm3, 2),
+            (Motif::Swap3, 1),
+            (Motif::ReclaimShared, 1),
+            (Motif::StraddlePmd, 1),
+            (Motif::MoveBack, 1),
+            (Motif::ForkChain, 3),
+            (Motif::PinFork, 3),
+            (Motif::TruncateShared, 3),
+            (Motif::Writeback, 1),
+            (Motif::Uffd, 1),
+            (Motif::Merge, 3),
         ];
-        *all.choose(&mut self.rng).expect("not empty")
+        all.choose_weighted(&mut self.rng, |(_, w)| *w).expect("weights").0
     }
 
     /// The steps of one motif, played into the state; none when the state has no room
@@ -854,10 +854,29 @@ impl Gen<'_> {
                 let kind = PinKind::Uring;
                 self.play(&mut out, Step::Pin(Pin { proc: proc.clone(), map: map.clone(), page, pages: count, kind }));
                 let child = self.motif_fork(&mut out, pi);
-                for who in [pi, child] {
-                    let proc = self.procs[who].label.clone();
-                    let page = self.rng.gen_range(0..pages);
-                    self.play(&mut out, Step::Write(Access { proc, map: map.clone(), page, pages: 1, value: None }));
+                match self.rng.gen_range(0..3) {
+                    // The child reads its pages by process_vm_readv: a read-only pin
+                    // unshares each page it shares with the parent (the unpinned ones).
+                    0 => {
+                        let proc = self.procs[child].label.clone();
+                        let kind = RemoteKind::Readv;
+                        let remote = Remote { proc, map: map.clone(), page: 0, pages, kind, value: None };
+                        self.try_play(&mut out, Step::Remote(remote));
+                    }
+                    // The parent's pinned pages cannot migrate: move_pages() leaves them.
+                    1 => {
+                        let migrate =
+                            Migrate { proc, map: map.clone(), page: Some(page), pages: Some(count), node: None };
+                        self.try_play(&mut out, Step::Migrate(migrate));
+                    }
+                    _ => {
+                        for who in [pi, child] {
+                            let proc = self.procs[who].label.clone();
+                            let page = self.rng.gen_range(0..pages);
+                            let write = Access { proc, map: map.clone(), page, pages: 1, value: None };
+                            self.play(&mut out, Step::Write(write));
+                        }
+                    }
                 }
             }
             Motif::TruncateShared => {
