@@ -354,6 +354,8 @@ struct Gen<'a> {
     steps: Vec<Step>,
     /// The run's mTHP folio size in pages, if it turned one on.
     mthp_pages: Option<u64>,
+    /// That size, if it is on for shmem (memfd, tmpfs) too.
+    shmem_folio: Option<u64>,
 }
 
 /// Generate run `run` of the campaign seeded with `seed`.
@@ -367,9 +369,11 @@ pub fn generate(cfg: &GenConfig, seed: u64, run: u64) -> Scenario {
         next_child: 1,
         steps: Vec::new(),
         mthp_pages: None,
+        shmem_folio: None,
     };
     let mthp = g.mthp();
     g.mthp_pages = mthp.first().and_then(|m| m.pages);
+    g.shmem_folio = mthp.first().filter(|m| m.shmem.is_some()).and_then(|m| m.pages);
     let every = cfg.check_every.max(1);
     let mut since_check = 0;
     let steps = cfg.steps.max(1);
@@ -427,8 +431,10 @@ impl<'a> Sim<'a> {
             next_child: 1,
             steps: Vec::new(),
             mthp_pages: None,
+            shmem_folio: None,
         };
         g.mthp_pages = mthp.first().and_then(|m| m.pages);
+        g.shmem_folio = mthp.first().filter(|m| m.shmem.is_some()).and_then(|m| m.pages);
         Sim(g)
     }
 
@@ -744,7 +750,7 @@ impl Gen<'_> {
             (Motif::ForkChain, 3),
             (Motif::PinFork, 3),
             (Motif::TruncateShared, 3),
-            (Motif::Writeback, 1),
+            (Motif::Writeback, 2),
             (Motif::Uffd, 1),
             (Motif::Merge, 3),
         ];
@@ -881,7 +887,12 @@ impl Gen<'_> {
             }
             Motif::TruncateShared => {
                 let Some(pi) = self.motif_proc(1).filter(|_| forks_fit(self, 1)) else { return out };
-                let pages = self.rng.gen_range(2..=self.cfg.max_pages.max(2));
+                // Under a shmem mTHP size, two folios of it: a punch inside the first.
+                let folio = self.shmem_folio.filter(|n| *n >= 2 && 2 * n <= MAX_PAGES && self.rng.gen_bool(0.5));
+                let pages = match folio {
+                    Some(n) => 2 * n,
+                    None => self.rng.gen_range(2..=self.cfg.max_pages.max(2)),
+                };
                 let name = format!("m{}", self.next_map);
                 let proc = self.procs[pi].label.clone();
                 let (backing, share) = (Backing::Memfd, Share::Shared);
@@ -900,8 +911,19 @@ impl Gen<'_> {
                 let proc = self.procs[pi].label.clone();
                 self.play(&mut out, Step::Write(Access { proc, map: name.clone(), page: 0, pages, value: None }));
                 let child = self.motif_fork(&mut out, pi);
-                let cut = self.rng.gen_range(1..pages);
                 let (parent, child) = (self.procs[pi].label.clone(), self.procs[child].label.clone());
+                // fork copies no PTE of a shared file map: the child faults its own in.
+                let all = Access { proc: child.clone(), map: name.clone(), page: 0, pages, value: None };
+                self.play(&mut out, Step::Read(all));
+                if let Some(n) = folio {
+                    let page = self.rng.gen_range(1..n);
+                    let count = self.rng.gen_range(1..=n - page);
+                    let punch = Range { proc: parent, map: name.clone(), page: Some(page), pages: Some(count) };
+                    self.play(&mut out, Step::Punch(punch));
+                    self.play(&mut out, Step::Read(Access { proc: child, map: name, page: 0, pages, value: None }));
+                    return out;
+                }
+                let cut = self.rng.gen_range(1..pages);
                 let truncate = |pages| Step::Truncate(Truncate { proc: parent.clone(), map: name.clone(), pages });
                 self.play(&mut out, truncate(cut));
                 // Across the cut: the pages before it, then SIGBUS at the first past it.
