@@ -13,7 +13,7 @@ use crate::scenario::{
     span, Advice, Anchor, Backing, Mremap, Mthp, PinKind, Place, Prot, Remote, RemoteKind, Share, Step,
 };
 pub use layout::{Attrs, Semantics};
-use layout::{Layout, ACCOUNT, DONTFORK, HUGEPAGE, LOCKED, MERGEABLE, NOHUGEPAGE, WIPEONFORK};
+use layout::{Layout, ACCOUNT, ADDR_PGOFF, DONTFORK, HUGEPAGE, LOCKED, MERGEABLE, NOHUGEPAGE, WIPEONFORK};
 use std::collections::{BTreeMap, BTreeSet};
 pub use uffd::{UffdResult, EINVAL};
 
@@ -893,6 +893,11 @@ impl Model {
             },
             ..src.clone()
         };
+        if src.backing == Backing::DevZero && src.share == Share::Private {
+            for a in piece.layout.0.iter_mut().flatten().filter(|a| a.anon.is_none()) {
+                a.flags |= ADDR_PGOFF;
+            }
+        }
         piece.pages.resize(new as usize, None);
         piece.layout.resize(new as usize);
         let mut facts = self.take_slots(&x.proc, &x.map, first, count);
@@ -1569,6 +1574,22 @@ mod tests {
         let m = run(&format!("{head} - mremap: {{map: a2, pages: 2, to: {{back: true}}}}\n - fork: {{child: c1}}\n"));
         assert_eq!(m.frame("p0", "a", 2), moved, "back where it came from");
         assert_eq!(m.frame("c1", "a", 2), moved, "and fork shares it");
+    }
+
+    /// The clean-kernel finding of seed 2033 run 202 (6.12-debug), shrunk: copy_vma()
+    /// gives an unfaulted piece of a private /dev/zero map a pgoff from its address,
+    /// where the piece that stayed has its file offset, so back home it stays a VMA of
+    /// its own. A plain anonymous map's pgoff was its address from the start: it merges.
+    #[test]
+    fn an_unfaulted_dev_zero_range_moved_back_stays_a_vma_of_its_own() {
+        let vmas = |backing: &str, write: &str| {
+            let m = run(&format!("name: t\nabout: t\nsteps:\n - mmap: {{name: a, pages: 2, backing: {backing}, share: private}}\n{write} - mremap: {{map: a, page: 0, pages: 1, as: b, move: true}}\n - mremap: {{map: b, pages: 1, to: {{back: true}}}}\n"));
+            let pages = m.vmas("p0", "a").unwrap().pages;
+            pages.iter().map(|a| a.unwrap().vma).collect::<std::collections::BTreeSet<_>>().len()
+        };
+        assert_eq!(vmas("dev-zero", ""), 2);
+        assert_eq!(vmas("anon", ""), 1);
+        assert_eq!(vmas("dev-zero", " - write: {map: a, page: 0, pages: 2}\n"), 1, "an anon_vma keeps the pgoff");
     }
 
     #[test]

@@ -17,6 +17,10 @@ pub const LOCKED: u8 = 32;
 /// read-only while it has no anon_vma and sets it again when it is made writable, so
 /// such a piece no longer merges with a faulted read-only neighbour.
 pub const ACCOUNT: u8 = 64;
+/// A vm_pgoff taken from the VMA's address: copy_vma() gives a moved anonymous VMA
+/// without an anon_vma `addr >> PAGE_SHIFT`. A private /dev/zero map's VMAs had their
+/// file offset, so a piece moved unfaulted no longer merges with one that stayed.
+pub const ADDR_PGOFF: u8 = 128;
 
 /// Where kernels differ in how they merge VMAs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
