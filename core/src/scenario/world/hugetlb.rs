@@ -1,5 +1,6 @@
 //! hugetlb maps in the world: what a step may do to one (whole huge pages of the
-//! default size, the PMD size; no THP, KSM, mremap or migration steps), and the pool
+//! default size, the PMD size; no THP, KSM or mremap steps; migration moves a whole
+//! huge page, wherever in it the range begins), and the pool
 //! budget: the guest reserves [`HUGETLB_POOL`] huge pages at boot, and no scenario may
 //! need more, across forks too.
 //!
@@ -78,7 +79,7 @@ impl World {
                 out.push(("advice", refuse(&format!("madvise {}", x.advice.wire()))))
             }
             Step::Madvise(_) if !aligned() => out.push(("page", format!("madvise {whole}"))),
-            Step::Mremap(_) | Step::Split(_) | Step::Migrate(_) | Step::Mlock(_) | Step::Munlock(_) => {
+            Step::Mremap(_) | Step::Split(_) | Step::Mlock(_) | Step::Munlock(_) => {
                 out.push(("map", refuse(step.op())))
             }
             _ => {}
