@@ -347,6 +347,22 @@ impl Run<'_> {
         }
     }
 
+    /// A placed mmap or mremap (`after:`, `before:`) that met a mapping the kernel put
+    /// there (EEXIST): a fresh map's or an mremap's new home, whose place the World
+    /// cannot know. That is where the kernel puts maps, not a bug: the run stops with
+    /// a note. Returns whether it was that.
+    fn placed_taken(&mut self, n: usize, step: &Step, reply: &Reply) -> bool {
+        if reply.errno() != Some(EEXIST) {
+            return false;
+        }
+        self.stopped = true;
+        self.outcome.notes.push(format!(
+            "step {n}: {} to its place: the range is taken by a mapping the kernel placed (EEXIST); the run stops here",
+            step.op()
+        ));
+        true
+    }
+
     /// Send a request, fused with a pagemap read when one is due; the reply as it is.
     fn send_reply(&mut self, wire: Wire) -> Result<Reply, Fault> {
         let fuse = std::mem::take(&mut self.prefetch);
@@ -373,11 +389,23 @@ impl Run<'_> {
         let pages = || request.as_ref().and_then(Request::pages).expect("a step over a range").clone();
         match step {
             Step::Mmap(m) => {
-                if self.send(n, step, wire())?.is_some() && m.backing == Backing::Ext4 {
-                    self.ext4_maps.insert(m.name.clone());
+                let reply = self.send_reply(wire())?;
+                if reply.ok {
+                    if m.backing == Backing::Ext4 {
+                        self.ext4_maps.insert(m.name.clone());
+                    }
+                } else if !(m.at.is_some() && self.placed_taken(n, step, &reply)) {
+                    self.fail(n, step, &reply);
                 }
             }
-            Step::Munmap(_) | Step::Mprotect(_) | Step::Mremap(_) => {
+            Step::Mremap(x) => {
+                let reply = self.send_reply(wire())?;
+                let placed = x.to.as_ref().is_some_and(|t| t.after.is_some() || t.before.is_some());
+                if !reply.ok && !(placed && self.placed_taken(n, step, &reply)) {
+                    self.fail(n, step, &reply);
+                }
+            }
+            Step::Munmap(_) | Step::Mprotect(_) => {
                 self.send(n, step, wire())?;
             }
             Step::Madvise(x) => {
@@ -1121,6 +1149,9 @@ fn migration_triggers(before: &Truth, proc: &str, map: &str, page: u64, count: u
 
 /// Slots per `findpages` request: keeps the request line well under the agent's limit.
 const FINDPAGES_BATCH: usize = 256;
+
+/// errno of MAP_FIXED_NOREPLACE over a taken range.
+const EEXIST: i32 = 17;
 
 impl Run<'_> {
     /// `findpage` of every slot, a batch of them per request (one round trip to the

@@ -236,3 +236,23 @@ fn a_worker_that_dies_is_one_problem_and_its_later_steps_are_skipped() {
     assert_eq!(titles, [format!("Step: fork: the worker died of {how}")]);
     assert!(outcome.notes.iter().any(|n| n == "steps 3, 4 skipped: a process they name died"), "{:?}", outcome.notes);
 }
+
+#[test]
+fn a_place_the_kernel_filled_stops_the_run_with_a_note_not_a_failure() {
+    let loaded = scenario(
+        "  - mmap: { name: a, pages: 1, backing: anon, share: private }\n  - mmap: { name: b, pages: 4, backing: anon, share: private, at: { after: a, gap: 1 } }\n  - write: { map: b, page: 0 }\n",
+    );
+    let taken = Answer::Reply(reply(false, "errno=17 msg=taken", &[], &[]));
+    let mut fake = FakeAgent::new(info())
+        .expect("mmap", "proc=p0 name=a pages=1 backing=anon share=private", ok("addr=0x1000", &[]))
+        .expect("mmap", "proc=p0 name=b pages=4 backing=anon share=private at=2 at_map=a", taken)
+        // No write: the run stops at the taken place.
+        .expect("reset", "", ok("", &[]))
+        .expect("tainted", "", ok("value=0", &[]));
+    let outcome = run(&mut fake, &loaded).unwrap();
+    fake.assert_done();
+    assert_eq!(outcome.status, Status::Pass, "{:?}", outcome.problems);
+    let note =
+        "step 2: mmap to its place: the range is taken by a mapping the kernel placed (EEXIST); the run stops here";
+    assert!(outcome.notes.iter().any(|n| n == note), "{:?}", outcome.notes);
+}
