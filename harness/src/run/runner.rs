@@ -401,7 +401,8 @@ impl Run<'_> {
             Step::Mremap(x) => {
                 let reply = self.send_reply(wire())?;
                 let placed = x.to.as_ref().is_some_and(|t| t.after.is_some() || t.before.is_some());
-                if !reply.ok && !(placed && self.placed_taken(n, step, &reply)) {
+                let refused = !reply.ok;
+                if refused && !(placed && self.placed_taken(n, step, &reply)) {
                     self.fail(n, step, &reply);
                 }
             }
