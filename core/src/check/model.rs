@@ -386,7 +386,12 @@ impl Model {
                     Some(false) => NOHUGEPAGE,
                     None => 0,
                 };
-                let locked = m.locked || self.locked_vmas_future.contains(&m.proc);
+                // mlock never sets VM_LOCKED on a hugetlb VMA (mmap_region() clears it),
+                // but do_mmap() populates it whenever VM_LOCKED was asked for, onfault
+                // or not.
+                let hugetlb = m.backing.hugetlb();
+                let lock_asked = m.locked || self.locked_vmas_future.contains(&m.proc);
+                let locked = lock_asked && !hugetlb;
                 let flags = if locked { flags | LOCKED } else { flags };
                 let private_anon = m.share == Share::Private && matches!(m.backing, Backing::Anon | Backing::DevZero);
                 let flags = if private_anon { flags | ACCOUNT } else { flags };
@@ -396,7 +401,7 @@ impl Model {
                     object,
                     pages: vec![None; m.pages as usize],
                     layout: Layout::new(m.pages as usize, self.fresh(), flags),
-                    locked: m.locked || self.locked_future.contains(&m.proc),
+                    locked: !hugetlb && (m.locked || self.locked_future.contains(&m.proc)),
                     pgoff: 0,
                     adjacent: false,
                     origin: None,
@@ -414,7 +419,7 @@ impl Model {
                 if (anon && self.large.0) || (!anon && self.large.1) {
                     self.mark(&m.proc, &m.name, 0..m.pages, MTHP);
                 }
-                let populated = m.locked || self.locked_future.contains(&m.proc);
+                let populated = m.locked || self.locked_future.contains(&m.proc) || hugetlb && lock_asked;
                 self.procs.entry(m.proc.clone()).or_default().insert(m.name.clone(), map);
                 if let (true, Some(Ok(Anchor::After(n, _) | Anchor::Before(n, _)))) =
                     (adjacent, m.at.as_ref().map(Place::anchor))
@@ -599,12 +604,19 @@ impl Model {
                 self.lock_vmas(&r.proc, &r.map, first..first + n, false);
             }
             Step::Mlockall(x) => {
+                // mlock_fixup() skips hugetlb VMAs, so they get no VM_LOCKONFAULT either,
+                // and the mm_populate() after MCL_CURRENT populates them, onfault or not.
+                let hugetlb = |m: &Map| m.backing.hugetlb();
                 if x.current {
                     for m in self.procs.get_mut(&x.proc).into_iter().flat_map(|maps| maps.values_mut()) {
-                        m.locked = true;
+                        m.locked = !hugetlb(m);
                     }
                     for (name, len) in self.map_lens(&x.proc) {
-                        self.lock_vmas(&x.proc, &name, 0..len, true);
+                        if self.procs[&x.proc].get(&name).is_some_and(hugetlb) {
+                            self.populate(&x.proc, &name, 0..len);
+                        } else {
+                            self.lock_vmas(&x.proc, &name, 0..len, true);
+                        }
                     }
                 }
                 if x.future {
@@ -1590,6 +1602,21 @@ mod tests {
         assert_eq!(vmas("dev-zero", ""), 2);
         assert_eq!(vmas("anon", ""), 1);
         assert_eq!(vmas("dev-zero", " - write: {map: a, page: 0, pages: 2}\n"), 1, "an anon_vma keeps the pgoff");
+    }
+
+    /// mlock_fixup() and mmap_region() give a hugetlb VMA no VM_LOCKED (nor
+    /// VM_LOCKONFAULT), so mlockall(MCL_ONFAULT) leaves it populated by mm_populate()
+    /// and do_mmap(), old and new, where other maps stay unfaulted (the clean 6.12-debug
+    /// campaign's seed 2035 run 2340).
+    #[test]
+    fn mlockall_onfault_populates_hugetlb_maps_but_locks_none() {
+        let m = run("name: t\nabout: t\nsteps:\n - mmap: {name: h, pages: 512, backing: hugetlb, share: private}\n - mlockall: {future: true, onfault: true}\n - mmap: {name: g, pages: 512, backing: hugetlbfs, share: shared}\n - mmap: {name: a, pages: 4, backing: anon, share: private}\n");
+        for map in ["h", "g"] {
+            assert_eq!(m.unpredictable.get(&slot("p0", map, 5)).map(String::as_str), Some(MLOCK), "{map}");
+            assert!(m.vmas("p0", map).unwrap().pages.iter().all(|a| a.unwrap().flags & LOCKED == 0), "{map}");
+        }
+        assert_eq!(m.unpredictable.get(&slot("p0", "a", 1)), None, "onfault: the anon map waits for faults");
+        assert!(m.vmas("p0", "a").unwrap().pages.iter().all(|a| a.unwrap().flags & LOCKED != 0));
     }
 
     #[test]
