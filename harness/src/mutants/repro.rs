@@ -17,8 +17,9 @@ use std::time::Duration;
 /// How long the program may run in each guest (the boot is on top).
 const TIMEOUT: Duration = Duration::from_secs(240);
 
-/// Write the repro.c of the fuzz finding (else the suite's) to `dir`, and run it on
-/// `mutant` and on `clean`. `None` when nothing found the mutant.
+/// Write the repro.c of the fuzz finding (else, or when the C runtime cannot play it,
+/// the suite's) to `dir`, and run it on `mutant` and on `clean`. `None` when nothing
+/// found the mutant.
 pub fn check(
     suite: Option<&Found>,
     fuzz: Option<&Found>,
@@ -31,9 +32,9 @@ pub fn check(
     // to no memory at all (the splat came from the guest agent's own unmapping, which
     // every run does), when only the suite's scenario holds a trigger a program can play.
     let fuzz = fuzz.filter(|f| maps_memory(f) || suite.is_none());
-    let (from, found) = fuzz.map(|f| ("fuzz", f)).or(suite.map(|f| ("suite", f)))?;
     let source = dir.join("repro.c");
-    let (mutant, clean) = match write(found, mutant.page_size, &source) {
+    let (from, written) = write_playable(fuzz, suite, mutant.page_size, &source)?;
+    let (mutant, clean) = match written {
         Ok(()) => {
             let run =
                 |kernel: &Kernel, side: &str| run_on(kernel, &source, &dir.join(format!("repro-{side}")), progress);
@@ -46,6 +47,24 @@ pub fn check(
         }
     };
     Some(Repro { source: source.display().to_string(), from: from.to_string(), mutant, clean })
+}
+
+/// Write the program of the fuzz finding, else of the suite's: a finding with a step the
+/// C runtime lacks (an ext4 map, say) gives way to the suite's scenario, which may have
+/// none. Which one was written, or, when neither can be played, the first's reason.
+fn write_playable(
+    fuzz: Option<&Found>,
+    suite: Option<&Found>,
+    page_size: u64,
+    out: &Path,
+) -> Option<(&'static str, Result<()>)> {
+    let mut tries = fuzz
+        .map(|f| ("fuzz", f))
+        .into_iter()
+        .chain(suite.map(|f| ("suite", f)))
+        .map(|(from, found)| (from, write(found, page_size, out)));
+    let first = tries.next()?;
+    Some(if first.1.is_ok() { first } else { tries.find(|(_, w)| w.is_ok()).unwrap_or(first) })
 }
 
 /// Whether the scenario of `found` maps anything (a finding can shrink to `check: all`).
@@ -130,6 +149,26 @@ mod tests {
             output: output.into(),
             splats: Vec::new(),
         }
+    }
+
+    fn found(scenario: &str) -> Found {
+        let replay = crate::project_root().join("scenarios").join(scenario).display().to_string();
+        Found { title: "O3: kernel BUG at mm/gup.c:#!".into(), secs: 1.0, replay }
+    }
+
+    #[test]
+    fn a_finding_the_c_runtime_cannot_play_gives_way_to_the_suites() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("repro.c");
+        let (ext4, anon) = (found("wb_msync_shared_two_procs.yaml"), found("pin_readv_unshares_shared_anon.yaml"));
+        let (from, written) = write_playable(Some(&ext4), Some(&anon), 4096, &out).unwrap();
+        assert_eq!(from, "suite");
+        written.unwrap();
+        assert!(std::fs::read_to_string(&out).unwrap().contains("pin_readv_unshares_shared_anon"));
+        // Alone, the unplayable finding says why.
+        let (from, written) = write_playable(Some(&ext4), None, 4096, &out).unwrap();
+        assert_eq!(from, "fuzz");
+        assert!(format!("{:#}", written.unwrap_err()).contains("not in the C runtime"));
     }
 
     #[test]

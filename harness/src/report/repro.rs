@@ -87,7 +87,8 @@ pub fn c_source(s: &Scenario, about: &About) -> Result<String, Error> {
     let _ = writeln!(w, "#define NPROCS {}", names.procs.len());
     let _ = writeln!(w, "#define NMAPS {}", names.maps.len().max(1));
     let _ = writeln!(w, "#define NSTEPS {}", steps.len());
-    let _ = writeln!(w, "#define O1_CHECK {}\n", about.o1 as u8);
+    let _ = writeln!(w, "#define O1_CHECK {}", about.o1 as u8);
+    let _ = writeln!(w, "#define HUGETLB_POOL {}\n", rmapcheck_core::ops::HUGETLB_POOL);
     let list = |v: &[String]| v.iter().map(|n| c_string(n)).collect::<Vec<_>>().join(", ");
     let _ = writeln!(w, "static const char *const proc_name[NPROCS] = {{ {} }};", list(&names.procs));
     let maps = if names.maps.is_empty() { vec![String::new()] } else { names.maps.clone() };

@@ -327,7 +327,7 @@ static void restore_settings(void)
 /* The guest rmapcheck runs in: nothing moves pages unless a step asks. */
 static void setup_kernel(void)
 {
-	char path[160];
+	char path[160], pool[16];
 	unsigned long kb;
 	int i, done;
 
@@ -338,6 +338,14 @@ static void setup_kernel(void)
 	set_setting("/proc/sys/vm/compaction_proactiveness", "0");
 	set_setting(THP "khugepaged/scan_sleep_millisecs", "86400000");
 	set_setting(THP "khugepaged/alloc_sleep_millisecs", "86400000");
+	/* The agent's hugetlb pool, which the model budgets, when a map needs it. */
+	for (i = 0; i < NSTEPS; i++) {
+		if (steps[i].op == OP_MMAP && steps[i].arg >= B_HUGETLB) {
+			snprintf(pool, sizeof(pool), "%d", HUGETLB_POOL);
+			set_setting("/proc/sys/vm/nr_hugepages", pool);
+			break;
+		}
+	}
 	if (access(SPLIT_FILE, F_OK))
 		mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
 	for (i = 0; mthp[i].anon || mthp[i].shmem; i++) {
