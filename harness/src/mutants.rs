@@ -140,6 +140,7 @@ pub fn run(
         }
     };
     revert_leftover(&tree)?;
+    refuse_unrecorded_plants(&tree)?;
     let mut verdicts = Vec::new();
     for m in &mutants {
         if signal::requested().is_some() {
@@ -311,10 +312,51 @@ fn revert_leftover(tree: &Path) -> Result<()> {
     revert(tree, &parse(&patch, &text)?)
 }
 
+/// A planted bug that no marker records (a patch applied by hand, or a revert that
+/// failed) would be judged as part of every mutant built after it: refuse to start.
+/// Each committed mutant marks its bug with a `/* mutant: */` comment in mm/.
+fn refuse_unrecorded_plants(tree: &Path) -> Result<()> {
+    let mm = tree.join("mm");
+    let Ok(entries) = std::fs::read_dir(&mm) else { return Ok(()) };
+    let mut found = Vec::new();
+    for path in entries.flatten().map(|e| e.path()) {
+        if !path.extension().is_some_and(|x| x == "c" || x == "h") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        for (i, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("/* mutant: ") {
+                found.push(format!("{}:{}", path.strip_prefix(tree).unwrap_or(&path).display(), i + 1));
+            }
+        }
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    found.sort();
+    Err(Error::environment(anyhow::anyhow!(
+        "the mutants' tree {} holds a planted bug that no run recorded ({}): revert it (patch -R -p1) or delete the tree",
+        tree.display(),
+        found.join(", ")
+    ))
+    .into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+
+    #[test]
+    fn a_plant_no_run_recorded_stops_the_run_and_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("mm")).unwrap();
+        std::fs::write(dir.path().join("mm/rmap.c"), "int a;\n").unwrap();
+        refuse_unrecorded_plants(dir.path()).unwrap();
+        std::fs::write(dir.path().join("mm/shmem.c"), "int b;\n\t/* mutant: even_cows=0 */\n").unwrap();
+        let err = format!("{:#}", refuse_unrecorded_plants(dir.path()).unwrap_err());
+        assert!(err.contains("mm/shmem.c:2") && err.contains("patch -R"), "{err}");
+    }
 
     /// Every committed mutant says what it breaks, and plants one bug in mm/: its hunks
     /// are well formed, each names the function it changes and changes it, and one
