@@ -1625,7 +1625,16 @@ impl Gen<'_> {
 
     /// A map of one huge page of hugetlb memory, MAP_HUGETLB or a hugetlbfs file,
     /// private or shared, when the guest's pool holds it and every fork copy's COW.
+    /// Or, one time in three, a migration of a hugetlb map there is: move_pages() moves
+    /// the whole huge page (remove_migration_pte(): hugetlb_add_anon_rmap()).
     fn hugetlb(&mut self) -> Option<Step> {
+        if self.rng.gen_bool(1.0 / 3.0) {
+            if let Some((pi, map)) = self.pick_any_map(|m| m.hugetlb.is_some()) {
+                let proc = self.procs[pi].label.clone();
+                let page = self.rng.gen_range(0..self.procs[pi].maps[&map].pages.len() as u64);
+                return Some(Step::Migrate(Migrate { proc, map, page: Some(page), pages: Some(1), node: None }));
+            }
+        }
         if self.hugetlb_need() + 1 > HUGETLB_POOL {
             return None;
         }
