@@ -880,6 +880,17 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario, Errors> {
     let (scenario, relative) = count::with_page_size(count::DEFAULT_PAGE_SIZE, || deserialize(text));
     let mut scenario = scenario.map_err(|(pos, msg)| err(pos, msg))?;
     let mut problems = validate::validate(&scenario);
+    // A finding of a 16k campaign counts pages of 16 KiB: valid there, it may not be
+    // at 4 KiB (a page past a hugetlb map's 512). It is a scenario for 16k kernels.
+    if !problems.is_empty() {
+        if let Ok(big) = count::with_page_size(16384, || deserialize(text)).0 {
+            if count::with_page_size(16384, || validate::validate(&big)).0.is_empty() {
+                let mut big = big;
+                big.text = Some(text.into());
+                return Ok(big);
+            }
+        }
+    }
     if relative {
         // Counts relative to the PMD must make sense on 16k kernels too.
         scenario.text = Some(text.into());
@@ -918,13 +929,10 @@ fn deserialize(text: &str) -> Result<Scenario, (Pos, String)> {
 
 impl Scenario {
     /// The scenario as a kernel with `page_size` pages sees it: counts relative to the
-    /// PMD resolved for that size. Loading checked 4k and 16k; other sizes are
-    /// checked here.
+    /// PMD resolved for that size, checked again for it (a scenario loaded as one for
+    /// 16k kernels may not hold at 4k).
     pub fn for_page_size(&self, page_size: u64) -> Result<Scenario, String> {
         let Some(text) = &self.text else { return Ok(self.clone()) };
-        if page_size == count::DEFAULT_PAGE_SIZE {
-            return Ok(self.clone());
-        }
         let mut s = count::with_page_size(page_size, || deserialize(text)).0.map_err(|(_, m)| m)?;
         let problems = count::with_page_size(page_size, || validate::validate(&s)).0;
         if let Some((path, msg)) = problems.first() {

@@ -86,7 +86,7 @@ pub fn step(s: &Step) -> String {
         Step::Mmap(m) => Fields::new()
             .proc(&m.proc)
             .text("name", &m.name)
-            .word("pages", m.pages)
+            .word("pages", huge_pages(m))
             .word("backing", backing(m.backing))
             .word("share", if m.share == Share::Shared { "shared" } else { "private" })
             .maybe("huge", m.huge)
@@ -215,4 +215,15 @@ pub fn to_yaml(s: &Scenario, comment: &str) -> String {
         out.push_str(&format!("  - {}\n", step(st)));
     }
     out
+}
+
+/// A hugetlb map's size in PMDs of the page size it is written for (`pmd`, `2*pmd`),
+/// so that a finding from a 16k campaign still fits the pool where it is read at 4k.
+fn huge_pages(m: &super::Mmap) -> String {
+    let pmd = super::count::pmd_pages(super::count::page_size());
+    match m.pages / pmd {
+        1 if m.backing.hugetlb() && m.pages.is_multiple_of(pmd) => "pmd".into(),
+        k if m.backing.hugetlb() && m.pages.is_multiple_of(pmd) && k > 1 => format!("{k}*pmd"),
+        _ => m.pages.to_string(),
+    }
 }

@@ -80,3 +80,31 @@ fn pmd_counts_resolve_for_each_page_size() {
     assert!(plain.text.is_none());
     assert_eq!(pages(&plain.for_page_size(16384).unwrap()), 3);
 }
+
+/// A hugetlb map is written in PMDs of the page size it was played at, so a 16k
+/// campaign's finding reads back as the same huge pages at 4k (where 2048 pages would
+/// be four huge pages, more than the pool).
+#[test]
+fn hugetlb_maps_are_written_in_pmds_and_read_back() {
+    let text = "name: t\nabout: t\nsteps:\n  - mmap: { name: h, pages: 2048, backing: hugetlb, share: shared }\n";
+    let s = count::with_page_size(16384, || deserialize(text)).0.unwrap();
+    let yaml = count::with_page_size(16384, || emit::to_yaml(&s, "")).0;
+    assert!(yaml.contains("pages: pmd,"), "{yaml}");
+    let again = parse(Path::new("t.yaml"), &yaml).unwrap();
+    let Step::Mmap(m) = &again.steps[0] else { panic!() };
+    assert_eq!(m.pages, 512, "one huge page at 4k");
+    let two = text.replace("2048", "1024");
+    let s = count::with_page_size(4096, || deserialize(&two)).0.unwrap();
+    assert!(emit::to_yaml(&s, "").contains("pages: 2*pmd,"));
+}
+
+/// A 16k campaign's finding names pages past what its map has at 4k: it loads as a
+/// scenario for 16k kernels, and a 4k kernel refuses it by name, not half-way through.
+#[test]
+fn a_scenario_valid_only_with_16k_pages_loads_for_16k_kernels() {
+    let text = "name: t\nabout: t\nsteps:\n  - mmap: { name: h, pages: pmd, backing: hugetlb, share: shared }\n  - write: { map: h, page: 1388 }\n";
+    let s = parse(Path::new("t.yaml"), text).unwrap();
+    assert!(s.for_page_size(16384).is_ok());
+    let err = s.for_page_size(4096).unwrap_err();
+    assert!(err.contains("out of range") && err.contains("4 KiB"), "{err}");
+}
